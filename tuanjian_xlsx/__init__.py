@@ -1,0 +1,30 @@
+"""tuanjian-xlsx: 活力团建报表 — templates from form specs, workspace configuration, and (later) intake and merge."""
+
+from .build import Prefill, build_template, build_templates
+from .config import Roster, Settings, Workspace
+from .issues import ConfigError, Issue, Report, TuanjianError
+from .periods import Period, parse_period
+from .specs import FormSpec, SpecRegistry, TableSpec, load_spec
+from .workspace import build_workspace_templates, init_workspace, list_templates
+
+__all__ = [
+    "ConfigError",
+    "FormSpec",
+    "Issue",
+    "Period",
+    "Prefill",
+    "Report",
+    "Roster",
+    "Settings",
+    "SpecRegistry",
+    "TableSpec",
+    "TuanjianError",
+    "Workspace",
+    "build_template",
+    "build_templates",
+    "build_workspace_templates",
+    "init_workspace",
+    "list_templates",
+    "load_spec",
+    "parse_period",
+]

@@ -1,0 +1,186 @@
+"""The `tuanjian` command: parses options, calls one library function, prints the result in Chinese."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ChineseFormatter(click.HelpFormatter):
+    _HEADINGS = {"Options": "选项", "Commands": "命令", "Arguments": "参数"}
+
+    def write_usage(self, prog, args="", prefix=None):
+        super().write_usage(prog, args.replace("[OPTIONS]", "[选项]").replace("COMMAND", "命令")
+                            .replace("[ARGS]...", "[参数]..."), prefix="用法：")
+
+    def write_heading(self, heading):
+        self.write(f"{'':>{self.current_indent}}{self._HEADINGS.get(heading, heading)}：\n")
+
+
+class ChineseContext(click.Context):
+    formatter_class = ChineseFormatter
+
+
+def _help_option(self, ctx):
+    option = click.Command.get_help_option(self, ctx)
+    if option is not None:
+        option.help = "显示本帮助"
+    return option
+
+
+class Command(click.Command):
+    context_class = ChineseContext
+    get_help_option = _help_option
+
+
+class Group(click.Group):
+    context_class = ChineseContext
+    command_class = Command
+    get_help_option = _help_option
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.group_class = Group
+
+
+_CLICK_ZH = [
+    (r"Missing argument '(.+?)'\.?", r"缺少参数 \1"),
+    (r"No such option:? '?([^'\s]+)'?\.?", r"没有这个选项：\1。"),
+    (r"Did you mean '?([^'?]+)'?\?", r"是否想用 \1？"),
+    (r"\(Possible options: (.+?)\)", r"（可能是：\1）"),
+    (r"No such command '(.+?)'\.?", r"没有这个命令：\1"),
+    (r"Got unexpected extra arguments? \((.+)\)", r"多余的参数：\1"),
+    (r"Option '(.+?)' requires an argument\.", r"选项 \1 需要一个值"),
+    (r"Invalid value for '(.+?)': ", r"参数 \1 的值无效："),
+    (r"Directory '(.+?)' does not exist\.", r"文件夹不存在：\1"),
+    (r"Path '(.+?)' does not exist\.", r"路径不存在：\1"),
+]
+
+
+def _usage_zh(message: str) -> str:
+    for pattern, repl in _CLICK_ZH:
+        message = re.sub(pattern, repl, message)
+    return message
+
+
+def _echo(text: str = "", err: bool = False) -> None:
+    click.echo(text, err=err)
+
+
+def reports_errors(fn):
+    """One place that turns the library's errors into Chinese lines and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .issues import TuanjianError
+
+        try:
+            return fn(*args, **kwargs)
+        except TuanjianError as exc:
+            for issue in exc.issues:
+                _echo(issue.render(), err=True)
+            sys.exit(EXIT_FAILED)
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an unexpected failure: say so plainly; the traceback only with --debug
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            _echo(f"错误：内部错误（{type(exc).__name__}：{exc}）。加 --debug 可查看详细信息。", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper
+
+
+def workspace_option(fn):
+    return click.option("--workspace", "-w", "workspace", type=click.Path(file_okay=False, path_type=Path),
+                        default=".", metavar="文件夹", help="工作区文件夹（含 tuanjian.toml），默认为当前文件夹")(fn)
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="以 JSON 输出结果（供程序读取）")(fn)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]},
+             help="活力团建报表工具：生成模板、下发、收件校验、汇总。")
+@click.option("--debug", is_flag=True, help="出错时显示详细的技术信息")
+@click.version_option(package_name="tuanjian-xlsx", message="tuanjian %(version)s", help="显示版本号")
+def cli(debug: bool) -> None:
+    pass
+
+
+@cli.command(help="新建工作区：写入 tuanjian.toml、《名单与目标.xlsx》（实施方案的默认名单与目标）和各文件夹。")
+@click.argument("directory", metavar="文件夹", type=click.Path(file_okay=False, path_type=Path))
+@reports_errors
+def init(directory: Path) -> None:
+    from .workspace import init_workspace
+
+    ws = init_workspace(directory)
+    _echo(f"已新建工作区：{ws.root}")
+    _echo(f"  设置：{ws.root / 'tuanjian.toml'}")
+    _echo(f"  名单与目标：{ws.root / ws.settings.roster.file}")
+    folders = "、".join(f"{getattr(ws.settings.folders, k)}/" for k in ("templates", "outbox", "inbox", "returns", "master"))
+    _echo(f"  文件夹：{folders}")
+    _echo(f"下一步：tuanjian templates build --workspace {directory}")
+
+
+@cli.group(help="报表模板：生成、列出。")
+def templates() -> None:
+    pass
+
+
+@templates.command("build", help="按工作区的名单与设置生成各报表当前版本的空白模板（默认放在“模板”文件夹）。")
+@workspace_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="文件夹",
+              help="输出文件夹（默认为工作区的“模板”文件夹）")
+@reports_errors
+def templates_build(workspace: Path, out_dir: Path | None) -> None:
+    from .workspace import build_workspace_templates
+
+    written = build_workspace_templates(workspace, out_dir)
+    _echo(f"已生成 {len(written)} 个模板：")
+    for p in written:
+        _echo(f"  {p}")
+
+
+@templates.command("list", help="列出所有报表模板的版本、指纹和字段数。")
+@json_option
+@reports_errors
+def templates_list(as_json: bool) -> None:
+    from .workspace import list_templates
+
+    rows = list_templates()
+    if as_json:
+        _echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        _echo(f"{r['form_id']:<20} v{r['version']:<3} 字段 {r['fields']:>2} 个  指纹 {r['fingerprint'][:16]}  {r['title']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: Chinese usage errors, exit 2."""
+    try:
+        cli.main(args=argv, prog_name="tuanjian", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _echo("已取消。", err=True)
+        return EXIT_FAILED
+    except click.UsageError as exc:
+        _echo(f"用法错误：{_usage_zh(exc.format_message())}", err=True)
+        _echo("运行 tuanjian --help 查看用法。", err=True)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        _echo(f"错误：{_usage_zh(exc.format_message())}", err=True)
+        return exc.exit_code
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

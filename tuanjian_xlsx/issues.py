@@ -1,0 +1,159 @@
+"""Problems are data: an Issue names the place (file · sheet · cell · field) and says what is wrong in Chinese.
+
+Every message is rendered from one catalogue, keyed by a stable English code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Literal
+
+Severity = Literal["error", "warning"]
+
+# code -> (severity, Chinese message template, English gloss for developers' docs)
+CATALOGUE: dict[str, tuple[Severity, str, str]] = {
+    "toml-syntax": ("error", "配置文件语法错误：{detail}", "the TOML file cannot be parsed"),
+    "unknown-key": ("error", "未知的设置项“{key}”（是否拼写有误？）", "a key the settings do not know"),
+    "missing-key": ("error", "缺少必填的设置项“{key}”", "a required key is missing"),
+    "bad-value": ("error", "设置项“{key}”的值无效：{detail}", "a value of the wrong kind"),
+    "unknown-form": ("error", "未知的报表“{value}”，可用的有：{known}", "a form id no spec defines"),
+    "unknown-version": ("error", "报表“{form}”没有第 {version} 版模板", "a version no spec file defines"),
+    "file-missing": ("error", "找不到文件：{detail}", "a file the configuration needs is absent"),
+    "file-unreadable": ("error", "无法打开文件：{detail}", "a file that cannot be opened as a workbook"),
+    "sheet-missing": ("error", "缺少工作表“{sheet}”", "a required sheet is absent"),
+    "column-missing": ("error", "工作表缺少“{column}”列（第 1 行应为表头）", "a required column header is absent"),
+    "unknown-column": ("warning", "不认识的列“{column}”，已忽略", "an extra column header"),
+    "required-value": ("error", "“{field}”必须填写", "a required cell is empty"),
+    "not-a-number": ("error", "“{field}”应填数字，现为“{value}”", "a number was expected"),
+    "not-an-integer": ("error", "“{field}”应填整数，现为“{value}”", "an integer was expected"),
+    "negative": ("error", "“{field}”不能为负数，现为 {value}", "a negative number"),
+    "not-in-choices": ("error", "“{field}”的值“{value}”不在可选项中（可选：{choices}）", "a value outside the list"),
+    "bad-cell": ("error", "“{field}”的值“{value}”无效：{detail}", "a cell value of the wrong kind"),
+    "bad-date": ("error", "“{field}”不是有效日期：“{value}”", "a date that cannot be read"),
+    "bad-email": ("error", "“{field}”不是有效的电子邮箱：“{value}”", "an e-mail address that cannot be right"),
+    "bad-id": ("error", "“{field}”只能用英文字母、数字、下划线和连字符：“{value}”", "an identifier with other characters"),
+    "duplicate-unit": ("error", "单位“{value}”重复（第 {first} 行已有）", "a unit listed twice"),
+    "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),
+    "duplicate-rule": ("error", "单位类型“{unit_type}”的“{form}”重复设置（第 {first} 行已有）", "a due rule given twice"),
+    "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
+    "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
+    "task-without-target": ("error", "任务“{task}”是{kind}指标，但没有目标值（{detail}）", "a quantified task with no target"),
+    "ratio-target-range": ("error", "任务“{task}”是比率指标，目标值应为 0%～100%，现为 {value}", "a ratio target outside 0..1"),
+    "ratio-needs-labels": ("error", "任务“{task}”是比率指标，须填写“完成数口径”和“基数口径”", "a ratio task without its two labels"),
+    "task-no-unit-types": ("error", "任务“{task}”没有填写报送单位类型", "a task nobody reports"),
+    "workspace-exists": ("error", "工作区里已有此文件，为免覆盖，未做任何改动", "init would overwrite a file"),
+    "no-units": ("error", "单位名单为空", "an empty roster"),
+}
+
+KINDS_ZH = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem, with its place. Positions come from constructors, not by hand."""
+
+    code: str
+    severity: Severity
+    message: str
+    file: str | None = None
+    sheet: str | None = None
+    cell: str | None = None
+    field: str | None = None
+    line: int | None = None
+    note: str | None = None
+
+    @classmethod
+    def make(
+        cls,
+        code: str,
+        *,
+        file: str | None = None,
+        sheet: str | None = None,
+        cell: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+        note: str | None = None,
+        severity: Severity | None = None,
+        **params: object,
+    ) -> "Issue":
+        default_severity, template, _ = CATALOGUE[code]
+        values = {"field": field or "", **{k: _show(v) for k, v in params.items()}}
+        return cls(
+            code=code,
+            severity=severity or default_severity,
+            message=template.format(**values),
+            file=file,
+            sheet=sheet,
+            cell=cell,
+            field=field,
+            line=line,
+            note=note,
+        )
+
+    @property
+    def place(self) -> str:
+        """'名单与目标.xlsx · 单位名单 · C5 · 单位类型' or 'tuanjian.toml · 第 12 行 · folders.inbox'."""
+        parts = [self.file, self.sheet, self.cell]
+        if self.line is not None:
+            parts.append(f"第 {self.line} 行")
+        parts.append(self.field)
+        return " · ".join(p for p in parts if p)
+
+    def render(self) -> str:
+        label = "错误" if self.severity == "error" else "提醒"
+        text = f"{label}：{self.place}：{self.message}" if self.place else f"{label}：{self.message}"
+        return f"{text}（{self.note}）" if self.note else text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (list, tuple, set)):
+        return "、".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass
+class Report:
+    """A list of issues with the small helpers tests and the CLI need."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, issue: Issue) -> None:
+        self.issues.append(issue)
+
+    def extend(self, issues: Iterable[Issue]) -> None:
+        self.issues.extend(issues)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def flatten(self, keys: Iterable[str]) -> list[list]:
+        keys = list(keys)
+        return [[getattr(i, k) for k in keys] for i in self.issues]
+
+
+class TuanjianError(Exception):
+    """Raised by library entry points when the job cannot go on; carries the issues that say why."""
+
+    def __init__(self, issues: Iterable[Issue] | Issue | str):
+        if isinstance(issues, str):
+            issues = [Issue(code="failed", severity="error", message=issues)]
+        elif isinstance(issues, Issue):
+            issues = [issues]
+        self.issues = list(issues)
+        super().__init__("\n".join(i.render() for i in self.issues))
+
+
+class ConfigError(TuanjianError):
+    """The workspace configuration is not usable."""

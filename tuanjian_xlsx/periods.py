@@ -1,0 +1,74 @@
+"""Reporting periods: '2026-03' (month), '2026-Q1' (quarter), '2026' (year); parsing, labels, due dates."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+_FULLWIDTH = str.maketrans("０１２３４５６７８９－／．Ｑｑ　", "0123456789-/.Qq ")
+_CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4}
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    year: int
+    kind: str  # 'month' | 'quarter' | 'year'
+    index: int  # month 1-12, quarter 1-4, or 1 for a year
+
+    @property
+    def code(self) -> str:
+        if self.kind == "month":
+            return f"{self.year}-{self.index:02d}"
+        if self.kind == "quarter":
+            return f"{self.year}-Q{self.index}"
+        return f"{self.year}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "month":
+            return f"{self.year}年{self.index}月"
+        if self.kind == "quarter":
+            return f"{self.year}年第{self.index}季度"
+        return f"{self.year}年"
+
+    @property
+    def months(self) -> tuple[int, int]:
+        """First and last month of the period."""
+        if self.kind == "month":
+            return self.index, self.index
+        if self.kind == "quarter":
+            return 3 * self.index - 2, 3 * self.index
+        return 1, 12
+
+    @property
+    def first_day(self) -> dt.date:
+        return dt.date(self.year, self.months[0], 1)
+
+    @property
+    def last_day(self) -> dt.date:
+        m = self.months[1]
+        return dt.date(self.year, m, calendar.monthrange(self.year, m)[1])
+
+    def due(self, day: int, month_offset: int) -> dt.date:
+        """Day `day` of the `month_offset`-th month after the period's last month (clamped to month end)."""
+        y, m = divmod(self.year * 12 + self.months[1] - 1 + month_offset, 12)
+        m += 1
+        return dt.date(y, m, min(day, calendar.monthrange(y, m)[1]))
+
+
+def parse_period(text: str) -> Period | None:
+    """'2026-03', '2026年3月', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period; else None."""
+    s = str(text).translate(_FULLWIDTH).strip().replace(" ", "")
+    m = re.fullmatch(r"(\d{4})(?:-|/|\.|年)(\d{1,2})月?", s)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return Period(int(m.group(1)), "month", int(m.group(2)))
+    m = re.fullmatch(r"(\d{4})(?:-|年)?(?:[Qq]([1-4])|第?([1-4一二三四])季度?)", s)
+    if m:
+        q = m.group(2) or m.group(3)
+        return Period(int(m.group(1)), "quarter", _CN_DIGITS.get(q) or int(q))
+    m = re.fullmatch(r"(\d{4})年?(?:度)?", s)
+    if m:
+        return Period(int(m.group(1)), "year", 1)
+    return None

@@ -1,0 +1,367 @@
+"""名单与目标.xlsx: the roster, unit types with due rules, and target tasks, kept by staff in Excel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .cells import cell_name, col_to_letters
+from .config import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
+from .issues import KINDS_ZH, ConfigError, Issue
+from .specs import SpecRegistry
+from .tomlfile import _detail
+from .xlsxio import close_workbook, new_workbook
+
+SHEET_UNITS = "单位名单"
+SHEET_TYPES = "单位类型"
+SHEET_TASKS = "目标任务"
+SHEET_HELP = "说明"
+MAX_ROWS = 500  # rows left open for staff to add to
+
+
+@dataclass(frozen=True)
+class Col:
+    key: str  # dotted path into the record: 'name', 'rules.visit_report.day', 'type_targets.县区团委'
+    header: str
+    width: float
+    required: bool = True
+    note: str = ""
+
+
+def unit_cols() -> list[Col]:
+    return [
+        Col("id", "单位编号", 12, note="英文字母、数字或下划线，如 yuanhui；定下后不要改"),
+        Col("name", "单位名称", 34),
+        Col("type", "单位类型", 14, note="从下拉列表选，列表来自“单位类型”表"),
+        Col("email", "电子邮箱", 26, required=False),
+        Col("contact", "联系人", 10, required=False),
+        Col("phone", "联系电话", 16, required=False),
+    ]
+
+
+def type_cols(registry: SpecRegistry) -> list[Col]:
+    cols = [Col("name", "单位类型", 14)]
+    for form_id, name in form_names(registry).items():
+        cols += [
+            Col(f"rules.{form_id}.cadence", f"{name}·报送周期", 13, note="按月 / 按季 / 按年 / 不报送"),
+            Col(f"rules.{form_id}.day", f"{name}·截止日", 11, note="截止日期是几号（1～31）"),
+            Col(f"rules.{form_id}.month_offset", f"{name}·顺延月数", 11,
+                note="0 = 报送期最后一个月当月截止；1 = 次月截止"),
+        ]
+    return cols
+
+
+def task_cols(type_names: list[str]) -> list[Col]:
+    cols = [
+        Col("code", "编号", 7),
+        Col("project", "工程", 11, required=False),
+        Col("content", "任务内容", 36, required=False),
+        Col("indicator", "量化指标", 24),
+        Col("kind", "指标类型", 9, note="比率 / 数量 / 是否 / 定性"),
+        Col("numerator_label", "完成数口径", 22, required=False, note="比率指标的分子，如“已建团的非公企业数”"),
+        Col("denominator_label", "基数口径", 22, required=False, note="比率指标的分母，如“已建立党组织的非公企业数”"),
+        Col("comparison", "比较", 6, required=False, note="≥ 或 ="),
+        Col("target", "目标值", 8, required=False, note="比率填百分数（如 40%），数量填个数；各类型不同时填右侧各列"),
+    ]
+    cols += [Col(f"type_targets.{t}", f"目标值·{t}", 10, required=False) for t in type_names]
+    cols += [
+        Col("unit_types", "报送单位类型", 26, note="哪些单位类型填报此项，用顿号分隔"),
+        Col("deadline", "完成时限", 12, required=False),
+        Col("department", "责任部室", 9, required=False),
+        Col("owner", "责任人", 9, required=False),
+    ]
+    return cols
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
+    """The workbook staff edit: headers locked, rows open, dropdowns from the type list."""
+    buf = io.BytesIO()
+    wb = new_workbook(buf, title="名单与目标")
+    fmt = _formats(wb)
+    types = roster.type_names
+
+    ws = _sheet(wb, SHEET_UNITS, unit_cols(), fmt)
+    for r, u in enumerate(roster.units, start=1):
+        for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone]):
+            ws.write_string(r, c, v or "", fmt["cell"])
+    ws.data_validation(1, 2, MAX_ROWS, 2, _list_from(f"={SHEET_TYPES}!$A$2:$A${MAX_ROWS + 1}", "单位类型"))
+
+    tcols = type_cols(registry)
+    ws = _sheet(wb, SHEET_TYPES, tcols, fmt)
+    for r, t in enumerate(roster.unit_types, start=1):
+        ws.write_string(r, 0, t.name, fmt["cell"])
+        for c, col in enumerate(tcols[1:], start=1):
+            _, form_id, attr = col.key.split(".")
+            rule = t.rules.get(form_id)
+            if rule is None:
+                ws.write_blank(r, c, None, fmt["cell"])
+            elif attr == "cadence":
+                ws.write_string(r, c, CADENCE_ZH[rule.cadence], fmt["cell"])
+            else:
+                ws.write_number(r, c, getattr(rule, attr), fmt["int"])
+    for c, col in enumerate(tcols):
+        if col.key.endswith(".cadence"):
+            ws.data_validation(1, c, MAX_ROWS, c, _inline(list(CADENCE_ZH.values()), col.header))
+        elif col.key.endswith(".day"):
+            ws.data_validation(1, c, MAX_ROWS, c, _whole(1, 31, col.header))
+        elif col.key.endswith(".month_offset"):
+            ws.data_validation(1, c, MAX_ROWS, c, _whole(0, 12, col.header))
+
+    kcols = task_cols(types)
+    ws = _sheet(wb, SHEET_TASKS, kcols, fmt)
+    for r, t in enumerate(roster.tasks, start=1):
+        for c, col in enumerate(kcols):
+            _write_task_cell(ws, r, c, col, t, fmt)
+    for c, col in enumerate(kcols):
+        if col.key == "kind":
+            ws.data_validation(1, c, MAX_ROWS, c, _inline(list(KINDS_ZH.values()), col.header))
+        elif col.key == "comparison":
+            ws.data_validation(1, c, MAX_ROWS, c, _inline(list(COMPARISON_ZH.values()), col.header))
+        elif col.key == "target" or col.key.startswith("type_targets."):
+            ws.data_validation(1, c, MAX_ROWS, c, {"validate": "decimal", "criteria": ">=", "value": 0,
+                                                   "error_title": col.header, "error_message": "请填写不小于 0 的数"})
+        elif col.key == "deadline":
+            ws.data_validation(1, c, MAX_ROWS, c, {"validate": "date", "criteria": ">=",
+                                                   "value": dt.date(2000, 1, 1),
+                                                   "error_title": col.header, "error_message": "请填写日期，如 2026-12-31"})
+
+    _help_sheet(wb, fmt)
+    return close_workbook(wb, buf)
+
+
+def _write_task_cell(ws, r: int, c: int, col: Col, t: Task, fmt) -> None:
+    key = col.key
+    if key == "kind":
+        ws.write_string(r, c, KINDS_ZH[t.kind], fmt["cell"])
+    elif key == "comparison":
+        ws.write_string(r, c, COMPARISON_ZH[t.comparison], fmt["cell"])
+    elif key == "unit_types":
+        ws.write_string(r, c, "、".join(t.unit_types), fmt["cell"])
+    elif key == "deadline":
+        if t.deadline:
+            ws.write_datetime(r, c, dt.datetime.combine(t.deadline, dt.time()), fmt["date"])
+        else:
+            ws.write_blank(r, c, None, fmt["date"])
+    elif key == "target" or key.startswith("type_targets."):
+        v = t.target if key == "target" else t.type_targets.get(key.split(".", 1)[1])
+        style = fmt["pct"] if t.kind == "ratio" else fmt["num"]
+        if v is None:
+            ws.write_blank(r, c, None, style)
+        else:
+            ws.write_number(r, c, v, style)
+    else:
+        ws.write_string(r, c, str(getattr(t, key) or ""), fmt["cell"])
+
+
+def _formats(wb) -> dict:
+    base = {"font_name": "仿宋", "font_size": 11, "valign": "vcenter", "border": 1, "border_color": "#BFBFBF"}
+    open_ = {**base, "locked": False, "text_wrap": True}
+    return {
+        "head": wb.add_format({**base, "bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "align": "center"}),
+        "cell": wb.add_format(open_),
+        "int": wb.add_format({**open_, "num_format": "0"}),
+        "num": wb.add_format({**open_, "num_format": "0.##"}),
+        "pct": wb.add_format({**open_, "num_format": "0%"}),
+        "date": wb.add_format({**open_, "num_format": "yyyy-mm-dd"}),
+        "help_title": wb.add_format({"font_name": "宋体", "font_size": 16, "bold": True}),
+        "help": wb.add_format({"font_name": "仿宋", "font_size": 12, "text_wrap": True, "valign": "top"}),
+    }
+
+
+def _sheet(wb, name: str, cols: list[Col], fmt):
+    ws = wb.add_worksheet(name)
+    ws.freeze_panes(1, 0)
+    ws.set_row(0, 32)
+    for c, col in enumerate(cols):
+        ws.set_column(c, c, col.width, fmt["cell"])
+        ws.write_string(0, c, col.header, fmt["head"])
+        if col.note:
+            ws.write_comment(0, c, col.note, {"author": "tuanjian", "x_scale": 1.6})
+    ws.protect("", {"insert_rows": True, "delete_rows": True, "format_columns": True, "format_rows": True,
+                    "sort": True, "autofilter": True})
+    return ws
+
+
+def _list_from(source: str, title: str) -> dict:
+    return {"validate": "list", "source": source, "error_title": title,
+            "error_message": f"请从下拉列表中选择{title}"}
+
+
+def _inline(choices: list[str], title: str) -> dict:
+    return {"validate": "list", "source": choices, "error_title": title[:32],
+            "error_message": "请从下拉列表中选择：" + "、".join(choices)}
+
+
+def _whole(lo: int, hi: int, title: str) -> dict:
+    return {"validate": "integer", "criteria": "between", "minimum": lo, "maximum": hi,
+            "error_title": title[:32], "error_message": f"请填写 {lo}～{hi} 的整数"}
+
+
+_HELP = [
+    "本文件由 tuanjian 维护的数据：单位名单、单位类型（报送周期与截止日）、目标任务。",
+    "· 单位名单：每个报送单位一行。单位编号用英文字母，定下后不要改；单位类型从下拉列表选。",
+    "· 单位类型：每种类型一行，逐表设置报送周期（按月/按季/按年/不报送）、截止日（几号）、顺延月数"
+    "（0 = 报送期最后一个月当月，1 = 次月）。例如县区团委附件1“按月、10、1”即次月10日前报送。",
+    "· 目标任务：每项量化指标一行。比率指标须填完成数口径和基数口径，全市完成率按 Σ完成数 ÷ Σ基数 计算；"
+    "目标值因单位类型不同时填“目标值·类型”各列；报送单位类型用顿号分隔。",
+    "· 可以插入、删除行，表头（第 1 行）受保护。改完保存后运行 tuanjian templates build 重新生成模板。",
+]
+
+
+def _help_sheet(wb, fmt) -> None:
+    ws = wb.add_worksheet(SHEET_HELP)
+    ws.set_column(0, 0, 100)
+    ws.write_string(0, 0, "填写说明", fmt["help_title"])
+    for r, line in enumerate(_HELP, start=2):
+        ws.set_row(r, 36)
+        ws.write_string(r, 0, line, fmt["help"])
+    ws.protect()
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+class _Sheet:
+    """One sheet's rows with a header map; every value comes back with its cell."""
+
+    def __init__(self, file: str, name: str, rows: list[list], cols: list[Col], issues: list[Issue]):
+        self.file, self.name = file, name
+        self.cols = {c.key: c for c in cols}
+        header = [str(v).strip() for v in (rows[0] if rows else [])]
+        by_header = {c.header: c.key for c in cols}
+        self.col_of: dict[str, int] = {}
+        for i, h in enumerate(header):
+            if h in by_header:
+                self.col_of[by_header[h]] = i
+            elif h:
+                issues.append(Issue.make("unknown-column", file=file, sheet=name, cell=cell_name(0, i), column=h))
+        for c in cols:
+            if c.required and c.key not in self.col_of:
+                issues.append(Issue.make("column-missing", file=file, sheet=name,
+                                         cell=f"{col_to_letters(len(header))}1", column=c.header))
+        self.records: list[tuple[int, dict]] = []  # (0-based sheet row, {key: value})
+        for r, row in enumerate(rows[1:], start=1):
+            values = {k: _clean(row[i]) if i < len(row) else None for k, i in self.col_of.items()}
+            if any(v is not None for v in values.values()):
+                self.records.append((r, values))
+
+    def place(self, row: int, key: str) -> dict:
+        col = self.col_of.get(key)
+        header = self.cols[key].header if key in self.cols else key
+        cell = cell_name(row, col) if col is not None else None
+        return {"file": self.file, "sheet": self.name, "cell": cell, "field": header}
+
+
+def _clean(v):
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    return v
+
+
+def _nest(values: dict) -> dict:
+    out: dict = {}
+    for key, v in values.items():
+        if v is None:
+            continue
+        parts = key.split(".")
+        d = out
+        for p in parts[:-1]:
+            d = d.setdefault(p, {})
+        d[parts[-1]] = v
+    return out
+
+
+def _cell_issues(exc: ValidationError, sheet: _Sheet, row: int, values: dict) -> list[Issue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"])
+        while key not in sheet.cols and "." in key:
+            key = key.rsplit(".", 1)[0]
+        place = sheet.place(row, key)
+        value = values.get(key)
+        kind = err["type"]
+        if value is None or kind in ("missing", "string_too_short"):
+            issues.append(Issue.make("required-value", **place))
+        elif kind in ("bad-date", "bad-email", "bad-id"):
+            issues.append(Issue.make(kind, value=value, **place))
+        elif kind == "not-in-choices":
+            issues.append(Issue.make(kind, value=value, choices=err["ctx"]["choices"], **place))
+        elif kind in ("int_parsing", "int_from_float", "int_type"):
+            issues.append(Issue.make("not-an-integer", value=value, **place))
+        elif kind in ("float_parsing", "float_type"):
+            issues.append(Issue.make("not-a-number", value=value, **place))
+        else:
+            issues.append(Issue.make("bad-cell", value=value, detail=_detail(err), **place))
+    return issues
+
+
+def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
+    """Read 名单与目标.xlsx with calamine; all problems come together in one ConfigError."""
+    from python_calamine import CalamineWorkbook
+
+    file = path.name
+    if not path.exists():
+        raise ConfigError(Issue.make("file-missing", file=file, detail=str(path)))
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own error types for broken files
+        raise ConfigError(Issue.make("file-unreadable", file=file, detail=type(exc).__name__)) from None
+    issues: list[Issue] = []
+
+    def rows(name: str) -> list[list]:
+        if name not in wb.sheet_names:
+            issues.append(Issue.make("sheet-missing", file=file, sheet=name))
+            return []
+        return wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+
+    types_sheet = _Sheet(file, SHEET_TYPES, rows(SHEET_TYPES), type_cols(registry), issues)
+    type_names = [str(v.get("name")) for _, v in types_sheet.records if v.get("name") is not None]
+    sheets = {
+        "unit_types": types_sheet,
+        "units": _Sheet(file, SHEET_UNITS, rows(SHEET_UNITS), unit_cols(), issues),
+        "tasks": _Sheet(file, SHEET_TASKS, rows(SHEET_TASKS), task_cols(type_names), issues),
+    }
+    models = {"unit_types": UnitType, "units": Unit, "tasks": Task}
+    parsed: dict[str, list] = {k: [] for k in sheets}
+    kept_rows: dict[str, list[int]] = {k: [] for k in sheets}
+    for section, sheet in sheets.items():
+        for row, values in sheet.records:
+            data = _nest(values)
+            if section == "unit_types":
+                data["rules"] = _rules(data.get("rules", {}))
+            try:
+                parsed[section].append(models[section].model_validate(data))
+                kept_rows[section].append(row)
+            except ValidationError as exc:
+                issues.extend(_cell_issues(exc, sheet, row, values))
+    roster = Roster(unit_types=parsed["unit_types"], units=parsed["units"], tasks=parsed["tasks"])
+
+    def locate(section: str, index: int, key: str) -> dict:
+        sheet = sheets[section]
+        row = kept_rows[section][index] if 0 <= index < len(kept_rows[section]) else 1
+        return sheet.place(row, key if key in sheet.cols else "name" if "name" in sheet.cols else "code")
+
+    issues.extend(check_roster(roster, locate, form_names(registry)))
+    if any(i.severity == "error" for i in issues):
+        raise ConfigError(issues)
+    return roster
+
+
+def _rules(rules: dict) -> dict:
+    """A form with no cadence has no rule; 不报送 needs no day."""
+    out = {}
+    for form_id, rule in rules.items():
+        if rule.get("cadence") is None:
+            continue
+        if rule["cadence"] in ("不报送", "none"):
+            rule = {"cadence": "none", "day": rule.get("day", 1), "month_offset": rule.get("month_offset", 0)}
+        out[form_id] = rule
+    return out

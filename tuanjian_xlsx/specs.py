@@ -1,0 +1,255 @@
+"""Form specs: pydantic models of one version of a form, loaded from workbook_templates/<form_id>/vN.toml."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from .cells import parse_range
+from .issues import ConfigError, Issue
+from .tomlfile import load_toml, pydantic_issues
+
+FieldType = Literal["text", "long_text", "integer", "number", "date", "choice", "period"]
+TYPE_ZH = {
+    "text": "文本",
+    "long_text": "长文本",
+    "integer": "非负整数",
+    "number": "非负数",
+    "date": "日期",
+    "choice": "选项",
+    "period": "报送期",
+}
+NAME_PREFIX = "tj_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FormField(_Strict):
+    """One input of the form: its exact label, its type, where label and input stand."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str
+    display: str | None = None  # the label cell's text when it differs (line breaks, spacing, colon)
+    type: FieldType
+    required: bool = False
+    choices: list[str] = []
+    choices_from: Literal["units"] | None = None
+    header: bool = False  # 报送单位/报送期…: prefilled and locked in a distributed copy
+    help: str = ""
+    label_range: str
+    input_range: str
+
+    @field_validator("label_range", "input_range")
+    @classmethod
+    def _is_range(cls, v: str) -> str:
+        parse_range(v)
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _choices(self) -> "FormField":
+        if self.type == "choice" and not (self.choices or self.choices_from):
+            raise ValueError(f"选项字段“{self.label}”没有 choices 或 choices_from")
+        if self.type != "choice" and (self.choices or self.choices_from):
+            raise ValueError(f"字段“{self.label}”不是选项类型，不能有 choices")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The defined name that points at the input cell."""
+        return NAME_PREFIX + self.id
+
+    @property
+    def label_text(self) -> str:
+        return self.display if self.display is not None else self.label
+
+    @property
+    def input_cell(self) -> str:
+        return self.input_range.split(":")[0]
+
+
+class Text(_Strict):
+    range: str
+    text: str
+    style: Literal["attachment", "title", "label", "header"] = "label"
+
+
+class Layout(_Strict):
+    columns: list[float]
+    rows: dict[int, float] = {}
+    self_check: str
+    print_area: str | None = None  # a table form computes it from its rows
+    table: str | None = None  # the bordered grid of a one-record form
+    texts: list[Text] = []
+
+
+class Column(_Strict):
+    """A column of a table form: a locked task attribute, an input, or a formula."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str
+    width: float
+    role: Literal["task", "input", "formula"]
+    source: str | None = None  # task attribute, for role = task
+    type: FieldType | None = None  # for role = input
+    formula: Literal["rate", "met"] | None = None
+
+    @model_validator(mode="after")
+    def _role(self) -> "Column":
+        need = {"task": "source", "input": "type", "formula": "formula"}[self.role]
+        if getattr(self, need) is None:
+            raise ValueError(f"列“{self.label}”的 role={self.role} 需要 {need}")
+        return self
+
+
+class _SpecBase(_Strict):
+    form_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    version: Annotated[int, Field(ge=1)]
+    title: str
+    attachment: str = ""
+    sheet_name: Annotated[str, Field(min_length=1, max_length=31)]
+    orientation: Literal["portrait", "landscape"] = "portrait"
+    fields: list[FormField]
+    layout: Layout
+
+    @model_validator(mode="after")
+    def _unique(self):
+        for attr in ("id", "label"):
+            seen: set[str] = set()
+            for f in self.fields:
+                v = getattr(f, attr)
+                if v in seen:
+                    raise ValueError(f"字段的 {attr} 重复：{v}")
+                seen.add(v)
+        ids = {f.id for f in self.fields}
+        for required in ("unit", "period"):
+            if required not in ids:
+                raise ValueError(f"每张表都须有表头字段 {required}（报送单位/报送期）")
+        return self
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the normalised spec: comments, key order and spacing of the TOML do not count."""
+        doc = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(doc.encode("utf-8")).hexdigest()
+
+    def field(self, field_id: str) -> FormField:
+        for f in self.fields:
+            if f.id == field_id:
+                return f
+        raise KeyError(field_id)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.attachment} {self.title}".strip()
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.attachment}_{self.title}" if self.attachment else self.title
+
+
+class FormSpec(_SpecBase):
+    """A one-record form laid out like the printed attachment."""
+
+    kind: Literal["form"] = "form"
+
+
+class TableSpec(_SpecBase):
+    """A table form: one row per task of the roster (the target tracker)."""
+
+    kind: Literal["table"]
+    header_row: Annotated[int, Field(ge=1)]  # 1-based row of the column headings; tasks follow
+    unit_type_range: str  # where the reporting unit's type is shown (a formula in a blank template)
+    columns: list[Column]
+
+    @model_validator(mode="after")
+    def _columns(self) -> "TableSpec":
+        ids = [c.id for c in self.columns]
+        if len(ids) != len(set(ids)):
+            raise ValueError("列 id 重复")
+        return self
+
+    def column(self, col_id: str) -> Column:
+        for c in self.columns:
+            if c.id == col_id:
+                return c
+        raise KeyError(col_id)
+
+    def col_index(self, col_id: str) -> int:
+        return [c.id for c in self.columns].index(col_id)
+
+
+Spec = Annotated[Union[FormSpec, TableSpec], Field(discriminator="kind")]
+_SPEC = TypeAdapter(Spec)
+
+
+def specs_root() -> Path:
+    """workbook_templates/: inside the installed package, or beside it in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "workbook_templates", here.parent / "workbook_templates"):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError("workbook_templates")
+
+
+_VERSION_FILE = re.compile(r"^v([0-9]+)\.toml$")
+
+
+def load_spec(path: Path) -> FormSpec | TableSpec:
+    data, lines = load_toml(path)
+    try:
+        spec = _SPEC.validate_python(data)
+    except Exception as exc:  # pydantic.ValidationError
+        raise ConfigError(pydantic_issues(exc, file=path.name, lines=lines)) from None
+    expected = f"v{spec.version}.toml"
+    if path.name != expected or path.parent.name != spec.form_id:
+        raise ConfigError(
+            Issue.make("bad-value", file=path.name, key="form_id/version", detail=f"文件应位于 {spec.form_id}/{expected}")
+        )
+    return spec
+
+
+class SpecRegistry:
+    """Every spec version found under a root, keyed by (form_id, version)."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or specs_root()
+        self.specs: dict[tuple[str, int], FormSpec | TableSpec] = {}
+        for form_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for f in sorted(form_dir.iterdir()):
+                if _VERSION_FILE.match(f.name):
+                    spec = load_spec(f)
+                    self.specs[(spec.form_id, spec.version)] = spec
+
+    @property
+    def form_ids(self) -> list[str]:
+        return sorted({k[0] for k in self.specs}, key=_FORM_ORDER.get)
+
+    def versions(self, form_id: str) -> list[int]:
+        return sorted(v for f, v in self.specs if f == form_id)
+
+    def get(self, form_id: str, version: int | None = None) -> FormSpec | TableSpec:
+        if version is None:
+            version = self.versions(form_id)[-1]
+        return self.specs[(form_id, version)]
+
+    def latest(self) -> list[FormSpec | TableSpec]:
+        return [self.get(f) for f in self.form_ids]
+
+    def template_path(self, spec: FormSpec | TableSpec) -> Path:
+        return self.root / spec.form_id / f"v{spec.version}.xlsx"
+
+
+class _Order(dict):
+    def get(self, key, default=None):  # unknown forms sort last, by id
+        return (super().get(key, 99), key)
+
+
+_FORM_ORDER = _Order(visit_report=0, observation_report=1, target_tracker=2)

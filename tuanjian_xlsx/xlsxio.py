@@ -1,0 +1,82 @@
+"""Writing .xlsx files: deterministic XlsxWriter workbooks, honest cached values, atomic replacement."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import xlsxwriter
+
+# Pinned so that the same inputs give byte-identical files (the plan's own date).
+BUILD_DATE = dt.datetime(2020, 7, 3, 0, 0, 0)
+
+FONT_BODY = "仿宋"
+FONT_TITLE = "宋体"
+
+
+def new_workbook(buffer: io.BytesIO, *, title: str = "", company: str = "") -> xlsxwriter.Workbook:
+    wb = xlsxwriter.Workbook(
+        buffer,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,  # user text starting with '=' stays text
+            "strings_to_urls": False,
+            "default_format_properties": {"font_name": FONT_BODY, "font_size": 12},
+        },
+    )
+    wb.set_properties({"title": title, "company": company, "author": "tuanjian-xlsx", "created": BUILD_DATE})
+    return wb
+
+
+# XlsxWriter writes a formula whose cached result is "" as <v></v> with no type, which readers take for a
+# number; the result is the empty string, so mark it t="str" as Excel itself does.
+_EMPTY_STR_RESULT = re.compile(rb'(<c r="[A-Z]+[0-9]+"(?: s="[0-9]+")?)(><f>[^<]*</f><v></v></c>)')
+
+
+def finalize(data: bytes) -> bytes:
+    """Rewrite the package with empty-string formula results typed as strings; entries keep order and times."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.startswith("xl/worksheets/sheet"):
+                body = _EMPTY_STR_RESULT.sub(rb'\1 t="str"\2', body)
+            zi = zipfile.ZipInfo(info.filename, info.date_time)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = info.external_attr
+            zi.create_system = info.create_system
+            dst.writestr(zi, body)
+    return out.getvalue()
+
+
+def close_workbook(wb: xlsxwriter.Workbook, buffer: io.BytesIO) -> bytes:
+    wb.close()
+    return finalize(buffer.getvalue())
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write to a temporary file beside `path`, then rename over it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".~tj-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def excel_serial(d: dt.date) -> int:
+    """Excel's 1900 date system serial of a date (after 1900-03-01)."""
+    return (d - dt.date(1899, 12, 30)).days
