@@ -1,0 +1,113 @@
+"""Shared fixtures: the specs, the built-in workspace, built templates, a person-like filler, LibreOffice."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tuanjian_xlsx.build import build_template
+from tuanjian_xlsx.config import Workspace
+from tuanjian_xlsx.specs import SpecRegistry
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def registry() -> SpecRegistry:
+    return SpecRegistry()
+
+
+@pytest.fixture(scope="session")
+def builtin(registry) -> Workspace:
+    return Workspace.builtin(registry)
+
+
+@pytest.fixture(scope="session")
+def templates(builtin, tmp_path_factory) -> dict[str, Path]:
+    """Each form's blank template built from the built-in roster, on disk."""
+    out = tmp_path_factory.mktemp("templates")
+    paths = {}
+    for spec in builtin.registry.latest():
+        p = out / f"{spec.form_id}.xlsx"
+        p.write_bytes(build_template(spec, builtin.roster))
+        paths[spec.form_id] = p
+    return paths
+
+
+# --- filling a form the way a person does: find the label, type into the cell beside it -------------------
+
+
+def _norm(text) -> str:
+    return re.sub(r"[\s:：]", "", str(text or ""))
+
+
+def beside_label(ws, label: str) -> str:
+    """The coordinate of the input cell right of the cell that reads `label` (merged label ranges skipped)."""
+    want = _norm(label)
+    for row in ws.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str) and _norm(cell.value) == want:
+                right = cell.column
+                for rng in ws.merged_cells.ranges:
+                    if cell.coordinate in rng:
+                        right = rng.max_col
+                return ws.cell(row=cell.row, column=right + 1).coordinate
+    raise KeyError(label)
+
+
+def fill(src: Path, dst: Path, values: dict[str, object], sheet: str | None = None) -> Path:
+    """Open with openpyxl, type each value beside its label, save as a new file."""
+    wb = openpyxl.load_workbook(src)
+    ws = wb[sheet] if sheet else wb.worksheets[0]
+    for label, value in values.items():
+        ws[beside_label(ws, label)] = value
+    wb.save(dst)
+    return dst
+
+
+# --- LibreOffice headless ----------------------------------------------------------------------------------
+
+_RECALC_ALWAYS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+
+
+class LibreOffice:
+    """soffice --headless with its own profile, set to recalculate every formula on load."""
+
+    def __init__(self, binary: str, profile: Path):
+        self.binary = binary
+        self.profile = profile
+        (profile / "user").mkdir(parents=True, exist_ok=True)
+        (profile / "user" / "registrymodifications.xcu").write_text(_RECALC_ALWAYS, encoding="utf-8")
+
+    def convert(self, src: Path, outdir: Path, to: str = "xlsx") -> Path:
+        outdir.mkdir(parents=True, exist_ok=True)
+        target = {"xlsx": 'xlsx:Calc MS Excel 2007 XML', "pdf": "pdf"}[to]
+        cmd = [self.binary, f"-env:UserInstallation={self.profile.as_uri()}", "--headless", "--norestore",
+               "--convert-to", target, "--outdir", str(outdir), str(src)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        out = outdir / (src.stem + "." + to)
+        assert out.exists(), f"LibreOffice did not convert {src.name}: {proc.stdout} {proc.stderr}"
+        return out
+
+
+@pytest.fixture(scope="session")
+def libreoffice(tmp_path_factory) -> LibreOffice:
+    binary = shutil.which("soffice") or shutil.which("libreoffice")
+    if not binary:
+        message = "LibreOffice (soffice) is not installed; scripts/test installs it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return LibreOffice(binary, tmp_path_factory.mktemp("lo-profile"))
