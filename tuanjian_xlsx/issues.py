@@ -20,7 +20,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-version": ("error", "报表“{form}”没有第 {version} 版模板", "a version no spec file defines"),
     "file-missing": ("error", "找不到文件：{detail}", "a file the configuration needs is absent"),
     "file-unreadable": ("error", "无法打开文件：{detail}", "a file that cannot be opened as a workbook"),
-    "sheet-missing": ("error", "缺少工作表“{sheet}”", "a required sheet is absent"),
+    "sheet-missing": ("error", "缺少工作表“{name}”", "a required sheet is absent"),
     "column-missing": ("error", "工作表缺少“{column}”列（第 1 行应为表头）", "a required column header is absent"),
     "unknown-column": ("warning", "不认识的列“{column}”，已忽略", "an extra column header"),
     "required-value": ("error", "“{field}”必须填写", "a required cell is empty"),

@@ -318,7 +318,7 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
 
     def rows(name: str) -> list[list]:
         if name not in wb.sheet_names:
-            issues.append(Issue.make("sheet-missing", file=file, sheet=name))
+            issues.append(Issue.make("sheet-missing", file=file, sheet=name, name=name))
             return []
         return wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
 
@@ -342,6 +342,10 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
                 kept_rows[section].append(row)
             except ValidationError as exc:
                 issues.extend(_cell_issues(exc, sheet, row, values))
+                if section == "unit_types" and data.get("name"):
+                    # keep the type itself, so its units are not all reported as of an unknown type
+                    parsed[section].append(UnitType(name=str(data["name"])))
+                    kept_rows[section].append(row)
     roster = Roster(unit_types=parsed["unit_types"], units=parsed["units"], tasks=parsed["tasks"])
 
     def locate(section: str, index: int, key: str) -> dict:

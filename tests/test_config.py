@@ -1,0 +1,182 @@
+"""Workspace configuration: the built-in plan, and bad configuration reported in Chinese with its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tuanjian_xlsx.config import DATA, Workspace, load_settings
+from tuanjian_xlsx.issues import ConfigError
+from tuanjian_xlsx.workspace import init_workspace
+
+
+def test_builtin_is_the_whole_plan(builtin):
+    r = builtin.roster
+    assert len(r.units) == 16
+    assert r.type_names == ["县区团委", "功能区团工委", "系统团委", "机关部室", "直属单位"]
+    assert [u.name for u in r.units if u.type == "机关部室"] == ["组织部", "宣传部", "学校部", "青发部", "统战部", "社联部"]
+    owners = {(t.department, t.owner) for t in r.tasks}
+    assert {("学校部", "封亚村"), ("组织部", "辛光辉"), ("青发部", "赵博"), ("统战部", "刘承韶"), ("社联部", "窦戈苒")} <= owners
+    t = {t.code: t for t in r.tasks}
+    assert t["1-3-2"].kind == "ratio" and t["1-3-2"].target == 0.4
+    assert t["2-3"].target_for("县区团委") == 3 and t["2-3"].target_for("功能区团工委") == 1
+    assert t["2-1"].target == 0.2 and t["1-1-1"].deadline.isoformat() == "2020-11-30"
+    # due rules: 部室 附件1 by the 28th of the month; 县区 by the 10th of the next; 附件2 the 28th of the quarter's last
+    assert r.rule("机关部室", "visit_report").model_dump() == {"cadence": "monthly", "day": 28, "month_offset": 0}
+    assert r.rule("县区团委", "visit_report").model_dump() == {"cadence": "monthly", "day": 10, "month_offset": 1}
+    assert r.rule("县区团委", "observation_report").model_dump() == {"cadence": "quarterly", "day": 28, "month_offset": 0}
+    assert r.rule("县区团委", "target_tracker").cadence == "quarterly"
+    assert builtin.settings.organisation.report_mailbox == "lhtswzxb@163.com"
+
+
+def test_init_writes_a_workspace_that_loads_back_equal(tmp_path, builtin):
+    ws = init_workspace(tmp_path / "演示")
+    for folder in ("模板", "下发", "收件箱", "退回", "汇总"):
+        assert (tmp_path / "演示" / folder).is_dir()
+    assert "# tuanjian.toml" in (tmp_path / "演示" / "tuanjian.toml").read_text(encoding="utf-8")
+    loaded = Workspace.load(ws.root)
+    assert loaded.roster == builtin.roster and loaded.settings == builtin.settings
+
+
+def test_init_never_overwrites(tmp_path):
+    init_workspace(tmp_path)
+    before = (tmp_path / "名单与目标.xlsx").read_bytes()
+    with pytest.raises(Exception) as exc:
+        init_workspace(tmp_path)
+    assert "为免覆盖" in str(exc.value)
+    assert (tmp_path / "名单与目标.xlsx").read_bytes() == before
+
+
+# --- tuanjian.toml ------------------------------------------------------------------------------------
+
+def _settings_with(tmp_path, old: str, new: str) -> Path:
+    text = (DATA / "tuanjian.toml").read_text(encoding="utf-8")
+    assert old in text
+    p = tmp_path / "tuanjian.toml"
+    p.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return p
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+def _issues(path, registry):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, registry)
+    return exc.value.issues
+
+
+@pytest.mark.parametrize("old, new, needle, code, field, message", [
+    ('inbox = "收件箱"', 'inbxo = "收件箱"', "inbxo", "unknown-key", "folders.inbxo",
+     "未知的设置项“folders.inbxo”（是否拼写有误？）"),
+    ("current_version = 1\naccepted_versions = [1]\n\n[forms.observation_report]",
+     "current_version = \"一\"\naccepted_versions = [1]\n\n[forms.observation_report]", "current_version = \"一\"",
+     "bad-value", "forms.visit_report.current_version", "设置项“forms.visit_report.current_version”的值无效：应为整数"),
+    ("[forms.target_tracker]", "[forms.target_trackr]", "target_trackr", "unknown-form", "forms.target_trackr",
+     "未知的报表“target_trackr”，可用的有：visit_report、observation_report、target_tracker"),
+    ("accepted_versions = [1]\n\n[forms.observation_report]", "accepted_versions = [1, 7]\n\n[forms.observation_report]",
+     "[1, 7]", "unknown-version", "forms.visit_report.accepted_versions", "报表“visit_report”没有第 7 版模板"),
+    ('name = "共青团漯河市委"', 'name = "共青团漯河市委', 'name = "共青团漯河市委', "toml-syntax", None, None),
+])
+def test_bad_settings_name_key_and_line(tmp_path, registry, old, new, needle, code, field, message):
+    path = _settings_with(tmp_path, old, new)
+    (issue,) = _issues(path, registry)
+    assert (issue.code, issue.file, issue.field, issue.line) == (code, "tuanjian.toml", field, _line_of(path, needle))
+    if message:
+        assert issue.message == message
+    assert issue.render().startswith(f"错误：tuanjian.toml · 第 {issue.line} 行")
+
+
+def test_missing_section(tmp_path, registry):
+    path = _settings_with(tmp_path, "[organisation]", "[organisatoin]")
+    codes = sorted((i.code, i.field) for i in _issues(path, registry))
+    assert codes == [("missing-key", "organisation"), ("unknown-key", "organisatoin")]
+
+
+# --- 名单与目标.xlsx ---------------------------------------------------------------------------------------
+
+def _book_with(tmp_path, edits: dict[tuple[str, str], object]) -> Path:
+    init_workspace(tmp_path)
+    path = tmp_path / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(path)
+    for (sheet, cell), value in edits.items():
+        wb[sheet][cell] = value
+    wb.save(path)
+    return tmp_path
+
+
+def _workspace_issues(root):
+    with pytest.raises(ConfigError) as exc:
+        Workspace.load(root)
+    return [(i.code, i.sheet, i.cell, i.field, i.message) for i in exc.value.issues if i.severity == "error"]
+
+
+
+
+def _row_of(root, sheet, text) -> int:
+    ws = openpyxl.load_workbook(root / "名单与目标.xlsx")[sheet]
+    return next(c.row for c in ws["A"] if c.value == text)
+
+
+def test_unknown_unit_type(tmp_path):
+    root = _book_with(tmp_path, {("单位名单", "C3"): "县级团委"})
+    assert _workspace_issues(root) == [("unknown-unit-type", "单位名单", "C3", "单位类型",
+        "未知的单位类型“县级团委”（单位类型表中有：县区团委、功能区团工委、系统团委、机关部室、直属单位）")]
+
+
+def test_duplicate_unit(tmp_path):
+    root = _book_with(tmp_path, {("单位名单", "A5"): "yuanhui"})
+    assert _workspace_issues(root) == [("duplicate-unit", "单位名单", "A5", "单位编号", "单位“yuanhui”重复（第 2 行已有）")]
+
+
+def test_task_without_target(tmp_path):
+    init_workspace(tmp_path)
+    row = _row_of(tmp_path, "目标任务", "1-3-2")
+    wb = openpyxl.load_workbook(tmp_path / "名单与目标.xlsx")
+    wb["目标任务"][f"I{row}"] = None
+    wb.save(tmp_path / "名单与目标.xlsx")
+    assert _workspace_issues(tmp_path) == [("task-without-target", "目标任务", f"I{row}", "目标值",
+        "任务“1-3-2”是比率指标，但没有目标值（县区团委、功能区团工委 没有目标值）")]
+
+
+def test_bad_date_and_bad_cadence(tmp_path):
+    init_workspace(tmp_path)
+    row = _row_of(tmp_path, "目标任务", "1-1-1")
+    wb = openpyxl.load_workbook(tmp_path / "名单与目标.xlsx")
+    ws = wb["目标任务"]
+    deadline_col = next(c.column_letter for c in ws[1] if c.value == "完成时限")
+    ws[f"{deadline_col}{row}"] = "2020年13月40日"
+    wb["单位类型"]["B2"] = "每月"
+    wb.save(tmp_path / "名单与目标.xlsx")
+    assert _workspace_issues(tmp_path) == [
+        ("not-in-choices", "单位类型", "B2", "走基层报告单·报送周期",
+         "“走基层报告单·报送周期”的值“每月”不在可选项中（可选：按月、按季、按年、不报送）"),
+        ("bad-date", "目标任务", f"{deadline_col}{row}", "完成时限", "“完成时限”不是有效日期：“2020年13月40日”"),
+    ]
+
+
+def test_missing_column_and_sheet(tmp_path):
+    init_workspace(tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "名单与目标.xlsx")
+    wb["单位名单"]["B1"] = "名称"
+    del wb["目标任务"]
+    wb.save(tmp_path / "名单与目标.xlsx")
+    got = _workspace_issues(tmp_path)
+    assert ("sheet-missing", "目标任务", None, None, "缺少工作表“目标任务”") in got
+    assert any(code == "column-missing" and sheet == "单位名单" and "单位名称" in msg for code, sheet, _, _, msg in got)
+
+
+def test_roster_book_has_dropdowns_and_protection(tmp_path):
+    init_workspace(tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "名单与目标.xlsx")
+    ws = wb["单位名单"]
+    assert ws.protection.sheet is True
+    assert ws["A1"].protection.locked is True and ws["B2"].protection.locked is False
+    assert ws["B300"].protection.locked is False  # room for new units
+    sources = {dv.formula1 for dv in ws.data_validations.dataValidation}
+    assert "单位类型!$A$2:$A$501" in sources
+    kinds = wb["目标任务"].data_validations.dataValidation
+    assert any(dv.formula1 == '"比率,数量,是否,定性"' for dv in kinds)
