@@ -175,7 +175,8 @@ def test_roster_book_has_dropdowns_and_protection(tmp_path):
     ws = wb["单位名单"]
     assert ws.protection.sheet is True
     assert ws["A1"].protection.locked is True and ws["B2"].protection.locked is False
-    assert ws["B300"].protection.locked is False  # room for new units
+    # room for new units: empty cells take their column's style, which is unlocked
+    assert ws.column_dimensions["B"].protection.locked is False
     sources = {dv.formula1 for dv in ws.data_validations.dataValidation}
     assert "单位类型!$A$2:$A$501" in sources
     kinds = wb["目标任务"].data_validations.dataValidation
