@@ -181,3 +181,14 @@ def test_roster_book_has_dropdowns_and_protection(tmp_path):
     assert "单位类型!$A$2:$A$501" in sources
     kinds = wb["目标任务"].data_validations.dataValidation
     assert any(dv.formula1 == '"比率,数量,是否,定性"' for dv in kinds)
+
+
+def test_protection_password_from_settings(tmp_path):
+    from tuanjian_xlsx.workspace import build_workspace_templates
+
+    init_workspace(tmp_path)
+    toml = tmp_path / "tuanjian.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('password = ""', 'password = "tw2026"'), encoding="utf-8")
+    for path in build_workspace_templates(tmp_path):
+        ws = openpyxl.load_workbook(path).worksheets[0]
+        assert ws.protection.sheet is True and ws.protection.password  # hashed, not empty

@@ -100,7 +100,7 @@ class Lists:
         self.col = 0
         self.unit_names = tuple(u.name for u in roster.units)
         self.units = self.add("单位", list(self.unit_names))
-        self.unit_types_ref = self.add("单位类型", [u.type for u in roster.units])  # beside the names, for lookups
+        self.add("单位类型", [u.type for u in roster.units])  # beside the names: VLOOKUP finds a unit's type
         self.unit_table = f"{LISTS_SHEET}!$A$2:$B${max(len(roster.units), 1) + 1}"
 
     def add(self, title: str, values: list[str]) -> str:

@@ -119,13 +119,14 @@ def cli(debug: bool) -> None:
 @click.argument("directory", metavar="文件夹", type=click.Path(file_okay=False, path_type=Path))
 @reports_errors
 def init(directory: Path) -> None:
+    from .config import FOLDER_KEYS
     from .workspace import init_workspace
 
     ws = init_workspace(directory)
     _echo(f"已新建工作区：{ws.root}")
     _echo(f"  设置：{ws.root / 'tuanjian.toml'}")
     _echo(f"  名单与目标：{ws.root / ws.settings.roster.file}")
-    folders = "、".join(f"{getattr(ws.settings.folders, k)}/" for k in ("templates", "outbox", "inbox", "returns", "master"))
+    folders = "、".join(f"{getattr(ws.settings.folders, k)}/" for k in FOLDER_KEYS)
     _echo(f"  文件夹：{folders}")
     _echo(f"下一步：tuanjian templates build --workspace {directory}")
 

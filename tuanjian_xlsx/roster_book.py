@@ -13,7 +13,7 @@ from .cells import cell_name, col_to_letters
 from .config import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
 from .issues import KINDS_ZH, ConfigError, Issue
 from .specs import SpecRegistry
-from .tomlfile import _detail
+from .tomlfile import pydantic_detail
 from .xlsxio import close_workbook, new_workbook
 
 SHEET_UNITS = "单位名单"
@@ -299,7 +299,7 @@ def _cell_issues(exc: ValidationError, sheet: _Sheet, row: int, values: dict) ->
         elif kind in ("float_parsing", "float_type"):
             issues.append(Issue.make("not-a-number", value=value, **place))
         else:
-            issues.append(Issue.make("bad-cell", value=value, detail=_detail(err), **place))
+            issues.append(Issue.make("bad-cell", value=value, detail=pydantic_detail(err), **place))
     return issues
 
 

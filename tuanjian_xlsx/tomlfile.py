@@ -117,7 +117,7 @@ _DETAIL = {
 }
 
 
-def _detail(err: dict) -> str:
+def pydantic_detail(err: dict) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "value_error":
@@ -150,5 +150,5 @@ def pydantic_issues(exc, *, file: str, lines: dict[Loc, int], strip: tuple[str, 
         elif kind == "extra_forbidden":
             issues.append(Issue.make("unknown-key", file=file, line=line, field=key, key=key))
         else:
-            issues.append(Issue.make("bad-value", file=file, line=line, field=key, key=key, detail=_detail(err)))
+            issues.append(Issue.make("bad-value", file=file, line=line, field=key, key=key, detail=pydantic_detail(err)))
     return issues
