@@ -42,6 +42,13 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "ratio-needs-labels": ("error", "任务“{task}”是比率指标，须填写“完成数口径”和“基数口径”", "a ratio task without its two labels"),
     "task-no-unit-types": ("error", "任务“{task}”没有填写报送单位类型", "a task nobody reports"),
     "workspace-exists": ("error", "工作区里已有此文件，为免覆盖，未做任何改动", "init would overwrite a file"),
+    "empty-file": ("error", "文件是空的（0 字节），请重新发送", "a 0-byte file"),
+    "macro-workbook": ("error", "含宏的工作簿（.xlsm/.xltm）不予接收：宏可能携带病毒，请另存为 .xlsx 后再发", "a macro-enabled workbook"),
+    "legacy-xls": ("error", "这是旧版 .xls 文件，请在 Excel/WPS 中“另存为”Excel 工作簿（.xlsx）后再发", "an .xls file"),
+    "encrypted": ("error", "工作簿设置了打开密码，无法读取，请取消密码后再发", "a password-protected workbook"),
+    "zip-bomb": ("error", "文件解压后异常巨大（{detail}），为安全起见不予读取", "a zip bomb"),
+    "xml-attack": ("error", "文件内部含有不安全的 XML 结构（实体定义），为安全起见不予读取", "an XML entity attack"),
+    "template-modified": ("warning", "表格结构与模板不同（行列被移动或名称丢失），已按标签文字读取：{fields}", "fields found by label, not by name"),
     "no-units": ("error", "单位名单为空", "an empty roster"),
 }
 

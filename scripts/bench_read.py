@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Time reading one small submission: tuanjian's reader (calamine + XML parts) against openpyxl.load_workbook.
+
+    .venv/bin/python scripts/bench_read.py [N]
+Prints the median per-file cost over 5 rounds of N reads (default 300) of a filled 附件1, plain and LibreOffice-resaved
+when soffice is available.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import openpyxl  # noqa: E402
+
+from tuanjian_xlsx.config import Workspace  # noqa: E402
+from tuanjian_xlsx.read import open_package, read_forms  # noqa: E402
+
+
+def filled_file(tmp: Path) -> Path:
+    ws = Workspace.builtin()
+    src = ws.registry.template_path(ws.registry.get("visit_report"))
+    wb = openpyxl.load_workbook(src)
+    sh = wb.worksheets[0]
+    for ref, v in {"B4": "源汇区团委", "B5": "2026-03", "D5": dt.datetime(2026, 3, 5), "B6": "张三", "D6": "部长",
+                   "B7": "第一中学团委", "B8": "座谈交流", "C9": 2, "C10": 15, "B11": "开展主题团日" * 20}.items():
+        sh[ref] = v
+    out = tmp / "filled.xlsx"
+    wb.save(out)
+    return out
+
+
+def per_file_ms(fn, path: Path, n: int) -> float:
+    rounds = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn(path)
+        rounds.append((time.perf_counter() - t) / n * 1000)
+    return statistics.median(rounds)
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    spec = Workspace.builtin().registry.get("visit_report")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        files = {"openpyxl 写出": filled_file(tmp)}
+        soffice = shutil.which("soffice")
+        if soffice:
+            subprocess.run([soffice, "--headless", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
+                            str(tmp / "lo"), str(files["openpyxl 写出"])], capture_output=True, check=True)
+            files["LibreOffice 另存"] = tmp / "lo" / "filled.xlsx"
+
+        def ours(p):
+            pkg = open_package(p)
+            pkg.passport()
+            return read_forms(pkg, spec)
+
+        print(f"{'文件':<16}{'tuanjian 读取 ms':>18}{'openpyxl ms':>14}{'倍数':>8}")
+        for label, path in files.items():
+            a = per_file_ms(ours, path, n)
+            b = per_file_ms(lambda p: openpyxl.load_workbook(p), path, max(n // 10, 10))
+            print(f"{label:<16}{a:>18.3f}{b:>14.3f}{b / a:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()

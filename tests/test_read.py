@@ -1,0 +1,112 @@
+"""The fast reader: names and passport from the XML, values from calamine, fields by name then by label."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import openpyxl
+import pytest
+
+from conftest import fill
+from tuanjian_xlsx.read import open_package, parse_name_ref, read_forms
+
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "组织部部长", "走访团组织名称": "源汇区第一中学团委", "走访形式": "座谈交流", "团干部": 2,
+         "团员青年": 15, "基层团组织工作开展情况": "开展主题团日", "基层团组织工作亮点": "志愿服务"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("'走基层报告单'!$B$4", ("走基层报告单", "B4")),
+    ("走基层报告单!$B$4", ("走基层报告单", "B4")),  # LibreOffice drops the quotes
+    ("='it''s'!$C$3:$D$3", ("it's", "C3")),
+    ("#REF!", None),
+])
+def test_name_refs(text, expected):
+    assert parse_name_ref(text) == expected
+
+
+def _values(form):
+    return {k: (v.value, v.cell) for k, v in form.values.items()}
+
+
+@pytest.fixture
+def filled(templates, tmp_path):
+    return fill(templates["visit_report"], tmp_path / "源汇区_2026-03.xlsx", VISIT)
+
+
+def test_reads_a_filled_form_by_name(filled, registry):
+    spec = registry.get("visit_report")
+    pkg = open_package(filled)
+    assert pkg.ok and pkg.passport()["form_id"] == "visit_report" and pkg.passport()["version"] == "1"
+    (form,) = read_forms(pkg, spec)
+    assert form.issues == []
+    got = _values(form)
+    assert got["unit"] == ("源汇区团委", "B4") and got["cadre_count"] == (2.0, "C9")
+    assert got["org_name"] == ("源汇区第一中学团委", "B7") and got["problems"] == ("", "B13")
+    assert isinstance(got["fill_date"][0], (dt.date, dt.datetime))
+
+
+def test_reads_after_a_libreoffice_resave(filled, registry, libreoffice, tmp_path):
+    spec = registry.get("visit_report")
+    back = libreoffice.convert(filled, tmp_path / "lo")
+    pkg = open_package(back)
+    assert pkg.passport()["version"] == "1" and pkg.passport()["fingerprint"] == spec.fingerprint
+    (form,) = read_forms(pkg, spec)
+    assert form.issues == []
+    assert _values(form)["youth_count"] == (15.0, "C10")
+
+
+def test_copied_sheet_is_a_second_record_found_by_label(filled, registry, tmp_path):
+    spec = registry.get("visit_report")
+    wb = openpyxl.load_workbook(filled)
+    copy = wb.copy_worksheet(wb[spec.sheet_name])
+    copy["B7"] = "召陵区实验中学团委"
+    wb.save(tmp_path / "two.xlsx")
+    forms = read_forms(open_package(tmp_path / "two.xlsx"), spec)
+    assert [f.sheet for f in forms] == [spec.sheet_name, copy.title]
+    assert _values(forms[1])["org_name"] == ("召陵区实验中学团委", "B7")
+    assert [(i.code, i.sheet) for i in forms[1].issues] == [("template-modified", copy.title)]
+
+
+def test_inserted_rows_fall_back_to_labels_with_a_warning(filled, registry, tmp_path):
+    spec = registry.get("visit_report")
+    wb = openpyxl.load_workbook(filled)
+    wb[spec.sheet_name].protection.sheet = False
+    wb[spec.sheet_name].insert_rows(7, 2)  # openpyxl leaves the names where they were, as a careless edit would
+    wb.save(tmp_path / "moved.xlsx")
+    (form,) = read_forms(open_package(tmp_path / "moved.xlsx"), spec)
+    got = _values(form)
+    assert got["org_name"] == ("源汇区第一中学团委", "B9") and got["cadre_count"] == (2.0, "C11")
+    assert got["unit"] == ("源汇区团委", "B4")  # above the insertion: still by name
+    (issue,) = form.issues
+    assert issue.code == "template-modified" and "走访团组织名称" in issue.message
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, body in members.items():
+            z.writestr(name, body)
+    return buf.getvalue()
+
+
+def test_file_level_problems_are_issues(tmp_path, filled):
+    billion = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+               b'<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">&lol2;</workbook>')
+    cases = {
+        "空.xlsx": (b"", "empty-file"),
+        "宏.xlsm": (filled.read_bytes(), "macro-workbook"),
+        "旧.xls": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "legacy-xls"),
+        "加密.xlsx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "encrypted"),
+        "文本.xlsx": (b"just text", "file-unreadable"),
+        "坏.xlsx": (b"PK\x03\x04broken", "file-unreadable"),
+        "炸弹.xlsx": (_zip({"xl/workbook.xml": b"\0" * (60 * 1024 * 1024)}), "zip-bomb"),
+        "实体.xlsx": (_zip({"xl/workbook.xml": billion}), "xml-attack"),
+    }
+    for name, (data, code) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        pkg = open_package(tmp_path / name)
+        assert [(i.file, i.code) for i in pkg.issues] == [(name, code)], name
+        assert not pkg.ok

@@ -1,0 +1,297 @@
+"""Reading a submitted workbook fast: one pass over the package, values by python-calamine,
+defined names and the passport from the XML parts with defusedxml, fields found by name then by label.
+
+Everything a file can do wrong comes back as an Issue; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from defusedxml import ElementTree as ET
+
+from .build import LISTS_SHEET, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
+from .cells import cell_name, parse_cell
+from .issues import Issue
+from .specs import FormSpec
+
+NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+NS_CUSTOM = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-properties}"
+
+MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
+MAX_TOTAL_BYTES = 200 * 1024 * 1024
+MAX_RATIO = 200  # uncompressed / compressed; XlsxWriter's sheets compress ~5–10×
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
+
+
+@dataclass
+class Package:
+    """What one workbook file holds, read once."""
+
+    file: str
+    data: bytes
+    names: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (sheet, 'B4'), workbook scope
+    local_names: dict[tuple[str, str], str] = field(default_factory=dict)  # (sheet, name) -> 'B4'
+    sheets: list[tuple[str, bool]] = field(default_factory=list)  # (name, visible)
+    properties: dict[str, str] = field(default_factory=dict)  # tj.* custom properties
+    issues: list[Issue] = field(default_factory=list)
+    _rows: dict[str, list[list]] = field(default_factory=dict)
+    _book: object = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+    def rows(self, sheet: str) -> list[list]:
+        """All cell values of a sheet from A1, as calamine gives them (numbers as floats, '' for empty)."""
+        if sheet not in self._rows:
+            self._rows[sheet] = self._book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        return self._rows[sheet]
+
+    def value(self, sheet: str, ref: str):
+        r, c = parse_cell(ref)
+        rows = self.rows(sheet)
+        if r < len(rows) and c < len(rows[r]):
+            return rows[r][c]
+        return ""
+
+    def passport(self) -> dict[str, str]:
+        """The passport: custom properties first, the hidden _passport sheet for what they lack."""
+        out = {k: self.properties.get(PROPERTY_PREFIX + k, "") for k in PASSPORT_KEYS}
+        if PASSPORT_SHEET in dict(self.sheets):
+            for row in self.rows(PASSPORT_SHEET):
+                if len(row) >= 2 and row[0] in out and not out[row[0]]:
+                    out[row[0]] = _text(row[1])
+        if out["version"]:
+            out["version"] = _int_text(out["version"])
+        return out
+
+
+def _text(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return "" if v is None else str(v)
+
+
+def _int_text(v: str) -> str:
+    """LibreOffice writes the integer property 1 as 1.0."""
+    try:
+        f = float(v)
+        return str(int(f)) if f.is_integer() else v
+    except ValueError:
+        return v
+
+
+def open_package(path: Path, data: bytes | None = None) -> Package:
+    """Open a submission; problems with the file itself become file-level issues on the Package."""
+    path = Path(path)
+    pkg = Package(file=path.name, data=b"")
+    try:
+        pkg.data = data if data is not None else path.read_bytes()
+    except OSError as exc:
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+        return pkg
+    problem = _file_problem(path, pkg.data)
+    if problem:
+        pkg.issues.append(Issue.make(problem[0], file=pkg.file, **problem[1]))
+        return pkg
+    try:
+        with zipfile.ZipFile(io.BytesIO(pkg.data)) as z:
+            bomb = _zip_bomb(z)
+            if bomb:
+                pkg.issues.append(Issue.make("zip-bomb", file=pkg.file, detail=bomb))
+                return pkg
+            _read_workbook_xml(z, pkg)
+            if "docProps/custom.xml" in z.namelist():
+                _read_custom(z.read("docProps/custom.xml"), pkg)
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=f"不是有效的 xlsx 文件（{type(exc).__name__}）"))
+        return pkg
+    except ET.ParseError:
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="文件内部结构损坏"))
+        return pkg
+    except Exception as exc:  # defusedxml refuses entities and DTDs with its own exception types
+        if type(exc).__module__.startswith("defusedxml"):
+            pkg.issues.append(Issue.make("xml-attack", file=pkg.file))
+            return pkg
+        raise
+    try:
+        from python_calamine import CalamineWorkbook
+
+        pkg._book = CalamineWorkbook.from_filelike(io.BytesIO(pkg.data))
+    except Exception as exc:  # calamine's own error types
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+    return pkg
+
+
+def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
+    suffix = path.suffix.lower()
+    if not data:
+        return "empty-file", {}
+    if suffix in (".xlsm", ".xltm"):
+        return "macro-workbook", {}
+    if data.startswith(OLE_MAGIC):
+        return ("legacy-xls", {}) if suffix == ".xls" else ("encrypted", {})
+    if not data.startswith(b"PK"):
+        return "file-unreadable", {"detail": "不是 Excel 工作簿（xlsx）"}
+    return None
+
+
+def _zip_bomb(z: zipfile.ZipFile) -> str | None:
+    total = 0
+    for info in z.infolist():
+        total += info.file_size
+        if info.file_size > MAX_MEMBER_BYTES:
+            return f"{info.filename} 解压后 {info.file_size // 1048576} MB"
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_048_576:
+            return f"{info.filename} 压缩比 {info.file_size // info.compress_size}:1"
+    if total > MAX_TOTAL_BYTES:
+        return f"解压后共 {total // 1048576} MB"
+    return None
+
+
+_NAME_REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!]+))!\$?([A-Z]{1,3})\$?([0-9]+)(?::\$?[A-Z]{1,3}\$?[0-9]+)?$")
+
+
+def parse_name_ref(text: str) -> tuple[str, str] | None:
+    """"'表'!$C$3", "表!$C$3" (LibreOffice drops the quotes), "表!$C$3:$D$3" -> ('表', 'C3')."""
+    m = _NAME_REF.match((text or "").strip())
+    if not m:
+        return None
+    sheet = m.group(1).replace("''", "'") if m.group(1) is not None else m.group(2)
+    return sheet, f"{m.group(3)}{m.group(4)}"
+
+
+def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package) -> None:
+    root = ET.fromstring(z.read("xl/workbook.xml"), forbid_dtd=True)
+    sheets = root.find(f"{NS_MAIN}sheets")
+    order = []
+    for s in sheets if sheets is not None else []:
+        name = s.get("name")
+        order.append(name)
+        pkg.sheets.append((name, s.get("state", "visible") == "visible"))
+    names = root.find(f"{NS_MAIN}definedNames")
+    for dn in names if names is not None else []:
+        ref = parse_name_ref(dn.text or "")
+        if ref is None:
+            continue
+        local = dn.get("localSheetId")
+        if local is not None and local.isdigit() and int(local) < len(order):
+            pkg.local_names[(order[int(local)], dn.get("name"))] = ref[1] if ref[0] == order[int(local)] else ""
+        else:
+            pkg.names[dn.get("name")] = ref
+
+
+def _read_custom(xml: bytes, pkg: Package) -> None:
+    root = ET.fromstring(xml, forbid_dtd=True)
+    for prop in root.findall(f"{NS_CUSTOM}property"):
+        name = prop.get("name") or ""
+        if name.startswith(PROPERTY_PREFIX) and len(prop):
+            pkg.properties[name] = prop[0].text or ""
+
+
+# --- finding a form's fields on a sheet ------------------------------------------------------------------
+
+
+def norm_label(text) -> str:
+    """Labels compare without spaces, line breaks, colons, and with full-width letters folded."""
+    import unicodedata
+
+    return re.sub(r"[\s:：]", "", unicodedata.normalize("NFKC", str(text or "")))
+
+
+@dataclass
+class FieldValue:
+    value: object
+    sheet: str
+    cell: str
+
+
+@dataclass
+class SheetForm:
+    """One sheet read as one filled form."""
+
+    sheet: str
+    values: dict[str, FieldValue]
+    issues: list[Issue]
+
+
+def _label_offset(spec_field) -> tuple[int, int]:
+    lr, lc = parse_cell(spec_field.label_range.split(":")[0])
+    ir, ic = parse_cell(spec_field.input_cell)
+    return ir - lr, ic - lc
+
+
+def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
+    found: dict[str, tuple[int, int]] = {}
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            if isinstance(v, str) and v:
+                found.setdefault(norm_label(v), (r, c))
+    return found
+
+
+def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | None:
+    """The spec's fields on one sheet: by defined name where it still points beside its label, else by label.
+
+    Returns None when the sheet does not read as this form (fewer than half its labels are there).
+    """
+    rows = pkg.rows(sheet)
+    labels = _find_labels(rows)
+    present = sum(norm_label(f.label_text) in labels for f in spec.fields)
+    if present * 2 < len(spec.fields):
+        return None
+    values: dict[str, FieldValue] = {}
+    moved: list[str] = []
+    for f in spec.fields:
+        ref = _named_cell(pkg, sheet, f.name)
+        dr, dc = _label_offset(f)
+        if ref is not None:
+            r, c = parse_cell(ref)
+            lr, lc = r - dr, c - dc
+            if lr >= 0 and lc >= 0 and norm_label(_at(rows, lr, lc)) == norm_label(f.label_text):
+                values[f.id] = FieldValue(_at(rows, r, c), sheet, ref)
+                continue
+        pos = labels.get(norm_label(f.label_text))
+        if pos is None:
+            continue
+        r, c = pos[0] + dr, pos[1] + dc
+        values[f.id] = FieldValue(_at(rows, r, c), sheet, cell_name(r, c))
+        moved.append(f.label)
+    issues = []
+    if moved:
+        issues.append(Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved))
+    return SheetForm(sheet, values, issues)
+
+
+def _named_cell(pkg: Package, sheet: str, name: str) -> str | None:
+    local = pkg.local_names.get((sheet, name))
+    if local:
+        return local
+    ref = pkg.names.get(name)
+    if ref and ref[0] == sheet:
+        return ref[1]
+    return None
+
+
+def _at(rows: list[list], r: int, c: int):
+    if 0 <= r < len(rows) and 0 <= c < len(rows[r]):
+        return rows[r][c]
+    return ""
+
+
+def read_forms(pkg: Package, spec: FormSpec) -> list[SheetForm]:
+    """Every visible sheet that reads as the form is one record (staff copy the sheet for each visit)."""
+    forms = []
+    for sheet, visible in pkg.sheets:
+        if not visible or sheet in (LISTS_SHEET, PASSPORT_SHEET):
+            continue
+        form = read_form_sheet(pkg, spec, sheet)
+        if form is not None:
+            forms.append(form)
+    return forms
