@@ -49,7 +49,8 @@ def test_blank_template_self_check_matches_libreoffice(templates, libreoffice, t
 
 
 VALUES = [None, " ", "　", "abc", "=1+1", 0, 1, -1, 2.5, 3.0, "5", 36525, 36526, 73050, 73051,
-          dt.date(2026, 3, 5), dt.date(1999, 12, 31), "实地走访", " 实地走访", "其他", "2026-03", 2026.03]
+          dt.date(2026, 3, 5), dt.date(1999, 12, 31), "实地走访", " 实地走访", "其他", "2026-03", 2026.03,
+          "实*", "座谈?流", "~其他", "<>", ">a"]
 # (No booleans: LibreOffice treats TRUE as a number and Excel does not; the Python rule follows Excel.)
 
 
@@ -109,7 +110,16 @@ def test_tracker_formulas_compute_in_libreoffice(templates, libreoffice, tmp_pat
     assert got[f"G{rows['2-3']}"].value == 3 and got[f"N{rows['2-3']}"].value == "未达标"
     assert got[f"R{rows['1-6']}"].value == 1  # 本行有误
     assert got[f"N{rows['1-1-1']}"].value in (None, "")
-    assert "1项格式有误" in got["A1"].value
+    county = [t for t in registry_tasks(spec) if "县区团委" in t.unit_types]
+    required = sum({"ratio": 2}.get(t.kind, 1) for t in county)
+    empty = 2 + required - 7  # 报送期, 填表时间, and the rows of 县区团委 less the 7 cells filled above
+    assert got["A1"].value == f"自查：还有{empty}项必填未填，1项格式有误（见红色单元格）。"
+
+
+def registry_tasks(spec):
+    from tuanjian_xlsx.config import Workspace
+
+    return Workspace.builtin().roster.tasks
 
 
 def _props(path) -> dict[str, str]:

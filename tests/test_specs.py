@@ -62,3 +62,17 @@ def test_due_dates_from_rules():
     assert parse_period("2026年第1季度").due(28, 0).isoformat() == "2026-03-28"
     assert parse_period("2026-02").due(31, 0).isoformat() == "2026-02-28"
     assert parse_period("2026年13月") is None
+
+
+@pytest.mark.parametrize("old, new, needle", [
+    ('input_range = "B6"', 'input_range = "B66666666"', "fields[3].input_range"),
+    ('input_range = "D6"', 'input_range = "B6"', "（整个文件）"),  # two fields on one cell
+    ('table = "A6:D14"', 'table = "D14:A6"', "layout.table"),
+])
+def test_bad_layout_is_an_issue_not_a_crash(tmp_path, old, new, needle):
+    p = _copy_spec(tmp_path)
+    p.write_text(p.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_spec(p)
+    (issue,) = exc.value.issues
+    assert issue.code == "bad-value" and issue.field == needle

@@ -61,7 +61,7 @@ def _styles(wb) -> dict:
         "input": inp,
         "input_long": {**inp, "valign": "top"},
         "input_int": {**inp, "num_format": "0", "align": "center"},
-        "input_num": {**inp, "num_format": "0.##", "align": "center"},
+        "input_num": {**inp, "num_format": "General", "align": "center"},
         "input_date": {**inp, "num_format": DATE_FORMAT, "align": "center"},
         "input_period": {**inp, "num_format": "@"},
         "head_input": head_in,
@@ -74,9 +74,9 @@ def _styles(wb) -> dict:
         "task": {**body, "font_size": 10, **_GRID},
         "task_c": {**body, "font_size": 10, "align": "center", **_GRID},
         "task_pct": {**body, "font_size": 10, "align": "center", "num_format": "0%", **_GRID},
-        "task_num": {**body, "font_size": 10, "align": "center", "num_format": "0.##", **_GRID},
+        "task_num": {**body, "font_size": 10, "align": "center", "num_format": "General", **_GRID},
         "task_date": {**body, "font_size": 10, "align": "center", "num_format": "yyyy-mm-dd", **_GRID},
-        "cell_in": {**body, "font_size": 10, "locked": False, "align": "center", "num_format": "0.##", **_GRID},
+        "cell_in": {**body, "font_size": 10, "locked": False, "align": "center", "num_format": "General", **_GRID},
         "cell_text": {**body, "font_size": 10, "locked": False, "valign": "top", **_GRID},
         "cell_off": {**body, "font_size": 10, "bg_color": "#F2F2F2", **_GRID},
         "rate": {**body, "font_size": 10, "align": "center", "num_format": "0.0%", **_GRID},
@@ -112,7 +112,7 @@ class Lists:
         return ref
 
 
-def _passport(wb, ws, spec, prefill: Prefill, fmt) -> None:
+def _passport(wb, ws, spec, prefill: Prefill, password: str, fmt) -> None:
     values = prefill.passport(spec)
     ws.set_column(0, 0, 14)
     ws.set_column(1, 1, 70)
@@ -125,7 +125,7 @@ def _passport(wb, ws, spec, prefill: Prefill, fmt) -> None:
             ws.write_string(r, 1, str(v), fmt["passport"])
         wb.set_custom_property(PROPERTY_PREFIX + key, v)
     ws.hide()
-    ws.protect()
+    ws.protect(password)
 
 
 # --- one-record forms -------------------------------------------------------------------------------
@@ -201,7 +201,6 @@ def _protect(ws, password: str) -> None:
 def _header_fields(wb, ws, spec, lists: Lists, prefill: Prefill, fmt, table: tuple | None,
                    started: str) -> list[Check]:
     """Labels, inputs, validations, names and conditional formats of spec.fields; returns their checks."""
-    choice_refs: dict[str, str] = {}
     checks: list[Check] = []
     sheet = quote_sheet(spec.sheet_name)
     for f in spec.fields:
@@ -216,7 +215,7 @@ def _header_fields(wb, ws, spec, lists: Lists, prefill: Prefill, fmt, table: tup
             if f.choices_from == "units":
                 ref = lists.units
             else:
-                ref = choice_refs.setdefault(f.id, lists.add(f.label, f.choices))
+                ref = lists.add(f.label, f.choices)
         if not fixed:
             ws.data_validation(f.input_range, _validation(f, ref))
         wb.define_name(f.name, f"={sheet}!{cell_name(r1, c1, absolute=True)}")
@@ -291,9 +290,9 @@ def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: 
     _setup_page(ws, spec, spec.layout.print_area)
     _protect(ws, password)
     lists.ws.hide()
-    lists.ws.protect()
+    lists.ws.protect(password)
     ws.activate()
-    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, fmt)
+    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
 
 # --- the table form (target tracker) --------------------------------------------------------------------
@@ -301,10 +300,10 @@ def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: 
 
 def _target_formula(task: Task, type_cell: str) -> str:
     """目标值 that follows the unit type chosen in a blank tracker: nested IF over the per-type targets."""
-    default = "" if task.target is None else f"{task.target:g}"
-    expr = default if default else '""'
+    expr = '""' if task.target is None else f"{task.target:.15g}"
     for ut, v in reversed(list(task.type_targets.items())):
-        expr = f'IF({type_cell}="{ut}",{v:g},{expr})'
+        name = ut.replace('"', '""')
+        expr = f'IF({type_cell}="{name}",{v:.15g},{expr})'
     return "=" + expr
 
 
@@ -351,7 +350,9 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     ws.write_string(hr, helper_c, "本行待填", fmt["helper"])
     ws.write_string(hr, helper_c + 1, "本行有误", fmt["helper"])
     for i, task in enumerate(tasks):
-        _task_row(ws, spec, first + i, task, unit_type, type_cell, ci, helper_c, yes_no, started, fmt)
+        # in a blank tracker a row is required only once the chosen unit's type is one that reports it
+        applies = None if unit_type else "OR(" + ",".join(f'{type_cell}="{t}"' for t in task.unit_types) + ")"
+        _task_row(ws, spec, first + i, task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt)
     sheet = quote_sheet(spec.sheet_name)
     for col in spec.columns:
         c = ci[col.id]
@@ -364,7 +365,7 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     empty = count_expr(h_empty + [f"SUM({rows})"])
     invalid = count_expr(h_invalid + [f"SUM({rows_bad})"])
     n_empty = sum(c.is_empty(header_values[c.cell]) for c in header_checks if c.required)
-    n_empty += sum(_row_required(t) for t in tasks)
+    n_empty += sum(_row_required(t) for t in tasks) if unit_type else 0
     n_invalid = sum(c.is_invalid(header_values[c.cell]) for c in header_checks)
     _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
     ws.repeat_rows(hr)
@@ -372,9 +373,9 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     _setup_page(ws, spec, range_name(1, 0, last, n_cols - 1))
     _protect(ws, password)
     lists.ws.hide()
-    lists.ws.protect()
+    lists.ws.protect(password)
     ws.activate()
-    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, fmt)
+    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
 
 NAME_COL_PREFIX = "tj_col_"
@@ -384,7 +385,7 @@ def _row_required(task: Task) -> int:
     return {"ratio": 2, "count": 1, "yesno": 1, "qualitative": 1}[task.kind]
 
 
-def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_no, started, fmt) -> None:
+def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt) -> None:
     ws.set_row(r, 40)
     target = task.target_for(unit_type)
     for col in spec.columns:
@@ -464,16 +465,17 @@ def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_n
         ws.write_string(r, ci["met"], "—", fmt["cell_off"])
 
     # this row's 自查: helper cells beside the table, and red marks on the cells themselves
-    empty_terms = [c.empty_expr() for c in checks if c.required]
+    empty_terms = [c.empty_expr() if applies is None else f"AND({applies},{c.empty_expr()})"
+                   for c in checks if c.required]
     invalid_terms = [c.invalid_expr() for c in checks if c.invalid_expr()]
     if pair:
         invalid_terms.append(pair.invalid_expr())
         ws.conditional_format(r, ci["done"], r, ci["done"], {"type": "formula", "criteria": "=" + pair.invalid_expr(),
                                                              "format": fmt["invalid_mark"]})
-    ws.write_formula(r, helper_c, "=" + count_expr(empty_terms), fmt["helper"], len(empty_terms))
+    ws.write_formula(r, helper_c, "=" + count_expr(empty_terms), fmt["helper"], 0 if applies else len(empty_terms))
     ws.write_formula(r, helper_c + 1, "=" + count_expr(invalid_terms), fmt["helper"], 0)
     for c in checks:
-        _mark(ws, c.cell.replace("$", ""), c, started, fmt)
+        _mark(ws, c.cell.replace("$", ""), c, started if applies is None else f"AND({started},{applies})", fmt)
 
 
 def _num_dv(label: str, kind: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +51,12 @@ class Package:
     def rows(self, sheet: str) -> list[list]:
         """All cell values of a sheet from A1, as calamine gives them (numbers as floats, '' for empty)."""
         if sheet not in self._rows:
-            self._rows[sheet] = self._book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+            try:
+                self._rows[sheet] = self._book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+            except Exception:  # a sheet listed in workbook.xml whose part is missing or broken
+                self.issues.append(Issue.make("file-unreadable", file=self.file, sheet=sheet,
+                                              detail=f"工作表“{sheet}”无法读取"))
+                self._rows[sheet] = []
         return self._rows[sheet]
 
     def value(self, sheet: str, ref: str):
@@ -109,7 +115,7 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
             _read_workbook_xml(z, pkg)
             if "docProps/custom.xml" in z.namelist():
                 _read_custom(z.read("docProps/custom.xml"), pkg)
-    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError) as exc:
         pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=f"不是有效的 xlsx 文件（{type(exc).__name__}）"))
         return pkg
     except ET.ParseError:

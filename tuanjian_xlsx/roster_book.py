@@ -88,9 +88,10 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
     types = roster.type_names
 
     ws = _sheet(wb, SHEET_UNITS, unit_cols(), fmt)
+    ws.set_column(0, 0, unit_cols()[0].width, fmt["text"])  # 单位编号 stays text as typed
     for r, u in enumerate(roster.units, start=1):
         for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone]):
-            ws.write_string(r, c, v or "", fmt["cell"])
+            ws.write_string(r, c, v or "", fmt["text" if c == 0 else "cell"])
     ws.data_validation(1, 2, MAX_ROWS, 2, _list_from(f"={SHEET_TYPES}!$A$2:$A${MAX_ROWS + 1}", "单位类型"))
 
     tcols = type_cols(registry)
@@ -116,6 +117,7 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
 
     kcols = task_cols(types)
     ws = _sheet(wb, SHEET_TASKS, kcols, fmt)
+    ws.set_column(0, 0, kcols[0].width, fmt["text"])  # 编号 like 2-3 must not turn into a date
     for r, t in enumerate(roster.tasks, start=1):
         for c, col in enumerate(kcols):
             _write_task_cell(ws, r, c, col, t, fmt)
@@ -157,7 +159,7 @@ def _write_task_cell(ws, r: int, c: int, col: Col, t: Task, fmt) -> None:
         else:
             ws.write_number(r, c, v, style)
     else:
-        ws.write_string(r, c, str(getattr(t, key) or ""), fmt["cell"])
+        ws.write_string(r, c, str(getattr(t, key) or ""), fmt["text" if key == "code" else "cell"])
 
 
 def _formats(wb) -> dict:
@@ -167,7 +169,8 @@ def _formats(wb) -> dict:
         "head": wb.add_format({**base, "bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "align": "center"}),
         "cell": wb.add_format(open_),
         "int": wb.add_format({**open_, "num_format": "0"}),
-        "num": wb.add_format({**open_, "num_format": "0.##"}),
+        "text": wb.add_format({**open_, "num_format": "@"}),
+        "num": wb.add_format({**open_, "num_format": "General"}),
         "pct": wb.add_format({**open_, "num_format": "0%"}),
         "date": wb.add_format({**open_, "num_format": "yyyy-mm-dd"}),
         "help_title": wb.add_format({"font_name": "宋体", "font_size": 16, "bold": True}),

@@ -60,7 +60,8 @@ class Check:
         if self.type == "date":
             return f"IF(ISNUMBER({a}),OR({a}<{_DMIN},{a}>{_DMAX}),LEN(TRIM({a}))>0)"
         if self.type == "choice":
-            return f"AND(LEN(TRIM({a}))>0,COUNTIF({self.choices_ref},{a})=0)"
+            # SUMPRODUCT of an equality, not COUNTIF: COUNTIF reads * ? ~ < > in the value as patterns
+            return f"AND(LEN(TRIM({a}))>0,SUMPRODUCT(--({self.choices_ref}={a}))=0)"
         if self.type == "period":
             return f"ISNUMBER({a})"
         return None

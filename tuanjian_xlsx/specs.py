@@ -75,10 +75,19 @@ class FormField(_Strict):
         return self.input_range.split(":")[0]
 
 
+def _range(v: str | None) -> str | None:
+    if v is not None:
+        parse_range(v)
+        return v.upper()
+    return v
+
+
 class Text(_Strict):
     range: str
     text: str
     style: Literal["attachment", "title", "label", "header"] = "label"
+
+    _range = field_validator("range")(lambda v: _range(v))
 
 
 class Layout(_Strict):
@@ -89,6 +98,8 @@ class Layout(_Strict):
     table: str | None = None  # the bordered grid of a one-record form
     texts: list[Text] = []
 
+    _ranges = field_validator("self_check", "print_area", "table")(lambda v: _range(v))
+
 
 class Column(_Strict):
     """A column of a table form: a locked task attribute, an input, or a formula."""
@@ -97,7 +108,8 @@ class Column(_Strict):
     label: str
     width: float
     role: Literal["task", "input", "formula"]
-    source: str | None = None  # task attribute, for role = task
+    source: Literal["code", "project", "content", "indicator", "basis", "target_text", "target", "deadline",
+                    "department", "owner"] | None = None  # task attribute, for role = task
     type: FieldType | None = None  # for role = input
     formula: Literal["rate", "met"] | None = None
 
@@ -160,6 +172,20 @@ class FormSpec(_SpecBase):
 
     kind: Literal["form"] = "form"
 
+    @model_validator(mode="after")
+    def _grid(self) -> "FormSpec":
+        if not (self.layout.table and self.layout.print_area):
+            raise ValueError("表单须在 [layout] 中给出 table 和 print_area")
+        cells: dict[tuple[int, int], str] = {}
+        for f in self.fields:
+            for ref in (f.label_range, f.input_range):
+                r1, c1, r2, c2 = parse_range(ref)
+                for rc in ((r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)):
+                    if rc in cells:
+                        raise ValueError(f"字段“{f.label}”与“{cells[rc]}”占用了同一单元格")
+                    cells[rc] = f.label
+        return self
+
 
 class TableSpec(_SpecBase):
     """A table form: one row per task of the roster (the target tracker)."""
@@ -174,7 +200,12 @@ class TableSpec(_SpecBase):
         ids = [c.id for c in self.columns]
         if len(ids) != len(set(ids)):
             raise ValueError("列 id 重复")
+        missing = {"code", "target", "done", "base", "rate", "met", "progress", "problems"} - set(ids)
+        if missing:
+            raise ValueError("台账缺少这些列：" + "、".join(sorted(missing)))
         return self
+
+    _type_range = field_validator("unit_type_range")(lambda v: _range(v))
 
     def column(self, col_id: str) -> Column:
         for c in self.columns:

@@ -24,8 +24,10 @@ _TOML_POS = re.compile(r"at line (\d+), column (\d+)")
 def _split_key(text: str) -> tuple:
     parts = []
     for p in _PART.findall(text):
-        p = p[1:-1] if p[0] in "\"'" else p
-        parts.append(int(p) if p.isdigit() else p)
+        if p[0] in "\"'":
+            parts.append(p[1:-1])
+        else:
+            parts.append(int(p) if p.isascii() and p.isdigit() else p)
     return tuple(parts)
 
 
