@@ -192,3 +192,23 @@ def test_protection_password_from_settings(tmp_path):
     for path in build_workspace_templates(tmp_path):
         ws = openpyxl.load_workbook(path).worksheets[0]
         assert ws.protection.sheet is True and ws.protection.password  # hashed, not empty
+
+
+def test_a_number_typed_in_a_text_column_is_text(tmp_path):
+    _book_with(tmp_path, {("单位名单", "F2"): 13800000000, ("单位名单", "E2"): 12})
+    ws = Workspace.load(tmp_path)
+    assert (ws.roster.units[0].phone, ws.roster.units[0].contact) == ("13800000000", "12")
+
+
+def test_unwritable_target_is_a_chinese_issue(tmp_path):
+    from tuanjian_xlsx.issues import TuanjianError
+    from tuanjian_xlsx.xlsxio import atomic_write
+
+    target = tmp_path / "汇总.xlsx"
+    target.mkdir()  # something that cannot be replaced, as a workbook open in Excel cannot on Windows
+    (target / "x").write_text("x")
+    with pytest.raises(TuanjianError) as exc:
+        atomic_write(target, b"data")
+    (issue,) = exc.value.issues
+    assert issue.code == "file-locked" and issue.message.startswith(f"无法写入 {target}（")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["汇总.xlsx"]  # no temporary file left behind

@@ -66,7 +66,8 @@ def _blank_to_none(v):
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # cells typed as numbers in a text column (a contact's phone, a name that is a number) are text
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
 
 
 class DueRule(_Row):

@@ -19,6 +19,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-form": ("error", "未知的报表“{value}”，可用的有：{known}", "a form id no spec defines"),
     "unknown-version": ("error", "报表“{form}”没有第 {version} 版模板", "a version no spec file defines"),
     "file-missing": ("error", "找不到文件：{detail}", "a file the configuration needs is absent"),
+    "file-locked": ("error", "无法写入 {detail}（{reason}）；若文件正在 Excel/WPS 中打开，请关闭后重试", "the target file is locked"),
     "file-unreadable": ("error", "无法打开文件：{detail}", "a file that cannot be opened as a workbook"),
     "sheet-missing": ("error", "缺少工作表“{name}”", "a required sheet is absent"),
     "column-missing": ("error", "工作表缺少“{column}”列（第 1 行应为表头）", "a required column header is absent"),

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import xlsxwriter
 
+from .issues import Issue, TuanjianError
+
 # Pinned so that the same inputs give byte-identical files (the plan's own date).
 BUILD_DATE = dt.datetime(2020, 7, 3, 0, 0, 0)
 
@@ -72,6 +74,11 @@ def atomic_write(path: Path, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; others on a shared folder must read it
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        # most often on Windows: Excel holds an open workbook locked
+        raise TuanjianError(Issue.make("file-locked", file=path.name, detail=str(path),
+                                       reason=exc.strerror or type(exc).__name__)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
