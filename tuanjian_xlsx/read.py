@@ -18,7 +18,7 @@ from defusedxml import ElementTree as ET
 from .build import LISTS_SHEET, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
 from .cells import cell_name, parse_cell
 from .issues import Issue
-from .specs import FormSpec
+from .specs import NAME_PREFIX, FormSpec, TableSpec
 
 NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -107,14 +107,19 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
         pkg.issues.append(Issue.make(problem[0], file=pkg.file, **problem[1]))
         return pkg
     try:
-        with zipfile.ZipFile(io.BytesIO(pkg.data)) as z:
-            bomb = _zip_bomb(z)
-            if bomb:
-                pkg.issues.append(Issue.make("zip-bomb", file=pkg.file, detail=bomb))
-                return pkg
-            _read_workbook_xml(z, pkg)
-            if "docProps/custom.xml" in z.namelist():
-                _read_custom(z.read("docProps/custom.xml"), pkg)
+        if pkg.data.startswith(b"PK"):
+            with zipfile.ZipFile(io.BytesIO(pkg.data)) as z:
+                bomb = _zip_bomb(z)
+                if bomb:
+                    pkg.issues.append(Issue.make("zip-bomb", file=pkg.file, detail=bomb))
+                    return pkg
+                members = set(z.namelist())
+                if "xl/workbook.xml" in members:  # an .ods has its own layout: calamine alone reads it
+                    _read_workbook_xml(z, pkg)
+                elif path.suffix.lower() not in (".ods", ".et"):
+                    raise KeyError("xl/workbook.xml")
+                if "docProps/custom.xml" in members:
+                    _read_custom(z.read("docProps/custom.xml"), pkg)
     except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError) as exc:
         pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=f"不是有效的 xlsx 文件（{type(exc).__name__}）"))
         return pkg
@@ -131,7 +136,13 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
 
         pkg._book = CalamineWorkbook.from_filelike(io.BytesIO(pkg.data))
     except Exception as exc:  # calamine's own error types
-        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+        if path.suffix.lower() in (".et", ".ods"):
+            pkg.issues.append(Issue.make("unsupported-format", file=pkg.file, ext=path.suffix.lower()))
+        else:
+            pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+        return pkg
+    if not pkg.sheets:
+        pkg.sheets = [(m.name, str(m.visible).endswith("Visible")) for m in pkg._book.sheets_metadata]
     return pkg
 
 
@@ -142,6 +153,8 @@ def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
     if suffix in (".xlsm", ".xltm"):
         return "macro-workbook", {}
     if data.startswith(OLE_MAGIC):
+        if suffix == ".et":
+            return None  # an old WPS 表格 file: calamine may read it as .xls
         return ("legacy-xls", {}) if suffix == ".xls" else ("encrypted", {})
     if not data.startswith(b"PK"):
         return "file-unreadable", {"detail": "不是 Excel 工作簿（xlsx）"}
@@ -220,11 +233,12 @@ class FieldValue:
 
 @dataclass
 class SheetForm:
-    """One sheet read as one filled form."""
+    """One sheet read as one filled form; a table form also has its rows (column id -> value)."""
 
     sheet: str
     values: dict[str, FieldValue]
     issues: list[Issue]
+    rows: list[dict[str, FieldValue]] = field(default_factory=list)
 
 
 def _label_offset(spec_field) -> tuple[int, int]:
@@ -242,16 +256,8 @@ def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
     return found
 
 
-def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | None:
-    """The spec's fields on one sheet: by defined name where it still points beside its label, else by label.
-
-    Returns None when the sheet does not read as this form (fewer than half its labels are there).
-    """
-    rows = pkg.rows(sheet)
-    labels = _find_labels(rows)
-    present = sum(norm_label(f.label_text) in labels for f in spec.fields)
-    if present * 2 < len(spec.fields):
-        return None
+def _read_fields(pkg: Package, spec, sheet: str, rows: list[list], labels: dict) -> tuple[dict, list[str]]:
+    """Each field by its defined name where the label beside it still reads right, else by its label."""
     values: dict[str, FieldValue] = {}
     moved: list[str] = []
     for f in spec.fields:
@@ -269,10 +275,45 @@ def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | Non
         r, c = pos[0] + dr, pos[1] + dc
         values[f.id] = FieldValue(_at(rows, r, c), sheet, cell_name(r, c))
         moved.append(f.label)
-    issues = []
-    if moved:
-        issues.append(Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved))
+    return values, moved
+
+
+def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | None:
+    """The spec's fields on one sheet; None when the sheet does not read as this form (under half its labels)."""
+    rows = pkg.rows(sheet)
+    labels = _find_labels(rows)
+    present = sum(norm_label(f.label_text) in labels for f in spec.fields)
+    if present * 2 < len(spec.fields):
+        return None
+    values, moved = _read_fields(pkg, spec, sheet, rows, labels)
+    issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
     return SheetForm(sheet, values, issues)
+
+
+def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | None:
+    """Header fields plus one row per task, columns found by their headings; None if the headings are absent."""
+    rows = pkg.rows(sheet)
+    want = {norm_label(c.label): c.id for c in spec.columns}
+    header = None
+    for r, row in enumerate(rows):
+        cols = {want[norm_label(v)]: c for c, v in enumerate(row) if isinstance(v, str) and norm_label(v) in want}
+        if "code" in cols and len(cols) * 2 >= len(spec.columns):
+            header = r, cols
+            break
+    if header is None:
+        return None
+    hr, cols = header
+    values, moved = _read_fields(pkg, spec, sheet, rows, _find_labels(rows[:hr]))
+    named = _named_cell(pkg, sheet, NAME_PREFIX + "col_code")
+    if named != cell_name(hr + 1, cols["code"]) or any(cols.get(c.id) != i for i, c in enumerate(spec.columns)):
+        moved.append("任务表")
+    table = []
+    for r in range(hr + 1, len(rows)):
+        if _at(rows, r, cols["code"]) in ("", None):
+            break
+        table.append({cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()})
+    issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
+    return SheetForm(sheet, values, issues, table)
 
 
 def _named_cell(pkg: Package, sheet: str, name: str) -> str | None:
@@ -291,13 +332,14 @@ def _at(rows: list[list], r: int, c: int):
     return ""
 
 
-def read_forms(pkg: Package, spec: FormSpec) -> list[SheetForm]:
+def read_forms(pkg: Package, spec: FormSpec | TableSpec) -> list[SheetForm]:
     """Every visible sheet that reads as the form is one record (staff copy the sheet for each visit)."""
+    reader = read_table_sheet if isinstance(spec, TableSpec) else read_form_sheet
     forms = []
     for sheet, visible in pkg.sheets:
         if not visible or sheet in (LISTS_SHEET, PASSPORT_SHEET):
             continue
-        form = read_form_sheet(pkg, spec, sheet)
+        form = reader(pkg, spec, sheet)
         if form is not None:
             forms.append(form)
     return forms

@@ -1,0 +1,148 @@
+"""Turning what people type into typed values: numbers with units, full-width digits, dates in every local
+spelling, choices with stray spaces. Every change is reported as a warning; nothing is changed silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from typing import Callable
+
+from .issues import Issue
+from .periods import Period, parse_period
+from .xlsxio import excel_serial
+
+Place = dict  # file, sheet, cell, field
+_UNITS = "人次|人|次|个|名|位|篇|家|所|场|项"
+_NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{_UNITS})?$")
+_FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_SHORT_DATE = re.compile(r"^(\d{1,2})[月/.-](\d{1,2})日?$")
+_EPOCH = dt.date(1899, 12, 30)
+MAX_SERIAL = 2958465  # 9999-12-31
+
+
+def fold(text: str) -> str:
+    """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def is_blank(raw) -> bool:
+    """Empty, or only spaces (str.strip also removes the full-width space)."""
+    return raw is None or (isinstance(raw, str) and not raw.strip())
+
+
+def _show(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat() if v.time() == dt.time() else v.isoformat(sep=" ")
+    return str(v)
+
+
+def as_text(raw, at: Place) -> tuple[str | None, list[Issue]]:
+    if is_blank(raw):
+        return None, []
+    return _show(raw).strip(), []
+
+
+def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Issue]]:
+    """5, 5.0, '5', '５人', '3 次' -> 5 (text with a warning); negatives and fractions are errors."""
+    if is_blank(raw):
+        return None, []
+    warn: list[Issue] = []
+    if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.datetime)):
+        return None, [Issue.make("not-a-number", value=_show(raw), **at)]
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    else:
+        m = _NUMBER.match(fold(str(raw)))
+        if not m:
+            return None, [Issue.make("not-a-number", value=_show(raw), **at)]
+        value = float(m.group(1))
+        warn.append(Issue.make("normalised-number", value=_show(value), raw=raw, **at))
+    if value < 0:
+        return None, [Issue.make("negative", value=_show(value), **at)]
+    if whole:
+        if not value.is_integer():
+            return None, [Issue.make("not-an-integer", value=_show(raw), **at)]
+        return int(value), warn
+    return (int(value) if value.is_integer() else value), warn
+
+
+def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list[Issue]]:
+    """Date cells, Excel serials, and typed 2020年7月3日 / 2020.7.3 / 2020/7/3 / 7月3日 (year from the period)."""
+    if is_blank(raw):
+        return None, []
+    if isinstance(raw, dt.datetime):
+        return raw.date(), []
+    if isinstance(raw, dt.date):
+        return raw, []
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        if 1 <= raw <= MAX_SERIAL:
+            value = _EPOCH + dt.timedelta(days=int(raw))
+            return value, [Issue.make("normalised-date", value=value.isoformat(), raw=_show(raw), **at)]
+        return None, [Issue.make("bad-date", value=_show(raw), **at)]
+    text = fold(str(raw))
+    value = None
+    m = _FULL_DATE.match(text)
+    if m:
+        value = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    else:
+        m = _SHORT_DATE.match(text)
+        if m and period is not None:
+            value = _safe_date(period.year, int(m.group(1)), int(m.group(2)))
+    if value is None:
+        return None, [Issue.make("bad-date", value=_show(raw), **at)]
+    return value, [Issue.make("normalised-date", value=value.isoformat(), raw=raw, **at)]
+
+
+def _safe_date(y: int, m: int, d: int) -> dt.date | None:
+    try:
+        return dt.date(y, m, d)
+    except ValueError:
+        return None
+
+
+def as_choice(raw, at: Place, choices: list[str]) -> tuple[str | None, list[Issue]]:
+    """Matched after trimming and width-folding; a match that needed folding is a warning."""
+    if is_blank(raw):
+        return None, []
+    text = _show(raw)
+    if text in choices:
+        return text, []
+    folded = fold(text).casefold()
+    for c in choices:
+        if fold(c).casefold() == folded:
+            return c, [Issue.make("normalised-choice", value=c, raw=text, **at)]
+    shown = choices if len(choices) <= 8 else choices[:8] + ["…"]
+    return None, [Issue.make("not-in-choices", value=text, choices=shown, **at)]
+
+
+def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
+    if is_blank(raw):
+        return None, []
+    if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
+        return None, [Issue.make("not-a-period", value=_show(raw), **at)]
+    period = parse_period(str(raw))
+    if period is None:
+        return None, [Issue.make("not-a-period", value=_show(raw), **at)]
+    return period, []
+
+
+def normaliser(field_type: str, *, choices: list[str], period: Period | None) -> Callable:
+    """The function that reads one value of this field type: (raw, place) -> (value, issues)."""
+    if field_type in ("text", "long_text"):
+        return as_text
+    if field_type in ("integer", "number"):
+        return lambda raw, at: as_number(raw, at, whole=field_type == "integer")
+    if field_type == "date":
+        return lambda raw, at: as_date(raw, at, period)
+    if field_type == "choice":
+        return lambda raw, at: as_choice(raw, at, choices)
+    if field_type == "period":
+        return as_period
+    raise ValueError(field_type)
+
+
+__all__ = ["as_choice", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "normaliser"]

@@ -1,0 +1,422 @@
+"""Validation: a submitted workbook -> records + issues. Never raises on bad data; every problem is an Issue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from pydantic import BaseModel, create_model
+
+from .config import Roster, Task, Unit, Workspace
+from .issues import Issue
+from .normalise import as_text, fold, is_blank, normaliser
+from .periods import Period
+from .read import FieldValue, Package, SheetForm, open_package, read_forms
+from .specs import FormSpec, TableSpec
+
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".et", ".ods"}
+_KIND_OF_CADENCE = {"monthly": ("month", "月份", "2026-03"), "quarterly": ("quarter", "季度", "2026-Q1"),
+                    "yearly": ("year", "年度", "2026")}
+_TYPES = {"text": str, "long_text": str, "integer": int, "number": float, "date": dt.date, "choice": str,
+          "period": str}
+
+
+@dataclass
+class Record:
+    """One filled form (or one tracker row), typed by the version's record model."""
+
+    sheet: str
+    values: dict[str, object]
+    cells: dict[str, str]
+    raw: dict[str, object]
+
+
+@dataclass
+class FileResult:
+    path: Path
+    file: str
+    sha256: str = ""
+    form_id: str | None = None
+    version: int | None = None
+    unit: str | None = None
+    unit_id: str | None = None
+    period: str | None = None
+    records: list[Record] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+    def to_dict(self) -> dict:
+        return {
+            "file": str(self.path), "sha256": self.sha256 or None, "form_id": self.form_id, "version": self.version,
+            "unit": self.unit, "period": self.period, "records": len(self.records), "valid": self.valid,
+            "issues": [{k: getattr(i, k) for k in ("code", "severity", "sheet", "cell", "field", "message", "note")}
+                       for i in self.issues],
+        }
+
+
+_MODELS: dict[tuple[str, int, str], type[BaseModel]] = {}
+
+
+def record_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
+    """The pydantic model of one record of this form version, derived from the spec (made once)."""
+    key = (spec.form_id, spec.version, spec.fingerprint)
+    if key not in _MODELS:
+        _MODELS[key] = _make_model(spec)
+    return _MODELS[key]
+
+
+def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
+    if isinstance(spec, TableSpec):
+        fields = {c.id: (object, None) for c in spec.columns if c.role == "input"} | {"code": (str, ...)}
+    else:
+        fields = {f.id: (_TYPES[f.type] | None, None) for f in spec.fields}
+    return create_model(f"{spec.form_id}_v{spec.version}", **fields)
+
+
+def validate_file(path: Path, workspace: Workspace, *, data: bytes | None = None,
+                  display: str | None = None) -> FileResult:
+    """Read and check one submission. Whatever the file holds, this returns a result and never raises."""
+    path = Path(path)
+    result = FileResult(path=path, file=display or path.name)
+    try:
+        _validate(result, workspace, data)
+    except Exception as exc:  # a bug must not stop the batch; say so plainly with the file's name
+        result.issues.append(Issue.make("file-unreadable", file=result.file,
+                                        detail=f"读取时出现意外错误（{type(exc).__name__}），请将此文件转交技术人员"))
+    return result
+
+
+def _validate(result: FileResult, ws: Workspace, data: bytes | None) -> None:
+    pkg = open_package(result.path, data)
+    pkg.file = result.file
+    for i, issue in enumerate(pkg.issues):
+        pkg.issues[i] = _renamed(issue, result.file)
+    result.sha256 = hashlib.sha256(pkg.data).hexdigest() if pkg.data else ""
+    if not pkg.ok:
+        result.issues += pkg.issues
+        return
+    passport = pkg.passport()
+    spec, forms = _identify(pkg, passport, ws, result)
+    if spec is None:
+        return
+    result.form_id, result.version = spec.form_id, spec.version
+    for form in forms:
+        result.issues += form.issues
+    _check_version(spec, passport, ws, result)
+    if isinstance(spec, TableSpec):
+        _check_table(spec, forms, passport, ws, result)
+    else:
+        _check_forms(spec, forms, passport, ws, result)
+    result.issues += pkg.issues  # sheets that could not be read
+
+
+def _renamed(issue: Issue, file: str) -> Issue:
+    from dataclasses import replace
+
+    return replace(issue, file=file)
+
+
+# --- which form, which version -------------------------------------------------------------------------
+
+
+def _identify(pkg: Package, passport: dict, ws: Workspace, result: FileResult):
+    at = {"file": result.file}
+    form_id = passport.get("form_id") or ""
+    known = ws.registry.form_ids
+    names = {f: ws.registry.get(f).display_name for f in known}
+    if form_id and form_id not in known:
+        result.issues.append(Issue.make("unknown-form", value=form_id, known=known, **at))
+        return None, []
+    if form_id:
+        version = _int(passport.get("version"))
+        versions = ws.registry.versions(form_id)
+        if version is None or version not in versions:
+            latest = versions[-1]
+            if version is not None and version > latest:
+                result.issues.append(Issue.make("newer-version", form=names[form_id], version=version, latest=latest, **at))
+            else:
+                result.issues.append(Issue.make("unknown-version", form=names[form_id], version=passport.get("version"), **at))
+            result.form_id, result.version = form_id, version
+            return None, []
+        spec = ws.registry.get(form_id, version)
+        forms = read_forms(pkg, spec)
+        if forms:
+            return spec, forms
+        other = _sniff(pkg, ws)
+        if other:
+            result.issues.append(Issue.make("passport-other-form", claimed=names[form_id],
+                                            actual=other[0].display_name, **at))
+        else:
+            result.issues.append(Issue.make("not-a-form", known=list(names.values()), **at))
+        return None, []
+    found = _sniff(pkg, ws)
+    if not found:
+        result.issues.append(Issue.make("not-a-form", known=list(names.values()), **at))
+        return None, []
+    result.issues.append(Issue.make("no-passport", form=found[0].display_name, **at))
+    return found
+
+
+def _sniff(pkg: Package, ws: Workspace):
+    """A workbook without passport: the current version of whichever form its labels read as."""
+    for form_id in ws.registry.form_ids:
+        use = ws.settings.forms.get(form_id)
+        spec = ws.registry.get(form_id, use.current_version if use else None)
+        forms = read_forms(pkg, spec)
+        if forms:
+            return spec, forms
+    return None
+
+
+def _int(v) -> int | None:
+    try:
+        f = float(v)
+        return int(f) if f.is_integer() else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_version(spec, passport: dict, ws: Workspace, result: FileResult) -> None:
+    at = {"file": result.file}
+    use = ws.settings.forms.get(spec.form_id)
+    if use is None or not use.enabled:
+        result.issues.append(Issue.make("form-disabled", form=spec.display_name, **at))
+    elif spec.version not in use.accepted_versions:
+        result.issues.append(Issue.make("version-not-accepted", form=spec.display_name, version=spec.version,
+                                        current=use.current_version, **at))
+    fp = passport.get("fingerprint")
+    if fp and fp != spec.fingerprint:
+        result.issues.append(Issue.make("fingerprint-mismatch", form=spec.display_name, version=spec.version, **at))
+
+
+# --- header: unit and period ------------------------------------------------------------------------------
+
+
+@dataclass
+class Header:
+    unit: Unit | None
+    period: Period | None
+    due: dt.date | None
+
+
+def _place(result: FileResult, fv: FieldValue | None, label: str, sheet: str) -> dict:
+    return {"file": result.file, "sheet": fv.sheet if fv else sheet, "cell": fv.cell if fv else None, "field": label}
+
+
+def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileResult) -> Header:
+    roster: Roster = ws.roster
+    uf, pf = spec.field("unit"), spec.field("period")
+    u_val, p_val = form.values.get("unit"), form.values.get("period")
+    u_at, p_at = _place(result, u_val, uf.label, form.sheet), _place(result, p_val, pf.label, form.sheet)
+    unit = None
+    name, issues = normaliser("choice", choices=[u.name for u in roster.units], period=None)(
+        u_val.value if u_val else None, u_at)
+    passport_unit = passport.get("unit") or ""
+    if name is None and not issues and passport_unit:
+        name = passport_unit  # a distributed copy whose unit cell was cleared
+    if issues and issues[0].code == "not-in-choices":  # say it in roster terms, not as a dropdown
+        issues = [Issue.make("unknown-unit", value=str(u_val.value).strip(), **u_at)]
+    result.issues += issues
+    if name is None and not issues:
+        result.issues.append(Issue.make("required-value", **u_at))
+    if name is not None:
+        unit = roster.unit_by_name(name)
+        if passport_unit and passport_unit != name:
+            result.issues.append(Issue.make("passport-mismatch", value=name, expected=passport_unit, **u_at))
+    period, issues = normaliser("period", choices=[], period=None)(p_val.value if p_val else None, p_at)
+    result.issues += issues
+    if period is None and not issues:
+        if passport.get("period"):
+            from .periods import parse_period
+
+            period = parse_period(passport["period"])
+        else:
+            result.issues.append(Issue.make("required-value", **p_at))
+    if period is not None and passport.get("period") and period.code != passport["period"]:
+        result.issues.append(Issue.make("passport-mismatch", value=period.label, expected=passport["period"], **p_at))
+    due = None
+    if unit is not None:
+        rule = roster.rule(unit.type, spec.form_id)
+        if rule is None:
+            result.issues.append(Issue.make("form-not-filed", unit=unit.name, unit_type=unit.type,
+                                            form=spec.display_name, **u_at))
+        elif period is not None:
+            kind, word, example = _KIND_OF_CADENCE[rule.cadence]
+            if period.kind != kind:
+                result.issues.append(Issue.make("wrong-period-kind", kind=word, example=example,
+                                                value=p_val.value if p_val else period.code, **p_at))
+            else:
+                due = period.due(rule.day, rule.month_offset)
+    return Header(unit, period, due)
+
+
+def _agree(result: FileResult, unit: Unit | None, period: Period | None, form: SheetForm, spec) -> None:
+    """The first form's unit and period are the file's; later sheets must agree."""
+    if result.unit is None and result.period is None:
+        result.unit, result.unit_id = (unit.name, unit.id) if unit else (None, None)
+        result.period = period.code if period else None
+        return
+    for fid, mine, theirs in (("unit", unit.name if unit else None, result.unit),
+                              ("period", period.code if period else None, result.period)):
+        if mine and theirs and mine != theirs:
+            fv = form.values.get(fid)
+            result.issues.append(Issue.make("record-mismatch", value=mine, expected=theirs,
+                                            **_place(result, fv, spec.field(fid).label, form.sheet)))
+
+
+# --- one-record forms ------------------------------------------------------------------------------------
+
+
+def _date_window(period: Period, due: dt.date | None) -> tuple[dt.date, dt.date]:
+    """A date on the form may fall from the period's first day to a month after it was due."""
+    end = max(period.last_day, due or period.last_day) + dt.timedelta(days=31)
+    return period.first_day, end
+
+
+def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Workspace, result: FileResult) -> None:
+    model = record_model(spec)
+    for form in forms:
+        head = _header(spec, form, passport, ws, result)
+        _agree(result, head.unit, head.period, form, spec)
+        values, cells, raw = {}, {}, {}
+        for f in spec.fields:
+            fv = form.values.get(f.id)
+            at = _place(result, fv, f.label, form.sheet)
+            raw[f.id] = fv.value if fv else None
+            cells[f.id] = at["cell"]
+            if f.id == "unit":
+                values[f.id] = head.unit.name if head.unit else None
+                continue
+            if f.id == "period":
+                values[f.id] = head.period.code if head.period else None
+                continue
+            if fv is None:
+                result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
+                continue
+            value, issues = normaliser(f.type, choices=f.choices, period=head.period)(fv.value, at)
+            result.issues += issues
+            if value is None and not issues and f.required:
+                result.issues.append(Issue.make("required-value", **at))
+            if f.type == "date" and value is not None and head.period is not None:
+                start, end = _date_window(head.period, head.due)
+                if not start <= value <= end:
+                    result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
+                                                    period=head.period.label, start=start.isoformat(),
+                                                    end=end.isoformat(), **at))
+            values[f.id] = value
+        result.records.append(Record(form.sheet, model(**values).model_dump(), cells, raw))
+
+
+# --- the target tracker ----------------------------------------------------------------------------------
+
+
+def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Workspace, result: FileResult) -> None:
+    tasks = {t.code: t for t in ws.roster.tasks}
+    for form in forms:
+        head = _header(spec, form, passport, ws, result)
+        _agree(result, head.unit, head.period, form, spec)
+        unit_type = head.unit.type if head.unit else None
+        seen = set()
+        for row in form.rows:
+            code_fv = row["code"]
+            code, _ = as_text(code_fv.value, {})
+            at = {"file": result.file, "sheet": form.sheet, "cell": code_fv.cell, "field": "编号"}
+            task = tasks.get(code or "")
+            if task is None:
+                result.issues.append(Issue.make("unknown-task", value=code, **at))
+                continue
+            seen.add(task.code)
+            if unit_type is not None and unit_type not in task.unit_types:
+                result.issues.append(Issue.make("task-not-for-unit", task=task.code, unit_type=unit_type, **at))
+                continue
+            record = _tracker_row(spec, task, row, unit_type, result)
+            if record is not None:
+                record.sheet = form.sheet
+                result.records.append(record)
+        if unit_type is not None:
+            for t in ws.roster.tasks_for(unit_type):
+                if t.code not in seen:
+                    result.issues.append(Issue.make("task-missing", task=t.code, file=result.file, sheet=form.sheet))
+
+
+def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, result: FileResult):
+    def at(col_id: str) -> dict:
+        fv = row.get(col_id)
+        return {"file": result.file, "sheet": fv.sheet if fv else None, "cell": fv.cell if fv else None,
+                "field": f"{task.code} {spec.column(col_id).label}"}
+
+    issues: list[Issue] = list(_locked_changes(spec, task, row, unit_type, at))
+    values: dict[str, object] = {"code": task.code}
+    raw = {cid: fv.value for cid, fv in row.items()}
+    cells = {cid: fv.cell for cid, fv in row.items()}
+    get = lambda cid: row[cid].value if cid in row else None  # noqa: E731
+    if task.kind in ("ratio", "count"):
+        done, iss = normaliser("number" if task.kind == "ratio" else "integer", choices=[], period=None)(get("done"), at("done"))
+        issues += iss
+        values["done"] = done
+        if task.kind == "ratio":
+            base, iss = normaliser("number", choices=[], period=None)(get("base"), at("base"))
+            issues += iss
+            values["base"] = base
+            if (done is None) != (base is None) and not iss:
+                issues.append(Issue.make("ratio-incomplete", task=task.code, **at("done" if done is None else "base")))
+            if done is not None and base is not None and done > base:
+                issues.append(Issue.make("done-above-base", task=task.code, done=done, base=base, **at("done")))
+    elif task.kind == "yesno":
+        done, iss = normaliser("choice", choices=["是", "否"], period=None)(get("done"), at("done"))
+        issues += iss
+        values["done"] = done
+    for cid in ("progress", "problems"):
+        values[cid], _ = as_text(get(cid), {})
+    result.issues += issues
+    return Record("", record_model(spec)(**values).model_dump(), cells, raw)
+
+
+def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, at) -> Iterator[Issue]:
+    """Targets and task columns typed over: compared with the roster, not trusted from the file."""
+    target = task.target_for(unit_type)
+    expected = {"indicator": task.indicator, "target": target}
+    for cid, want in expected.items():
+        fv = row.get(cid)
+        if fv is None or (cid == "target" and unit_type is None):
+            continue
+        got = fv.value
+        if cid == "target":
+            same = (want is None and is_blank(got)) or (
+                isinstance(got, (int, float)) and want is not None and abs(float(got) - want) < 1e-9)
+        else:
+            same = fold(str(got or "")) == fold(str(want or ""))
+        if not same:
+            show = lambda v: "" if v is None else (f"{v:.0%}" if task.kind == "ratio" and isinstance(v, float) else str(v))  # noqa: E731
+            yield Issue.make("locked-changed", expected=show(want), value=show(got), **at(cid))
+
+
+# --- many files ------------------------------------------------------------------------------------------
+
+
+def iter_submissions(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files and folders (recursive), spreadsheets only; Excel's lock files ~$… are skipped silently."""
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in SPREADSHEET_SUFFIXES and not f.name.startswith("~$"):
+                    yield f
+        elif not p.name.startswith("~$"):
+            yield p
+
+
+def validate_paths(paths: Iterable[Path], workspace: Workspace, progress=None) -> list[FileResult]:
+    """Validate every submission under `paths`; one bad file never stops the others."""
+    results = []
+    for f in iter_submissions(paths):
+        results.append(validate_file(f, workspace, display=str(f)))
+        if progress:
+            progress(results[-1])
+    return results
