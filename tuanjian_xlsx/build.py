@@ -6,6 +6,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .cells import cell_name, parse_range, quote_sheet, range_name
 from .config import Roster, Task, Unit, Workspace
@@ -40,6 +41,17 @@ class Prefill:
             "period": self.period,
             "due": self.due.isoformat() if self.due else "",
         }
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A submitter's values written back into a template (a 退回件), and the cells to mark with why.
+
+    Keys are field ids, or 'code:column' for a tracker row (e.g. '1-3-2:done').
+    """
+
+    values: dict[str, object]
+    marks: dict[str, str]
 
 
 # --- styles -------------------------------------------------------------------------------------------
@@ -86,7 +98,23 @@ def _styles(wb) -> dict:
         "invalid_mark": {"bg_color": "#FFC7CE", "font_color": "#9C0006"},
         "passport": {"font_name": "Arial", "font_size": 10},
     }
-    return {k: wb.add_format(v) for k, v in s.items()}
+    return Styles(wb, s)
+
+
+BAD_FILL = {"bg_color": "#FF9999", "font_color": "#9C0006"}
+
+
+class Styles(dict):
+    """Named formats; `bad(name)` is the same format filled red, for a cell a 退回件 points at."""
+
+    def __init__(self, wb, props: dict[str, dict]):
+        super().__init__({k: wb.add_format(v) for k, v in props.items()})
+        self.wb, self.props, self._bad = wb, props, {}
+
+    def bad(self, name: str):
+        if name not in self._bad:
+            self._bad[name] = self.wb.add_format({**self.props[name], **BAD_FILL})
+        return self._bad[name]
 
 
 # --- the hidden sheets ----------------------------------------------------------------------------------
@@ -95,21 +123,29 @@ def _styles(wb) -> dict:
 class Lists:
     """The hidden _lists sheet: one column per dropdown; validations point at ranges, never long inline lists."""
 
-    def __init__(self, ws, roster: Roster):
-        self.ws = ws
-        self.col = 0
+    def __init__(self, roster: Roster):
+        self.columns: dict[str, tuple[str, list[str]]] = {}  # title -> (range, values)
         self.unit_names = tuple(u.name for u in roster.units)
         self.units = self.add("单位", list(self.unit_names))
         self.add("单位类型", [u.type for u in roster.units])  # beside the names: VLOOKUP finds a unit's type
         self.unit_table = f"{LISTS_SHEET}!$A$2:$B${max(len(roster.units), 1) + 1}"
 
     def add(self, title: str, values: list[str]) -> str:
-        self.ws.write_string(0, self.col, title)
-        for r, v in enumerate(values, start=1):
-            self.ws.write_string(r, self.col, v)
-        ref = f"{LISTS_SHEET}!{range_name(1, self.col, max(len(values), 1), self.col, absolute=True)}"
-        self.col += 1
-        return ref
+        """The range that will hold `values` (the same column again for the same title)."""
+        if title not in self.columns:
+            col = len(self.columns)
+            ref = f"{LISTS_SHEET}!{range_name(1, col, max(len(values), 1), col, absolute=True)}"
+            self.columns[title] = (ref, list(values))
+        return self.columns[title][0]
+
+    def write(self, wb, password: str) -> None:
+        ws = wb.add_worksheet(LISTS_SHEET)
+        for col, (title, (_, values)) in enumerate(self.columns.items()):
+            ws.write_string(0, col, title)
+            for r, v in enumerate(values, start=1):
+                ws.write_string(r, col, v)
+        ws.hide()
+        ws.protect(password)
 
 
 def _passport(wb, ws, spec, prefill: Prefill, password: str, fmt) -> None:
@@ -199,17 +235,23 @@ def _protect(ws, password: str) -> None:
 
 
 def _header_fields(wb, ws, spec, lists: Lists, prefill: Prefill, fmt, table: tuple | None,
-                   started: str) -> list[Check]:
-    """Labels, inputs, validations, names and conditional formats of spec.fields; returns their checks."""
-    checks: list[Check] = []
-    sheet = quote_sheet(spec.sheet_name)
+                   started: str, filled: Filled | None = None, local: bool = False) -> list[tuple[Check, object]]:
+    """Labels, inputs, validations, names and conditional formats of spec.fields; returns (check, value written)."""
+    checks: list[tuple[Check, object]] = []
+    sheet = quote_sheet(ws.name)
     for f in spec.fields:
         r1, c1, _, _ = parse_range(f.input_range)
         in_table = table is not None and _inside((r1, c1), table)
         value = _prefill_value(f, prefill)
         fixed = value is not None
+        if not fixed and filled is not None:
+            value = filled.values.get(f.id)
+        style = _input_style(f, in_table, fixed)
+        bad = filled.marks.get(f.id) if filled is not None else None
         _write_range(ws, f.label_range, f.label_text, fmt["label" if in_table else "header"])
-        _write_range(ws, f.input_range, value, fmt[_input_style(f, in_table, fixed)])
+        _write_range(ws, f.input_range, value, fmt.bad(style) if bad else fmt[style])
+        if bad:
+            ws.write_comment(r1, c1, bad, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
         ref = None
         if f.type == "choice":
             if f.choices_from == "units":
@@ -218,10 +260,10 @@ def _header_fields(wb, ws, spec, lists: Lists, prefill: Prefill, fmt, table: tup
                 ref = lists.add(f.label, f.choices)
         if not fixed:
             ws.data_validation(f.input_range, _validation(f, ref))
-        wb.define_name(f.name, f"={sheet}!{cell_name(r1, c1, absolute=True)}")
+        wb.define_name(f"{sheet}!{f.name}" if local else f.name, f"={sheet}!{cell_name(r1, c1, absolute=True)}")
         choices = lists.unit_names if f.choices_from == "units" else tuple(f.choices)
         check = Check(cell_name(r1, c1, absolute=True), f.type, f.required, ref, choices)
-        checks.append(check)
+        checks.append((check, value))
         _mark(ws, f.input_range, check, started, fmt)
     return checks
 
@@ -274,24 +316,31 @@ def _self_check(ws, spec, empty: str, invalid: str, text: str, fmt) -> None:
     ws.write_formula(r1, c1, summary_formula(empty, invalid), fmt["self_check"], text)
 
 
-def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: str, fmt) -> None:
-    ws = wb.add_worksheet(spec.sheet_name)
-    lists = Lists(wb.add_worksheet(LISTS_SHEET), roster)
-    _layout(ws, spec, fmt)
-    own_inputs = [_abs(f.input_cell) for f in spec.fields if not f.header]
-    checks = _header_fields(wb, ws, spec, lists, prefill, fmt, parse_range(spec.layout.table),
-                            started_expr(own_inputs))
-    values = {c.cell: v for c, v in zip(checks, (_prefill_value(f, prefill) for f in spec.fields))}
-    empty = count_expr([c.empty_expr() for c in checks if c.required])
-    invalid = count_expr([c.invalid_expr() for c in checks if c.invalid_expr()])
-    n_empty = sum(c.is_empty(values[c.cell]) for c in checks if c.required)
-    n_invalid = sum(c.is_invalid(values[c.cell]) for c in checks)
-    _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
-    _setup_page(ws, spec, spec.layout.print_area)
-    _protect(ws, password)
-    lists.ws.hide()
-    lists.ws.protect(password)
-    ws.activate()
+def sheet_names(spec, n: int) -> list[str]:
+    """The form sheet and its copies, named as Excel names a copied sheet: 走基层报告单 (2)…"""
+    return [spec.sheet_name] + [f"{spec.sheet_name} ({i})" for i in range(2, n + 1)]
+
+
+def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: str, fmt,
+                filled: list[Filled]) -> None:
+    lists = Lists(roster)
+    records = filled or [None]
+    for i, (name, rec) in enumerate(zip(sheet_names(spec, len(records)), records)):
+        ws = wb.add_worksheet(name)
+        _layout(ws, spec, fmt)
+        own_inputs = [_abs(f.input_cell) for f in spec.fields if not f.header]
+        checks = _header_fields(wb, ws, spec, lists, prefill, fmt, parse_range(spec.layout.table),
+                                started_expr(own_inputs), rec, local=i > 0)
+        empty = count_expr([c.empty_expr() for c, _ in checks if c.required])
+        invalid = count_expr([c.invalid_expr() for c, _ in checks if c.invalid_expr()])
+        n_empty = sum(c.is_empty(v) for c, v in checks if c.required)
+        n_invalid = sum(c.is_invalid(v) for c, v in checks)
+        _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
+        _setup_page(ws, spec, spec.layout.print_area)
+        _protect(ws, password)
+        if i == 0:
+            ws.activate()
+    lists.write(wb, password)
     _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
 
@@ -307,9 +356,11 @@ def _target_formula(task: Task, type_cell: str) -> str:
     return "=" + expr
 
 
-def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password: str, fmt) -> None:
+def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password: str, fmt,
+                 filled: list[Filled]) -> None:
+    rec = filled[0] if filled else Filled({}, {})
     ws = wb.add_worksheet(spec.sheet_name)
-    lists = Lists(wb.add_worksheet(LISTS_SHEET), roster)
+    lists = Lists(roster)
     yes_no = lists.add("是否", list(YES_NO))
     unit_type = prefill.unit.type if prefill.unit else None
     tasks = roster.tasks_for(unit_type)
@@ -331,8 +382,7 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     started = (f"OR({started_expr(own)},COUNT({col_range('done')},{col_range('base')})>0,"
                f"COUNTIF({col_range('done')},\"是\")+COUNTIF({col_range('done')},\"否\")>0,"
                f"COUNTA({col_range('progress')},{col_range('problems')})>0)")
-    header_checks = _header_fields(wb, ws, spec, lists, prefill, fmt, None, started)
-    header_values = {c.cell: v for c, v in zip(header_checks, (_prefill_value(f, prefill) for f in spec.fields))}
+    header_checks = _header_fields(wb, ws, spec, lists, prefill, fmt, None, started, rec)
 
     # the unit's type: looked up from the chosen unit in a blank template, written in a distributed copy
     tr1, tc1, tr2, tc2 = parse_range(spec.unit_type_range)
@@ -349,44 +399,104 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
         ws.write_string(hr, c, col.label, fmt["col_head"])
     ws.write_string(hr, helper_c, "本行待填", fmt["helper"])
     ws.write_string(hr, helper_c + 1, "本行有误", fmt["helper"])
+    row_counts = []
     for i, task in enumerate(tasks):
         # in a blank tracker a row is required only once the chosen unit's type is one that reports it
         applies = None if unit_type else "OR(" + ",".join(f'{type_cell}="{t}"' for t in task.unit_types) + ")"
-        _task_row(ws, spec, first + i, task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt)
+        row = _RowInput({c: rec.values.get(f"{task.code}:{c}") for c in INPUT_COLUMNS},
+                        {c: rec.marks[f"{task.code}:{c}"] for c in INPUT_COLUMNS if f"{task.code}:{c}" in rec.marks})
+        row_counts.append(_task_row(ws, spec, first + i, task, unit_type, type_cell, ci, helper_c, yes_no, started,
+                                    applies, fmt, row))
     sheet = quote_sheet(spec.sheet_name)
     for col in spec.columns:
         c = ci[col.id]
         wb.define_name(NAME_COL_PREFIX + col.id, f"={sheet}!{range_name(first, c, last, c, absolute=True)}")
 
-    h_empty = [c.empty_expr() for c in header_checks if c.required]
-    h_invalid = [c.invalid_expr() for c in header_checks if c.invalid_expr()]
+    h_empty = [c.empty_expr() for c, _ in header_checks if c.required]
+    h_invalid = [c.invalid_expr() for c, _ in header_checks if c.invalid_expr()]
     rows = range_name(first, helper_c, last, helper_c, absolute=True)
     rows_bad = range_name(first, helper_c + 1, last, helper_c + 1, absolute=True)
     empty = count_expr(h_empty + [f"SUM({rows})"])
     invalid = count_expr(h_invalid + [f"SUM({rows_bad})"])
-    n_empty = sum(c.is_empty(header_values[c.cell]) for c in header_checks if c.required)
-    n_empty += sum(_row_required(t) for t in tasks) if unit_type else 0
-    n_invalid = sum(c.is_invalid(header_values[c.cell]) for c in header_checks)
+    n_empty = sum(c.is_empty(v) for c, v in header_checks if c.required) + sum(e for e, _ in row_counts)
+    n_invalid = sum(c.is_invalid(v) for c, v in header_checks) + sum(i for _, i in row_counts)
     _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
     ws.repeat_rows(hr)
     ws.freeze_panes(first, 0)
     _setup_page(ws, spec, range_name(1, 0, last, n_cols - 1))
     _protect(ws, password)
-    lists.ws.hide()
-    lists.ws.protect(password)
     ws.activate()
+    lists.write(wb, password)
     _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
 
 NAME_COL_PREFIX = "tj_col_"
+INPUT_COLUMNS = ("done", "base", "progress", "problems")
 
 
-def _row_required(task: Task) -> int:
-    return {"ratio": 2, "count": 1, "yesno": 1, "qualitative": 1}[task.kind]
+@dataclass
+class _RowInput:
+    values: dict[str, object]
+    marks: dict[str, str]
 
 
-def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt) -> None:
+# Python mirrors of the row formulas, so that a 退回件's cached results equal what Excel computes.
+
+def _blank(v) -> bool:
+    return v is None or v == ""
+
+
+def _n(v) -> float:
+    """Excel's N(): numbers as they are, anything else 0."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
+def _div(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return "#VALUE!"
+    return a / b
+
+
+def _ge(a, b, op: str) -> bool:
+    """Excel's comparison: any text is greater than any number; text compares case-insensitively."""
+    ta, tb = isinstance(a, str), isinstance(b, str)
+    if ta != tb:
+        return ta if op == ">=" else False
+    if ta:
+        a, b = a.casefold(), b.casefold()
+    return a >= b if op == ">=" else a == b
+
+
+def _rate(done, base_or_target):
+    if _blank(done) or _blank(base_or_target) or _n(base_or_target) == 0:
+        return ""
+    return _div(done, base_or_target)
+
+
+def _met(value, target, op: str):
+    if isinstance(value, str) and value.startswith("#"):
+        return value
+    if _blank(value) or _blank(target):
+        return ""
+    return "达标" if _ge(value, target, op) else "未达标"
+
+
+def _put(ws, r: int, c: int, value, style: str, fmt, bad: str | None) -> None:
+    """An input cell: blank or the submitter's value, red with a comment when a 退回件 marks it."""
+    f = fmt.bad(style) if bad else fmt[style]
+    if value is None:
+        ws.write_blank(r, c, None, f)
+    else:
+        ws.write(r, c, value, f)
+    if bad:
+        ws.write_comment(r, c, bad, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
+
+
+def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt,
+              row: _RowInput) -> tuple[int, int]:
+    """One task's row; returns (required cells empty, cells invalid) for the sheet's 自查 cached value."""
     ws.set_row(r, 40)
+    vals, marks = row.values, row.marks
     target = task.target_for(unit_type)
     for col in spec.columns:
         if col.role != "task":
@@ -419,48 +529,52 @@ def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_n
     pair: NotAbove | None = None
     # inputs: 完成数/完成值, 基数, 进展情况, 存在问题
     if task.kind in ("ratio", "count"):
-        ws.write_blank(r, ci["done"], None, fmt["cell_in"])
+        _put(ws, r, ci["done"], vals.get("done"), "cell_in", fmt, marks.get("done"))
         kind = "number" if task.kind == "ratio" else "integer"
         checks.append(Check(done, kind, True))
         ws.data_validation(r, ci["done"], r, ci["done"], _num_dv("完成数", kind))
     elif task.kind == "yesno":
-        ws.write_blank(r, ci["done"], None, fmt["cell_in"])
+        _put(ws, r, ci["done"], vals.get("done"), "cell_in", fmt, marks.get("done"))
         checks.append(Check(done, "choice", True, yes_no, YES_NO))
         ws.data_validation(r, ci["done"], r, ci["done"], {"validate": "list", "source": "=" + yes_no,
                                                           "error_title": "完成值", "error_message": "请选择“是”或“否”。"})
     else:
         ws.write_string(r, ci["done"], "—", fmt["cell_off"])
     if task.kind == "ratio":
-        ws.write_blank(r, ci["base"], None, fmt["cell_in"])
+        _put(ws, r, ci["base"], vals.get("base"), "cell_in", fmt, marks.get("base"))
         checks.append(Check(base, "number", True))
         ws.data_validation(r, ci["base"], r, ci["base"], _num_dv("基数", "number"))
         pair = NotAbove(done, base)
     else:
         ws.write_string(r, ci["base"], "—", fmt["cell_off"])
-    ws.write_blank(r, ci["progress"], None, fmt["cell_text"])
-    ws.write_blank(r, ci["problems"], None, fmt["cell_text"])
+    _put(ws, r, ci["progress"], vals.get("progress"), "cell_text", fmt, marks.get("progress"))
+    _put(ws, r, ci["problems"], vals.get("problems"), "cell_text", fmt, marks.get("problems"))
     progress = cell_name(r, ci["progress"], True)
     if task.kind == "qualitative":
         checks.append(Check(progress, "long_text", True))
 
-    # formulas: 完成率 and 是否达标 (blank while inputs are blank)
+    # formulas: 完成率 and 是否达标 (blank while inputs are blank); cached values from the mirrors above
+    d, b = vals.get("done"), vals.get("base")
+    t = "" if target is None else target
+    op = ">=" if task.comparison == ">=" else "="
     if task.kind == "ratio":
+        rate_v = _rate(d, b)
         ws.write_formula(r, ci["rate"], f'=IF(OR({done}="",{base}=""),"",IF(N({base})=0,"",{done}/{base}))',
-                         fmt["rate"], "")
-        value = rate
+                         fmt["rate"], rate_v)
+        value, value_v = rate, rate_v
     elif task.kind == "count":
         ws.write_formula(r, ci["rate"], f'=IF(OR({done}="",{tgt}=""),"",IF(N({tgt})=0,"",{done}/{tgt}))',
-                         fmt["rate"], "")
-        value = done
+                         fmt["rate"], _rate(d, t))
+        value, value_v = done, ("" if d is None else d)
     else:
         ws.write_string(r, ci["rate"], "—", fmt["cell_off"])
-        value = None
+        value = value_v = None
     if value is not None:
-        op = ">=" if task.comparison == ">=" else "="
         ws.write_formula(r, ci["met"], f'=IF(OR({value}="",{tgt}=""),"",IF({value}{op}{tgt},"达标","未达标"))',
-                         fmt["met"], "")
+                         fmt["met"], _met(value_v, t, op))
     elif task.kind == "yesno":
-        ws.write_formula(r, ci["met"], f'=IF({done}="","",IF({done}="是","达标","未达标"))', fmt["met"], "")
+        met_v = "" if _blank(d) else ("达标" if _ge(d, "是", "=") else "未达标")
+        ws.write_formula(r, ci["met"], f'=IF({done}="","",IF({done}="是","达标","未达标"))', fmt["met"], met_v)
     else:
         ws.write_string(r, ci["met"], "—", fmt["cell_off"])
 
@@ -472,10 +586,14 @@ def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_n
         invalid_terms.append(pair.invalid_expr())
         ws.conditional_format(r, ci["done"], r, ci["done"], {"type": "formula", "criteria": "=" + pair.invalid_expr(),
                                                              "format": fmt["invalid_mark"]})
-    ws.write_formula(r, helper_c, "=" + count_expr(empty_terms), fmt["helper"], 0 if applies else len(empty_terms))
-    ws.write_formula(r, helper_c + 1, "=" + count_expr(invalid_terms), fmt["helper"], 0)
+    by_cell = {done: d, base: b, progress: vals.get("progress")}
+    n_empty = 0 if applies else sum(c.is_empty(by_cell[c.cell]) for c in checks if c.required)
+    n_invalid = sum(c.is_invalid(by_cell[c.cell]) for c in checks) + (pair.is_invalid(d, b) if pair else 0)
+    ws.write_formula(r, helper_c, "=" + count_expr(empty_terms), fmt["helper"], n_empty)
+    ws.write_formula(r, helper_c + 1, "=" + count_expr(invalid_terms), fmt["helper"], n_invalid)
     for c in checks:
         _mark(ws, c.cell.replace("$", ""), c, started if applies is None else f"AND({started},{applies})", fmt)
+    return n_empty, n_invalid
 
 
 def _num_dv(label: str, kind: str) -> dict:
@@ -488,16 +606,20 @@ def _num_dv(label: str, kind: str) -> dict:
 
 
 def build_template(spec: FormSpec | TableSpec, roster: Roster, *, prefill: Prefill | None = None,
-                   password: str = "") -> bytes:
-    """The .xlsx bytes of one form version: a blank template, or a prefilled copy for one unit and period."""
+                   password: str = "", filled: list[Filled] | None = None,
+                   first_sheet: Callable | None = None) -> bytes:
+    """The .xlsx bytes of one form version: a blank template, a prefilled copy for one unit and period, or
+    (with `filled`) a 退回件 carrying the submitter's values. `first_sheet(wb)` may add a sheet in front."""
     prefill = prefill or Prefill()
     buf = io.BytesIO()
     wb = new_workbook(buf, title=spec.display_name)
     fmt = _styles(wb)
+    if first_sheet is not None:
+        first_sheet(wb)
     if isinstance(spec, TableSpec):
-        _build_table(wb, spec, roster, prefill, password, fmt)
+        _build_table(wb, spec, roster, prefill, password, fmt, filled or [])
     else:
-        _build_form(wb, spec, roster, prefill, password, fmt)
+        _build_form(wb, spec, roster, prefill, password, fmt, filled or [])
     return close_workbook(wb, buf)
 
 

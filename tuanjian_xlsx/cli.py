@@ -164,6 +164,25 @@ def templates_list(as_json: bool) -> None:
         _echo(f"{r['form_id']:<20} v{r['version']:<3} 字段 {r['fields']:>2} 个  指纹 {r['fingerprint'][:16]}  {r['title']}")
 
 
+@cli.command(help="校验收到的报表文件（可给文件或文件夹），列出每个问题的位置；有错的可生成退回件。")
+@click.argument("paths", metavar="路径...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@workspace_option
+@click.option("--return-dir", "return_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="文件夹", help="为有错误的文件生成退回件和说明，放在此文件夹")
+@json_option
+@reports_errors
+def validate(paths: tuple[Path, ...], workspace: Path, return_dir: Path | None, as_json: bool) -> None:
+    from .workspace import validate_submissions
+
+    outcome = validate_submissions(list(paths), workspace, return_dir)
+    if as_json:
+        _echo(json.dumps(outcome.to_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        for line in outcome.lines():
+            _echo(line)
+    sys.exit(EXIT_OK if outcome.all_valid else EXIT_FAILED)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: Chinese usage errors, exit 2."""
     try:

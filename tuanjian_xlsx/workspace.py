@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .build import build_templates
@@ -44,3 +45,49 @@ def list_templates(registry: SpecRegistry | None = None) -> list[dict]:
         rows.append({"form_id": form_id, "version": version, "title": spec.display_name,
                      "fingerprint": spec.fingerprint, "fields": n})
     return rows
+
+
+@dataclass
+class ValidationOutcome:
+    """What `tuanjian validate` reports: one result per file, and the 退回件 written."""
+
+    results: list
+    returns: list
+
+    @property
+    def all_valid(self) -> bool:
+        return all(r.valid for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {"files": [r.to_dict() for r in self.results]}
+
+    def lines(self) -> list[str]:
+        """The Chinese report a person reads: grouped by file, errors then warnings, then a summary line."""
+        out = []
+        for r in self.results:
+            head = "✓ 通过" if r.valid else "✗ 有错误"
+            what = "，".join(x for x in (r.unit, r.period, r.form_id and f"{r.form_id} v{r.version}") if x)
+            out.append(f"{head}  {r.path}" + (f"（{what}，{len(r.records)} 份）" if what else ""))
+            for issue in sorted(r.issues, key=lambda i: i.severity != "error"):
+                place = " · ".join(x for x in (issue.sheet, issue.cell) if x)
+                label = "错误" if issue.severity == "error" else "提醒"
+                out.append(f"    {label}  {place + '  ' if place else ''}{issue.message}")
+        bad = sum(not r.valid for r in self.results)
+        out.append(f"共 {len(self.results)} 个文件：通过 {len(self.results) - bad} 个，有错误 {bad} 个。")
+        for piece in self.returns:
+            out.append(f"已生成退回件：{piece.workbook or piece.message}")
+        return out
+
+
+def validate_submissions(paths: list[Path], root: Path, return_dir: Path | None = None) -> ValidationOutcome:
+    """Validate files and folders against the workspace at `root`; write 退回件 for files with errors."""
+    from .returns import write_returns
+    from .validate import validate_paths
+
+    ws = Workspace.load(root)
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise TuanjianError([Issue.make("file-missing", file=Path(p).name, detail=str(p)) for p in missing])
+    results = validate_paths(paths, ws)
+    pieces = write_returns(results, ws, return_dir) if return_dir else []
+    return ValidationOutcome(results, pieces)

@@ -1,0 +1,234 @@
+"""退回件: the submitter's own values in the current template, bad cells red with a comment saying why,
+a first sheet 问题清单, and a short message ready to paste into WeChat or an e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .build import Filled, Prefill, build_template, sheet_names
+from .config import Workspace
+from .issues import Issue
+from .periods import parse_period
+from .specs import FormSpec, TableSpec
+from .validate import FileResult
+from .xlsxio import atomic_write
+
+PROBLEM_SHEET = "问题清单"
+PROBLEM_COLUMNS = ("表", "单元格", "字段", "原值", "问题", "应为")
+_EXPECTED = {
+    "integer": "不小于 0 的整数，如 5",
+    "number": "不小于 0 的数，如 12",
+    "date": "日期，如 2026-03-05",
+    "period": "报送期，如 2026-03 或 2026-Q1",
+    "text": "文字",
+    "long_text": "文字",
+}
+_WINDOWS_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def safe_filename(name: str) -> str:
+    """A file name Windows accepts: forbidden characters become _, no trailing dots or spaces."""
+    return _WINDOWS_FORBIDDEN.sub("_", name).rstrip(". ") or "_"
+
+
+@dataclass
+class ReturnPiece:
+    """One 退回件: the workbook (None when the form could not be recognised) and the message."""
+
+    source: str
+    workbook: Path | None
+    message: Path
+
+
+def _expected(spec, field_id: str | None, code: str, message: str) -> str:
+    if code in ("required-value",):
+        return "必须填写"
+    if spec is None or field_id is None:
+        return ""
+    if isinstance(spec, TableSpec):
+        col = field_id.split(":")[-1]
+        return {"done": "不小于 0 的数（“是否”类填“是”或“否”）", "base": "不小于 0 的数，且不小于完成数"}.get(col, "")
+    f = spec.field(field_id)
+    if f.type == "choice":
+        return "从下拉列表选择" + ("：" + "、".join(f.choices) if f.choices else "本单位名称")
+    return _EXPECTED.get(f.type, "")
+
+
+def _locate(result: FileResult, spec, issue: Issue) -> tuple[int, str] | None:
+    """(record index, field key) of an issue's cell, if it points into a record."""
+    for i, rec in enumerate(result.records):
+        if rec.sheet != issue.sheet:
+            continue
+        for key, cell in rec.cells.items():
+            if cell == issue.cell:
+                if isinstance(spec, TableSpec):
+                    return i, f"{rec.values['code']}:{key}"
+                return i, key
+    return None
+
+
+def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str], list[Issue]]]:
+    """Per record: the values to write (normalised where they were fine, as typed where not) and the marks."""
+    bad: dict[tuple[int, str], list[Issue]] = {}
+    for issue in result.issues:
+        where = _locate(result, spec, issue)
+        if where is not None:
+            bad.setdefault(where, []).append(issue)
+    if isinstance(spec, TableSpec):
+        values: dict[str, object] = {}
+        marks: dict[str, str] = {}
+        for i, rec in enumerate(result.records):
+            code = rec.values["code"]
+            for col in ("done", "base", "progress", "problems"):
+                key = f"{code}:{col}"
+                values[key] = _value(rec.values.get(col), rec.raw.get(col), (i, key) in bad)
+                if any(x.severity == "error" for x in bad.get((i, key), [])):
+                    marks[key] = _why(bad[(i, key)])
+        return [Filled(values, marks)], bad
+    filled = []
+    for i, rec in enumerate(result.records):
+        values = {fid: _value(rec.values.get(fid), rec.raw.get(fid), (i, fid) in bad) for fid in rec.cells}
+        marks = {fid: _why(bad[(i, fid)]) for fid in rec.cells
+                 if any(x.severity == "error" for x in bad.get((i, fid), []))}
+        filled.append(Filled(values, marks))
+    return filled, bad
+
+
+def _value(normalised, raw, flagged: bool):
+    if flagged or normalised is None:
+        return None if raw in ("", None) else raw
+    if isinstance(normalised, dt.date) and not isinstance(normalised, dt.datetime):
+        return dt.datetime.combine(normalised, dt.time())
+    return normalised
+
+
+def _why(issues: list[Issue]) -> str:
+    return "\n".join(i.message for i in issues if i.severity == "error")
+
+
+def _problem_sheet(rows: list[tuple]):
+    def add(wb):
+        ws = wb.add_worksheet(PROBLEM_SHEET)
+        head = wb.add_format({"bold": True, "bg_color": "#FFC7CE", "border": 1, "font_name": "仿宋", "align": "center"})
+        cell = wb.add_format({"border": 1, "text_wrap": True, "valign": "top", "font_name": "仿宋"})
+        for c, (title, width) in enumerate(zip(PROBLEM_COLUMNS, (16, 8, 22, 20, 50, 28))):
+            ws.set_column(c, c, width)
+            ws.write_string(0, c, title, head)
+        for r, row in enumerate(rows, start=1):
+            for c, v in enumerate(row):
+                ws.write_string(r, c, "" if v is None else str(v), cell)
+        ws.freeze_panes(1, 0)
+        ws.activate()
+
+    return add
+
+
+def build_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[tuple], str]:
+    """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
+    spec = None
+    if result.form_id in ws.settings.forms and result.form_id in ws.registry.form_ids:
+        spec = ws.registry.get(result.form_id, ws.settings.forms[result.form_id].current_version)
+    data = None
+    rows: list[tuple] = []
+    if spec is not None and result.records:
+        filled, bad = _fills(result, spec)
+        new_sheets = sheet_names(spec, len(result.records)) if isinstance(spec, FormSpec) else [spec.sheet_name]
+        where = {id(i): k for k, issues in bad.items() for i in issues}
+        for issue in result.issues:
+            k = where.get(id(issue))
+            sheet, cell, raw = issue.sheet, issue.cell, ""
+            if k is not None:
+                rec_i, key = k
+                sheet = new_sheets[rec_i if isinstance(spec, FormSpec) else 0]
+                rec = result.records[rec_i]
+                col = key.split(":")[-1]
+                raw = rec.raw.get(col)
+                cell = _new_cell(spec, key) or cell
+            problem = issue.message if issue.severity == "error" else "提醒：" + issue.message
+            rows.append((sheet, cell, issue.field, _show(raw), problem,
+                         _expected(spec, k[1] if k else None, issue.code, issue.message)))
+        unit = ws.roster.unit_by_name(result.unit) if result.unit else None
+        period = parse_period(result.period) if result.period else None
+        prefill = Prefill(unit, period.code, period.label, _due(ws, unit, spec, period)) if unit and period else Prefill()
+        data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
+                              filled=filled, first_sheet=_problem_sheet(rows))
+    else:
+        rows = [(i.sheet, i.cell, i.field, "", i.message, "") for i in result.issues]
+    return data, rows, _message(result, ws, spec, rows)
+
+
+def _new_cell(spec, key: str) -> str | None:
+    if isinstance(spec, FormSpec):
+        return spec.field(key).input_cell
+    return None  # tracker rows keep their positions in a rebuilt tracker only by task order; say the task instead
+
+
+def _show(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat()
+    return str(v)
+
+
+def _due(ws: Workspace, unit, spec, period) -> dt.date | None:
+    rule = ws.roster.rule(unit.type, spec.form_id) if unit else None
+    return period.due(rule.day, rule.month_offset) if rule and period else None
+
+
+def return_stem(result: FileResult, ws: Workspace) -> str:
+    if result.unit and result.period and result.form_id in ws.registry.form_ids:
+        spec = ws.registry.get(result.form_id)
+        return safe_filename(f"{result.unit}_{result.period}_{spec.file_stem}_退回")
+    return safe_filename(f"{Path(result.file).stem}_退回")
+
+
+def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple]) -> str:
+    org = ws.settings.organisation
+    errors = [r for r in rows if not str(r[4]).startswith("提醒：")]
+    title = spec.display_name if spec else "报表"
+    period = parse_period(result.period).label if result.period else ""
+    who = result.unit or "报送单位"
+    lines = [f"{who}：您单位报送的《{title}》{('（' + period + '）') if period else ''}"
+             f"（文件 {Path(result.file).name}）有 {len(errors)} 处需要修改："]
+    for n, (sheet, cell, field, raw, problem, _) in enumerate(errors, start=1):
+        place = " ".join(str(x) for x in (sheet, cell) if x)
+        lines.append(f"{n}. {place + ' ' if place else ''}{problem}")
+    if spec is not None and result.records:
+        lines.append(f"请打开附件《{return_stem(result, ws)}.xlsx》，按红色单元格的批注修改后重新报送。")
+    else:
+        lines.append("请使用下发的模板重新填写后报送。")
+    unit = ws.roster.unit_by_name(result.unit) if result.unit else None
+    due = _due(ws, unit, spec, parse_period(result.period) if result.period else None) if spec else None
+    tail = f"截止日期：{due.isoformat()}。" if due else ""
+    if org.report_mailbox:
+        tail += f"报送邮箱：{org.report_mailbox}。"
+    if tail:
+        lines.append(tail)
+    lines.append(f"—— {org.name}{org.department}")
+    return "\n".join(lines) + "\n"
+
+
+def write_returns(results: list[FileResult], ws: Workspace, out_dir: Path) -> list[ReturnPiece]:
+    """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched."""
+    pieces = []
+    used: set[str] = set()
+    for result in results:
+        if result.valid:
+            continue
+        data, _, text = build_return(result, ws)
+        stem = return_stem(result, ws)
+        n = 2
+        base = stem
+        while stem in used:
+            stem, n = f"{base}_{n}", n + 1
+        used.add(stem)
+        book = atomic_write(Path(out_dir) / f"{stem}.xlsx", data) if data is not None else None
+        msg = atomic_write(Path(out_dir) / f"{stem}.txt", text.encode("utf-8-sig"))
+        pieces.append(ReturnPiece(result.file, book, msg))
+    return pieces
