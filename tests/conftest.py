@@ -111,3 +111,24 @@ def libreoffice(tmp_path_factory) -> LibreOffice:
             pytest.fail(message)
         pytest.skip(message)
     return LibreOffice(binary, tmp_path_factory.mktemp("lo-profile"))
+
+
+def set_passport(src: Path, dst: Path, **changes) -> Path:
+    """Rewrite passport entries (custom properties and the _passport sheet), as a tampered or foreign file has them."""
+    from openpyxl.packaging.custom import StringProperty
+
+    wb = openpyxl.load_workbook(src)
+    rows = {c.value: c.row for c in wb["_passport"]["A"]}
+    for key, value in changes.items():
+        name = "tj." + key
+        if name in wb.custom_doc_props.names:
+            del wb.custom_doc_props[name]
+        wb.custom_doc_props.append(StringProperty(name=name, value=str(value)))
+        wb["_passport"].cell(row=rows[key], column=2, value=str(value))
+    wb.save(dst)
+    return dst
+
+
+def triples(result) -> list[tuple]:
+    """(file, cell, code) of each issue: what the tests compare, not prose."""
+    return sorted((i.file, i.cell, i.code) for i in result.issues)

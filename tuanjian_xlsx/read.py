@@ -53,11 +53,27 @@ class Package:
         if sheet not in self._rows:
             try:
                 self._rows[sheet] = self._book.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-            except Exception:  # a sheet listed in workbook.xml whose part is missing or broken
-                self.issues.append(Issue.make("file-unreadable", file=self.file, sheet=sheet,
-                                              detail=f"工作表“{sheet}”无法读取"))
-                self._rows[sheet] = []
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:  # calamine errors, and its Rust panics (e.g. -1E30 in a date cell)
+                self._rows[sheet] = self._rows_by_openpyxl(sheet)
         return self._rows[sheet]
+
+    def _rows_by_openpyxl(self, sheet: str) -> list[list]:
+        """The full-fidelity fallback reader, in calamine's shape ('' for empty cells)."""
+        try:
+            import warnings
+
+            import openpyxl
+
+            with warnings.catch_warnings():  # openpyxl warns of out-of-range dates, which the checks report
+                warnings.simplefilter("ignore")
+                wb = openpyxl.load_workbook(io.BytesIO(self.data), data_only=True)
+            return [["" if v is None else v for v in row] for row in wb[sheet].iter_rows(values_only=True)]
+        except Exception:
+            self.issues.append(Issue.make("file-unreadable", file=self.file, sheet=sheet,
+                                          detail=f"工作表“{sheet}”无法读取"))
+            return []
 
     def value(self, sheet: str, ref: str):
         r, c = parse_cell(ref)

@@ -77,6 +77,7 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
         where = _locate(result, spec, issue)
         if where is not None:
             bad.setdefault(where, []).append(issue)
+    wrong = {k for k, issues in bad.items() if any(i.severity == "error" for i in issues)}
     if isinstance(spec, TableSpec):
         values: dict[str, object] = {}
         marks: dict[str, str] = {}
@@ -84,15 +85,14 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
             code = rec.values["code"]
             for col in ("done", "base", "progress", "problems"):
                 key = f"{code}:{col}"
-                values[key] = _value(rec.values.get(col), rec.raw.get(col), (i, key) in bad)
-                if any(x.severity == "error" for x in bad.get((i, key), [])):
+                values[key] = _value(rec.values.get(col), rec.raw.get(col), (i, key) in wrong)
+                if (i, key) in wrong:
                     marks[key] = _why(bad[(i, key)])
         return [Filled(values, marks)], bad
     filled = []
     for i, rec in enumerate(result.records):
-        values = {fid: _value(rec.values.get(fid), rec.raw.get(fid), (i, fid) in bad) for fid in rec.cells}
-        marks = {fid: _why(bad[(i, fid)]) for fid in rec.cells
-                 if any(x.severity == "error" for x in bad.get((i, fid), []))}
+        values = {fid: _value(rec.values.get(fid), rec.raw.get(fid), (i, fid) in wrong) for fid in rec.cells}
+        marks = {fid: _why(bad[(i, fid)]) for fid in rec.cells if (i, fid) in wrong}
         filled.append(Filled(values, marks))
     return filled, bad
 
@@ -121,6 +121,10 @@ def _problem_sheet(rows: list[tuple]):
             for c, v in enumerate(row):
                 ws.write_string(r, c, "" if v is None else str(v), cell)
         ws.freeze_panes(1, 0)
+        ws.set_paper(9)
+        ws.set_landscape()
+        ws.fit_to_pages(1, 0)
+        ws.repeat_rows(0)
         ws.activate()
 
     return add

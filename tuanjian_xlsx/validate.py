@@ -297,7 +297,8 @@ def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Wor
                 values[f.id] = head.period.code if head.period else None
                 continue
             if fv is None:
-                result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
+                if f.required:
+                    result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
                 continue
             value, issues = normaliser(f.type, choices=f.choices, period=head.period)(fv.value, at)
             result.issues += issues
@@ -333,7 +334,9 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
                 continue
             seen.add(task.code)
             if unit_type is not None and unit_type not in task.unit_types:
-                result.issues.append(Issue.make("task-not-for-unit", task=task.code, unit_type=unit_type, **at))
+                # a blank tracker lists every task: another type's row is fine as long as it was left empty
+                if any(not is_blank(row[c].value) and row[c].value != "—" for c in INPUTS if c in row):
+                    result.issues.append(Issue.make("task-not-for-unit", task=task.code, unit_type=unit_type, **at))
                 continue
             record = _tracker_row(spec, task, row, unit_type, result)
             if record is not None:
@@ -343,6 +346,9 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
             for t in ws.roster.tasks_for(unit_type):
                 if t.code not in seen:
                     result.issues.append(Issue.make("task-missing", task=t.code, file=result.file, sheet=form.sheet))
+
+
+INPUTS = ("done", "base", "progress", "problems")
 
 
 def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, result: FileResult):

@@ -1,0 +1,264 @@
+"""Validation on a corpus built in code: templates filled by label as a person would, some re-saved by
+LibreOffice; each case asserts the exact (file, cell, code) triples."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import fill, set_passport, triples
+from tuanjian_xlsx.build import Prefill, build_template
+from tuanjian_xlsx.validate import validate_file, validate_paths
+from tuanjian_xlsx.xlsxio import excel_serial
+
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "组织部部长", "走访团组织名称": "源汇区第一中学团委", "走访形式": "座谈交流", "团干部": 2,
+         "团员青年": 15, "基层团组织工作开展情况": "开展主题团日", "基层团组织工作亮点": "志愿服务"}
+F = "v.xlsx"
+
+
+@pytest.fixture
+def visit(templates, tmp_path, builtin):
+    def make(changes=None, name=F, src=None, base=VISIT):
+        values = {**base, **(changes or {})}
+        path = fill(src or templates["visit_report"], tmp_path / name, {k: v for k, v in values.items()})
+        return validate_file(path, builtin)
+    return make
+
+
+def test_clean_form(visit):
+    r = visit()
+    assert r.valid and r.issues == []
+    assert (r.form_id, r.version, r.unit, r.unit_id, r.period) == ("visit_report", 1, "源汇区团委", "yuanhui", "2026-03")
+    (rec,) = r.records
+    assert rec.values["cadre_count"] == 2 and rec.values["fill_date"] == dt.date(2026, 3, 5)
+    assert rec.values["visit_form"] == "座谈交流" and rec.values["problems"] is None
+
+
+@pytest.mark.parametrize("label, typed, cell, code, value", [
+    ("团干部", "５人", "C9", "normalised-number", 5),
+    ("团员青年", "3 次", "C10", "normalised-number", 3),
+    ("团员青年", "12", "C10", "normalised-number", 12),
+    ("走访形式", "　座谈交流 ", "B8", "normalised-choice", "座谈交流"),
+    ("走访形式", "座谈交流", "B8", None, "座谈交流"),
+    ("填表时间", "2026年3月5日", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "2026.3.5", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "2026/3/5", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "3月5日", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "２０２６年３月５日", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", excel_serial(dt.date(2026, 3, 5)), "D5", None, dt.date(2026, 3, 5)),  # the cell is a date cell
+])
+def test_normalised_with_a_warning(visit, label, typed, cell, code, value):
+    r = visit({label: typed})
+    assert r.valid
+    assert triples(r) == ([(F, cell, code)] if code else [])
+    fid = {"团干部": "cadre_count", "团员青年": "youth_count", "走访形式": "visit_form", "填表时间": "fill_date"}[label]
+    assert r.records[0].values[fid] == value
+
+
+@pytest.mark.parametrize("label, typed, cell, code", [
+    ("单位职务", None, "D6", "required-value"),
+    ("单位职务", "   ", "D6", "required-value"),
+    ("团员青年", "五人", "C10", "not-a-number"),
+    ("团干部", -2, "C9", "negative"),
+    ("团干部", 2.5, "C9", "not-an-integer"),
+    ("走访形式", "步行", "B8", "not-in-choices"),
+    ("填表时间", "2026年13月45日", "D5", "bad-date"),
+    ("填表时间", dt.datetime(2025, 12, 1), "D5", "date-outside-period"),
+    ("报送单位", "某某团委", "B4", "unknown-unit"),
+    ("报送单位", None, "B4", "required-value"),
+    ("报送期", "三月份", "B5", "not-a-period"),
+    ("报送期", "2026-Q1", "B5", "wrong-period-kind"),
+])
+def test_errors_at_their_cells(visit, label, typed, cell, code):
+    r = visit({label: typed})
+    assert not r.valid
+    assert triples(r) == [(F, cell, code)]
+
+
+def test_messages_are_chinese_and_name_the_field(visit):
+    r = visit({"团干部": -2})
+    (issue,) = r.issues
+    assert issue.render() == "错误：v.xlsx · 走基层报告单 · C9 · 团干部：“团干部”不能为负数，现为 -2"
+
+
+def test_text_starting_with_equals_stays_text(templates, tmp_path, builtin):
+    path = fill(templates["visit_report"], tmp_path / F, VISIT)
+    wb = openpyxl.load_workbook(path)
+    c = wb.worksheets[0]["B12"]
+    c.value, c.data_type = "=不是公式", "s"
+    wb.save(path)
+    r = validate_file(path, builtin)
+    assert r.valid and r.records[0].values["highlights"] == "=不是公式"
+
+
+def _distributed(builtin, tmp_path, unit="舞阳县团委", period=("2026-03", "2026年3月"), form="visit_report"):
+    spec = builtin.registry.get(form)
+    p = tmp_path / "copy.xlsx"
+    p.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name(unit), *period)))
+    return p
+
+
+def test_distributed_copy_and_passport_mismatch(visit, builtin, tmp_path):
+    src = _distributed(builtin, tmp_path)
+    values = {k: v for k, v in VISIT.items() if k not in ("报送单位", "报送期")}
+    r = visit(src=src, base=values)
+    assert r.valid and (r.unit, r.period) == ("舞阳县团委", "2026-03")
+    r = visit({"报送单位": "源汇区团委", "报送期": "2026-04"}, src=src, name="x.xlsx", base=values)
+    assert triples(r) == [("x.xlsx", "B4", "passport-mismatch"), ("x.xlsx", "B5", "passport-mismatch"),
+                          ("x.xlsx", "D5", "date-outside-period")]  # 3月5日 is not in April
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"form_id": "weekly_report"}, "unknown-form"),
+    ({"version": "9"}, "newer-version"),
+    ({"fingerprint": "0" * 64}, "fingerprint-mismatch"),
+    ({"form_id": "observation_report"}, "passport-other-form"),
+])
+def test_passport_problems(templates, tmp_path, builtin, changes, code):
+    path = fill(templates["visit_report"], tmp_path / "a.xlsx", VISIT)
+    set_passport(path, tmp_path / F, **changes)
+    r = validate_file(tmp_path / F, builtin)
+    assert (F, None, code) in triples(r) and not r.valid
+
+
+def test_version_no_longer_accepted(templates, tmp_path, builtin):
+    forms = dict(builtin.settings.forms)
+    forms["visit_report"] = forms["visit_report"].model_copy(update={"accepted_versions": []})
+    ws = builtin.__class__(None, builtin.settings.model_copy(update={"forms": forms}), builtin.roster, builtin.registry)
+    r = validate_file(fill(templates["visit_report"], tmp_path / F, VISIT), ws)
+    assert triples(r) == [(F, None, "version-not-accepted")]
+    assert r.issues[0].message == "已不再接收“附件1 团干部走基层情况报告单”第 1 版，请改用第 1 版模板"
+
+
+def test_retyped_form_without_passport_is_read_by_label(tmp_path, builtin):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Sheet1"
+    ws["B2"] = "团干部走基层情况报告单"
+    layout = [("报送单位：", "源汇区团委"), ("报送期：", "2026年3月"), ("填表时间：", "2026-03-05"),
+              ("姓  名", "李四"), ("单位职务", "书记"), ("走访团组织名称", "某中学团委"), ("走访形式", "实地走访"),
+              ("团干部", 1), ("团员青年", 8), ("基层团组织\n工作开展情况", "好"), ("基层团组织\n工作亮点", "多")]
+    for i, (label, value) in enumerate(layout, start=4):
+        ws.cell(row=i, column=2, value=label)
+        ws.cell(row=i, column=3, value=value)
+    wb.save(tmp_path / "手工.xlsx")
+    r = validate_file(tmp_path / "手工.xlsx", builtin)
+    assert r.valid and r.records[0].values["cadre_count"] == 1 and r.unit == "源汇区团委"
+    codes = {i.code for i in r.issues}
+    assert {"no-passport", "template-modified"} <= codes
+
+
+def test_several_visits_in_one_file(templates, tmp_path, builtin):
+    path = fill(templates["visit_report"], tmp_path / "a.xlsx", VISIT)
+    wb = openpyxl.load_workbook(path)
+    second = wb.copy_worksheet(wb.worksheets[0])
+    second["B7"] = "第二中学团委"
+    third = wb.copy_worksheet(wb.worksheets[0])
+    third["B4"] = "郾城区团委"
+    wb.save(tmp_path / F)
+    r = validate_file(tmp_path / F, builtin)
+    assert [rec.values["org_name"] for rec in r.records] == ["源汇区第一中学团委", "第二中学团委", "源汇区第一中学团委"]
+    assert [(i.sheet, i.cell, i.code) for i in r.issues if i.severity == "error"] == [(third.title, "B4", "record-mismatch")]
+
+
+def test_form_this_unit_does_not_file(templates, tmp_path, builtin):
+    path = fill(templates["target_tracker"], tmp_path / F, {"报送单位": "市青年创业服务中心（市志愿者服务中心）",
+                                                            "报送期": "2026-Q1", "填表时间": dt.datetime(2026, 4, 2)})
+    r = validate_file(path, builtin)
+    assert (F, "C3", "form-not-filed") in triples(r)
+
+
+def _tracker_rows(path, spec):
+    wb = openpyxl.load_workbook(path)
+    ws = wb[spec.sheet_name]
+    return wb, ws, {ws[f"A{r}"].value: r for r in range(spec.header_row + 1, ws.max_row + 1) if ws[f"A{r}"].value}
+
+
+def test_tracker_rows(builtin, tmp_path):
+    spec = builtin.registry.get("target_tracker")
+    src = _distributed(builtin, tmp_path, "源汇区团委", ("2026-Q1", "2026年第1季度"), "target_tracker")
+    wb, ws, rows = _tracker_rows(src, spec)
+    ws["O3"] = dt.datetime(2026, 4, 3)
+    for code, r in rows.items():
+        task = next(t for t in builtin.roster.tasks if t.code == code)
+        if task.kind == "ratio":
+            ws[f"K{r}"], ws[f"L{r}"] = 3, 5
+        elif task.kind == "count":
+            ws[f"K{r}"] = 3
+        elif task.kind == "qualitative":
+            ws[f"O{r}"] = "已开展"
+    ws[f"K{rows['1-3-2']}"] = 9                 # 完成数 > 基数
+    ws[f"L{rows['1-2']}"] = None                # only one of the two
+    ws[f"G{rows['1-6']}"] = 0.5                 # target typed over
+    ws[f"K{rows['2-3']}"] = "三个"               # not a number
+    wb.save(tmp_path / F)
+    r = validate_file(tmp_path / F, builtin)
+    assert triples(r) == sorted([(F, f"K{rows['1-3-2']}", "done-above-base"), (F, f"L{rows['1-2']}", "ratio-incomplete"),
+                                 (F, f"G{rows['1-6']}", "locked-changed"), (F, f"K{rows['2-3']}", "not-a-number")])
+    done = {rec.values["code"]: rec.values["done"] for rec in r.records}
+    assert done["1-1-1"] == 3 and done["1-3-2"] == 9
+
+
+def test_tracker_other_types_rows_may_stay_empty_in_a_blank_tracker(templates, tmp_path, builtin):
+    spec = builtin.registry.get("target_tracker")
+    path = fill(templates["target_tracker"], tmp_path / "a.xlsx", {"报送单位": "西城区团工委", "报送期": "2026-Q1",
+                                                                  "填表时间": dt.datetime(2026, 4, 2)})
+    wb, ws, rows = _tracker_rows(path, spec)
+    ws[f"K{rows['1-1-1']}"], ws[f"L{rows['1-1-1']}"] = 1, 2  # a 县区/系统 task
+    del_row = rows["2-3"]
+    ws.delete_rows(del_row)  # and a row of its own deleted
+    wb.save(tmp_path / F)
+    r = validate_file(tmp_path / F, builtin)
+    codes = [(i.cell, i.code) for i in r.issues if i.severity == "error"]
+    assert (f"A{rows['1-1-1']}", "task-not-for-unit") in codes
+    assert (None, "task-missing") in codes
+    assert not any(c == "task-not-for-unit" and cell != f"A{rows['1-1-1']}" for cell, c in codes)
+
+
+def test_libreoffice_resave_validates_the_same(visit, templates, tmp_path, builtin, libreoffice):
+    first = visit({"团干部": "５人"})
+    back = libreoffice.convert(first.path, tmp_path / "lo")
+    again = validate_file(back, builtin)
+    assert [(i.cell, i.code) for i in again.issues] == [(i.cell, i.code) for i in first.issues]
+    assert again.records[0].values == first.records[0].values
+
+
+def test_hostile_and_odd_files_in_a_batch(tmp_path, builtin, templates):
+    (tmp_path / "in").mkdir()
+    good = fill(templates["visit_report"], tmp_path / "in" / "好.xlsx", VISIT)
+    (tmp_path / "in" / "~$好.xlsx").write_bytes(b"lock")       # Excel's lock file: skipped silently
+    (tmp_path / "in" / "空.xlsx").write_bytes(b"")
+    (tmp_path / "in" / "旧.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    (tmp_path / "in" / "说明.txt").write_text("not a spreadsheet")
+    results = validate_paths([tmp_path / "in"], builtin)
+    assert [(r.path.name, r.valid, [i.code for i in r.issues]) for r in results] == [
+        ("好.xlsx", True, []), ("旧.xls", False, ["legacy-xls"]), ("空.xlsx", False, ["empty-file"])]
+    assert good.exists()
+
+
+_cell_values = st.one_of(
+    st.none(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=30),
+    st.datetimes(min_value=dt.datetime(1901, 1, 1), max_value=dt.datetime(9998, 12, 31)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(list(VISIT)), _cell_values, min_size=1))
+def test_validate_never_raises(templates, tmp_path, builtin, changes):
+    path = fill(templates["visit_report"], tmp_path / "h.xlsx", {**VISIT, **changes})
+    r = validate_file(path, builtin)
+    assert all(i.message and i.code for i in r.issues)
+    assert not any(i.code == "file-unreadable" for i in r.issues)  # no internal error surfaced as one
+
+
+def test_a_serial_in_a_plain_cell_is_read_as_a_date_with_a_warning():
+    from tuanjian_xlsx.normalise import as_date
+
+    value, issues = as_date(float(excel_serial(dt.date(2026, 3, 5))), {"file": F, "cell": "D5", "field": "填表时间"}, None)
+    assert value == dt.date(2026, 3, 5) and [(i.cell, i.code) for i in issues] == [("D5", "normalised-date")]
