@@ -78,3 +78,53 @@ def test_python_dash_m(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tuanjian_xlsx", "templates", "list"], capture_output=True,
                          text=True, encoding="utf-8", check=True).stdout
     assert "target_tracker" in out
+
+
+def _workspace_with_files(tmp_path):
+    import datetime as dt
+
+    from conftest import fill
+
+    run(["init", str(tmp_path / "ws")])
+    run(["templates", "build", "-w", str(tmp_path / "ws")])
+    template = tmp_path / "ws" / "模板" / "附件1_团干部走基层情况报告单_v1.xlsx"
+    good = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+            "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
+            "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+    inbox = tmp_path / "ws" / "收件箱"
+    fill(template, inbox / "好.xlsx", good)
+    fill(template, inbox / "坏.xlsx", {**good, "团干部": -2})
+    return tmp_path / "ws", inbox
+
+
+def test_validate_exit_codes_lines_and_returns(tmp_path):
+    ws, inbox = _workspace_with_files(tmp_path)
+    r = run(["validate", str(inbox / "好.xlsx"), "-w", str(ws)])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-1] == "共 1 个文件：通过 1 个，有错误 0 个。"
+    r = run(["validate", str(inbox), "-w", str(ws), "--return-dir", str(ws / "退回")])
+    assert r.exit_code == 1
+    assert "    错误  走基层报告单 · C9  “团干部”不能为负数，现为 -2" in r.output.splitlines()
+    assert "共 2 个文件：通过 1 个，有错误 1 个。" in r.output
+    assert (ws / "退回" / "源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx").exists()
+
+
+def test_validate_json_equals_library(tmp_path):
+    from tuanjian_xlsx.workspace import validate_submissions
+
+    ws, inbox = _workspace_with_files(tmp_path)
+    r = run(["validate", str(inbox), "-w", str(ws), "--json"])
+    assert r.exit_code == 1
+    data = json.loads(r.output)
+    assert data == validate_submissions([inbox], ws).to_dict()
+    assert set(data["files"][0]) == {"file", "sha256", "form_id", "version", "unit", "period", "records", "valid", "issues"}
+    (issue,) = next(f for f in data["files"] if not f["valid"])["issues"]
+    assert (issue["code"], issue["cell"], issue["field"]) == ("negative", "C9", "团干部")
+
+
+def test_validate_missing_path_and_usage(tmp_path, capsys):
+    ws, _ = _workspace_with_files(tmp_path)
+    r = run(["validate", str(tmp_path / "没有.xlsx"), "-w", str(ws)])
+    assert r.exit_code == 1 and "找不到文件" in r.output
+    assert main(["validate"]) == 2
+    assert "缺少参数 路径..." in capsys.readouterr().err

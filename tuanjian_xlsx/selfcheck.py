@@ -98,8 +98,11 @@ class NotAbove:
 
 
 def count_expr(terms: list[str]) -> str:
-    """Booleans added as numbers: (a)+(b)+… is 0 for no terms."""
-    return "+".join(f"({t})" for t in terms) if terms else "0"
+    """Booleans added as numbers: (a)+(b)+…; one term alone gets 0+ so the result is a number, not TRUE."""
+    if not terms:
+        return "0"
+    joined = "+".join(f"({t})" for t in terms)
+    return joined if len(terms) > 1 else "0+" + joined
 
 
 def summary_formula(empty: str, invalid: str) -> str:

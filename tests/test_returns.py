@@ -1,0 +1,124 @@
+"""退回件: the submitter's values in the current template, exactly the bad cells marked, and a message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import openpyxl
+import pytest
+
+from conftest import fill
+from tuanjian_xlsx.build import Prefill, build_template
+from tuanjian_xlsx.returns import PROBLEM_COLUMNS, safe_filename, write_returns
+from tuanjian_xlsx.validate import validate_file
+
+BAD = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": "2026年3月5日", "姓名": "张三",
+       "走访团组织名称": "源汇区第一中学团委", "走访形式": "步行", "团干部": -2, "团员青年": "五人",
+       "基层团组织工作开展情况": "开展主题团日"}
+ERROR_CELLS = {"D6", "B8", "C9", "C10", "B12"}  # 单位职务 and 工作亮点 empty; 步行, -2, 五人 wrong
+
+
+@pytest.fixture
+def bad_file(templates, tmp_path):
+    return fill(templates["visit_report"], tmp_path / "源汇区三月.xlsx", BAD)
+
+
+def _red(cell) -> bool:
+    return (cell.fill.fgColor.rgb or "").upper().endswith("FF9999")
+
+
+def test_return_carries_values_and_marks_exactly_the_bad_cells(bad_file, builtin, tmp_path):
+    before = hashlib.sha256(bad_file.read_bytes()).hexdigest()
+    result = validate_file(bad_file, builtin)
+    (piece,) = write_returns([result], builtin, tmp_path / "退回")
+    assert piece.workbook.name == "源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx"
+    assert hashlib.sha256(bad_file.read_bytes()).hexdigest() == before  # the original is never changed
+
+    wb = openpyxl.load_workbook(piece.workbook)
+    assert wb.sheetnames == ["问题清单", "走基层报告单", "_lists", "_passport"]
+    ws = wb["走基层报告单"]
+    assert (ws["B4"].value, ws["B5"].value) == ("源汇区团委", "2026年3月")  # prefilled and locked
+    assert ws["B4"].protection.locked
+    assert (ws["B6"].value, ws["B7"].value, ws["B8"].value) == ("张三", "源汇区第一中学团委", "步行")
+    assert (ws["C9"].value, ws["C10"].value) == (-2, "五人")
+    assert ws["D5"].value == dt.datetime(2026, 3, 5)  # read with a warning: written back as the date it means
+    marked = {c.coordinate for row in ws.iter_rows() for c in row if c.comment is not None}
+    assert marked == ERROR_CELLS
+    assert {c.coordinate for row in ws.iter_rows() for c in row if _red(c)} == ERROR_CELLS
+    assert "不能为负数" in ws["C9"].comment.text
+
+    listing = [[c.value or "" for c in row] for row in wb["问题清单"].iter_rows()]
+    assert tuple(listing[0]) == PROBLEM_COLUMNS
+    got = sorted((r[1], r[2], r[4]) for r in listing[1:])
+    want = sorted((i.cell, i.field, i.message if i.severity == "error" else "提醒：" + i.message) for i in result.issues)
+    assert got == want
+    assert ["C10", "团员青年", "五人"] == [r for r in listing if r[1] == "C10"][0][1:4]
+
+    text = piece.message.read_text(encoding="utf-8-sig")
+    assert text.startswith("源汇区团委：您单位报送的《附件1 团干部走基层情况报告单》（2026年3月）（文件 源汇区三月.xlsx）有 5 处需要修改：")
+    assert "截止日期：2026-04-10。报送邮箱：lhtswzxb@163.com。" in text
+
+
+def test_return_validates_clean_once_corrected(bad_file, builtin, tmp_path):
+    (piece,) = write_returns([validate_file(bad_file, builtin)], builtin, tmp_path)
+    fixed = fill(piece.workbook, tmp_path / "改好.xlsx", {"单位职务": "书记", "走访形式": "座谈交流", "团干部": 2,
+                                                        "团员青年": 15, "基层团组织工作亮点": "有亮点"},
+                 sheet="走基层报告单")
+    again = validate_file(fixed, builtin)
+    assert again.valid, [i.render() for i in again.issues]
+    assert (again.unit, again.period, again.records[0].values["name"]) == ("源汇区团委", "2026-03", "张三")
+
+
+def test_several_sheets_come_back_as_several_sheets(templates, builtin, tmp_path):
+    path = fill(templates["visit_report"], tmp_path / "a.xlsx", {**BAD, "单位职务": "书记", "基层团组织工作亮点": "有",
+                                                                "走访形式": "实地走访", "团员青年": 3})
+    wb = openpyxl.load_workbook(path)
+    wb.copy_worksheet(wb.worksheets[0])["C9"] = 1
+    wb.save(tmp_path / "b.xlsx")
+    (piece,) = write_returns([validate_file(tmp_path / "b.xlsx", builtin)], builtin, tmp_path / "r")
+    wb = openpyxl.load_workbook(piece.workbook)
+    assert wb.sheetnames[:3] == ["问题清单", "走基层报告单", "走基层报告单 (2)"]
+    assert wb["走基层报告单"]["C9"].comment is not None and wb["走基层报告单 (2)"]["C9"].comment is None
+    assert wb["走基层报告单 (2)"].defined_names["tj_cadre_count"].attr_text.endswith("$C$9")
+    again = validate_file(piece.workbook, builtin)
+    assert len(again.records) == 2
+
+
+def test_unrecognised_file_gets_a_message_only(builtin, tmp_path):
+    (tmp_path / "随便.xlsx").write_bytes(b"")
+    (piece,) = write_returns([validate_file(tmp_path / "随便.xlsx", builtin)], builtin, tmp_path / "r")
+    assert piece.workbook is None
+    assert "文件是空的" in piece.message.read_text(encoding="utf-8-sig")
+
+
+def test_tracker_return_cached_values_equal_libreoffice(builtin, tmp_path, libreoffice):
+    spec = builtin.registry.get("target_tracker")
+    src = tmp_path / "t0.xlsx"
+    src.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name("源汇区团委"),
+                                                                          "2026-Q1", "2026年第1季度")))
+    wb = openpyxl.load_workbook(src)
+    ws = wb[spec.sheet_name]
+    rows = {ws[f"A{r}"].value: r for r in range(spec.header_row + 1, ws.max_row + 1) if ws[f"A{r}"].value}
+    ws["O3"] = dt.datetime(2026, 4, 3)
+    ws[f"K{rows['1-3-2']}"], ws[f"L{rows['1-3-2']}"] = 9, 5      # above the base
+    ws[f"K{rows['1-2']}"], ws[f"L{rows['1-2']}"] = 3, 4
+    ws[f"K{rows['2-3']}"] = "三个"
+    ws[f"K{rows['1-6']}"], ws[f"L{rows['1-6']}"] = 2, 0
+    wb.save(tmp_path / "t.xlsx")
+    (piece,) = write_returns([validate_file(tmp_path / "t.xlsx", builtin)], builtin, tmp_path / "r")
+    ours = openpyxl.load_workbook(piece.workbook, data_only=True)[spec.sheet_name]
+    theirs = openpyxl.load_workbook(libreoffice.convert(piece.workbook, tmp_path / "lo"), data_only=True)[spec.sheet_name]
+    for r in rows.values():
+        for col in "GMNQR":
+            a, b = ours[f"{col}{r}"].value, theirs[f"{col}{r}"].value
+            assert (a in (None, "") and b in (None, "")) or a == pytest.approx(b), (col, r, a, b)
+    assert ours["A1"].value == theirs["A1"].value
+    assert (theirs[f"M{rows['1-2']}"].value, theirs[f"N{rows['1-2']}"].value) == (0.75, "未达标")  # 3/4 < 100%
+    assert theirs[f"N{rows['1-3-2']}"].value == "达标" and theirs[f"R{rows['1-3-2']}"].value == 1
+
+
+@pytest.mark.parametrize("name, safe", [("市青年创业服务中心（市志愿者服务中心）", "市青年创业服务中心（市志愿者服务中心）"),
+                                        ('a/b\\c:d*e?f"g<h>i|j', "a_b_c_d_e_f_g_h_i_j"), ("结尾. ", "结尾")])
+def test_safe_file_names(name, safe):
+    assert safe_filename(name) == safe
