@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Time reading one small submission: tuanjian's reader (calamine + XML parts) against openpyxl.load_workbook.
+"""Time one small submission: tuanjian's reader (calamine + XML parts), reader + validation, and
+openpyxl.load_workbook alone (what a hand-written loop pays before it does anything).
 
     .venv/bin/python scripts/bench_read.py [N]
 Prints the median per-file cost over 5 rounds of N reads (default 300) of a filled 附件1, plain and LibreOffice-resaved
@@ -23,6 +24,7 @@ import openpyxl  # noqa: E402
 
 from tuanjian_xlsx.config import Workspace  # noqa: E402
 from tuanjian_xlsx.read import open_package, read_forms  # noqa: E402
+from tuanjian_xlsx.validate import validate_file  # noqa: E402
 
 
 def filled_file(tmp: Path) -> Path:
@@ -31,7 +33,7 @@ def filled_file(tmp: Path) -> Path:
     wb = openpyxl.load_workbook(src)
     sh = wb.worksheets[0]
     for ref, v in {"B4": "源汇区团委", "B5": "2026-03", "D5": dt.datetime(2026, 3, 5), "B6": "张三", "D6": "部长",
-                   "B7": "第一中学团委", "B8": "座谈交流", "C9": 2, "C10": 15, "B11": "开展主题团日" * 20}.items():
+                   "B7": "第一中学团委", "B8": "座谈交流", "C9": 2, "C10": 15, "B11": "开展主题团日" * 20, "B12": "志愿服务"}.items():
         sh[ref] = v
     out = tmp / "filled.xlsx"
     wb.save(out)
@@ -50,7 +52,8 @@ def per_file_ms(fn, path: Path, n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    spec = Workspace.builtin().registry.get("visit_report")
+    workspace = Workspace.builtin()
+    spec = workspace.registry.get("visit_report")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         files = {"openpyxl 写出": filled_file(tmp)}
@@ -65,11 +68,16 @@ def main() -> None:
             pkg.passport()
             return read_forms(pkg, spec)
 
-        print(f"{'文件':<16}{'tuanjian 读取 ms':>18}{'openpyxl ms':>14}{'倍数':>8}")
+        def checked(p):
+            result = validate_file(p, workspace)
+            assert result.valid, [i.render() for i in result.issues]
+
+        print(f"{'文件':<14}{'读取 ms':>10}{'读取+校验 ms':>14}{'openpyxl 打开 ms':>18}{'倍数':>7}")
         for label, path in files.items():
             a = per_file_ms(ours, path, n)
+            v = per_file_ms(checked, path, n)
             b = per_file_ms(lambda p: openpyxl.load_workbook(p), path, max(n // 10, 10))
-            print(f"{label:<16}{a:>18.3f}{b:>14.3f}{b / a:>8.1f}")
+            print(f"{label:<14}{a:>10.3f}{v:>14.3f}{b:>18.3f}{b / v:>7.1f}")
 
 
 if __name__ == "__main__":

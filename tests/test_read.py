@@ -110,3 +110,27 @@ def test_file_level_problems_are_issues(tmp_path, filled):
         pkg = open_package(tmp_path / name)
         assert [(i.file, i.code) for i in pkg.issues] == [(name, code)], name
         assert not pkg.ok
+
+
+def test_wrong_sheet_dimension_as_wps_writes_it(filled, registry, tmp_path):
+    import re
+
+    src = zipfile.ZipFile(filled)
+    out = tmp_path / "wps.xlsx"
+    with zipfile.ZipFile(out, "w") as z:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                body = re.sub(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1"/>', body)
+            z.writestr(info, body)
+    (form,) = read_forms(open_package(out), registry.get("visit_report"))
+    assert _values(form)["youth_count"] == (15.0, "C10")
+
+
+def test_ods_is_read_by_label_with_its_hidden_passport(filled, registry, libreoffice, tmp_path, builtin):
+    from tuanjian_xlsx.validate import validate_file
+
+    ods = libreoffice.convert(filled, tmp_path / "ods", to="ods")
+    result = validate_file(ods, builtin)
+    assert result.valid and result.form_id == "visit_report" and result.records[0].values["youth_count"] == 15
+    assert [i.code for i in result.issues] == ["template-modified"]  # no defined names survive in .ods for calamine
