@@ -99,12 +99,20 @@ def test_file_level_problems_are_issues(tmp_path, filled):
         "空.xlsx": (b"", "empty-file"),
         "宏.xlsm": (filled.read_bytes(), "macro-workbook"),
         "旧.xls": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "legacy-xls"),
-        "加密.xlsx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "encrypted"),
+        "加密.xlsx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + "EncryptionInfo".encode("utf-16-le") + b"\0" * 600,
+                     "encrypted"),
+        "改了后缀的旧表.xlsx": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "legacy-xls"),
+        "表.csv": (b"a,b\n1,2\n", "unsupported-format"),
         "文本.xlsx": (b"just text", "file-unreadable"),
         "坏.xlsx": (b"PK\x03\x04broken", "file-unreadable"),
         "炸弹.xlsx": (_zip({"xl/workbook.xml": b"\0" * (60 * 1024 * 1024)}), "zip-bomb"),
         "实体.xlsx": (_zip({"xl/workbook.xml": billion}), "xml-attack"),
     }
+    with zipfile.ZipFile(filled) as src:
+        far = {i.filename: src.read(i) for i in src.infolist()}
+    far["xl/worksheets/sheet1.xml"] = far["xl/worksheets/sheet1.xml"].replace(
+        b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>')
+    cases["远.xlsx"] = (_zip(far), "sheet-too-large")  # calamine would try to allocate 512 GB and abort
     for name, (data, code) in cases.items():
         (tmp_path / name).write_bytes(data)
         pkg = open_package(tmp_path / name)

@@ -105,6 +105,7 @@ def test_tracker_return_cached_values_equal_libreoffice(builtin, tmp_path, libre
     ws[f"K{rows['1-2']}"], ws[f"L{rows['1-2']}"] = 3, 4
     ws[f"K{rows['2-3']}"] = "三个"
     ws[f"K{rows['1-6']}"], ws[f"L{rows['1-6']}"] = 2, 0
+    ws[f"K{rows['1-3-1']}"], ws[f"L{rows['1-3-1']}"] = dt.datetime(2026, 3, 5), 4  # "3/5" typed: Excel made a date
     wb.save(tmp_path / "t.xlsx")
     (piece,) = write_returns([validate_file(tmp_path / "t.xlsx", builtin)], builtin, tmp_path / "r")
     ours = openpyxl.load_workbook(piece.workbook, data_only=True)[spec.sheet_name]
@@ -122,3 +123,39 @@ def test_tracker_return_cached_values_equal_libreoffice(builtin, tmp_path, libre
                                         ('a/b\\c:d*e?f"g<h>i|j', "a_b_c_d_e_f_g_h_i_j"), ("结尾. ", "结尾")])
 def test_safe_file_names(name, safe):
     assert safe_filename(name) == safe
+
+
+def test_tracker_return_lists_cells_where_they_are_in_the_return(templates, builtin, tmp_path):
+    spec = builtin.registry.get("target_tracker")
+    path = fill(templates["target_tracker"], tmp_path / "blank.xlsx", {"报送单位": "西城区团工委", "报送期": "2026-Q1",
+                                                                       "填表时间": dt.datetime(2026, 4, 2)})
+    (piece,) = write_returns([validate_file(path, builtin)], builtin, tmp_path / "r")
+    wb = openpyxl.load_workbook(piece.workbook)
+    listed = {r[1] for r in wb["问题清单"].iter_rows(min_row=2, values_only=True)}
+    commented = {c.coordinate for row in wb[spec.sheet_name].iter_rows() for c in row if c.comment}
+    assert listed == commented and len(commented) == sum(
+        {"ratio": 2}.get(t.kind, 1) for t in builtin.roster.tasks_for("功能区团工委"))
+    assert wb[spec.sheet_name]["O3"].value == dt.datetime(2026, 4, 2)  # header values carried over
+
+
+def test_a_questioned_unit_is_not_locked_in_the_return(templates, builtin, tmp_path):
+    spec = builtin.registry.get("visit_report")
+    src = tmp_path / "copy.xlsx"
+    src.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name("舞阳县团委"),
+                                                                          "2026-03", "2026年3月")))
+    path = fill(src, tmp_path / "改了单位.xlsx", {**BAD, "单位职务": "书记", "走访形式": "实地走访", "团干部": 1,
+                                               "团员青年": 3, "基层团组织工作亮点": "有", "报送期": "2026年3月"})
+    result = validate_file(path, builtin)
+    assert [(i.cell, i.code) for i in result.issues if i.severity == "error"] == [("B4", "passport-mismatch")]
+    (piece,) = write_returns([result], builtin, tmp_path / "r")
+    ws = openpyxl.load_workbook(piece.workbook)["走基层报告单"]
+    assert ws["B4"].value == "源汇区团委" and ws["B4"].protection.locked is False and ws["B4"].comment
+
+
+def test_two_returns_with_one_name_each_name_their_own_file(bad_file, builtin, tmp_path):
+    other = tmp_path / "again.xlsx"
+    other.write_bytes(bad_file.read_bytes())
+    pieces = write_returns([validate_file(p, builtin) for p in (bad_file, other)], builtin, tmp_path / "r")
+    assert [p.workbook.name for p in pieces] == ["源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx",
+                                                 "源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回_2.xlsx"]
+    assert "退回_2.xlsx》" in pieces[1].message.read_text(encoding="utf-8-sig")

@@ -209,15 +209,40 @@ def test_tracker_other_types_rows_may_stay_empty_in_a_blank_tracker(templates, t
     path = fill(templates["target_tracker"], tmp_path / "a.xlsx", {"报送单位": "西城区团工委", "报送期": "2026-Q1",
                                                                   "填表时间": dt.datetime(2026, 4, 2)})
     wb, ws, rows = _tracker_rows(path, spec)
+    _fill_own_rows(ws, rows, builtin, "功能区团工委")
     ws[f"K{rows['1-1-1']}"], ws[f"L{rows['1-1-1']}"] = 1, 2  # a 县区/系统 task
-    del_row = rows["2-3"]
-    ws.delete_rows(del_row)  # and a row of its own deleted
+    ws.delete_rows(rows["2-3"])  # and a row of its own deleted
     wb.save(tmp_path / F)
     r = validate_file(tmp_path / F, builtin)
-    codes = [(i.cell, i.code) for i in r.issues if i.severity == "error"]
-    assert (f"A{rows['1-1-1']}", "task-not-for-unit") in codes
-    assert (None, "task-missing") in codes
-    assert not any(c == "task-not-for-unit" and cell != f"A{rows['1-1-1']}" for cell, c in codes)
+    assert [(i.cell, i.code) for i in r.issues if i.severity == "error"] == [
+        (f"A{rows['1-1-1']}", "task-not-for-unit"), (None, "task-missing")]
+
+
+def test_an_unfilled_tracker_names_every_empty_input(templates, tmp_path, builtin):
+    spec = builtin.registry.get("target_tracker")
+    path = fill(templates["target_tracker"], tmp_path / F, {"报送单位": "西城区团工委", "报送期": "2026-Q1",
+                                                            "填表时间": "垃圾"})
+    r = validate_file(path, builtin)
+    _, _, rows = _tracker_rows(path, spec)
+    own = builtin.roster.tasks_for("功能区团工委")
+    expected = [(F, "O3", "bad-date")]
+    for t in own:
+        cols = {"ratio": "KL", "count": "K", "yesno": "K", "qualitative": "O"}[t.kind]
+        expected += [(F, f"{c}{rows[t.code]}", "required-value") for c in cols]
+    assert triples(r) == sorted(expected)
+
+
+def _fill_own_rows(ws, rows, builtin, unit_type):
+    for t in builtin.roster.tasks_for(unit_type):
+        r = rows[t.code]
+        if t.kind == "ratio":
+            ws[f"K{r}"], ws[f"L{r}"] = 1, 2
+        elif t.kind == "count":
+            ws[f"K{r}"] = 1
+        elif t.kind == "yesno":
+            ws[f"K{r}"] = "是"
+        else:
+            ws[f"O{r}"] = "已开展"
 
 
 def test_libreoffice_resave_validates_the_same(visit, templates, tmp_path, builtin, libreoffice):
@@ -262,3 +287,17 @@ def test_a_serial_in_a_plain_cell_is_read_as_a_date_with_a_warning():
 
     value, issues = as_date(float(excel_serial(dt.date(2026, 3, 5))), {"file": F, "cell": "D5", "field": "填表时间"}, None)
     assert value == dt.date(2026, 3, 5) and [(i.cell, i.code) for i in issues] == [("D5", "normalised-date")]
+
+
+@pytest.mark.parametrize("period, typed, expected", [
+    ("2026-Q4", "1月8日", dt.date(2027, 1, 8)),   # filled after a Q4 period: next January
+    ("2026-12", "1月5日", dt.date(2027, 1, 5)),
+    ("2026-03", "2月28日", dt.date(2026, 2, 28)),  # before the period: stays in its year (and is then outside it)
+    ("2026-03", "3月5日", dt.date(2026, 3, 5)),
+])
+def test_short_dates_take_the_year_that_fits(period, typed, expected):
+    from tuanjian_xlsx.normalise import as_date
+    from tuanjian_xlsx.periods import parse_period
+
+    value, _ = as_date(typed, {"field": "填表时间"}, parse_period(period))
+    assert value == expected

@@ -11,6 +11,7 @@ from typing import Callable
 from .cells import cell_name, parse_range, quote_sheet, range_name
 from .config import Roster, Task, Unit, Workspace
 from .selfcheck import DATE_MAX, DATE_MIN, Check, NotAbove, count_expr, summary_formula, summary_text
+from .selfcheck import excel_number
 from .specs import FormField, FormSpec, TableSpec
 from .xlsxio import FONT_BODY, FONT_TITLE, atomic_write, close_workbook, new_workbook
 
@@ -446,15 +447,26 @@ def _blank(v) -> bool:
     return v is None or v == ""
 
 
+def _num(v) -> float | None:
+    """A cell as Excel's arithmetic sees it: numbers, dates as serials, TRUE as 1; None for text."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float, dt.date, dt.time)):
+        return excel_number(v)
+    return None
+
+
 def _n(v) -> float:
-    """Excel's N(): numbers as they are, anything else 0."""
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+    """Excel's N(): numbers and dates as numbers, anything else 0."""
+    n = _num(v)
+    return 0.0 if n is None or isinstance(v, str) else n
 
 
 def _div(a, b):
-    if isinstance(a, str) or isinstance(b, str):
+    x, y = _num(a), _num(b)
+    if x is None or y is None:
         return "#VALUE!"
-    return a / b
+    return x / y
 
 
 def _ge(a, b, op: str) -> bool:
@@ -464,6 +476,8 @@ def _ge(a, b, op: str) -> bool:
         return ta if op == ">=" else False
     if ta:
         a, b = a.casefold(), b.casefold()
+    else:
+        a, b = _num(a), _num(b)
     return a >= b if op == ">=" else a == b
 
 

@@ -92,6 +92,10 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
         m = _SHORT_DATE.match(text)
         if m and period is not None:
             value = _safe_date(period.year, int(m.group(1)), int(m.group(2)))
+            later = _safe_date(period.year + 1, int(m.group(1)), int(m.group(2)))
+            # 1月8日 on a Q4 or December form is the next January, filled after the period
+            if value and later and value < period.first_day and (later - period.last_day).days <= 62:
+                value = later
     if value is None:
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     return value, [Issue.make("normalised-date", value=value.isoformat(), raw=raw, **at)]

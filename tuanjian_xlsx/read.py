@@ -27,6 +27,9 @@ NS_CUSTOM = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-prope
 MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
 MAX_TOTAL_BYTES = 200 * 1024 * 1024
 MAX_RATIO = 200  # uncompressed / compressed; XlsxWriter's sheets compress ~5–10×
+MAX_FILE_BYTES = 50 * 1024 * 1024  # a report form is tens of KB
+MAX_SHEET_CELLS = 2_000_000  # calamine allocates the whole used rectangle: a cell at XFD1048576 would abort
+_CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]{1,3})([0-9]{1,7})"')
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
 
 
@@ -129,10 +132,14 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
                 if bomb:
                     pkg.issues.append(Issue.make("zip-bomb", file=pkg.file, detail=bomb))
                     return pkg
+                huge = _huge_sheet(z)
+                if huge:
+                    pkg.issues.append(Issue.make("sheet-too-large", file=pkg.file, detail=huge))
+                    return pkg
                 members = set(z.namelist())
                 if "xl/workbook.xml" in members:  # an .ods has its own layout: calamine alone reads it
                     _read_workbook_xml(z, pkg)
-                elif path.suffix.lower() not in (".ods", ".et"):
+                elif path.suffix.lower() not in (".ods", ".et", ".xlsb"):
                     raise KeyError("xl/workbook.xml")
                 if "docProps/custom.xml" in members:
                     _read_custom(z.read("docProps/custom.xml"), pkg)
@@ -168,12 +175,35 @@ def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
         return "empty-file", {}
     if suffix in (".xlsm", ".xltm"):
         return "macro-workbook", {}
+    if suffix == ".csv":
+        return "unsupported-format", {"ext": ".csv"}
+    if len(data) > MAX_FILE_BYTES:
+        return "file-too-large", {"size": len(data) // 1048576}
     if data.startswith(OLE_MAGIC):
         if suffix == ".et":
             return None  # an old WPS 表格 file: calamine may read it as .xls
-        return ("legacy-xls", {}) if suffix == ".xls" else ("encrypted", {})
+        # an encrypted .xlsx is an OLE file with an EncryptionInfo stream; any other OLE file is an old .xls
+        encrypted = "EncryptionInfo".encode("utf-16-le") in data
+        return ("encrypted", {}) if encrypted else ("legacy-xls", {})
     if not data.startswith(b"PK"):
         return "file-unreadable", {"detail": "不是 Excel 工作簿（xlsx）"}
+    return None
+
+
+def _huge_sheet(z: zipfile.ZipFile) -> str | None:
+    """A sheet whose used area is too large to read (a stray cell far away, on purpose or not)."""
+    from .cells import letters_to_col
+
+    for info in z.infolist():
+        if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+            continue
+        body = z.read(info)
+        rows = cols = 0
+        for m in _CELL_REF.finditer(body):
+            rows = max(rows, int(m.group(2)))
+            cols = max(cols, letters_to_col(m.group(1).decode()) + 1)
+        if rows * cols > MAX_SHEET_CELLS:
+            return f"有内容远至第 {rows} 行、第 {cols} 列"
     return None
 
 
@@ -325,9 +355,10 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
         moved.append("任务表")
     table = []
     for r in range(hr + 1, len(rows)):
-        if _at(rows, r, cols["code"]) in ("", None):
-            break
-        table.append({cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()})
+        row = {cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()}
+        if all(fv.value in ("", None) for fv in row.values()):
+            continue  # an empty row: nothing to read, and rows below it still count
+        table.append(row)
     issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
     return SheetForm(sheet, values, issues, table)
 

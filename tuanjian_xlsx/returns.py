@@ -59,6 +59,12 @@ def _expected(spec, field_id: str | None, code: str, message: str) -> str:
 
 def _locate(result: FileResult, spec, issue: Issue) -> tuple[int, str] | None:
     """(record index, field key) of an issue's cell, if it points into a record."""
+    if issue.cell is None:
+        return None
+    if isinstance(spec, TableSpec) and result.header and issue.sheet == result.header["sheet"]:
+        for key, cell in result.header["cells"].items():
+            if cell == issue.cell:
+                return -1, key  # a tracker header field (填表时间…)
     for i, rec in enumerate(result.records):
         if rec.sheet != issue.sheet:
             continue
@@ -81,6 +87,11 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
     if isinstance(spec, TableSpec):
         values: dict[str, object] = {}
         marks: dict[str, str] = {}
+        head = result.header or {"values": {}, "raw": {}}
+        for fid in head["values"]:
+            values[fid] = _value(head["values"].get(fid), head["raw"].get(fid), (-1, fid) in wrong)
+            if (-1, fid) in wrong:
+                marks[fid] = _why(bad[(-1, fid)])
         for i, rec in enumerate(result.records):
             code = rec.values["code"]
             for col in ("done", "base", "progress", "problems"):
@@ -130,44 +141,61 @@ def _problem_sheet(rows: list[tuple]):
     return add
 
 
-def build_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[tuple], str]:
+def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> tuple[bytes | None, list[tuple], str]:
     """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
+    stem = stem or return_stem(result, ws)
     spec = None
     if result.form_id in ws.settings.forms and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id, ws.settings.forms[result.form_id].current_version)
     data = None
     rows: list[tuple] = []
     if spec is not None and result.records:
+        unit = ws.roster.unit_by_name(result.unit) if result.unit else None
+        period = parse_period(result.period) if result.period else None
+        header_wrong = any(i.severity == "error" and i.field in ("报送单位", "报送期") for i in result.issues)
+        fixed = unit is not None and period is not None and not header_wrong
         filled, bad = _fills(result, spec)
         new_sheets = sheet_names(spec, len(result.records)) if isinstance(spec, FormSpec) else [spec.sheet_name]
+        cells = _tracker_cells(spec, ws, unit.type if fixed else None) if isinstance(spec, TableSpec) else {}
         where = {id(i): k for k, issues in bad.items() for i in issues}
         for issue in result.issues:
             k = where.get(id(issue))
             sheet, cell, raw = issue.sheet, issue.cell, ""
             if k is not None:
                 rec_i, key = k
-                sheet = new_sheets[rec_i if isinstance(spec, FormSpec) else 0]
-                rec = result.records[rec_i]
+                sheet = new_sheets[max(rec_i, 0) if isinstance(spec, FormSpec) else 0]
                 col = key.split(":")[-1]
-                raw = rec.raw.get(col)
-                cell = _new_cell(spec, key) or cell
+                raw = (result.header["raw"] if rec_i < 0 else result.records[rec_i].raw).get(col)
+                cell = cells.get(key) or _new_cell(spec, key) or cell
             problem = issue.message if issue.severity == "error" else "提醒：" + issue.message
             rows.append((sheet, cell, issue.field, _show(raw), problem,
                          _expected(spec, k[1] if k else None, issue.code, issue.message)))
-        unit = ws.roster.unit_by_name(result.unit) if result.unit else None
-        period = parse_period(result.period) if result.period else None
-        prefill = Prefill(unit, period.code, period.label, _due(ws, unit, spec, period)) if unit and period else Prefill()
+        # a unit or period in question is not locked in: the submitter must be able to correct it
+        prefill = Prefill(unit, period.code, period.label, _due(ws, unit, spec, period)) if fixed else Prefill()
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled, first_sheet=_problem_sheet(rows))
     else:
         rows = [(i.sheet, i.cell, i.field, "", i.message, "") for i in result.issues]
-    return data, rows, _message(result, ws, spec, rows)
+    return data, rows, _message(result, ws, spec, rows, stem)
 
 
 def _new_cell(spec, key: str) -> str | None:
-    if isinstance(spec, FormSpec):
+    """Where a field stands in the current template."""
+    try:
         return spec.field(key).input_cell
-    return None  # tracker rows keep their positions in a rebuilt tracker only by task order; say the task instead
+    except KeyError:
+        return None
+
+
+def _tracker_cells(spec: TableSpec, ws: Workspace, unit_type: str | None) -> dict[str, str]:
+    """'code:column' -> cell in the rebuilt tracker, whose rows are that unit type's tasks (all, if unknown)."""
+    from .cells import cell_name
+
+    out = {}
+    for i, task in enumerate(ws.roster.tasks_for(unit_type)):
+        for col in ("done", "base", "progress", "problems"):
+            out[f"{task.code}:{col}"] = cell_name(spec.header_row + i, spec.col_index(col))
+    return out
 
 
 def _show(v) -> str:
@@ -192,7 +220,7 @@ def return_stem(result: FileResult, ws: Workspace) -> str:
     return safe_filename(f"{Path(result.file).stem}_退回")
 
 
-def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple]) -> str:
+def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple], stem: str) -> str:
     org = ws.settings.organisation
     errors = [r for r in rows if not str(r[4]).startswith("提醒：")]
     title = spec.display_name if spec else "报表"
@@ -204,7 +232,7 @@ def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple]) -> str:
         place = " ".join(str(x) for x in (sheet, cell) if x)
         lines.append(f"{n}. {place + ' ' if place else ''}{problem}")
     if spec is not None and result.records:
-        lines.append(f"请打开附件《{return_stem(result, ws)}.xlsx》，按红色单元格的批注修改后重新报送。")
+        lines.append(f"请打开附件《{stem}.xlsx》，按红色单元格的批注修改后重新报送。")
     else:
         lines.append("请使用下发的模板重新填写后报送。")
     unit = ws.roster.unit_by_name(result.unit) if result.unit else None
@@ -218,6 +246,12 @@ def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plain_message(result: FileResult, exc: Exception) -> str:
+    lines = [f"文件 {Path(result.file).name} 有以下问题（退回件未能生成：{type(exc).__name__}）："]
+    lines += [f"{n}. {i.render()}" for n, i in enumerate(result.issues, start=1) if i.severity == "error"]
+    return "\n".join(lines) + "\n"
+
+
 def write_returns(results: list[FileResult], ws: Workspace, out_dir: Path) -> list[ReturnPiece]:
     """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched."""
     pieces = []
@@ -225,13 +259,16 @@ def write_returns(results: list[FileResult], ws: Workspace, out_dir: Path) -> li
     for result in results:
         if result.valid:
             continue
-        data, _, text = build_return(result, ws)
-        stem = return_stem(result, ws)
+        stem = base = return_stem(result, ws)
         n = 2
-        base = stem
         while stem in used:
             stem, n = f"{base}_{n}", n + 1
         used.add(stem)
+        try:
+            data, _, text = build_return(result, ws, stem)
+        except Exception as exc:  # one file's 退回件 must not stop the others; its message still goes out
+            data = None
+            text = _plain_message(result, exc)
         book = atomic_write(Path(out_dir) / f"{stem}.xlsx", data) if data is not None else None
         msg = atomic_write(Path(out_dir) / f"{stem}.txt", text.encode("utf-8-sig"))
         pieces.append(ReturnPiece(result.file, book, msg))

@@ -18,14 +18,17 @@ _DMIN, _DMAX = excel_serial(DATE_MIN), excel_serial(DATE_MAX)
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float, dt.date)) and not isinstance(v, bool)
+    return isinstance(v, (int, float, dt.date, dt.time)) and not isinstance(v, bool)
 
 
-def _num(v) -> float:
+def excel_number(v) -> float:
+    """A number, date, datetime or time as the number Excel stores (dates as 1900-system serials)."""
     if isinstance(v, dt.datetime):
         return excel_serial(v.date()) + (v - dt.datetime.combine(v.date(), dt.time())).total_seconds() / 86400
     if isinstance(v, dt.date):
         return excel_serial(v)
+    if isinstance(v, dt.time):
+        return (v.hour * 3600 + v.minute * 60 + v.second + v.microsecond / 1e6) / 86400
     return float(v)
 
 
@@ -71,11 +74,11 @@ class Check:
 
     def is_invalid(self, v) -> bool:
         if self.type == "integer":
-            return (_num(v) < 0 or _num(v) != int(_num(v))) if _is_number(v) else _nonblank(v)
+            return (excel_number(v) < 0 or excel_number(v) != int(excel_number(v))) if _is_number(v) else _nonblank(v)
         if self.type == "number":
-            return _num(v) < 0 if _is_number(v) else _nonblank(v)
+            return excel_number(v) < 0 if _is_number(v) else _nonblank(v)
         if self.type == "date":
-            return not (_DMIN <= _num(v) <= _DMAX) if _is_number(v) else _nonblank(v)
+            return not (_DMIN <= excel_number(v) <= _DMAX) if _is_number(v) else _nonblank(v)
         if self.type == "choice":
             return _nonblank(v) and str(v).casefold() not in {c.casefold() for c in self.choices}
         if self.type == "period":
@@ -94,7 +97,7 @@ class NotAbove:
         return f"AND(ISNUMBER({self.done}),ISNUMBER({self.base}),N({self.done})>N({self.base}))"
 
     def is_invalid(self, done, base) -> bool:
-        return _is_number(done) and _is_number(base) and _num(done) > _num(base)
+        return _is_number(done) and _is_number(base) and excel_number(done) > excel_number(base)
 
 
 def count_expr(terms: list[str]) -> str:

@@ -17,7 +17,7 @@ from .periods import Period
 from .read import FieldValue, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
 
-SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".et", ".ods"}
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".et", ".ods", ".csv"}
 _KIND_OF_CADENCE = {"monthly": ("month", "月份", "2026-03"), "quarterly": ("quarter", "季度", "2026-Q1"),
                     "yearly": ("year", "年度", "2026")}
 _TYPES = {"text": str, "long_text": str, "integer": int, "number": float, "date": dt.date, "choice": str,
@@ -46,6 +46,7 @@ class FileResult:
     period: str | None = None
     records: list[Record] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    header: dict | None = None  # a tracker's header fields as read (values, cells, raw, sheet)
 
     @property
     def valid(self) -> bool:
@@ -104,6 +105,7 @@ def _validate(result: FileResult, ws: Workspace, data: bytes | None) -> None:
     passport = pkg.passport()
     spec, forms = _identify(pkg, passport, ws, result)
     if spec is None:
+        result.issues += pkg.issues  # a sheet that could not be read may be why no form was found
         return
     result.form_id, result.version = spec.form_id, spec.version
     for form in forms:
@@ -279,38 +281,44 @@ def _date_window(period: Period, due: dt.date | None) -> tuple[dt.date, dt.date]
     return period.first_day, end
 
 
+def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tuple[dict, dict, dict]:
+    """Each field of a form (or a tracker's header) read, normalised and checked: (values, cells, raw)."""
+    values, cells, raw = {}, {}, {}
+    for f in spec.fields:
+        fv = form.values.get(f.id)
+        at = _place(result, fv, f.label, form.sheet)
+        raw[f.id] = fv.value if fv else None
+        cells[f.id] = at["cell"]
+        if f.id == "unit":
+            values[f.id] = head.unit.name if head.unit else None
+            continue
+        if f.id == "period":
+            values[f.id] = head.period.code if head.period else None
+            continue
+        if fv is None:
+            if f.required:
+                result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
+            continue
+        value, issues = normaliser(f.type, choices=f.choices, period=head.period)(fv.value, at)
+        result.issues += issues
+        if value is None and not issues and f.required:
+            result.issues.append(Issue.make("required-value", **at))
+        if f.type == "date" and value is not None and head.period is not None:
+            start, end = _date_window(head.period, head.due)
+            if not start <= value <= end:
+                result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
+                                                period=head.period.label, start=start.isoformat(),
+                                                end=end.isoformat(), **at))
+        values[f.id] = value
+    return values, cells, raw
+
+
 def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Workspace, result: FileResult) -> None:
     model = record_model(spec)
     for form in forms:
         head = _header(spec, form, passport, ws, result)
         _agree(result, head.unit, head.period, form, spec)
-        values, cells, raw = {}, {}, {}
-        for f in spec.fields:
-            fv = form.values.get(f.id)
-            at = _place(result, fv, f.label, form.sheet)
-            raw[f.id] = fv.value if fv else None
-            cells[f.id] = at["cell"]
-            if f.id == "unit":
-                values[f.id] = head.unit.name if head.unit else None
-                continue
-            if f.id == "period":
-                values[f.id] = head.period.code if head.period else None
-                continue
-            if fv is None:
-                if f.required:
-                    result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
-                continue
-            value, issues = normaliser(f.type, choices=f.choices, period=head.period)(fv.value, at)
-            result.issues += issues
-            if value is None and not issues and f.required:
-                result.issues.append(Issue.make("required-value", **at))
-            if f.type == "date" and value is not None and head.period is not None:
-                start, end = _date_window(head.period, head.due)
-                if not start <= value <= end:
-                    result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
-                                                    period=head.period.label, start=start.isoformat(),
-                                                    end=end.isoformat(), **at))
-            values[f.id] = value
+        values, cells, raw = _check_fields(spec, form, head, result)
         result.records.append(Record(form.sheet, model(**values).model_dump(), cells, raw))
 
 
@@ -322,23 +330,29 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
     for form in forms:
         head = _header(spec, form, passport, ws, result)
         _agree(result, head.unit, head.period, form, spec)
+        h_values, h_cells, h_raw = _check_fields(spec, form, head, result)
+        result.header = {"values": h_values, "cells": h_cells, "raw": h_raw, "sheet": form.sheet}
         unit_type = head.unit.type if head.unit else None
-        seen = set()
+        formula_targets = not passport.get("unit")  # a blank tracker computes per-type targets by formula
+        seen: dict[str, str] = {}
         for row in form.rows:
             code_fv = row["code"]
             code, _ = as_text(code_fv.value, {})
             at = {"file": result.file, "sheet": form.sheet, "cell": code_fv.cell, "field": "编号"}
             task = tasks.get(code or "")
             if task is None:
-                result.issues.append(Issue.make("unknown-task", value=code, **at))
+                result.issues.append(Issue.make("unknown-task", value=code or "（空）", **at))
                 continue
-            seen.add(task.code)
+            if task.code in seen:
+                result.issues.append(Issue.make("duplicate-row", task=task.code, first=seen[task.code], **at))
+                continue
+            seen[task.code] = code_fv.cell
             if unit_type is not None and unit_type not in task.unit_types:
                 # a blank tracker lists every task: another type's row is fine as long as it was left empty
                 if any(not is_blank(row[c].value) and row[c].value != "—" for c in INPUTS if c in row):
                     result.issues.append(Issue.make("task-not-for-unit", task=task.code, unit_type=unit_type, **at))
                 continue
-            record = _tracker_row(spec, task, row, unit_type, result)
+            record = _tracker_row(spec, task, row, unit_type, result, formula_targets)
             if record is not None:
                 record.sheet = form.sheet
                 result.records.append(record)
@@ -351,46 +365,62 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
 INPUTS = ("done", "base", "progress", "problems")
 
 
-def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, result: FileResult):
+def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, result: FileResult,
+                 formula_targets: bool):
     def at(col_id: str) -> dict:
         fv = row.get(col_id)
         return {"file": result.file, "sheet": fv.sheet if fv else None, "cell": fv.cell if fv else None,
                 "field": f"{task.code} {spec.column(col_id).label}"}
 
-    issues: list[Issue] = list(_locked_changes(spec, task, row, unit_type, at))
+    issues: list[Issue] = list(_locked_changes(spec, task, row, unit_type, at, formula_targets))
     values: dict[str, object] = {"code": task.code}
     raw = {cid: fv.value for cid, fv in row.items()}
     cells = {cid: fv.cell for cid, fv in row.items()}
     get = lambda cid: row[cid].value if cid in row else None  # noqa: E731
     if task.kind in ("ratio", "count"):
-        done, iss = normaliser("number" if task.kind == "ratio" else "integer", choices=[], period=None)(get("done"), at("done"))
-        issues += iss
+        done, d_iss = normaliser("number" if task.kind == "ratio" else "integer", choices=[], period=None)(
+            get("done"), at("done"))
+        issues += d_iss
         values["done"] = done
         if task.kind == "ratio":
-            base, iss = normaliser("number", choices=[], period=None)(get("base"), at("base"))
-            issues += iss
+            base, b_iss = normaliser("number", choices=[], period=None)(get("base"), at("base"))
+            issues += b_iss
             values["base"] = base
-            if (done is None) != (base is None) and not iss:
+            wrong = any(i.severity == "error" for i in d_iss + b_iss)
+            if done is None and base is None and not wrong:
+                issues.append(Issue.make("required-value", **at("done")))
+                issues.append(Issue.make("required-value", **at("base")))
+            elif (done is None) != (base is None) and not wrong:
                 issues.append(Issue.make("ratio-incomplete", task=task.code, **at("done" if done is None else "base")))
             if done is not None and base is not None and done > base:
                 issues.append(Issue.make("done-above-base", task=task.code, done=done, base=base, **at("done")))
+        elif done is None and not d_iss:
+            issues.append(Issue.make("required-value", **at("done")))
     elif task.kind == "yesno":
         done, iss = normaliser("choice", choices=["是", "否"], period=None)(get("done"), at("done"))
         issues += iss
         values["done"] = done
+        if done is None and not iss:
+            issues.append(Issue.make("required-value", **at("done")))
     for cid in ("progress", "problems"):
         values[cid], _ = as_text(get(cid), {})
+    if task.kind == "qualitative" and values["progress"] is None:
+        issues.append(Issue.make("required-value", **at("progress")))
     result.issues += issues
     return Record("", record_model(spec)(**values).model_dump(), cells, raw)
 
 
-def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, at) -> Iterator[Issue]:
-    """Targets and task columns typed over: compared with the roster, not trusted from the file."""
+def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, at,
+                    formula_targets: bool) -> Iterator[Issue]:
+    """Targets and task columns typed over: compared with the roster, not trusted from the file.
+
+    A per-type target in a blank tracker is a formula whose cached result depends on the spreadsheet's own
+    lookup of the unit; it is not compared (the roster's target is what counts anyway)."""
     target = task.target_for(unit_type)
     expected = {"indicator": task.indicator, "target": target}
     for cid, want in expected.items():
         fv = row.get(cid)
-        if fv is None or (cid == "target" and unit_type is None):
+        if fv is None or (cid == "target" and (unit_type is None or (formula_targets and task.type_targets))):
             continue
         got = fv.value
         if cid == "target":
