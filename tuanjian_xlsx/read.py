@@ -117,6 +117,9 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
     path = Path(path)
     pkg = Package(file=path.name, data=b"")
     try:
+        if data is None and path.stat().st_size > MAX_FILE_BYTES:  # never read a huge file into memory
+            pkg.issues.append(Issue.make("file-too-large", file=pkg.file, size=path.stat().st_size // 1048576))
+            return pkg
         pkg.data = data if data is not None else path.read_bytes()
     except OSError as exc:
         pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
