@@ -30,6 +30,8 @@ MAX_RATIO = 200  # uncompressed / compressed; XlsxWriter's sheets compress ~5–
 MAX_FILE_BYTES = 50 * 1024 * 1024  # a report form is tens of KB
 MAX_SHEET_CELLS = 2_000_000  # calamine allocates the whole used rectangle: a cell at XFD1048576 would abort
 _CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]{1,3})([0-9]{1,7})"')
+# any reference past column Z or row 9999; without one the used area is at most 26 x 9999 cells
+_FAR_REF = re.compile(rb'<(?:\w+:)?c r="(?:[A-Z]{2,3}[0-9]|[A-Z][0-9]{5})')
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
 
 
@@ -201,10 +203,11 @@ def _huge_sheet(z: zipfile.ZipFile) -> str | None:
         if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
             continue
         body = z.read(info)
-        rows = cols = 0
-        for m in _CELL_REF.finditer(body):
-            rows = max(rows, int(m.group(2)))
-            cols = max(cols, letters_to_col(m.group(1).decode()) + 1)
+        if not _FAR_REF.search(body):
+            continue
+        refs = _CELL_REF.findall(body)
+        rows = max(int(r) for _, r in refs)
+        cols = letters_to_col(max((c for c, _ in refs), key=lambda c: (len(c), c)).decode()) + 1
         if rows * cols > MAX_SHEET_CELLS:
             return f"有内容远至第 {rows} 行、第 {cols} 列"
     return None
