@@ -345,12 +345,26 @@ class Protection(_Section):
     password: str = ""
 
 
+class Reporting(_Section):
+    start: str = ""  # first period counted as due, e.g. 2026-01; empty = January of the as-of year
+
+    @field_validator("start")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        from .periods import parse_period
+
+        if v and (parse_period(v) is None or parse_period(v).kind != "month"):
+            raise ValueError("应为月份，如 2026-01")
+        return v
+
+
 class Settings(_Section):
     organisation: Organisation
     folders: Folders = Folders()
     roster: RosterFile = RosterFile()
     forms: dict[str, FormUse]
     protection: Protection = Protection()
+    reporting: Reporting = Reporting()
 
 
 FOLDER_KEYS = ("templates", "outbox", "inbox", "returns", "master")

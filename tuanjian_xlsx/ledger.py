@@ -1,0 +1,178 @@
+"""The ledger: every file received, in SQLite inside the workspace; originals archived by hash, never changed.
+
+The master is rendered from the ledger alone, so the ledger stores what validation found (records and issues)
+as JSON beside each file's facts. Which submission replaced which is derived at render time, not stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .xlsxio import atomic_write
+
+LEDGER_DIR = ".tuanjian"
+LEDGER_FILE = "ledger.sqlite"
+ARCHIVE_DIR = "archive"
+
+# Each migration takes the schema from version N to N+1; PRAGMA user_version records where a ledger stands.
+MIGRATIONS = [
+    """
+    CREATE TABLE files (
+        id          INTEGER PRIMARY KEY,
+        sha256      TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL,   -- the file's name as it arrived
+        origin      TEXT NOT NULL,   -- where it came from: a path, later a zip member or a mail
+        ext         TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        received_at TEXT NOT NULL,   -- ISO time: first ingestion, or what intake knew better (a mail's date)
+        ingested_at TEXT NOT NULL,
+        valid       INTEGER NOT NULL,
+        form_id     TEXT,
+        version     INTEGER,
+        unit_id     TEXT,
+        unit        TEXT,
+        period      TEXT,
+        result      TEXT NOT NULL    -- JSON: {"records": [...], "issues": [...]}
+    );
+    CREATE INDEX files_key ON files (form_id, unit_id, period);
+    CREATE TABLE sightings (         -- every arrival, duplicates included
+        id        INTEGER PRIMARY KEY,
+        file_id   INTEGER NOT NULL REFERENCES files (id),
+        name      TEXT NOT NULL,
+        origin    TEXT NOT NULL,
+        seen_at   TEXT NOT NULL
+    );
+    """,
+]
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    sha256: str
+    name: str
+    origin: str
+    ext: str
+    received_at: dt.datetime
+    valid: bool
+    form_id: str | None
+    version: int | None
+    unit_id: str | None
+    unit: str | None
+    period: str | None
+    records: list[dict]
+    issues: list[dict]
+
+
+class Ledger:
+    """SQLite at <workspace>/.tuanjian/ledger.sqlite; every write in a transaction."""
+
+    def __init__(self, root: Path):
+        self.dir = Path(root) / LEDGER_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / ARCHIVE_DIR).mkdir(exist_ok=True)
+        self.path = self.dir / LEDGER_FILE
+        self.db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {n}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def known(self, sha256: str) -> int | None:
+        row = self.db.execute("SELECT id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        return row[0] if row else None
+
+    def archive_path(self, sha256: str, ext: str) -> Path:
+        return self.dir / ARCHIVE_DIR / f"{sha256}{ext}"
+
+    def archive(self, sha256: str, ext: str, data: bytes) -> Path:
+        """Keep the original bytes under their hash; an archived file is never written again."""
+        path = self.archive_path(sha256, ext)
+        if not path.exists():
+            atomic_write(path, data)
+        return path
+
+    def add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
+            now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> int:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
+                "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
+                 unit_id, unit, period, json.dumps(result, ensure_ascii=False, default=_json_default)))
+            file_id = cur.lastrowid
+            self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
+                            (file_id, name, origin, _iso(now)))
+        return file_id
+
+    def seen_again(self, file_id: int, name: str, origin: str, now: dt.datetime) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
+                            (file_id, name, origin, _iso(now)))
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def files(self) -> list[FileRow]:
+        """Every file, in the order received (ties by ingestion order)."""
+        rows = self.db.execute(
+            "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
+            "result FROM files ORDER BY received_at, id").fetchall()
+        out = []
+        for r in rows:
+            result = json.loads(r[12])
+            out.append(FileRow(r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8],
+                               r[9], r[10], r[11], result.get("records", []), result.get("issues", [])))
+        return out
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def _json_default(v):
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    raise TypeError(type(v).__name__)

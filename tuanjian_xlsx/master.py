@@ -1,0 +1,604 @@
+"""The master workbook (汇总表): a pure rendering of the ledger and the configuration as of a date.
+
+Every formula is written with the value Excel computes for it, worked out here in Python, so previews that do
+not calculate (phones, WeChat) show the right numbers. Only functions Excel 2010, WPS and LibreOffice 7.4 all have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+from .cells import cell_name, col_to_letters, quote_sheet, range_name
+from .config import Task, Workspace
+from .ledger import FileRow
+from .periods import Period, parse_period
+from .status import STATUS_ZH, Effective, StatusItem, effective, statuses
+from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
+
+SHEETS = ("总览", "报送情况", "走基层明细", "走基层统计", "观摩明细", "观摩统计", "目标进度", "目标汇总", "问题清单", "来源")
+STATUS_COLOURS = {"按时": "#C6EFCE", "逾期": "#FFEB9C", "未报": "#FFC7CE", "未到期": "#EDEDED"}
+
+
+def period_key(p: Period) -> int:
+    """A number for a period (202603, 20261 for Q1, 2026): criteria on numbers match exactly in every program,
+    where text like 2026-03 may be read as a date."""
+    return p.year * 100 + p.index if p.kind == "month" else p.year * 10 + p.index if p.kind == "quarter" else p.year
+
+
+def _styles(wb) -> dict:
+    base = {"font_name": FONT_BODY, "font_size": 11, "valign": "vcenter"}
+    grid = {**base, "border": 1, "border_color": "#BFBFBF"}
+    s = {
+        "title": {"font_name": FONT_TITLE, "font_size": 18, "bold": True},
+        "note": {**base, "font_color": "#595959"},
+        "head": {**grid, "bold": True, "bg_color": "#DDEBF7", "align": "center", "text_wrap": True},
+        "cell": {**grid},
+        "wrap": {**grid, "text_wrap": True, "valign": "top"},
+        "center": {**grid, "align": "center"},
+        "int": {**grid, "num_format": "0", "align": "center"},
+        "num": {**grid, "num_format": "General", "align": "center"},
+        "pct": {**grid, "num_format": "0.0%", "align": "center"},
+        "date": {**grid, "num_format": "yyyy-mm-dd", "align": "center"},
+        "time": {**grid, "num_format": "yyyy-mm-dd hh:mm", "align": "center"},
+        "kpi": {**grid, "num_format": "0", "align": "center", "font_size": 14, "bold": True},
+        "block": {**base, "bold": True, "font_size": 12},
+    }
+    out = {k: wb.add_format(v) for k, v in s.items()}
+    out["status"] = {k: wb.add_format({"bg_color": v}) for k, v in STATUS_COLOURS.items()}
+    return out
+
+
+class Sheet:
+    """A worksheet with the writes the master needs; strings are always strings, formulas carry their values."""
+
+    def __init__(self, wb, name: str, fmt: dict):
+        self.ws = wb.add_worksheet(name)
+        self.name = name
+        self.fmt = fmt
+
+    def at(self, r: int, c: int) -> str:
+        return f"{quote_sheet(self.name)}!{cell_name(r, c, absolute=True)}"
+
+    def col(self, c: int, r1: int, r2: int) -> str:
+        return f"{quote_sheet(self.name)}!{range_name(r1, c, max(r1, r2), c, absolute=True)}"
+
+    def put(self, r: int, c: int, v, style: str = "cell") -> None:
+        f = self.fmt[style]
+        if v is None or v == "":
+            self.ws.write_blank(r, c, None, f)
+        elif isinstance(v, str):
+            self.ws.write_string(r, c, v, f)  # never a formula, whatever it starts with
+        elif isinstance(v, dt.datetime):
+            self.ws.write_datetime(r, c, v, f)
+        elif isinstance(v, dt.date):
+            self.ws.write_datetime(r, c, dt.datetime.combine(v, dt.time()), f)
+        else:
+            self.ws.write_number(r, c, v, f)
+
+    def formula(self, r: int, c: int, text: str, value, style: str = "cell") -> None:
+        self.ws.write_formula(r, c, text, self.fmt[style], value)
+
+    def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
+        for c, t in enumerate(titles):
+            self.ws.write_string(r, c, t, self.fmt["head"])
+            if widths:
+                self.ws.set_column(c, c, widths[c])
+        self.ws.set_row(r, 30)
+
+    def table(self, head_row: int, last_row: int, n_cols: int) -> None:
+        self.ws.freeze_panes(head_row + 1, 0)
+        self.ws.autofilter(head_row, 0, max(head_row, last_row), n_cols - 1)
+        self.ws.set_paper(9)
+        self.ws.set_landscape()
+        self.ws.fit_to_pages(1, 0)
+        self.ws.repeat_rows(head_row)
+
+
+def _ratio(a: float, b: float):
+    return "" if b == 0 else a / b
+
+
+# --- 报送情况 ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FormBlock:
+    """Where one form's status block stands, for the sheets that refer to it."""
+
+    form_id: str
+    name: str
+    periods: list[Period]
+    first_row: int
+    units: list[str]
+    period_col: dict[str, int]
+    count_cols: dict[str, int]  # 应报 已报 按时 逾期 未报 -> column
+    counts: dict[str, dict[str, int]]  # unit -> counts
+
+
+def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[FormBlock]:
+    blocks = []
+    r = 0
+    sh.ws.write_string(r, 0, "各单位报送情况（按时 / 逾期 / 未报 / 未到期）", sh.fmt["title"])
+    sh.ws.set_column(0, 0, 26)
+    sh.ws.set_column(1, 1, 12)
+    r = 2
+    for spec in ws.current_specs():
+        mine = [i for i in items if i.form_id == spec.form_id]
+        if not mine:
+            continue
+        periods = sorted({i.period for i in mine})
+        units = list(dict.fromkeys(i.unit for i in mine))
+        by = {(i.unit, i.period.code): i for i in mine}
+        sh.ws.write_string(r, 0, spec.display_name, sh.fmt["block"])
+        head = r + 1
+        counts_titles = ["应报", "已报", "按时", "逾期", "未报", "按时率"]
+        titles = ["单位", "单位类型"] + [p.label for p in periods] + counts_titles
+        sh.header(head, titles)
+        period_col = {p.code: 2 + j for j, p in enumerate(periods)}
+        count_cols = {t: 2 + len(periods) + j for j, t in enumerate(counts_titles)}
+        first = head + 1
+        counts: dict[str, dict[str, int]] = {}
+        for k, unit in enumerate(units):
+            row = first + k
+            utype = next(i.unit_type for i in mine if i.unit == unit)
+            sh.put(row, 0, unit)
+            sh.put(row, 1, utype, "center")
+            statuses_here = []
+            for p in periods:
+                item = by.get((unit, p.code))
+                text = STATUS_ZH[item.status] if item else "—"
+                statuses_here.append(text)
+                sh.put(row, period_col[p.code], text, "center")
+            rng = range_name(row, 2, row, 1 + len(periods), absolute=True)
+            c = {s: statuses_here.count(s) for s in ("按时", "逾期", "未报")}
+            c["应报"] = c["按时"] + c["逾期"] + c["未报"]
+            c["已报"] = c["按时"] + c["逾期"]
+            counts[unit] = c
+            sh.formula(row, count_cols["应报"], f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")+COUNTIF({rng},"未报")',
+                       c["应报"], "int")
+            sh.formula(row, count_cols["已报"], f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', c["已报"], "int")
+            for s in ("按时", "逾期", "未报"):
+                sh.formula(row, count_cols[s], f'=COUNTIF({rng},"{s}")', c[s], "int")
+            due, on_time = cell_name(row, count_cols["应报"]), cell_name(row, count_cols["按时"])
+            sh.formula(row, count_cols["按时率"], f'=IF({due}=0,"",{on_time}/{due})', _ratio(c["按时"], c["应报"]), "pct")
+        last = first + len(units) - 1
+        for j, label in enumerate(("已报", "未报")):  # per-period totals
+            row = last + 1 + j
+            sh.put(row, 0, f"合计·{label}", "head")
+            sh.put(row, 1, "", "head")
+            for p in periods:
+                col = period_col[p.code]
+                rng = range_name(first, col, last, col, absolute=True)
+                vals = [STATUS_ZH[by[(u, p.code)].status] if (u, p.code) in by else "—" for u in units]
+                if label == "已报":
+                    f, v = f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', vals.count("按时") + vals.count("逾期")
+                else:
+                    f, v = f'=COUNTIF({rng},"未报")', vals.count("未报")
+                sh.formula(row, col, f, v, "int")
+        area = range_name(first, 2, last, 1 + len(periods))
+        for text, colour in sh.fmt["status"].items():
+            sh.ws.conditional_format(area, {"type": "cell", "criteria": "==", "value": f'"{text}"', "format": colour})
+        for p in periods:
+            sh.ws.set_column(period_col[p.code], period_col[p.code], 9)
+        blocks.append(FormBlock(spec.form_id, spec.display_name, periods, first, units, period_col, count_cols, counts))
+        r = last + 4
+    sh.ws.freeze_panes(0, 1)
+    return blocks
+
+
+# --- 明细 sheets -------------------------------------------------------------------------------------------
+
+
+def _detail_columns(ws: Workspace, form_id: str) -> list[tuple[str, str, str]]:
+    """(field id, heading, type) of every field any version of the form has, current version's order first."""
+    out: dict[str, tuple[str, str]] = {}
+    for v in reversed(ws.registry.versions(form_id)):
+        for f in ws.registry.get(form_id, v).fields:
+            if f.id not in ("unit", "period"):
+                out.setdefault(f.id, (f.label, f.type))
+    return [(fid, label, t) for fid, (label, t) in out.items()]
+
+
+def _value(v, ftype: str):
+    if v in (None, ""):
+        return None
+    if ftype == "date" and isinstance(v, str):
+        try:
+            return dt.date.fromisoformat(v[:10])
+        except ValueError:
+            return v
+    return v
+
+
+def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]]) -> dict:
+    fields = _detail_columns(ws, form_id)
+    titles = ["单位", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields] + ["版本", "来源文件", "收到时间"]
+    widths = [24, 12, 12, 8] + [30 if t == "long_text" else 12 if t in ("integer", "date") else 18
+                                for _, _, t in fields] + [6, 28, 17]
+    sh.header(0, titles, widths)
+    types = {u.id: u.type for u in ws.roster.units}
+    for k, (f, rec) in enumerate(rows, start=1):
+        p = parse_period(f.period)
+        sh.put(k, 0, f.unit)
+        sh.put(k, 1, types.get(f.unit_id, ""), "center")
+        sh.put(k, 2, p.label if p else f.period, "center")
+        sh.put(k, 3, period_key(p) if p else None, "int")
+        for j, (fid, _, t) in enumerate(fields, start=4):
+            v = _value(rec.get(fid), t)
+            sh.put(k, j, v, "date" if t == "date" else "num" if t in ("integer", "number") else
+                   "wrap" if t == "long_text" else "cell")
+        n = 4 + len(fields)
+        sh.put(k, n, f.version, "int")
+        sh.put(k, n + 1, f.name)
+        sh.put(k, n + 2, f.received_at, "time")
+    last = max(len(rows), 1)
+    sh.table(0, last, len(titles))
+    col = {fid: 4 + j for j, (fid, _, _) in enumerate(fields)}
+    return {"first": 1, "last": last, "unit": 0, "key": 3, **col}
+
+
+def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, items: list[StatusItem]) -> None:
+    titles = ["单位", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月至少一次"]
+    sh.header(0, titles, [24, 12, 12, 8, 10, 11, 12, 12])
+    months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"})
+    units = [u for u in ws.roster.units_filing("visit_report")]
+    rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
+    tally: dict[tuple[str, int], list[int]] = {}
+    for f, rec in visits:
+        p = parse_period(f.period)
+        t = tally.setdefault((f.unit, period_key(p)), [0, 0, 0])
+        t[0] += 1
+        t[1] += _num(rec.get("cadre_count"))
+        t[2] += _num(rec.get("youth_count"))
+    r = 1
+    for u in units:
+        for p in months:
+            key = period_key(p)
+            n, cadres, youth = tally.get((u.name, key), [0, 0, 0])
+            sh.put(r, 0, u.name)
+            sh.put(r, 1, u.type, "center")
+            sh.put(r, 2, p.label, "center")
+            sh.put(r, 3, key, "int")
+            a, d = cell_name(r, 0, True), cell_name(r, 3, True)
+            crit = f"{rng(pos['unit'])},{a},{rng(pos['key'])},{d}"
+            sh.formula(r, 4, f"=COUNTIFS({crit})", n, "int")
+            sh.formula(r, 5, f"=SUMIFS({rng(pos['cadre_count'])},{crit})", cadres, "int")
+            sh.formula(r, 6, f"=SUMIFS({rng(pos['youth_count'])},{crit})", youth, "int")
+            b, e = cell_name(r, 1, True), cell_name(r, 4, True)
+            met = ("达标" if n >= 1 else "未达标") if u.type == "机关部室" else "—"
+            sh.formula(r, 7, f'=IF({b}="机关部室",IF({e}>=1,"达标","未达标"),"—")', met, "center")
+            r += 1
+    sh.table(0, r - 1, len(titles))
+
+
+def _num(v) -> float:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+
+
+def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, observations, items) -> None:
+    quarters = sorted({i.period for i in items if i.form_id == "observation_report"})
+    titles = ["单位", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
+    sh.header(0, titles, [24, 12] + [16] * len(quarters))
+    rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
+    count: dict[tuple[str, int], int] = {}
+    for f, _ in observations:
+        k = (f.unit, period_key(parse_period(f.period)))
+        count[k] = count.get(k, 0) + 1
+    for r, u in enumerate(ws.roster.units_filing("observation_report"), start=1):
+        sh.put(r, 0, u.name)
+        sh.put(r, 1, u.type, "center")
+        for j, q in enumerate(quarters, start=2):
+            key = period_key(q)
+            sh.formula(r, j, f"=COUNTIFS({rng(pos['unit'])},{cell_name(r, 0, True)},{rng(pos['key'])},{key})",
+                       count.get((u.name, key), 0), "int")
+    sh.ws.write_string(len(ws.roster.units_filing("observation_report")) + 2, 0,
+                       "各季度开展观摩的次数（0 = 本季度未报观摩情况）", sh.fmt["note"])
+    sh.ws.freeze_panes(1, 1)
+
+
+# --- targets ------------------------------------------------------------------------------------------------
+
+
+def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
+    """Per task, per unit that reports it: the latest tracker row received for a period up to the as-of date."""
+    latest: dict[str, tuple[FileRow, list[dict]]] = {}
+    for (unit_id, period), (f, recs) in sorted(eff.trackers.items(), key=lambda kv: parse_period(kv[0][1])):
+        p = parse_period(period)
+        if p and p.first_day <= as_of:
+            latest[unit_id] = (f, recs)
+    out = []
+    for task in ws.roster.tasks:
+        rows = []
+        for u in ws.roster.units:
+            if u.type not in task.unit_types or ws.roster.rule(u.type, "target_tracker") is None:
+                continue
+            f, recs = latest.get(u.id, (None, []))
+            rec = next((r for r in recs if r.get("code") == task.code), {})
+            rows.append((u, f, rec))
+        out.append((task, rows))
+    return out
+
+
+def _met_value(value, target, op: str):
+    if value in ("", None) or target in ("", None):
+        return ""
+    return "达标" if (value >= target if op == ">=" else value == target) else "未达标"
+
+
+def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.date) -> list[tuple[Task, int, object]]:
+    """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, row, rate) for 总览."""
+    titles = ["编号", "量化指标", "指标类型", "单位", "单位类型", "报送期", "完成数/完成值", "基数", "完成率",
+              "目标值", "是否达标", "进展情况", "存在问题"]
+    sh.header(0, titles, [7, 26, 8, 24, 12, 12, 10, 9, 9, 8, 9, 30, 24])
+    ctitles = ["编号", "量化指标", "指标类型", "目标", "报送单位数", "全市完成数", "全市基数", "全市完成率", "达标单位数",
+               "全市是否达标"]
+    city.header(0, ctitles, [7, 30, 8, 16, 10, 11, 10, 11, 10, 11])
+    kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
+    r, cr = 1, 1
+    ratio_rows = []
+    for task, rows in _tracker_rows(ws, eff, as_of):
+        if not rows:
+            continue
+        first = r
+        op = ">=" if task.comparison == ">=" else "="
+        done_sum = base_sum = 0.0
+        reported = met_count = 0
+        for u, f, rec in rows:
+            done, base = rec.get("done"), rec.get("base")
+            target = task.target_for(u.type)
+            sh.put(r, 0, task.code, "center")
+            sh.put(r, 1, task.indicator)
+            sh.put(r, 2, kinds[task.kind], "center")
+            sh.put(r, 3, u.name)
+            sh.put(r, 4, u.type, "center")
+            p = parse_period(f.period) if f else None
+            sh.put(r, 5, p.label if p else "未报", "center")
+            sh.put(r, 6, done if task.kind != "qualitative" else None, "num" if task.kind != "yesno" else "center")
+            sh.put(r, 7, base if task.kind == "ratio" else None, "num")
+            sh.put(r, 9, target, "pct" if task.kind == "ratio" else "num")
+            g, h, i, j = (cell_name(r, c, True) for c in (6, 7, 8, 9))
+            if task.kind == "ratio":
+                rate = "" if done is None or base is None or base == 0 else done / base
+                sh.formula(r, 8, f'=IF(OR({g}="",{h}=""),"",IF({h}=0,"",{g}/{h}))', rate, "pct")
+                met = _met_value(rate, target, op)
+                sh.formula(r, 10, f'=IF(OR({i}="",{j}=""),"",IF({i}{op}{j},"达标","未达标"))', met, "center")
+            elif task.kind == "count":
+                sh.put(r, 8, None, "pct")
+                met = _met_value(done, target, op)
+                sh.formula(r, 10, f'=IF(OR({g}="",{j}=""),"",IF({g}{op}{j},"达标","未达标"))', met, "center")
+            elif task.kind == "yesno":
+                sh.put(r, 8, None, "pct")
+                met = "" if done in (None, "") else ("达标" if done == "是" else "未达标")
+                sh.formula(r, 10, f'=IF({g}="","",IF({g}="是","达标","未达标"))', met, "center")
+            else:
+                sh.put(r, 8, None, "pct")
+                met = ""
+                sh.put(r, 10, "—", "center")
+            sh.put(r, 11, rec.get("progress"), "wrap")
+            sh.put(r, 12, rec.get("problems"), "wrap")
+            if task.kind in ("ratio", "count") and isinstance(done, (int, float)):
+                done_sum += done
+                reported += 1
+            if task.kind == "ratio" and isinstance(base, (int, float)):
+                base_sum += base
+            if task.kind == "yesno" and done in ("是", "否"):
+                reported += 1
+            if task.kind == "qualitative" and rec.get("progress"):
+                reported += 1
+            met_count += met == "达标"
+            r += 1
+        last = r - 1
+        _city_row(city, cr, task, sh, first, last, done_sum, base_sum, reported, met_count, len(rows))
+        if task.kind == "ratio":
+            ratio_rows.append((task, cr, _ratio(done_sum, base_sum)))
+        cr += 1
+    sh.table(0, r - 1, len(titles))
+    city.table(0, cr - 1, len(ctitles))
+    return ratio_rows
+
+
+def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int, done_sum: float, base_sum: float,
+              reported: int, met_count: int, n_units: int) -> None:
+    """Σ完成数 / Σ基数 over the units' rows, never an average of their ratios."""
+    kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
+    city.put(r, 0, task.code, "center")
+    city.put(r, 1, task.indicator)
+    city.put(r, 2, kinds[task.kind], "center")
+    city.put(r, 3, task.target_text(None) or "—", "center")
+    done_rng, base_rng = sh.col(6, first, last), sh.col(7, first, last)
+    met_rng, prog_rng = sh.col(10, first, last), sh.col(11, first, last)
+    if task.kind == "qualitative":
+        city.formula(r, 4, f"=COUNTA({prog_rng})", reported, "int")
+    elif task.kind == "yesno":
+        city.formula(r, 4, f'=COUNTIF({done_rng},"是")+COUNTIF({done_rng},"否")', reported, "int")
+    else:
+        city.formula(r, 4, f"=COUNT({done_rng})", reported, "int")
+    if task.kind in ("ratio", "count"):
+        city.formula(r, 5, f"=SUM({done_rng})", done_sum, "num")
+    else:
+        city.put(r, 5, None, "num")
+    if task.kind == "ratio":
+        city.formula(r, 6, f"=SUM({base_rng})", base_sum, "num")
+        f, g = cell_name(r, 5, True), cell_name(r, 6, True)
+        rate = _ratio(done_sum, base_sum)
+        city.formula(r, 7, f'=IF({g}=0,"",{f}/{g})', rate, "pct")
+    else:
+        city.put(r, 6, None, "num")
+        city.put(r, 7, None, "pct")
+    if task.kind == "qualitative":
+        city.put(r, 8, None, "int")
+        city.put(r, 9, "—", "center")
+        return
+    city.formula(r, 8, f'=COUNTIF({met_rng},"达标")', met_count, "int")
+    if task.kind == "ratio" and task.target is not None:
+        h = cell_name(r, 7, True)
+        op = ">=" if task.comparison == ">=" else "="
+        value = _met_value(_ratio(done_sum, base_sum), task.target, op)
+        city.formula(r, 9, f'=IF({h}="","",IF({h}{op}{task.target:.15g},"达标","未达标"))', value, "center")
+    else:  # per-type targets, counts and yes/no: the city is 达标 when every unit is
+        i = cell_name(r, 8, True)
+        value = "达标" if met_count == n_units else "未达标"
+        city.formula(r, 9, f'=IF({i}={n_units},"达标","未达标")', value, "center")
+
+
+# --- 总览 ---------------------------------------------------------------------------------------------------
+
+
+def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Period:
+    """The period a KPI line shows: the latest one already due, else the first."""
+    due = [i.period for i in items if i.form_id == block.form_id and i.due <= as_of]
+    return max(due) if due else block.periods[0]
+
+
+def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
+              files: list[FileRow], as_of: dt.date, ratio_rows, city: Sheet) -> None:
+    org = ws.settings.organisation
+    sh.ws.set_column(0, 0, 30)
+    sh.ws.set_column(1, 8, 11)
+    sh.ws.write_string(0, 0, f"{org.name} 活力团建报表汇总", sh.fmt["title"])
+    valid = sum(f.valid for f in files)
+    last = max((f.received_at for f in files), default=None)
+    made = (f"数据截至 {as_of.isoformat()}；据 {len(files)} 份文件生成（有效 {valid} 份，退回 {len(files) - valid} 份）"
+            + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
+    sh.ws.write_string(1, 0, made, sh.fmt["note"])
+    titles = ["报表", "报送期", "应报", "已报", "按时", "逾期", "未报"]
+    sh.header(3, titles)
+    r = 4
+    for b in blocks:
+        p = _current(b, items, as_of)
+        col = b.period_col[p.code]
+        rng = status_sheet.col(col, b.first_row, b.first_row + len(b.units) - 1)
+        vals = [STATUS_ZH[i.status] for i in items if i.form_id == b.form_id and i.period == p]
+        c = {s: vals.count(s) for s in ("按时", "逾期", "未报")}
+        sh.put(r, 0, b.name)
+        sh.put(r, 1, p.label, "center")
+        sh.formula(r, 2, f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")+COUNTIF({rng},"未报")',
+                   c["按时"] + c["逾期"] + c["未报"], "kpi")
+        sh.formula(r, 3, f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', c["按时"] + c["逾期"], "kpi")
+        for j, s in enumerate(("按时", "逾期", "未报"), start=4):
+            sh.formula(r, j, f'=COUNTIF({rng},"{s}")', c[s], "kpi")
+        r += 1
+
+    # each unit's on-time rate over every form: Σ按时 / Σ应报 from 报送情况
+    r += 2
+    sh.ws.write_string(r, 0, "各单位按时报送率（全部报表，截至统计日）", sh.fmt["block"])
+    head = r + 1
+    sh.header(head, ["单位", "应报", "按时", "按时率"])
+    first = head + 1
+    units = list(dict.fromkeys(u for b in blocks for u in b.units))
+    for k, unit in enumerate(units):
+        row = first + k
+        due_refs, on_refs = [], []
+        due = on = 0
+        for b in blocks:
+            if unit in b.units:
+                br = b.first_row + b.units.index(unit)
+                due_refs.append(status_sheet.at(br, b.count_cols["应报"]))
+                on_refs.append(status_sheet.at(br, b.count_cols["按时"]))
+                due += b.counts[unit]["应报"]
+                on += b.counts[unit]["按时"]
+        sh.put(row, 0, unit)
+        sh.formula(row, 1, "=" + "+".join(due_refs), due, "int")
+        sh.formula(row, 2, "=" + "+".join(on_refs), on, "int")
+        sh.formula(row, 3, f'=IF({cell_name(row, 1)}=0,"",{cell_name(row, 2)}/{cell_name(row, 1)})', _ratio(on, due), "pct")
+    last_unit = first + len(units) - 1
+    chart = wb.add_chart({"type": "bar"})
+    chart.add_series({"name": "按时报送率", "categories": sh.col(0, first, last_unit), "values": sh.col(3, first, last_unit),
+                      "fill": {"color": "#5B9BD5"}, "data_labels": {"value": True, "num_format": "0%"}})
+    chart.set_title({"name": "各单位按时报送率", "name_font": {"name": FONT_BODY, "size": 12}})
+    chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%", "major_gridlines": {"visible": True}})
+    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_BODY, "size": 9}})
+    chart.set_legend({"none": True})
+    chart.set_size({"width": 620, "height": max(320, 22 * len(units) + 80)})
+    sh.ws.insert_chart(3, 9, chart)
+
+    if ratio_rows:
+        r = last_unit + 3
+        sh.ws.write_string(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", sh.fmt["block"])
+        head = r + 1
+        sh.header(head, ["指标", "全市完成率", "目标"])
+        for k, (task, cr, rate) in enumerate(ratio_rows, start=head + 1):
+            sh.put(k, 0, f"{task.code} {task.indicator}")
+            sh.formula(k, 1, f"={city.at(cr, 7)}", rate, "pct")
+            sh.put(k, 2, task.target, "pct")
+        chart = wb.add_chart({"type": "column"})
+        n = head + len(ratio_rows)
+        chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n), "values": sh.col(1, head + 1, n),
+                          "fill": {"color": "#70AD47"}, "data_labels": {"value": True, "num_format": "0%"}})
+        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
+                          "type": "line", "marker": {"type": "diamond"}, "line": {"none": True}})
+        chart.set_title({"name": "目标完成率", "name_font": {"name": FONT_BODY, "size": 12}})
+        chart.set_y_axis({"min": 0, "num_format": "0%"})
+        chart.set_size({"width": 620, "height": 340})
+        sh.ws.insert_chart(max(last_unit + 3, 3 + 22), 9, chart)
+    sh.ws.set_paper(9)
+    sh.ws.set_landscape()
+    sh.ws.fit_to_pages(1, 0)
+    sh.ws.activate()
+
+
+# --- 问题清单 and 来源 -----------------------------------------------------------------------------------------
+
+
+def _issues(sh: Sheet, files: list[FileRow]) -> None:
+    titles = ["文件", "工作表", "单元格", "字段", "问题代码", "类别", "说明", "收到时间"]
+    sh.header(0, titles, [30, 14, 8, 20, 20, 6, 60, 17])
+    r = 1
+    for f in files:
+        for i in f.issues:
+            sh.put(r, 0, f.name)
+            sh.put(r, 1, i.get("sheet"))
+            sh.put(r, 2, i.get("cell"), "center")
+            sh.put(r, 3, i.get("field"))
+            sh.put(r, 4, i.get("code"))
+            sh.put(r, 5, "错误" if i.get("severity") == "error" else "提醒", "center")
+            sh.put(r, 6, i.get("message"), "wrap")
+            sh.put(r, 7, f.received_at, "time")
+            r += 1
+    sh.table(0, r - 1, len(titles))
+
+
+def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
+    titles = ["文件", "SHA-256", "收到时间", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
+    sh.header(0, titles, [30, 18, 17, 24, 26, 12, 6, 8, 30])
+    names = {f.id: f.name for f in files}
+    forms = {s.form_id: s.display_name for s in ws.registry.latest()}
+    for r, f in enumerate(files, start=1):
+        p = parse_period(f.period) if f.period else None
+        state = "退回" if not f.valid else "被替换" if f.id in eff.superseded_by else "有效"
+        sh.put(r, 0, f.name)
+        sh.put(r, 1, f.sha256)
+        sh.put(r, 2, f.received_at, "time")
+        sh.put(r, 3, f.unit)
+        sh.put(r, 4, forms.get(f.form_id or "", f.form_id))
+        sh.put(r, 5, p.label if p else f.period, "center")
+        sh.put(r, 6, f.version, "int")
+        sh.put(r, 7, state, "center")
+        sh.put(r, 8, names.get(eff.superseded_by.get(f.id)))
+    sh.table(0, len(files), len(titles))
+
+
+# --- the whole workbook -------------------------------------------------------------------------------------
+
+
+def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date) -> tuple[bytes, Effective, list[StatusItem]]:
+    """The master's bytes from the ledger's files and the configuration: same inputs, same bytes."""
+    eff = effective(files)
+    items = statuses(ws, eff, as_of)
+    buf = io.BytesIO()
+    wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
+    fmt = _styles(wb)
+    sheets = {name: Sheet(wb, name, fmt) for name in SHEETS}
+    blocks = _status_sheet(sheets["报送情况"], ws, items)
+    visit_pos = _detail_sheet(sheets["走基层明细"], ws, "visit_report", eff.visits)
+    _visit_stats(sheets["走基层统计"], ws, sheets["走基层明细"], visit_pos, eff.visits, items)
+    obs_pos = _detail_sheet(sheets["观摩明细"], ws, "observation_report", eff.observations)
+    _observation_stats(sheets["观摩统计"], ws, sheets["观摩明细"], obs_pos, eff.observations, items)
+    city = sheets["目标汇总"]
+    ratio_rows = _targets(sheets["目标进度"], city, ws, eff, as_of)
+    _overview(sheets["总览"], wb, ws, blocks, sheets["报送情况"], items, files, as_of, ratio_rows, city)
+    _issues(sheets["问题清单"], files)
+    _sources(sheets["来源"], ws, files, eff)
+    return close_workbook(wb, buf), eff, items

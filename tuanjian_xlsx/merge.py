@@ -1,0 +1,172 @@
+"""`tuanjian merge`: inbox -> ledger -> master. Ingest is idempotent; invalid files get their 退回件 and never stop
+the run; the master is replaced atomically with the previous one kept beside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .config import Workspace
+from .issues import Issue, TuanjianError
+from .ledger import Ledger
+from .master import render_master
+from .returns import ReturnPiece, write_returns
+from .status import StatusItem
+from .validate import FileResult, iter_submissions, validate_file
+from .xlsxio import atomic_write
+
+MASTER_NAME = "汇总表.xlsx"
+
+
+@dataclass
+class Ingested:
+    path: Path
+    outcome: str  # new | duplicate
+    file_id: int
+    result: FileResult | None = None
+
+
+@dataclass
+class MergeResult:
+    master: Path | None
+    as_of: dt.date
+    ingested: list[Ingested] = field(default_factory=list)
+    returns: list[ReturnPiece] = field(default_factory=list)
+    items: list[StatusItem] = field(default_factory=list)
+    superseded: int = 0
+    notes: list[Issue] = field(default_factory=list)
+
+    @property
+    def received(self) -> int:
+        return len(self.ingested)
+
+    @property
+    def valid(self) -> int:
+        return sum(1 for i in self.ingested if i.outcome == "new" and i.result.valid)
+
+    @property
+    def invalid(self) -> list[Ingested]:
+        return [i for i in self.ingested if i.outcome == "new" and not i.result.valid]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for i in self.ingested if i.outcome == "duplicate")
+
+    @property
+    def missing(self) -> list[StatusItem]:
+        return [i for i in self.items if i.status == "missing"]
+
+    @property
+    def late(self) -> list[StatusItem]:
+        return [i for i in self.items if i.status == "late"]
+
+    def summary(self) -> str:
+        units = len({i.unit for i in self.missing})
+        return (f"收到 {self.received} 份 · 有效 {self.valid} · 退回 {len(self.invalid)} · 重复 {self.duplicates} · "
+                f"被替换 {self.superseded} · 未报 {units} 家")
+
+    def to_dict(self) -> dict:
+        return {
+            "master": str(self.master) if self.master else None,
+            "received": self.received, "valid": self.valid, "invalid": len(self.invalid),
+            "duplicates": self.duplicates, "superseded": self.superseded,
+            "missing": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code} for i in self.missing],
+            "late": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code, "due": i.due.isoformat(),
+                      "received": i.received.isoformat()} for i in self.late],
+        }
+
+
+def ingest(ledger: Ledger, ws: Workspace, path: Path, *, now: dt.datetime, received_at: dt.datetime | None = None,
+           origin: str | None = None, parse_counter: list | None = None) -> Ingested:
+    """One file into the ledger: archived by hash, validated once; the same content again is a duplicate."""
+    data = Path(path).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    name = Path(path).name
+    known = ledger.known(sha)
+    if known is not None:
+        ledger.seen_again(known, name, origin or str(path), now)
+        return Ingested(Path(path), "duplicate", known)
+    if parse_counter is not None:
+        parse_counter.append(name)
+    result = validate_file(Path(path), ws, data=data, display=name)
+    ext = Path(path).suffix.lower() or ".bin"
+    ledger.archive(sha, ext, data)
+    file_id = ledger.add(
+        sha256=sha, name=name, origin=origin or str(path), ext=ext, size=len(data), received_at=received_at or now,
+        now=now, valid=result.valid, form_id=result.form_id, version=result.version, unit_id=result.unit_id,
+        unit=result.unit, period=result.period,
+        result={"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
+                "issues": [i.to_dict() for i in result.issues]})
+    return Ingested(Path(path), "new", file_id, result)
+
+
+def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
+    """Replace the master atomically, keeping the previous one as 汇总表.bak.xlsx; if it is locked (open in
+    Excel on Windows), write beside it under a new name instead and say so."""
+    notes: list[Issue] = []
+    if path.exists():
+        backup = path.with_name(path.stem + ".bak" + path.suffix)
+        try:
+            shutil.copyfile(path, backup)
+        except OSError:
+            pass
+    try:
+        return atomic_write(path, data), notes
+    except TuanjianError:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        other = path.with_name(f"{path.stem}_{stamp}{path.suffix}")
+        notes.append(Issue(code="master-locked", severity="warning", file=path.name,
+                           message=f"{path.name} 可能正在 Excel/WPS 中打开，无法替换；本次汇总另存为 {other.name}"))
+        return atomic_write(other, data), notes
+
+
+def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
+          now: dt.datetime | None = None, progress: Callable[[Ingested], None] | None = None,
+          received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None) -> MergeResult:
+    """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master."""
+    ws = Workspace.load(root)
+    now = now or dt.datetime.now().replace(microsecond=0)
+    as_of = as_of or now.date()
+    sources = [Path(p) for p in paths] if paths else [ws.folder("inbox")]
+    missing = [p for p in sources if not p.exists()]
+    if missing:
+        raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
+    result = MergeResult(master=None, as_of=as_of)
+    with Ledger(ws.root) as ledger:
+        for path in iter_submissions(sources):
+            item = ingest(ledger, ws, path, now=now, received_at=(received or {}).get(path),
+                          parse_counter=parse_counter)
+            result.ingested.append(item)
+            if progress:
+                progress(item)
+        new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
+        files = ledger.files()
+    result.returns = write_returns([i.result for i in result.invalid], ws, ws.folder("returns"))
+    data, eff, items = render_master(ws, files, as_of)
+    result.items = items
+    result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
+    target = Path(out) if out else ws.folder("master") / MASTER_NAME
+    result.master, result.notes = write_master(target, data)
+    return result
+
+
+def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
+    """Who owes what as of a date, from the ledger (nothing is ingested)."""
+    from .periods import parse_period
+    from .status import effective, statuses
+
+    ws = Workspace.load(root)
+    as_of = as_of or dt.date.today()
+    with Ledger(ws.root) as ledger:
+        files = ledger.files()
+    items = statuses(ws, effective(files), as_of)
+    if period:
+        p = parse_period(period)
+        if p is None:
+            raise TuanjianError(Issue.make("not-a-period", field="--period", value=period))
+        items = [i for i in items if i.period == p]
+    return as_of, items, ws

@@ -1,0 +1,142 @@
+"""Who had to report what, by when, and what actually counts: deadlines, supersession and statuses.
+
+Everything here is derived from the ledger and the configuration; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .config import Workspace
+from .ledger import FileRow
+from .normalise import fold
+from .periods import Period, parse_period
+
+STATUS_ZH = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
+_KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+
+
+def periods_between(kind: str, start: Period, end: dt.date) -> list[Period]:
+    """Every period of a kind from the one holding `start`'s first day up to the one holding `end`."""
+    out = []
+    y, m = start.year, start.months[0]
+    while dt.date(y, m, 1) <= end:
+        p = {"month": Period(y, "month", m), "quarter": Period(y, "quarter", (m - 1) // 3 + 1),
+             "year": Period(y, "year", 1)}[kind]
+        if not out or out[-1] != p:
+            out.append(p)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
+    start = ws.settings.reporting.start
+    return parse_period(start) if start else Period(as_of.year, "month", 1)
+
+
+@dataclass
+class Expected:
+    unit_id: str
+    unit: str
+    unit_type: str
+    form_id: str
+    period: Period
+    due: dt.date
+
+
+def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
+    """Each (unit, form, period) the roster says is owed, from the reporting start up to the as-of date."""
+    start = reporting_start(ws, as_of)
+    out = []
+    for spec in ws.current_specs():
+        for unit in ws.roster.units:
+            rule = ws.roster.rule(unit.type, spec.form_id)
+            if rule is None:
+                continue
+            for period in periods_between(_KIND[rule.cadence], start, as_of):
+                out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period,
+                                    period.due(rule.day, rule.month_offset)))
+    return out
+
+
+@dataclass
+class Effective:
+    """What the master shows: the records that count, and which file replaced which."""
+
+    visits: list[tuple[FileRow, dict]] = field(default_factory=list)
+    observations: list[tuple[FileRow, dict]] = field(default_factory=list)
+    trackers: dict[tuple[str, str], tuple[FileRow, list[dict]]] = field(default_factory=dict)
+    superseded_by: dict[int, int] = field(default_factory=dict)
+    first_valid: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)
+
+
+def visit_key(file: FileRow, record: dict) -> tuple:
+    """附件1 supersedes per visit: unit, period, the organisation visited (and the visit date when a version has one)."""
+    return (file.unit_id, file.period, fold(str(record.get("org_name") or "")).casefold(), record.get("visit_date"))
+
+
+def effective(files: list[FileRow]) -> Effective:
+    """Latest received wins: per visit for 附件1, per unit, form and period for the others."""
+    eff = Effective()
+    visits: dict[tuple, tuple[FileRow, dict]] = {}
+    whole: dict[tuple[str, str, str], FileRow] = {}
+    replaced_records: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
+    for f in files:  # already in order received
+        if not f.valid or not f.unit_id or not f.period:
+            continue
+        key = (f.unit_id, f.form_id, f.period)
+        eff.first_valid.setdefault(key, f.received_at)
+        if f.form_id == "visit_report":
+            for rec in f.records:
+                k = visit_key(f, rec["values"])
+                if k in visits and visits[k][0].id != f.id:
+                    replaced_records.setdefault(visits[k][0].id, set()).add(f.id)
+                visits[k] = (f, rec["values"])
+        else:
+            if key in whole:
+                eff.superseded_by[whole[key].id] = f.id
+            whole[key] = f
+    live_files = {f.id for f, _ in visits.values()}
+    for fid, by in replaced_records.items():
+        if fid not in live_files:  # every visit of that file was replaced
+            eff.superseded_by[fid] = max(by)
+    eff.visits = list(visits.values())
+    for (unit_id, form_id, period), f in whole.items():
+        recs = [r["values"] for r in f.records]
+        if form_id == "observation_report":
+            eff.observations += [(f, r) for r in recs]
+        elif form_id == "target_tracker":
+            eff.trackers[(unit_id, period)] = (f, recs)
+    eff.visits.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
+    eff.observations.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
+    return eff
+
+
+@dataclass
+class StatusItem:
+    unit_id: str
+    unit: str
+    unit_type: str
+    form_id: str
+    period: Period
+    due: dt.date
+    status: str  # on_time | late | missing | not_due
+    received: dt.datetime | None
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "form_id": self.form_id, "period": self.period.code, "status": self.status,
+                "due": self.due.isoformat(), "received": self.received.isoformat() if self.received else None}
+
+
+def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
+    """按时 / 逾期 / 未报 / 未到期 for every owed submission; the first valid file's arrival is what counts."""
+    out = []
+    for e in expected(ws, as_of):
+        received = eff.first_valid.get((e.unit_id, e.form_id, e.period.code))
+        if received is not None:
+            status = "on_time" if received.date() <= e.due else "late"
+        else:
+            status = "not_due" if as_of <= e.due else "missing"
+        out.append(StatusItem(e.unit_id, e.unit, e.unit_type, e.form_id, e.period, e.due, status, received))
+    return out
