@@ -87,7 +87,7 @@ def reports_errors(fn):
             for issue in exc.issues:
                 _echo(issue.render(), err=True)
             sys.exit(EXIT_FAILED)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt):
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:  # an unexpected failure: say so plainly; the traceback only with --debug
             if click.get_current_context().find_root().params.get("debug"):
@@ -183,6 +183,116 @@ def validate(paths: tuple[Path, ...], workspace: Path, return_dir: Path | None, 
     sys.exit(EXIT_OK if outcome.all_valid else EXIT_FAILED)
 
 
+def _as_of(ctx, param, value):
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"应为日期，如 2026-04-20，现为“{value}”") from None
+
+
+def as_of_option(fn):
+    return click.option("--as-of", "as_of", callback=_as_of, metavar="日期",
+                        help="按哪一天判断按时/逾期/未报（默认今天），如 2026-04-20")(fn)
+
+
+@cli.command(help="一键汇总：把收件箱（或给定路径）里的文件登记、校验，生成汇总表和退回件，并统计未报、逾期。")
+@click.argument("paths", metavar="[路径...]", nargs=-1, type=click.Path(path_type=Path))
+@workspace_option
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="文件",
+              help="汇总表保存为（默认：工作区“汇总”文件夹里的 汇总表.xlsx）")
+@as_of_option
+@json_option
+@reports_errors
+def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, as_json: bool) -> None:
+    from .merge import merge as run_merge
+
+    bar = None
+    show = sys.stdout.isatty() and not as_json
+
+    def progress(n: int, total: int, item) -> None:
+        nonlocal bar
+        if show and bar is None:
+            bar = click.progressbar(length=total, label="登记与校验", show_pos=True)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        result = run_merge(workspace, list(paths) or None, out=out, as_of=as_of, progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if as_json:
+        _echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _echo(result.summary())
+        for item in result.invalid:
+            first = next(i for i in item.result.issues if i.severity == "error")
+            _echo(f"  退回  {item.path.name}：{first.render()}")
+        for piece in result.returns:
+            _echo(f"  退回件：{piece.workbook or piece.message}")
+        for note in result.notes:
+            _echo(note.render(), err=True)
+        _echo(f"汇总表：{result.master}")
+    sys.exit(EXIT_OK if result.master else EXIT_FAILED)
+
+
+@cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字。")
+@workspace_option
+@click.option("--period", metavar="报送期", default=None, help="只看某一期，如 2026-03 或 2026-Q1")
+@as_of_option
+@json_option
+@reports_errors
+def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
+    from .merge import status as run_status
+    from .status import STATUS_ZH, reminders
+
+    day, items, ws = run_status(workspace, as_of=as_of, period=period)
+    if as_json:
+        _echo(json.dumps({"as_of": day.isoformat(), "items": [i.to_dict() for i in items]}, ensure_ascii=False, indent=2))
+        return
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    groups: dict[tuple, list] = {}
+    for i in items:
+        groups.setdefault((i.form_id, i.period), []).append(i)
+    _echo(f"报送情况（截至 {day.isoformat()}）")
+    for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
+        line = f"{names.get(form_id, form_id)} {p.label}（截止 {rows[0].due.isoformat()}）："
+        line += "，".join(f"{STATUS_ZH[s]} {len(u)}" for s, u in counts.items() if u)
+        _echo(line)
+        for s in ("missing", "late"):
+            if counts[s]:
+                _echo(f"    {STATUS_ZH[s]}：{'、'.join(counts[s])}")
+    texts = reminders(ws, items, day)
+    if texts:
+        _echo("")
+        _echo("催报文字（可直接复制发送）：")
+        for text in texts.values():
+            _echo("")
+            _echo(text)
+
+
+@cli.command(help="演示：在新文件夹里用实施方案的默认名单跑一遍完整流程（建模板、半年的模拟报送、汇总、催报）。")
+@click.argument("directory", metavar="文件夹", type=click.Path(file_okay=False, path_type=Path))
+@reports_errors
+def demo(directory: Path) -> None:
+    from .demo import run_demo
+
+    result = run_demo(directory)
+    m = result.merge
+    _echo(f"演示工作区：{result.root}（模拟 2026 年 1—6 月的报送，统计日 {m.as_of.isoformat()}）")
+    _echo(m.summary())
+    _echo(f"汇总表：{m.master}")
+    for piece in m.returns:
+        _echo(f"退回件：{piece.workbook or piece.message}")
+    _echo(f"催报文字：{len(result.reminders)} 个单位，运行 tuanjian status -w {directory} --as-of {m.as_of.isoformat()} 查看")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: Chinese usage errors, exit 2."""
     try:
@@ -199,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         _echo(f"错误：{_usage_zh(exc.format_message())}", err=True)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into head or the like, which stopped reading: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return EXIT_OK
 
 

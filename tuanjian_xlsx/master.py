@@ -527,8 +527,11 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
         n = head + len(ratio_rows)
         chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n), "values": sh.col(1, head + 1, n),
                           "fill": {"color": "#70AD47"}, "data_labels": {"value": True, "num_format": "0%"}})
-        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
-                          "type": "line", "marker": {"type": "diamond"}, "line": {"none": True}})
+        targets = wb.add_chart({"type": "line"})
+        targets.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
+                            "marker": {"type": "diamond", "size": 8, "fill": {"color": "#C00000"}},
+                            "line": {"none": True}})
+        chart.combine(targets)
         chart.set_title({"name": "目标完成率", "name_font": {"name": FONT_BODY, "size": 12}})
         chart.set_y_axis({"min": 0, "num_format": "0%"})
         chart.set_size({"width": 620, "height": 340})

@@ -125,7 +125,7 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
 
 
 def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
-          now: dt.datetime | None = None, progress: Callable[[Ingested], None] | None = None,
+          now: dt.datetime | None = None, progress: Callable[[int, int, Ingested], None] | None = None,
           received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None) -> MergeResult:
     """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master."""
     ws = Workspace.load(root)
@@ -136,13 +136,14 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
+    todo = list(iter_submissions(sources))
     with Ledger(ws.root) as ledger:
-        for path in iter_submissions(sources):
+        for n, path in enumerate(todo, start=1):
             item = ingest(ledger, ws, path, now=now, received_at=(received or {}).get(path),
                           parse_counter=parse_counter)
             result.ingested.append(item)
             if progress:
-                progress(item)
+                progress(n, len(todo), item)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         files = ledger.files()
     result.returns = write_returns([i.result for i in result.invalid], ws, ws.folder("returns"))

@@ -140,3 +140,24 @@ def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
             status = "not_due" if as_of <= e.due else "missing"
         out.append(StatusItem(e.unit_id, e.unit, e.unit_type, e.form_id, e.period, e.due, status, received))
     return out
+
+
+def reminders(ws: Workspace, items: list[StatusItem], as_of: dt.date) -> dict[str, str]:
+    """A ready-to-send 催报 text per unit that has something missing (or late and still only partly in)."""
+    org = ws.settings.organisation
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    owed: dict[str, list[StatusItem]] = {}
+    for i in items:
+        if i.status == "missing":
+            owed.setdefault(i.unit, []).append(i)
+    out = {}
+    for unit, rows in owed.items():
+        lines = [f"{unit}：截至 {as_of.month}月{as_of.day}日，您单位以下报表尚未报送："]
+        for n, i in enumerate(sorted(rows, key=lambda i: (i.form_id, i.period)), start=1):
+            days = (as_of - i.due).days
+            lines.append(f"{n}. 《{names.get(i.form_id, i.form_id)}》{i.period.label}，截止 {i.due.isoformat()}，已逾期 {days} 天")
+        where = f"报送至 {org.report_mailbox}" if org.report_mailbox else f"报送至{org.department}"
+        lines.append(f"请尽快{where}。谢谢！")
+        lines.append(f"—— {org.name}{org.department}")
+        out[unit] = "\n".join(lines)
+    return out
