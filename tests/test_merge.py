@@ -1,0 +1,236 @@
+"""From inbox to master: ledger, supersession, statuses, the master's formulas and totals, and nothing lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from tuanjian_xlsx.cli import cli
+from tuanjian_xlsx.demo import AS_OF
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.normalise import fold
+
+NOW = dt.datetime.combine(AS_OF, dt.time(9, 0))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`tuanjian demo` once: the workspace, the manifest of what was sent, and the merge result."""
+    from tuanjian_xlsx.demo import run_demo
+
+    root = tmp_path_factory.mktemp("demo") / "演示"
+    return run_demo(root)
+
+
+def _copy(demo, tmp_path) -> Path:
+    dst = tmp_path / "ws"
+    shutil.copytree(demo.root, dst)
+    return dst
+
+
+def test_demo_command(tmp_path):
+    r = CliRunner().invoke(cli, ["demo", str(tmp_path / "演示")])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[1] == "收到 153 份 · 有效 152 · 退回 1 · 重复 0 · 被替换 1 · 未报 7 家"
+    assert (tmp_path / "演示" / "汇总" / "汇总表.xlsx").exists()
+    assert any(line.startswith("退回件：") and line.endswith("临颍县团委_2026-04_附件1_团干部走基层情况报告单_退回.xlsx")
+               for line in lines)
+
+
+def test_every_formula_recalculates_to_its_cached_value(demo, libreoffice, tmp_path):
+    master = demo.merge.master
+    ours = openpyxl.load_workbook(master, data_only=True)
+    formulas = openpyxl.load_workbook(master)
+    theirs = openpyxl.load_workbook(libreoffice.convert(master, tmp_path / "lo"), data_only=True)
+    checked = 0
+    for ws in formulas.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    a, b = ours[ws.title][c.coordinate].value, theirs[ws.title][c.coordinate].value
+                    assert (a in (None, "") and b in (None, "")) or a == pytest.approx(b), (ws.title, c.coordinate, c.value, a, b)
+                    checked += 1
+    assert checked > 1000
+
+
+def _independent_visits(manifest) -> dict[tuple[str, str], list[int]]:
+    """Per unit and month, from what the demo sent: invalid files out, a later visit to the same place wins."""
+    visits: dict[tuple, dict] = {}
+    for m in sorted(manifest, key=lambda m: m["received"]):
+        if m["form_id"] != "visit_report":
+            continue
+        if any(not isinstance(r["youth_count"], int) for r in m["records"]):  # the one sent with 十五人
+            continue
+        for r in m["records"]:
+            visits[(m["unit"], m["period"], fold(r["org_name"]))] = r
+    totals: dict[tuple[str, str], list[int]] = {}
+    for (unit, period, _), r in visits.items():
+        t = totals.setdefault((unit, period), [0, 0, 0])
+        t[0] += 1
+        t[1] += r["cadre_count"]
+        t[2] += r["youth_count"]
+    return totals
+
+
+def test_visit_totals_equal_totals_from_the_submissions(demo):
+    expected = _independent_visits(demo.manifest)
+    ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["走基层统计"]
+    got = {}
+    for row in ws.iter_rows(min_row=2, values_only=True):
+        unit, _, label, key, n, cadres, youth, _ = row
+        if n:
+            got[(unit, f"{key // 100}-{key % 100:02d}")] = [n, cadres, youth]
+    assert got == expected
+    assert sum(v[0] for v in got.values()) == sum(1 for _ in openpyxl.load_workbook(
+        demo.merge.master)["走基层明细"].iter_rows(min_row=2)) 
+
+
+def test_resubmission_supersedes_and_sources_say_so(demo):
+    ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["来源"]
+    rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}
+    first = next(n for n in rows if n.startswith("源汇区团委_2026-05_附件1_走基层"))
+    assert rows[first][7] == "被替换" and rows[first][8].startswith("源汇区团委_2026-05_附件1_重报")
+    bad = next(n for n in rows if n.startswith("临颍县团委_2026-04_附件1_初报"))
+    assert rows[bad][7] == "退回"
+    resent = next(m for m in demo.manifest if m["tag"] == "重报")
+    detail = openpyxl.load_workbook(demo.merge.master, data_only=True)["走基层明细"]
+    head = [c.value for c in detail[1]]
+    org, cadres = head.index("走访团组织名称"), head.index("团干部")
+    mine = [r for r in detail.iter_rows(min_row=2, values_only=True)
+            if r[0] == "源汇区团委" and r[2] == "2026年5月" and r[org] == resent["records"][0]["org_name"]]
+    assert [r[cadres] for r in mine] == [resent["records"][0]["cadre_count"]]
+
+
+def test_statuses_from_the_roster_and_deadlines(demo):
+    by = {(i.unit, i.form_id, i.period.code): i.status for i in demo.merge.items}
+    assert by[("舞阳县团委", "visit_report", "2026-05")] == "missing"
+    assert by[("召陵区团委", "visit_report", "2026-03")] == "late"
+    assert by[("源汇区团委", "visit_report", "2026-03")] == "on_time"
+    assert by[("临颍县团委", "visit_report", "2026-04")] in ("on_time", "late")  # the corrected file counts
+    assert by[("源汇区团委", "visit_report", "2026-07")] == "not_due"  # due 2026-08-10
+    assert ("市青年创业服务中心（市志愿者服务中心）", "target_tracker", "2026-Q1") not in by  # 直属单位 files no tracker
+
+
+def test_second_merge_changes_nothing_and_parses_nothing(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    before = (root / "汇总" / "汇总表.xlsx").read_bytes()
+    parsed: list = []
+    again = merge(root, as_of=AS_OF, now=NOW, parse_counter=parsed)
+    assert parsed == [] and again.duplicates == again.received == 153 and again.valid == 0
+    assert again.summary() == "收到 153 份 · 有效 0 · 退回 0 · 重复 153 · 被替换 0 · 未报 7 家"
+    assert again.master.read_bytes() == before  # same ledger, same configuration, same date: same master
+    assert (root / "汇总" / "汇总表.bak.xlsx").read_bytes() == before
+
+
+def test_a_duplicate_under_another_name_is_counted_once(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    src = next((root / "收件箱").glob("组织部_2026-03_*"))
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(src, extra / "再发一次.xlsx")
+    result = merge(root, [extra], as_of=AS_OF, now=NOW)
+    assert (result.received, result.duplicates, result.valid) == (1, 1, 0)
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 153
+    assert con.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == 154
+    archived = list((root / ".tuanjian" / "archive").iterdir())
+    assert len(archived) == 153 and all(p.name[:64].isalnum() for p in archived)
+
+
+def test_merge_cli_json_and_summary(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--as-of", AS_OF.isoformat(), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert set(data) == {"master", "received", "valid", "invalid", "duplicates", "superseded", "missing", "late"}
+    assert {"unit": "舞阳县团委", "form_id": "visit_report", "period": "2026-05"} in data["missing"]
+    late = next(x for x in data["late"] if x["unit"] == "召陵区团委" and x["period"] == "2026-03")
+    assert late["due"] == "2026-04-10" and late["received"] > "2026-04-10"
+    r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--as-of", "2026-13-01"])
+    assert r.exit_code == 2 and "应为日期" in r.output
+
+
+def test_status_cli(demo):
+    r = CliRunner().invoke(cli, ["status", "-w", str(demo.root), "--as-of", AS_OF.isoformat(), "--json"])
+    data = json.loads(r.output)
+    assert data["as_of"] == "2026-07-15"
+    item = next(i for i in data["items"] if i["unit"] == "舞阳县团委" and i["period"] == "2026-05")
+    assert item == {"unit": "舞阳县团委", "form_id": "visit_report", "period": "2026-05", "status": "missing",
+                    "due": "2026-06-10", "received": None}
+    r = CliRunner().invoke(cli, ["status", "-w", str(demo.root), "--as-of", AS_OF.isoformat(), "--period", "2026-05"])
+    assert r.exit_code == 0
+    assert "附件1 团干部走基层情况报告单 2026年5月（截止 2026-06-10）：" in r.output
+    assert "    未报：舞阳县团委" in r.output.splitlines()
+    assert "舞阳县团委：截至 7月15日，您单位以下报表尚未报送：" in r.output
+
+
+def test_user_text_stays_text_in_the_master(demo, tmp_path, templates):
+    from conftest import fill
+
+    root = _copy(demo, tmp_path)
+    path = fill(templates["visit_report"], tmp_path / "h.xlsx", {
+        "报送单位": "组织部", "报送期": "2026-07", "填表时间": dt.datetime(2026, 7, 3), "姓名": "王", "单位职务": "部长",
+        "走访团组织名称": "某团委", "走访形式": "座谈交流", "团干部": 1, "团员青年": 2,
+        "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"})
+    wb = openpyxl.load_workbook(path)
+    cell = wb.worksheets[0]["B13"]
+    cell.value, cell.data_type = '=HYPERLINK("http://example.invalid","点我")', "s"
+    wb.save(path)
+    result = merge(root, [path], as_of=AS_OF, now=NOW)
+    detail = openpyxl.load_workbook(result.master)["走基层明细"]
+    texts = [c for row in detail.iter_rows() for c in row if c.value == '=HYPERLINK("http://example.invalid","点我")']
+    assert len(texts) == 1 and texts[0].data_type == "s"
+
+
+def test_locked_master_goes_to_a_new_name(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    target = tmp_path / "锁住的汇总表.xlsx"
+    target.mkdir()  # cannot be replaced, like a workbook Excel holds open on Windows
+    (target / "x").write_text("x")
+    result = merge(root, out=target, as_of=AS_OF, now=NOW)
+    assert result.master != target and result.master.name.startswith("锁住的汇总表_")
+    assert openpyxl.load_workbook(result.master)["总览"]["A1"].value.endswith("活力团建报表汇总")
+    assert "可能正在 Excel/WPS 中打开" in result.notes[0].message
+
+
+def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    shutil.rmtree(root / ".tuanjian")  # ingest everything again, so each run has work to be killed in
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(root), "--as-of", AS_OF.isoformat()]
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        master = root / "汇总" / "汇总表.xlsx"
+        assert openpyxl.load_workbook(master)["总览"] is not None  # the previous master, whole
+        con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+        archive = root / ".tuanjian" / "archive"
+        if archive.exists():  # every archived original is whole: its name is its content's hash
+            import hashlib
+
+            assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name[:64] for p in archive.iterdir()
+                       if not p.name.startswith(".~tj-"))
+    final = merge(root, as_of=AS_OF, now=NOW)
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    assert con.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 153  # nothing twice, nothing lost
+    assert final.received == 153 and len(final.invalid) + final.valid + final.duplicates == 153
+    assert openpyxl.load_workbook(final.master)["总览"]["A1"].value.endswith("活力团建报表汇总")
