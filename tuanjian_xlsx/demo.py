@@ -76,8 +76,9 @@ def _visit(rng: random.Random, period: Period, cadres: int | None = None) -> dic
 
 
 def _received(rng: random.Random, due: dt.date, late: bool) -> dt.datetime:
-    day = due + dt.timedelta(days=rng.randint(1, 6)) if late else due - dt.timedelta(days=rng.randint(0, 8))
-    return dt.datetime.combine(day, dt.time(rng.randint(8, 17), rng.choice([0, 15, 30, 45])))
+    day = due + dt.timedelta(days=rng.randint(1, 4)) if late else due - dt.timedelta(days=rng.randint(0, 8))
+    when = dt.datetime.combine(day, dt.time(rng.randint(8, 17), rng.choice([0, 15, 30, 45])))
+    return min(when, dt.datetime.combine(AS_OF, dt.time(8, 30)))  # nothing arrives after the demo's day
 
 
 def run_demo(root: Path) -> DemoResult:

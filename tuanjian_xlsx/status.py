@@ -134,6 +134,8 @@ def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
     out = []
     for e in expected(ws, as_of):
         received = eff.first_valid.get((e.unit_id, e.form_id, e.period.code))
+        if received is not None and received.date() > as_of:
+            received = None  # looking back: what arrived after the as-of date had not arrived then
         if received is not None:
             status = "on_time" if received.date() <= e.due else "late"
         else:
