@@ -149,10 +149,10 @@ def test_bad_date_and_bad_cadence(tmp_path):
     ws = wb["目标任务"]
     deadline_col = next(c.column_letter for c in ws[1] if c.value == "完成时限")
     ws[f"{deadline_col}{row}"] = "2020年13月40日"
-    wb["单位类型"]["B2"] = "每月"
+    wb["单位类型"]["C2"] = "每月"
     wb.save(tmp_path / "名单与目标.xlsx")
     assert _workspace_issues(tmp_path) == [
-        ("not-in-choices", "单位类型", "B2", "走基层报告单·报送周期",
+        ("not-in-choices", "单位类型", "C2", "走基层报告单·报送周期",
          "“走基层报告单·报送周期”的值“每月”不在可选项中（可选：按月、按季、按年、不报送）"),
         ("bad-date", "目标任务", f"{deadline_col}{row}", "完成时限", "“完成时限”不是有效日期：“2020年13月40日”"),
     ]

@@ -68,21 +68,24 @@ def test_every_formula_recalculates_to_its_cached_value(demo, libreoffice, tmp_p
 
 
 def _independent_visits(manifest) -> dict[tuple[str, str], list[int]]:
-    """Per unit and month, from what the demo sent: invalid files out, a later visit to the same place wins."""
-    visits: dict[tuple, dict] = {}
+    """Per unit and month, from what the demo sent: invalid files out; a later file's visits to a place replace an
+    earlier file's visits to that place, while two visits to one place in the same file both count."""
+    visits: dict[tuple, list[dict]] = {}
     for m in sorted(manifest, key=lambda m: m["received"]):
         if m["form_id"] != "visit_report":
             continue
         if any(not isinstance(r["youth_count"], int) for r in m["records"]):  # the one sent with 十五人
             continue
-        for r in m["records"]:
-            visits[(m["unit"], m["period"], fold(r["org_name"]))] = r
+        places = {fold(r["org_name"]) for r in m["records"]}
+        for place in places:
+            visits[(m["unit"], m["period"], place)] = [r for r in m["records"] if fold(r["org_name"]) == place]
     totals: dict[tuple[str, str], list[int]] = {}
-    for (unit, period, _), r in visits.items():
+    for (unit, period, _), rs in visits.items():
         t = totals.setdefault((unit, period), [0, 0, 0])
-        t[0] += 1
-        t[1] += r["cadre_count"]
-        t[2] += r["youth_count"]
+        for r in rs:
+            t[0] += 1
+            t[1] += r["cadre_count"]
+            t[2] += r["youth_count"]
     return totals
 
 
@@ -91,7 +94,7 @@ def test_visit_totals_equal_totals_from_the_submissions(demo):
     ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["走基层统计"]
     got = {}
     for row in ws.iter_rows(min_row=2, values_only=True):
-        unit, _, label, key, n, cadres, youth, _ = row
+        unit, _, _, label, key, n, cadres, youth, _, _ = row
         if n:
             got[(unit, f"{key // 100}-{key % 100:02d}")] = [n, cadres, youth]
     assert got == expected
@@ -111,7 +114,7 @@ def test_resubmission_supersedes_and_sources_say_so(demo):
     head = [c.value for c in detail[1]]
     org, cadres = head.index("走访团组织名称"), head.index("团干部")
     mine = [r for r in detail.iter_rows(min_row=2, values_only=True)
-            if r[0] == "源汇区团委" and r[2] == "2026年5月" and r[org] == resent["records"][0]["org_name"]]
+            if r[0] == "源汇区团委" and r[3] == "2026年5月" and r[org] == resent["records"][0]["org_name"]]
     assert [r[cadres] for r in mine] == [resent["records"][0]["cadre_count"]]
 
 
@@ -120,7 +123,9 @@ def test_statuses_from_the_roster_and_deadlines(demo):
     assert by[("舞阳县团委", "visit_report", "2026-05")] == "missing"
     assert by[("召陵区团委", "visit_report", "2026-03")] == "late"
     assert by[("源汇区团委", "visit_report", "2026-03")] == "on_time"
-    assert by[("临颍县团委", "visit_report", "2026-04")] in ("on_time", "late")  # the corrected file counts
+    corrected = next(m for m in demo.manifest if m["tag"] == "更正")  # the invalid first file does not count
+    due = dt.date(2026, 5, 10)
+    assert by[("临颍县团委", "visit_report", "2026-04")] == ("on_time" if corrected["received"].date() <= due else "late")
     assert by[("源汇区团委", "visit_report", "2026-07")] == "not_due"  # due 2026-08-10
     assert ("市青年创业服务中心（市志愿者服务中心）", "target_tracker", "2026-Q1") not in by  # 直属单位 files no tracker
 
@@ -173,7 +178,7 @@ def test_status_cli(demo):
                     "due": "2026-06-10", "received": None}
     r = CliRunner().invoke(cli, ["status", "-w", str(demo.root), "--as-of", AS_OF.isoformat(), "--period", "2026-05"])
     assert r.exit_code == 0
-    assert "附件1 团干部走基层情况报告单 2026年5月（截止 2026-06-10）：" in r.output
+    assert "附件1 团干部走基层情况报告单 2026年5月（截止 2026-05-28 / 2026-06-10）：" in r.output
     assert "    未报：舞阳县团委" in r.output.splitlines()
     assert "舞阳县团委：截至 7月15日，您单位以下报表尚未报送：" in r.output
 
@@ -204,7 +209,7 @@ def test_locked_master_goes_to_a_new_name(demo, tmp_path):
     result = merge(root, out=target, as_of=AS_OF, now=NOW)
     assert result.master != target and result.master.name.startswith("锁住的汇总表_")
     assert openpyxl.load_workbook(result.master)["总览"]["A1"].value.endswith("活力团建报表汇总")
-    assert "可能正在 Excel/WPS 中打开" in result.notes[0].message
+    assert any("可能正在 Excel/WPS 中打开" in n.message for n in result.notes)
 
 
 def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
@@ -212,10 +217,16 @@ def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
     shutil.rmtree(root / ".tuanjian")  # ingest everything again, so each run has work to be killed in
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    timing = _copy(demo, tmp_path / "timing")
+    shutil.rmtree(timing / ".tuanjian")
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(timing), "--as-of", AS_OF.isoformat()],
+                   env=env, capture_output=True, check=True)
+    whole = time.monotonic() - start  # kill anywhere from start-up to the master's rename
     cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(root), "--as-of", AS_OF.isoformat()]
-    for _ in range(4):
+    for _ in range(5):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(0.3, 3.0))
+        time.sleep(rng.uniform(0.15, 1.0) * whole)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         master = root / "汇总" / "汇总表.xlsx"
@@ -234,3 +245,65 @@ def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
     assert con.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 153  # nothing twice, nothing lost
     assert final.received == 153 and len(final.invalid) + final.valid + final.duplicates == 153
     assert openpyxl.load_workbook(final.master)["总览"]["A1"].value.endswith("活力团建报表汇总")
+
+
+def test_odd_names_zero_bases_and_empty_sheets_recalculate_to_cached_values(tmp_path, libreoffice):
+    """Unit names that COUNTIF would read as patterns or comparisons, a zero 基数, and a form nobody sent."""
+    import openpyxl as ox
+
+    from tuanjian_xlsx.build import Prefill, build_template
+    from tuanjian_xlsx.config import Workspace
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    book = root / "名单与目标.xlsx"
+    wb = ox.load_workbook(book)
+    names = {"A2": "团委*", "A3": ">5", "A4": "~其他", "A5": "团?"}  # ids stay; the names change
+    for ref, name in names.items():
+        wb["单位名单"][ref.replace("A", "B")] = name
+    wb.save(book)
+    ws = Workspace.load(root)
+    units = ws.roster.units[:4]
+    visit = ws.registry.get("visit_report")
+    tracker = ws.registry.get("target_tracker")
+    received = {}
+    for n, unit in enumerate(units):
+        p = root / "收件箱" / f"{unit.id}.xlsx"
+        data = build_template(visit, ws.roster, prefill=Prefill(unit, "2026-03", "2026年3月"))
+        book = ox.load_workbook(__import__("io").BytesIO(data))
+        sh = book[visit.sheet_name]
+        for f, v in {"fill_date": dt.datetime(2026, 3, 3), "name": "甲", "position": "乙", "org_name": "丙",
+                     "visit_form": "其他", "cadre_count": n + 1, "youth_count": 2 * n, "work_status": "丁",
+                     "highlights": "戊"}.items():
+            sh[visit.field(f).input_cell] = v
+        book.save(p)
+        received[p] = dt.datetime(2026, 4, 1 + n)
+    t = root / "收件箱" / "tracker.xlsx"
+    data = build_template(tracker, ws.roster, prefill=Prefill(units[0], "2026-Q1", "2026年第1季度"))
+    book = ox.load_workbook(__import__("io").BytesIO(data))
+    sh = book[tracker.sheet_name]
+    sh["O3"] = dt.datetime(2026, 4, 2)
+    for r, task in enumerate(ws.roster.tasks_for(units[0].type), start=tracker.header_row + 1):
+        if task.kind == "ratio":
+            sh[f"K{r}"], sh[f"L{r}"] = 0, 0  # 基数 0: rates blank, never #DIV/0!
+        elif task.kind == "count":
+            sh[f"K{r}"] = 1
+        elif task.kind == "yesno":
+            sh[f"K{r}"] = "是"
+        sh[f"O{r}"] = "进行中"
+    book.save(t)
+    received[t] = dt.datetime(2026, 4, 5)
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9), received=received)
+    master = result.master
+    ours, formulas = ox.load_workbook(master, data_only=True), ox.load_workbook(master)
+    theirs = ox.load_workbook(libreoffice.convert(master, tmp_path / "lo"), data_only=True)
+    for sheet in formulas.worksheets:
+        for row in sheet.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    a, b = ours[sheet.title][c.coordinate].value, theirs[sheet.title][c.coordinate].value
+                    assert (a in (None, "") and b in (None, "")) or a == pytest.approx(b), (sheet.title, c.coordinate, a, b)
+    stats = ours["走基层统计"]
+    got = {r[0]: r[5] for r in stats.iter_rows(min_row=2, values_only=True) if r[3] == "2026年3月"}
+    assert [got[u.name] for u in units] == [1, 1, 1, 1]

@@ -262,7 +262,8 @@ def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
     _echo(f"报送情况（截至 {day.isoformat()}）")
     for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
-        line = f"{names.get(form_id, form_id)} {p.label}（截止 {rows[0].due.isoformat()}）："
+        dues = " / ".join(sorted({r.due.isoformat() for r in rows}))  # unit types may be due on different days
+        line = f"{names.get(form_id, form_id)} {p.label}（截止 {dues}）："
         line += "，".join(f"{STATUS_ZH[s]} {len(u)}" for s, u in counts.items() if u)
         _echo(line)
         for s in ("missing", "late"):

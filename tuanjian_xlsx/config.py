@@ -92,6 +92,13 @@ class UnitType(_Row):
 
     name: Annotated[str, Field(min_length=1)]
     rules: dict[str, "DueRule"] = {}
+    min_visits: Annotated[int, Field(ge=0)] | None = None  # 走基层: visits a unit of this type owes each month
+
+    @field_validator("min_visits", mode="before")
+    @classmethod
+    def _whole(cls, v):
+        v = _blank_to_none(v)
+        return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 class Unit(_Row):
@@ -410,6 +417,8 @@ def roster_from_data(data: dict, file: str, lines: dict, form_names: dict[str, s
     """Build a Roster from the TOML shape of default_plan.toml (rules listed separately, one per type × form)."""
     try:
         types = {name: {"name": name, "rules": {}} for name in data.get("unit_types", [])}
+        for name, n in data.get("min_visits", {}).items():
+            types.setdefault(name, {"name": name, "rules": {}})["min_visits"] = n
         for r in data.get("rules", []):
             rule = dict(r)
             ut, form_id = rule.pop("unit_type"), rule.pop("form_id")

@@ -49,6 +49,10 @@ MIGRATIONS = [
         seen_at   TEXT NOT NULL
     );
     """,
+    # v2: whether an invalid file's 退回件 has been written, so a run killed before writing it makes it next time
+    """
+    ALTER TABLE files ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -133,17 +137,29 @@ class Ledger:
         return path
 
     def add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
-            now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> int:
+            now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
+        """Record a file; (id, True) when new, (id of the one already there, False) when another run was first."""
         with self.transaction():
             cur = self.db.execute(
                 "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
-                "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (sha256) DO NOTHING",
                 (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
                  unit_id, unit, period, json.dumps(result, ensure_ascii=False, default=_json_default)))
-            file_id = cur.lastrowid
+            new = cur.rowcount == 1
+            file_id = cur.lastrowid if new else self.known(sha256)
             self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
                             (file_id, name, origin, _iso(now)))
-        return file_id
+        return file_id, new
+
+    def unreturned(self) -> list[tuple[int, str, str, str]]:
+        """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name)."""
+        return self.db.execute("SELECT id, sha256, ext, name FROM files WHERE valid = 0 AND returned = 0 "
+                               "ORDER BY received_at, id").fetchall()
+
+    def mark_returned(self, file_ids: list[int]) -> None:
+        with self.transaction():
+            self.db.executemany("UPDATE files SET returned = 1 WHERE id = ?", [(i,) for i in file_ids])
 
     def seen_again(self, file_id: int, name: str, origin: str, now: dt.datetime) -> None:
         with self.transaction():
@@ -169,6 +185,9 @@ class Ledger:
 
 
 def _iso(t: dt.datetime) -> str:
+    """Naive local time, so that times sort as text and compare in Python (a mail's date may carry a zone)."""
+    if t.tzinfo is not None:
+        t = t.astimezone().replace(tzinfo=None)
     return t.isoformat(timespec="seconds")
 
 

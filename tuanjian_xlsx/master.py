@@ -14,7 +14,7 @@ from .cells import cell_name, col_to_letters, quote_sheet, range_name
 from .config import Task, Workspace
 from .ledger import FileRow
 from .periods import Period, parse_period
-from .status import STATUS_ZH, Effective, StatusItem, effective, statuses
+from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, statuses
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
 SHEETS = ("总览", "报送情况", "走基层明细", "走基层统计", "观摩明细", "观摩统计", "目标进度", "目标汇总", "问题清单", "来源")
@@ -128,7 +128,7 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
         mine = [i for i in items if i.form_id == spec.form_id]
         if not mine:
             continue
-        periods = sorted({i.period for i in mine})
+        periods = sorted({i.period for i in mine}, key=period_order)
         units = list(dict.fromkeys(i.unit for i in mine))
         by = {(i.unit, i.period.code): i for i in mine}
         sh.ws.write_string(r, 0, spec.display_name, sh.fmt["block"])
@@ -213,62 +213,70 @@ def _value(v, ftype: str):
 
 
 def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]]) -> dict:
+    """One row per record, every field; 单位序号 and 期序 are numbers for the statistics' criteria (a unit's name
+    could hold * or ? and a period like 2026-03 may be read as a date: numbers match exactly everywhere)."""
     fields = _detail_columns(ws, form_id)
-    titles = ["单位", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields] + ["版本", "来源文件", "收到时间"]
-    widths = [24, 12, 12, 8] + [30 if t == "long_text" else 12 if t in ("integer", "date") else 18
-                                for _, _, t in fields] + [6, 28, 17]
+    titles = (["单位", "单位序号", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields]
+              + ["版本", "来源文件", "收到时间"])
+    widths = [24, 8, 12, 12, 8] + [30 if t == "long_text" else 12 if t in ("integer", "date") else 18
+                                   for _, _, t in fields] + [6, 28, 17]
     sh.header(0, titles, widths)
-    types = {u.id: u.type for u in ws.roster.units}
+    units = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
     for k, (f, rec) in enumerate(rows, start=1):
         p = parse_period(f.period)
+        number, utype = units.get(f.unit_id, (None, ""))
         sh.put(k, 0, f.unit)
-        sh.put(k, 1, types.get(f.unit_id, ""), "center")
-        sh.put(k, 2, p.label if p else f.period, "center")
-        sh.put(k, 3, period_key(p) if p else None, "int")
-        for j, (fid, _, t) in enumerate(fields, start=4):
+        sh.put(k, 1, number, "int")
+        sh.put(k, 2, utype, "center")
+        sh.put(k, 3, p.label if p else f.period, "center")
+        sh.put(k, 4, period_key(p) if p else None, "int")
+        for j, (fid, _, t) in enumerate(fields, start=5):
             v = _value(rec.get(fid), t)
             sh.put(k, j, v, "date" if t == "date" else "num" if t in ("integer", "number") else
                    "wrap" if t == "long_text" else "cell")
-        n = 4 + len(fields)
+        n = 5 + len(fields)
         sh.put(k, n, f.version, "int")
         sh.put(k, n + 1, f.name)
         sh.put(k, n + 2, f.received_at, "time")
     last = max(len(rows), 1)
     sh.table(0, last, len(titles))
-    col = {fid: 4 + j for j, (fid, _, _) in enumerate(fields)}
-    return {"first": 1, "last": last, "unit": 0, "key": 3, **col}
+    col = {fid: 5 + j for j, (fid, _, _) in enumerate(fields)}
+    return {"first": 1, "last": last, "unit_no": 1, "key": 4, **col}
 
 
 def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, items: list[StatusItem]) -> None:
-    titles = ["单位", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月至少一次"]
-    sh.header(0, titles, [24, 12, 12, 8, 10, 11, 12, 12])
-    months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"})
-    units = [u for u in ws.roster.units_filing("visit_report")]
+    titles = ["单位", "单位序号", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月应走访",
+              "是否达标"]
+    sh.header(0, titles, [24, 8, 12, 12, 8, 10, 11, 12, 10, 10])
+    months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"},
+                    key=period_order)
+    number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
     tally: dict[tuple[str, int], list[int]] = {}
     for f, rec in visits:
-        p = parse_period(f.period)
-        t = tally.setdefault((f.unit, period_key(p)), [0, 0, 0])
+        t = tally.setdefault((f.unit_id, period_key(parse_period(f.period))), [0, 0, 0])
         t[0] += 1
         t[1] += _num(rec.get("cadre_count"))
         t[2] += _num(rec.get("youth_count"))
     r = 1
-    for u in units:
+    for u in ws.roster.units_filing("visit_report"):
+        owed = ws.roster.unit_type(u.type).min_visits if ws.roster.unit_type(u.type) else None
         for p in months:
             key = period_key(p)
-            n, cadres, youth = tally.get((u.name, key), [0, 0, 0])
+            n, cadres, youth = tally.get((u.id, key), [0, 0, 0])
             sh.put(r, 0, u.name)
-            sh.put(r, 1, u.type, "center")
-            sh.put(r, 2, p.label, "center")
-            sh.put(r, 3, key, "int")
-            a, d = cell_name(r, 0, True), cell_name(r, 3, True)
-            crit = f"{rng(pos['unit'])},{a},{rng(pos['key'])},{d}"
-            sh.formula(r, 4, f"=COUNTIFS({crit})", n, "int")
-            sh.formula(r, 5, f"=SUMIFS({rng(pos['cadre_count'])},{crit})", cadres, "int")
-            sh.formula(r, 6, f"=SUMIFS({rng(pos['youth_count'])},{crit})", youth, "int")
-            b, e = cell_name(r, 1, True), cell_name(r, 4, True)
-            met = ("达标" if n >= 1 else "未达标") if u.type == "机关部室" else "—"
-            sh.formula(r, 7, f'=IF({b}="机关部室",IF({e}>=1,"达标","未达标"),"—")', met, "center")
+            sh.put(r, 1, number[u.id], "int")
+            sh.put(r, 2, u.type, "center")
+            sh.put(r, 3, p.label, "center")
+            sh.put(r, 4, key, "int")
+            crit = f"{rng(pos['unit_no'])},{cell_name(r, 1, True)},{rng(pos['key'])},{cell_name(r, 4, True)}"
+            sh.formula(r, 5, f"=COUNTIFS({crit})", n, "int")
+            sh.formula(r, 6, f"=SUMIFS({rng(pos['cadre_count'])},{crit})", cadres, "int")
+            sh.formula(r, 7, f"=SUMIFS({rng(pos['youth_count'])},{crit})", youth, "int")
+            sh.put(r, 8, owed, "int")
+            f, i = cell_name(r, 5, True), cell_name(r, 8, True)
+            met = "—" if owed is None else ("达标" if n >= owed else "未达标")
+            sh.formula(r, 9, f'=IF({i}="","—",IF({f}>={i},"达标","未达标"))', met, "center")
             r += 1
     sh.table(0, r - 1, len(titles))
 
@@ -278,23 +286,25 @@ def _num(v) -> float:
 
 
 def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, observations, items) -> None:
-    quarters = sorted({i.period for i in items if i.form_id == "observation_report"})
-    titles = ["单位", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
-    sh.header(0, titles, [24, 12] + [16] * len(quarters))
+    quarters = sorted({i.period for i in items if i.form_id == "observation_report"}, key=period_order)
+    titles = ["单位", "单位序号", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
+    sh.header(0, titles, [24, 8, 12] + [16] * len(quarters))
+    number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
     count: dict[tuple[str, int], int] = {}
     for f, _ in observations:
-        k = (f.unit, period_key(parse_period(f.period)))
+        k = (f.unit_id, period_key(parse_period(f.period)))
         count[k] = count.get(k, 0) + 1
-    for r, u in enumerate(ws.roster.units_filing("observation_report"), start=1):
+    units = ws.roster.units_filing("observation_report")
+    for r, u in enumerate(units, start=1):
         sh.put(r, 0, u.name)
-        sh.put(r, 1, u.type, "center")
-        for j, q in enumerate(quarters, start=2):
+        sh.put(r, 1, number[u.id], "int")
+        sh.put(r, 2, u.type, "center")
+        for j, q in enumerate(quarters, start=3):
             key = period_key(q)
-            sh.formula(r, j, f"=COUNTIFS({rng(pos['unit'])},{cell_name(r, 0, True)},{rng(pos['key'])},{key})",
-                       count.get((u.name, key), 0), "int")
-    sh.ws.write_string(len(ws.roster.units_filing("observation_report")) + 2, 0,
-                       "各季度开展观摩的次数（0 = 本季度未报观摩情况）", sh.fmt["note"])
+            sh.formula(r, j, f"=COUNTIFS({rng(pos['unit_no'])},{cell_name(r, 1, True)},{rng(pos['key'])},{key})",
+                       count.get((u.id, key), 0), "int")
+    sh.ws.write_string(len(units) + 2, 0, "各季度开展观摩的次数（0 = 本季度未报观摩情况）", sh.fmt["note"])
     sh.ws.freeze_panes(1, 1)
 
 
@@ -304,7 +314,7 @@ def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, obser
 def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
     """Per task, per unit that reports it: the latest tracker row received for a period up to the as-of date."""
     latest: dict[str, tuple[FileRow, list[dict]]] = {}
-    for (unit_id, period), (f, recs) in sorted(eff.trackers.items(), key=lambda kv: parse_period(kv[0][1])):
+    for (unit_id, period), (f, recs) in sorted(eff.trackers.items(), key=lambda kv: period_order(parse_period(kv[0][1]))):
         p = parse_period(period)
         if p and p.first_day <= as_of:
             latest[unit_id] = (f, recs)
@@ -449,7 +459,7 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int,
 def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Period:
     """The period a KPI line shows: the latest one already due, else the first."""
     due = [i.period for i in items if i.form_id == block.form_id and i.due <= as_of]
-    return max(due) if due else block.periods[0]
+    return max(due, key=period_order) if due else block.periods[0]
 
 
 def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
@@ -588,6 +598,7 @@ def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> 
 
 def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date) -> tuple[bytes, Effective, list[StatusItem]]:
     """The master's bytes from the ledger's files and the configuration: same inputs, same bytes."""
+    files = [f for f in files if f.received_at.date() <= as_of]  # looking back, later arrivals did not exist yet
     eff = effective(files)
     items = statuses(ws, eff, as_of)
     buf = io.BytesIO()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -95,13 +94,13 @@ def ingest(ledger: Ledger, ws: Workspace, path: Path, *, now: dt.datetime, recei
     result = validate_file(Path(path), ws, data=data, display=name)
     ext = Path(path).suffix.lower() or ".bin"
     ledger.archive(sha, ext, data)
-    file_id = ledger.add(
+    file_id, new = ledger.add(
         sha256=sha, name=name, origin=origin or str(path), ext=ext, size=len(data), received_at=received_at or now,
         now=now, valid=result.valid, form_id=result.form_id, version=result.version, unit_id=result.unit_id,
         unit=result.unit, period=result.period,
         result={"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
                 "issues": [i.to_dict() for i in result.issues]})
-    return Ingested(Path(path), "new", file_id, result)
+    return Ingested(Path(path), "new" if new else "duplicate", file_id, result if new else None)
 
 
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
@@ -109,11 +108,11 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
     Excel on Windows), write beside it under a new name instead and say so."""
     notes: list[Issue] = []
     if path.exists():
-        backup = path.with_name(path.stem + ".bak" + path.suffix)
         try:
-            shutil.copyfile(path, backup)
-        except OSError:
-            pass
+            atomic_write(path.with_name(path.stem + ".bak" + path.suffix), path.read_bytes())
+        except (OSError, TuanjianError):
+            notes.append(Issue(code="backup-failed", severity="warning", file=path.name,
+                               message=f"未能保留上一份汇总表的备份（{path.stem}.bak{path.suffix}）"))
     try:
         return atomic_write(path, data), notes
     except TuanjianError:
@@ -145,14 +144,28 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             if progress:
                 progress(n, len(todo), item)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
+        result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
         files = ledger.files()
-    result.returns = write_returns([i.result for i in result.invalid], ws, ws.folder("returns"))
     data, eff, items = render_master(ws, files, as_of)
     result.items = items
     result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
     target = Path(out) if out else ws.folder("master") / MASTER_NAME
     result.master, result.notes = write_master(target, data)
     return result
+
+
+def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult]) -> list[ReturnPiece]:
+    """退回件 for every invalid file that has none yet — this run's, and any a killed run left without one."""
+    todo = ledger.unreturned()
+    results = []
+    for file_id, sha, ext, name in todo:
+        result = fresh.get(file_id)
+        if result is None:  # validated by an earlier run that stopped before writing: read the archived original
+            result = validate_file(ledger.archive_path(sha, ext), ws, display=name)
+        results.append(result)
+    pieces = write_returns(results, ws, ws.folder("returns"))
+    ledger.mark_returned([file_id for file_id, *_ in todo])
+    return pieces
 
 
 def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:

@@ -44,7 +44,8 @@ def unit_cols() -> list[Col]:
 
 
 def type_cols(registry: SpecRegistry) -> list[Col]:
-    cols = [Col("name", "单位类型", 14)]
+    cols = [Col("name", "单位类型", 14),
+            Col("min_visits", "每月至少走访次数", 12, required=False, note="走基层每月至少几次；留空 = 不考核次数")]
     for form_id, name in form_names(registry).items():
         cols += [
             Col(f"rules.{form_id}.cadence", f"{name}·报送周期", 13, note="按月 / 按季 / 按年 / 不报送"),
@@ -98,7 +99,11 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
     ws = _sheet(wb, SHEET_TYPES, tcols, fmt)
     for r, t in enumerate(roster.unit_types, start=1):
         ws.write_string(r, 0, t.name, fmt["cell"])
-        for c, col in enumerate(tcols[1:], start=1):
+        if t.min_visits is None:
+            ws.write_blank(r, 1, None, fmt["int"])
+        else:
+            ws.write_number(r, 1, t.min_visits, fmt["int"])
+        for c, col in enumerate(tcols[2:], start=2):
             _, form_id, attr = col.key.split(".")
             rule = t.rules.get(form_id)
             if rule is None:
@@ -114,6 +119,8 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
             ws.data_validation(1, c, MAX_ROWS, c, _whole(1, 31, col.header))
         elif col.key.endswith(".month_offset"):
             ws.data_validation(1, c, MAX_ROWS, c, _whole(0, 12, col.header))
+        elif col.key == "min_visits":
+            ws.data_validation(1, c, MAX_ROWS, c, _whole(0, 31, col.header))
 
     kcols = task_cols(types)
     ws = _sheet(wb, SHEET_TASKS, kcols, fmt)

@@ -13,6 +13,11 @@ from .ledger import FileRow
 from .normalise import fold
 from .periods import Period, parse_period
 
+def period_order(p: Period) -> tuple:
+    """Periods in time order, whatever their kind (2026-12 before 2026-Q4's end is the same day: month first)."""
+    return (p.last_day, p.kind != "month", p.kind)
+
+
 STATUS_ZH = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
 _KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 
@@ -31,8 +36,12 @@ def periods_between(kind: str, start: Period, end: dt.date) -> list[Period]:
 
 
 def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
+    """The configured start; by default January of the year two months back, so that in January and February
+    the previous year's December and fourth quarter (due then) are still counted."""
     start = ws.settings.reporting.start
-    return parse_period(start) if start else Period(as_of.year, "month", 1)
+    if start:
+        return parse_period(start)
+    return Period((as_of - dt.timedelta(days=62)).year, "month", 1)
 
 
 @dataclass
@@ -79,7 +88,7 @@ def visit_key(file: FileRow, record: dict) -> tuple:
 def effective(files: list[FileRow]) -> Effective:
     """Latest received wins: per visit for 附件1, per unit, form and period for the others."""
     eff = Effective()
-    visits: dict[tuple, tuple[FileRow, dict]] = {}
+    visits: dict[tuple, list[tuple[FileRow, dict]]] = {}  # key -> the visits of the file that holds it now
     whole: dict[tuple[str, str, str], FileRow] = {}
     replaced_records: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
     for f in files:  # already in order received
@@ -88,20 +97,22 @@ def effective(files: list[FileRow]) -> Effective:
         key = (f.unit_id, f.form_id, f.period)
         eff.first_valid.setdefault(key, f.received_at)
         if f.form_id == "visit_report":
-            for rec in f.records:
-                k = visit_key(f, rec["values"])
-                if k in visits and visits[k][0].id != f.id:
-                    replaced_records.setdefault(visits[k][0].id, set()).add(f.id)
-                visits[k] = (f, rec["values"])
+            mine: dict[tuple, list[tuple[FileRow, dict]]] = {}
+            for rec in f.records:  # two visits to one place in one file are two visits
+                mine.setdefault(visit_key(f, rec["values"]), []).append((f, rec["values"]))
+            for k, group in mine.items():  # a later file replaces an earlier file's visits with the same key
+                if k in visits:
+                    replaced_records.setdefault(visits[k][0][0].id, set()).add(f.id)
+                visits[k] = group
         else:
             if key in whole:
                 eff.superseded_by[whole[key].id] = f.id
             whole[key] = f
-    live_files = {f.id for f, _ in visits.values()}
+    live_files = {group[0][0].id for group in visits.values()}
     for fid, by in replaced_records.items():
         if fid not in live_files:  # every visit of that file was replaced
             eff.superseded_by[fid] = max(by)
-    eff.visits = list(visits.values())
+    eff.visits = [v for group in visits.values() for v in group]
     for (unit_id, form_id, period), f in whole.items():
         recs = [r["values"] for r in f.records]
         if form_id == "observation_report":
