@@ -239,7 +239,7 @@ def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
             import hashlib
 
             assert all(hashlib.sha256(p.read_bytes()).hexdigest() == p.name[:64] for p in archive.iterdir()
-                       if not p.name.startswith(".~tj-"))
+                       if not p.name.startswith("."))  # a temporary file a kill left is not an archived original
     final = merge(root, as_of=AS_OF, now=NOW)
     con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
     assert con.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 153  # nothing twice, nothing lost
@@ -307,3 +307,15 @@ def test_odd_names_zero_bases_and_empty_sheets_recalculate_to_cached_values(tmp_
     stats = ours["走基层统计"]
     got = {r[0]: r[5] for r in stats.iter_rows(min_row=2, values_only=True) if r[3] == "2026年3月"}
     assert [got[u.name] for u in units] == [1, 1, 1, 1]
+
+
+def test_remerge_in_place_keeps_the_master_and_parses_nothing(demo, tmp_path):
+    root = _copy(demo, tmp_path)
+    first = merge(root, as_of=AS_OF, now=NOW)  # in this folder, the ledger now knows which master it made
+    stamp = first.master.stat().st_mtime_ns
+    parsed: list = []
+    again = merge(root, as_of=AS_OF, now=NOW, parse_counter=parsed)
+    assert parsed == [] and again.master == first.master and first.master.stat().st_mtime_ns == stamp
+    assert (again.duplicates, again.valid, len(again.invalid)) == (153, 0, 0)
+    later = merge(root, as_of=AS_OF + dt.timedelta(days=30), now=NOW)  # another date: a new master
+    assert later.master.stat().st_mtime_ns != stamp

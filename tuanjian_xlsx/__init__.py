@@ -1,5 +1,7 @@
 """tuanjian-xlsx: 活力团建报表 — templates from form specs, workspace configuration, and (later) intake and merge."""
 
+__version__ = "0.1.0"
+
 from .build import Prefill, build_template, build_templates
 from .config import Roster, Settings, Workspace
 from .issues import ConfigError, Issue, Report, TuanjianError

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .xlsxio import atomic_write
 
 LEDGER_DIR = ".tuanjian"
 LEDGER_FILE = "ledger.sqlite"
@@ -49,9 +49,11 @@ MIGRATIONS = [
         seen_at   TEXT NOT NULL
     );
     """,
-    # v2: whether an invalid file's 退回件 has been written, so a run killed before writing it makes it next time
+    # v2: whether an invalid file's 退回件 has been written, so a run killed before writing it makes it next time;
+    # and a small key/value table (what the last master was made from)
     """
     ALTER TABLE files ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 ]
 
@@ -130,27 +132,52 @@ class Ledger:
         return self.dir / ARCHIVE_DIR / f"{sha256}{ext}"
 
     def archive(self, sha256: str, ext: str, data: bytes) -> Path:
-        """Keep the original bytes under their hash; an archived file is never written again."""
+        """Keep the original bytes under their hash; an archived file is never written again.
+
+        Written to a temporary name and renamed, so a killed process leaves no torn original; not fsynced one by
+        one (thousands of small files), since a process kill cannot lose what the OS already holds."""
         path = self.archive_path(sha256, ext)
         if not path.exists():
-            atomic_write(path, data)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
         return path
+
+    def add_many(self, rows: list[dict]) -> list[tuple[int, bool]]:
+        """Several files in one transaction (see `add` for one)."""
+        with self.transaction():
+            return [self._add(**row) for row in rows]
 
     def add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
             now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
         """Record a file; (id, True) when new, (id of the one already there, False) when another run was first."""
         with self.transaction():
-            cur = self.db.execute(
-                "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
-                "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT (sha256) DO NOTHING",
-                (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
-                 unit_id, unit, period, json.dumps(result, ensure_ascii=False, default=_json_default)))
-            new = cur.rowcount == 1
-            file_id = cur.lastrowid if new else self.known(sha256)
-            self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
-                            (file_id, name, origin, _iso(now)))
+            return self._add(sha256=sha256, name=name, origin=origin, ext=ext, size=size, received_at=received_at,
+                             now=now, result=result, valid=valid, form_id=form_id, version=version, unit_id=unit_id,
+                             unit=unit, period=period)
+
+    def _add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
+             now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
+        cur = self.db.execute(
+            "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
+            "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
+             unit_id, unit, period, json.dumps(result, ensure_ascii=False, default=_json_default)))
+        new = cur.rowcount == 1
+        file_id = cur.lastrowid if new else self.known(sha256)
+        self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
+                        (file_id, name, origin, _iso(now)))
         return file_id, new
+
+    def get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+                            (key, value, value))
 
     def unreturned(self) -> list[tuple[int, str, str, str]]:
         """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name)."""

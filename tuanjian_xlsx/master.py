@@ -596,11 +596,15 @@ def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> 
 # --- the whole workbook -------------------------------------------------------------------------------------
 
 
-def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date) -> tuple[bytes, Effective, list[StatusItem]]:
-    """The master's bytes from the ledger's files and the configuration: same inputs, same bytes."""
+def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
+                  counts_only: bool = False) -> tuple[bytes | None, Effective, list[StatusItem]]:
+    """The master's bytes from the ledger's files and the configuration: same inputs, same bytes.
+    With counts_only, just the supersession and statuses (the master on disk is already current)."""
     files = [f for f in files if f.received_at.date() <= as_of]  # looking back, later arrivals did not exist yet
     eff = effective(files)
     items = statuses(ws, eff, as_of)
+    if counts_only:
+        return None, eff, items
     buf = io.BytesIO()
     wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
     fmt = _styles(wb)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .config import Workspace
 from .issues import Issue, TuanjianError
@@ -82,25 +83,96 @@ class MergeResult:
 def ingest(ledger: Ledger, ws: Workspace, path: Path, *, now: dt.datetime, received_at: dt.datetime | None = None,
            origin: str | None = None, parse_counter: list | None = None) -> Ingested:
     """One file into the ledger: archived by hash, validated once; the same content again is a duplicate."""
-    data = Path(path).read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    name = Path(path).name
-    known = ledger.known(sha)
-    if known is not None:
-        ledger.seen_again(known, name, origin or str(path), now)
-        return Ingested(Path(path), "duplicate", known)
+    return ingest_many(ledger, ws, [Path(path)], now=now, received={Path(path): received_at} if received_at else None,
+                       origins={Path(path): origin} if origin else None, parse_counter=parse_counter)[0]
+
+
+BATCH = 256  # files per ledger transaction: a killed run loses at most one batch, which the next run redoes
+PARALLEL_FROM = 64  # below this, starting worker processes costs more than it saves
+
+_WORKER_WS: Workspace | None = None
+
+
+def _init_worker(root: str) -> None:
+    global _WORKER_WS
+    _WORKER_WS = Workspace.load(Path(root))
+
+
+def _check(job: tuple[str, str]) -> FileResult:
+    path, name = job
+    return validate_file(Path(path), _WORKER_WS, display=name)
+
+
+def _validated(ws: Workspace, jobs: list[tuple[Path, bytes]]) -> Iterator[FileResult]:
+    """Validate new files, in worker processes on a multi-core machine when there are enough of them."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_FROM or workers < 2 or ws.root is None:
+        for path, data in jobs:
+            yield validate_file(path, ws, data=data, display=path.name)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
+                             initargs=(str(ws.root),)) as pool:
+        yield from pool.map(_check, [(str(p), p.name) for p, _ in jobs], chunksize=32)
+
+
+def ingest_many(ledger: Ledger, ws: Workspace, paths: list[Path], *, now: dt.datetime,
+                received: dict[Path, dt.datetime] | None = None, origins: dict[Path, str] | None = None,
+                parse_counter: list | None = None, progress: Callable[[int, int, Ingested], None] | None = None
+                ) -> list[Ingested]:
+    """Files into the ledger: each read and hashed once; content already known is a duplicate and is not parsed;
+    new content is archived by hash and validated (on both cores where it pays), then recorded in batches."""
+    out: list[Ingested | None] = [None] * len(paths)
+    fresh: list[tuple[int, Path, bytes, str]] = []
+    seen: dict[str, int] = {}
+    for k, path in enumerate(paths):
+        data = path.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        known = ledger.known(sha)
+        if known is not None or sha in seen:
+            out[k] = Ingested(path, "duplicate", known if known is not None else -1)
+            if known is not None:
+                ledger.seen_again(known, path.name, (origins or {}).get(path, str(path)), now)
+            continue
+        seen[sha] = k
+        fresh.append((k, path, data, sha))
     if parse_counter is not None:
-        parse_counter.append(name)
-    result = validate_file(Path(path), ws, data=data, display=name)
-    ext = Path(path).suffix.lower() or ".bin"
-    ledger.archive(sha, ext, data)
-    file_id, new = ledger.add(
-        sha256=sha, name=name, origin=origin or str(path), ext=ext, size=len(data), received_at=received_at or now,
-        now=now, valid=result.valid, form_id=result.form_id, version=result.version, unit_id=result.unit_id,
-        unit=result.unit, period=result.period,
-        result={"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
-                "issues": [i.to_dict() for i in result.issues]})
-    return Ingested(Path(path), "new" if new else "duplicate", file_id, result if new else None)
+        parse_counter.extend(p.name for _, p, _, _ in fresh)
+    done = 0
+    batch: list[tuple[int, Path, FileResult, dict]] = []
+
+    def flush() -> None:
+        nonlocal done
+        for (k, path, result, _), (file_id, new) in zip(batch, ledger.add_many([row for *_, row in batch])):
+            out[k] = Ingested(path, "new" if new else "duplicate", file_id, result if new else None)
+            done += 1
+            if progress:
+                progress(done, len(paths), out[k])
+        batch.clear()
+
+    for (k, path, data, sha), result in zip(fresh, _validated(ws, [(p, d) for _, p, d, _ in fresh])):
+        ext = path.suffix.lower() or ".bin"
+        ledger.archive(sha, ext, data)
+        batch.append((k, path, result, dict(
+            sha256=sha, name=path.name, origin=(origins or {}).get(path, str(path)), ext=ext, size=len(data),
+            received_at=(received or {}).get(path) or now, now=now, valid=result.valid, form_id=result.form_id,
+            version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
+            result={"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
+                    "issues": [i.to_dict() for i in result.issues]})))
+        if len(batch) >= BATCH:
+            flush()
+    flush()
+    for k, item in enumerate(out):  # a second copy within this run points at the first one's record
+        if item.file_id == -1:
+            first = out[seen[hashlib.sha256(item.path.read_bytes()).hexdigest()]]
+            out[k] = Ingested(item.path, "duplicate", first.file_id)
+            ledger.seen_again(first.file_id, item.path.name, str(item.path), now)
+    if progress and done < len(paths):
+        progress(len(paths), len(paths), out[-1])
+    return out
 
 
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
@@ -136,22 +208,38 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
     todo = list(iter_submissions(sources))
+    target = Path(out) if out else ws.folder("master") / MASTER_NAME
     with Ledger(ws.root) as ledger:
-        for n, path in enumerate(todo, start=1):
-            item = ingest(ledger, ws, path, now=now, received_at=(received or {}).get(path),
-                          parse_counter=parse_counter)
-            result.ingested.append(item)
-            if progress:
-                progress(n, len(todo), item)
+        result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
+                                      progress=progress)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
         files = ledger.files()
-    data, eff, items = render_master(ws, files, as_of)
-    result.items = items
-    result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
-    target = Path(out) if out else ws.folder("master") / MASTER_NAME
-    result.master, result.notes = write_master(target, data)
+        inputs = _inputs_key(ws, files, as_of)
+        unchanged = ledger.get("master") == f"{inputs} {target.resolve()}" and target.exists()
+        data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
+        result.items = items
+        result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
+        if unchanged:  # same ledger, same configuration, same date: the master on disk is already this master
+            result.master = target
+        else:
+            result.master, result.notes = write_master(target, data)
+            if result.master == target:
+                ledger.put("master", f"{inputs} {target.resolve()}")
     return result
+
+
+def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
+    """Everything the master is a function of: the ledger's files, the configuration, the date, the tool."""
+    from . import __version__
+
+    h = hashlib.sha256()
+    h.update(f"{__version__}|{as_of.isoformat()}|{len(files)}|{files[-1].id if files else 0}".encode())
+    h.update(ws.settings.model_dump_json().encode())
+    h.update(ws.roster.model_dump_json().encode())
+    for spec in ws.registry.specs.values():
+        h.update(spec.fingerprint.encode())
+    return h.hexdigest()
 
 
 def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult]) -> list[ReturnPiece]:
