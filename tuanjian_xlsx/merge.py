@@ -14,7 +14,7 @@ from .config import Workspace
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .master import render_master
-from .returns import ReturnPiece, write_returns
+from .returns import ReturnPiece, prepare_return, write_returns
 from .status import StatusItem
 from .validate import FileResult, iter_submissions, validate_file
 from .xlsxio import atomic_write
@@ -99,8 +99,15 @@ def _init_worker(root: str) -> None:
 
 
 def _check(job: tuple[str, str]) -> FileResult:
+    """In a worker: validate, and for an invalid file make its 退回件 right away (on this core, not the main one)."""
     path, name = job
-    return validate_file(Path(path), _WORKER_WS, display=name)
+    result = validate_file(Path(path), _WORKER_WS, display=name)
+    if not result.valid:
+        try:
+            result.prepared_return = prepare_return(result, _WORKER_WS)
+        except Exception:  # the main process tries again and reports what goes wrong
+            result.prepared_return = None
+    return result
 
 
 def _validated(ws: Workspace, jobs: list[tuple[Path, bytes]]) -> Iterator[FileResult]:

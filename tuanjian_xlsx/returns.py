@@ -144,6 +144,13 @@ def _problem_sheet(rows: list[tuple]):
 def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> tuple[bytes | None, list[tuple], str]:
     """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
     stem = stem or return_stem(result, ws)
+    data, rows, spec = result.prepared_return or prepare_return(result, ws)
+    return data, rows, _message(result, ws, spec, rows, stem)
+
+
+def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[tuple], object]:
+    """The part of a 退回件 that does not depend on its file name (the workbook and its 问题清单), so that it can
+    be made where the file was validated (a worker process)."""
     spec = None
     if result.form_id in ws.settings.forms and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id, ws.settings.forms[result.form_id].current_version)
@@ -176,7 +183,7 @@ def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> 
                               filled=filled, first_sheet=_problem_sheet(rows))
     else:
         rows = [(i.sheet, i.cell, i.field, "", i.message, "") for i in result.issues]
-    return data, rows, _message(result, ws, spec, rows, stem)
+    return data, rows, spec
 
 
 def _new_cell(spec, key: str) -> str | None:

@@ -47,6 +47,7 @@ class FileResult:
     records: list[Record] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     header: dict | None = None  # a tracker's header fields as read (values, cells, raw, sheet)
+    prepared_return: tuple | None = None  # (退回件 bytes, 问题清单 rows, spec), made beside validation when invalid
 
     @property
     def valid(self) -> bool:
