@@ -119,13 +119,15 @@ def run_merge(ws_dir: Path, fresh: bool) -> tuple[float, int]:
             shutil.rmtree(ws_dir / d, ignore_errors=True)
             (ws_dir / d).mkdir()
     cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws_dir), "--as-of", AS_OF]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    _, _, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    out = proc.stdout.read().decode()
-    if not out.startswith("收到"):
-        raise SystemExit(f"merge failed: {out} {proc.stderr.read().decode()}")
+    log = ws_dir.parent / f"merge-{ws_dir.name}.log"
+    with open(log, "wb") as sink:  # a file, not a pipe: the listing of hundreds of 退回 lines must not block it
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    out = log.read_text(encoding="utf-8", errors="replace")
+    if status != 0 or not out.startswith("收到"):
+        raise SystemExit(f"merge failed: {out[-2000:]}")
     return wall, usage.ru_maxrss
 
 

@@ -212,6 +212,17 @@ def test_locked_master_goes_to_a_new_name(demo, tmp_path):
     assert any("可能正在 Excel/WPS 中打开" in n.message for n in result.notes)
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
     root = _copy(demo, tmp_path)
     shutil.rmtree(root / ".tuanjian")  # ingest everything again, so each run has work to be killed in
@@ -229,6 +240,8 @@ def test_killed_merge_leaves_the_old_master_and_a_sound_ledger(demo, tmp_path):
         time.sleep(rng.uniform(0.15, 1.0) * whole)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        time.sleep(1.2)  # its worker processes notice and leave
+        assert _processes_mentioning(str(root)) == [], "worker processes outlived the killed merge"
         master = root / "汇总" / "汇总表.xlsx"
         assert openpyxl.load_workbook(master)["总览"] is not None  # the previous master, whole
         con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -93,9 +95,17 @@ PARALLEL_FROM = 64  # below this, starting worker processes costs more than it s
 _WORKER_WS: Workspace | None = None
 
 
-def _init_worker(root: str) -> None:
+def _init_worker(root: str, parent: int) -> None:
     global _WORKER_WS
     _WORKER_WS = Workspace.load(Path(root))
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose merge was killed must not wait for work forever: leave when the parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _check(job: tuple[str, str]) -> FileResult:
@@ -122,7 +132,7 @@ def _validated(ws: Workspace, jobs: list[tuple[Path, bytes]]) -> Iterator[FileRe
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
-                             initargs=(str(ws.root),)) as pool:
+                             initargs=(str(ws.root), os.getpid())) as pool:
         yield from pool.map(_check, [(str(p), p.name) for p, _ in jobs], chunksize=32)
 
 
