@@ -132,16 +132,7 @@ class Ledger:
         return self.dir / ARCHIVE_DIR / f"{sha256}{ext}"
 
     def archive(self, sha256: str, ext: str, data: bytes) -> Path:
-        """Keep the original bytes under their hash; an archived file is never written again.
-
-        Written to a temporary name and renamed, so a killed process leaves no torn original; not fsynced one by
-        one (thousands of small files), since a process kill cannot lose what the OS already holds."""
-        path = self.archive_path(sha256, ext)
-        if not path.exists():
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        return path
+        return archive(self.dir / ARCHIVE_DIR, sha256, ext, data)
 
     def add_many(self, rows: list[dict]) -> list[tuple[int, bool]]:
         """Several files in one transaction (see `add` for one)."""
@@ -157,13 +148,15 @@ class Ledger:
                              unit=unit, period=period)
 
     def _add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
-             now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
+             now: dt.datetime, result: dict | str, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
+        if not isinstance(result, str):
+            result = json.dumps(result, ensure_ascii=False, default=_json_default)
         cur = self.db.execute(
             "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
             "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (sha256) DO NOTHING",
             (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
-             unit_id, unit, period, json.dumps(result, ensure_ascii=False, default=_json_default)))
+             unit_id, unit, period, result))
         new = cur.rowcount == 1
         file_id = cur.lastrowid if new else self.known(sha256)
         self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
@@ -209,6 +202,19 @@ class Ledger:
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def archive(directory: Path, sha256: str, ext: str, data: bytes) -> Path:
+    """Keep the original bytes under their hash; an archived file is never written again.
+
+    Written to a temporary name and renamed, so a killed process leaves no torn original; not fsynced one by one
+    (thousands of small files), since a process kill cannot lose what the OS already holds."""
+    path = directory / f"{sha256}{ext}"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
 
 
 def _iso(t: dt.datetime) -> str:

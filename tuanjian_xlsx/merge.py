@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import Callable, Iterator
 
 from .config import Workspace
 from .issues import Issue, TuanjianError
-from .ledger import Ledger
+from .ledger import Ledger, _json_default, archive
 from .master import render_master
 from .returns import ReturnPiece, prepare_return, write_returns
 from .status import StatusItem
@@ -29,7 +30,9 @@ class Ingested:
     path: Path
     outcome: str  # new | duplicate
     file_id: int
-    result: FileResult | None = None
+    valid: bool = True
+    result: FileResult | None = None  # kept for an invalid file only: its 退回件 is made from it
+    sha256: str = ""
 
 
 @dataclass
@@ -48,11 +51,11 @@ class MergeResult:
 
     @property
     def valid(self) -> int:
-        return sum(1 for i in self.ingested if i.outcome == "new" and i.result.valid)
+        return sum(1 for i in self.ingested if i.outcome == "new" and i.valid)
 
     @property
     def invalid(self) -> list[Ingested]:
-        return [i for i in self.ingested if i.outcome == "new" and not i.result.valid]
+        return [i for i in self.ingested if i.outcome == "new" and not i.valid]
 
     @property
     def duplicates(self) -> int:
@@ -108,87 +111,84 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _check(job: tuple[str, str]) -> FileResult:
-    """In a worker: validate, and for an invalid file make its 退回件 right away (on this core, not the main one)."""
-    path, name = job
-    result = validate_file(Path(path), _WORKER_WS, display=name)
-    if not result.valid:
-        try:
-            result.prepared_return = prepare_return(result, _WORKER_WS)
-        except Exception:  # the main process tries again and reports what goes wrong
-            result.prepared_return = None
-    return result
+def _check(job: tuple[str, str, str]) -> tuple[dict, FileResult | None]:
+    """In a worker: validate and archive one new file; return its ledger row (JSON already made) and, when it is
+    invalid, the result with its 退回件 made right here (on this core, not the main one)."""
+    return _check_with(_WORKER_WS, *job)
 
 
-def _validated(ws: Workspace, jobs: list[tuple[Path, bytes]]) -> Iterator[FileResult]:
-    """Validate new files, in worker processes on a multi-core machine when there are enough of them."""
-    workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_FROM or workers < 2 or ws.root is None:
-        for path, data in jobs:
-            yield validate_file(path, ws, data=data, display=path.name)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
-                             initargs=(str(ws.root), os.getpid())) as pool:
-        yield from pool.map(_check, [(str(p), p.name) for p, _ in jobs], chunksize=32)
+def _check_with(ws: Workspace, path_text: str, sha: str, archive_dir: str) -> tuple[dict, FileResult | None]:
+    path = Path(path_text)
+    data = path.read_bytes()
+    result = validate_file(path, ws, data=data, display=path.name)
+    ext = path.suffix.lower() or ".bin"
+    archive(Path(archive_dir), sha, ext, data)
+    row = dict(sha256=sha, name=path.name, ext=ext, size=len(data), valid=result.valid, form_id=result.form_id,
+               version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
+               result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
+                                  "issues": [i.to_dict() for i in result.issues]},
+                                 ensure_ascii=False, default=_json_default))
+    if result.valid:
+        return row, None
+    try:
+        result.prepared_return = prepare_return(result, ws)
+    except Exception:  # the main process tries again and reports what goes wrong
+        result.prepared_return = None
+    return row, result
 
 
 def ingest_many(ledger: Ledger, ws: Workspace, paths: list[Path], *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, origins: dict[Path, str] | None = None,
                 parse_counter: list | None = None, progress: Callable[[int, int, Ingested], None] | None = None
                 ) -> list[Ingested]:
-    """Files into the ledger: each read and hashed once; content already known is a duplicate and is not parsed;
-    new content is archived by hash and validated (on both cores where it pays), then recorded in batches."""
-    out: list[Ingested | None] = [None] * len(paths)
-    fresh: list[tuple[int, Path, bytes, str]] = []
-    seen: dict[str, int] = {}
-    for k, path in enumerate(paths):
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        known = ledger.known(sha)
-        if known is not None or sha in seen:
-            out[k] = Ingested(path, "duplicate", known if known is not None else -1)
-            if known is not None:
-                ledger.seen_again(known, path.name, (origins or {}).get(path, str(path)), now)
-            continue
-        seen[sha] = k
-        fresh.append((k, path, data, sha))
-    if parse_counter is not None:
-        parse_counter.extend(p.name for _, p, _, _ in fresh)
-    done = 0
-    batch: list[tuple[int, Path, FileResult, dict]] = []
+    """Files into the ledger, a batch at a time so memory stays flat: each file read and hashed once; content
+    already known is a duplicate and is not parsed; new content is validated and archived (in worker processes
+    on a multi-core machine when there is enough of it), then recorded in one transaction per batch."""
+    out: list[Ingested] = []
+    ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
+    workers = min(os.cpu_count() or 1, 8)
+    pool = None
+    if len(paths) >= PARALLEL_FROM and workers > 1 and ws.root is not None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    def flush() -> None:
-        nonlocal done
-        for (k, path, result, _), (file_id, new) in zip(batch, ledger.add_many([row for *_, row in batch])):
-            out[k] = Ingested(path, "new" if new else "duplicate", file_id, result if new else None)
-            done += 1
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                   initializer=_init_worker, initargs=(str(ws.root), os.getpid()))
+    archive_dir = str(ledger.dir / "archive")
+    try:
+        for start in range(0, len(paths), BATCH):
+            chunk = paths[start:start + BATCH]
+            jobs: list[tuple[Path, str]] = []
+            for path in chunk:
+                sha = hashlib.sha256(path.read_bytes()).hexdigest()
+                known = ledger.known(sha) or ids.get(sha)
+                if known is None and sha not in ids and all(sha != j[1] for j in jobs):
+                    jobs.append((path, sha))
+                else:
+                    out.append(Ingested(path, "duplicate", known or -1, sha256=sha))
+            if parse_counter is not None:
+                parse_counter.extend(p.name for p, _ in jobs)
+            args = [(str(p), sha, archive_dir) for p, sha in jobs]
+            checked = list(pool.map(_check, args, chunksize=16)) if pool else [_check_with(ws, *a) for a in args]
+            rows = [dict(row, origin=(origins or {}).get(p, str(p)), received_at=(received or {}).get(p) or now,
+                         now=now) for (p, _), (row, _) in zip(jobs, checked)]
+            for (path, sha), (row, result), (file_id, new) in zip(jobs, checked, ledger.add_many(rows)):
+                ids[sha] = file_id
+                out.append(Ingested(path, "new" if new else "duplicate", file_id, row["valid"],
+                                    result if new else None, sha))
             if progress:
-                progress(done, len(paths), out[k])
-        batch.clear()
-
-    for (k, path, data, sha), result in zip(fresh, _validated(ws, [(p, d) for _, p, d, _ in fresh])):
-        ext = path.suffix.lower() or ".bin"
-        ledger.archive(sha, ext, data)
-        batch.append((k, path, result, dict(
-            sha256=sha, name=path.name, origin=(origins or {}).get(path, str(path)), ext=ext, size=len(data),
-            received_at=(received or {}).get(path) or now, now=now, valid=result.valid, form_id=result.form_id,
-            version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
-            result={"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
-                    "issues": [i.to_dict() for i in result.issues]})))
-        if len(batch) >= BATCH:
-            flush()
-    flush()
-    for k, item in enumerate(out):  # a second copy within this run points at the first one's record
+                progress(len(out), len(paths), out[-1])
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    for item in out:  # a second copy within this run: count it once, as a sighting of the first
         if item.file_id == -1:
-            first = out[seen[hashlib.sha256(item.path.read_bytes()).hexdigest()]]
-            out[k] = Ingested(item.path, "duplicate", first.file_id)
-            ledger.seen_again(first.file_id, item.path.name, str(item.path), now)
-    if progress and done < len(paths):
-        progress(len(paths), len(paths), out[-1])
+            item.file_id = ids[item.sha256]
+        if item.outcome == "duplicate":
+            ledger.seen_again(item.file_id, item.path.name, (origins or {}).get(item.path, str(item.path)), now)
+    order = {p: k for k, p in enumerate(paths)}
+    out.sort(key=lambda i: order[i.path])
     return out
 
 
