@@ -184,14 +184,7 @@ def test_tracker_rows(builtin, tmp_path):
     src = _distributed(builtin, tmp_path, "源汇区团委", ("2026-Q1", "2026年第1季度"), "target_tracker")
     wb, ws, rows = _tracker_rows(src, spec)
     ws["O3"] = dt.datetime(2026, 4, 3)
-    for code, r in rows.items():
-        task = next(t for t in builtin.roster.tasks if t.code == code)
-        if task.kind == "ratio":
-            ws[f"K{r}"], ws[f"L{r}"] = 3, 5
-        elif task.kind == "count":
-            ws[f"K{r}"] = 3
-        elif task.kind == "qualitative":
-            ws[f"O{r}"] = "已开展"
+    _fill_own_rows(ws, rows, builtin, "县区团委", done=3, base=5)
     ws[f"K{rows['1-3-2']}"] = 9                 # 完成数 > 基数
     ws[f"L{rows['1-2']}"] = None                # only one of the two
     ws[f"G{rows['1-6']}"] = 0.5                 # target typed over
@@ -232,13 +225,14 @@ def test_an_unfilled_tracker_names_every_empty_input(templates, tmp_path, builti
     assert triples(r) == sorted(expected)
 
 
-def _fill_own_rows(ws, rows, builtin, unit_type):
+def _fill_own_rows(ws, rows, builtin, unit_type, done=1, base=2):
+    """Every row of a unit type's tasks filled correctly, as a careful person would."""
     for t in builtin.roster.tasks_for(unit_type):
         r = rows[t.code]
         if t.kind == "ratio":
-            ws[f"K{r}"], ws[f"L{r}"] = 1, 2
+            ws[f"K{r}"], ws[f"L{r}"] = done, base
         elif t.kind == "count":
-            ws[f"K{r}"] = 1
+            ws[f"K{r}"] = done
         elif t.kind == "yesno":
             ws[f"K{r}"] = "是"
         else:

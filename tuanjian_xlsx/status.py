@@ -125,13 +125,7 @@ def effective(files: list[FileRow]) -> Effective:
 
 
 @dataclass
-class StatusItem:
-    unit_id: str
-    unit: str
-    unit_type: str
-    form_id: str
-    period: Period
-    due: dt.date
+class StatusItem(Expected):
     status: str  # on_time | late | missing | not_due
     received: dt.datetime | None
 
@@ -151,7 +145,7 @@ def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
             status = "on_time" if received.date() <= e.due else "late"
         else:
             status = "not_due" if as_of <= e.due else "missing"
-        out.append(StatusItem(e.unit_id, e.unit, e.unit_type, e.form_id, e.period, e.due, status, received))
+        out.append(StatusItem(**vars(e), status=status, received=received))
     return out
 
 
