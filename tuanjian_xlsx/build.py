@@ -98,6 +98,7 @@ def _styles(wb) -> dict:
         "empty_mark": {"bg_color": "#FDE9E7"},
         "invalid_mark": {"bg_color": "#FFC7CE", "font_color": "#9C0006"},
         "passport": {"font_name": "Arial", "font_size": 10},
+        "due": {**body, "align": "right", "bold": True},
     }
     return Styles(wb, s)
 
@@ -310,6 +311,13 @@ def _layout(ws, spec, fmt) -> None:
         _write_range(ws, t.range, t.text, fmt[t.style])
 
 
+def _due(ws, spec, prefill: Prefill, fmt) -> None:
+    """截止日期 on a distributed copy (blank in a blank template)."""
+    if spec.layout.due:
+        text = f"截止日期：{prefill.due.year}年{prefill.due.month}月{prefill.due.day}日" if prefill.due else None
+        _write_range(ws, spec.layout.due, text, fmt["due"])
+
+
 def _self_check(ws, spec, empty: str, invalid: str, text: str, fmt) -> None:
     r1, c1, r2, c2 = parse_range(spec.layout.self_check)
     if (r1, c1) != (r2, c2):
@@ -329,6 +337,7 @@ def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: 
     for i, (name, rec) in enumerate(zip(sheet_names(spec, len(records)), records)):
         ws = wb.add_worksheet(name)
         _layout(ws, spec, fmt)
+        _due(ws, spec, prefill, fmt)
         own_inputs = [_abs(f.input_cell) for f in spec.fields if not f.header]
         checks = _header_fields(wb, ws, spec, lists, prefill, fmt, parse_range(spec.layout.table),
                                 started_expr(own_inputs), rec, local=i > 0)
@@ -371,6 +380,7 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     helper_c = n_cols  # two helper columns after the table, outside the print area: 本行待填 / 本行有误
     ws.set_column(helper_c, helper_c + 1, 8)
     _layout(ws, spec, fmt)
+    _due(ws, spec, prefill, fmt)
     hr = spec.header_row - 1
     first = hr + 1
     last = first + max(len(tasks), 1) - 1

@@ -96,9 +96,10 @@ class Layout(_Strict):
     self_check: str
     print_area: str | None = None  # a table form computes it from its rows
     table: str | None = None  # the bordered grid of a one-record form
+    due: str | None = None  # where a distributed copy shows its deadline (截止日期)
     texts: list[Text] = []
 
-    _ranges = field_validator("self_check", "print_area", "table")(lambda v: _range(v))
+    _ranges = field_validator("self_check", "print_area", "table", "due")(lambda v: _range(v))
 
 
 class Column(_Strict):

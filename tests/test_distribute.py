@@ -1,0 +1,83 @@
+"""Distribution: each unit's own copy, filled by a person, re-saved by LibreOffice, validates as that unit and merges."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+
+import openpyxl
+from click.testing import CliRunner
+
+from conftest import fill
+from tuanjian_xlsx.cli import cli
+from tuanjian_xlsx.distribute import distribute
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.read import open_package
+from tuanjian_xlsx.validate import validate_file
+from tuanjian_xlsx.workspace import init_workspace
+
+
+def test_month_copies_per_unit_with_passport_and_locked_header(tmp_path, builtin):
+    init_workspace(tmp_path)
+    result = distribute(tmp_path, "2026-03")
+    assert result.folder == tmp_path / "下发" / "2026年3月"
+    assert len(result.packages) == len(builtin.roster.units_filing("visit_report"))
+    pkg = next(p for p in result.packages if p.unit.name == "组织部")
+    (path,) = pkg.files
+    assert path.name == "组织部_2026年3月_附件1_团干部走基层情况报告单_v1.xlsx"
+    passport = open_package(path).passport()
+    assert (passport["unit"], passport["unit_id"], passport["period"], passport["due"]) == (
+        "组织部", "zuzhi", "2026-03", "2026-03-28")  # 部室: the 28th of the same month
+    ws = openpyxl.load_workbook(path).worksheets[0]
+    assert (ws["B4"].value, ws["B5"].value, ws["C2"].value) == ("组织部", "2026年3月", "截止日期：2026年3月28日")
+    assert ws["B4"].protection.locked and ws["B5"].protection.locked
+    text = pkg.instructions.read_text(encoding="utf-8-sig")
+    assert "截止日期：2026年3月28日；首次下发本表。" in text and "lhtswzxb@163.com" in text
+    again = distribute(tmp_path, "2026-03", units=["zuzhi"])
+    assert "与上次下发的第 1 版相同。" in again.packages[0].instructions.read_text(encoding="utf-8-sig")
+
+
+def test_tracker_copy_holds_only_the_units_tasks(tmp_path, builtin):
+    init_workspace(tmp_path)
+    result = distribute(tmp_path, "2026-Q1", forms=["target_tracker"], units=["西城区团工委"])
+    (pkg,) = result.packages
+    spec = builtin.registry.get("target_tracker")
+    ws = openpyxl.load_workbook(pkg.files[0])[spec.sheet_name]
+    codes = [ws[f"A{r}"].value for r in range(spec.header_row + 1, ws.max_row + 1) if ws[f"A{r}"].value]
+    assert codes == [t.code for t in builtin.roster.tasks_for("功能区团工委")]
+
+
+def test_filled_resaved_copy_validates_as_its_unit_and_merges(tmp_path, builtin, libreoffice):
+    init_workspace(tmp_path)
+    (pkg,) = distribute(tmp_path, "2026-03", units=["舞阳县团委"]).packages
+    filled = fill(pkg.files[0], tmp_path / "filled.xlsx", {
+        "填表时间": dt.datetime(2026, 3, 4), "姓名": "李四", "单位职务": "书记", "走访团组织名称": "舞阳县一中团委",
+        "走访形式": "实地走访", "团干部": 3, "团员青年": 20, "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"})
+    resaved = libreoffice.convert(filled, tmp_path / "lo")
+    result = validate_file(resaved, builtin)
+    assert result.valid, [i.render() for i in result.issues]
+    assert (result.form_id, result.unit, result.period) == ("visit_report", "舞阳县团委", "2026-03")
+    merged = merge(tmp_path, [resaved], as_of=dt.date(2026, 4, 1), now=dt.datetime(2026, 4, 1, 9))
+    detail = openpyxl.load_workbook(merged.master, data_only=True)["走基层明细"]
+    assert [r[0] for r in detail.iter_rows(min_row=2, values_only=True)] == ["舞阳县团委"]
+    by = {(i.unit, i.form_id, i.period.code): i.status for i in merged.items}
+    assert by[("舞阳县团委", "visit_report", "2026-03")] == "on_time"
+
+
+def test_zip_per_unit_with_utf8_names_and_cli(tmp_path):
+    init_workspace(tmp_path)
+    r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-Q1", "--zip",
+                                 "--units", "源汇区团委,社联部"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"已为 2 个单位生成 2026年第1季度 的 4 份表：{tmp_path / '下发' / '2026年第1季度'}"
+    assert lines[-1].startswith("没有邮箱的单位 2 个：源汇区团委、社联部")
+    with zipfile.ZipFile(tmp_path / "下发" / "2026年第1季度" / "源汇区团委_2026年第1季度.zip") as z:
+        infos = z.infolist()
+        assert sorted(i.filename for i in infos) == ["填报说明.txt", "源汇区团委_2026年第1季度_活力团建目标任务台账_v1.xlsx",
+                                                     "源汇区团委_2026年第1季度_附件2_共青团工作观摩情况报告单_v1.xlsx"]
+        assert all(i.flag_bits & 0x800 for i in infos)  # the UTF-8 flag: Explorer shows the Chinese names
+    r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-13"])
+    assert r.exit_code == 1 and "应为报送期" in r.output
+    r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-03", "--units", "不存在"])
+    assert r.exit_code == 1 and "不在单位名单中" in r.output

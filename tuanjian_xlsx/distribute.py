@@ -1,0 +1,136 @@
+"""`tuanjian distribute`: each unit's own ready-to-fill copy for a period — unit, period and deadline filled and
+locked, the passport set — with a 填报说明.txt, optionally zipped per unit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .build import Prefill, build_template
+from .config import Unit, Workspace
+from .issues import Issue, TuanjianError
+from .ledger import Ledger
+from .periods import Period, parse_period
+from .returns import safe_filename
+from .xlsxio import atomic_write
+
+_KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+
+
+@dataclass
+class UnitPackage:
+    """What one unit gets for the period."""
+
+    unit: Unit
+    files: list[Path] = field(default_factory=list)
+    forms: list[tuple] = field(default_factory=list)  # (spec, due date, what changed) per file
+    instructions: Path | None = None
+    zip: Path | None = None
+
+
+@dataclass
+class Distribution:
+    period: Period
+    folder: Path
+    packages: list[UnitPackage]
+
+    @property
+    def without_address(self) -> list[Unit]:
+        return [p.unit for p in self.packages if not p.unit.email]
+
+
+def distribute(root: Path, period: str, *, forms: list[str] | None = None, units: list[str] | None = None,
+               out: Path | None = None, make_zip: bool = False) -> Distribution:
+    """Write every unit's copies of the forms due for `period` (a month: 附件1; a quarter: 附件2 and the tracker)."""
+    ws = Workspace.load(root)
+    p = parse_period(period)
+    if p is None:
+        raise TuanjianError(Issue.make("not-a-period", field="--period", value=period))
+    specs = [s for s in ws.current_specs() if forms is None or s.form_id in forms]
+    unknown = [f for f in forms or [] if f not in {s.form_id for s in ws.current_specs()}]
+    if unknown:
+        raise TuanjianError([Issue.make("unknown-form", field="--form", value=f, known=ws.registry.form_ids)
+                             for f in unknown])
+    chosen = _units(ws, units)
+    folder = Path(out) if out else ws.folder("outbox") / p.label
+    packages: dict[str, UnitPackage] = {}
+    with Ledger(ws.root) as ledger:
+        for spec in specs:
+            for unit in chosen:
+                rule = ws.roster.rule(unit.type, spec.form_id)
+                if rule is None or _KIND[rule.cadence] != p.kind:
+                    continue
+                due = p.due(rule.day, rule.month_offset)
+                data = build_template(spec, ws.roster, prefill=Prefill(unit, p.code, p.label, due),
+                                      password=ws.settings.protection.password)
+                name = safe_filename(f"{unit.name}_{p.label}_{spec.file_stem}_v{spec.version}") + ".xlsx"
+                pkg = packages.setdefault(unit.id, UnitPackage(unit))
+                pkg.files.append(atomic_write(folder / safe_filename(unit.name) / name, data))
+                pkg.forms.append((spec, due, _changed(ledger, unit, spec)))
+        for pkg in packages.values():
+            text = _instructions(ws, pkg, p)
+            pkg.instructions = atomic_write(folder / safe_filename(pkg.unit.name) / "填报说明.txt",
+                                            text.encode("utf-8-sig"))
+            for spec, _, _ in pkg.forms:
+                ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
+            if make_zip:
+                pkg.zip = atomic_write(folder / (safe_filename(f"{pkg.unit.name}_{p.label}") + ".zip"), _zip(pkg))
+    return Distribution(p, folder, list(packages.values()))
+
+
+def _units(ws: Workspace, wanted: list[str] | None) -> list[Unit]:
+    if not wanted:
+        return list(ws.roster.units)
+    by = {u.id: u for u in ws.roster.units} | {u.name: u for u in ws.roster.units}
+    missing = [w for w in wanted if w not in by]
+    if missing:
+        raise TuanjianError([Issue.make("unknown-unit", field="--units", value=w) for w in missing])
+    return [by[w] for w in wanted]
+
+
+def _changed(ledger: Ledger, unit: Unit, spec) -> str:
+    """What changed since the version this unit last received, in a sentence."""
+    last = ledger.get(f"distributed:{unit.id}:{spec.form_id}")
+    if last is None:
+        return "首次下发本表。"
+    version = int(last.split()[0])
+    if version == spec.version:
+        return f"与上次下发的第 {version} 版相同。"
+    return f"模板由第 {version} 版更新为第 {spec.version} 版，请改用本次附上的新表，不要再用旧表。"
+
+
+def _instructions(ws: Workspace, pkg: UnitPackage, p: Period) -> str:
+    org = ws.settings.organisation
+    lines = [f"{pkg.unit.name}：", "", f"现将 {p.label} 需报送的报表发给您，请按以下要求填写："]
+    for n, ((spec, due, changed), path) in enumerate(zip(pkg.forms, pkg.files), start=1):
+        required = "、".join(f.label for f in spec.fields if f.required and not f.header)
+        lines += [
+            f"{n}. 《{spec.display_name}》（文件 {path.name}）",
+            f"   截止日期：{due.year}年{due.month}月{due.day}日；{changed}",
+            f"   必填：{required}。" if spec.kind == "form" else "   按行填写本单位各项任务的完成数、基数和进展情况。",
+        ]
+        if spec.form_id == "visit_report":
+            lines.append("   每次走访填一张；同一期有多次走访时，右键工作表标签 → 移动或复制 → 建立副本，每张表填一次。")
+    lines += [
+        "",
+        "填写说明：单位、报送期和截止日期已填好，不要改动；表格最上方的“自查”一行会提示还有几项没填、几项格式有误，变红的格子需要修改。",
+        "请直接在本文件中填写后保存为 .xlsx，不要另存为 .xls，也不要改文件结构。",
+        f"填好后请发送至：{org.report_mailbox or org.department}。",
+        "",
+        f"{org.name}{org.department}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _zip(pkg: UnitPackage) -> bytes:
+    """One zip per unit; Python sets the UTF-8 flag on Chinese names, which Windows Explorer then shows correctly."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in pkg.files + [pkg.instructions]:
+            info = zipfile.ZipInfo(path.name, dt.datetime.now().timetuple()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, path.read_bytes())
+    return buf.getvalue()
