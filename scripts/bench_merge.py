@@ -50,7 +50,7 @@ def generate(n: int, lo_share: float, dest: Path) -> Path:
     ws = Workspace.load(ws_dir)
     rng = random.Random(n)
     inbox = ws_dir / "收件箱"
-    visit, obs, tracker = (ws.registry.get(f) for f in ("visit_report", "observation_report", "target_tracker"))
+    visit, obs, tracker = (ws.spec(f) for f in ("visit_report", "observation_report", "target_tracker"))
     v_units, o_units, t_units = (ws.roster.units_filing(f) for f in ("visit_report", "observation_report",
                                                                       "target_tracker"))
     for i in range(n):

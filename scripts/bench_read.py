@@ -29,7 +29,7 @@ from tuanjian_xlsx.validate import validate_file  # noqa: E402
 
 def filled_file(tmp: Path) -> Path:
     ws = Workspace.builtin()
-    src = ws.registry.template_path(ws.registry.get("visit_report"))
+    src = ws.registry.template_path(ws.spec("visit_report"))
     wb = openpyxl.load_workbook(src)
     sh = wb.worksheets[0]
     for ref, v in {"B4": "源汇区团委", "B5": "2026-03", "D5": dt.datetime(2026, 3, 5), "B6": "张三", "D6": "部长",
@@ -53,7 +53,7 @@ def per_file_ms(fn, path: Path, n: int) -> float:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     workspace = Workspace.builtin()
-    spec = workspace.registry.get("visit_report")
+    spec = workspace.spec("visit_report")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         files = {"openpyxl 写出": filled_file(tmp)}

@@ -33,7 +33,7 @@ def templates(builtin, tmp_path_factory) -> dict[str, Path]:
     """Each form's blank template built from the built-in roster, on disk."""
     out = tmp_path_factory.mktemp("templates")
     paths = {}
-    for spec in builtin.registry.latest():
+    for spec in builtin.current_specs():
         p = out / f"{spec.form_id}.xlsx"
         p.write_bytes(build_template(spec, builtin.roster))
         paths[spec.form_id] = p

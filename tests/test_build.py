@@ -36,7 +36,7 @@ def _custom_props(path) -> dict[str, str]:
 
 @pytest.mark.parametrize("form_id", ALL)
 def test_every_name_points_at_the_input_beside_its_label(form_id, templates, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     wb = openpyxl.load_workbook(templates[form_id])
     ws = wb[spec.sheet_name]
     for f in spec.fields:
@@ -48,7 +48,7 @@ def test_every_name_points_at_the_input_beside_its_label(form_id, templates, reg
 
 @pytest.mark.parametrize("form_id", FORMS)
 def test_labels_are_exactly_the_attachments(form_id, templates, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     ws = openpyxl.load_workbook(templates[form_id])[spec.sheet_name]
     texts = {str(c.value).replace("\n", "").replace(" ", "").rstrip("：") for row in ws.iter_rows() for c in row if c.value}
     expected = {
@@ -63,7 +63,7 @@ def test_labels_are_exactly_the_attachments(form_id, templates, registry):
 
 @pytest.mark.parametrize("form_id", ALL)
 def test_inputs_unlocked_rest_locked_sheet_protected(form_id, templates, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     wb = openpyxl.load_workbook(templates[form_id])
     ws = wb[spec.sheet_name]
     assert ws.protection.sheet is True
@@ -77,7 +77,7 @@ def test_inputs_unlocked_rest_locked_sheet_protected(form_id, templates, registr
 
 @pytest.mark.parametrize("form_id", ALL)
 def test_validations_and_dropdowns(form_id, templates, registry, builtin):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     wb = openpyxl.load_workbook(templates[form_id])
     ws = wb[spec.sheet_name]
     by_cell = {}
@@ -105,7 +105,7 @@ def test_validations_and_dropdowns(form_id, templates, registry, builtin):
 
 @pytest.mark.parametrize("form_id", ALL)
 def test_passport_blank_in_template(form_id, templates, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     wb = openpyxl.load_workbook(templates[form_id])
     pp = wb["_passport"]
     assert pp.sheet_state == "hidden"
@@ -120,7 +120,7 @@ def test_passport_blank_in_template(form_id, templates, registry):
 
 
 def test_prefilled_copy_carries_unit_period_and_locks_them(builtin, tmp_path):
-    spec = builtin.registry.get("visit_report")
+    spec = builtin.registry.get("visit_report", 1)
     unit = builtin.roster.unit_by_name("舞阳县团委")
     p = tmp_path / "copy.xlsx"
     p.write_bytes(build_template(spec, builtin.roster,
@@ -138,7 +138,7 @@ def test_prefilled_copy_carries_unit_period_and_locks_them(builtin, tmp_path):
 
 @pytest.mark.parametrize("form_id", FORMS)
 def test_self_check_cached_value_and_formula(form_id, templates, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     cached = openpyxl.load_workbook(templates[form_id], data_only=True)[spec.sheet_name]["A1"].value
     assert cached == summary_text(sum(f.required for f in spec.fields), 0)
     formula = openpyxl.load_workbook(templates[form_id])[spec.sheet_name]["A1"].value
@@ -185,9 +185,9 @@ def test_tracker_for_a_unit_type_has_only_its_tasks(builtin, tmp_path):
     assert ws["G3"].value == "功能区团工委"
 
 
-@pytest.mark.parametrize("form_id", ALL)
-def test_build_is_byte_identical_and_committed_file_is_fresh(form_id, builtin):
-    spec = builtin.registry.get(form_id)
+@pytest.mark.parametrize("form_id, version", [(f, 1) for f in ALL] + [("visit_report", 2)])
+def test_build_is_byte_identical_and_committed_file_is_fresh(form_id, version, builtin):
+    spec = builtin.registry.get(form_id, version)
     first = build_template(spec, builtin.roster)
     assert first == build_template(spec, builtin.roster)
     committed = builtin.registry.template_path(spec)
@@ -196,7 +196,7 @@ def test_build_is_byte_identical_and_committed_file_is_fresh(form_id, builtin):
 
 def test_page_setup(templates, registry):
     for form_id in ALL:
-        spec = registry.get(form_id)
+        spec = registry.get(form_id, 1)
         ws = openpyxl.load_workbook(templates[form_id])[spec.sheet_name]
         assert ws.page_setup.paperSize == 9
         assert ws.page_setup.orientation == spec.orientation
@@ -207,7 +207,7 @@ def test_page_setup(templates, registry):
 def test_user_text_starting_with_equals_is_never_a_formula(builtin, tmp_path):
     from tuanjian_xlsx.config import Unit
 
-    spec = builtin.registry.get("visit_report")
+    spec = builtin.registry.get("visit_report", 1)
     roster = builtin.roster.model_copy(update={"units": [Unit(id="x", name="=1+1", type="县区团委")]})
     p = tmp_path / "eq.xlsx"
     p.write_bytes(build_template(spec, roster, prefill=Prefill(roster.units[0], "2026-03", "2026年3月")))

@@ -23,7 +23,7 @@ def _recalc(libreoffice, path, tmp_path):
 
 
 def test_self_check_follows_what_was_filled(templates, libreoffice, tmp_path, registry):
-    spec = registry.get("visit_report")
+    spec = registry.get("visit_report", 1)
     partly = fill(templates["visit_report"], tmp_path / "partly.xlsx", {
         "报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5),
         "姓名": "张三", "团干部": -2, "团员青年": "五人", "走访形式": "步行",
@@ -42,7 +42,7 @@ def test_self_check_follows_what_was_filled(templates, libreoffice, tmp_path, re
 
 def test_blank_template_self_check_matches_libreoffice(templates, libreoffice, tmp_path, registry):
     for form_id in ("visit_report", "observation_report", "target_tracker"):
-        spec = registry.get(form_id)
+        spec = registry.get(form_id, 1)
         ours = openpyxl.load_workbook(templates[form_id], data_only=True)[spec.sheet_name]["A1"].value
         theirs = _recalc(libreoffice, templates[form_id], tmp_path / form_id)[spec.sheet_name]["A1"].value
         assert ours == theirs, form_id
@@ -132,7 +132,7 @@ def _props(path) -> dict[str, str]:
 
 @pytest.mark.parametrize("form_id", ["visit_report", "observation_report", "target_tracker"])
 def test_round_trip_keeps_names_passport_validations_protection(form_id, templates, libreoffice, tmp_path, registry):
-    spec = registry.get(form_id)
+    spec = registry.get(form_id, 1)
     back = libreoffice.convert(templates[form_id], tmp_path / "rt")
     wb = openpyxl.load_workbook(back)
     ws = wb[spec.sheet_name]

@@ -282,7 +282,7 @@ def test_odd_names_zero_bases_and_empty_sheets_recalculate_to_cached_values(tmp_
     wb.save(book)
     ws = Workspace.load(root)
     units = ws.roster.units[:4]
-    visit = ws.registry.get("visit_report")
+    visit = ws.registry.get("visit_report", 1)
     tracker = ws.registry.get("target_tracker")
     received = {}
     for n, unit in enumerate(units):

@@ -37,7 +37,7 @@ def filled(templates, tmp_path):
 
 
 def test_reads_a_filled_form_by_name(filled, registry):
-    spec = registry.get("visit_report")
+    spec = registry.get("visit_report", 1)
     pkg = open_package(filled)
     assert pkg.ok and pkg.passport()["form_id"] == "visit_report" and pkg.passport()["version"] == "1"
     (form,) = read_forms(pkg, spec)
@@ -49,7 +49,7 @@ def test_reads_a_filled_form_by_name(filled, registry):
 
 
 def test_reads_after_a_libreoffice_resave(filled, registry, libreoffice, tmp_path):
-    spec = registry.get("visit_report")
+    spec = registry.get("visit_report", 1)
     back = libreoffice.convert(filled, tmp_path / "lo")
     pkg = open_package(back)
     assert pkg.passport()["version"] == "1" and pkg.passport()["fingerprint"] == spec.fingerprint
@@ -59,7 +59,7 @@ def test_reads_after_a_libreoffice_resave(filled, registry, libreoffice, tmp_pat
 
 
 def test_copied_sheet_is_a_second_record_found_by_label(filled, registry, tmp_path):
-    spec = registry.get("visit_report")
+    spec = registry.get("visit_report", 1)
     wb = openpyxl.load_workbook(filled)
     copy = wb.copy_worksheet(wb[spec.sheet_name])
     copy["B7"] = "召陵区实验中学团委"
@@ -71,7 +71,7 @@ def test_copied_sheet_is_a_second_record_found_by_label(filled, registry, tmp_pa
 
 
 def test_inserted_rows_fall_back_to_labels_with_a_warning(filled, registry, tmp_path):
-    spec = registry.get("visit_report")
+    spec = registry.get("visit_report", 1)
     wb = openpyxl.load_workbook(filled)
     wb[spec.sheet_name].protection.sheet = False
     wb[spec.sheet_name].insert_rows(7, 2)  # openpyxl leaves the names where they were, as a careless edit would
@@ -131,7 +131,7 @@ def test_wrong_sheet_dimension_as_wps_writes_it(filled, registry, tmp_path):
             if info.filename == "xl/worksheets/sheet1.xml":
                 body = re.sub(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1"/>', body)
             z.writestr(info, body)
-    (form,) = read_forms(open_package(out), registry.get("visit_report"))
+    (form,) = read_forms(open_package(out), registry.get("visit_report", 1))
     assert _values(form)["youth_count"] == (15.0, "C10")
 
 

@@ -139,7 +139,7 @@ def test_tracker_return_lists_cells_where_they_are_in_the_return(templates, buil
 
 
 def test_a_questioned_unit_is_not_locked_in_the_return(templates, builtin, tmp_path):
-    spec = builtin.registry.get("visit_report")
+    spec = builtin.registry.get("visit_report", 1)
     src = tmp_path / "copy.xlsx"
     src.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name("舞阳县团委"),
                                                                           "2026-03", "2026年3月")))

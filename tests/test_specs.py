@@ -15,8 +15,8 @@ from tuanjian_xlsx.specs import SpecRegistry, load_spec, specs_root
 
 def test_three_forms_version_one(registry):
     assert registry.form_ids == ["visit_report", "observation_report", "target_tracker"]
-    assert [registry.versions(f) for f in registry.form_ids] == [[1], [1], [1]]
-    visit = registry.get("visit_report")
+    assert [registry.versions(f) for f in registry.form_ids] == [[1, 2], [1], [1]]
+    visit = registry.get("visit_report", 1)
     assert visit.field("visit_form").choices == ["实地走访", "座谈交流", "电话或视频访谈", "问卷调研", "其他"]
     assert [f.type for f in visit.fields if f.id in ("cadre_count", "youth_count")] == ["integer", "integer"]
     assert sum(f.type == "long_text" for f in visit.fields) == 4
@@ -32,9 +32,9 @@ def test_fingerprint_ignores_comments_but_not_content(tmp_path, registry):
     p = _copy_spec(tmp_path)
     text = p.read_text(encoding="utf-8")
     p.write_text("# 多一行注释\n" + text, encoding="utf-8")
-    assert load_spec(p).fingerprint == registry.get("visit_report").fingerprint
+    assert load_spec(p).fingerprint == registry.get("visit_report", 1).fingerprint
     p.write_text(text.replace('label = "单位职务"', 'label = "单位及职务"'), encoding="utf-8")
-    assert load_spec(p).fingerprint != registry.get("visit_report").fingerprint
+    assert load_spec(p).fingerprint != registry.get("visit_report", 1).fingerprint
 
 
 def test_bad_spec_names_key_and_line(tmp_path):

@@ -97,7 +97,7 @@ def test_text_starting_with_equals_stays_text(templates, tmp_path, builtin):
 
 
 def _distributed(builtin, tmp_path, unit="舞阳县团委", period=("2026-03", "2026年3月"), form="visit_report"):
-    spec = builtin.registry.get(form)
+    spec = builtin.spec(form)
     p = tmp_path / "copy.xlsx"
     p.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name(unit), *period)))
     return p

@@ -164,6 +164,40 @@ def templates_list(as_json: bool) -> None:
         _echo(f"{r['form_id']:<20} v{r['version']:<3} 字段 {r['fields']:>2} 个  指纹 {r['fingerprint'][:16]}  {r['title']}")
 
 
+@templates.command("diff", help="列出一张报表两个版本之间的变化，如：tuanjian templates diff visit_report 1 2")
+@click.argument("form_id", metavar="报表")
+@click.argument("old", metavar="旧版本", type=int)
+@click.argument("new", metavar="新版本", type=int)
+@reports_errors
+def templates_diff(form_id: str, old: int, new: int) -> None:
+    from .specs import SpecRegistry
+    from .versions import diff_specs
+
+    for line in diff_specs(SpecRegistry(), form_id, old, new):
+        _echo(line)
+
+
+@cli.command(help="把已填写的旧版本报表转到当前版本的模板上：原有内容照搬，新增项留空并标出；原文件不动。")
+@click.argument("files", metavar="文件...", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                                     path_type=Path))
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="文件夹",
+              help="输出文件夹（默认：与原文件相同）")
+@workspace_option
+@reports_errors
+def upgrade(files: tuple[Path, ...], out: Path | None, workspace: Path) -> None:
+    from .versions import upgrade as run
+
+    failed = 0
+    for item in run(workspace, list(files), out):
+        if item.target:
+            _echo(f"已升级：{item.source.name} → {item.target}")
+        else:
+            failed += any(i.severity == "error" for i in item.issues)
+            for issue in item.issues:
+                _echo(issue.render(), err=issue.severity == "error")
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
 @cli.command(help="校验收到的报表文件（可给文件或文件夹），列出每个问题的位置；有错的可生成退回件。")
 @click.argument("paths", metavar="路径...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @workspace_option

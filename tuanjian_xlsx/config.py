@@ -346,6 +346,7 @@ class FormUse(_Section):
     enabled: bool = True
     current_version: Annotated[int, Field(ge=1)] = 1
     accepted_versions: list[Annotated[int, Field(ge=1)]] = [1]
+    accepted_until: dict[int, dt.date] = {}  # an older version is received until this day (inclusive)
 
 
 class Protection(_Section):
@@ -490,3 +491,23 @@ class Workspace:
 
     def current_specs(self):
         return [self.registry.get(f, u.current_version) for f, u in self.settings.forms.items() if u.enabled]
+
+    def distributed_on(self, form_id: str, version: int) -> str | None:
+        """The day a version of a form was first distributed from this workspace, if the ledger knows."""
+        import sqlite3
+
+        ledger = self.root / ".tuanjian" / "ledger.sqlite" if self.root else None
+        if ledger is None or not ledger.exists():
+            return None
+        try:
+            con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (f"first-distributed:{form_id}:{version}",)).fetchone()
+            con.close()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    def spec(self, form_id: str):
+        """The version of a form this workspace distributes now."""
+        use = self.settings.forms.get(form_id)
+        return self.registry.get(form_id, use.current_version if use else None)

@@ -107,7 +107,7 @@ def run_demo(root: Path) -> DemoResult:
         manifest.append({"path": path, "unit": unit.name, "form_id": spec.form_id, "period": period.code,
                          "received": when, "tag": tag, "records": records})
 
-    visit = ws.registry.get("visit_report")
+    visit = ws.spec("visit_report")
     missing = {("舞阳县团委", 5), ("统战部", 6), ("市青年创业服务中心（市志愿者服务中心）", 6), ("西城区团工委", 6)}
     late = {("召陵区团委", 3), ("青发部", 4), ("临颍县团委", 6), ("宣传部", 2)}
     for month in range(1, 7):
@@ -133,8 +133,8 @@ def run_demo(root: Path) -> DemoResult:
                 again = [dict(records[0], cadre_count=records[0]["cadre_count"] + 2)] + records[1:]
                 send(unit, visit, period, again, when + dt.timedelta(days=1), "重报")
 
-    observation = ws.registry.get("observation_report")
-    tracker = ws.registry.get("target_tracker")
+    observation = ws.spec("observation_report")
+    tracker = ws.spec("target_tracker")
     for q in (1, 2):
         period = Period(2026, "quarter", q)
         for unit in ws.roster.units_filing("observation_report"):

@@ -76,6 +76,8 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                                             text.encode("utf-8-sig"))
             for spec, _, _ in pkg.forms:
                 ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
+                if ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
+                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", dt.date.today().isoformat())
             if make_zip:
                 pkg.zip = atomic_write(folder / (safe_filename(f"{pkg.unit.name}_{p.label}") + ".zip"), _zip(pkg))
     return Distribution(p, folder, list(packages.values()))

@@ -78,6 +78,9 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "done-above-base": ("error", "任务“{task}”的完成数 {done} 大于基数 {base}", "a numerator above its denominator"),
     "locked-changed": ("error", "“{field}”被改动：应为“{expected}”，现为“{value}”", "a locked cell typed over"),
     "no-records": ("error", "报表没有填写任何内容", "a form left blank"),
+    "not-in-visit-week": ("warning", "“{field}”{value} 不在走基层周（每月第一周，1—7日）", "a visit outside the first week"),
+    "old-version": ("warning", "使用的是“{form}”第 {version} 版模板（当前为第 {current} 版），仍可接收；下次请用新模板", "an older accepted version"),
+    "version-expired": ("error", "“{form}”第 {version} 版自 {until} 起不再接收，请改用第 {current} 版模板《{template}》{since}", "a version past its date"),
     "no-units": ("error", "单位名单为空", "an empty roster"),
 }
 

@@ -43,6 +43,8 @@ class FormField(_Strict):
     choices: list[str] = []
     choices_from: Literal["units"] | None = None
     header: bool = False  # 报送单位/报送期…: prefilled and locked in a distributed copy
+    window: Literal["filing", "period"] = "filing"  # a date: within the period itself, or up to after it was due
+    first_week: bool = False  # a date that should fall in 走基层周, the month's first week (a warning if not)
     help: str = ""
     label_range: str
     input_range: str
@@ -122,6 +124,15 @@ class Column(_Strict):
         return self
 
 
+class Migration(_Strict):
+    """How a filled workbook of the previous version becomes this one."""
+
+    from_version: Annotated[int, Field(ge=1)]
+    renamed: dict[str, str] = {}  # old field id -> new field id
+    added: dict[str, str] = {}  # new field id -> default ("" = left blank for the unit to fill)
+    removed: list[str] = []
+
+
 class _SpecBase(_Strict):
     form_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     version: Annotated[int, Field(ge=1)]
@@ -131,6 +142,7 @@ class _SpecBase(_Strict):
     orientation: Literal["portrait", "landscape"] = "portrait"
     fields: list[FormField]
     layout: Layout
+    migration: Migration | None = None
 
     @model_validator(mode="after")
     def _unique(self):

@@ -193,6 +193,18 @@ def _check_version(spec, passport: dict, ws: Workspace, result: FileResult) -> N
     elif spec.version not in use.accepted_versions:
         result.issues.append(Issue.make("version-not-accepted", form=spec.display_name, version=spec.version,
                                         current=use.current_version, **at))
+    elif spec.version != use.current_version:
+        until = use.accepted_until.get(spec.version)
+        if until is not None and dt.date.today() > until:
+            current = ws.registry.get(spec.form_id, use.current_version)
+            sent = ws.distributed_on(spec.form_id, use.current_version)
+            result.issues.append(Issue.make(
+                "version-expired", form=spec.display_name, version=spec.version, until=until.isoformat(),
+                current=use.current_version, template=f"{current.file_stem}_v{current.version}.xlsx",
+                since=f"（{sent} 起下发）" if sent else "", **at))
+        else:
+            result.issues.append(Issue.make("old-version", form=spec.display_name, version=spec.version,
+                                            current=use.current_version, **at))
     fp = passport.get("fingerprint")
     if fp and fp != spec.fingerprint:
         result.issues.append(Issue.make("fingerprint-mismatch", form=spec.display_name, version=spec.version, **at))
@@ -305,7 +317,10 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
         if value is None and not issues and f.required:
             result.issues.append(Issue.make("required-value", **at))
         if f.type == "date" and value is not None and head.period is not None:
-            start, end = _date_window(head.period, head.due)
+            start, end = ((head.period.first_day, head.period.last_day) if f.window == "period"
+                          else _date_window(head.period, head.due))
+            if f.first_week and start <= value <= end and value.day > 7:
+                result.issues.append(Issue.make("not-in-visit-week", value=f"{value.month}月{value.day}日", **at))
             if not start <= value <= end:
                 result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
                                                 period=head.period.label, start=start.isoformat(),
