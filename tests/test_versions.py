@@ -25,6 +25,10 @@ V2 = {**V1, "走访日期": dt.datetime(2026, 3, 3), "联系电话": "0395-12345
 
 def _workspace(tmp_path, until="2099-12-31"):
     init_workspace(tmp_path)
+    return _workspace_settings_to_v2(tmp_path, until)
+
+
+def _workspace_settings_to_v2(tmp_path, until="2099-12-31"):
     toml = tmp_path / "tuanjian.toml"
     text = toml.read_text(encoding="utf-8").replace(
         "current_version = 1\naccepted_versions = [1]",
@@ -51,6 +55,16 @@ def test_diff_in_chinese():
     assert "  “团干部”位置：C9 → C10" in lines
     r = CliRunner().invoke(cli, ["templates", "diff", "visit_report", "1", "9"])
     assert r.exit_code == 1 and "没有第 9 版模板" in r.output
+
+
+def test_instructions_say_what_changed_since_the_last_version(tmp_path):
+    init_workspace(tmp_path)
+    distribute(tmp_path, "2026-02", units=["源汇区团委"])  # version 1 goes out first
+    _workspace_settings_to_v2(tmp_path)
+    (pkg,) = distribute(tmp_path, "2026-03", units=["源汇区团委"]).packages
+    text = pkg.instructions.read_text(encoding="utf-8-sig")
+    assert ("模板由第 1 版更新为第 2 版，请改用本次附上的新表，不要再用旧表。变化：新增：“走访日期”（日期，必填，位置 B7）；"
+            "新增：“联系电话”（文本，必填，位置 D7）。") in text
 
 
 def test_v1_and_v2_merge_into_one_detail(tmp_path):

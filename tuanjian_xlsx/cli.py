@@ -319,22 +319,30 @@ def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="文件夹",
               help="输出文件夹（默认：工作区“下发/报送期”）")
 @click.option("--zip", "make_zip", is_flag=True, help="每个单位另打一个 zip 包（文件名用 UTF-8，Windows 可正常显示）")
+@click.option("--send", is_flag=True, help="按名单中的邮箱发送（发信设置见 tuanjian.toml 的 [mail]）；不加则只生成文件")
 @workspace_option
 @reports_errors
 def distribute(period: str, forms: tuple[str, ...], units: str | None, out: Path | None, make_zip: bool,
-               workspace: Path) -> None:
+               send: bool, workspace: Path) -> None:
     from .distribute import distribute as run
 
     wanted = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()] if units else None
-    result = run(workspace, period, forms=list(forms) or None, units=wanted, out=out, make_zip=make_zip)
+    result = run(workspace, period, forms=list(forms) or None, units=wanted, out=out, make_zip=make_zip, send=send)
     files = sum(len(p.files) for p in result.packages)
     _echo(f"已为 {len(result.packages)} 个单位生成 {result.period.label} 的 {files} 份表：{result.folder}")
     for pkg in result.packages:
-        where = f"将发送至 {pkg.unit.email}" if pkg.unit.email else "名单中没有邮箱，请另行发送"
+        verb = "发送至" if result.sent is not None else "将发送至"
+        where = f"{verb} {pkg.unit.email}" if pkg.unit.email else "名单中没有邮箱，请另行发送"
         _echo(f"  {pkg.unit.name}：{len(pkg.files)} 份（{where}）" + (f"  {pkg.zip.name}" if pkg.zip else ""))
     if result.without_address:
         _echo(f"没有邮箱的单位 {len(result.without_address)} 个：{'、'.join(u.name for u in result.without_address)}"
               "（可在《名单与目标.xlsx》的“单位名单”中补填）")
+    if result.sent is not None:
+        _echo(f"已发送 {len(result.sent.sent)} 个单位：{'、'.join(u.name for u in result.sent.sent) or '无'}")
+        for unit, why in result.sent.failed:
+            _echo(f"  发送失败：{unit.name}（{unit.email}）：{why}", err=True)
+        if result.sent.failed:
+            sys.exit(EXIT_FAILED)
 
 
 @cli.command(help="演示：在新文件夹里用实施方案的默认名单跑一遍完整流程（建模板、半年的模拟报送、汇总、催报）。")

@@ -353,6 +353,17 @@ class Protection(_Section):
     password: str = ""
 
 
+class Mail(_Section):
+    """Sending (SMTP); the password never sits in this file, only in the environment variable named here."""
+
+    smtp_host: str = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 465
+    smtp_security: Literal["ssl", "starttls", "none"] = "ssl"
+    smtp_user: str = ""
+    password_env: str = "TUANJIAN_SMTP_PASSWORD"
+    sender: str = ""  # From address; empty = smtp_user
+
+
 class Reporting(_Section):
     start: str = ""  # first period counted as due, e.g. 2026-01; empty = January of the as-of year
 
@@ -373,6 +384,7 @@ class Settings(_Section):
     forms: dict[str, FormUse]
     protection: Protection = Protection()
     reporting: Reporting = Reporting()
+    mail: Mail = Mail()
 
 
 FOLDER_KEYS = ("templates", "outbox", "inbox", "returns", "master")

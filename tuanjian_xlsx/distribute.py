@@ -13,6 +13,7 @@ from .build import Prefill, build_template
 from .config import Unit, Workspace
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
+from .mail import Outgoing, SendReport, send_all
 from .periods import Period, parse_period
 from .returns import safe_filename
 from .xlsxio import atomic_write
@@ -36,6 +37,7 @@ class Distribution:
     period: Period
     folder: Path
     packages: list[UnitPackage]
+    sent: SendReport | None = None  # with --send: who got their mail, who did not and why
 
     @property
     def without_address(self) -> list[Unit]:
@@ -43,7 +45,7 @@ class Distribution:
 
 
 def distribute(root: Path, period: str, *, forms: list[str] | None = None, units: list[str] | None = None,
-               out: Path | None = None, make_zip: bool = False) -> Distribution:
+               out: Path | None = None, make_zip: bool = False, send: bool = False) -> Distribution:
     """Write every unit's copies of the forms due for `period` (a month: 附件1; a quarter: 附件2 and the tracker)."""
     ws = Workspace.load(root)
     p = parse_period(period)
@@ -69,7 +71,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                 name = safe_filename(f"{unit.name}_{p.label}_{spec.file_stem}_v{spec.version}") + ".xlsx"
                 pkg = packages.setdefault(unit.id, UnitPackage(unit))
                 pkg.files.append(atomic_write(folder / safe_filename(unit.name) / name, data))
-                pkg.forms.append((spec, due, _changed(ledger, unit, spec)))
+                pkg.forms.append((spec, due, _changed(ledger, unit, spec, ws.registry)))
         for pkg in packages.values():
             text = _instructions(ws, pkg, p)
             pkg.instructions = atomic_write(folder / safe_filename(pkg.unit.name) / "填报说明.txt",
@@ -80,7 +82,19 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                     ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", dt.date.today().isoformat())
             if make_zip:
                 pkg.zip = atomic_write(folder / (safe_filename(f"{pkg.unit.name}_{p.label}") + ".zip"), _zip(pkg))
-    return Distribution(p, folder, list(packages.values()))
+    result = Distribution(p, folder, list(packages.values()))
+    if send:
+        org = ws.settings.organisation
+        outgoing = [Outgoing(pkg.unit, _subject(ws, pkg, p), pkg.instructions.read_text(encoding="utf-8-sig"),
+                             pkg.files) for pkg in result.packages]
+        result.sent = send_all(ws.settings.mail, outgoing, f"{org.name}{org.department}")
+    return result
+
+
+def _subject(ws: Workspace, pkg: UnitPackage, p: Period) -> str:
+    due = min(d for _, d, _ in pkg.forms)
+    names = "、".join(f"《{spec.display_name}》" for spec, _, _ in pkg.forms)
+    return f"【{ws.settings.organisation.department}】请于{due.month}月{due.day}日前报送{p.label}{names}"
 
 
 def _units(ws: Workspace, wanted: list[str] | None) -> list[Unit]:
@@ -93,15 +107,20 @@ def _units(ws: Workspace, wanted: list[str] | None) -> list[Unit]:
     return [by[w] for w in wanted]
 
 
-def _changed(ledger: Ledger, unit: Unit, spec) -> str:
-    """What changed since the version this unit last received, in a sentence."""
+def _changed(ledger: Ledger, unit: Unit, spec, registry) -> str:
+    """What changed since the version this unit last received."""
+    from .versions import diff_specs
+
     last = ledger.get(f"distributed:{unit.id}:{spec.form_id}")
     if last is None:
         return "首次下发本表。"
     version = int(last.split()[0])
     if version == spec.version:
         return f"与上次下发的第 {version} 版相同。"
-    return f"模板由第 {version} 版更新为第 {spec.version} 版，请改用本次附上的新表，不要再用旧表。"
+    changes = [line.strip() for line in diff_specs(registry, spec.form_id, version, spec.version)[1:]
+               if not line.strip().startswith("第 ")]
+    return (f"模板由第 {version} 版更新为第 {spec.version} 版，请改用本次附上的新表，不要再用旧表。变化："
+            + "；".join(c for c in changes if "”位置：" not in c) + "。")
 
 
 def _instructions(ws: Workspace, pkg: UnitPackage, p: Period) -> str:

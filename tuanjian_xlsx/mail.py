@@ -1,0 +1,112 @@
+"""Sending each unit its copies by e-mail (SMTP): one message per unit, Chinese subject and body, attachments with
+RFC 2231-encoded Chinese names. One unit's failure never stops the others."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+from .config import Mail, Unit
+from .issues import Issue, TuanjianError
+
+XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@dataclass
+class Outgoing:
+    unit: Unit
+    subject: str
+    body: str
+    attachments: list  # Paths
+
+
+@dataclass
+class SendReport:
+    sent: list[Unit] = field(default_factory=list)
+    failed: list[tuple[Unit, str]] = field(default_factory=list)
+    no_address: list[Unit] = field(default_factory=list)
+
+
+def message(out: Outgoing, sender: str, sender_name: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = out.subject
+    msg["From"] = formataddr((sender_name, sender))
+    msg["To"] = out.unit.email
+    msg["Message-ID"] = make_msgid(domain=sender.split("@")[-1] or "tuanjian.local")
+    msg.set_content(out.body)
+    for path in out.attachments:
+        maintype, subtype = XLSX if path.suffix == ".xlsx" else ("application", "octet-stream")
+        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+    return msg
+
+
+def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendReport:
+    """Connect once, send one message per unit; refusals and errors are recorded per unit."""
+    report = SendReport()
+    todo = []
+    for out in outgoing:
+        (todo if out.unit.email else report.no_address).append(out)
+    if not todo:
+        return report
+    if not mail.smtp_host:
+        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
+                                  field="mail.smtp_host", message="未设置发信服务器：请在 tuanjian.toml 的 [mail] 中填写 smtp_host"))
+    password = os.environ.get(mail.password_env, "") if mail.smtp_user else ""
+    if mail.smtp_user and not password:
+        raise TuanjianError(Issue(code="mail-no-password", severity="error", field=mail.password_env,
+                                  message=f"未找到发信密码：请设置环境变量 {mail.password_env}（密码不写进配置文件）"))
+    sender = mail.sender or mail.smtp_user
+    try:
+        server = _connect(mail)
+        if mail.smtp_user:
+            server.login(mail.smtp_user, password)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
+                                  message=f"无法连接发信服务器 {mail.smtp_host}:{mail.smtp_port}（{_why(exc)}），未发送任何邮件")) from None
+    try:
+        for out in todo:
+            try:
+                refused = server.send_message(message(out, sender, sender_name))
+                if refused:
+                    report.failed.append((out.unit, _why(next(iter(refused.values())))))
+                else:
+                    report.sent.append(out.unit)
+            except smtplib.SMTPServerDisconnected as exc:
+                report.failed.append((out.unit, _why(exc)))
+                server = _connect(mail)
+                if mail.smtp_user:
+                    server.login(mail.smtp_user, password)
+            except (smtplib.SMTPException, OSError) as exc:
+                report.failed.append((out.unit, _why(exc)))
+    finally:
+        try:
+            server.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+    return report
+
+
+def _connect(mail: Mail) -> smtplib.SMTP:
+    if mail.smtp_security == "ssl":
+        return smtplib.SMTP_SSL(mail.smtp_host, mail.smtp_port, timeout=30, context=ssl.create_default_context())
+    server = smtplib.SMTP(mail.smtp_host, mail.smtp_port, timeout=30)
+    if mail.smtp_security == "starttls":
+        server.starttls(context=ssl.create_default_context())
+    return server
+
+
+def _why(exc) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+        return f"服务器拒收（{code}）：{text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+        return f"服务器拒收（{exc.smtp_code}）：{text}"
+    if isinstance(exc, tuple) and len(exc) == 2:
+        code, text = exc
+        return f"服务器拒收（{code}）：{text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    return f"{type(exc).__name__}：{exc}"
