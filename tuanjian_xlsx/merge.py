@@ -19,6 +19,7 @@ from .ledger import Ledger, _json_default, archive
 from .master import render_master
 from .returns import ReturnPiece, prepare_return, write_returns
 from .status import StatusItem
+from .intake import CONTAINERS, Submission, expand
 from .validate import FileResult, iter_submissions, validate_file
 from .xlsxio import atomic_write
 
@@ -85,13 +86,6 @@ class MergeResult:
         }
 
 
-def ingest(ledger: Ledger, ws: Workspace, path: Path, *, now: dt.datetime, received_at: dt.datetime | None = None,
-           origin: str | None = None, parse_counter: list | None = None) -> Ingested:
-    """One file into the ledger: archived by hash, validated once; the same content again is a duplicate."""
-    return ingest_many(ledger, ws, [Path(path)], now=now, received={Path(path): received_at} if received_at else None,
-                       origins={Path(path): origin} if origin else None, parse_counter=parse_counter)[0]
-
-
 BATCH = 256  # files per ledger transaction: a killed run loses at most one batch, which the next run redoes
 PARALLEL_FROM = 64  # below this, starting worker processes costs more than it saves
 
@@ -111,44 +105,59 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _check(job: tuple[str, str, str]) -> tuple[dict, FileResult | None]:
+def _check(job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; return its ledger row (JSON already made) and, when it is
     invalid, the result with its 退回件 made right here (on this core, not the main one)."""
     return _check_with(_WORKER_WS, *job)
 
 
-def _check_with(ws: Workspace, path_text: str, sha: str, archive_dir: str) -> tuple[dict, FileResult | None]:
+def _check_with(ws: Workspace, path_text: str, sha: str, archive_dir: str, data: bytes | None = None,
+                sender: str | None = None, name: str | None = None) -> tuple[dict, FileResult | None]:
     path = Path(path_text)
-    data = path.read_bytes()
-    result = validate_file(path, ws, data=data, display=path.name)
+    data = path.read_bytes() if data is None else data
+    name = name or path.name
+    path = path.with_name(name) if name != path.name else path  # suffix and name of the member itself
+    result = validate_file(path, ws, data=data, display=name)
+    if sender and result.unit_id:
+        unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
+        if unit is not None and unit.email and unit.email.lower() != sender.lower():
+            result.issues.append(Issue.make("sender-mismatch", file=name, sender=sender, unit=unit.name,
+                                            expected=unit.email))
     ext = path.suffix.lower() or ".bin"
     archive(Path(archive_dir), sha, ext, data)
-    row = dict(sha256=sha, name=path.name, ext=ext, size=len(data), valid=result.valid, form_id=result.form_id,
-               version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
-               result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
-                                  "issues": [i.to_dict() for i in result.issues]},
-                                 ensure_ascii=False, default=_json_default))
+    return _row(result, sha, name, ext, len(data)), _keep_invalid(result, ws)
+
+
+def _row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
+    return dict(sha256=sha, name=name, ext=ext, size=size, valid=result.valid, form_id=result.form_id,
+                version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
+                result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
+                                   "issues": [i.to_dict() for i in result.issues]},
+                                  ensure_ascii=False, default=_json_default))
+
+
+def _keep_invalid(result: FileResult, ws: Workspace) -> FileResult | None:
     if result.valid:
-        return row, None
+        return None
     try:
         result.prepared_return = prepare_return(result, ws)
     except Exception:  # the main process tries again and reports what goes wrong
         result.prepared_return = None
-    return row, result
+    return result
 
 
-def ingest_many(ledger: Ledger, ws: Workspace, paths: list[Path], *, now: dt.datetime,
-                received: dict[Path, dt.datetime] | None = None, origins: dict[Path, str] | None = None,
-                parse_counter: list | None = None, progress: Callable[[int, int, Ingested], None] | None = None
-                ) -> list[Ingested]:
-    """Files into the ledger, a batch at a time so memory stays flat: each file read and hashed once; content
+def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
+                received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
+                progress: Callable[[int, int, Ingested], None] | None = None) -> list[Ingested]:
+    """Submissions into the ledger, a batch at a time so memory stays flat: each read and hashed once; content
     already known is a duplicate and is not parsed; new content is validated and archived (in worker processes
     on a multi-core machine when there is enough of it), then recorded in one transaction per batch."""
-    out: list[Ingested] = []
+    items = [i if isinstance(i, Submission) else Submission(Path(i), str(i)) for i in items]
+    out: list[tuple[int, Ingested]] = []
     ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
     workers = min(os.cpu_count() or 1, 8)
     pool = None
-    if len(paths) >= PARALLEL_FROM and workers > 1 and ws.root is not None:
+    if len(items) >= PARALLEL_FROM and workers > 1 and ws.root is not None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -156,40 +165,49 @@ def ingest_many(ledger: Ledger, ws: Workspace, paths: list[Path], *, now: dt.dat
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                    initializer=_init_worker, initargs=(str(ws.root), os.getpid()))
     archive_dir = str(ledger.dir / "archive")
+    when = lambda sub: (received or {}).get(sub.path) or sub.received_at or now  # noqa: E731
     try:
-        for start in range(0, len(paths), BATCH):
-            chunk = paths[start:start + BATCH]
-            jobs: list[tuple[Path, str]] = []
-            for path in chunk:
-                sha = hashlib.sha256(path.read_bytes()).hexdigest()
-                known = ledger.known(sha) or ids.get(sha)
-                if known is None and sha not in ids and all(sha != j[1] for j in jobs):
-                    jobs.append((path, sha))
+        for start in range(0, len(items), BATCH):
+            jobs: list[tuple[int, Submission, str]] = []
+            refused: list[tuple[int, Submission, str, FileResult]] = []
+            for k, sub in enumerate(items[start:start + BATCH], start=start):
+                if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
+                    sha = hashlib.sha256(b"refused\0" + sub.origin.encode()).hexdigest()
                 else:
-                    out.append(Ingested(path, "duplicate", known or -1, sha256=sha))
+                    sha = hashlib.sha256(sub.read()).hexdigest()
+                known = ledger.known(sha) or ids.get(sha)
+                if known is None and sha not in ids and all(sha != j[2] for j in jobs + refused):
+                    if sub.refusal is not None:
+                        r = FileResult(path=sub.path.with_name(sub.name), file=sub.name, issues=[sub.refusal])
+                        refused.append((k, sub, sha, r))
+                    else:
+                        jobs.append((k, sub, sha))
+                else:
+                    out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha)))
             if parse_counter is not None:
-                parse_counter.extend(p.name for p, _ in jobs)
-            args = [(str(p), sha, archive_dir) for p, sha in jobs]
+                parse_counter.extend(sub.name for _, sub, _ in jobs)
+            args = [(str(sub.path), sha, archive_dir, sub.data, sub.sender, sub.name) for _, sub, sha in jobs]
             checked = list(pool.map(_check, args, chunksize=16)) if pool else [_check_with(ws, *a) for a in args]
-            rows = [dict(row, origin=(origins or {}).get(p, str(p)), received_at=(received or {}).get(p) or now,
-                         now=now) for (p, _), (row, _) in zip(jobs, checked)]
-            for (path, sha), (row, result), (file_id, new) in zip(jobs, checked, ledger.add_many(rows)):
+            checked += [(_row(r, sha, sub.name, sub.path.suffix.lower() or ".bin", 0), r) for _, sub, sha, r in refused]
+            batch = [(k, sub, sha) for k, sub, sha in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
+            rows = [dict(row, origin=sub.origin, received_at=when(sub), now=now)
+                    for (_, sub, _), (row, _) in zip(batch, checked)]
+            for (k, sub, sha), (row, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
                 ids[sha] = file_id
-                out.append(Ingested(path, "new" if new else "duplicate", file_id, row["valid"],
-                                    result if new else None, sha))
+                out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, row["valid"],
+                                        result if new else None, sha)))
             if progress:
-                progress(len(out), len(paths), out[-1])
+                progress(len(out), len(items), out[-1][1])
     finally:
         if pool is not None:
             pool.shutdown()
-    for item in out:  # a second copy within this run: count it once, as a sighting of the first
+    out.sort(key=lambda ki: ki[0])
+    for k, item in out:  # a second copy within this run: count it once, as a sighting of the first
         if item.file_id == -1:
             item.file_id = ids[item.sha256]
         if item.outcome == "duplicate":
-            ledger.seen_again(item.file_id, item.path.name, (origins or {}).get(item.path, str(item.path)), now)
-    order = {p: k for k, p in enumerate(paths)}
-    out.sort(key=lambda i: order[i.path])
-    return out
+            ledger.seen_again(item.file_id, item.path.name, items[k].origin, now)
+    return [item for _, item in out]
 
 
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
@@ -224,9 +242,13 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
-    todo = list(iter_submissions(sources))
+    todo = list(expand(sources))
+    containers = [p for p in iter_submissions(sources, extra_suffixes=CONTAINERS) if p.suffix.lower() in CONTAINERS]
     target = Path(out) if out else ws.folder("master") / MASTER_NAME
     with Ledger(ws.root) as ledger:
+        for box in containers:  # the zip or mail as received is an original too: kept by its hash
+            data = box.read_bytes()
+            ledger.archive(hashlib.sha256(data).hexdigest(), box.suffix.lower(), data)
         result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
                                       progress=progress)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}

@@ -452,13 +452,14 @@ def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], uni
 # --- many files ------------------------------------------------------------------------------------------
 
 
-def iter_submissions(paths: Iterable[Path]) -> Iterator[Path]:
+def iter_submissions(paths: Iterable[Path], extra_suffixes: set[str] = frozenset()) -> Iterator[Path]:
     """Files and folders (recursive), spreadsheets only; Excel's lock files ~$… are skipped silently."""
+    wanted = SPREADSHEET_SUFFIXES | set(extra_suffixes)
     for p in paths:
         p = Path(p)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SPREADSHEET_SUFFIXES and not f.name.startswith("~$"):
+                if f.is_file() and f.suffix.lower() in wanted and not f.name.startswith("~$"):
                     yield f
         elif not p.name.startswith("~$"):
             yield p

@@ -1,0 +1,124 @@
+"""Files as they really arrive: zips with GBK names and folders, unsafe members, zip bombs, saved e-mails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sqlite3
+import zipfile
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import pytest
+
+from conftest import fill
+from tuanjian_xlsx.intake import expand
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.workspace import init_workspace
+
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
+         "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+
+
+@pytest.fixture
+def filled(templates, tmp_path):
+    return fill(templates["visit_report"], tmp_path / "filled.xlsx", VISIT).read_bytes()
+
+
+def gbk_zip(members: dict[str, bytes]) -> bytes:
+    """A zip as Chinese Windows tools write it: names in GBK, no UTF-8 flag."""
+    buf = io.BytesIO()
+    placeholders = {}
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, (name, body) in enumerate(members.items()):
+            raw = name.encode("gbk")
+            ascii_name = f"{n:02d}" + "x" * (len(raw) - 2)
+            placeholders[ascii_name.encode()] = raw
+            z.writestr(ascii_name, body)
+    data = buf.getvalue()
+    for fake, raw in placeholders.items():
+        data = data.replace(fake, raw)
+    return data
+
+
+def test_gbk_names_in_nested_folders(tmp_path, filled):
+    init_workspace(tmp_path / "ws")
+    inbox = tmp_path / "ws" / "收件箱"
+    (inbox / "三月报表.zip").write_bytes(gbk_zip({"源汇区团委/三月/走基层报告单.xlsx": filled, "说明.txt": b"x"}))
+    (sub,) = list(expand([inbox]))
+    assert sub.name == "走基层报告单.xlsx" and sub.origin.endswith("三月报表.zip!源汇区团委/三月/走基层报告单.xlsx")
+    result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    assert (result.received, result.valid) == (1, 1)
+    con = sqlite3.connect(tmp_path / "ws" / ".tuanjian" / "ledger.sqlite")
+    assert con.execute("SELECT origin FROM files").fetchone()[0].endswith("!源汇区团委/三月/走基层报告单.xlsx")
+    archived = {p.suffix for p in (tmp_path / "ws" / ".tuanjian" / "archive").iterdir()}
+    assert archived == {".xlsx", ".zip"}  # the zip as received is kept too
+
+
+def test_unsafe_members_and_zip_bombs_are_refused(tmp_path, filled):
+    init_workspace(tmp_path / "ws")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("../../逃出去.xlsx", filled)
+        z.writestr("/etc/绝对路径.xlsx", filled)
+        z.writestr("炸弹.xlsx", b"\0" * (60 * 1024 * 1024))
+        z.writestr("好的.xlsx", filled)
+    (tmp_path / "ws" / "收件箱" / "混合.zip").write_bytes(buf.getvalue())
+    result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    got = sorted((i.path.name, i.valid, [x.code for x in i.result.issues] if i.result else []) for i in result.ingested)
+    assert got == [("好的.xlsx", True, []), ("炸弹.xlsx", False, ["zip-bomb"]),
+                   ("绝对路径.xlsx", False, ["zip-unsafe-path"]), ("逃出去.xlsx", False, ["zip-unsafe-path"])]
+    assert not (tmp_path / "逃出去.xlsx").exists() and not list(tmp_path.parent.glob("逃出去*"))
+    again = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    assert again.duplicates == 4 and again.valid == 0  # refusals are not counted twice either
+
+
+def _eml(filled: bytes, sender: str, when: dt.datetime) -> bytes:
+    msg = EmailMessage()
+    msg["Subject"] = "源汇区团委3月走基层报告单"
+    msg["From"] = f"源汇区团委 <{sender}>"
+    msg["To"] = "lhtswzxb@163.com"
+    msg["Date"] = format_datetime(when.astimezone())
+    msg.set_content("请查收。")
+    msg.add_attachment(filled, maintype="application", subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                       filename="源汇区团委_2026年3月_走基层.xlsx")  # base64, RFC 2231 name
+    other = fill_other(filled)
+    msg.add_attachment(other, maintype="application", subtype="octet-stream", filename="第二次走访.xlsx",
+                       cte="quoted-printable")
+    return bytes(msg)
+
+
+def fill_other(filled: bytes) -> bytes:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(filled))
+    wb.worksheets[0]["B7"] = "二中团委"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_saved_email_attachments_with_its_date_and_sender(tmp_path, filled):
+    root = tmp_path / "ws"
+    init_workspace(root)
+    book = root / "名单与目标.xlsx"
+    import openpyxl
+
+    wb = openpyxl.load_workbook(book)
+    wb["单位名单"]["D2"] = "yuanhui@county.example"
+    wb.save(book)
+    when = dt.datetime(2026, 4, 12, 16, 30)  # after 源汇区's due date, 2026-04-10
+    (root / "收件箱" / "来信.eml").write_bytes(_eml(filled, "someone@else.example", when))
+    subs = list(expand([root / "收件箱"]))
+    assert [s.name for s in subs] == ["源汇区团委_2026年3月_走基层.xlsx", "第二次走访.xlsx"]
+    assert all(s.received_at == when and s.sender == "someone@else.example" for s in subs)
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
+    assert (result.received, result.valid) == (2, 2)
+    status = {(i.unit, i.period.code): i for i in result.items if i.form_id == "visit_report"}
+    assert status[("源汇区团委", "2026-03")].status == "late" and status[("源汇区团委", "2026-03")].received == when
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    issues = [r[0] for r in con.execute("SELECT result FROM files")]
+    assert all("sender-mismatch" in text and "someone@else.example" in text for text in issues)
+    assert all(o.endswith(("#源汇区团委_2026年3月_走基层.xlsx", "#第二次走访.xlsx"))
+               for (o,) in con.execute("SELECT origin FROM files"))
