@@ -239,10 +239,18 @@ def as_of_option(fn):
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="文件",
               help="汇总表保存为（默认：工作区“汇总”文件夹里的 汇总表.xlsx）")
 @as_of_option
+@click.option("--fetch", is_flag=True, help="先从邮箱收取新邮件的报表附件（设置见 tuanjian.toml 的 [mail]）")
 @json_option
 @reports_errors
-def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, as_json: bool) -> None:
+def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, as_json: bool) -> None:
     from .merge import merge as run_merge
+
+    if fetch:
+        from .fetchmail import fetch_mail
+
+        fetched = fetch_mail(workspace)
+        if not as_json:
+            _echo(fetched.summary())
 
     bar = None
     show = sys.stdout.isatty() and not as_json
@@ -273,6 +281,25 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, as_
             _echo(note.render(), err=True)
         _echo(f"汇总表：{result.master}")
     sys.exit(EXIT_OK if result.master else EXIT_FAILED)
+
+
+@cli.command("fetch-mail", help="从团市委邮箱收取报表附件（每封邮件只收一次，以到达时间为收到时间）。")
+@click.option("--since", callback=_as_of, metavar="日期", default=None, help="只看这一天及以后到达的邮件，如 2026-04-01")
+@click.option("--folder", default=None, metavar="文件夹", help="邮箱文件夹（默认见 tuanjian.toml，一般为 INBOX）")
+@click.option("--dry-run", is_flag=True, help="只列出会收取的邮件和附件，不登记")
+@workspace_option
+@reports_errors
+def fetch_mail_command(since, folder: str | None, dry_run: bool, workspace: Path) -> None:
+    from .fetchmail import fetch_mail
+
+    result = fetch_mail(workspace, since=since, folder=folder, dry_run=dry_run)
+    _echo(result.summary())
+    for m in result.taken:
+        names = "、".join(s.name for s in m.submissions) or "（无报表附件）"
+        _echo(f"  {m.arrived:%Y-%m-%d %H:%M}  {m.sender or '?'}  {m.subject}：{names}")
+    bad = [i for i in result.ingested if i.outcome == "new" and not i.valid]
+    if bad:
+        _echo(f"其中 {len(bad)} 份有错误，运行 tuanjian merge 生成退回件和汇总表。")
 
 
 @cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字。")

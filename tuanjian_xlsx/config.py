@@ -362,6 +362,12 @@ class Mail(_Section):
     smtp_user: str = ""
     password_env: str = "TUANJIAN_SMTP_PASSWORD"
     sender: str = ""  # From address; empty = smtp_user
+    imap_host: str = ""
+    imap_port: Annotated[int, Field(ge=1, le=65535)] = 993
+    imap_security: Literal["ssl", "starttls", "none"] = "ssl"
+    imap_user: str = ""
+    imap_password_env: str = "TUANJIAN_IMAP_PASSWORD"
+    imap_folder: str = "INBOX"
 
 
 class Reporting(_Section):

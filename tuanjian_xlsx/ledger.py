@@ -55,6 +55,18 @@ MIGRATIONS = [
     ALTER TABLE files ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # v3: mails taken from the mailbox, so that a second fetch takes nothing twice
+    """
+    CREATE TABLE mails (
+        key       TEXT PRIMARY KEY,  -- Message-ID, or folder/UIDVALIDITY/UID when a mail has none
+        folder    TEXT NOT NULL,
+        arrived   TEXT NOT NULL,
+        sender    TEXT,
+        subject   TEXT,
+        files     INTEGER NOT NULL,
+        taken_at  TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -171,6 +183,15 @@ class Ledger:
         with self.transaction():
             self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
                             (key, value, value))
+
+    def mail_taken(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM mails WHERE key = ?", (key,)).fetchone() is not None
+
+    def take_mail(self, key: str, folder: str, arrived: dt.datetime, sender: str | None, subject: str | None,
+                  files: int, now: dt.datetime) -> None:
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO mails (key, folder, arrived, sender, subject, files, taken_at) "
+                            "VALUES (?,?,?,?,?,?,?)", (key, folder, _iso(arrived), sender, subject, files, _iso(now)))
 
     def unreturned(self) -> list[tuple[int, str, str, str]]:
         """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name)."""

@@ -1,0 +1,138 @@
+"""`tuanjian fetch-mail`: take the spreadsheets from the committee's mailbox (IMAP), once each, with each mail's
+arrival time as the received time, through the same ingest as merge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import imaplib
+import os
+import re
+import ssl
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+
+from .config import Mail, Workspace
+from .intake import Submission, attachments
+from .issues import Issue, TuanjianError
+from .ledger import Ledger
+
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+
+
+@dataclass
+class Mailed:
+    key: str
+    arrived: dt.datetime
+    sender: str | None
+    subject: str
+    submissions: list[Submission]
+
+
+@dataclass
+class FetchResult:
+    folder: str
+    taken: list[Mailed] = field(default_factory=list)
+    already: int = 0
+    dry_run: bool = False
+    ingested: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        files = sum(len(m.submissions) for m in self.taken)
+        verb = "可收取" if self.dry_run else "收取"
+        return f"{verb} {len(self.taken)} 封邮件 · 报表附件 {files} 份 · 已收过 {self.already} 封（{self.folder}）"
+
+
+def _connect(mail: Mail) -> imaplib.IMAP4:
+    if not mail.imap_host:
+        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
+                                  field="mail.imap_host", message="未设置收信服务器：请在 tuanjian.toml 的 [mail] 中填写 imap_host"))
+    password = os.environ.get(mail.imap_password_env, "")
+    if not password:
+        raise TuanjianError(Issue(code="mail-no-password", severity="error", field=mail.imap_password_env,
+                                  message=f"未找到收信密码：请设置环境变量 {mail.imap_password_env}（密码不写进配置文件）"))
+    where = f"{mail.imap_host}:{mail.imap_port}"
+    try:
+        if mail.imap_security == "ssl":
+            box = imaplib.IMAP4_SSL(mail.imap_host, mail.imap_port, ssl_context=ssl.create_default_context(), timeout=30)
+        else:
+            box = imaplib.IMAP4(mail.imap_host, mail.imap_port, timeout=30)
+            if mail.imap_security == "starttls":
+                box.starttls(ssl_context=ssl.create_default_context())
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
+                                  message=f"无法连接收信服务器 {where}（{type(exc).__name__}：{exc}），未收取任何邮件")) from None
+    try:
+        box.login(mail.imap_user, password)
+    except imaplib.IMAP4.error:
+        raise TuanjianError(Issue(code="mail-login", severity="error", field="mail.imap_user",
+                                  message=f"收信服务器 {where} 拒绝登录：请核对用户名 {mail.imap_user} 和密码")) from None
+    return box
+
+
+def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None = None, dry_run: bool = False,
+               now: dt.datetime | None = None) -> FetchResult:
+    """Take every spreadsheet attached to mails not taken before; record each mail once it is in the ledger."""
+    from .merge import ingest_many
+
+    ws = Workspace.load(root)
+    mail = ws.settings.mail
+    folder = folder or mail.imap_folder
+    now = now or dt.datetime.now().replace(microsecond=0)
+    result = FetchResult(folder, dry_run=dry_run)
+    box = _connect(mail)
+    try:
+        typ, data = box.select(_quote(folder), readonly=True)
+        if typ != "OK":
+            raise TuanjianError(Issue(code="mail-folder", severity="error", field="--folder",
+                                      message=f"邮箱里没有文件夹“{folder}”"))
+        validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if x) or b"")
+        criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
+        typ, data = box.uid("SEARCH", None, *criteria)
+        uids = data[0].split() if typ == "OK" and data and data[0] else []
+        with Ledger(ws.root) as ledger:
+            for uid in uids:
+                typ, head = box.uid("FETCH", uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                if typ != "OK" or not head or head[0] is None:
+                    continue
+                meta, header = head[0] if isinstance(head[0], tuple) else (head[0], b"")
+                message_id = email.message_from_bytes(header, policy=email.policy.default)["Message-ID"]
+                key = str(message_id).strip() if message_id else f"{folder}/{validity and validity.group(1).decode()}/{uid.decode()}"
+                if ledger.mail_taken(key):
+                    result.already += 1
+                    continue
+                arrived = _arrival(meta) or now
+                typ, body = box.uid("FETCH", uid, "(BODY.PEEK[])")
+                raw = next((part[1] for part in body if isinstance(part, tuple)), b"")
+                msg = email.message_from_bytes(raw, policy=email.policy.default)
+                sender = parseaddr(str(msg["From"] or ""))[1] or None
+                subject = str(msg["Subject"] or "")
+                origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
+                subs = list(attachments(msg, Path(f"邮件{uid.decode()}"), origin, arrived, sender))
+                taken = Mailed(key, arrived, sender, subject, subs)
+                result.taken.append(taken)
+                if dry_run:
+                    continue
+                result.ingested += ingest_many(ledger, ws, subs, now=now)
+                ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+    finally:
+        try:
+            box.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+    return result
+
+
+def _arrival(meta: bytes) -> dt.datetime | None:
+    m = _INTERNALDATE.search(meta or b"")
+    if not m:
+        return None
+    parsed = imaplib.Internaldate2tuple(b'INTERNALDATE "' + m.group(1) + b'"')
+    return dt.datetime(*parsed[:6]) if parsed else None
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
