@@ -70,7 +70,18 @@ def _usage_zh(message: str) -> str:
     return message
 
 
+_CONSOLE_FALLBACK = str.maketrans({"✓": "√", "✗": "×", "·": "·", "—": "—", "～": "~"})
+
+
 def _echo(text: str = "", err: bool = False) -> None:
+    """Print a line the console can show: a Windows console's GBK code page lacks ✓ and ✗, so those become √ and ×,
+    and anything else it cannot show becomes ? instead of a crash."""
+    stream = sys.stderr if err else sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.translate(_CONSOLE_FALLBACK).encode(encoding, errors="replace").decode(encoding, errors="replace")
     click.echo(text, err=err)
 
 
@@ -240,10 +251,23 @@ def as_of_option(fn):
               help="汇总表保存为（默认：工作区“汇总”文件夹里的 汇总表.xlsx）")
 @as_of_option
 @click.option("--fetch", is_flag=True, help="先从邮箱收取新邮件的报表附件（设置见 tuanjian.toml 的 [mail]）")
+@click.option("--open", "open_excel", is_flag=True, help="汇总后在 Excel 中打开汇总表（Windows/macOS，需要 Excel 联动组件）")
 @json_option
 @reports_errors
-def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, as_json: bool) -> None:
+def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, open_excel: bool,
+          as_json: bool) -> None:
     from .merge import merge as run_merge
+
+    excel_problem = None
+    if open_excel:
+        from . import excel
+
+        excel_problem = excel.unavailable()
+        if excel_problem is None:  # Excel would keep the old master locked: close it first, saving nothing
+            from .config import Workspace
+            from .merge import MASTER_NAME
+
+            excel.close_if_open(out or Workspace.load(workspace).folder("master") / MASTER_NAME)
 
     if fetch:
         from .fetchmail import fetch_mail
@@ -280,6 +304,13 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
         for note in result.notes:
             _echo(note.render(), err=True)
         _echo(f"汇总表：{result.master}")
+    if open_excel and result.master:
+        if excel_problem:
+            _echo(f"{excel_problem}；请手动打开：{result.master}")
+        else:
+            from . import excel
+
+            excel.open_and_calculate(result.master)
     sys.exit(EXIT_OK if result.master else EXIT_FAILED)
 
 
