@@ -41,7 +41,9 @@ ORGS = ["第一中学", "实验中学", "职业学校", "工业园区", "人民�
 def generate(n: int, lo_share: float, dest: Path) -> Path:
     """A workspace whose inbox holds n submissions (cached: reused when it exists)."""
     ws_dir = dest / f"ws-{n}"
-    if (ws_dir / "收件箱").exists() and len(list((ws_dir / "收件箱").iterdir())) >= n:
+    stamp = ws_dir / "specs.stamp"  # a corpus made from other template versions would all be refused: remake it
+    fingerprints = ",".join(s.fingerprint for s in Workspace.builtin().current_specs())
+    if stamp.exists() and stamp.read_text() == fingerprints and len(list((ws_dir / "收件箱").iterdir())) >= n:
         return ws_dir
     shutil.rmtree(ws_dir, ignore_errors=True)
     init_workspace(ws_dir)
@@ -93,6 +95,7 @@ def generate(n: int, lo_share: float, dest: Path) -> Path:
                                   filled=[Filled(values, {})])
         (inbox / f"{i:05d}_{unit.id}_{p.code}.xlsx").write_bytes(data)
     _resave_share(inbox, lo_share, rng)
+    stamp.write_text(fingerprints)
     return ws_dir
 
 
