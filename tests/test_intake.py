@@ -122,3 +122,23 @@ def test_saved_email_attachments_with_its_date_and_sender(tmp_path, filled):
     assert all("sender-mismatch" in text and "someone@else.example" in text for text in issues)
     assert all(o.endswith(("#源汇区团委_2026年3月_走基层.xlsx", "#第二次走访.xlsx"))
                for (o,) in con.execute("SELECT origin FROM files"))
+
+
+def test_unflagged_utf8_names_and_attachment_names_with_paths(tmp_path, filled):
+    init_workspace(tmp_path / "ws")
+    inbox = tmp_path / "ws" / "收件箱"
+    buf = io.BytesIO()
+    raw = "团建报表/三月走基层.xlsx".encode("utf-8")  # as macOS or 7-Zip write it: UTF-8, no flag
+    placeholder = "x" * (len(raw) - 5) + ".xlsx"
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(placeholder, filled)
+    (inbox / "mac.zip").write_bytes(buf.getvalue().replace(placeholder.encode(), raw))
+    msg = EmailMessage()
+    msg["From"] = "a@b.example"
+    msg.set_content("x")
+    msg.add_attachment(filled, maintype="application", subtype="octet-stream", filename="../..\\\\目录\\\\表.xlsx")
+    (inbox / "路径.eml").write_bytes(bytes(msg))  # no Date: received when ingested
+    names = sorted(s.name for s in expand([inbox]))
+    assert names == ["三月走基层.xlsx", "表.xlsx"]
+    result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    assert result.received == 2 and result.duplicates == 1  # the same workbook twice: counted once

@@ -267,7 +267,10 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
             from .config import Workspace
             from .merge import MASTER_NAME
 
-            excel.close_if_open(out or Workspace.load(workspace).folder("master") / MASTER_NAME)
+            try:
+                excel.close_if_open(out or Workspace.load(workspace).folder("master") / MASTER_NAME)
+            except Exception as exc:  # Excel/COM trouble must not cost the merge
+                excel_problem = f"未能通过 Excel 关闭旧的汇总表（{type(exc).__name__}）"
 
     if fetch:
         from .fetchmail import fetch_mail
@@ -310,7 +313,10 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
         else:
             from . import excel
 
-            excel.open_and_calculate(result.master)
+            try:
+                excel.open_and_calculate(result.master)
+            except Exception as exc:
+                _echo(f"未能在 Excel 中打开（{type(exc).__name__}）；请手动打开：{result.master}")
     sys.exit(EXIT_OK if result.master else EXIT_FAILED)
 
 

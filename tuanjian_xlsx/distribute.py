@@ -76,10 +76,6 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
             text = _instructions(ws, pkg, p)
             pkg.instructions = atomic_write(folder / safe_filename(pkg.unit.name) / "填报说明.txt",
                                             text.encode("utf-8-sig"))
-            for spec, _, _ in pkg.forms:
-                ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
-                if ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
-                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", dt.date.today().isoformat())
             if make_zip:
                 pkg.zip = atomic_write(folder / (safe_filename(f"{pkg.unit.name}_{p.label}") + ".zip"), _zip(pkg))
     result = Distribution(p, folder, list(packages.values()))
@@ -88,6 +84,16 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
         outgoing = [Outgoing(pkg.unit, _subject(ws, pkg, p), pkg.instructions.read_text(encoding="utf-8-sig"),
                              pkg.files) for pkg in result.packages]
         result.sent = send_all(ws.settings.mail, outgoing, f"{org.name}{org.department}")
+    # what each unit has received, for "what changed" next time: with --send only the units whose mail went out
+    delivered = {u.id for u in result.sent.sent} if result.sent else {pkg.unit.id for pkg in result.packages}
+    with Ledger(ws.root) as ledger:
+        for pkg in result.packages:
+            if pkg.unit.id not in delivered:
+                continue
+            for spec, _, _ in pkg.forms:
+                ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
+                if ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
+                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", dt.date.today().isoformat())
     return result
 
 

@@ -37,13 +37,15 @@ class FetchResult:
     folder: str
     taken: list[Mailed] = field(default_factory=list)
     already: int = 0
+    failed: list[str] = field(default_factory=list)  # mails the server would not hand over this time
     dry_run: bool = False
     ingested: list = field(default_factory=list)
 
     def summary(self) -> str:
         files = sum(len(m.submissions) for m in self.taken)
         verb = "可收取" if self.dry_run else "收取"
-        return f"{verb} {len(self.taken)} 封邮件 · 报表附件 {files} 份 · 已收过 {self.already} 封（{self.folder}）"
+        text = f"{verb} {len(self.taken)} 封邮件 · 报表附件 {files} 份 · 已收过 {self.already} 封（{self.folder}）"
+        return text + (f" · 未能取回 {len(self.failed)} 封，下次再试" if self.failed else "")
 
 
 def _connect(mail: Mail) -> imaplib.IMAP4:
@@ -76,8 +78,6 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
 def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None = None, dry_run: bool = False,
                now: dt.datetime | None = None) -> FetchResult:
     """Take every spreadsheet attached to mails not taken before; record each mail once it is in the ledger."""
-    from .merge import ingest_many
-
     ws = Workspace.load(root)
     mail = ws.settings.mail
     folder = folder or mail.imap_folder
@@ -85,44 +85,58 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     result = FetchResult(folder, dry_run=dry_run)
     box = _connect(mail)
     try:
-        typ, data = box.select(_quote(folder), readonly=True)
-        if typ != "OK":
-            raise TuanjianError(Issue(code="mail-folder", severity="error", field="--folder",
-                                      message=f"邮箱里没有文件夹“{folder}”"))
-        validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if x) or b"")
-        criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
-        typ, data = box.uid("SEARCH", None, *criteria)
-        uids = data[0].split() if typ == "OK" and data and data[0] else []
-        with Ledger(ws.root) as ledger:
-            for uid in uids:
-                typ, head = box.uid("FETCH", uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-                if typ != "OK" or not head or head[0] is None:
-                    continue
-                meta, header = head[0] if isinstance(head[0], tuple) else (head[0], b"")
-                message_id = email.message_from_bytes(header, policy=email.policy.default)["Message-ID"]
-                key = str(message_id).strip() if message_id else f"{folder}/{validity and validity.group(1).decode()}/{uid.decode()}"
-                if ledger.mail_taken(key):
-                    result.already += 1
-                    continue
-                arrived = _arrival(meta) or now
-                typ, body = box.uid("FETCH", uid, "(BODY.PEEK[])")
-                raw = next((part[1] for part in body if isinstance(part, tuple)), b"")
-                msg = email.message_from_bytes(raw, policy=email.policy.default)
-                sender = parseaddr(str(msg["From"] or ""))[1] or None
-                subject = str(msg["Subject"] or "")
-                origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
-                subs = list(attachments(msg, Path(f"邮件{uid.decode()}"), origin, arrived, sender))
-                taken = Mailed(key, arrived, sender, subject, subs)
-                result.taken.append(taken)
-                if dry_run:
-                    continue
-                result.ingested += ingest_many(ledger, ws, subs, now=now)
-                ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+        return _fetch(box, ws, mail, folder, since, dry_run, now, result)
+    except (imaplib.IMAP4.abort, OSError) as exc:
+        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
+                                  message=f"收信中途与服务器断开（{type(exc).__name__}）；已收取的邮件已登记，再运行一次即可继续")) from None
     finally:
         try:
             box.logout()
         except (OSError, imaplib.IMAP4.error):
             pass
+
+
+def _fetch(box, ws: Workspace, mail: Mail, folder: str, since, dry_run: bool, now: dt.datetime,
+           result: FetchResult) -> FetchResult:
+    from .merge import ingest_many
+
+    typ, data = box.select(_quote(folder), readonly=True)
+    if typ != "OK":
+        raise TuanjianError(Issue(code="mail-folder", severity="error", field="--folder",
+                                  message=f"邮箱里没有文件夹“{folder}”"))
+    validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if x) or b"")
+    criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
+    typ, data = box.uid("SEARCH", None, *criteria)
+    uids = data[0].split() if typ == "OK" and data and data[0] else []
+    with Ledger(ws.root) as ledger:
+        for uid in uids:
+            typ, head = box.uid("FETCH", uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            if typ != "OK" or not head or head[0] is None:
+                continue
+            meta = b" ".join(p if isinstance(p, bytes) else p[0] for p in head if p)  # INTERNALDATE may come last
+            header = next((p[1] for p in head if isinstance(p, tuple)), b"")
+            message_id = email.message_from_bytes(header, policy=email.policy.default)["Message-ID"]
+            key = str(message_id).strip() if message_id else f"{folder}/{validity and validity.group(1).decode()}/{uid.decode()}"
+            if ledger.mail_taken(key):
+                result.already += 1
+                continue
+            arrived = _arrival(meta) or now
+            typ, body = box.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next((part[1] for part in body or [] if isinstance(part, tuple)), None)
+            if typ != "OK" or not raw:  # not taken: the next run tries this mail again
+                result.failed.append(key)
+                continue
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            sender = parseaddr(str(msg["From"] or ""))[1] or None
+            subject = str(msg["Subject"] or "")
+            origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
+            subs = list(attachments(msg, Path(f"邮件{uid.decode()}"), origin, arrived, sender))
+            taken = Mailed(key, arrived, sender, subject, subs)
+            result.taken.append(taken)
+            if dry_run:
+                continue
+            result.ingested += ingest_many(ledger, ws, subs, now=now)
+            ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
     return result
 
 
@@ -134,5 +148,27 @@ def _arrival(meta: bytes) -> dt.datetime | None:
     return dt.datetime(*parsed[:6]) if parsed else None
 
 
+def _utf7(name: str) -> str:
+    """IMAP's modified UTF-7 for folder names (RFC 3501 5.1.3): 团建报表 -> &Vebl+mKlYgg-."""
+    import base64
+
+    out, buf = [], []
+
+    def flush():
+        if buf:
+            b = base64.b64encode("".join(buf).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append(f"&{b}-")
+            buf.clear()
+
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7E:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            buf.append(ch)
+    flush()
+    return "".join(out)
+
+
 def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _utf7(folder).replace("\\", "\\\\").replace('"', '\\"') + '"'

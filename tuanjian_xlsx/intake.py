@@ -56,11 +56,12 @@ def expand(paths: list[Path]) -> Iterator[Submission]:
 
 
 def zip_name(info: zipfile.ZipInfo) -> str:
-    """A member's real name: UTF-8 when flagged; otherwise the bytes Chinese Windows tools write (GBK, GB18030)."""
+    """A member's real name: UTF-8 when flagged; otherwise UTF-8 if the bytes are valid UTF-8 (macOS, 7-Zip write
+    it unflagged), else what Chinese Windows tools write (GBK, then GB18030)."""
     if info.flag_bits & 0x800:
         return info.filename
     raw = info.filename.encode("cp437")
-    for codec in ("gbk", "gb18030"):
+    for codec in ("utf-8", "gbk", "gb18030"):
         try:
             return raw.decode(codec)
         except UnicodeDecodeError:
@@ -112,6 +113,9 @@ def _zip(container: Path, data: bytes, origin: str, received, sender, depth: int
         if suffix == ".zip":
             if depth + 1 < MAX_DEPTH:
                 yield from _zip(shown, body, where, received, sender, depth + 1)
+            else:
+                yield Submission(shown, where, received_at=received, sender=sender, member=member.name,
+                                 refusal=Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
             continue
         yield Submission(shown, where, data=body, received_at=received, sender=sender, member=member.name)
 
@@ -133,7 +137,7 @@ def _eml(path: Path, data: bytes, origin: str) -> Iterator[Submission]:
 def attachments(msg, container: Path, origin: str, received, sender) -> Iterator[Submission]:
     """Every spreadsheet (or zip) attached to a mail, names decoded from RFC 2047 / RFC 2231."""
     for part in msg.iter_attachments():
-        name = part.get_filename() or ""
+        name = (part.get_filename() or "").replace("\\", "/").split("/")[-1].strip()  # a name, never a path
         suffix = PurePosixPath(name).suffix.lower()
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"}:
             continue

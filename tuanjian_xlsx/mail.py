@@ -60,6 +60,9 @@ def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendRepo
         raise TuanjianError(Issue(code="mail-no-password", severity="error", field=mail.password_env,
                                   message=f"未找到发信密码：请设置环境变量 {mail.password_env}（密码不写进配置文件）"))
     sender = mail.sender or mail.smtp_user
+    if not sender:
+        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
+                                  field="mail.sender", message="未设置发件人：请在 tuanjian.toml 的 [mail] 中填写 sender 或 smtp_user"))
     try:
         server = _connect(mail)
         if mail.smtp_user:
@@ -68,7 +71,7 @@ def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendRepo
         raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
                                   message=f"无法连接发信服务器 {mail.smtp_host}:{mail.smtp_port}（{_why(exc)}），未发送任何邮件")) from None
     try:
-        for out in todo:
+        for n, out in enumerate(todo):
             try:
                 refused = server.send_message(message(out, sender, sender_name))
                 if refused:
@@ -77,9 +80,13 @@ def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendRepo
                     report.sent.append(out.unit)
             except smtplib.SMTPServerDisconnected as exc:
                 report.failed.append((out.unit, _why(exc)))
-                server = _connect(mail)
-                if mail.smtp_user:
-                    server.login(mail.smtp_user, password)
+                try:  # one reconnection; if that fails too, the rest are reported, not lost
+                    server = _connect(mail)
+                    if mail.smtp_user:
+                        server.login(mail.smtp_user, password)
+                except (smtplib.SMTPException, OSError) as again:
+                    report.failed += [(o.unit, f"连接中断后无法重连：{_why(again)}") for o in todo[n + 1:]]
+                    break
             except (smtplib.SMTPException, OSError) as exc:
                 report.failed.append((out.unit, _why(exc)))
     finally:

@@ -94,6 +94,9 @@ def upgrade(root: Path, files: list[Path], out: Path | None = None) -> list[Upgr
         data = build_template(current, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled)
         folder = Path(out) if out else path.parent
-        target = folder / (safe_filename(f"{path.stem}_升级为v{current.version}") + ".xlsx")
+        stem = safe_filename(f"{path.stem}_升级为v{current.version}")
+        target, n = folder / f"{stem}.xlsx", 2
+        while target.exists():  # an earlier upgrade may already be filled in: never write over it
+            target, n = folder / f"{stem}_{n}.xlsx", n + 1
         done.append(Upgraded(path, atomic_write(target, data), []))
     return done
