@@ -12,7 +12,6 @@ from defusedxml import ElementTree as ET
 from conftest import beside_label
 from tuanjian_xlsx.build import PASSPORT_KEYS, Prefill, build_template
 from tuanjian_xlsx.selfcheck import summary_text
-from tuanjian_xlsx.specs import NAME_PREFIX
 
 FORMS = ["visit_report", "observation_report"]
 

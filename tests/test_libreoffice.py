@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import shutil
 import subprocess
 import zipfile
@@ -14,8 +13,7 @@ import xlsxwriter
 from defusedxml import ElementTree as ET
 
 from conftest import IN_CI, fill
-from tuanjian_xlsx.selfcheck import Check, NotAbove, summary_text
-from tuanjian_xlsx.specs import NAME_PREFIX
+from tuanjian_xlsx.selfcheck import Check, NotAbove
 
 
 def _recalc(libreoffice, path, tmp_path):
@@ -56,7 +54,7 @@ VALUES = [None, " ", "　", "abc", "=1+1", 0, 1, -1, 2.5, 3.0, "5", 36525, 36526
 
 def test_python_mirror_equals_libreoffice_for_every_check(libreoffice, tmp_path):
     """Each check's Python rule (used for cached values) gives what LibreOffice computes from its formula."""
-    checks = [Check(f"$A${{r}}", t, True, "$Z$1:$Z$3", ("实地走访", "座谈交流", "其他"))
+    checks = [Check("$A${r}", t, True, "$Z$1:$Z$3", ("实地走访", "座谈交流", "其他"))
               for t in ("integer", "number", "date", "choice", "period", "text")]
     path = tmp_path / "mirror.xlsx"
     wb = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False})

@@ -50,12 +50,12 @@ class FetchResult:
 
 def _connect(mail: Mail) -> imaplib.IMAP4:
     if not mail.imap_host:
-        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
-                                  field="mail.imap_host", message="未设置收信服务器：请在 tuanjian.toml 的 [mail] 中填写 imap_host"))
+        raise TuanjianError(Issue.make("mail-not-configured", file="tuanjian.toml", field="mail.imap_host",
+                                       what="收信服务器", key="imap_host"))
     password = os.environ.get(mail.imap_password_env, "")
     if not password:
-        raise TuanjianError(Issue(code="mail-no-password", severity="error", field=mail.imap_password_env,
-                                  message=f"未找到收信密码：请设置环境变量 {mail.imap_password_env}（密码不写进配置文件）"))
+        raise TuanjianError(Issue.make("mail-no-password", field=mail.imap_password_env, what="收信",
+                                       env=mail.imap_password_env))
     where = f"{mail.imap_host}:{mail.imap_port}"
     try:
         if mail.imap_security == "ssl":
@@ -65,13 +65,12 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
             if mail.imap_security == "starttls":
                 box.starttls(ssl_context=ssl.create_default_context())
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
-                                  message=f"无法连接收信服务器 {where}（{type(exc).__name__}：{exc}），未收取任何邮件")) from None
+        raise TuanjianError(Issue.make("mail-connect", field="mail", what="收信", where=where,
+                                       reason=f"{type(exc).__name__}：{exc}", verb="收取")) from None
     try:
         box.login(mail.imap_user, password)
     except imaplib.IMAP4.error:
-        raise TuanjianError(Issue(code="mail-login", severity="error", field="mail.imap_user",
-                                  message=f"收信服务器 {where} 拒绝登录：请核对用户名 {mail.imap_user} 和密码")) from None
+        raise TuanjianError(Issue.make("mail-login", field="mail.imap_user", where=where, user=mail.imap_user)) from None
     return box
 
 
@@ -87,8 +86,7 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     try:
         return _fetch(box, ws, mail, folder, since, dry_run, now, result)
     except (imaplib.IMAP4.abort, OSError) as exc:
-        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
-                                  message=f"收信中途与服务器断开（{type(exc).__name__}）；已收取的邮件已登记，再运行一次即可继续")) from None
+        raise TuanjianError(Issue.make("mail-disconnected", field="mail", reason=type(exc).__name__)) from None
     finally:
         try:
             box.logout()
@@ -102,8 +100,7 @@ def _fetch(box, ws: Workspace, mail: Mail, folder: str, since, dry_run: bool, no
 
     typ, data = box.select(_quote(folder), readonly=True)
     if typ != "OK":
-        raise TuanjianError(Issue(code="mail-folder", severity="error", field="--folder",
-                                  message=f"邮箱里没有文件夹“{folder}”"))
+        raise TuanjianError(Issue.make("mail-folder", field="--folder", name=folder))
     validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if x) or b"")
     criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
     typ, data = box.uid("SEARCH", None, *criteria)

@@ -83,6 +83,15 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-in-visit-week": ("warning", "“{field}”{value} 不在走基层周（每月第一周，1—7日）", "a visit outside the first week"),
     "old-version": ("warning", "使用的是“{form}”第 {version} 版模板（当前为第 {current} 版），仍可接收；下次请用新模板", "an older accepted version"),
     "version-expired": ("error", "“{form}”第 {version} 版自 {until} 起不再接收，请改用第 {current} 版模板《{template}》{since}", "a version past its date"),
+    "mail-not-configured": ("error", "未设置{what}：请在 tuanjian.toml 的 [mail] 中填写 {key}", "no mail server or sender set"),
+    "mail-no-password": ("error", "未找到{what}密码：请设置环境变量 {env}（密码不写进配置文件）", "the password variable is empty"),
+    "mail-connect": ("error", "无法连接{what}服务器 {where}（{reason}），未{verb}任何邮件", "the mail server cannot be reached"),
+    "mail-disconnected": ("error", "收信中途与服务器断开（{reason}）；已收取的邮件已登记，再运行一次即可继续", "the IMAP connection dropped"),
+    "mail-login": ("error", "收信服务器 {where} 拒绝登录：请核对用户名 {user} 和密码", "the IMAP login was refused"),
+    "mail-folder": ("error", "邮箱里没有文件夹“{name}”", "no such IMAP folder"),
+    "backup-failed": ("warning", "未能保留上一份汇总表的备份（{name}）", "the previous master could not be kept"),
+    "master-locked": ("warning", "{name} 可能正在 Excel/WPS 中打开，无法替换；本次汇总另存为 {other}", "the master is locked"),
+    "already-current": ("warning", "已是当前的第 {version} 版，无需升级", "upgrade of a current-version file"),
     "no-units": ("error", "单位名单为空", "an empty roster"),
 }
 

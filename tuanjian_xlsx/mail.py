@@ -53,23 +53,22 @@ def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendRepo
     if not todo:
         return report
     if not mail.smtp_host:
-        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
-                                  field="mail.smtp_host", message="未设置发信服务器：请在 tuanjian.toml 的 [mail] 中填写 smtp_host"))
+        raise TuanjianError(Issue.make("mail-not-configured", file="tuanjian.toml", field="mail.smtp_host",
+                                       what="发信服务器", key="smtp_host"))
     password = os.environ.get(mail.password_env, "") if mail.smtp_user else ""
     if mail.smtp_user and not password:
-        raise TuanjianError(Issue(code="mail-no-password", severity="error", field=mail.password_env,
-                                  message=f"未找到发信密码：请设置环境变量 {mail.password_env}（密码不写进配置文件）"))
+        raise TuanjianError(Issue.make("mail-no-password", field=mail.password_env, what="发信", env=mail.password_env))
     sender = mail.sender or mail.smtp_user
     if not sender:
-        raise TuanjianError(Issue(code="mail-not-configured", severity="error", file="tuanjian.toml",
-                                  field="mail.sender", message="未设置发件人：请在 tuanjian.toml 的 [mail] 中填写 sender 或 smtp_user"))
+        raise TuanjianError(Issue.make("mail-not-configured", file="tuanjian.toml", field="mail.sender",
+                                       what="发件人", key="sender 或 smtp_user"))
     try:
         server = _connect(mail)
         if mail.smtp_user:
             server.login(mail.smtp_user, password)
     except (OSError, smtplib.SMTPException) as exc:
-        raise TuanjianError(Issue(code="mail-connect", severity="error", field="mail",
-                                  message=f"无法连接发信服务器 {mail.smtp_host}:{mail.smtp_port}（{_why(exc)}），未发送任何邮件")) from None
+        raise TuanjianError(Issue.make("mail-connect", field="mail", what="发信", where=f"{mail.smtp_host}:{mail.smtp_port}",
+                                       reason=_why(exc), verb="发送")) from None
     try:
         for n, out in enumerate(todo):
             try:

@@ -10,7 +10,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 
-from .cells import cell_name, col_to_letters, quote_sheet, range_name
+from .cells import cell_name, quote_sheet, range_name
 from .config import Task, Workspace
 from .ledger import FileRow
 from .periods import Period, parse_period

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from .config import Workspace
 from .issues import Issue, TuanjianError
@@ -218,15 +218,13 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
         try:
             atomic_write(path.with_name(path.stem + ".bak" + path.suffix), path.read_bytes())
         except (OSError, TuanjianError):
-            notes.append(Issue(code="backup-failed", severity="warning", file=path.name,
-                               message=f"未能保留上一份汇总表的备份（{path.stem}.bak{path.suffix}）"))
+            notes.append(Issue.make("backup-failed", file=path.name, name=f"{path.stem}.bak{path.suffix}"))
     try:
         return atomic_write(path, data), notes
     except TuanjianError:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         other = path.with_name(f"{path.stem}_{stamp}{path.suffix}")
-        notes.append(Issue(code="master-locked", severity="warning", file=path.name,
-                           message=f"{path.name} 可能正在 Excel/WPS 中打开，无法替换；本次汇总另存为 {other.name}"))
+        notes.append(Issue.make("master-locked", file=path.name, name=path.name, other=other.name))
         return atomic_write(other, data), notes
 
 

@@ -73,8 +73,7 @@ def upgrade(root: Path, files: list[Path], out: Path | None = None) -> list[Upgr
         current = ws.spec(result.form_id)
         old = ws.registry.get(result.form_id, result.version)
         if current.version == old.version:
-            done.append(Upgraded(path, None, [Issue(code="already-current", severity="warning", file=path.name,
-                                                    message=f"已是当前的第 {current.version} 版，无需升级")]))
+            done.append(Upgraded(path, None, [Issue.make("already-current", file=path.name, version=current.version)]))
             continue
         chain = current.migration if current.migration and current.migration.from_version == old.version else None
         renamed = dict(chain.renamed) if chain else {}
