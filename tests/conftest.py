@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -132,3 +133,27 @@ def set_passport(src: Path, dst: Path, **changes) -> Path:
 def triples(result) -> list[tuple]:
     """(file, cell, code) of each issue: what the tests compare, not prose."""
     return sorted((i.file, i.cell, i.code) for i in result.issues)
+
+
+def as_nobody(fn, *args) -> dict:
+    """fn(*args) in a child process that cannot write the workspace: as `nobody` when we are root (root ignores
+    permissions), as ourselves otherwise. The child is forked, so it needs nothing under root's home to run."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            out = fn(*args)
+        except BaseException as exc:
+            out = {"crash": f"{type(exc).__name__}: {exc}"}
+        os.write(write, json.dumps(out, ensure_ascii=False).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)

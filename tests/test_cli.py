@@ -54,7 +54,7 @@ def test_not_a_workspace(tmp_path):
 def test_list_json_equals_library():
     r = run(["templates", "list", "--json"])
     assert r.exit_code == 0
-    assert json.loads(r.output) == list_templates()
+    assert json.loads(r.output) == {"ok": True, "templates": list_templates()}
     r = run(["templates", "list"])
     assert "visit_report" in r.output and "附件1 团干部走基层情况报告单" in r.output
 
@@ -116,6 +116,7 @@ def test_validate_json_equals_library(tmp_path):
     r = run(["validate", str(inbox), "-w", str(ws), "--json"])
     assert r.exit_code == 1
     data = json.loads(r.output)
+    assert (data.pop("ok"), data.pop("error")["code"]) == (False, "negative")  # the first error of the first bad file
     assert data == validate_submissions([inbox], ws).to_dict()
     assert set(data["files"][0]) == {"file", "sha256", "form_id", "version", "unit", "period", "records", "valid", "issues"}
     (issue,) = next(f for f in data["files"] if not f["valid"])["issues"]

@@ -78,6 +78,6 @@ def test_zip_per_unit_with_utf8_names_and_cli(tmp_path):
                                                      "源汇区团委_2026年第1季度_附件2_共青团工作观摩情况报告单_v1.xlsx"]
         assert all(i.flag_bits & 0x800 for i in infos)  # the UTF-8 flag: Explorer shows the Chinese names
     r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-13"])
-    assert r.exit_code == 1 and "应为报送期" in r.output
+    assert r.exit_code == 2 and "应为报送期" in r.output  # a usage error
     r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-03", "--units", "不存在"])
     assert r.exit_code == 1 and "不在单位名单中" in r.output

@@ -186,3 +186,29 @@ def test_dry_run_takes_nothing_and_a_wrong_password_is_chinese(tmp_path, imap_se
     assert not (root / ".tuanjian" / "archive").exists() or not any((root / ".tuanjian" / "archive").iterdir())
     r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--fetch", "--as-of", "2026-04-20"])
     assert r.exit_code == 0 and r.output.splitlines()[0].startswith("收取 1 封邮件")
+
+
+def test_malformed_mails_on_a_real_server_are_refused_once_and_never_block(tmp_path, imap_server, templates, monkeypatch):
+    import re
+
+    monkeypatch.setenv("TUANJIAN_IMAP_PASSWORD", PASSWORD)
+    root = _workspace(tmp_path / "ws", imap_server)
+    data = fill(templates["visit_report"], tmp_path / "a.xlsx", VISIT).read_bytes()
+    other = fill(templates["visit_report"], tmp_path / "b.xlsx", dict(VISIT, 报送单位="郾城区团委")).read_bytes()
+    spoil = lambda raw, header, value: re.sub(rb"(?mi)^" + header + rb":.*\r?\n", header + b": " + value + b"\r\n",  # noqa: E731
+                                              raw, count=1)
+    when = dt.datetime(2026, 4, 9, 17, 0)
+    _deliver(imap_server, spoil(_mail("a@county.example", {"坏.xlsx": data}, when), b"From", b'"'), when)
+    _deliver(imap_server, spoil(_mail("b@county.example", {"好.xlsx": other}, when), b"Message-ID", b"<>"), when)
+    _deliver(imap_server, spoil(_mail("c@county.example", {"坏2.xlsx": data}, when), b"From", b"<a@[>"), when)
+    r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0] == "收取 3 封邮件 · 报表附件 1 份 · 已收过 0 封（INBOX） · 无法解析 2 封，已登记为退回"
+    r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
+    assert r.exit_code == 0 and r.output.splitlines()[0] == "收取 0 封邮件 · 报表附件 0 份 · 已收过 3 封（INBOX）"
+    import sqlite3
+
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    assert sorted(con.execute("SELECT name, valid FROM files")) == [("好.xlsx", 1), ("邮件1.eml", 0), ("邮件3.eml", 0)]
+    keys = sorted(k for (k,) in con.execute("SELECT key FROM mails"))
+    assert len(keys) == 3 and re.fullmatch(r"INBOX/\d+/2", keys[-1])  # no usable Message-ID: folder/UIDVALIDITY/UID

@@ -161,7 +161,7 @@ def test_merge_cli_json_and_summary(demo, tmp_path):
     r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--as-of", AS_OF.isoformat(), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert set(data) == {"master", "received", "valid", "invalid", "duplicates", "superseded", "missing", "late"}
+    assert set(data) == {"ok", "master", "received", "valid", "invalid", "duplicates", "superseded", "missing", "late"}
     assert {"unit": "舞阳县团委", "form_id": "visit_report", "period": "2026-05"} in data["missing"]
     late = next(x for x in data["late"] if x["unit"] == "召陵区团委" and x["period"] == "2026-03")
     assert late["due"] == "2026-04-10" and late["received"] > "2026-04-10"

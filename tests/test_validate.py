@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from conftest import fill, set_passport, triples
 from tuanjian_xlsx.build import Prefill, build_template
-from tuanjian_xlsx.validate import validate_file, validate_paths
+from tuanjian_xlsx.checking import validate_many
+from tuanjian_xlsx.intake import expand
+from tuanjian_xlsx.validate import validate_file
 from tuanjian_xlsx.xlsxio import excel_serial
 
 VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
@@ -254,7 +256,7 @@ def test_hostile_and_odd_files_in_a_batch(tmp_path, builtin, templates):
     (tmp_path / "in" / "空.xlsx").write_bytes(b"")
     (tmp_path / "in" / "旧.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
     (tmp_path / "in" / "说明.txt").write_text("not a spreadsheet")
-    results = validate_paths([tmp_path / "in"], builtin)
+    results = validate_many(builtin, list(expand([tmp_path / "in"])))
     assert [(r.path.name, r.valid, [i.code for i in r.issues]) for r in results] == [
         ("好.xlsx", True, []), ("旧.xls", False, ["legacy-xls"]), ("空.xlsx", False, ["empty-file"])]
     assert good.exists()

@@ -50,24 +50,80 @@ class Group(click.Group):
         self.group_class = Group
 
 
-_CLICK_ZH = [
-    (r"Missing argument '(.+?)'\.?", r"缺少参数 \1"),
-    (r"No such option:? '?([^'\s]+)'?\.?", r"没有这个选项：\1。"),
-    (r"Did you mean '?([^'?]+)'?\?", r"是否想用 \1？"),
-    (r"\(Possible options: (.+?)\)", r"（可能是：\1）"),
-    (r"No such command '(.+?)'\.?", r"没有这个命令：\1"),
+_QUOTED = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""  # a value as click shows it: Python's repr of a str
+_Q = f"({_QUOTED})"
+_HINT = f"({_QUOTED}(?: / {_QUOTED})*)"  # '-o' / '--output', or '文件...'
+_PATH_KIND = {"File": "文件", "Directory": "文件夹", "Path": "路径"}
+
+
+def _unq(text: str) -> str:
+    """A value as click quotes it (Python's repr, backslashes doubled) as the user typed it."""
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text.strip("'\"")
+    return value if isinstance(value, str) else text
+
+
+def _hint(hint: str) -> str:
+    """The place click names: '-o' / '--output' becomes 选项 -o / --output, '文件...' becomes 参数 文件...."""
+    names = " / ".join(_unq(h.strip()) for h in hint.split(" / "))
+    return f"选项 {names}" if names.startswith("-") else f"参数 {names}"
+
+
+# click's own messages (8.1 to 8.5; see click/exceptions.py, parser.py, core.py, types.py), in Chinese. Applied in
+# order to the whole message, so "Invalid value for X: File 'y' does not exist." is translated piece by piece.
+_CLICK_ZH: list[tuple[str, object]] = [
+    (r"Invalid value for " + _HINT + ": ", lambda m: f"{_hint(m[1])} 的值无效："),
+    (r"Invalid value for (.+?): ", lambda m: f"{_hint(m[1])} 的值无效："),
+    (r"Invalid value: ", "值无效："),
+    (r"Missing argument " + _HINT + r"\.", lambda m: f"缺少{_hint(m[1])}。"),
+    (r"Missing option " + _HINT + r"\.", lambda m: f"缺少{_hint(m[1])}。"),
+    (r"Missing parameter(?: " + _HINT + r")?\.", lambda m: f"缺少{_hint(m[1])}。" if m[1] else "缺少参数。"),
+    (r"Missing command\.", "缺少命令。"),
+    (r"\s*Choose from:\s*(.+)", lambda m: f"可选：{_unq_list(m[1])}"),
+    (r"No such option:? " + _Q + r"\.?", lambda m: f"没有这个选项：{_unq(m[1])}。"),
+    (r"No such option: (\S+)", lambda m: f"没有这个选项：{m[1]}。"),
+    (r"No such command " + _Q + r"\.", lambda m: f"没有这个命令：{_unq(m[1])}。"),
+    (r"\(Did you mean one of: (.+?)\?\)", lambda m: f"（是否想用：{_unq_list(m[1])}？）"),
+    (r"\(Possible options: (.+?)\)", lambda m: f"（可能是：{_unq_list(m[1])}）"),
+    (r"Did you mean (.+?)\?", lambda m: f"是否想用 {_unq_list(m[1])}？"),
     (r"Got unexpected extra arguments? \((.+)\)", r"多余的参数：\1"),
-    (r"Option '(.+?)' requires an argument\.", r"选项 \1 需要一个值"),
-    (r"Invalid value for '(.+?)': ", r"参数 \1 的值无效："),
-    (r"Directory '(.+?)' does not exist\.", r"文件夹不存在：\1"),
-    (r"Path '(.+?)' does not exist\.", r"路径不存在：\1"),
+    (r"Option " + _Q + r" requires an argument\.", lambda m: f"选项 {_unq(m[1])} 需要一个值。"),
+    (r"Option " + _Q + r" requires (\d+) arguments\.", lambda m: f"选项 {_unq(m[1])} 需要 {m[2]} 个值。"),
+    (r"Option " + _Q + r" does not take a value\.", lambda m: f"选项 {_unq(m[1])} 不需要值。"),
+    (r"Argument " + _Q + r" takes (\d+) values\.", lambda m: f"参数 {_unq(m[1])} 需要 {m[2]} 个值。"),
+    (r"(File|Directory|Path) " + _Q + r" does not exist\.", lambda m: f"{_PATH_KIND[m[1]]}不存在：{_unq(m[2])}"),
+    (r"(File|Directory|Path) " + _Q + r" is a file\.", lambda m: f"{_unq(m[2])} 是文件，这里应为文件夹"),
+    (r"(File|Directory|Path) " + _Q + r" is a directory\.", lambda m: f"{_unq(m[2])} 是文件夹，这里应为文件"),
+    (r"(File|Directory|Path) " + _Q + r" is not readable\.", lambda m: f"无法读取 {_unq(m[2])}（没有读取权限）"),
+    (r"(File|Directory|Path) " + _Q + r" is not writable\.", lambda m: f"无法写入 {_unq(m[2])}（没有写入权限）"),
+    (r"(File|Directory|Path) " + _Q + r" is not executable\.", lambda m: f"{_unq(m[2])} 不可执行"),
+    (r"Could not open file " + _Q + r": (.*)", lambda m: f"无法打开文件 {_unq(m[1])}：{m[2]}"),
+    (_Q + r" is not a valid (?:integer|integer range)\.", lambda m: f"应为整数，现为“{_unq(m[1])}”"),
+    (_Q + r" is not a valid (?:float|float range)\.", lambda m: f"应为数字，现为“{_unq(m[1])}”"),
+    (_Q + r" is not a valid boolean\..*", lambda m: f"应为 true 或 false，现为“{_unq(m[1])}”"),
+    (_Q + r" is not a valid UUID\.", lambda m: f"应为 UUID，现为“{_unq(m[1])}”"),
+    (r"(\S+) is not in the range (.+?)\.$", lambda m: f"{m[1]} 不在范围 {m[2]} 内"),
+    (_Q + r" is not (?:one of )?(.+?)\.$", lambda m: f"“{_unq(m[1])}”不是可选的值（可选：{_unq_list(m[2])}）"),
+    (_Q + r" does not match the formats? (.+?)\.$", lambda m: f"“{_unq(m[1])}”的格式不对（应为 {_unq_list(m[2])}）"),
+    (r"Takes (\d+) values but (\d+) (?:was|were) given\.", r"需要 \1 个值，现为 \2 个。"),
+    (r"(\d+) values are required, but (\d+) (?:was|were) given\.", r"需要 \1 个值，现为 \2 个。"),
+    (r"Value must be an iterable\.", "应为多个值。"),
 ]
+
+
+def _unq_list(text: str) -> str:
+    """'a', 'b' (or a, b) becomes a、b."""
+    return "、".join(_unq(x) for x in re.findall(_QUOTED + r"|[^,\s]+", text))
 
 
 def _usage_zh(message: str) -> str:
     for pattern, repl in _CLICK_ZH:
-        message = re.sub(pattern, repl, message)
-    return message
+        message = re.sub(pattern, repl, message, flags=re.DOTALL)
+    return re.sub(r"([。？）]) +", r"\1", message)  # click joins its sentences with a space
 
 
 _CONSOLE_FALLBACK = str.maketrans({"✓": "√", "✗": "×", "·": "·", "—": "—", "～": "~"})
@@ -85,26 +141,61 @@ def _echo(text: str = "", err: bool = False) -> None:
     click.echo(text, err=err)
 
 
+def _json(data: dict) -> None:
+    _echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _failed(issues: list, as_json: bool) -> None:
+    """Say why the job stopped: the Chinese lines on stderr, or with --json one object on stdout; exit 1."""
+    if as_json:
+        _json({"ok": False, "error": issues[0].to_dict(), "issues": [i.to_dict() for i in issues]})
+    else:
+        for issue in issues:
+            _echo(issue.render(), err=True)
+    sys.exit(EXIT_FAILED)
+
+
+def _bare_issue(code: str, message: str):
+    """An Issue for what is not the library's (a usage error, a cancel, a bug), so --json has one shape."""
+    from .issues import Issue
+
+    return Issue(code=code, severity="error", message=message)
+
+
+def _os_issue(exc: OSError):
+    """What the system refused (permissions, disk full…), in Chinese, naming the path when there is one."""
+    from .issues import Issue
+    from .xlsxio import os_reason
+
+    if exc.filename is None:
+        return Issue.make("system-error", reason=os_reason(exc))
+    return Issue.make("os-error", file=Path(exc.filename).name, detail=exc.filename, reason=os_reason(exc))
+
+
+def _internal(exc: Exception) -> str:
+    return f"内部错误（{type(exc).__name__}：{exc}）。加 --debug 可查看详细信息。"
+
+
 def reports_errors(fn):
-    """One place that turns the library's errors into Chinese lines and exit codes."""
+    """One place that turns the library's errors into Chinese lines (or JSON with --json) and exit codes."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from .issues import TuanjianError
 
+        as_json = kwargs.get("as_json", False)
         try:
             return fn(*args, **kwargs)
         except TuanjianError as exc:
-            for issue in exc.issues:
-                _echo(issue.render(), err=True)
-            sys.exit(EXIT_FAILED)
+            _failed(exc.issues, as_json)
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, BrokenPipeError):
             raise
+        except OSError as exc:  # refused by the system: not a bug, so no 内部错误
+            _failed([_os_issue(exc)], as_json)
         except Exception as exc:  # an unexpected failure: say so plainly; the traceback only with --debug
             if click.get_current_context().find_root().params.get("debug"):
                 raise
-            _echo(f"错误：内部错误（{type(exc).__name__}：{exc}）。加 --debug 可查看详细信息。", err=True)
-            sys.exit(EXIT_FAILED)
+            _failed([_bare_issue("internal", _internal(exc))], as_json)
 
     return wrapper
 
@@ -169,7 +260,7 @@ def templates_list(as_json: bool) -> None:
 
     rows = list_templates()
     if as_json:
-        _echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        _json({"ok": True, "templates": rows})
         return
     for r in rows:
         _echo(f"{r['form_id']:<20} v{r['version']:<3} 字段 {r['fields']:>2} 个  指纹 {r['fingerprint'][:16]}  {r['title']}")
@@ -221,7 +312,8 @@ def validate(paths: tuple[Path, ...], workspace: Path, return_dir: Path | None, 
 
     outcome = validate_submissions(list(paths), workspace, return_dir)
     if as_json:
-        _echo(json.dumps(outcome.to_dict(), ensure_ascii=False, indent=2, default=str))
+        errors = [i.to_dict() for r in outcome.results for i in r.issues if i.severity == "error"]
+        _json({"ok": outcome.all_valid, **({"error": errors[0]} if errors else {}), **outcome.to_dict()})
     else:
         for line in outcome.lines():
             _echo(line)
@@ -229,14 +321,32 @@ def validate(paths: tuple[Path, ...], workspace: Path, return_dir: Path | None, 
 
 
 def _as_of(ctx, param, value):
+    """A day for --as-of and --since, within the days the date arithmetic below can handle."""
     if value is None:
         return None
     import datetime as dt
 
+    from .periods import FIRST_DAY, LAST_DAY
+
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"应为日期，如 2026-04-20，现为“{value}”") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise click.BadParameter(f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间，现为 {value}")
+    return day
+
+
+def _period(ctx, param, value):
+    """A reporting period as the library takes it (text), refused here when it is not one."""
+    if value is None:
+        return None
+    from .periods import FIRST_YEAR, LAST_YEAR, parse_period
+
+    if parse_period(value) is None:
+        raise click.BadParameter(f"应为报送期，如 2026-03、2026-Q1 或 2026（年份在 {FIRST_YEAR}—{LAST_YEAR} 之间），"
+                                 f"现为“{value}”")
+    return value
 
 
 def as_of_option(fn):
@@ -277,7 +387,8 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
 
         fetched = fetch_mail(workspace)
         if not as_json:
-            _echo(fetched.summary())
+            for line in fetched.lines():
+                _echo(line)
 
     bar = None
     show = sys.stdout.isatty() and not as_json
@@ -296,7 +407,7 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
         if bar is not None:
             bar.__exit__(None, None, None)
     if as_json:
-        _echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        _json({"ok": bool(result.master), **result.to_dict()})
     else:
         _echo(result.summary())
         for item in result.invalid:
@@ -309,14 +420,14 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
         _echo(f"汇总表：{result.master}")
     if open_excel and result.master:
         if excel_problem:
-            _echo(f"{excel_problem}；请手动打开：{result.master}")
+            _echo(f"{excel_problem}；请手动打开：{result.master}", err=as_json)
         else:
             from . import excel
 
             try:
                 excel.open_and_calculate(result.master)
             except Exception as exc:
-                _echo(f"未能在 Excel 中打开（{type(exc).__name__}）；请手动打开：{result.master}")
+                _echo(f"未能在 Excel 中打开（{type(exc).__name__}）；请手动打开：{result.master}", err=as_json)
     sys.exit(EXIT_OK if result.master else EXIT_FAILED)
 
 
@@ -330,7 +441,8 @@ def fetch_mail_command(since, folder: str | None, dry_run: bool, workspace: Path
     from .fetchmail import fetch_mail
 
     result = fetch_mail(workspace, since=since, folder=folder, dry_run=dry_run)
-    _echo(result.summary())
+    for line in result.lines():
+        _echo(line)
     for m in result.taken:
         names = "、".join(s.name for s in m.submissions) or "（无报表附件）"
         _echo(f"  {m.arrived:%Y-%m-%d %H:%M}  {m.sender or '?'}  {m.subject}：{names}")
@@ -339,9 +451,48 @@ def fetch_mail_command(since, folder: str | None, dry_run: bool, workspace: Path
         _echo(f"其中 {len(bad)} 份有错误，运行 tuanjian merge 生成退回件和汇总表。")
 
 
+@cli.group(help="登记簿（.tuanjian/ledger.sqlite）与原件存档：检查、重建。")
+def ledger() -> None:
+    pass
+
+
+@ledger.command("check", help="检查登记簿是否完好、每份原件是否都在存档中且未被改动，以及中断留下的临时文件。")
+@workspace_option
+@json_option
+@reports_errors
+def ledger_check(workspace: Path, as_json: bool) -> None:
+    from .ledger_tools import check
+
+    report = check(workspace)
+    _report(report, as_json)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@ledger.command("rebuild", help="登记簿损坏时，从原件存档重建（旧登记簿改名保留，不删除），并说明哪些信息无法恢复。")
+@workspace_option
+@json_option
+@reports_errors
+def ledger_rebuild(workspace: Path, as_json: bool) -> None:
+    import datetime as dt
+
+    from .ledger_tools import rebuild
+
+    report = rebuild(workspace, now=dt.datetime.now().replace(microsecond=0))
+    _report(report, as_json)
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _report(report, as_json: bool) -> None:
+    if as_json:
+        _json({"ok": report.ok, **report.to_dict()})
+    else:
+        for line in report.lines():
+            _echo(line)
+
+
 @cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字。")
 @workspace_option
-@click.option("--period", metavar="报送期", default=None, help="只看某一期，如 2026-03 或 2026-Q1")
+@click.option("--period", metavar="报送期", default=None, callback=_period, help="只看某一期，如 2026-03 或 2026-Q1")
 @as_of_option
 @json_option
 @reports_errors
@@ -351,7 +502,7 @@ def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
 
     day, items, ws = run_status(workspace, as_of=as_of, period=period)
     if as_json:
-        _echo(json.dumps({"as_of": day.isoformat(), "items": [i.to_dict() for i in items]}, ensure_ascii=False, indent=2))
+        _json({"ok": True, "as_of": day.isoformat(), "items": [i.to_dict() for i in items]})
         return
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
     groups: dict[tuple, list] = {}
@@ -377,7 +528,7 @@ def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
 
 
 @cli.command(help="下发：为每个报送单位生成本期的表（单位、报送期、截止日期已填好并锁定）和填报说明。")
-@click.option("--period", required=True, metavar="报送期", help="如 2026-03（附件1）或 2026-Q1（附件2、目标任务台账）")
+@click.option("--period", required=True, metavar="报送期", callback=_period, help="如 2026-03（附件1）或 2026-Q1（附件2、目标任务台账）")
 @click.option("--form", "forms", multiple=True, metavar="报表", help="只下发某张表，如 visit_report；可重复")
 @click.option("--units", default=None, metavar="单位,...", help="只下发给这些单位（编号或名称，逗号分隔）")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="文件夹",
@@ -426,26 +577,48 @@ def demo(directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script: Chinese usage errors, exit 2."""
+    """Entry point of the console script: Chinese messages for every way out, exit 2 for usage errors; with
+    --json exactly one JSON object on stdout whatever happens."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args  # click may fail before it has parsed the option
+
+    def stop(issue, exit_code: int, shown: str | None = None, hint: str | None = None) -> int:
+        if as_json:
+            _json({"ok": False, "error": issue.to_dict()})
+        else:
+            _echo(shown or issue.render(), err=True)
+            if hint:
+                _echo(hint, err=True)
+        return exit_code
+
     try:
-        cli.main(args=argv, prog_name="tuanjian", standalone_mode=False)
+        cli.main(args=args, prog_name="tuanjian", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        _echo("已取消。", err=True)
-        return EXIT_FAILED
+        return stop(_bare_issue("cancelled", "已取消。"), EXIT_FAILED, shown="已取消。")
     except click.UsageError as exc:
-        _echo(f"用法错误：{_usage_zh(exc.format_message())}", err=True)
-        _echo("运行 tuanjian --help 查看用法。", err=True)
-        return EXIT_USAGE
+        command = exc.ctx.command_path if exc.ctx else "tuanjian"
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click 8.2+: a group given no command shows its help
+            issue = _bare_issue("usage", f"缺少命令；运行 {command} --help 查看可用的命令")
+            return stop(issue, EXIT_USAGE, shown=exc.format_message())
+        message = _usage_zh(exc.format_message())
+        return stop(_bare_issue("usage", message), EXIT_USAGE, shown=f"用法错误：{message}",
+                    hint=f"运行 {command} --help 查看用法。")
     except click.ClickException as exc:
-        _echo(f"错误：{_usage_zh(exc.format_message())}", err=True)
-        return exc.exit_code
+        return stop(_bare_issue("failed", _usage_zh(exc.format_message())), exc.exit_code)
+    except SystemExit as exc:  # a command's own exit code (sys.exit in the commands above)
+        return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else EXIT_FAILED
     except BrokenPipeError:  # output piped into head or the like, which stopped reading: not an error
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # raised outside the commands' own handling (while click reads its arguments)
+        if "--debug" in args:
+            raise
+        issue = _os_issue(exc) if isinstance(exc, OSError) else _bare_issue("internal", _internal(exc))
+        return stop(issue, EXIT_FAILED)
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ from .config import Workspace
 from .issues import Issue, TuanjianError
 from .merge import MergeResult, merge
 from .periods import Period
-from .returns import safe_filename
+from .filenames import safe_filename
 from .status import reminders
 from .workspace import init_workspace
 

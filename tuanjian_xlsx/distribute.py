@@ -15,7 +15,7 @@ from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .mail import Outgoing, SendReport, send_all
 from .periods import Period, parse_period
-from .returns import safe_filename
+from .filenames import safe_filename
 from .xlsxio import atomic_write
 
 _KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}

@@ -11,16 +11,17 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
 
 from .config import Mail, Workspace
-from .intake import Submission, attachments
+from .intake import Submission, local_time, message_id, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 
-_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
-_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]*)"')
+_DATE_TIME = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([-+])(\d\d)(\d\d)")
+_MONTHS = {m: n for n, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_UIDVALIDITY = re.compile(rb"\d+")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Mailed:
     sender: str | None
     subject: str
     submissions: list[Submission]
+    refusal: Issue | None = None  # the mail could not be read: taken, recorded as one refused file
 
 
 @dataclass
@@ -37,15 +39,29 @@ class FetchResult:
     folder: str
     taken: list[Mailed] = field(default_factory=list)
     already: int = 0
-    failed: list[str] = field(default_factory=list)  # mails the server would not hand over this time
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (mail, why): not handed over; tried again next run
+    notes: list[Issue] = field(default_factory=list)  # warnings, e.g. an arrival time that is no date
     dry_run: bool = False
     ingested: list = field(default_factory=list)
 
+    @property
+    def refused(self) -> list[Mailed]:
+        return [m for m in self.taken if m.refusal is not None]
+
     def summary(self) -> str:
-        files = sum(len(m.submissions) for m in self.taken)
+        files = sum(len(m.submissions) for m in self.taken if m.refusal is None)
         verb = "可收取" if self.dry_run else "收取"
         text = f"{verb} {len(self.taken)} 封邮件 · 报表附件 {files} 份 · 已收过 {self.already} 封（{self.folder}）"
+        if self.refused:
+            text += f" · 无法解析 {len(self.refused)} 封，已登记为退回"
         return text + (f" · 未能取回 {len(self.failed)} 封，下次再试" if self.failed else "")
+
+    def lines(self) -> list[str]:
+        """The summary, then each mail that was refused or not handed over, and each warning, in Chinese."""
+        out = [self.summary()]
+        out += [f"  {m.refusal.render()}" for m in self.refused]
+        out += [f"  未能取回 {mail}：{why}" for mail, why in self.failed]
+        return out + [f"  {note.render()}" for note in self.notes]
 
 
 def _connect(mail: Mail) -> imaplib.IMAP4:
@@ -76,7 +92,9 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
 
 def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None = None, dry_run: bool = False,
                now: dt.datetime | None = None) -> FetchResult:
-    """Take every spreadsheet attached to mails not taken before; record each mail once it is in the ledger."""
+    """Take every spreadsheet attached to mails not taken before; record each mail once it is in the ledger.
+    One mail never stops the others: a mail that cannot be read is recorded as refused and taken, a mail the
+    server will not hand over is reported in `failed` and tried again next run."""
     ws = Workspace.load(root)
     mail = ws.settings.mail
     folder = folder or mail.imap_folder
@@ -86,7 +104,9 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     try:
         return _fetch(box, ws, mail, folder, since, dry_run, now, result)
     except (imaplib.IMAP4.abort, OSError) as exc:
-        raise TuanjianError(Issue.make("mail-disconnected", field="mail", reason=type(exc).__name__)) from None
+        raise TuanjianError(Issue.make("mail-disconnected", field="mail", reason=_said(exc))) from None
+    except imaplib.IMAP4.error as exc:  # a session command (SELECT, SEARCH) answered BAD
+        raise TuanjianError(Issue.make("mail-server-error", field="mail", reason=_said(exc))) from None
     finally:
         try:
             box.logout()
@@ -96,53 +116,127 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
 
 def _fetch(box, ws: Workspace, mail: Mail, folder: str, since, dry_run: bool, now: dt.datetime,
            result: FetchResult) -> FetchResult:
-    from .merge import ingest_many
-
     typ, data = box.select(_quote(folder), readonly=True)
     if typ != "OK":
         raise TuanjianError(Issue.make("mail-folder", field="--folder", name=folder))
-    validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if x) or b"")
+    # imaplib files the [UIDVALIDITY n] response code under its name, value alone
+    validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if isinstance(x, bytes)))
+    validity = validity.group().decode() if validity else None
     criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
     typ, data = box.uid("SEARCH", None, *criteria)
     uids = data[0].split() if typ == "OK" and data and data[0] else []
     with Ledger(ws.root) as ledger:
         for uid in uids:
-            typ, head = box.uid("FETCH", uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-            if typ != "OK" or not head or head[0] is None:
-                continue
-            meta = b" ".join(p if isinstance(p, bytes) else p[0] for p in head if p)  # INTERNALDATE may come last
-            header = next((p[1] for p in head if isinstance(p, tuple)), b"")
-            message_id = email.message_from_bytes(header, policy=email.policy.default)["Message-ID"]
-            key = str(message_id).strip() if message_id else f"{folder}/{validity and validity.group(1).decode()}/{uid.decode()}"
-            if ledger.mail_taken(key):
-                result.already += 1
-                continue
-            arrived = _arrival(meta) or now
-            typ, body = box.uid("FETCH", uid, "(BODY.PEEK[])")
-            raw = next((part[1] for part in body or [] if isinstance(part, tuple)), None)
-            if typ != "OK" or not raw:  # not taken: the next run tries this mail again
-                result.failed.append(key)
-                continue
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            sender = parseaddr(str(msg["From"] or ""))[1] or None
-            subject = str(msg["Subject"] or "")
-            origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
-            subs = list(attachments(msg, Path(f"邮件{uid.decode()}"), origin, arrived, sender))
-            taken = Mailed(key, arrived, sender, subject, subs)
-            result.taken.append(taken)
-            if dry_run:
-                continue
-            result.ingested += ingest_many(ledger, ws, subs, now=now)
-            ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+            try:
+                _one(box, ledger, ws, mail, folder, f"{folder}/{validity}/{uid.decode()}", uid, dry_run, now, result)
+            except imaplib.IMAP4.abort:
+                raise  # the connection is gone: what was taken is kept, the caller says so
+            except imaplib.IMAP4.error as exc:  # BAD on this mail's FETCH: the session goes on
+                result.failed.append((f"UID {uid.decode()}", _not_fetched(exc)))
     return result
 
 
-def _arrival(meta: bytes) -> dt.datetime | None:
+def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: str, uid: bytes, dry_run: bool,
+         now: dt.datetime, result: FetchResult) -> None:
+    """One mail: keyed, fetched, read, ingested and marked taken, or reported as not handed over."""
+    from .merge import ingest_many
+
+    typ, head = _uid_fetch(box, uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    if typ != "OK":
+        result.failed.append((f"UID {uid.decode()}", _not_fetched(head)))
+        return
+    if not head or head[0] is None:  # expunged since the search
+        return
+    meta = b" ".join(p if isinstance(p, bytes) else p[0] for p in head if p)  # INTERNALDATE may come last
+    header = next((p[1] for p in head if isinstance(p, tuple) and len(p) > 1), b"")
+    key = message_id(email.message_from_bytes(header or b"", policy=email.policy.default)) or uid_key
+    if ledger.mail_taken(key):
+        result.already += 1
+        return
+    try:
+        typ, body = _uid_fetch(box, uid, "(BODY.PEEK[])")
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:  # BAD: reported under the mail's key, tried again next run
+        typ, body = "BAD", exc
+    raw = next((p[1] for p in body if isinstance(p, tuple) and len(p) > 1), None) if typ == "OK" and body else None
+    if typ != "OK" or not raw:  # not taken: the next run tries this mail again
+        result.failed.append((key, _not_fetched(body if typ != "OK" else "服务器返回的邮件为空")))
+        return
+    arrived, note = _arrival(meta, raw, now, key)
+    origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
+    parsed = read_mail(raw, Path(f"邮件{uid.decode()}"), origin, received=arrived)
+    subs, sender, subject = parsed.submissions, parsed.head.sender, parsed.head.subject
+    result.taken.append(Mailed(key, arrived, sender, subject, subs, parsed.refusal))
+    if note is not None:
+        result.notes.append(note)
+    if dry_run:
+        return
+    result.ingested += ingest_many(ledger, ws, subs, now=now)
+    ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+
+
+def _uid_fetch(box, uid: bytes, what: str):
+    # FETCH data a failed command left behind (BAD after partial data) must not pass for the next mail's
+    box.untagged_responses.pop("FETCH", None)
+    return box.uid("FETCH", uid, what)
+
+
+def _arrival(meta: bytes, raw: bytes, now: dt.datetime, key: str) -> tuple[dt.datetime, Issue | None]:
+    """When the mail arrived: the server's INTERNALDATE. When that is no date (an unknown month, year 9999,
+    a 20-digit year) the mail's own Date, if it is one and not after `now`, else `now` — with a warning
+    either way. A missing INTERNALDATE (a server that sends none) is `now`, as it always was."""
     m = _INTERNALDATE.search(meta or b"")
     if not m:
+        return now, None
+    text = m.group(1).decode("ascii", "replace")
+    arrived = _internaldate(text)
+    if arrived is not None:
+        return arrived, None
+    try:
+        head = read_head(email.message_from_bytes(raw, policy=email.policy.default))
+        fallback = head.date if head.date is not None and head.date <= now else None
+    except Exception:  # noqa: BLE001 — read_head guards each header; this is the parser itself
+        fallback = None
+    when = fallback or now
+    how = "邮件的发信时间" if fallback else "本次收信时间"
+    return when, Issue.make("mail-bad-date", file=key, what="到达时间", value=text,
+                            fallback=f"{how}（{when:%Y-%m-%d %H:%M}）")
+
+
+def _internaldate(text: str) -> dt.datetime | None:
+    """IMAP's "17-Jul-1996 02:44:25 -0700" as local naive time; None for anything else (imaplib's own
+    Internaldate2tuple raises KeyError on an unknown month and overflows on year 9999)."""
+    m = _DATE_TIME.fullmatch(text.strip())
+    if not m or m.group(2).title() not in _MONTHS:
         return None
-    parsed = imaplib.Internaldate2tuple(b'INTERNALDATE "' + m.group(1) + b'"')
-    return dt.datetime(*parsed[:6]) if parsed else None
+    day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
+    try:
+        offset = dt.timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
+        when = dt.datetime(int(year), _MONTHS[mon.title()], int(day), int(hh), int(mm), int(ss),
+                           tzinfo=dt.timezone(offset))
+    except (ValueError, OverflowError):
+        return None
+    return local_time(when)
+
+
+def _not_fetched(what) -> str:
+    return Issue.make("mail-not-fetched", reason=_said(what)).message
+
+
+_NETWORK = {TimeoutError: "超时", ConnectionResetError: "连接被重置", ConnectionAbortedError: "连接中断",
+            BrokenPipeError: "连接中断", EOFError: "连接被关闭"}
+
+
+def _said(what) -> str:
+    """What went wrong, short, for a Chinese message: the server's own words, or a network failure named."""
+    if isinstance(what, BaseException):
+        text = _NETWORK.get(type(what)) or str(what) or f"网络错误（{type(what).__name__}）"
+    elif isinstance(what, list):
+        text = b" ".join(p for p in what if isinstance(p, bytes)).decode("utf-8", "replace") or "未说明原因"
+    else:
+        text = str(what)
+    return text if len(text) <= 160 else text[:160] + "…"
 
 
 def _utf7(name: str) -> str:

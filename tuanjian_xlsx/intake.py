@@ -6,53 +6,115 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import functools
 import io
 import zipfile
 from dataclasses import dataclass
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Callable, Iterator
 
+from .filenames import display_name
+from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
 from .issues import Issue
-from .validate import SPREADSHEET_SUFFIXES, iter_submissions
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
 MAX_ZIP_TOTAL = 200 * 1024 * 1024
 MAX_RATIO = 200
 MAX_DEPTH = 3
-CONTAINERS = {".zip", ".eml"}
+MAX_MEMBERS = 500  # a unit zips a few forms; a staff member a folder of a year's files. 1,500 is not a report
 
 
 @dataclass(frozen=True)
 class Submission:
-    """One spreadsheet to ingest: on disk (data None) or in memory (a zip member, a mail attachment)."""
+    """One spreadsheet to ingest: on disk, in memory (a mail attachment) or read on demand (a zip member, so a
+    large zip is never held in memory whole). `path` and `origin` are what people see; names that are not UTF-8
+    on disk are shown decoded (see filenames.display_name)."""
 
     path: Path  # what people see: the file, or container/member
     origin: str  # where it came from, kept in the ledger
     data: bytes | None = None
     received_at: dt.datetime | None = None  # a mail's date, when known
     sender: str | None = None  # a mail's From address
-    refusal: Issue | None = None  # a member refused before reading (unsafe path, zip bomb)
+    refusal: Issue | None = None  # refused before reading (unsafe path, zip bomb, a link leading out, ...)
     member: str | None = None  # a zip member's or attachment's own file name
+    loader: Callable[[], bytes] | None = None  # how to get the bytes when they are not on disk nor in `data`
+    source: Path | None = None  # the file on disk holding it (the path itself for a plain file)
 
     @property
     def name(self) -> str:
-        return self.member or self.path.name
+        return display_name(self.member or self.path.name)
+
+    @property
+    def on_disk(self) -> bool:
+        """A plain file: a worker can read it from `path` itself."""
+        return self.data is None and self.loader is None
 
     def read(self) -> bytes:
-        return self.data if self.data is not None else self.path.read_bytes()
+        if self.data is not None:
+            return self.data
+        if self.loader is not None:
+            return self.loader()
+        return self.path.read_bytes()
 
 
 def expand(paths: list[Path]) -> Iterator[Submission]:
-    """Every submission under the given files and folders, containers opened (nothing extracted to disk)."""
-    for path in iter_submissions(paths, extra_suffixes=CONTAINERS):
+    """Every submission under the given files and folders, containers opened (nothing extracted to disk); what
+    cannot be read is a refused submission, never silence."""
+    for path in walk(paths):
+        if isinstance(path, Refused):
+            shown = Path(display_name(str(path.path)))
+            yield Submission(shown, str(shown), refusal=path.issue, source=path.path)
+            continue
         suffix = path.suffix.lower()
+        shown = Path(display_name(str(path)))
         if suffix == ".zip":
-            yield from _zip(path, path.read_bytes(), str(path), None, None, 0)
+            yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
         elif suffix == ".eml":
-            yield from _eml(path, path.read_bytes(), str(path))
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                yield _unreadable(shown, path, exc)
+                continue
+            yield from _eml(shown, data, str(shown))
         else:
-            yield Submission(path, str(path))
+            yield Submission(shown, str(shown), source=path,
+                             loader=None if shown == path else functools.partial(path.read_bytes))
+
+
+def containers(paths: list[Path]) -> Iterator[Path]:
+    """The zips and mails under the given paths (kept in the archive as received)."""
+    for path in walk(paths):
+        if not isinstance(path, Refused) and path.suffix.lower() in CONTAINERS:
+            yield path
+
+
+def _unreadable(shown: Path, path: Path, exc: OSError) -> Submission:
+    return Submission(shown, str(shown), source=path, refusal=Issue.make(
+        "path-refused", file=shown.name, detail=str(shown), reason=read_reason(exc)))
+
+
+class _DiskZip:
+    """A zip on disk, opened for reading members one at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def open(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(self.path)
+
+
+class _MemoryZip:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def open(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(io.BytesIO(self.data))
+
+
+def _member_bytes(source, filename: str) -> bytes:
+    with source.open() as z:
+        return z.read(filename)
 
 
 def zip_name(info: zipfile.ZipInfo) -> str:
@@ -74,18 +136,23 @@ def _unsafe(name: str) -> bool:
     return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts
 
 
-def _zip(container: Path, data: bytes, origin: str, received, sender, depth: int) -> Iterator[Submission]:
+def _zip(container: Path, data, origin: str, received, sender, depth: int) -> Iterator[Submission]:
+    """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed."""
+    source = data if hasattr(data, "open") else _MemoryZip(data)
+    at = dict(received_at=received, sender=sender)
     try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-        infos = z.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        yield Submission(container, origin, refusal=Issue.make("file-unreadable", file=container.name,
-                                                                  detail=f"压缩包损坏（{type(exc).__name__}）"))
+        with source.open() as z:
+            infos = [i for i in z.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        yield Submission(container, origin, **at, refusal=Issue.make(
+            "file-unreadable", file=container.name, detail=f"压缩包损坏，无法打开（{_zip_reason(exc)}）"))
+        return
+    if len(infos) > MAX_MEMBERS:  # refused whole, with one message: not a thousand 退回件
+        yield Submission(container, origin, **at, refusal=Issue.make(
+            "zip-too-many", file=container.name, count=len(infos), limit=MAX_MEMBERS))
         return
     total = 0
     for info in infos:
-        if info.is_dir():
-            continue
         name = zip_name(info)
         member = PurePosixPath(name.replace("\\", "/"))
         shown = Path(f"{container}!{name}")
@@ -94,51 +161,254 @@ def _zip(container: Path, data: bytes, origin: str, received, sender, depth: int
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"} or member.name.startswith("~$"):
             continue
         total += info.file_size
+        refused = lambda issue: Submission(shown, where, **at, member=member.name, refusal=issue)  # noqa: E731
         if _unsafe(name):
-            yield Submission(shown, where, received_at=received, sender=sender, member=member.name,
-                             refusal=Issue.make("zip-unsafe-path", file=member.name, detail=name))
+            yield refused(Issue.make("zip-unsafe-path", file=member.name, detail=name))
+            continue
+        if info.flag_bits & 0x1:
+            yield refused(Issue.make("zip-encrypted", file=member.name, name=name))
             continue
         ratio = info.file_size / info.compress_size if info.compress_size else 0
         if info.file_size > MAX_MEMBER_BYTES or total > MAX_ZIP_TOTAL or (ratio > MAX_RATIO and info.file_size > 1 << 20):
-            yield Submission(shown, where, received_at=received, sender=sender, member=member.name,
-                             refusal=Issue.make("zip-bomb", file=member.name,
-                                                detail=f"{name} 解压后 {info.file_size // 1048576} MB"))
+            yield refused(Issue.make("zip-bomb", file=member.name, detail=f"{name} 解压后 {info.file_size // 1048576} MB"))
             continue
-        try:
-            body = z.read(info)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:  # corrupt, or encrypted (RuntimeError)
-            yield Submission(shown, where, received_at=received, sender=sender, member=member.name,
-                             refusal=Issue.make("file-unreadable", file=member.name, detail=type(exc).__name__))
-            continue
+        load = functools.partial(_member_bytes, source, info.filename)
         if suffix == ".zip":
             if depth + 1 < MAX_DEPTH:
-                yield from _zip(shown, body, where, received, sender, depth + 1)
+                yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1)
             else:
-                yield Submission(shown, where, received_at=received, sender=sender, member=member.name,
-                                 refusal=Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
+                yield refused(Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
             continue
-        yield Submission(shown, where, data=body, received_at=received, sender=sender, member=member.name)
+        yield Submission(shown, where, **at, member=member.name, loader=load)
+
+
+class _NestedZip:
+    """A zip inside a zip: its bytes are read from the outer one each time it is opened (memory stays flat)."""
+
+    def __init__(self, load: Callable[[], bytes]):
+        self.load = load
+
+    def open(self) -> zipfile.ZipFile:
+        return zipfile.ZipFile(io.BytesIO(self.load()))
+
+
+def _zip_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return read_reason(exc)
+    return "文件不完整或不是 zip 格式"
+
+
+# --- mail: every header read on its own, so one malformed header never costs the mail or the mailbox ---------
+
+MAX_MAIL_DEPTH = 3  # a forward of a forward of a forward; deeper is refused, not followed
+MAX_MAIL_PARTS = 200  # parts looked at in one mail (and its forwards): a report mail has a handful
+MAIL_YEARS = (1900, 9998)  # a date outside is no date: 9999 is where a time-zone shift overflows datetime
+
+
+@dataclass
+class MailHead:
+    """What a mail's headers say. Absent or unusable headers are None, never an exception."""
+
+    sender: str | None = None  # the From address
+    subject: str = ""
+    date: dt.datetime | None = None  # the Date header in local time, naive
+    bad_date: str | None = None  # the Date text, when there was one and it is not a date
+    problem: str | None = None  # why the mail cannot be taken (Chinese), e.g. a From that is no address
+
+
+@dataclass
+class ParsedMail:
+    head: MailHead
+    submissions: list[Submission]  # the reports attached; a refused mail has its one refusal here
+    refusal: Issue | None = None  # set when the mail as a whole is refused
+
+
+def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None) -> ParsedMail:
+    """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
+    never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
+    mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file."""
+    head, problem, subs = MailHead(), None, []
+    try:
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        head = read_head(msg)
+        problem = head.problem
+        if problem is None:
+            subs = list(attachments(msg, container, origin, _when(received, head), head.sender))
+    except _Unreadable as exc:
+        problem = str(exc)
+    except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
+        problem = "邮件结构损坏，无法读取"
+    if problem is None:
+        return ParsedMail(head, subs)
+    shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
+    refusal = Issue.make("mail-unreadable", file=shown.name, detail=problem)
+    return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
+                                        refusal=refusal, member=shown.name)], refusal)
+
+
+def _when(received: dt.datetime | None, head: MailHead) -> dt.datetime | None:
+    return received if received is not None else head.date
+
+
+def read_head(msg) -> MailHead:
+    """Sender, subject and date, each header guarded on its own (the email package raises on access for
+    some malformed headers, e.g. `From: <a@[>` or `Message-ID: <>`)."""
+    head = MailHead(subject=_subject(msg))
+    raw_from = _raw_header(msg, "From")
+    if raw_from:
+        head.sender = _sender(msg, raw_from)
+        if head.sender is None:
+            head.problem = f"发件人“{_clip(raw_from)}”不是有效的邮箱地址"
+    raw_date = _raw_header(msg, "Date")
+    if raw_date:
+        head.date = mail_date(raw_date)
+        if head.date is None:
+            head.bad_date = _clip(raw_date)
+    return head
+
+
+def message_id(msg) -> str | None:
+    """The Message-ID as the email package renders it (so keys stay those of earlier runs); None when absent,
+    empty (`<>`) or unreadable, and the caller keys the mail otherwise."""
+    try:
+        value = msg["Message-ID"]
+        text = _text(str(value)).strip() if value is not None else ""
+    except Exception:  # noqa: BLE001 — the header parser raises on some malformed ids
+        return None
+    return text if text.strip("<> \t") and len(text) <= 500 else None
+
+
+def mail_date(text: str) -> dt.datetime | None:
+    """An RFC 5322 date as local naive time; None for anything else (parsedate_to_datetime raises ValueError,
+    TypeError, OverflowError or IndexError on odd input, and a year like 9999 overflows the time-zone shift)."""
+    try:
+        parsed = parsedate_to_datetime(text)
+    except Exception:  # noqa: BLE001
+        return None
+    return local_time(parsed)
+
+
+def local_time(value: dt.datetime) -> dt.datetime | None:
+    """A mail's time as local naive time, or None when its year is outside MAIL_YEARS or it cannot convert."""
+    if not MAIL_YEARS[0] <= value.year <= MAIL_YEARS[1]:  # checked first: the shift itself can overflow
+        return None
+    if value.tzinfo is not None:
+        try:
+            value = value.astimezone().replace(tzinfo=None)
+        except (OverflowError, ValueError, OSError):  # OSError: Windows' localtime before 1970
+            return None
+    return value if MAIL_YEARS[0] <= value.year <= MAIL_YEARS[1] else None
+
+
+def _raw_header(msg, name: str) -> str | None:
+    """A header's text as sent, unfolded, without the email package's parsing (which can raise)."""
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return " ".join(str(value).split())
+    return None
+
+
+def _sender(msg, raw: str) -> str | None:
+    candidates = []
+    try:
+        candidates += [a.addr_spec for a in msg["From"].addresses]
+    except Exception:  # noqa: BLE001 — e.g. IndexError on `From: "`, AttributeError on `From: <a@[>`
+        pass
+    try:
+        candidates.append(parseaddr(raw)[1])
+    except Exception:  # noqa: BLE001
+        pass
+    return next((_text(a) for a in candidates if _is_address(a)), None)
+
+
+def _is_address(addr: str) -> bool:
+    """local@domain, the domain a dotted name or an [address literal]: enough to tell an address from junk."""
+    local, at, domain = (addr or "").rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in domain):
+        return False
+    if not (local.startswith('"') and local.endswith('"') and len(local) > 1) and (
+            any(c in '<>()[]\\,;:@"' or c.isspace() for c in local)):
+        return False
+    if domain.startswith("["):  # [192.0.2.1], [IPv6:2001:db8::1]
+        return domain.endswith("]") and len(domain) > 2 and all(c.isalnum() or c in ".:-" for c in domain[1:-1])
+    return all(label and all(c.isalnum() or c in "-_" for c in label) for label in domain.split("."))
+
+
+def _subject(msg) -> str:
+    raw = _raw_header(msg, "Subject")
+    if raw is None:
+        return ""
+    if not _has_raw_bytes(raw):  # RFC 2047 words: the email package decodes them
+        try:
+            return _text(str(msg["Subject"]))
+        except Exception:  # noqa: BLE001
+            pass
+    return _text(raw)
+
+
+def _has_raw_bytes(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _text(text: str) -> str:
+    """Undecoded 8-bit bytes (kept as surrogates by the parser) decoded as UTF-8, else GB18030 as Chinese
+    mailers send them, so no lone surrogate reaches the ledger."""
+    if not _has_raw_bytes(text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", "replace")
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = _text(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class _Unreadable(Exception):
+    """A mail too deep or too large to open; its text is the Chinese reason."""
 
 
 def _eml(path: Path, data: bytes, origin: str) -> Iterator[Submission]:
-    msg = email.message_from_bytes(data, policy=email.policy.default)
-    received = None
-    try:
-        if msg["Date"]:
-            received = parsedate_to_datetime(str(msg["Date"]))
-            if received.tzinfo is not None:
-                received = received.astimezone().replace(tzinfo=None)
-    except (TypeError, ValueError):
-        received = None
-    sender = parseaddr(str(msg["From"] or ""))[1] or None
-    yield from attachments(msg, path, origin, received, sender)
+    # A saved mail's received time is its Date; with no usable Date it is None and the caller's `now` applies,
+    # as for a mail without a Date. A mail with no report attached is refused, so it is not silently nothing.
+    mail = read_mail(data, path, origin)
+    if not mail.submissions:
+        yield Submission(path, origin, received_at=mail.head.date, sender=mail.head.sender,
+                         refusal=Issue.make("mail-no-report", file=path.name), member=path.name)
+    yield from mail.submissions
 
 
-def attachments(msg, container: Path, origin: str, received, sender) -> Iterator[Submission]:
-    """Every spreadsheet (or zip) attached to a mail, names decoded from RFC 2047 / RFC 2231."""
-    for part in msg.iter_attachments():
-        name = (part.get_filename() or "").replace("\\", "/").split("/")[-1].strip()  # a name, never a path
+def attachments(msg, container: Path, origin: str, received, sender, depth: int = 0,
+                budget: list[int] | None = None) -> Iterator[Submission]:
+    """Every spreadsheet (or zip) in a mail, names decoded from RFC 2047 / RFC 2231; forwarded mails
+    (message/rfc822 parts, attached .eml files) opened in turn, MAX_MAIL_DEPTH deep. A forward keeps the
+    outer mail's sender and time: that is who sent it to us, and when it arrived."""
+    budget = budget if budget is not None else [MAX_MAIL_PARTS]
+    # a delivery report carries back a mail we sent (a template, say): never a submission
+    bounce = msg.get_content_type() == "multipart/report"
+    forwards = 0
+    for part in _leaves(msg, budget):
+        name = _part_name(part).replace("\\", "/").split("/")[-1].strip()  # a name, never a path
         suffix = PurePosixPath(name).suffix.lower()
+        if part.get_content_type() == "message/rfc822" or suffix == ".eml":
+            if bounce:
+                continue
+            forwards += 1
+            name = name or f"转发邮件{forwards}.eml"
+            shown, where = Path(f"{container}#{name}"), f"{origin}#{name}"
+            inner = _inner_mail(part)
+            if depth + 1 > MAX_MAIL_DEPTH or inner is None:
+                detail = f"转发邮件嵌套超过 {MAX_MAIL_DEPTH} 层" if inner is not None else "转发的邮件无法读取"
+                yield Submission(shown, where, received_at=received, sender=sender, member=name,
+                                 refusal=Issue.make("mail-unreadable", file=name, detail=detail))
+                continue
+            yield from attachments(inner, shown, where, received, sender, depth + 1, budget)
+            continue
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"}:
             continue
         body = part.get_payload(decode=True) or b""
@@ -148,3 +418,41 @@ def attachments(msg, container: Path, origin: str, received, sender) -> Iterator
             yield from _zip(shown, body, where, received, sender, 0)
         else:
             yield Submission(shown, where, data=body, received_at=received, sender=sender, member=name)
+
+
+def _part_name(part) -> str:
+    """An attachment's file name; when the strict parser trips on its header (a NUL in an RFC 2231 value, say),
+    the lenient compat32 reading of the same header text, so one odd part does not cost the mail."""
+    try:
+        return part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        lenient = email.message.Message()
+        for header in ("Content-Disposition", "Content-Type"):
+            raw = _raw_header(part, header)
+            if raw is not None:
+                lenient[header] = raw
+        return _text(lenient.get_filename() or "")
+
+
+def _leaves(msg, budget: list[int], level: int = 0):
+    """The parts of a mail that are not multiparts, in order, forwarded mails not opened; at most budget[0]."""
+    if level > 20:
+        raise _Unreadable("邮件分段嵌套过深")
+    if msg.get_content_maintype() == "multipart":
+        payload = msg.get_payload()
+        for sub in payload if isinstance(payload, list) else []:
+            yield from _leaves(sub, budget, level + 1)
+        return
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Unreadable(f"邮件分段超过 {MAX_MAIL_PARTS} 个")
+    yield msg
+
+
+def _inner_mail(part):
+    """The mail inside a message/rfc822 part or an attached .eml, or None when there is none to read."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        return payload[0]
+    data = part.get_payload(decode=True)
+    return email.message_from_bytes(data, policy=email.policy.default) if data else None

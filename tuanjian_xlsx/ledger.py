@@ -7,18 +7,26 @@ as JSON beside each file's facts. Which submission replaced which is derived at 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import hashlib
 import json
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .issues import Issue, TuanjianError
+
 
 LEDGER_DIR = ".tuanjian"
 LEDGER_FILE = "ledger.sqlite"
 ARCHIVE_DIR = "archive"
+LEDGER_SHOWN = f"{LEDGER_DIR}/{LEDGER_FILE}"  # how messages name the ledger: relative to the workspace
+BUSY_TIMEOUT = 10.0  # seconds to wait for another tuanjian's write transaction before calling the ledger locked
+TEMP_MAX_AGE = 3600.0  # seconds after which an archive temporary file is certainly torn (see sweep_temp)
 
 # Each migration takes the schema from version N to N+1; PRAGMA user_version records where a ledger stands.
 MIGRATIONS = [
@@ -89,41 +97,89 @@ class FileRow:
 
 
 class Ledger:
-    """SQLite at <workspace>/.tuanjian/ledger.sqlite; every write in a transaction."""
+    """SQLite at <workspace>/.tuanjian/ledger.sqlite; every write in a transaction.
 
-    def __init__(self, root: Path):
+    `Ledger(root)` opens for writing: it makes the folders, migrates an older schema and clears torn temporary files
+    from the archive. `Ledger(root, readonly=True)` only reads (for `status` and checks): nothing is created or
+    migrated, and it works on a workspace without write permission; a missing ledger reads as an empty one.
+    A ledger that cannot be used raises TuanjianError in Chinese (never a bare sqlite3 error)."""
+
+    def __init__(self, root: Path, *, readonly: bool = False):
         self.dir = Path(root) / LEDGER_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / ARCHIVE_DIR).mkdir(exist_ok=True)
         self.path = self.dir / LEDGER_FILE
-        self.db = sqlite3.connect(self.path, isolation_level=None)  # transactions are explicit
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self.readonly = readonly
+        self.db = self._open_readonly() if readonly else self._open_writable()
+
+    @classmethod
+    def open_readonly(cls, root: Path) -> "Ledger":
+        return cls(root, readonly=True)
+
+    def _open_writable(self) -> sqlite3.Connection:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / ARCHIVE_DIR).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise TuanjianError(_os_issue(exc, self.dir)) from None
+        db = None
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT)  # transactions are explicit
+            # sqlite opens lazily: a file that is no database fails here, on the first statement
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _refuse_newer(db)
+            self.db = db
+            self._migrate()
+        except sqlite3.Error as exc:
+            _close(db)
+            raise TuanjianError(_fault(exc, self.path, writing=True)) from None
+        except BaseException:
+            _close(db)
+            raise
+        sweep_temp(self.dir / ARCHIVE_DIR, now=time.time())  # file ages, not business time: the clock is right here
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():  # no ledger yet: an empty one, in memory, so that nothing is created
+            return _migrated(sqlite3.connect(":memory:", isolation_level=None))
+        db = None
+        try:
+            db = connect_readonly(self.path)
+            version = _refuse_newer(db)
+            if version < len(MIGRATIONS):  # an older schema: read a migrated copy, the file stays as it is
+                copy = sqlite3.connect(":memory:", isolation_level=None)
+                db.backup(copy)
+                _close(db)
+                db = _migrated(copy)
+            return db
+        except sqlite3.Error as exc:
+            _close(db)
+            raise TuanjianError(_fault(exc, self.path, writing=False)) from None
+        except BaseException:
+            _close(db)
+            raise
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {n}")
+        _migrated(self.db)
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        with _faults(self):
+            return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        if self.readonly:
+            raise RuntimeError("the ledger was opened read-only")
+        with _faults(self):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:  # sqlite may already have rolled back (disk full, for one)
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -137,14 +193,33 @@ class Ledger:
     # --- writing ---------------------------------------------------------------------------------------
 
     def known(self, sha256: str) -> int | None:
-        row = self.db.execute("SELECT id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+        with _faults(self):
+            row = self.db.execute("SELECT id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
         return row[0] if row else None
 
     def archive_path(self, sha256: str, ext: str) -> Path:
         return self.dir / ARCHIVE_DIR / f"{sha256}{ext}"
 
-    def archive(self, sha256: str, ext: str, data: bytes) -> Path:
-        return archive(self.dir / ARCHIVE_DIR, sha256, ext, data)
+    def rearchive(self, sha256: str, data: bytes) -> bool:
+        """A known file seen again: if its archived original is gone (deleted, or its bytes no longer match),
+        keep this copy instead, under the name the ledger knows. True when it was archived again."""
+        row = self.db.execute("SELECT ext FROM files WHERE sha256 = ? AND size > 0", (sha256,)).fetchone()
+        if row is None:
+            return False
+        path = self.archive_path(sha256, row[0])
+        try:
+            if path.exists() and path.stat().st_size == len(data):
+                return False
+        except OSError:
+            pass
+        path.unlink(missing_ok=True)
+        self.archive(sha256, row[0], data)
+        return True
+
+    def archive(self, sha256: str, ext: str, data: bytes, mode: int | None = None) -> Path:
+        if self.readonly:
+            raise RuntimeError("the ledger was opened read-only")
+        return archive(self.dir / ARCHIVE_DIR, sha256, ext, data, mode)
 
     def add_many(self, rows: list[dict]) -> list[tuple[int, bool]]:
         """Several files in one transaction (see `add` for one)."""
@@ -176,7 +251,8 @@ class Ledger:
         return file_id, new
 
     def get(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with _faults(self):
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def put(self, key: str, value: str) -> None:
@@ -185,7 +261,8 @@ class Ledger:
                             (key, value, value))
 
     def mail_taken(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM mails WHERE key = ?", (key,)).fetchone() is not None
+        with _faults(self):
+            return self.db.execute("SELECT 1 FROM mails WHERE key = ?", (key,)).fetchone() is not None
 
     def take_mail(self, key: str, folder: str, arrived: dt.datetime, sender: str | None, subject: str | None,
                   files: int, now: dt.datetime) -> None:
@@ -195,8 +272,9 @@ class Ledger:
 
     def unreturned(self) -> list[tuple[int, str, str, str]]:
         """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name)."""
-        return self.db.execute("SELECT id, sha256, ext, name FROM files WHERE valid = 0 AND returned = 0 "
-                               "ORDER BY received_at, id").fetchall()
+        with _faults(self):
+            return self.db.execute("SELECT id, sha256, ext, name FROM files WHERE valid = 0 AND returned = 0 "
+                                   "ORDER BY received_at, id").fetchall()
 
     def mark_returned(self, file_ids: list[int]) -> None:
         with self.transaction():
@@ -211,9 +289,10 @@ class Ledger:
 
     def files(self) -> list[FileRow]:
         """Every file, in the order received (ties by ingestion order)."""
-        rows = self.db.execute(
-            "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
-            "result FROM files ORDER BY received_at, id").fetchall()
+        with _faults(self):
+            rows = self.db.execute(
+                "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
+                "result FROM files ORDER BY received_at, id").fetchall()
         out = []
         for r in rows:
             result = json.loads(r[12])
@@ -222,20 +301,220 @@ class Ledger:
         return out
 
     def integrity_ok(self) -> bool:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with _faults(self):
+            return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def archive(directory: Path, sha256: str, ext: str, data: bytes) -> Path:
+# --- opening and faults ------------------------------------------------------------------------------------
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing ledger file for reading only (URI mode=ro): never creates, migrates or writes it.
+
+    A WAL ledger needs its -shm file writable even to read; in a folder we may not write in, fall back to
+    immutable=1, which reads the database file alone — right when nobody writes it, and nobody can write there
+    but an administrator. Errors surface here, on the first statement, not later."""
+    uri = Path(path).absolute().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
+    try:
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if _primary(exc) not in (SQLITE_READONLY, SQLITE_CANTOPEN) or _writable(Path(path).parent):
+            raise
+    db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    db.execute("PRAGMA user_version").fetchone()
+    return db
+
+
+def _migrated(db: sqlite3.Connection) -> sqlite3.Connection:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {n}")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    return db
+
+
+def _refuse_newer(db: sqlite3.Connection) -> int:
+    """The schema version; a ledger written by a newer tuanjian is not touched (its tables may mean other things)."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        _close(db)
+        raise TuanjianError(Issue.make("ledger-newer", file=LEDGER_SHOWN, version=version, known=len(MIGRATIONS)))
+    return version
+
+
+def _close(db: sqlite3.Connection | None) -> None:
+    if db is not None:
+        try:
+            db.close()
+        except sqlite3.Error:
+            pass
+
+
+# SQLite's primary result codes (the low byte of an extended code)
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT = 3, 5, 6, 8, 10, 11
+SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 13, 14, 26
+_BY_MESSAGE = (("locked", SQLITE_BUSY), ("malformed", SQLITE_CORRUPT), ("not a database", SQLITE_NOTADB),
+               ("readonly", SQLITE_READONLY), ("unable to open", SQLITE_CANTOPEN), ("is full", SQLITE_FULL),
+               ("disk i/o", SQLITE_IOERR))
+_REASON = {SQLITE_CORRUPT: "文件已损坏", SQLITE_NOTADB: "不是登记簿文件，或已损坏", SQLITE_IOERR: "读写出错（磁盘或网络故障）",
+           SQLITE_CANTOPEN: "无法打开", SQLITE_BUSY: "被锁定", SQLITE_LOCKED: "被锁定"}
+
+
+def _primary(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF
+    text = str(exc).lower()
+    return next((c for words, c in _BY_MESSAGE if words in text), None)
+
+
+def _writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK)
+
+
+def _fault(exc: sqlite3.Error, path: Path, *, writing: bool) -> Issue:
+    """What a sqlite3 error means to the person running tuanjian."""
+    code = _primary(exc)
+    note = f"SQLite：{exc}"
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return Issue.make("ledger-locked", file=LEDGER_SHOWN, reason=_REASON[code], note=note)
+    if code == SQLITE_FULL:
+        return Issue.make("disk-full", file=LEDGER_SHOWN, detail=str(path))
+    if writing and (code in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_IOERR)
+                    and not (_writable(path.parent) and (not path.exists() or os.access(path, os.W_OK)))):
+        return Issue.make("workspace-readonly", file=LEDGER_SHOWN, detail=f"{path.parent}：没有写入权限")
+    if code in (SQLITE_CANTOPEN, SQLITE_PERM) and path.exists() and not os.access(path, os.R_OK):
+        return Issue.make("os-error", file=LEDGER_SHOWN, detail=str(path), reason="没有读取权限")  # not damaged
+    return Issue.make("ledger-damaged", file=LEDGER_SHOWN, reason=_REASON.get(code, "无法读取"), note=note)
+
+
+@contextmanager
+def _faults(ledger: Ledger) -> Iterator[None]:
+    """Errors of the file, not of the code, as TuanjianError: damage found by a query, a lock, a full disk."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise  # a mistake in our SQL, not a fault of the ledger
+    except sqlite3.Error as exc:
+        raise TuanjianError(_fault(exc, ledger.path, writing=not ledger.readonly)) from None
+
+
+def _os_issue(exc: OSError, path: Path) -> Issue:
+    from .xlsxio import os_reason
+
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return Issue.make("disk-full", file=path.name, detail=str(path))
+    if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+        return Issue.make("workspace-readonly", file=LEDGER_DIR, detail=f"{path}：{os_reason(exc)}")
+    return Issue.make("cannot-write", file=path.name, detail=str(path), reason=os_reason(exc))
+
+
+# --- the archive of originals ------------------------------------------------------------------------------
+
+class ArchiveError(TuanjianError):
+    """An original could not be archived; pickles whole, since it is raised in worker processes."""
+
+    def __reduce__(self):
+        return (type(self), (self.issues,))
+
+
+def archive(directory: Path, sha256: str, ext: str, data: bytes, mode: int | None = None) -> Path:
     """Keep the original bytes under their hash; an archived file is never written again.
 
     Written to a temporary name and renamed, so a killed process leaves no torn original; not fsynced one by one
-    (thousands of small files), since a process kill cannot lose what the OS already holds."""
-    path = directory / f"{sha256}{ext}"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+    (thousands of small files), since a process kill cannot lose what the OS already holds. The file gets the
+    workspace's usual permissions (0o666 less the umask), narrowed to the source's own when `mode` (its st_mode)
+    is given: archiving never lets more people read an original than could read the file it came from.
+    A failure (disk full…) leaves no temporary file and raises ArchiveError in Chinese."""
+    path = Path(directory) / f"{sha256}{ext}"
+    if path.exists():
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    perms = 0o666 & (mode if mode is not None else 0o666)  # the umask is applied by open(2)
+    try:
+        _write_new(tmp, data, perms)
         os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise ArchiveError(_os_issue(exc, path)) from None
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
     return path
+
+
+def _write_new(path: Path, data: bytes, perms: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, perms)
+    except FileExistsError:  # left by a killed process whose pid this one now has: ours to replace
+        path.unlink()
+        fd = os.open(path, flags, perms)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def source_mode(path: Path) -> int | None:
+    """st_mode of a submission's file on disk, or of the container it came out of (a.zip!b.xlsx, m.eml#c.xlsx);
+    None when nothing on disk holds it (a fetched mail's attachment)."""
+    text = str(path)
+    while text:
+        try:
+            return os.stat(text).st_mode
+        except (OSError, ValueError):
+            cut = max(text.rfind("!"), text.rfind("#"))
+            if cut <= 0:
+                return None
+            text = text[:cut]
+    return None
+
+
+def temp_files(directory: Path) -> list[Path]:
+    """Temporary files archive() left behind: .<sha256><ext>.<pid>.tmp."""
+    try:
+        return sorted(p for p in Path(directory).iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+    except OSError:
+        return []
+
+
+def sweep_temp(directory: Path, *, now: float, max_age: float = TEMP_MAX_AGE) -> list[Path]:
+    """Remove archive temporary files older than `max_age` seconds; return those removed.
+
+    Age alone decides, not whether the pid in the name is alive: a workspace on a shared folder may be written from
+    two computers, where a pid means nothing, and pids are reused. Writing one takes seconds (one write call, at
+    most 50 MB), so an hour-old one is certainly torn, and one being written is never touched."""
+    removed = []
+    for tmp in temp_files(directory):
+        try:
+            if now - tmp.stat().st_mtime > max_age:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone already (another run swept it), or not ours to remove: harmless either way
+            continue
+    return removed
+
+
+def refusal_key(origin: str) -> str:
+    """The sha256 a submission refused before reading is recorded under: made from where it was, as it has no
+    bytes (so no archived original; `ledger check` tells such rows by this key)."""
+    return hashlib.sha256(b"refused\0" + origin.encode("utf-8", "replace")).hexdigest()
 
 
 def _iso(t: dt.datetime) -> str:

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
-import threading
-import time
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from .config import Workspace
 from .issues import Issue, TuanjianError
-from .ledger import Ledger, _json_default, archive
+from .checking import ext_of, ingest_jobs, row, validate_many
+from .inbox import read_reason
+from .intake import Submission, containers, expand
+from .ledger import Ledger, refusal_key
 from .master import render_master
-from .returns import ReturnPiece, prepare_return, write_returns
+from .read import MAX_FILE_BYTES
+from .returns import ReturnPiece, write_returns
 from .status import StatusItem
-from .intake import CONTAINERS, Submission, expand
-from .validate import FileResult, iter_submissions, validate_file
+from .validate import FileResult
 from .xlsxio import atomic_write
 
 MASTER_NAME = "汇总表.xlsx"
@@ -87,120 +87,54 @@ class MergeResult:
 
 
 BATCH = 256  # files per ledger transaction: a killed run loses at most one batch, which the next run redoes
-PARALLEL_FROM = 64  # below this, starting worker processes costs more than it saves
-
-_WORKER_WS: Workspace | None = None
-
-
-def _init_worker(root: str, parent: int) -> None:
-    global _WORKER_WS
-    _WORKER_WS = Workspace.load(Path(root))
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose merge was killed must not wait for work forever: leave when the parent is gone."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _check(job: tuple) -> tuple[dict, FileResult | None]:
-    """In a worker: validate and archive one new file; return its ledger row (JSON already made) and, when it is
-    invalid, the result with its 退回件 made right here (on this core, not the main one)."""
-    return _check_with(_WORKER_WS, *job)
-
-
-def _check_with(ws: Workspace, path_text: str, sha: str, archive_dir: str, data: bytes | None = None,
-                sender: str | None = None, name: str | None = None) -> tuple[dict, FileResult | None]:
-    path = Path(path_text)
-    data = path.read_bytes() if data is None else data
-    name = name or path.name
-    path = path.with_name(name) if name != path.name else path  # suffix and name of the member itself
-    result = validate_file(path, ws, data=data, display=name)
-    if sender and result.unit_id:
-        unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
-        if unit is not None and unit.email and unit.email.lower() != sender.lower():
-            result.issues.append(Issue.make("sender-mismatch", file=name, sender=sender, unit=unit.name,
-                                            expected=unit.email))
-    ext = path.suffix.lower() or ".bin"
-    archive(Path(archive_dir), sha, ext, data)
-    return _row(result, sha, name, ext, len(data)), _keep_invalid(result, ws)
-
-
-def _row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
-    return dict(sha256=sha, name=name, ext=ext, size=size, valid=result.valid, form_id=result.form_id,
-                version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
-                result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
-                                   "issues": [i.to_dict() for i in result.issues]},
-                                  ensure_ascii=False, default=_json_default))
-
-
-def _keep_invalid(result: FileResult, ws: Workspace) -> FileResult | None:
-    if result.valid:
-        return None
-    try:
-        result.prepared_return = prepare_return(result, ws)
-    except Exception:  # the main process tries again and reports what goes wrong
-        result.prepared_return = None
-    return result
 
 
 def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
                 progress: Callable[[int, int, Ingested], None] | None = None) -> list[Ingested]:
     """Submissions into the ledger, a batch at a time so memory stays flat: each read and hashed once; content
-    already known is a duplicate and is not parsed; new content is validated and archived (in worker processes
-    on a multi-core machine when there is enough of it), then recorded in one transaction per batch."""
+    already known is a duplicate and is not parsed (its original archived again if the archive lost it); new
+    content is validated and archived in crash-isolated worker processes, then recorded in one transaction per
+    batch. A file that cannot be read, or kills its reader, is recorded as refused: never retried, never a stop."""
     items = [i if isinstance(i, Submission) else Submission(Path(i), str(i)) for i in items]
     out: list[tuple[int, Ingested]] = []
     ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
-    workers = min(os.cpu_count() or 1, 8)
-    pool = None
-    if len(items) >= PARALLEL_FROM and workers > 1 and ws.root is not None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                   initializer=_init_worker, initargs=(str(ws.root), os.getpid()))
     archive_dir = str(ledger.dir / "archive")
     when = lambda sub: (received or {}).get(sub.path) or sub.received_at or now  # noqa: E731
-    try:
-        for start in range(0, len(items), BATCH):
-            jobs: list[tuple[int, Submission, str]] = []
-            refused: list[tuple[int, Submission, str, FileResult]] = []
-            for k, sub in enumerate(items[start:start + BATCH], start=start):
-                if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
-                    sha = hashlib.sha256(b"refused\0" + sub.origin.encode()).hexdigest()
+    for start in range(0, len(items), BATCH):
+        jobs: list[tuple[int, Submission, str, bytes]] = []
+        refused: list[tuple[int, Submission, str, FileResult]] = []
+        for k, sub in enumerate(items[start:start + BATCH], start=start):
+            sub, data = _read(sub)
+            if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
+                sha = refusal_key(sub.origin)
+            else:
+                sha = hashlib.sha256(data).hexdigest()
+            known = ledger.known(sha) or ids.get(sha)
+            if known is None and sha not in ids and all(sha != j[2] for j in jobs + refused):
+                if sub.refusal is not None:
+                    r = FileResult(path=sub.path.with_name(sub.name), file=sub.name, issues=[sub.refusal])
+                    refused.append((k, sub, sha, r))
                 else:
-                    sha = hashlib.sha256(sub.read()).hexdigest()
-                known = ledger.known(sha) or ids.get(sha)
-                if known is None and sha not in ids and all(sha != j[2] for j in jobs + refused):
-                    if sub.refusal is not None:
-                        r = FileResult(path=sub.path.with_name(sub.name), file=sub.name, issues=[sub.refusal])
-                        refused.append((k, sub, sha, r))
-                    else:
-                        jobs.append((k, sub, sha))
-                else:
-                    out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha)))
-            if parse_counter is not None:
-                parse_counter.extend(sub.name for _, sub, _ in jobs)
-            args = [(str(sub.path), sha, archive_dir, sub.data, sub.sender, sub.name) for _, sub, sha in jobs]
-            checked = list(pool.map(_check, args, chunksize=16)) if pool else [_check_with(ws, *a) for a in args]
-            checked += [(_row(r, sha, sub.name, sub.path.suffix.lower() or ".bin", 0), r) for _, sub, sha, r in refused]
-            batch = [(k, sub, sha) for k, sub, sha in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
-            rows = [dict(row, origin=sub.origin, received_at=when(sub), now=now)
-                    for (_, sub, _), (row, _) in zip(batch, checked)]
-            for (k, sub, sha), (row, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
-                ids[sha] = file_id
-                out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, row["valid"],
-                                        result if new else None, sha)))
-            if progress:
-                progress(len(out), len(items), out[-1][1])
-    finally:
-        if pool is not None:
-            pool.shutdown()
+                    jobs.append((k, sub, sha, data))
+            else:
+                if data is not None:
+                    ledger.rearchive(sha, data)
+                out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha)))
+        if parse_counter is not None:
+            parse_counter.extend(sub.name for _, sub, _, _ in jobs)
+        checked: list = [None] * len(jobs)
+        for i, answer in ingest_jobs(ws, [(sub, sha, data) for _, sub, sha, data in jobs], archive_dir):
+            checked[i] = answer
+        checked += [(row(r, sha, sub.name, ext_of(sub.name), 0), r) for _, sub, sha, r in refused]
+        batch = [(k, sub, sha) for k, sub, sha, _ in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
+        rows = [dict(r, origin=sub.origin, received_at=when(sub), now=now) for (_, sub, _), (r, _) in zip(batch, checked)]
+        for (k, sub, sha), (r, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
+            ids[sha] = file_id
+            out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
+                                    result if new else None, sha)))
+        if progress and out:
+            progress(len(out), len(items), out[-1][1])
     out.sort(key=lambda ki: ki[0])
     for k, item in out:  # a second copy within this run: count it once, as a sighting of the first
         if item.file_id == -1:
@@ -208,6 +142,23 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
         if item.outcome == "duplicate":
             ledger.seen_again(item.file_id, item.path.name, items[k].origin, now)
     return [item for _, item in out]
+
+
+def _read(sub: Submission) -> tuple[Submission, bytes | None]:
+    """The submission's bytes, or the submission turned into a refusal saying why they cannot be read."""
+    if sub.refusal is not None:
+        return sub, None
+    try:
+        data = sub.read()
+    except OSError as exc:
+        reason = read_reason(exc)
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, NotImplementedError) as exc:
+        reason = "压缩包中的文件无法解压（已损坏或有密码）" if not isinstance(exc, NotImplementedError) else "压缩方式不受支持"
+    else:
+        if len(data) > MAX_FILE_BYTES:  # never hold a huge file longer than needed
+            return replace(sub, refusal=Issue.make("file-too-large", file=sub.name, size=len(data) // 1048576)), None
+        return sub, data
+    return replace(sub, refusal=Issue.make("path-refused", file=sub.name, detail=str(sub.path), reason=reason)), None
 
 
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
@@ -221,7 +172,7 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
             notes.append(Issue.make("backup-failed", file=path.name, name=f"{path.stem}.bak{path.suffix}"))
     try:
         return atomic_write(path, data), notes
-    except TuanjianError:
+    except TuanjianError:  # if the other name cannot be written either (a full disk), that error is raised
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         other = path.with_name(f"{path.stem}_{stamp}{path.suffix}")
         notes.append(Issue.make("master-locked", file=path.name, name=path.name, other=other.name))
@@ -241,19 +192,21 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
     todo = list(expand(sources))
-    containers = [p for p in iter_submissions(sources, extra_suffixes=CONTAINERS) if p.suffix.lower() in CONTAINERS]
     target = Path(out) if out else ws.folder("master") / MASTER_NAME
     with Ledger(ws.root) as ledger:
-        for box in containers:  # the zip or mail as received is an original too: kept by its hash
-            data = box.read_bytes()
-            ledger.archive(hashlib.sha256(data).hexdigest(), box.suffix.lower(), data)
+        for box in containers(sources):  # the zip or mail as received is an original too: kept by its hash
+            try:
+                data = box.read_bytes()
+            except OSError:  # its contents are refused with the reason, one by one
+                continue
+            ledger.archive(hashlib.sha256(data).hexdigest(), box.suffix.lower(), data, mode=box.stat().st_mode)
         result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
                                       progress=progress)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
         files = ledger.files()
         inputs = _inputs_key(ws, files, as_of)
-        unchanged = ledger.get("master") == f"{inputs} {target.resolve()}" and target.exists()
+        unchanged = ledger.get("master") == f"{inputs} {target.resolve()} {_digest(target)}"
         data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
         result.items = items
         result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
@@ -261,9 +214,16 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             result.master = target
         else:
             result.master, result.notes = write_master(target, data)
-            if result.master == target:
-                ledger.put("master", f"{inputs} {target.resolve()}")
+            if result.master == target:  # with the written file's hash: a master damaged on disk is written again
+                ledger.put("master", f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
     return result
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
@@ -282,15 +242,22 @@ def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
 def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult]) -> list[ReturnPiece]:
     """退回件 for every invalid file that has none yet — this run's, and any a killed run left without one."""
     todo = ledger.unreturned()
-    results = []
-    for file_id, sha, ext, name in todo:
-        result = fresh.get(file_id)
-        if result is None:  # validated by an earlier run that stopped before writing: read the archived original
-            result = validate_file(ledger.archive_path(sha, ext), ws, display=name)
-        results.append(result)
+    results = [fresh.get(file_id) for file_id, *_ in todo]
+    if None in results:  # validated by an earlier run that stopped before writing them
+        rows = {f.id: f for f in ledger.files()}
+        again = [Submission(ledger.archive_path(sha, ext), name, member=name) for (_, sha, ext, name), r
+                 in zip(todo, results) if r is None and ledger.archive_path(sha, ext).exists()]
+        redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
+        results = [r if r is not None else next(redone) if ledger.archive_path(sha, ext).exists()
+                   else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(results, todo)]
     pieces = write_returns(results, ws, ws.folder("returns"))
     ledger.mark_returned([file_id for file_id, *_ in todo])
     return pieces
+
+
+def _stored(f) -> FileResult:
+    """A refusal recorded without bytes (nothing archived): its result as the ledger keeps it."""
+    return FileResult(path=Path(f.name), file=f.name, issues=[Issue(**i) for i in f.issues])
 
 
 def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
@@ -300,7 +267,7 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
 
     ws = Workspace.load(root)
     as_of = as_of or dt.date.today()
-    with Ledger(ws.root) as ledger:
+    with Ledger(ws.root, readonly=True) as ledger:  # status writes nothing: it works on a read-only workspace
         files = ledger.files()
     items = statuses(ws, effective(files), as_of)
     if period:

@@ -40,10 +40,16 @@ def _show(v) -> str:
     return str(v)
 
 
+EXCEL_CELL_CHARS = 32767  # what one Excel cell holds; the master (XlsxWriter) keeps only that much
+
+
 def as_text(raw, at: Place) -> tuple[str | None, list[Issue]]:
     if is_blank(raw):
         return None, []
-    return _show(raw).strip(), []
+    text = _show(raw).strip()
+    if len(text) > EXCEL_CELL_CHARS:  # kept whole in the ledger; the master can show only the beginning
+        return text, [Issue.make("text-cut", length=len(text), **at)]
+    return text, []
 
 
 def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Issue]]:

@@ -10,6 +10,15 @@ from dataclasses import dataclass
 _FULLWIDTH = str.maketrans("０１２３４５６７８９－／．Ｑｑ　", "0123456789-/.Qq ")
 _CN_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4}
 
+# The years a period may have. A due date lies up to 12 months after the period's last month (config's
+# month_offset is at most 12) and dt.date stops at 9999, so 9998 is the last year all of whose due dates exist;
+# Excel's dates begin in 1900.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+# The days a report may be looked at "as of" (--as-of, --since). The default reporting start is January of the
+# year two months back (status.reporting_start), which must not fall before FIRST_YEAR; every period up to the
+# day must end in LAST_YEAR at the latest.
+FIRST_DAY, LAST_DAY = dt.date(FIRST_YEAR + 1, 1, 1), dt.date(LAST_YEAR, 12, 31)
+
 
 @dataclass(frozen=True, order=True)
 class Period:
@@ -59,7 +68,13 @@ class Period:
 
 
 def parse_period(text: str) -> Period | None:
-    """'2026-03', '2026年3月', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period; else None."""
+    """'2026-03', '2026年3月', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period; else None, also
+    for a year outside FIRST_YEAR..LAST_YEAR (a period whose due date cannot exist is not a period)."""
+    period = _parse(text)
+    return period if period and FIRST_YEAR <= period.year <= LAST_YEAR else None
+
+
+def _parse(text: str) -> Period | None:
     s = str(text).translate(_FULLWIDTH).strip().replace(" ", "")
     m = re.fullmatch(r"(\d{4})(?:-|/|\.|年)(\d{1,2})月?", s)
     if m and 1 <= int(m.group(2)) <= 12:

@@ -16,6 +16,7 @@ from pathlib import Path
 from defusedxml import ElementTree as ET
 
 from .build import LISTS_SHEET, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
+from . import guard
 from .cells import cell_name, parse_cell
 from .issues import Issue
 from .specs import NAME_PREFIX, FormSpec, TableSpec
@@ -24,14 +25,7 @@ NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 NS_CUSTOM = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-properties}"
 
-MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
-MAX_TOTAL_BYTES = 200 * 1024 * 1024
-MAX_RATIO = 200  # uncompressed / compressed; XlsxWriter's sheets compress ~5–10×
 MAX_FILE_BYTES = 50 * 1024 * 1024  # a report form is tens of KB
-MAX_SHEET_CELLS = 2_000_000  # calamine allocates the whole used rectangle: a cell at XFD1048576 would abort
-_CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]{1,3})([0-9]{1,7})"')
-# any reference past column Z or row 9999; without one the used area is at most 26 x 9999 cells
-_FAR_REF = re.compile(rb'<(?:\w+:)?c r="(?:[A-Z]{2,3}[0-9]|[A-Z][0-9]{5})')
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
 
 
@@ -124,7 +118,9 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
             return pkg
         pkg.data = data if data is not None else path.read_bytes()
     except OSError as exc:
-        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+        from .xlsxio import os_reason
+
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=os_reason(exc)))
         return pkg
     problem = _file_problem(path, pkg.data)
     if problem:
@@ -133,13 +129,9 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
     try:
         if pkg.data.startswith(b"PK"):
             with zipfile.ZipFile(io.BytesIO(pkg.data)) as z:
-                bomb = _zip_bomb(z)
-                if bomb:
-                    pkg.issues.append(Issue.make("zip-bomb", file=pkg.file, detail=bomb))
-                    return pkg
-                huge = _huge_sheet(z)
-                if huge:
-                    pkg.issues.append(Issue.make("sheet-too-large", file=pkg.file, detail=huge))
+                unsafe = guard.problem(z)
+                if unsafe:
+                    pkg.issues.append(Issue.make(unsafe[0], file=pkg.file, **unsafe[1]))
                     return pkg
                 members = set(z.namelist())
                 if "xl/workbook.xml" in members:  # an .ods has its own layout: calamine alone reads it
@@ -148,8 +140,12 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
                     raise KeyError("xl/workbook.xml")
                 if "docProps/custom.xml" in members:
                     _read_custom(z.read("docProps/custom.xml"), pkg)
-    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError) as exc:
-        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=f"不是有效的 xlsx 文件（{type(exc).__name__}）"))
+    except KeyError:
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="不是有效的 xlsx 文件（缺少工作簿主体）"))
+        return pkg
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, RuntimeError, NotImplementedError, ValueError):
+        # truncated, corrupt, parts with a password or a compression method no Office program writes
+        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="不是有效的 xlsx 文件（文件不完整或已损坏）"))
         return pkg
     except ET.ParseError:
         pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="文件内部结构损坏"))
@@ -163,11 +159,11 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
         from python_calamine import CalamineWorkbook
 
         pkg._book = CalamineWorkbook.from_filelike(io.BytesIO(pkg.data))
-    except Exception as exc:  # calamine's own error types
-        if path.suffix.lower() in (".et", ".ods"):
+    except Exception:  # calamine's own error types
+        if path.suffix.lower() in (".et", ".ods", ".xlsb"):
             pkg.issues.append(Issue.make("unsupported-format", file=pkg.file, ext=path.suffix.lower()))
         else:
-            pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail=type(exc).__name__))
+            pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="文件已损坏，或不是 Excel 工作簿"))
         return pkg
     if not pkg.sheets:
         pkg.sheets = [(m.name, str(m.visible).endswith("Visible")) for m in pkg._book.sheets_metadata]
@@ -192,37 +188,6 @@ def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
         return ("encrypted", {}) if encrypted else ("legacy-xls", {})
     if not data.startswith(b"PK"):
         return "file-unreadable", {"detail": "不是 Excel 工作簿（xlsx）"}
-    return None
-
-
-def _huge_sheet(z: zipfile.ZipFile) -> str | None:
-    """A sheet whose used area is too large to read (a stray cell far away, on purpose or not)."""
-    from .cells import letters_to_col
-
-    for info in z.infolist():
-        if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
-            continue
-        body = z.read(info)
-        if not _FAR_REF.search(body):
-            continue
-        refs = _CELL_REF.findall(body)
-        rows = max(int(r) for _, r in refs)
-        cols = letters_to_col(max((c for c, _ in refs), key=lambda c: (len(c), c)).decode()) + 1
-        if rows * cols > MAX_SHEET_CELLS:
-            return f"有内容远至第 {rows} 行、第 {cols} 列"
-    return None
-
-
-def _zip_bomb(z: zipfile.ZipFile) -> str | None:
-    total = 0
-    for info in z.infolist():
-        total += info.file_size
-        if info.file_size > MAX_MEMBER_BYTES:
-            return f"{info.filename} 解压后 {info.file_size // 1048576} MB"
-        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_048_576:
-            return f"{info.filename} 压缩比 {info.file_size // info.compress_size}:1"
-    if total > MAX_TOTAL_BYTES:
-        return f"解压后共 {total // 1048576} MB"
     return None
 
 

@@ -4,12 +4,12 @@ a first sheet 问题清单, and a short message ready to paste into WeChat or an
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .build import Filled, Prefill, build_template, sheet_names
 from .config import Workspace
+from .filenames import safe_filename
 from .issues import Issue
 from .periods import parse_period
 from .specs import FormSpec, TableSpec
@@ -26,14 +26,6 @@ _EXPECTED = {
     "text": "文字",
     "long_text": "文字",
 }
-_WINDOWS_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-
-
-def safe_filename(name: str) -> str:
-    """A file name Windows accepts: forbidden characters become _, no trailing dots or spaces."""
-    return _WINDOWS_FORBIDDEN.sub("_", name).rstrip(". ") or "_"
-
-
 @dataclass
 class ReturnPiece:
     """One 退回件: the workbook (None when the form could not be recognised) and the message."""
@@ -254,7 +246,7 @@ def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple], stem: s
 
 
 def _plain_message(result: FileResult, exc: Exception) -> str:
-    lines = [f"文件 {Path(result.file).name} 有以下问题（退回件未能生成：{type(exc).__name__}）："]
+    lines = [f"文件 {Path(result.file).name} 有以下问题（未能生成退回件表格，请对照以下说明修改原表）："]
     lines += [f"{n}. {i.render()}" for n, i in enumerate(result.issues, start=1) if i.severity == "error"]
     return "\n".join(lines) + "\n"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from . import guard
 from .cells import cell_name, col_to_letters
 from .config import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
 from .issues import KINDS_ZH, ConfigError, Issue
@@ -321,9 +323,20 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
     if not path.exists():
         raise ConfigError(Issue.make("file-missing", file=file, detail=str(path)))
     try:
-        wb = CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # calamine raises its own error types for broken files
-        raise ConfigError(Issue.make("file-unreadable", file=file, detail=type(exc).__name__)) from None
+        data = path.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as z:  # a stray value at XFD1048576 would abort calamine
+            unsafe = guard.problem(z)
+        if unsafe:
+            raise ConfigError(Issue.make(unsafe[0], file=file, **unsafe[1]))
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except ConfigError:
+        raise
+    except OSError as exc:
+        from .xlsxio import os_reason
+
+        raise ConfigError(Issue.make("file-unreadable", file=file, detail=f"{path}（{os_reason(exc)}）")) from None
+    except Exception:  # not a zip, or calamine's own error types for broken files
+        raise ConfigError(Issue.make("file-unreadable", file=file, detail="不是有效的 Excel 工作簿（xlsx）")) from None
     issues: list[Issue] = []
 
     def rows(name: str) -> list[list]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,10 @@ _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
 _PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
 _TOML_POS = re.compile(r"at line (\d+), column (\d+)")
+# tomllib takes time quadratic in the number of parts of a dotted key (100,000 parts: minutes), and no settings
+# key has more than a handful: a key this deep is refused before parsing.
+_DEEP_KEY = re.compile(r"""(?:(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')[ \t]*\.[ \t]*){100}""")
+_TOO_DEEP = "嵌套层数过多（方括号或花括号套得太深，或键名中的点太多）"
 
 
 def _split_key(text: str) -> tuple:
@@ -63,13 +68,12 @@ def key_lines(text: str) -> dict[Loc, int]:
 
 
 def load_toml(path: Path) -> tuple[dict, dict[Loc, int]]:
-    """Parse a TOML file; a missing or malformed file raises ConfigError with its place."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(Issue.make("file-missing", file=path.name, detail=str(path))) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(Issue.make("file-unreadable", file=path.name, detail=type(exc).__name__)) from None
+    """Parse a TOML file; a missing, unreadable or malformed file raises ConfigError with its place."""
+    text = read_text(path)
+    deep = _DEEP_KEY.search(text)
+    if deep:
+        line = text.count("\n", 0, deep.start()) + 1
+        raise ConfigError(Issue.make("toml-syntax", file=path.name, line=line, detail=_TOO_DEEP))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -77,7 +81,32 @@ def load_toml(path: Path) -> tuple[dict, dict[Loc, int]]:
         line = int(m.group(1)) if m else None
         detail = f"第 {m.group(1)} 行第 {m.group(2)} 列附近写法不对" if m else "写法不对"
         raise ConfigError(Issue.make("toml-syntax", file=path.name, line=line, detail=detail)) from None
+    except RecursionError:  # tomllib recurses once per nested [ or {
+        raise ConfigError(Issue.make("toml-syntax", file=path.name, detail=_TOO_DEEP)) from None
     return data, key_lines(text)
+
+
+def read_text(path: Path) -> str:
+    """A TOML file's text: UTF-8 (with or without BOM) as TOML requires; else UTF-16 with its BOM, or GBK (read
+    as its superset GB18030), which is what Notepad on Chinese Windows saves as "ANSI". The settings have no
+    channel for warnings, so such a file is simply read; only text in none of these is a ConfigError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(Issue.make("file-missing", file=path.name, detail=str(path))) from None
+    except OSError as exc:
+        from .xlsxio import os_reason
+
+        reason = "没有读取权限" if isinstance(exc, PermissionError) else os_reason(exc)  # os_reason speaks of writing
+        detail = f"{path}（{reason}）"
+        raise ConfigError(Issue.make("file-unreadable", file=path.name, detail=detail)) from None
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    for encoding in ("utf-16",) if utf16 else ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ConfigError(Issue.make("toml-encoding", file=path.name))
 
 
 def dotted(loc: Loc) -> str:

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from pydantic import BaseModel, create_model
 
@@ -17,7 +17,6 @@ from .periods import Period
 from .read import FieldValue, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
 
-SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".et", ".ods", ".csv"}
 _KIND_OF_CADENCE = {"monthly": ("month", "月份", "2026-03"), "quarterly": ("quarter", "季度", "2026-Q1"),
                     "yearly": ("year", "年度", "2026")}
 _TYPES = {"text": str, "long_text": str, "integer": int, "number": float, "date": dt.date, "choice": str,
@@ -88,9 +87,11 @@ def validate_file(path: Path, workspace: Workspace, *, data: bytes | None = None
     result = FileResult(path=path, file=display or path.name)
     try:
         _validate(result, workspace, data)
-    except Exception as exc:  # a bug must not stop the batch; say so plainly with the file's name
+    except MemoryError:  # under the worker's memory cap (see isolation.py)
+        result.issues.append(Issue.make("reader-crashed", file=result.file, reason="读取时内存不足（文件可能含异常内容）"))
+    except Exception:  # a bug must not stop the batch; say so plainly with the file's name
         result.issues.append(Issue.make("file-unreadable", file=result.file,
-                                        detail=f"读取时出现意外错误（{type(exc).__name__}），请将此文件转交技术人员"))
+                                        detail="读取时出现意外错误，请将此文件转交技术人员"))
     return result
 
 
@@ -450,26 +451,3 @@ def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], uni
 
 
 # --- many files ------------------------------------------------------------------------------------------
-
-
-def iter_submissions(paths: Iterable[Path], extra_suffixes: set[str] = frozenset()) -> Iterator[Path]:
-    """Files and folders (recursive), spreadsheets only; Excel's lock files ~$… are skipped silently."""
-    wanted = SPREADSHEET_SUFFIXES | set(extra_suffixes)
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in wanted and not f.name.startswith("~$"):
-                    yield f
-        elif not p.name.startswith("~$"):
-            yield p
-
-
-def validate_paths(paths: Iterable[Path], workspace: Workspace, progress=None) -> list[FileResult]:
-    """Validate every submission under `paths`; one bad file never stops the others."""
-    results = []
-    for f in iter_submissions(paths):
-        results.append(validate_file(f, workspace, display=str(f)))
-        if progress:
-            progress(results[-1])
-    return results

@@ -81,13 +81,14 @@ class ValidationOutcome:
 
 def validate_submissions(paths: list[Path], root: Path, return_dir: Path | None = None) -> ValidationOutcome:
     """Validate files and folders against the workspace at `root`; write 退回件 for files with errors."""
+    from .checking import validate_many
+    from .intake import expand
     from .returns import write_returns
-    from .validate import validate_paths
 
     ws = Workspace.load(root)
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=Path(p).name, detail=str(p)) for p in missing])
-    results = validate_paths(paths, ws)
+    results = validate_many(ws, list(expand([Path(p) for p in paths])))
     pieces = write_returns(results, ws, return_dir) if return_dir else []
     return ValidationOutcome(results, pieces)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import io
 import os
 import re
@@ -85,26 +86,73 @@ def close_workbook(wb: xlsxwriter.Workbook, buffer: io.BytesIO) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> Path:
-    """Write to a temporary file beside `path`, then rename over it: readers never see half a file."""
+    """Write to a temporary file beside `path`, then rename over it: readers never see half a file. Any failure
+    raises TuanjianError in Chinese and leaves no temporary file behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".~tj-", suffix=path.suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; others on a shared folder must read it
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        # most often on Windows: Excel holds an open workbook locked
-        raise TuanjianError(Issue.make("file-locked", file=path.name, detail=str(path),
-                                       reason=exc.strerror or type(exc).__name__)) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".~tj-", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:  # the folder cannot be made or written in: nothing was created
+        # no file name: the folder is what is wrong (and a caller may retry under another name)
+        raise TuanjianError(Issue.make("folder-not-writable", detail=str(path.absolute().parent),
+                                       reason=os_reason(exc))) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; others on a shared folder must read it
+        except OSError as exc:  # disk full, quota, a network share gone
+            raise _refused("cannot-write", path, exc) from None
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # most often on Windows: Excel holds an open workbook locked
+            raise _refused("file-locked", path, exc) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _remove(tmp)
         raise
     return path
+
+
+def _refused(code: str, path: Path, exc: OSError) -> TuanjianError:
+    return TuanjianError(Issue.make(code, file=path.name, detail=str(path), reason=os_reason(exc)))
+
+
+def _remove(tmp: str) -> None:
+    try:
+        Path(tmp).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+_REASONS = {getattr(errno, name): text for names, text in (
+    ("EACCES EPERM EROFS", "没有写入权限"),
+    ("ENOSPC EDQUOT", "磁盘空间不足"),
+    ("EFBIG", "文件过大"),
+    ("ENAMETOOLONG", "文件名过长"),
+    ("ENOENT", "找不到文件或文件夹"),
+    ("EEXIST", "已有同名的文件"),
+    ("ENOTDIR", "路径中有一段不是文件夹"),
+    ("EISDIR", "这是一个文件夹"),
+    ("EBUSY ETXTBSY", "文件正被其他程序占用"),
+    ("EIO", "读写出错（磁盘或网络故障）"),
+    ("ECONNREFUSED", "连接被拒绝"),
+    ("ECONNRESET ECONNABORTED EPIPE", "连接被中断"),
+    ("ETIMEDOUT", "连接超时"),
+    ("ENETUNREACH EHOSTUNREACH ENETDOWN", "网络不通"),
+) for name in names.split() if hasattr(errno, name)}  # not every platform has every name
+# Windows' own codes come first where they say more than errno (a sharing violation is EACCES there too).
+_WINERRORS = {32: "文件正被其他程序占用", 33: "文件正被其他程序占用", 123: "文件名中有不允许的字符",
+              206: "文件名过长"}
+
+
+def os_reason(exc: OSError) -> str:
+    """The reason for an OSError in Chinese, by its error number; else the system's own words."""
+    reason = _WINERRORS.get(getattr(exc, "winerror", None)) or _REASONS.get(exc.errno)
+    if reason is None and isinstance(exc, TimeoutError):
+        reason = "超时"
+    return reason or exc.strerror or type(exc).__name__
 
 
 def _umask() -> int:

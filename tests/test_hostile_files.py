@@ -1,0 +1,424 @@
+"""Nothing that arrives may stop the loop: each hostile or broken file is refused alone, with a Chinese reason
+naming it, the rest of the batch is recorded, the ledger stays sound and the next run is not blocked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import random
+import sqlite3
+import subprocess
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from conftest import fill
+from tuanjian_xlsx.cli import cli
+from tuanjian_xlsx.guard import ods_extent, xlsx_extent
+from tuanjian_xlsx.isolation import Crashed, Workers
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.workspace import init_workspace
+
+AS_OF = dt.date(2026, 4, 20)
+NOW = dt.datetime(2026, 4, 1, 9)
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
+         "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+
+
+@pytest.fixture(scope="module")
+def good_files(templates, tmp_path_factory) -> list[bytes]:
+    """70 valid, different visit reports (a busy month of one county)."""
+    folder = tmp_path_factory.mktemp("good")
+    out = []
+    for n in range(70):
+        out.append(fill(templates["visit_report"], folder / f"{n}.xlsx",
+                        dict(VISIT, 走访团组织名称=f"第{n + 1}中学团委")).read_bytes())
+    return out
+
+
+@pytest.fixture
+def ws(tmp_path) -> Path:
+    root = tmp_path / "ws"
+    init_workspace(root)
+    return root
+
+
+def rewrite(data: bytes, change) -> bytes:
+    """The same package with each member's bytes passed through change(name, body)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, change(info.filename, src.read(info)))
+    return out.getvalue()
+
+
+def far(data: bytes, rows: bytes) -> bytes:
+    """A form with extra rows at the end of its first sheet (a Ctrl+End slip, written by some program)."""
+    return rewrite(data, lambda n, b: b.replace(b"</sheetData>", rows + b"</sheetData>")
+                   if n == "xl/worksheets/sheet1.xml" else b)
+
+
+FAR_CELLS = {
+    "other-attribute-order": b'<row r="1048576"><c s="0" t="n" r="XFD1048576"><v>1</v></c></row>',
+    "type-first": b'<row r="1048576"><c t="n" r="XFD1048576"><v>1</v></c></row>',
+    "row-without-r": b'<row r="1048576">' + b"<c><v>1</v></c>" * 16384 + b"</row>",
+}
+
+
+def ledger_ok(root: Path) -> bool:
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+def outcome(result) -> dict[str, tuple]:
+    return {i.path.name: (i.valid, [x.code for x in i.result.issues if x.severity == "error"] if i.result else [])
+            for i in result.ingested}
+
+
+# --- the used range, however the XML is written -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("xml, extent", [
+    (b'<row r="3"><c r="B3"><v>1</v></c></row>', (3, 2)),
+    (FAR_CELLS["type-first"], (1048576, 16384)),
+    (FAR_CELLS["row-without-r"], (1048576, 16384)),
+    (b'<x:row><x:c r="B3" s="1"/><x:c r="C3"></x:c><x:c><x:v>2</x:v></x:c></x:row>', (3, 4)),  # empty cells
+    (b'<row r="1048576"><c r="XFD1048576" s="3"/></row>', (0, 0)),  # formatting only: calamine reads nothing
+    (b"<row><c><v>1</v></c></row><row><c><is><t>a</t></is></c><c r='C2'><v>2</v></c></row>", (2, 3)),
+])
+def test_extent_of_a_sheet(xml, extent):
+    assert xlsx_extent(xml) == extent
+
+
+def test_extent_of_an_ods_counts_repeats_of_what_holds_something():
+    bomb = (b'<table:table><table:table-row table:number-rows-repeated="1000000"><table:table-cell '
+            b'table:number-columns-repeated="100" office:value-type="float" office:value="1"/></table:table-row>'
+            b"</table:table>")
+    assert ods_extent(bomb) == (1000000, 100)
+    trailing = (b"<table:table><table:table-row><table:table-cell><text:p>a</text:p></table:table-cell>"
+                b'</table:table-row><table:table-row table:number-rows-repeated="1048575"><table:table-cell '
+                b'table:number-columns-repeated="1024"/></table:table-row></table:table>')
+    assert ods_extent(trailing) == (1, 1)  # LibreOffice's own trailing empty rows are harmless
+
+
+# --- isolation ----------------------------------------------------------------------------------------------
+
+
+def _setup() -> str:
+    return "state"
+
+
+def _job(state: str, job):
+    if job == "abort":
+        os.abort()
+    if job == "hang":
+        import time
+
+        time.sleep(60)
+    if job == "raise":
+        raise ValueError("x")
+    return f"{state}:{job}"
+
+
+def test_a_worker_that_dies_costs_only_its_own_job():
+    jobs = [1, 2, "abort", 3, 4, "abort", 5, "raise", 6]
+    with Workers(2, _setup, (), _job) as pool:
+        got = dict(pool.run(jobs))
+    assert [got[i] for i in (0, 1, 3, 4, 6, 8)] == ["state:1", "state:2", "state:3", "state:4", "state:5", "state:6"]
+    assert isinstance(got[2], Crashed) and "异常终止" in got[2].reason
+    assert isinstance(got[5], Crashed) and isinstance(got[7], Crashed) and "意外错误" in got[7].reason
+
+
+def test_a_worker_that_hangs_is_given_up():
+    with Workers(1, _setup, (), _job, timeout=2) as pool:
+        got = dict(pool.run(["hang", 1]))
+    assert isinstance(got[0], Crashed) and "秒" in got[0].reason and got[1] == "state:1"
+
+
+# --- one file never blocks the merge -------------------------------------------------------------------
+
+
+def test_far_cells_are_refused_and_the_rest_recorded(ws, good_files):
+    inbox = ws / "收件箱"
+    for n, data in enumerate(good_files):
+        (inbox / f"好{n:02d}.xlsx").write_bytes(data)
+    for name, rows in FAR_CELLS.items():
+        (inbox / f"{name}.xlsx").write_bytes(far(good_files[0], rows))
+    # a <dimension> that lies and formatting far away are no reason to refuse
+    (inbox / "dimension.xlsx").write_bytes(rewrite(good_files[1], lambda n, b: b.replace(
+        b'<dimension ref="', b'<dimension ref="A1:XFD1048576" x="') if n.endswith("sheet1.xml") else b))
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert all(got[f"{name}.xlsx"] == (False, ["sheet-too-large"]) for name in FAR_CELLS)
+    assert sum(valid for valid, _ in got.values()) == 71 and got["dimension.xlsx"] == (True, [])
+    assert ledger_ok(ws) and openpyxl.load_workbook(result.master)
+    parsed: list = []
+    again = merge(ws, as_of=AS_OF, now=NOW, parse_counter=parsed)
+    assert parsed == [] and again.duplicates == 74  # nothing read twice, nothing retried
+
+
+def test_a_file_that_exhausts_its_reader_is_refused_alone(ws, good_files, monkeypatch):
+    """A legal sheet of 450,000 numbers, read under a memory cap too small for it: the reader fails (a MemoryError,
+    or Rust's allocation failure aborting the worker); that file alone is refused, recorded, and not read again."""
+    rng = random.Random(1)
+    rows = b"".join(b'<row r="%d">' % r + b"".join(b'<c r="%s%d"><v>%d</v></c>' % (b"A" + bytes([c]), r,
+                                                                                  rng.randrange(10 ** 6))
+                                                  for c in range(65, 95)) + b"</row>" for r in range(30, 15030))
+    inbox = ws / "收件箱"
+    for n, data in enumerate(good_files):
+        (inbox / f"好{n:02d}.xlsx").write_bytes(data)
+    (inbox / "大表.xlsx").write_bytes(far(good_files[0], rows))
+    monkeypatch.setenv("TUANJIAN_WORKER_MEMORY_MB", "30")
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert got["大表.xlsx"] == (False, ["reader-crashed"]), got["大表.xlsx"]
+    assert sum(valid for valid, _ in got.values()) == 70 and ledger_ok(ws)
+    parsed: list = []
+    merge(ws, as_of=AS_OF, now=NOW, parse_counter=parsed)
+    assert parsed == []
+
+
+def test_ods_that_repeats_a_row_a_million_times(ws):
+    content = (b'<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:'
+               b'opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+               b'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet>'
+               b'<table:table table:name="S"><table:table-row table:number-rows-repeated="1048576">'
+               b'<table:table-cell table:number-columns-repeated="1024" office:value-type="float" office:value="1"/>'
+               b"</table:table-row></table:table></office:spreadsheet></office:body></office:document-content>")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
+        z.writestr("content.xml", content)
+    assert len(buf.getvalue()) < 1000
+    (ws / "收件箱" / "炸弹.ods").write_bytes(buf.getvalue())
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    assert outcome(result) == {"炸弹.ods": (False, ["sheet-too-large"])}
+
+
+def test_names_that_are_not_utf8_and_names_too_long(ws, good_files):
+    inbox = os.fsencode(ws / "收件箱")
+    with open(inbox + b"/" + "源汇区三月.xlsx".encode("gbk"), "wb") as f:  # as a non-Chinese unzip tool leaves it
+        f.write(good_files[0])
+    long_name = "关于" + "团" * 81 + ".xlsx"  # 254 bytes of UTF-8: legal, and too long once 退回 is added
+    assert len(long_name.encode()) == 254
+    (ws / "收件箱" / long_name).write_bytes(b"PK\x03\x04 not really a zip")
+    r = CliRunner().invoke(cli, ["merge", "-w", str(ws), "--as-of", AS_OF.isoformat()])
+    assert r.exit_code == 0, r.output
+    assert "源汇区三月.xlsx" in r.output or "收到 2 份" in r.output
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    assert sorted(n for (n,) in con.execute("SELECT name FROM files")) == sorted([long_name, "源汇区三月.xlsx"])
+    returns = list((ws / "退回").iterdir())
+    assert returns and all(len(p.name.encode()) <= 255 for p in returns)
+    (ws / "收件箱" / long_name).unlink()
+    r = CliRunner().invoke(cli, ["merge", "-w", str(ws), "--as-of", AS_OF.isoformat()])
+    assert r.exit_code == 0 and "内部错误" not in r.output
+
+
+def test_links_in_the_inbox(ws, good_files, tmp_path):
+    secret = tmp_path / "私人.xlsx"
+    secret.write_bytes(good_files[0])
+    secret.chmod(0o600)
+    inbox = ws / "收件箱"
+    (inbox / "外面.xlsx").symlink_to(secret)
+    (inbox / "断开.xlsx").symlink_to(tmp_path / "不存在.xlsx")
+    (inbox / "循环.xlsx").symlink_to(inbox / "循环.xlsx")
+    (inbox / "里面.xlsx").write_bytes(good_files[1])
+    (inbox / "别名.xlsx").symlink_to(inbox / "里面.xlsx")  # inside the inbox: the same file, counted once
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert got["外面.xlsx"] == (False, ["path-refused"]) and got["断开.xlsx"] == (False, ["path-refused"])
+    assert got["循环.xlsx"] == (False, ["path-refused"]) and got["里面.xlsx"] == (True, [])
+    messages = [i.result.issues[0].message for i in result.ingested if i.result and not i.valid]
+    assert any("收件文件夹以外" in m for m in messages) and any("不存在或形成循环" in m for m in messages)
+    archive = ws / ".tuanjian" / "archive"
+    import hashlib
+
+    assert not (archive / (hashlib.sha256(good_files[0]).hexdigest() + ".xlsx")).exists()  # never copied out
+
+
+def test_macros_by_content_whatever_the_name(ws, good_files):
+    def add_vba(name, body):
+        if name == "[Content_Types].xml":
+            return body.replace(b"</Types>", b'<Default Extension="bin" ContentType="application/vnd.ms-office.'
+                                              b'vbaProject"/></Types>')
+        return body
+
+    buf = io.BytesIO(rewrite(good_files[0], add_vba))
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("xl/vbaProject.bin", b"\xd0\xcf\x11\xe0 macro")
+    (ws / "收件箱" / "改了名的宏.xlsx").write_bytes(buf.getvalue())
+    assert outcome(merge(ws, as_of=AS_OF, now=NOW)) == {"改了名的宏.xlsx": (False, ["macro-workbook"])}
+
+
+def test_zips_too_many_members_or_with_a_password(ws, good_files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in range(1500):
+            z.writestr(f"表{n}.xlsx", b"tiny")
+    (ws / "收件箱" / "一千五.zip").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:  # compressed: no signatures of the inner zips show
+        z.writestr("加密.xlsx", good_files[0])
+        z.writestr("明文.xlsx", good_files[1])
+    data = bytearray(buf.getvalue())  # set the "encrypted" flag a password-protected member carries
+    data[6] |= 0x1  # the first member's local header
+    central = data.index(b"PK\x01\x02")
+    data[central + 8] |= 0x1  # and its central directory entry
+    (ws / "收件箱" / "有密码.zip").write_bytes(bytes(data))
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert got == {"一千五.zip": (False, ["zip-too-many"]), "加密.xlsx": (False, ["zip-encrypted"]),
+                   "明文.xlsx": (True, [])}
+    assert len(list((ws / "退回").glob("*.txt"))) == 2  # one message for the whole zip, not 1,500
+    assert any("压缩包有密码" in i.result.issues[0].message for i in result.ingested if i.result and not i.valid)
+
+
+def test_entity_bombs_and_broken_binaries_say_why_in_chinese(ws, good_files):
+    dtd = b'<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    data = rewrite(good_files[0], lambda n, b: (dtd + b.replace("好".encode(), b"&lol2;"))
+                   if n == "xl/worksheets/sheet1.xml" else b)
+    (ws / "收件箱" / "笑.xlsx").write_bytes(data)
+    (ws / "收件箱" / "二进制.xlsb").write_bytes(b"PK\x03\x04" + bytes(200))
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert got["笑.xlsx"] == (False, ["xml-attack"])
+    assert got["二进制.xlsb"][0] is False
+    for item in result.ingested:
+        for issue in item.result.issues:
+            assert "Error" not in issue.message and "Exception" not in issue.message
+
+
+def test_a_date_cell_holding_minus_1e30(ws, templates, tmp_path):
+    path = fill(templates["visit_report"], tmp_path / "负.xlsx", dict(VISIT, 填表时间=-1e30))
+    wb = openpyxl.load_workbook(path)
+    for row in wb.worksheets[0].iter_rows():
+        for cell in row:
+            if cell.value == -1e30:
+                cell.number_format = "yyyy-mm-dd"
+    wb.save(ws / "收件箱" / "负.xlsx")
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    (item,) = result.ingested
+    assert not item.valid and all("Error" not in i.message for i in item.result.issues)
+
+
+def test_a_text_longer_than_a_cell_is_kept_and_said(ws, templates, tmp_path):
+    path = fill(templates["visit_report"], tmp_path / "长.xlsx", VISIT)
+    long_text = "很长的说明。" * 6000  # 36,000 characters
+    data = rewrite(path.read_bytes(), lambda n, b: b.replace("好".encode(), long_text.encode())
+                   if n == "xl/worksheets/sheet1.xml" else b)
+    (ws / "收件箱" / "长.xlsx").write_bytes(data)
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    (item,) = result.ingested
+    assert item.valid
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    assert "text-cut" in con.execute("SELECT result FROM files").fetchone()[0]
+
+
+def test_a_damaged_master_is_written_again(ws, good_files):
+    (ws / "收件箱" / "a.xlsx").write_bytes(good_files[0])
+    first = merge(ws, as_of=AS_OF, now=NOW)
+    first.master.write_bytes(first.master.read_bytes()[:1000])  # damaged on disk, inputs unchanged
+    again = merge(ws, as_of=AS_OF, now=NOW)
+    assert openpyxl.load_workbook(again.master)["总览"]
+
+
+def test_an_archived_original_lost_is_archived_again(ws, good_files):
+    import hashlib
+
+    (ws / "收件箱" / "a.xlsx").write_bytes(good_files[0])
+    merge(ws, as_of=AS_OF, now=NOW)
+    archived = ws / ".tuanjian" / "archive" / (hashlib.sha256(good_files[0]).hexdigest() + ".xlsx")
+    archived.unlink()
+    merge(ws, as_of=AS_OF, now=NOW)
+    assert archived.read_bytes() == good_files[0]
+
+
+def test_units_whose_names_differ_only_in_forbidden_characters(ws):
+    book = ws / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(book)
+    sheet = wb["单位名单"]
+    sheet["B2"], sheet["B3"] = "团委*", "团委?"
+    wb.save(book)
+    from tuanjian_xlsx.distribute import distribute
+
+    result = distribute(ws, "2026-03", forms=["visit_report"])
+    folders = {p.unit.name: p.files[0].parent for p in result.packages}
+    assert folders["团委*"] != folders["团委?"]
+    files = [f for p in result.packages for f in p.files]
+    assert len({f.name for f in files}) == len(files)
+    from tuanjian_xlsx.read import open_package
+
+    for pkg in result.packages:  # each unit's copy is made (and locked) for that unit
+        assert open_package(pkg.files[0]).passport()["unit"] in (pkg.unit.id, pkg.unit.name)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system to fill needs root (CI runs as root)")
+def test_disk_full_during_merge(tmp_path, good_files):
+    mount = tmp_path / "小盘"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], check=True)
+    try:
+        root = mount / "ws"
+        init_workspace(root)
+        inbox = tmp_path / "收件"
+        inbox.mkdir()
+        for n, data in enumerate(good_files[:60]):
+            (inbox / f"{n}.xlsx").write_bytes(data)
+        r = CliRunner().invoke(cli, ["merge", str(inbox), "-w", str(root), "--as-of", AS_OF.isoformat()])
+        assert r.exit_code == 1 and "磁盘空间不足" in r.output and "内部错误" not in r.output, r.output
+        assert not [p for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".~tj-")]
+        assert ledger_ok(root)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def _walk(folder: str) -> dict:
+    from tuanjian_xlsx.inbox import Refused, walk
+
+    return {Path(str(p.path if isinstance(p, Refused) else p)).name:
+            (p.issue.code, p.issue.message) if isinstance(p, Refused) else "read" for p in walk([Path(folder)])}
+
+
+def test_files_and_folders_the_user_may_not_read_are_named(good_files):
+    import shutil
+    import tempfile
+
+    from conftest import as_nobody
+
+    base = Path(tempfile.mkdtemp(prefix="tj-perm-"))  # under /tmp, reachable by nobody
+    try:
+        os.chmod(base, 0o755)
+        (base / "可读.xlsx").write_bytes(good_files[0])
+        (base / "不可读.xlsx").write_bytes(good_files[1])
+        (base / "不可读.xlsx").chmod(0o000)
+        (base / "锁住的文件夹").mkdir()
+        (base / "锁住的文件夹" / "里面.xlsx").write_bytes(good_files[2])
+        (base / "锁住的文件夹").chmod(0o000)
+        for p in (base / "可读.xlsx",):
+            p.chmod(0o644)
+        got = as_nobody(_walk, str(base))
+        assert got.get("crash") is None, got
+        assert got["可读.xlsx"] == "read"
+        assert got["不可读.xlsx"][0] == "path-refused" and "没有读取权限" in got["不可读.xlsx"][1]
+        assert got["锁住的文件夹"][0] == "path-refused" and "没有读取权限" in got["锁住的文件夹"][1]
+    finally:
+        for p in [base, *base.rglob("*")]:
+            os.chmod(p, 0o755)
+        shutil.rmtree(base)
+
+
+def test_a_far_cell_in_the_roster_book_is_a_chinese_config_error(ws):
+    book = ws / "名单与目标.xlsx"
+    book.write_bytes(rewrite(book.read_bytes(), lambda n, b: b.replace(
+        b"</sheetData>", FAR_CELLS["type-first"] + b"</sheetData>") if n == "xl/worksheets/sheet1.xml" else b))
+    r = CliRunner().invoke(cli, ["status", "-w", str(ws)])
+    assert r.exit_code == 1 and "名单与目标.xlsx" in r.output and "区域过大" in r.output, r.output

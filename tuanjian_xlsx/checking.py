@@ -1,0 +1,142 @@
+"""Checking many submissions at once, each in isolation (see isolation.py): validate, and for merge also archive
+the original and make its 退回件, in worker processes. A file that kills its worker is refused alone, with a
+Chinese reason, and the rest go on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .config import Workspace
+from .inbox import read_reason
+from .intake import Submission
+from .isolation import Crashed, Workers
+from .issues import Issue
+from .ledger import _json_default, archive, source_mode
+from .validate import FileResult, validate_file
+
+PARALLEL_FROM = 64  # below this, a second worker process costs more than it saves
+
+
+def worker_workspace(root: str | None) -> Workspace:
+    """What a worker loads once: the workspace at `root`, or the built-in default plan."""
+    return Workspace.load(Path(root)) if root else Workspace.builtin()
+
+
+def _workers(ws: Workspace, n_jobs: int, fn) -> Workers:
+    count = min(os.cpu_count() or 1, 8) if n_jobs >= PARALLEL_FROM else 1
+    return Workers(count, worker_workspace, (str(ws.root) if ws.root is not None else None,), fn)
+
+
+def job(sub: Submission, data: bytes | None = None) -> tuple:
+    """What a worker needs of a submission: a plain file is read by the worker itself; other bytes are sent."""
+    if data is None and not sub.on_disk:
+        data = sub.read()
+    return str(sub.source or sub.path), None if sub.on_disk else data, sub.name, sub.sender
+
+
+def validated(ws: Workspace, job: tuple) -> FileResult:
+    """In a worker: one submission read and checked (and its sender compared with the roster's address)."""
+    path_text, data, name, sender = job
+    path = Path(path_text)
+    if data is None:
+        data = path.read_bytes()
+    if name != path.name:
+        path = path.with_name(name)  # the suffix and name of the member itself
+    result = validate_file(path, ws, data=data, display=name)
+    if sender and result.unit_id:
+        unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
+        if unit is not None and unit.email and unit.email.lower() != sender.lower():
+            result.issues.append(Issue.make("sender-mismatch", file=name, sender=sender, unit=unit.name,
+                                            expected=unit.email))
+    return result
+
+
+def crashed(name: str, path: str, reason: str) -> FileResult:
+    return FileResult(path=Path(path), file=name, issues=[Issue.make("reader-crashed", file=name, reason=reason)])
+
+
+def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[FileResult]:
+    """Every submission validated in isolation, results in the order given (refusals need no reading)."""
+    results: list[FileResult | None] = [None] * len(subs)
+    todo = []
+    for k, sub in enumerate(subs):
+        if sub.refusal is not None:
+            results[k] = FileResult(path=sub.path, file=sub.name, issues=[sub.refusal])
+            continue
+        try:
+            todo.append((k, job(sub)))
+        except OSError as exc:
+            results[k] = FileResult(path=sub.path, file=sub.name, issues=[_unreadable(sub, exc)])
+    with _workers(ws, len(todo), validated) as pool:
+        for i, answer in pool.run([j for _, j in todo]):
+            k = todo[i][0]
+            if isinstance(answer, Crashed):
+                answer = crashed(subs[k].name, str(subs[k].path), answer.reason)
+            answer.path = subs[k].path
+            answer.file = str(subs[k].path)
+            results[k] = answer
+            if progress:
+                progress(answer)
+    return [r for r in results if r is not None]
+
+
+def _unreadable(sub: Submission, exc: OSError) -> Issue:
+    return Issue.make("path-refused", file=sub.name, detail=str(sub.path), reason=read_reason(exc))
+
+
+# --- merge: validate, archive, and the 退回件's workbook, in the worker --------------------------------------
+
+
+def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
+    """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
+    the result with its 退回件 made right here (on this core, not the main one)."""
+    path_text, data, name, sender, sha, archive_dir = job
+    if data is None:
+        data = Path(path_text).read_bytes()
+    result = validated(ws, (path_text, data, name, sender))
+    ext = ext_of(name)
+    archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))
+    return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)
+
+
+def ingest_jobs(ws: Workspace, jobs: list[tuple], archive_dir: str) -> Iterator[tuple[int, tuple[dict, FileResult | None]]]:
+    """(index, (row, result)) for each (submission, sha256, bytes) given; a crash becomes a refused row and the
+    original is still archived (by this process)."""
+    args = [job(sub, data) + (sha, archive_dir) for sub, sha, data in jobs]
+    with _workers(ws, len(args), checked) as pool:
+        for i, answer in pool.run(args):
+            if isinstance(answer, Crashed):
+                sub, sha, data = jobs[i]
+                result = crashed(sub.name, str(sub.path), answer.reason)
+                archive(Path(archive_dir), sha, ext_of(sub.name), data, mode=source_mode(sub.source or sub.path))
+                answer = row(result, sha, sub.name, ext_of(sub.name), len(data)), result
+            yield i, answer
+
+
+def ext_of(name: str) -> str:
+    return Path(name).suffix.lower() or ".bin"
+
+
+def row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
+    """A file's ledger row: its facts and what validation found, as JSON."""
+    return dict(sha256=sha, name=name, ext=ext, size=size, valid=result.valid, form_id=result.form_id,
+                version=result.version, unit_id=result.unit_id, unit=result.unit, period=result.period,
+                result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
+                                   "issues": [i.to_dict() for i in result.issues]},
+                                  ensure_ascii=False, default=_json_default))
+
+
+def keep_invalid(result: FileResult, ws: Workspace) -> FileResult | None:
+    """An invalid result, with its 退回件 workbook prepared; None for a valid one (nothing more is needed)."""
+    from .returns import prepare_return
+
+    if result.valid:
+        return None
+    try:
+        result.prepared_return = prepare_return(result, ws)
+    except Exception:  # the main process tries again and reports what goes wrong
+        result.prepared_return = None
+    return result

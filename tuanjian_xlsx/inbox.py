@@ -1,0 +1,101 @@
+"""Walking what staff point the tool at (files and folders, the inbox by default): every spreadsheet and container
+in a stable order, and a refusal, never silence, for what cannot or must not be read — a link leading out of the
+folder, a link that loops or leads nowhere, a file or folder the user may not read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .filenames import display_name
+from .issues import Issue
+
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm", ".xls", ".xlsb", ".et", ".ods", ".csv"}
+CONTAINERS = {".zip", ".eml"}
+MAX_FOLDER_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A path that is not read, and why (an issue naming it)."""
+
+    path: Path
+    issue: Issue
+
+
+def _refuse(path: Path, reason: str) -> Refused:
+    return Refused(path, Issue.make("path-refused", file=display_name(path.name), detail=display_name(str(path)),
+                                    reason=reason))
+
+
+def _inside(path: Path, top: Path) -> bool:
+    try:
+        path.relative_to(top)
+        return True
+    except ValueError:
+        return False
+
+
+def _wanted(name: str, suffixes: set[str]) -> bool:
+    return Path(name).suffix.lower() in suffixes and not name.startswith("~$")
+
+
+def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS) -> Iterator[Path | Refused]:
+    """Files given by name are taken as they are; folders are searched (sub-folders too, names in sorted order).
+    Inside a folder a symbolic link is followed only when it stays inside that folder. Excel's lock files ~$…
+    are skipped silently."""
+    for p in paths:
+        p = Path(p)
+        try:
+            if p.is_dir():
+                yield from _folder(p, p.resolve(), suffixes, 0)
+            elif not p.name.startswith("~$"):
+                yield p
+        except OSError as exc:
+            yield _refuse(p, read_reason(exc))
+
+
+def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator[Path | Refused]:
+    if depth > MAX_FOLDER_DEPTH:
+        yield _refuse(folder, f"文件夹层数超过 {MAX_FOLDER_DEPTH} 层")
+        return
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        yield _refuse(folder, read_reason(exc))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):  # dangling, or a loop
+                    if _wanted(entry.name, suffixes) or not Path(entry.name).suffix:
+                        yield _refuse(path, "链接指向的文件不存在或形成循环")
+                    continue
+                if not _inside(target, top):
+                    yield _refuse(path, "链接指向收件文件夹以外的位置，为安全起见不予读取")
+                    continue
+                if target.is_dir():
+                    continue  # a link to a folder inside the folder: that folder is walked anyway
+            if entry.is_dir(follow_symlinks=False):
+                yield from _folder(path, top, suffixes, depth + 1)
+            elif _wanted(entry.name, suffixes) and entry.is_file():
+                if not os.access(path, os.R_OK):
+                    yield _refuse(path, "没有读取权限")
+                    continue
+                yield path
+        except OSError as exc:
+            yield _refuse(path, read_reason(exc))
+
+
+def read_reason(exc: OSError) -> str:
+    """Why a file or folder could not be read, in Chinese."""
+    if isinstance(exc, PermissionError):  # here we only read: the system's "access denied" means reading
+        return "没有读取权限"
+    from .xlsxio import os_reason
+
+    return os_reason(exc)

@@ -1,0 +1,204 @@
+"""Untrusted files are read in worker processes, so that whatever a file does to the reader costs only that file.
+
+python-calamine is Rust: a file that makes it allocate too much, or hits one of its panics on the wrong path,
+aborts the process, and no `except` can catch that. Each worker here has a memory cap; when a worker dies (a
+signal, an abort, the cap) or takes too long, the job it was on becomes a `Crashed` result for that job alone, the
+worker is replaced, and the others go on. Jobs are handed out a couple at a time per worker and come back in the
+order each worker took them, so the job a dead worker was on is always known.
+"""
+
+from __future__ import annotations
+
+import collections
+import faulthandler
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from .issues import TuanjianError
+
+WORKER_MEMORY_MB = 2048  # address space a worker may add to what it starts with (TUANJIAN_WORKER_MEMORY_MB)
+JOB_SECONDS = 120.0  # a form is read in milliseconds; a file still being read after this is given up
+DEPTH = 2  # jobs queued per worker: keeps both cores busy without losing track of which job a crash hit
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """The job's worker died or ran out of time: `reason` says which, in Chinese."""
+
+    reason: str
+
+
+def _serve(conn, setup: Callable, setup_args: tuple, fn: Callable, memory: int | None, parent: int) -> None:
+    """A worker: set its limits, build its state once, then answer jobs until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
+    # a forked worker also holds the parent's ends of the pipes, so their closing is no sign: watch the parent
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _limit(memory)
+    faulthandler.disable()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # a Rust panic's message is ours to report, in Chinese, not the user's console's
+    state = setup(*setup_args)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the parent is gone (finished, or killed): leave with it
+            return
+        if job is None:
+            return
+        try:
+            answer: tuple = ("ok", fn(state, job))
+        except TuanjianError as exc:  # a fault of the workspace (a full disk), not of the file: the run stops
+            answer = ("fault", exc.issues)
+        except MemoryError:
+            answer = ("crash", "读取时内存不足（文件可能含异常内容）")
+        except Exception as exc:  # fn is expected to turn bad input into results; anything else is reported
+            answer = ("crash", f"读取时出现意外错误（{type(exc).__name__}）")
+        conn.send(answer)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose merge was killed must not wait for work for ever: leave when the parent is gone."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _limit(memory: int | None) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no rlimits; the timeout and crash handling still apply
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort must not leave a core file in the user's folder
+    if memory is None:
+        return
+    try:
+        with open("/proc/self/statm") as f:  # what the worker already maps (inherited from the parent on fork)
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        current = 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = current + memory
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+
+
+class _Worker:
+    def __init__(self, ctx, setup, setup_args, fn, memory):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, setup, setup_args, fn, memory, os.getpid()), daemon=True)
+        self.proc.start()
+        child.close()
+        self.jobs: collections.deque = collections.deque()  # (index, job) in the order sent
+        self.since = time.monotonic()  # when the job at the head of the queue started
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+class Workers:
+    """A small pool of crash-isolated workers. `fn(state, job)` runs in a worker, with `state = setup(*args)`
+    made once per worker; `run(jobs)` yields (index, result) as results come, a `Crashed` for a job that killed its
+    worker. A `TuanjianError` raised by `fn` (the workspace's fault, not the file's) is raised again here. Use it as
+    a context manager."""
+
+    def __init__(self, count: int, setup: Callable, setup_args: tuple, fn: Callable, *,
+                 memory: int | None = None, timeout: float = JOB_SECONDS):
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        if memory is None:
+            memory = int(os.environ.get("TUANJIAN_WORKER_MEMORY_MB") or WORKER_MEMORY_MB) * 1024 * 1024
+        self._args = (setup, setup_args, fn, memory)
+        self._timeout = timeout
+        self._count = max(1, count)
+        self._workers: list[_Worker] = []
+        self.crashes = 0
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.stop(kill=bool(w.jobs))
+        self._workers = []
+
+    def _spawn(self) -> _Worker:
+        w = _Worker(self._ctx, *self._args)
+        self._workers.append(w)
+        return w
+
+    def run(self, jobs: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+        todo = collections.deque(enumerate(jobs))
+        while len(self._workers) < min(self._count, len(todo)):
+            self._spawn()
+        while todo or any(w.jobs for w in self._workers):
+            for w in self._workers:
+                while todo and len(w.jobs) < DEPTH:
+                    if not w.jobs:
+                        w.since = time.monotonic()
+                    index, job = todo.popleft()
+                    w.jobs.append((index, job))
+                    try:
+                        w.conn.send(job)
+                    except OSError:  # died before taking it: found below through its sentinel
+                        break
+            busy = [w for w in self._workers if w.jobs]
+            waits = [w.conn for w in busy] + [w.proc.sentinel for w in busy]
+            multiprocessing.connection.wait(waits, timeout=1.0)
+            for w in busy:
+                yield from self._collect(w)
+                if not w.jobs:
+                    continue
+                if not w.proc.is_alive():
+                    yield from self._lost(w, todo, "读取时程序异常终止，文件可能损坏或含异常内容")
+                elif time.monotonic() - w.since > self._timeout:
+                    yield from self._lost(w, todo, f"读取超过 {int(self._timeout)} 秒仍未完成，文件可能含异常内容")
+
+    def _collect(self, w: _Worker) -> Iterator[tuple[int, Any]]:
+        """Every answer already waiting in the worker's pipe."""
+        while w.jobs:
+            try:
+                if not w.conn.poll():
+                    return
+                kind, answer = w.conn.recv()
+            except (EOFError, OSError):
+                return
+            index, _ = w.jobs.popleft()
+            w.since = time.monotonic()
+            if kind == "fault":
+                raise TuanjianError(answer)
+            yield index, answer if kind == "ok" else Crashed(answer)
+
+    def _lost(self, w: _Worker, todo: collections.deque, reason: str) -> Iterator[tuple[int, Any]]:
+        """The worker died or hung on its head job: that job is reported, the ones behind it go back in line."""
+        index, _ = w.jobs.popleft()
+        self.crashes += 1
+        for item in reversed(w.jobs):
+            todo.appendleft(item)
+        w.jobs.clear()
+        w.stop(kill=True)
+        self._workers.remove(w)
+        if todo:
+            self._spawn()
+        yield index, Crashed(reason)
