@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
+import os
 import re
 import sys
 
@@ -153,27 +154,14 @@ def test_click_texts_of_every_version_translate(message, chinese):
 # --- writing where one cannot ------------------------------------------------------------------------------
 
 
-def test_merge_into_a_folder_that_cannot_be_written(capsys, ws, monkeypatch):
-    import tempfile
-
-    def refuse(*a, **kw):
-        raise PermissionError(errno.EACCES, "Permission denied", kw.get("dir"))
-
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # as root, chmod cannot make a folder unwritable
-    target = ws / "汇总" / "汇总表.xlsx"
-    code, out, err = run(capsys, ["merge", "-w", ws, "-o", target])
-    assert code == 1
-    assert f"错误：无法在文件夹 {target.parent} 中新建文件（没有写入权限）" in err.splitlines()
-    code, data = run_json(capsys, ["merge", "-w", ws, "-o", target])
-    assert code == 1 and data["ok"] is False
-    assert (data["error"]["code"], data["error"]["message"]) == ("folder-not-writable",
-                                                                  f"无法在文件夹 {target.parent} 中新建文件（没有写入权限）")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/sys refuses files even to root on Linux only")
 def test_merge_into_a_real_unwritable_folder(capsys, ws):
     code, out, err = run(capsys, ["merge", "-w", ws, "-o", "/sys/汇总表.xlsx"])
     assert code == 1 and "错误：无法在文件夹 /sys 中新建文件（没有写入权限）" in err
+    code, data = run_json(capsys, ["merge", "-w", ws, "-o", "/sys/汇总表.xlsx"])
+    assert code == 1 and data["ok"] is False
+    assert (data["error"]["code"], data["error"]["message"]) == ("folder-not-writable",
+                                                                  "无法在文件夹 /sys 中新建文件（没有写入权限）")
 
 
 def test_merge_where_a_file_stands_in_for_the_folder(capsys, ws):
@@ -186,18 +174,21 @@ def test_a_file_name_too_long_is_named_in_chinese(capsys, ws):
     assert code == 1 and err.startswith("错误：") and "（文件名过长）" in err
 
 
-def test_disk_full_leaves_no_temporary_file(tmp_path, monkeypatch):
-    import os
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a small disk needs root")
+def test_disk_full_leaves_no_temporary_file(tmp_path):
+    import subprocess
 
-    def full(fd):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(TuanjianError) as exc:
-        atomic_write(tmp_path / "汇总表.xlsx", b"data")
-    (issue,) = exc.value.issues
-    assert (issue.code, issue.message) == ("cannot-write", f"无法写入 {tmp_path / '汇总表.xlsx'}（磁盘空间不足）")
-    assert list(tmp_path.iterdir()) == []
+    disk = tmp_path / "小盘"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        with pytest.raises(TuanjianError) as exc:
+            atomic_write(disk / "汇总表.xlsx", b"x" * 200_000)
+        (issue,) = exc.value.issues
+        assert (issue.code, issue.message) == ("cannot-write", f"无法写入 {disk / '汇总表.xlsx'}（磁盘空间不足）")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.parametrize("exc, reason", [
@@ -301,15 +292,42 @@ def test_settings_nested_too_deep(capsys, ws, text):
     assert code == 1 and "错误：tuanjian.toml" in err and "配置文件语法错误：嵌套层数过多" in err
 
 
-def test_ctrl_c_is_a_chinese_line_or_json(capsys, monkeypatch):
-    import tuanjian_xlsx.workspace
+def test_ctrl_c_is_a_chinese_line_or_json(ws):
+    """A real Ctrl+C (SIGINT) while merge --fetch waits on a mail server that never answers: one Chinese line,
+    or with --json one JSON object; exit 1."""
+    import signal
+    import socket
+    import subprocess
 
-    def interrupted():
-        raise KeyboardInterrupt
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    toml = ws / "tuanjian.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('imap_host = ""', 'imap_host = "127.0.0.1"')
+                    .replace("imap_port = 993", f"imap_port = {server.getsockname()[1]}")
+                    .replace('imap_security = "ssl"', 'imap_security = "none"'), encoding="utf-8")
+    env = dict(os.environ, TUANJIAN_IMAP_PASSWORD="x")
+    try:
+        for extra in ([], ["--json"]):
+            proc = subprocess.Popen([sys.executable, "-m", "tuanjian_xlsx", "merge", "--fetch", "-w", str(ws), *extra],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            conn, _ = server.accept()  # it is now waiting for the server's greeting
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+            conn.close()
+            assert proc.returncode == 1, (out, err)
+            assert "Traceback" not in out + err and not ENGLISH.search(err)
+            if extra:
+                assert json.loads(out)["error"]["code"] == "cancelled"
+            else:
+                assert err.strip().endswith("已取消。")
+    finally:
+        server.close()
 
-    monkeypatch.setattr(tuanjian_xlsx.workspace, "list_templates", interrupted)
-    code, out, err = run(capsys, ["templates", "list"])
-    assert code == 1 and err.strip().endswith("已取消。") and not ENGLISH.search(err)
-    assert main(["templates", "list", "--json"]) == 1
-    out = capsys.readouterr().out
-    assert json.loads(out)["error"]["code"] == "cancelled"
+def test_an_as_of_decades_after_the_reporting_start_is_refused_not_counted(capsys, ws):
+    toml = ws / "tuanjian.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('start = ""', 'start = "2026-01"'), encoding="utf-8")
+    code, out, err = run(capsys, ["status", "-w", ws, "--as-of", "3026-04-20"])  # a typo for 2026
+    assert code == 1 and "统计日 3026-04-20 距报送起始期 2026-01 超过 20 年" in err
+    code, out, err = run(capsys, ["status", "-w", ws, "--as-of", "2026-04-20"])
+    assert code == 0

@@ -17,6 +17,7 @@ from .config import Mail, Workspace
 from .intake import Submission, local_time, message_id, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
+from .xlsxio import os_reason
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]*)"')
 _DATE_TIME = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([-+])(\d\d)(\d\d)")
@@ -82,7 +83,7 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
                 box.starttls(ssl_context=ssl.create_default_context())
     except (OSError, imaplib.IMAP4.error) as exc:
         raise TuanjianError(Issue.make("mail-connect", field="mail", what="收信", where=where,
-                                       reason=f"{type(exc).__name__}：{exc}", verb="收取")) from None
+                                       reason=_said(exc), verb="收取")) from None
     try:
         box.login(mail.imap_user, password)
     except imaplib.IMAP4.error:
@@ -231,7 +232,7 @@ _NETWORK = {TimeoutError: "超时", ConnectionResetError: "连接被重置", Con
 def _said(what) -> str:
     """What went wrong, short, for a Chinese message: the server's own words, or a network failure named."""
     if isinstance(what, BaseException):
-        text = _NETWORK.get(type(what)) or str(what) or f"网络错误（{type(what).__name__}）"
+        text = _NETWORK.get(type(what)) or (os_reason(what) if isinstance(what, OSError) else str(what)) or "网络错误"
     elif isinstance(what, list):
         text = b" ".join(p for p in what if isinstance(p, bytes)).decode("utf-8", "replace") or "未说明原因"
     else:

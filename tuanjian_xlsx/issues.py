@@ -117,6 +117,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "zip-too-many": ("error", "压缩包内文件过多（至少 {count} 个，最多接收 {limit} 个），整个压缩包不予读取；请只打包报表文件", "a zip with too many members"),
     "zip-encrypted": ("error", "压缩包有密码，无法读取其中的“{name}”；请去掉密码后重新发送", "an encrypted zip member"),
     "text-cut": ("warning", "“{field}”有 {length} 个字，超过 Excel 单元格上限 32767 字，汇总表中只保留前 32767 字", "a text longer than an Excel cell holds"),
+    "as-of-too-far": ("error", "统计日 {as_of} 距报送起始期 {start} 超过 {years} 年，请检查 --as-of 或 tuanjian.toml 中 [reporting] 的 start", "an as-of date decades after the reporting start"),
     "no-units": ("error", "单位名单为空", "an empty roster"),
     "mail-unreadable": ("error", "邮件无法解析（{detail}），已跳过；请让对方重新发送", "a mail whose headers or structure cannot be read"),
     "mail-no-report": ("error", "邮件中没有报表附件（.xlsx 等表格或压缩包），请让对方把报表作为附件重新发送", "a saved mail with no spreadsheet attached"),

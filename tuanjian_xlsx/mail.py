@@ -115,4 +115,8 @@ def _why(exc) -> str:
     if isinstance(exc, tuple) and len(exc) == 2:
         code, text = exc
         return f"服务器拒收（{code}）：{text.decode(errors='replace') if isinstance(text, bytes) else text}"
-    return f"{type(exc).__name__}：{exc}"
+    if isinstance(exc, OSError):
+        from .xlsxio import os_reason
+
+        return os_reason(exc)
+    return f"发送失败（{exc}）" if str(exc) else "发送失败"

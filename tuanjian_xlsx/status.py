@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from .config import Workspace
+from .issues import Issue, TuanjianError
 from .ledger import FileRow
 from .normalise import fold
 from .periods import Period, parse_period
@@ -20,6 +21,7 @@ def period_order(p: Period) -> tuple:
 
 STATUS_ZH = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
 _KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+MAX_YEARS = 20  # from the configured reporting start to the as-of date
 
 
 def periods_between(kind: str, start: Period, end: dt.date) -> list[Period]:
@@ -40,7 +42,11 @@ def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
     the previous year's December and fourth quarter (due then) are still counted."""
     start = ws.settings.reporting.start
     if start:
-        return parse_period(start)
+        first = parse_period(start)
+        if as_of.year - first.year > MAX_YEARS:  # a typo (3026 for 2026) would count a thousand years of forms
+            raise TuanjianError(Issue.make("as-of-too-far", field="--as-of", as_of=as_of.isoformat(), start=start,
+                                           years=MAX_YEARS))
+        return first
     return Period((as_of - dt.timedelta(days=62)).year, "month", 1)
 
 
