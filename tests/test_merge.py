@@ -136,7 +136,7 @@ def test_second_merge_changes_nothing_and_parses_nothing(demo, tmp_path):
     parsed: list = []
     again = merge(root, as_of=AS_OF, now=NOW, parse_counter=parsed)
     assert parsed == [] and again.duplicates == again.received == 153 and again.valid == 0
-    assert again.summary() == "收到 153 份 · 有效 0 · 退回 0 · 重复 153 · 被替换 0 · 未报 7 家"
+    assert again.summary() == "没有新文件（已登记过的 153 份未重复计数） · 未报 7 家"
     assert again.master.read_bytes() == before  # same ledger, same configuration, same date: same master
     assert (root / "汇总" / "汇总表.bak.xlsx").read_bytes() == before
 
@@ -161,7 +161,8 @@ def test_merge_cli_json_and_summary(demo, tmp_path):
     r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--as-of", AS_OF.isoformat(), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert set(data) == {"ok", "master", "received", "valid", "invalid", "duplicates", "superseded", "missing", "late"}
+    assert set(data) == {"ok", "master", "received", "valid", "invalid", "duplicates", "superseded", "missing", "late",
+                         "new", "received_time_corrected", "notes"}
     assert {"unit": "舞阳县团委", "form_id": "visit_report", "period": "2026-05"} in data["missing"]
     late = next(x for x in data["late"] if x["unit"] == "召陵区团委" and x["period"] == "2026-03")
     assert late["due"] == "2026-04-10" and late["received"] > "2026-04-10"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +18,9 @@ from .xlsxio import FONT_BODY, FONT_TITLE, atomic_write, close_workbook, new_wor
 LISTS_SHEET = "_lists"
 PASSPORT_SHEET = "_passport"
 PASSPORT_KEYS = ("form_id", "version", "fingerprint", "unit_id", "unit", "period", "due")
+# Written only where it has a value (a 退回件): the sheets this product put in front of the form (问题清单), which
+# the reader never takes for a form. Sheet names cannot hold "/", so it separates them.
+NOT_FORMS_KEY = "not_forms"
 PROPERTY_PREFIX = "tj."
 DATE_FORMAT = 'yyyy"年"m"月"d"日"'
 YES_NO = ("是", "否")
@@ -31,6 +34,7 @@ class Prefill:
     period: str = ""  # period code, e.g. 2026-03
     period_label: str = ""  # what the cell shows, e.g. 2026年3月
     due: dt.date | None = None
+    not_forms: tuple[str, ...] = ()  # set by build_template for the sheets `first_sheet` adds
 
     def passport(self, spec) -> dict[str, object]:
         return {
@@ -41,6 +45,7 @@ class Prefill:
             "unit": self.unit.name if self.unit else "",
             "period": self.period,
             "due": self.due.isoformat() if self.due else "",
+            NOT_FORMS_KEY: "/".join(self.not_forms),
         }
 
 
@@ -154,7 +159,7 @@ def _passport(wb, ws, spec, prefill: Prefill, password: str, fmt) -> None:
     values = prefill.passport(spec)
     ws.set_column(0, 0, 14)
     ws.set_column(1, 1, 70)
-    for r, key in enumerate(PASSPORT_KEYS):
+    for r, key in enumerate(PASSPORT_KEYS + ((NOT_FORMS_KEY,) if values[NOT_FORMS_KEY] else ())):
         ws.write_string(r, 0, key, fmt["passport"])
         v = values[key]
         if isinstance(v, int):
@@ -348,8 +353,6 @@ def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: 
         _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
         _setup_page(ws, spec, spec.layout.print_area)
         _protect(ws, password)
-        if i == 0:
-            ws.activate()
     lists.write(wb, password)
     _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
@@ -436,7 +439,6 @@ def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password
     ws.freeze_panes(first, 0)
     _setup_page(ws, spec, range_name(1, 0, last, n_cols - 1))
     _protect(ws, password)
-    ws.activate()
     lists.write(wb, password)
     _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
 
@@ -638,8 +640,9 @@ def build_template(spec: FormSpec | TableSpec, roster: Roster, *, prefill: Prefi
     buf = io.BytesIO()
     wb = new_workbook(buf, title=spec.display_name)
     fmt = _styles(wb)
-    if first_sheet is not None:
+    if first_sheet is not None:  # the workbook's first sheet is the one selected and shown: never the form too
         first_sheet(wb)
+        prefill = replace(prefill, not_forms=tuple(w.name for w in wb.worksheets()))
     if isinstance(spec, TableSpec):
         _build_table(wb, spec, roster, prefill, password, fmt, filled or [])
     else:

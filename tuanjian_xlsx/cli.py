@@ -300,9 +300,11 @@ def upgrade(files: tuple[Path, ...], out: Path | None, workspace: Path) -> None:
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-@cli.command(help="校验收到的报表文件（可给文件或文件夹），列出每个问题的位置；有错的可生成退回件。")
+@cli.command(help="校验收到的报表文件（xlsx、zip、另存的邮件 .eml，或含有它们的文件夹），列出每个问题的位置；"
+                  "有错的可生成退回件。不在工作区里时按内置的默认名单与目标（实施方案）校验，各单位可在发送前自查。")
 @click.argument("paths", metavar="路径...", nargs=-1, required=True, type=click.Path(path_type=Path))
-@workspace_option
+@click.option("--workspace", "-w", "workspace", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="文件夹", help="工作区文件夹（含 tuanjian.toml）；默认为当前文件夹，没有则用内置的默认名单与目标")
 @click.option("--return-dir", "return_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="文件夹", help="为有错误的文件生成退回件和说明，放在此文件夹")
 @json_option
@@ -337,6 +339,23 @@ def _as_of(ctx, param, value):
     return day
 
 
+def _moment(ctx, param, value):
+    """A date, or a date and time, for --received-at (a date alone is that day at 00:00)."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    from .periods import FIRST_DAY, LAST_DAY
+
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("/", "-"))
+    except ValueError:
+        raise click.BadParameter(f"应为日期或日期时间，如 2026-04-09 或 \"2026-04-09 15:30\"，现为“{value}”") from None
+    if not FIRST_DAY <= moment.date() <= LAST_DAY:
+        raise click.BadParameter(f"日期应在 {FIRST_DAY} 至 {LAST_DAY} 之间，现为 {value}")
+    return moment.replace(tzinfo=None)
+
+
 def _period(ctx, param, value):
     """A reporting period as the library takes it (text), refused here when it is not one."""
     if value is None:
@@ -361,11 +380,14 @@ def as_of_option(fn):
               help="汇总表保存为（默认：工作区“汇总”文件夹里的 汇总表.xlsx）")
 @as_of_option
 @click.option("--fetch", is_flag=True, help="先从邮箱收取新邮件的报表附件（设置见 tuanjian.toml 的 [mail]）")
+@click.option("--received-at", "received_at", callback=_moment, metavar="日期",
+              help="本次给出的文件实际收到的日期（如附件晚些才保存到收件箱），如 2026-04-09 或 \"2026-04-09 15:30\"；"
+                   "汇总表“来源”中注明“人工指定”")
 @click.option("--open", "open_excel", is_flag=True, help="汇总后在 Excel 中打开汇总表（Windows/macOS，需要 Excel 联动组件）")
 @json_option
 @reports_errors
-def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, open_excel: bool,
-          as_json: bool) -> None:
+def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, received_at,
+          open_excel: bool, as_json: bool) -> None:
     from .merge import merge as run_merge
 
     excel_problem = None
@@ -402,7 +424,8 @@ def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fet
             bar.update(1)
 
     try:
-        result = run_merge(workspace, list(paths) or None, out=out, as_of=as_of, progress=progress)
+        result = run_merge(workspace, list(paths) or None, out=out, as_of=as_of, progress=progress,
+                           received_at=received_at)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -509,7 +532,8 @@ def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
     for i in items:
         groups.setdefault((i.form_id, i.period), []).append(i)
     _echo(f"报送情况（截至 {day.isoformat()}）")
-    for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    order = ws.registry.form_ids  # the plan's order: 附件1, 附件2, 台账
+    for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
         counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
         dues = " / ".join(sorted({r.due.isoformat() for r in rows}))  # unit types may be due on different days
         line = f"{names.get(form_id, form_id)} {p.label}（截止 {dues}）："

@@ -164,9 +164,9 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     if typ != "OK" or not raw:  # not taken: the next run tries this mail again
         result.failed.append((key, _not_fetched(body if typ != "OK" else "服务器返回的邮件为空")))
         return
-    arrived, note = _arrival(meta, raw, now, key)
+    arrived, basis, note = _arrival(meta, raw, now, key)
     origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
-    parsed = read_mail(raw, Path(f"邮件{uid.decode()}"), origin, received=arrived)
+    parsed = read_mail(raw, Path(f"邮件{uid.decode()}"), origin, received=arrived, basis=basis)
     subs, sender, subject = parsed.submissions, parsed.head.sender, parsed.head.subject
     result.taken.append(Mailed(key, arrived, sender, subject, subs, parsed.refusal))
     if note is not None:
@@ -183,17 +183,18 @@ def _uid_fetch(box, uid: bytes, what: str):
     return box.uid("FETCH", uid, what)
 
 
-def _arrival(meta: bytes, raw: bytes, now: dt.datetime, key: str) -> tuple[dt.datetime, Issue | None]:
-    """When the mail arrived: the server's INTERNALDATE. When that is no date (an unknown month, year 9999,
-    a 20-digit year) the mail's own Date, if it is one and not after `now`, else `now` — with a warning
-    either way. A missing INTERNALDATE (a server that sends none) is `now`, as it always was."""
+def _arrival(meta: bytes, raw: bytes, now: dt.datetime, key: str) -> tuple[dt.datetime, str, Issue | None]:
+    """When the mail arrived, and what that rests on (see ledger.RECEIVED_BASES): the server's INTERNALDATE.
+    When that is no date (an unknown month, year 9999, a 20-digit year) the mail's own Date, if it is one and not
+    after `now`, else `now` — with a warning either way. A missing INTERNALDATE (a server that sends none) is
+    `now`, as it always was."""
     m = _INTERNALDATE.search(meta or b"")
     if not m:
-        return now, None
+        return now, "first-seen", None
     text = m.group(1).decode("ascii", "replace")
     arrived = _internaldate(text)
     if arrived is not None:
-        return arrived, None
+        return arrived, "mailbox", None
     try:
         head = read_head(email.message_from_bytes(raw, policy=email.policy.default))
         fallback = head.date if head.date is not None and head.date <= now else None
@@ -201,7 +202,7 @@ def _arrival(meta: bytes, raw: bytes, now: dt.datetime, key: str) -> tuple[dt.da
         fallback = None
     when = fallback or now
     how = "邮件的发信时间" if fallback else "本次收信时间"
-    return when, Issue.make("mail-bad-date", file=key, what="到达时间", value=text,
+    return when, "mail-date" if fallback else "first-seen", Issue.make("mail-bad-date", file=key, what="到达时间", value=text,
                             fallback=f"{how}（{when:%Y-%m-%d %H:%M}）")
 
 

@@ -9,7 +9,7 @@ import email.policy
 import functools
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -39,6 +39,7 @@ class Submission:
     refusal: Issue | None = None  # refused before reading (unsafe path, zip bomb, a link leading out, ...)
     member: str | None = None  # a zip member's or attachment's own file name
     loader: Callable[[], bytes] | None = None  # how to get the bytes when they are not on disk nor in `data`
+    basis: str | None = None  # what received_at rests on (ledger.RECEIVED_BASES); None: first registration
     source: Path | None = None  # the file on disk holding it (the path itself for a plain file)
 
     @property
@@ -223,7 +224,8 @@ class ParsedMail:
     refusal: Issue | None = None  # set when the mail as a whole is refused
 
 
-def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None) -> ParsedMail:
+def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None,
+              basis: str | None = None) -> ParsedMail:
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
     mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file."""
@@ -238,12 +240,13 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         problem = str(exc)
     except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
         problem = "邮件结构损坏，无法读取"
+    basis = basis or ("mail-date" if received is None and head.date is not None else None)
     if problem is None:
-        return ParsedMail(head, subs)
+        return ParsedMail(head, [replace(s, basis=basis) if s.received_at is not None else s for s in subs])
     shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
     refusal = Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
-                                        refusal=refusal, member=shown.name)], refusal)
+                                        refusal=refusal, member=shown.name, basis=basis)], refusal)
 
 
 def _when(received: dt.datetime | None, head: MailHead) -> dt.datetime | None:

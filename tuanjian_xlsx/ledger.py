@@ -75,7 +75,16 @@ MIGRATIONS = [
         taken_at  TEXT NOT NULL
     );
     """,
+    # v4: what each received time rests on (a mail's date, the mailbox's arrival, the first registration, a date
+    # stated by staff), so that the master can say it and an earlier copy of the same content can correct it
+    """
+    ALTER TABLE files ADD COLUMN received_basis TEXT NOT NULL DEFAULT 'first-seen';
+    """,
 ]
+
+# What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
+RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "mailbox": "邮箱到达", "mail-date": "邮件日期",
+                  "first-seen": "首次登记"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class FileRow:
     period: str | None
     records: list[dict]
     issues: list[dict]
+    received_basis: str = "first-seen"  # a key of RECEIVED_BASES
 
 
 class Ledger:
@@ -235,20 +245,36 @@ class Ledger:
                              unit=unit, period=period)
 
     def _add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
-             now: dt.datetime, result: dict | str, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
+             now: dt.datetime, result: dict | str, valid: bool, form_id, version, unit_id, unit, period,
+             received_basis: str = "first-seen") -> tuple[int, bool]:
         if not isinstance(result, str):
             result = json.dumps(result, ensure_ascii=False, default=_json_default)
         cur = self.db.execute(
             "INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
-            "version, unit_id, unit, period, result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "version, unit_id, unit, period, result, received_basis) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (sha256) DO NOTHING",
             (sha256, name, origin, ext, size, _iso(received_at), _iso(now), int(valid), form_id, version,
-             unit_id, unit, period, result))
+             unit_id, unit, period, result, received_basis))
         new = cur.rowcount == 1
         file_id = cur.lastrowid if new else self.known(sha256)
+        if not new:  # another run recorded it first: this copy may have arrived earlier
+            self._earliest(file_id, received_at, received_basis)
         self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
                         (file_id, name, origin, _iso(now)))
         return file_id, new
+
+    def _earliest(self, file_id: int, received_at: dt.datetime, basis: str) -> bool:
+        """The same content arrived again: its received time becomes the earliest arrival known, whatever the order
+        of reading; a time stated by staff replaces whatever was known. True when the ledger changed."""
+        if basis == "stated":
+            cur = self.db.execute("UPDATE files SET received_at = ?, received_basis = ? WHERE id = ? AND "
+                                  "(received_at != ? OR received_basis != ?)",
+                                  (_iso(received_at), basis, file_id, _iso(received_at), basis))
+        else:
+            cur = self.db.execute("UPDATE files SET received_at = ?, received_basis = ? WHERE id = ? AND "
+                                  "received_basis != 'stated' AND received_at > ?",
+                                  (_iso(received_at), basis, file_id, _iso(received_at)))
+        return cur.rowcount > 0
 
     def get(self, key: str) -> str | None:
         with _faults(self):
@@ -280,10 +306,14 @@ class Ledger:
         with self.transaction():
             self.db.executemany("UPDATE files SET returned = 1 WHERE id = ?", [(i,) for i in file_ids])
 
-    def seen_again(self, file_id: int, name: str, origin: str, now: dt.datetime) -> None:
+    def seen_again(self, file_id: int, name: str, origin: str, now: dt.datetime,
+                   received_at: dt.datetime | None = None, basis: str = "first-seen") -> bool:
+        """Another arrival of content already recorded; with its received time, the earliest one counts.
+        True when that moved the file's received time."""
         with self.transaction():
             self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
                             (file_id, name, origin, _iso(now)))
+            return received_at is not None and self._earliest(file_id, received_at, basis)
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -292,12 +322,12 @@ class Ledger:
         with _faults(self):
             rows = self.db.execute(
                 "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
-                "result FROM files ORDER BY received_at, id").fetchall()
+                "result, received_basis FROM files ORDER BY received_at, id").fetchall()
         out = []
         for r in rows:
             result = json.loads(r[12])
             out.append(FileRow(r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8],
-                               r[9], r[10], r[11], result.get("records", []), result.get("issues", [])))
+                               r[9], r[10], r[11], result.get("records", []), result.get("issues", []), r[13]))
         return out
 
     def integrity_ok(self) -> bool:

@@ -18,6 +18,7 @@ from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, s
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
 SHEETS = ("总览", "报送情况", "走基层明细", "走基层统计", "观摩明细", "观摩统计", "目标进度", "目标汇总", "问题清单", "来源")
+DETAIL_WIDTHS = {"long_text": 24, "integer": 6, "number": 8, "date": 11}
 STATUS_COLOURS = {"按时": "#C6EFCE", "逾期": "#FFEB9C", "未报": "#FFC7CE", "未到期": "#EDEDED"}
 
 
@@ -34,9 +35,10 @@ def _styles(wb) -> dict:
         "title": {"font_name": FONT_TITLE, "font_size": 18, "bold": True},
         "note": {**base, "font_color": "#595959"},
         "head": {**grid, "bold": True, "bg_color": "#DDEBF7", "align": "center", "text_wrap": True},
-        "cell": {**grid},
+        "cell": {**grid, "text_wrap": True},  # wrapped, never cut off on paper
         "wrap": {**grid, "text_wrap": True, "valign": "top"},
-        "center": {**grid, "align": "center"},
+        "center": {**grid, "align": "center", "text_wrap": True},
+        "hash": {**grid, "font_name": "Courier New", "font_size": 8, "text_wrap": True},
         "int": {**grid, "num_format": "0", "align": "center"},
         "num": {**grid, "num_format": "General", "align": "center"},
         "pct": {**grid, "num_format": "0.0%", "align": "center"},
@@ -51,12 +53,15 @@ def _styles(wb) -> dict:
 
 
 class Sheet:
-    """A worksheet with the writes the master needs; strings are always strings, formulas carry their values."""
+    """A worksheet with the writes the master needs; strings are always strings, formulas carry their values.
+    It remembers the last row and column written, for the print area."""
 
-    def __init__(self, wb, name: str, fmt: dict):
+    def __init__(self, wb, name: str, fmt: dict, banner: tuple[str, str] = ("", "")):
         self.ws = wb.add_worksheet(name)
         self.name = name
         self.fmt = fmt
+        self.banner = banner  # the printed page header's left and right parts
+        self.last_row = self.last_col = 0
 
     def at(self, r: int, c: int) -> str:
         return f"{quote_sheet(self.name)}!{cell_name(r, c, absolute=True)}"
@@ -64,7 +69,11 @@ class Sheet:
     def col(self, c: int, r1: int, r2: int) -> str:
         return f"{quote_sheet(self.name)}!{range_name(r1, c, max(r1, r2), c, absolute=True)}"
 
+    def _seen(self, r: int, c: int) -> None:
+        self.last_row, self.last_col = max(self.last_row, r), max(self.last_col, c)
+
     def put(self, r: int, c: int, v, style: str = "cell") -> None:
+        self._seen(r, c)
         f = self.fmt[style]
         if v is None or v == "":
             self.ws.write_blank(r, c, None, f)
@@ -78,6 +87,7 @@ class Sheet:
             self.ws.write_number(r, c, v, f)
 
     def formula(self, r: int, c: int, text: str, value, style: str = "cell") -> None:
+        self._seen(r, c)
         self.ws.write_formula(r, c, text, self.fmt[style], value)
 
     def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
@@ -85,15 +95,34 @@ class Sheet:
             self.ws.write_string(r, c, t, self.fmt["head"])
             if widths:
                 self.ws.set_column(c, c, widths[c])
+        self._seen(r, len(titles) - 1)
         self.ws.set_row(r, 30)
 
-    def table(self, head_row: int, last_row: int, n_cols: int) -> None:
+    def table(self, head_row: int, last_row: int, n_cols: int, *, landscape: bool = True, key_cols: int = 1) -> None:
         self.ws.freeze_panes(head_row + 1, 0)
         self.ws.autofilter(head_row, 0, max(head_row, last_row), n_cols - 1)
-        self.ws.set_paper(9)
-        self.ws.set_landscape()
-        self.ws.fit_to_pages(1, 0)
-        self.ws.repeat_rows(head_row)
+        self.print_setup(landscape=landscape, title_rows=(head_row, head_row), key_cols=key_cols)
+
+    def print_setup(self, *, landscape: bool, title_rows: tuple[int, int] | None, key_cols: int = 1,
+                    last_col: int | None = None, breaks: list[int] = ()) -> None:
+        """A4, one page wide, the heading rows and the first key_cols columns (the unit's name) on every page,
+        the sheet's name in the page header and 第 n 页 / 共 m 页 in the footer; breaks are rows that start a page."""
+        ws = self.ws
+        ws.set_paper(9)
+        ws.set_landscape() if landscape else ws.set_portrait()
+        ws.fit_to_pages(1, 0)  # as wide as one page, as many pages tall as it takes
+        ws.print_area(0, 0, self.last_row, self.last_col if last_col is None else last_col)
+        if title_rows:
+            ws.repeat_rows(*title_rows)
+        if key_cols:
+            ws.repeat_columns(0, key_cols - 1)
+        if breaks:
+            ws.set_h_pagebreaks(list(breaks))
+        ws.center_horizontally()
+        ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.6)
+        left, right = (t.replace("&", "&&") for t in self.banner)
+        ws.set_header(f"&L&9{left}&C&11&A&R&9{right}", {"margin": 0.3})
+        ws.set_footer("&C&9第 &P 页 / 共 &N 页", {"margin": 0.3})
 
 
 def _ratio(a: float, b: float):
@@ -120,7 +149,7 @@ class FormBlock:
 def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[FormBlock]:
     blocks = []
     r = 0
-    sh.ws.write_string(r, 0, "各单位报送情况（按时 / 逾期 / 未报 / 未到期）", sh.fmt["title"])
+    sh.put(r, 0, "各单位报送情况（按时 / 逾期 / 未报 / 未到期）", "title")
     sh.ws.set_column(0, 0, 26)
     sh.ws.set_column(1, 1, 12)
     r = 2
@@ -131,7 +160,7 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
         periods = sorted({i.period for i in mine}, key=period_order)
         units = list(dict.fromkeys(i.unit for i in mine))
         by = {(i.unit, i.period.code): i for i in mine}
-        sh.ws.write_string(r, 0, spec.display_name, sh.fmt["block"])
+        sh.put(r, 0, spec.display_name, "block")
         head = r + 1
         counts_titles = ["应报", "已报", "按时", "逾期", "未报", "按时率"]
         titles = ["单位", "单位类型"] + [p.label for p in periods] + counts_titles
@@ -180,11 +209,12 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
         area = range_name(first, 2, last, 1 + len(periods))
         for text, colour in sh.fmt["status"].items():
             sh.ws.conditional_format(area, {"type": "cell", "criteria": "==", "value": f'"{text}"', "format": colour})
-        for p in periods:
-            sh.ws.set_column(period_col[p.code], period_col[p.code], 9)
+        sh.ws.set_column(2, count_cols["按时率"], 9)
         blocks.append(FormBlock(spec.form_id, spec.display_name, periods, first, units, period_col, count_cols, counts))
         r = last + 4
     sh.ws.freeze_panes(0, 1)
+    # each form's block starts a page: its heading row is then at the top of it, with the units' names beside
+    sh.print_setup(landscape=True, title_rows=None, key_cols=2, breaks=[b.first_row - 2 for b in blocks[1:]])
     return blocks
 
 
@@ -218,8 +248,8 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
     fields = _detail_columns(ws, form_id)
     titles = (["单位", "单位序号", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields]
               + ["版本", "来源文件", "收到时间"])
-    widths = [24, 8, 12, 12, 8] + [30 if t == "long_text" else 12 if t in ("integer", "date") else 18
-                                   for _, _, t in fields] + [6, 28, 17]
+    # narrow enough that one landscape page width still prints at a readable scale: long texts wrap
+    widths = [16, 5, 10, 10, 7] + [DETAIL_WIDTHS.get(t, 11) for _, _, t in fields] + [5, 18, 16.5]
     sh.header(0, titles, widths)
     units = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
     for k, (f, rec) in enumerate(rows, start=1):
@@ -247,7 +277,7 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
 def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, items: list[StatusItem]) -> None:
     titles = ["单位", "单位序号", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月应走访",
               "是否达标"]
-    sh.header(0, titles, [24, 8, 12, 12, 8, 10, 11, 12, 10, 10])
+    sh.header(0, titles, [26, 6, 11, 10, 8, 8, 8, 9, 8, 8])
     months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"},
                     key=period_order)
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
@@ -278,7 +308,7 @@ def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, ite
             met = "—" if owed is None else ("达标" if n >= owed else "未达标")
             sh.formula(r, 9, f'=IF({i}="","—",IF({f}>={i},"达标","未达标"))', met, "center")
             r += 1
-    sh.table(0, r - 1, len(titles))
+    sh.table(0, r - 1, len(titles), landscape=False)
 
 
 def _num(v) -> float:
@@ -288,7 +318,7 @@ def _num(v) -> float:
 def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, observations, items) -> None:
     quarters = sorted({i.period for i in items if i.form_id == "observation_report"}, key=period_order)
     titles = ["单位", "单位序号", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
-    sh.header(0, titles, [24, 8, 12] + [16] * len(quarters))
+    sh.header(0, titles, [26, 6, 11] + [16] * len(quarters))
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
     count: dict[tuple[str, int], int] = {}
@@ -304,8 +334,9 @@ def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, obser
             key = period_key(q)
             sh.formula(r, j, f"=COUNTIFS({rng(pos['unit_no'])},{cell_name(r, 1, True)},{rng(pos['key'])},{key})",
                        count.get((u.id, key), 0), "int")
-    sh.ws.write_string(len(units) + 2, 0, "各季度开展观摩的次数（0 = 本季度未报观摩情况）", sh.fmt["note"])
+    sh.put(len(units) + 2, 0, "各季度开展观摩的次数（0 = 本季度未报观摩情况）", "note")
     sh.ws.freeze_panes(1, 1)
+    sh.print_setup(landscape=len(quarters) > 4, title_rows=(0, 0), last_col=2 + len(quarters))
 
 
 # --- targets ------------------------------------------------------------------------------------------------
@@ -341,10 +372,10 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.da
     """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, row, rate) for 总览."""
     titles = ["编号", "量化指标", "指标类型", "单位", "单位类型", "报送期", "完成数/完成值", "基数", "完成率",
               "目标值", "是否达标", "进展情况", "存在问题"]
-    sh.header(0, titles, [7, 26, 8, 24, 12, 12, 10, 9, 9, 8, 9, 30, 24])
+    sh.header(0, titles, [7, 24, 8, 26, 11, 12, 10, 9, 9, 8, 9, 30, 24])
     ctitles = ["编号", "量化指标", "指标类型", "目标", "报送单位数", "全市完成数", "全市基数", "全市完成率", "达标单位数",
                "全市是否达标"]
-    city.header(0, ctitles, [7, 30, 8, 16, 10, 11, 10, 11, 10, 11])
+    city.header(0, ctitles, [7, 30, 8, 30, 10, 11, 10, 11, 10, 11])
     kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
     r, cr = 1, 1
     ratio_rows = []
@@ -404,8 +435,8 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.da
         if task.kind == "ratio":
             ratio_rows.append((task, cr, _ratio(done_sum, base_sum)))
         cr += 1
-    sh.table(0, r - 1, len(titles))
-    city.table(0, cr - 1, len(ctitles))
+    sh.table(0, r - 1, len(titles), key_cols=4)  # 编号 … 单位
+    city.table(0, cr - 1, len(ctitles), key_cols=2)
     return ratio_rows
 
 
@@ -465,14 +496,14 @@ def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Perio
 def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
               files: list[FileRow], as_of: dt.date, ratio_rows, city: Sheet) -> None:
     org = ws.settings.organisation
-    sh.ws.set_column(0, 0, 30)
-    sh.ws.set_column(1, 8, 11)
-    sh.ws.write_string(0, 0, f"{org.name} 活力团建报表汇总", sh.fmt["title"])
+    sh.ws.set_column(0, 0, OVERVIEW_WIDTHS[0])
+    sh.ws.set_column(1, OVERVIEW_LAST_COL, OVERVIEW_WIDTHS[1])
+    sh.put(0, 0, f"{org.name} 活力团建报表汇总", "title")
     valid = sum(f.valid for f in files)
     last = max((f.received_at for f in files), default=None)
     made = (f"数据截至 {as_of.isoformat()}；据 {len(files)} 份文件生成（有效 {valid} 份，退回 {len(files) - valid} 份）"
             + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
-    sh.ws.write_string(1, 0, made, sh.fmt["note"])
+    sh.put(1, 0, made, "note")
     titles = ["报表", "报送期", "应报", "已报", "按时", "逾期", "未报"]
     sh.header(3, titles)
     r = 4
@@ -493,7 +524,7 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
 
     # each unit's on-time rate over every form: Σ按时 / Σ应报 from 报送情况
     r += 2
-    sh.ws.write_string(r, 0, "各单位按时报送率（全部报表，截至统计日）", sh.fmt["block"])
+    sh.put(r, 0, "各单位按时报送率（全部报表，截至统计日）", "block")
     head = r + 1
     sh.header(head, ["单位", "应报", "按时", "按时率"])
     first = head + 1
@@ -516,40 +547,69 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     last_unit = first + len(units) - 1
     chart = wb.add_chart({"type": "bar"})
     chart.add_series({"name": "按时报送率", "categories": sh.col(0, first, last_unit), "values": sh.col(3, first, last_unit),
-                      "fill": {"color": "#5B9BD5"}, "data_labels": {"value": True, "num_format": "0%"}})
-    chart.set_title({"name": "各单位按时报送率", "name_font": {"name": FONT_BODY, "size": 12}})
-    chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%", "major_gridlines": {"visible": True}})
-    chart.set_y_axis({"reverse": True, "num_font": {"name": FONT_BODY, "size": 9}})
+                      "fill": {"color": "#5B9BD5"}, "gap": 60, "data_labels": _chart_labels()})
+    _chart_look(chart, "各单位按时报送率")
+    chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%", "major_gridlines": {"visible": True},
+                      "num_font": _chart_font(9)})
+    chart.set_y_axis({"reverse": True, "num_font": _chart_font(9)})
     chart.set_legend({"none": True})
-    chart.set_size({"width": 620, "height": max(320, 22 * len(units) + 80)})
-    sh.ws.insert_chart(3, 9, chart)
+    # beside the table, from its heading row down to the row before the next block (which starts a page)
+    _beside(sh, chart, head, 40 + 20 * (len(units) + 2))
 
+    breaks = []
     if ratio_rows:
         r = last_unit + 3
-        sh.ws.write_string(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", sh.fmt["block"])
+        breaks.append(r)
+        sh.put(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", "block")
         head = r + 1
         sh.header(head, ["指标", "全市完成率", "目标"])
         for k, (task, cr, rate) in enumerate(ratio_rows, start=head + 1):
             sh.put(k, 0, f"{task.code} {task.indicator}")
             sh.formula(k, 1, f"={city.at(cr, 7)}", rate, "pct")
             sh.put(k, 2, task.target, "pct")
-        chart = wb.add_chart({"type": "column"})
+        # bars, not columns: the indicators' names are long and read across, never rotated
+        chart = wb.add_chart({"type": "bar"})
         n = head + len(ratio_rows)
         chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n), "values": sh.col(1, head + 1, n),
-                          "fill": {"color": "#70AD47"}, "data_labels": {"value": True, "num_format": "0%"}})
-        targets = wb.add_chart({"type": "line"})
-        targets.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
-                            "marker": {"type": "diamond", "size": 8, "fill": {"color": "#C00000"}},
-                            "line": {"none": True}})
-        chart.combine(targets)
-        chart.set_title({"name": "目标完成率", "name_font": {"name": FONT_BODY, "size": 12}})
-        chart.set_y_axis({"min": 0, "num_format": "0%"})
-        chart.set_size({"width": 620, "height": 340})
-        sh.ws.insert_chart(max(last_unit + 3, 3 + 22), 9, chart)
-    sh.ws.set_paper(9)
-    sh.ws.set_landscape()
-    sh.ws.fit_to_pages(1, 0)
+                          "fill": {"color": "#70AD47"}, "data_labels": _chart_labels()})
+        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
+                          "fill": {"color": "#D9D9D9"}, "border": {"color": "#7F7F7F"}, "gap": 60,
+                          "data_labels": _chart_labels("#7F7F7F")})
+        _chart_look(chart, "全市目标完成率与目标")
+        chart.set_x_axis({"min": 0, "num_format": "0%", "major_gridlines": {"visible": True}, "num_font": _chart_font(9)})
+        chart.set_y_axis({"reverse": True, "num_font": _chart_font(9)})
+        chart.set_legend({"position": "top", "font": _chart_font(9)})
+        _beside(sh, chart, head, max(40 + 20 * len(ratio_rows), 60 + 36 * len(ratio_rows)))
+    sh.print_setup(landscape=True, title_rows=(0, 1), key_cols=0, last_col=OVERVIEW_LAST_COL, breaks=breaks)
     sh.ws.activate()
+
+
+# The charts stand right of the tables (which use A:G at most): columns E:K, one landscape page wide.
+OVERVIEW_WIDTHS = (30, 11)
+OVERVIEW_LAST_COL = 10
+_CHART_COL, _CHART_X = 4, 12
+
+
+def _beside(sh: Sheet, chart, row: int, height: int) -> None:
+    """Insert a chart at column E of `row`, as wide as what is left of the page to column K."""
+    px = lambda w: int(w * 7 + 0.5) + 5  # noqa: E731  XlsxWriter's pixels for a column width
+    width = px(OVERVIEW_WIDTHS[1]) * (OVERVIEW_LAST_COL - _CHART_COL + 1) - _CHART_X - 6
+    chart.set_size({"width": width, "height": height - 4})  # a hair short of the next row
+    sh.ws.insert_chart(row, _CHART_COL, chart, {"x_offset": _CHART_X})
+    sh.last_row = max(sh.last_row, row + -(-(height - 40) // 20))  # the row is a 40 px heading, then 20 px rows
+
+
+def _chart_font(size: int, colour: str = "#404040") -> dict:
+    return {"name": FONT_BODY, "size": size, "color": colour}
+
+
+def _chart_labels(colour: str = "#404040") -> dict:
+    return {"value": True, "num_format": "0%", "position": "outside_end", "font": _chart_font(9, colour)}
+
+
+def _chart_look(chart, title: str) -> None:
+    chart.set_title({"name": title, "name_font": {"name": FONT_BODY, "size": 11, "bold": True}})
+    chart.set_chartarea({"border": {"none": True}})
 
 
 # --- 问题清单 and 来源 -----------------------------------------------------------------------------------------
@@ -575,14 +635,14 @@ def _issues(sh: Sheet, files: list[FileRow]) -> None:
 
 def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
     titles = ["文件", "SHA-256", "收到时间", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
-    sh.header(0, titles, [30, 18, 17, 24, 26, 12, 6, 8, 30])
+    sh.header(0, titles, [30, 21, 16.5, 24, 26, 12, 5, 8, 30])
     names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
     for r, f in enumerate(files, start=1):
         p = parse_period(f.period) if f.period else None
         state = "退回" if not f.valid else "被替换" if f.id in eff.superseded_by else "有效"
         sh.put(r, 0, f.name)
-        sh.put(r, 1, f.sha256)
+        sh.put(r, 1, f.sha256, "hash")
         sh.put(r, 2, f.received_at, "time")
         sh.put(r, 3, f.unit)
         sh.put(r, 4, forms.get(f.form_id or "", f.form_id))
@@ -608,7 +668,8 @@ def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
     buf = io.BytesIO()
     wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
     fmt = _styles(wb)
-    sheets = {name: Sheet(wb, name, fmt) for name in SHEETS}
+    banner = (f"{ws.settings.organisation.name} 活力团建报表汇总", f"数据截至 {as_of.isoformat()}")
+    sheets = {name: Sheet(wb, name, fmt, banner) for name in SHEETS}
     blocks = _status_sheet(sheets["报送情况"], ws, items)
     visit_pos = _detail_sheet(sheets["走基层明细"], ws, "visit_report", eff.visits)
     _visit_stats(sheets["走基层统计"], ws, sheets["走基层明细"], visit_pos, eff.visits, items)

@@ -34,6 +34,8 @@ class Ingested:
     valid: bool = True
     result: FileResult | None = None  # kept for an invalid file only: its 退回件 is made from it
     sha256: str = ""
+    arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
+    moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
 
 
 @dataclass
@@ -70,10 +72,24 @@ class MergeResult:
     def late(self) -> list[StatusItem]:
         return [i for i in self.items if i.status == "late"]
 
+    @property
+    def new(self) -> int:
+        return sum(1 for i in self.ingested if i.outcome == "new")
+
+    @property
+    def corrected(self) -> int:
+        """Files whose received time moved earlier: a copy that arrived sooner was seen in this run."""
+        return sum(1 for i in self.ingested if i.moved)
+
     def summary(self) -> str:
         units = len({i.unit for i in self.missing})
+        if not self.new:
+            seen = f"（已登记过的 {self.duplicates} 份未重复计数）" if self.duplicates else ""
+            moved = f" · 收到时间更正 {self.corrected} 份" if self.corrected else ""
+            return f"没有新文件{seen}{moved} · 未报 {units} 家"
+        moved = f" · 收到时间更正 {self.corrected}" if self.corrected else ""
         return (f"收到 {self.received} 份 · 有效 {self.valid} · 退回 {len(self.invalid)} · 重复 {self.duplicates} · "
-                f"被替换 {self.superseded} · 未报 {units} 家")
+                f"被替换 {self.superseded}{moved} · 未报 {units} 家")
 
     def to_dict(self) -> dict:
         return {
@@ -83,6 +99,8 @@ class MergeResult:
             "missing": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code} for i in self.missing],
             "late": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code, "due": i.due.isoformat(),
                       "received": i.received.isoformat()} for i in self.late],
+            "new": self.new, "received_time_corrected": self.corrected,
+            "notes": [n.to_dict() for n in self.notes],
         }
 
 
@@ -100,7 +118,14 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
     out: list[tuple[int, Ingested]] = []
     ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
     archive_dir = str(ledger.dir / "archive")
-    when = lambda sub: (received or {}).get(sub.path) or sub.received_at or now  # noqa: E731
+    def when(sub: Submission) -> tuple[dt.datetime, str]:
+        """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
+        if received and sub.path in received:
+            return received[sub.path], "stated"
+        if sub.received_at is not None:
+            return sub.received_at, sub.basis or "first-seen"
+        return now, "first-seen"
+
     for start in range(0, len(items), BATCH):
         jobs: list[tuple[int, Submission, str, bytes]] = []
         refused: list[tuple[int, Submission, str, FileResult]] = []
@@ -120,7 +145,8 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
             else:
                 if data is not None:
                     ledger.rearchive(sha, data)
-                out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha)))
+                out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha,
+                                        arrival=when(sub))))
         if parse_counter is not None:
             parse_counter.extend(sub.name for _, sub, _, _ in jobs)
         checked: list = [None] * len(jobs)
@@ -128,7 +154,8 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
             checked[i] = answer
         checked += [(row(r, sha, sub.name, ext_of(sub.name), 0), r) for _, sub, sha, r in refused]
         batch = [(k, sub, sha) for k, sub, sha, _ in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
-        rows = [dict(r, origin=sub.origin, received_at=when(sub), now=now) for (_, sub, _), (r, _) in zip(batch, checked)]
+        rows = [dict(r, origin=sub.origin, received_at=when(sub)[0], received_basis=when(sub)[1], now=now)
+                for (_, sub, _), (r, _) in zip(batch, checked)]
         for (k, sub, sha), (r, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
             ids[sha] = file_id
             out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
@@ -139,8 +166,8 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
     for k, item in out:  # a second copy within this run: count it once, as a sighting of the first
         if item.file_id == -1:
             item.file_id = ids[item.sha256]
-        if item.outcome == "duplicate":
-            ledger.seen_again(item.file_id, item.path.name, items[k].origin, now)
+        if item.outcome == "duplicate":  # the earliest arrival of the same content counts
+            item.moved = ledger.seen_again(item.file_id, item.path.name, items[k].origin, now, *item.arrival)
     return [item for _, item in out]
 
 
@@ -181,8 +208,12 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
 
 def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
           now: dt.datetime | None = None, progress: Callable[[int, int, Ingested], None] | None = None,
-          received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None) -> MergeResult:
-    """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master."""
+          received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
+          received_at: dt.datetime | None = None) -> MergeResult:
+    """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master.
+
+    `received_at`: the arrival staff state for every file of this run (saved late from a mail, say); it replaces
+    what the ledger knew for them (shown as 人工指定). `received`: the same, per file."""
     ws = Workspace.load(root)
     now = now or dt.datetime.now().replace(microsecond=0)
     as_of = as_of or now.date()
@@ -192,6 +223,8 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
     todo = list(expand(sources))
+    if received_at is not None:
+        received = {**{sub.path: received_at for sub in todo}, **(received or {})}
     target = Path(out) if out else ws.folder("master") / MASTER_NAME
     with Ledger(ws.root) as ledger:
         for box in containers(sources):  # the zip or mail as received is an original too: kept by its hash
@@ -210,13 +243,45 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
         result.items = items
         result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
+        result.notes += arrival_notes(ws, files, new_ids, items)
         if unchanged:  # same ledger, same configuration, same date: the master on disk is already this master
             result.master = target
         else:
-            result.master, result.notes = write_master(target, data)
+            result.master, written = write_master(target, data)
+            result.notes += written
             if result.master == target:  # with the written file's hash: a master damaged on disk is written again
                 ledger.put("master", f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
     return result
+
+
+LONG_PAST_DAYS = 30  # a form received this long after its due date is named, in case it is the wrong copy
+
+
+def arrival_notes(ws: Workspace, files: list, new_ids: set[int], items: list[StatusItem]) -> list[Issue]:
+    """What staff should check about this run's new files: plain files first registered after their due date
+    (their real arrival may have been earlier), forms for a period long past, and visits whose organisation is
+    named almost like one already received (counted as a second visit)."""
+    from .status import close_visits
+
+    due = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
+    fresh = [f for f in files if f.id in new_ids and f.valid and f.unit_id]
+    notes = []
+    late_plain = [f for f in fresh if f.received_basis == "first-seen"
+                  and due.get((f.unit_id, f.form_id, f.period), f.received_at.date()) < f.received_at.date()]
+    if late_plain:
+        notes.append(Issue.make("registered-after-due", count=len(late_plain),
+                                names=[f.name for f in late_plain[:10]] + (["……"] if len(late_plain) > 10 else [])))
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    for f in fresh:
+        d = due.get((f.unit_id, f.form_id, f.period))
+        if d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS:
+            notes.append(Issue.make("period-long-past", file=f.name, unit=f.unit, period=f.period,
+                                    form=names.get(f.form_id, f.form_id), due=d.isoformat(),
+                                    days=(f.received_at.date() - d).days))
+    for f, new_name, old_name in close_visits(files, new_ids):
+        notes.append(Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name,
+                                old=old_name))
+    return notes
 
 
 def _digest(path: Path) -> str | None:
@@ -231,7 +296,9 @@ def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
     from . import __version__
 
     h = hashlib.sha256()
-    h.update(f"{__version__}|{as_of.isoformat()}|{len(files)}|{files[-1].id if files else 0}".encode())
+    h.update(f"{__version__}|{as_of.isoformat()}|{len(files)}".encode())
+    for f in files:  # received times move when an earlier copy turns up
+        h.update(f"{f.id}|{f.received_at.isoformat()}|{f.received_basis}\n".encode())
     h.update(ws.settings.model_dump_json().encode())
     h.update(ws.roster.model_dump_json().encode())
     for spec in ws.registry.specs.values():

@@ -6,7 +6,9 @@ Everything a file can do wrong comes back as an Issue; nothing here raises on ba
 
 from __future__ import annotations
 
+import html
 import io
+import posixpath
 import re
 import zipfile
 import zlib
@@ -15,15 +17,20 @@ from pathlib import Path
 
 from defusedxml import ElementTree as ET
 
-from .build import LISTS_SHEET, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
+from .build import LISTS_SHEET, NOT_FORMS_KEY, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
 from . import guard
-from .cells import cell_name, parse_cell
+from .cells import cell_name, parse_cell, parse_range
 from .issues import Issue
 from .specs import NAME_PREFIX, FormSpec, TableSpec
 
 NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 NS_CUSTOM = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-properties}"
+NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+# The 退回件's first sheet (returns.py writes it): never a form, whatever fields it names.
+PROBLEM_SHEET = "问题清单"
+PROBLEM_COLUMNS = ("表", "单元格", "字段", "原值", "问题", "应为")
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # a report form is tens of KB
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
@@ -39,6 +46,8 @@ class Package:
     local_names: dict[tuple[str, str], str] = field(default_factory=dict)  # (sheet, name) -> 'B4'
     sheets: list[tuple[str, bool]] = field(default_factory=list)  # (name, visible)
     properties: dict[str, str] = field(default_factory=dict)  # tj.* custom properties
+    # sheet -> {top-left (row, col): bottom-right (row, col)} of its merged ranges; a sheet absent: not known
+    merges: dict[str, dict[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     _rows: dict[str, list[list]] = field(default_factory=dict)
     _book: object = None
@@ -83,13 +92,30 @@ class Package:
 
     def passport(self) -> dict[str, str]:
         """The passport: custom properties first, the hidden _passport sheet for what they lack."""
-        out = {k: self.properties.get(PROPERTY_PREFIX + k, "") for k in PASSPORT_KEYS}
+        out = {k: self.properties.get(PROPERTY_PREFIX + k, "") for k in PASSPORT_KEYS + (NOT_FORMS_KEY,)}
         if PASSPORT_SHEET in dict(self.sheets):
             for row in self.rows(PASSPORT_SHEET):
                 if len(row) >= 2 and row[0] in out and not out[row[0]]:
                     out[row[0]] = _text(row[1])
         if out["version"]:
             out["version"] = _int_text(out["version"])
+        return out
+
+    def right_edge(self, sheet: str, r: int, c: int, default: int) -> int:
+        """The last column of the merged range whose top-left cell is (r, c); `default` when merges are not known."""
+        if sheet not in self.merges:
+            return default
+        return self.merges[sheet].get((r, c), (r, c))[1]
+
+    def not_forms(self) -> set[str]:
+        """Sheets never read as a form: this product's hidden sheets, those its passport calls not forms (a
+        退回件's 问题清单), and a 问题清单 recognised by its heading row even where the passport was lost."""
+        out = {LISTS_SHEET, PASSPORT_SHEET} | {s for s in self.passport()[NOT_FORMS_KEY].split("/") if s}
+        for sheet, visible in self.sheets:
+            if visible and sheet not in out:
+                rows = self.rows(sheet)
+                if rows and tuple(str(v).strip() for v in rows[0][:len(PROBLEM_COLUMNS)]) == PROBLEM_COLUMNS:
+                    out.add(sheet)
         return out
 
 
@@ -134,8 +160,10 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
                     pkg.issues.append(Issue.make(unsafe[0], file=pkg.file, **unsafe[1]))
                     return pkg
                 members = set(z.namelist())
-                if "xl/workbook.xml" in members:  # an .ods has its own layout: calamine alone reads it
-                    _read_workbook_xml(z, pkg)
+                if "xl/workbook.xml" in members:
+                    _read_workbook_xml(z, pkg, members)
+                elif "content.xml" in members:  # an .ods: calamine reads its values, its names are read here
+                    _read_ods_names(z.read("content.xml"), pkg)
                 elif path.suffix.lower() not in (".ods", ".et", ".xlsb"):
                     raise KeyError("xl/workbook.xml")
                 if "docProps/custom.xml" in members:
@@ -203,14 +231,18 @@ def parse_name_ref(text: str) -> tuple[str, str] | None:
     return sheet, f"{m.group(3)}{m.group(4)}"
 
 
-def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package) -> None:
+def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package, members: set[str]) -> None:
     root = ET.fromstring(z.read("xl/workbook.xml"), forbid_dtd=True)
     sheets = root.find(f"{NS_MAIN}sheets")
     order = []
+    parts = {}  # visible sheet -> its relationship id
     for s in sheets if sheets is not None else []:
         name = s.get("name")
         order.append(name)
         pkg.sheets.append((name, s.get("state", "visible") == "visible"))
+        if pkg.sheets[-1][1]:
+            parts[name] = s.get(f"{NS_REL}id")
+    _read_merges(z, pkg, members, parts)
     names = root.find(f"{NS_MAIN}definedNames")
     for dn in names if names is not None else []:
         ref = parse_name_ref(dn.text or "")
@@ -221,6 +253,61 @@ def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package) -> None:
             pkg.local_names[(order[int(local)], dn.get("name"))] = ref[1] if ref[0] == order[int(local)] else ""
         else:
             pkg.names[dn.get("name")] = ref
+
+
+_MERGE = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="\$?([A-Za-z]{1,3}\$?[0-9]{1,7}):\$?([A-Za-z]{1,3}\$?[0-9]{1,7})"')
+
+
+def _read_merges(z: zipfile.ZipFile, pkg: Package, members: set[str], parts: dict[str, str]) -> None:
+    """Merged ranges of the visible sheets (calamine does not give them), by a regex over each sheet's XML."""
+    if "xl/_rels/workbook.xml.rels" not in members:
+        return
+    rels = ET.fromstring(z.read("xl/_rels/workbook.xml.rels"), forbid_dtd=True)
+    targets = {r.get("Id"): r.get("Target") or "" for r in rels.findall(f"{NS_PKG_REL}Relationship")}
+    for sheet, rid in parts.items():
+        target = targets.get(rid, "")
+        part = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
+        if part not in members:
+            continue
+        merges = {}
+        for a, b in _MERGE.findall(z.read(part)):
+            try:
+                merges[parse_cell(a.decode().replace("$", ""))] = parse_cell(b.decode().replace("$", ""))
+            except ValueError:
+                continue
+        pkg.merges[sheet] = merges
+
+
+_ODS_TAG = re.compile(rb'<table:table\s[^>]*>|</table:table>|<table:named-range\s[^>]*>')
+_ODS_ATTR = re.compile(rb'table:([\w-]+)="([^"]*)"')
+_ODS_REF = re.compile(r"^\$?(?:'((?:[^']|'')+)'|([^.]+))\.\$?([A-Za-z]{1,3})\$?([0-9]+)")
+
+
+def _read_ods_names(xml: bytes, pkg: Package) -> None:
+    """An .ods's named ranges into Package.names / local_names, as workbook.xml's defined names are read.
+
+    <table:named-range table:name="tj_unit" table:cell-range-address="$表.$B$4"/> at the end of the document is
+    workbook scope; inside a <table:table> it belongs to that sheet."""
+    sheet = None
+    for m in _ODS_TAG.finditer(xml):
+        tag = m.group(0)
+        if tag.startswith(b"</"):
+            sheet = None
+            continue
+        attrs = {k.decode(): html.unescape(v.decode("utf-8", "replace")) for k, v in _ODS_ATTR.findall(tag)}
+        if tag.startswith(b"<table:table"):
+            sheet = attrs.get("name")
+            continue
+        ref = _ODS_REF.match(attrs.get("cell-range-address", ""))
+        name = attrs.get("name")
+        if not ref or not name:
+            continue
+        target = (ref.group(1).replace("''", "'") if ref.group(1) is not None else ref.group(2),
+                  f"{ref.group(3).upper()}{ref.group(4)}")
+        if sheet is not None:
+            pkg.local_names[(sheet, name)] = target[1] if target[0] == sheet else ""
+        else:
+            pkg.names[name] = target
 
 
 def _read_custom(xml: bytes, pkg: Package) -> None:
@@ -258,41 +345,76 @@ class SheetForm:
     rows: list[dict[str, FieldValue]] = field(default_factory=list)
 
 
-def _label_offset(spec_field) -> tuple[int, int]:
-    lr, lc = parse_cell(spec_field.label_range.split(":")[0])
-    ir, ic = parse_cell(spec_field.input_cell)
-    return ir - lr, ic - lc
+def _split_label(v) -> tuple[str, str]:
+    """A label cell as (label, value typed after its colon): "填表时间：2026年1月24日" -> ("填表时间", "2026年1月24日")."""
+    parts = re.split(r"[:：]", v, maxsplit=1) if isinstance(v, str) else [v]
+    return norm_label(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 
 def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
+    """Where each label text stands; a cell typed "label：value" also stands for its label, after every exact one."""
     found: dict[str, tuple[int, int]] = {}
+    typed: dict[str, tuple[int, int]] = {}
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
             if isinstance(v, str) and v:
                 found.setdefault(norm_label(v), (r, c))
-    return found
+                label, value = _split_label(v)
+                if value:
+                    typed.setdefault(label, (r, c))
+    return typed | found
 
 
-def _read_fields(pkg: Package, spec, sheet: str, rows: list[list], labels: dict) -> tuple[dict, list[str]]:
-    """Each field by its defined name where the label beside it still reads right, else by its label."""
+def _input_beside(pkg: Package, sheet: str, rows: list[list], f, r: int, c: int) -> tuple[int, int]:
+    """The input cell of a field whose label was found at (r, c): as far right of the label's right edge as the
+    spec has it, so that a label merged across more (or fewer) columns still finds the cell to its right.
+
+    A merge ends at the first cell in it that holds a value (a merge that no longer covers what it did)."""
+    lr1, lc1, _, lc2 = parse_range(f.label_range)
+    ir, ic = parse_cell(f.input_cell)
+    if ic <= lc2:  # an input below its label: keep the spec's offset from the label's first cell
+        return r + ir - lr1, c + ic - lc1
+    right = pkg.right_edge(sheet, r, c, default=c + lc2 - lc1)
+    right = next((k - 1 for k in range(c + 1, right + 1) if not _blank(_at(rows, r, k))), right)
+    return r + ir - lr1, right + ic - lc2
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
+                 labels: dict) -> tuple[dict, list[str], list[Issue]]:
+    """Each field by its defined name where the label beside it still reads right, else by its label; an empty
+    input whose label cell holds "label：value" is read from after the colon, with a warning saying so."""
     values: dict[str, FieldValue] = {}
     moved: list[str] = []
+    notes: list[Issue] = []
     for f in spec.fields:
         ref = _named_cell(pkg, sheet, f.name)
-        dr, dc = _label_offset(f)
+        lr1, lc1, _, _ = parse_range(f.label_range)
+        ir, ic = parse_cell(f.input_cell)
+        at = None
         if ref is not None:
             r, c = parse_cell(ref)
-            lr, lc = r - dr, c - dc
-            if lr >= 0 and lc >= 0 and norm_label(_at(rows, lr, lc)) == norm_label(f.label_text):
-                values[f.id] = FieldValue(_at(rows, r, c), sheet, ref)
+            lr, lc = r - (ir - lr1), c - (ic - lc1)
+            if lr >= 0 and lc >= 0 and _split_label(_at(rows, lr, lc))[0] == norm_label(f.label_text):
+                at = (lr, lc), (r, c)
+        if at is None:
+            pos = labels.get(norm_label(f.label_text))
+            if pos is None:
                 continue
-        pos = labels.get(norm_label(f.label_text))
-        if pos is None:
-            continue
-        r, c = pos[0] + dr, pos[1] + dc
-        values[f.id] = FieldValue(_at(rows, r, c), sheet, cell_name(r, c))
-        moved.append(f.label)
-    return values, moved
+            at = pos, _input_beside(pkg, sheet, rows, f, *pos)
+            moved.append(f.label)
+        (lr, lc), (r, c) = at
+        value, cell = _at(rows, r, c), cell_name(r, c)
+        typed = _split_label(_at(rows, lr, lc))[1]
+        if _blank(value) and typed:
+            value, cell = typed, cell_name(lr, lc)
+            notes.append(Issue.make("value-in-label", file=pkg.file, sheet=sheet, cell=cell, field=f.label,
+                                    value=typed, input=cell_name(r, c)))
+        values[f.id] = FieldValue(value, sheet, cell)
+    return values, moved, notes
 
 
 def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | None:
@@ -302,9 +424,9 @@ def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | Non
     present = sum(norm_label(f.label_text) in labels for f in spec.fields)
     if present * 2 < len(spec.fields):
         return None
-    values, moved = _read_fields(pkg, spec, sheet, rows, labels)
+    values, moved, notes = _read_fields(pkg, spec, sheet, rows, labels)
     issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
-    return SheetForm(sheet, values, issues)
+    return SheetForm(sheet, values, issues + notes)
 
 
 def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | None:
@@ -320,7 +442,7 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
     if header is None:
         return None
     hr, cols = header
-    values, moved = _read_fields(pkg, spec, sheet, rows, _find_labels(rows[:hr]))
+    values, moved, notes = _read_fields(pkg, spec, sheet, rows, _find_labels(rows[:hr]))
     named = _named_cell(pkg, sheet, NAME_PREFIX + "col_code")
     if named != cell_name(hr + 1, cols["code"]) or any(cols.get(c.id) != i for i, c in enumerate(spec.columns)):
         moved.append("任务表")
@@ -331,7 +453,7 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
             continue  # an empty row: nothing to read, and rows below it still count
         table.append(row)
     issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
-    return SheetForm(sheet, values, issues, table)
+    return SheetForm(sheet, values, issues + notes, table)
 
 
 def _named_cell(pkg: Package, sheet: str, name: str) -> str | None:
@@ -354,8 +476,9 @@ def read_forms(pkg: Package, spec: FormSpec | TableSpec) -> list[SheetForm]:
     """Every visible sheet that reads as the form is one record (staff copy the sheet for each visit)."""
     reader = read_table_sheet if isinstance(spec, TableSpec) else read_form_sheet
     forms = []
+    not_forms = pkg.not_forms()
     for sheet, visible in pkg.sheets:
-        if not visible or sheet in (LISTS_SHEET, PASSPORT_SHEET):
+        if not visible or sheet in not_forms:
             continue
         form = reader(pkg, spec, sheet)
         if form is not None:

@@ -91,6 +91,53 @@ def visit_key(file: FileRow, record: dict) -> tuple:
     return (file.unit_id, file.period, fold(str(record.get("org_name") or "")).casefold(), record.get("visit_date"))
 
 
+def _bare(name: str) -> str:
+    """A name with spaces and punctuation gone: what two spellings of one organisation share."""
+    return "".join(ch for ch in fold(name).casefold() if ch.isalnum())
+
+
+_NUMERALS = set("0123456789零〇一二三四五六七八九十百两")
+
+
+def _near(a: str, b: str) -> bool:
+    """Equal but for spaces and punctuation, or a character or two apart (in names of four or more) — unless
+    they differ only in numbers (一中 and 二中 are two schools)."""
+    a, b = _bare(a), _bare(b)
+    if a == b:
+        return True
+    if [c for c in a if c not in _NUMERALS] == [c for c in b if c not in _NUMERALS]:
+        return False
+    if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 2:
+        return False
+    prev = list(range(len(b) + 1))  # Levenshtein distance, row by row
+    for i, ca in enumerate(a, start=1):
+        row = [i]
+        for j, cb in enumerate(b, start=1):
+            row.append(min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = row
+    return prev[-1] <= 2
+
+
+def close_visits(files: list[FileRow], new_ids: set[int]) -> list[tuple[FileRow, str, str]]:
+    """New 附件1 visits whose organisation is named almost, not exactly, like a visit already received from the same
+    unit for the same period: (new file, its name, the other name). They count as two visits; staff should know."""
+    earlier: dict[tuple, set[str]] = {}
+    out = []
+    for f in files:  # in order received
+        if not f.valid or f.form_id != "visit_report":
+            continue
+        names = {str(r["values"].get("org_name") or "") for r in f.records}
+        seen = earlier.setdefault((f.unit_id, f.period), set())
+        if f.id in new_ids:
+            for name in sorted(names):
+                other = next((o for o in sorted(seen) if o != name and visit_key(f, {"org_name": o}) !=
+                              visit_key(f, {"org_name": name}) and _near(o, name)), None)
+                if other is not None:
+                    out.append((f, name, other))
+        seen |= names
+    return out
+
+
 def effective(files: list[FileRow]) -> Effective:
     """Latest received wins: per visit for 附件1, per unit, form and period for the others."""
     eff = Effective()
@@ -166,7 +213,8 @@ def reminders(ws: Workspace, items: list[StatusItem], as_of: dt.date) -> dict[st
     out = {}
     for unit, rows in owed.items():
         lines = [f"{unit}：截至 {as_of.month}月{as_of.day}日，您单位以下报表尚未报送："]
-        for n, i in enumerate(sorted(rows, key=lambda i: (i.form_id, i.period)), start=1):
+        order = ws.registry.form_ids  # the plan's order: 附件1, 附件2, 台账
+        for n, i in enumerate(sorted(rows, key=lambda i: (order.index(i.form_id), i.period)), start=1):
             days = (as_of - i.due).days
             lines.append(f"{n}. 《{names.get(i.form_id, i.form_id)}》{i.period.label}，截止 {i.due.isoformat()}，已逾期 {days} 天")
         where = f"报送至 {org.report_mailbox}" if org.report_mailbox else f"报送至{org.department}"

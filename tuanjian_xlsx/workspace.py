@@ -53,21 +53,27 @@ class ValidationOutcome:
 
     results: list
     returns: list
+    builtin: bool = False  # no workspace: checked against the plan's own roster and targets
 
     @property
     def all_valid(self) -> bool:
         return all(r.valid for r in self.results)
 
     def to_dict(self) -> dict:
-        return {"files": [r.to_dict() for r in self.results]}
+        return {"files": [r.to_dict() for r in self.results], "builtin_plan": self.builtin}
+
+    table_forms: frozenset = frozenset()  # forms whose records are rows of one table (counted as 行, not 份)
+
+    def _unit_of(self, r) -> str:
+        return "行" if r.form_id in self.table_forms else "份"
 
     def lines(self) -> list[str]:
         """The Chinese report a person reads: grouped by file, errors then warnings, then a summary line."""
-        out = []
+        out = ["未找到工作区（tuanjian.toml），按内置的默认名单与目标（实施方案）校验。"] if self.builtin else []
         for r in self.results:
             head = "✓ 通过" if r.valid else "✗ 有错误"
             what = "，".join(x for x in (r.unit, r.period, r.form_id and f"{r.form_id} v{r.version}") if x)
-            out.append(f"{head}  {r.path}" + (f"（{what}，{len(r.records)} 份）" if what else ""))
+            out.append(f"{head}  {r.path}" + (f"（{what}，{len(r.records)} {self._unit_of(r)}）" if what else ""))
             for issue in sorted(r.issues, key=lambda i: i.severity != "error"):
                 place = " · ".join(x for x in (issue.sheet, issue.cell) if x)
                 label = "错误" if issue.severity == "error" else "提醒"
@@ -79,16 +85,20 @@ class ValidationOutcome:
         return out
 
 
-def validate_submissions(paths: list[Path], root: Path, return_dir: Path | None = None) -> ValidationOutcome:
-    """Validate files and folders against the workspace at `root`; write 退回件 for files with errors."""
+def validate_submissions(paths: list[Path], root: Path | None, return_dir: Path | None = None) -> ValidationOutcome:
+    """Validate files, zips, saved mails and folders against the workspace at `root` (None: the current folder's
+    if it is one, else the built-in default plan, so a unit can check its file before sending); 退回件 for files
+    with errors."""
     from .checking import validate_many
     from .intake import expand
     from .returns import write_returns
 
-    ws = Workspace.load(root)
+    builtin = root is None and not (Path(".") / SETTINGS_FILE).exists()
+    ws = Workspace.builtin() if builtin else Workspace.load(Path(root or "."))
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=Path(p).name, detail=str(p)) for p in missing])
     results = validate_many(ws, list(expand([Path(p) for p in paths])))
     pieces = write_returns(results, ws, return_dir) if return_dir else []
-    return ValidationOutcome(results, pieces)
+    tables = frozenset(s.form_id for s in ws.registry.latest() if s.kind == "table")
+    return ValidationOutcome(results, pieces, builtin, tables)

@@ -1,0 +1,161 @@
+"""When a file counts as received: the earliest arrival of the same content, whatever the order of reading; what
+each time rests on; times stated by staff; and what merge tells staff to check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import sqlite3
+import zipfile
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import fill
+from tuanjian_xlsx.cli import cli
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.workspace import init_workspace
+
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
+         "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+DUE = dt.date(2026, 4, 10)  # 源汇区团委 (a county): 附件1 of March is due on 10 April
+AS_OF = dt.date(2026, 4, 30)
+
+
+@pytest.fixture
+def ws(tmp_path) -> Path:
+    init_workspace(tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def filled(templates, tmp_path) -> bytes:
+    return fill(templates["visit_report"], tmp_path / "filled.xlsx", VISIT).read_bytes()
+
+
+def eml(data: bytes, when: dt.datetime, name: str = "走基层.xlsx") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "源汇区团委 <yuanhui@county.example>"
+    msg["To"] = "lhtswzxb@163.com"
+    msg["Subject"] = "三月走基层"
+    msg["Date"] = format_datetime(when.astimezone())
+    msg.set_content("请查收")
+    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return bytes(msg)
+
+
+def ledger_rows(ws: Path) -> list[tuple]:
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    try:
+        return con.execute("SELECT name, received_at, received_basis FROM files ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def status_of(result, unit="源汇区团委", period="2026-03"):
+    return next(i for i in result.items if i.unit == unit and i.period.code == period and i.form_id == "visit_report")
+
+
+@pytest.mark.parametrize("names", [("a_收件箱副本.xlsx", "z_邮件.eml"), ("z_收件箱副本.xlsx", "a_邮件.eml")])
+def test_the_same_content_twice_counts_from_its_earliest_arrival_in_either_order(ws, filled, names):
+    """The attachment saved into 收件箱 after the deadline, and the mail that brought it on time: on time."""
+    plain, mail = names
+    (ws / "收件箱" / plain).write_bytes(filled)
+    (ws / "收件箱" / mail).write_bytes(eml(filled, dt.datetime(2026, 4, 8, 10, 0)))
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9, 0))
+    assert status_of(result).status == "on_time"
+    ((name, received, basis),) = ledger_rows(ws)
+    assert (received, basis) == ("2026-04-08T10:00:00", "mail-date")
+
+
+def test_a_later_run_that_sees_an_earlier_copy_corrects_the_ledger(ws, filled):
+    (ws / "收件箱" / "附件.xlsx").write_bytes(filled)
+    first = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9, 0))
+    assert status_of(first).status == "late"
+    assert any(n.code == "registered-after-due" and "附件.xlsx" in n.message for n in first.notes)
+    (ws / "收件箱" / "原邮件.eml").write_bytes(eml(filled, dt.datetime(2026, 4, 9, 16, 30)))
+    second = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 21, 9, 0))
+    assert status_of(second).status == "on_time" and second.corrected == 1
+    assert "收到时间更正 1" in second.summary()
+    assert ledger_rows(ws) == [("附件.xlsx", "2026-04-09T16:30:00", "mail-date")]
+    third = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 22, 9, 0))  # nothing earlier: nothing moves
+    assert third.corrected == 0 and third.summary().startswith("没有新文件")
+
+
+def test_a_stated_arrival_date(ws, filled):
+    saved = ws.parent / "晚存的附件"
+    saved.mkdir()
+    (saved / "源汇区三月.xlsx").write_bytes(filled)
+    r = CliRunner().invoke(cli, ["merge", str(saved), "-w", str(ws), "--as-of", AS_OF.isoformat(),
+                                 "--received-at", "2026-04-09"])
+    assert r.exit_code == 0, r.output
+    assert ledger_rows(ws) == [("源汇区三月.xlsx", "2026-04-09T00:00:00", "stated")]
+    r = CliRunner().invoke(cli, ["status", "-w", str(ws), "--as-of", AS_OF.isoformat(), "--json"])
+    import json
+
+    item = next(i for i in json.loads(r.output)["items"] if i["unit"] == "源汇区团委" and i["period"] == "2026-03"
+                and i["form_id"] == "visit_report")
+    assert item["status"] == "on_time"
+    r = CliRunner().invoke(cli, ["merge", str(saved), "-w", str(ws), "--received-at", "去年"])
+    assert r.exit_code == 2 and "应为日期或日期时间" in r.output
+
+
+def test_forms_for_a_period_long_past_are_named(ws, templates, tmp_path):
+    jan = fill(templates["visit_report"], tmp_path / "一月.xlsx", dict(VISIT, 报送期="2026-01",
+                                                                       填表时间=dt.datetime(2026, 1, 5)))
+    (ws / "收件箱" / "一月.xlsx").write_bytes(jan.read_bytes())
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9, 0))
+    (note,) = [n for n in result.notes if n.code == "period-long-past"]
+    assert note.file == "一月.xlsx" and "源汇区团委2026-01" in note.message and "截止 2026-02-10" in note.message
+
+
+def test_a_visit_named_almost_like_one_already_received(ws, templates, tmp_path):
+    first = fill(templates["visit_report"], tmp_path / "1.xlsx", dict(VISIT, 走访团组织名称="实验中学团委"))
+    second = fill(templates["visit_report"], tmp_path / "2.xlsx", dict(VISIT, 走访团组织名称="实验中学团委会"))
+    other = fill(templates["visit_report"], tmp_path / "3.xlsx", dict(VISIT, 走访团组织名称="二中团委"))
+    (ws / "收件箱" / "1.xlsx").write_bytes(first.read_bytes())
+    merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    (ws / "收件箱" / "2.xlsx").write_bytes(second.read_bytes())
+    (ws / "收件箱" / "3.xlsx").write_bytes(other.read_bytes())
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 3, 9, 0))
+    close = [n for n in result.notes if n.code == "visit-name-close"]
+    assert [(n.file, "“实验中学团委会”" in n.message and "“实验中学团委”" in n.message) for n in close] == [("2.xlsx", True)]
+
+
+def test_validate_takes_mails_and_zips_and_works_without_a_workspace(filled, tmp_path):
+    folder = tmp_path / "发送前自查"
+    folder.mkdir()
+    (folder / "邮件.eml").write_bytes(eml(filled, dt.datetime(2026, 4, 8, 10, 0), "邮件里的.xlsx"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("压缩包里的.xlsx", filled)
+    (folder / "打包.zip").write_bytes(buf.getvalue())
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # a folder that is no workspace
+        r = runner.invoke(cli, ["validate", str(folder)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "未找到工作区（tuanjian.toml），按内置的默认名单与目标（实施方案）校验。"
+    assert sum(line.startswith("✓ 通过") for line in lines) == 2
+    assert any("邮件里的.xlsx" in line for line in lines) and any("压缩包里的.xlsx" in line for line in lines)
+
+
+def test_tracker_rows_are_rows_and_status_follows_the_plans_order(ws, templates, tmp_path):
+    r = CliRunner().invoke(cli, ["status", "-w", str(ws), "--as-of", AS_OF.isoformat()])
+    firsts = [line for line in r.output.splitlines() if "（截止" in line]
+    order = [next(k for k, word in enumerate(("附件1", "附件2", "台账")) if word in line) for line in firsts]
+    assert order == sorted(order) and order[0] == 0
+    os.chdir(ws)
+    try:
+        tracker = fill(templates["target_tracker"], tmp_path / "台账.xlsx", {"报送单位": "源汇区团委", "报送期": "2026-Q1"},
+                       sheet=None)
+        r = CliRunner().invoke(cli, ["validate", str(tracker)])
+    finally:
+        os.chdir(Path(__file__).parent)
+    head = next(line for line in r.output.splitlines() if line.startswith(("✓", "✗")))
+    assert head.endswith(" 行）"), head  # a tracker's records are rows of one table
