@@ -68,15 +68,16 @@ class Period:
 
 
 def parse_period(text: str) -> Period | None:
-    """'2026-03', '2026年3月', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period; else None, also
-    for a year outside FIRST_YEAR..LAST_YEAR (a period whose due date cannot exist is not a period)."""
+    """'2026-03', '2026年3月', '2026年3月份', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period (spaces
+    anywhere, full-width digits); else None, also for a year outside FIRST_YEAR..LAST_YEAR (a period whose due date
+    cannot exist is not a period)."""
     period = _parse(text)
     return period if period and FIRST_YEAR <= period.year <= LAST_YEAR else None
 
 
 def _parse(text: str) -> Period | None:
-    s = str(text).translate(_FULLWIDTH).strip().replace(" ", "")
-    m = re.fullmatch(r"(\d{4})(?:-|/|\.|年)(\d{1,2})月?", s)
+    s = re.sub(r"\s+", "", str(text).translate(_FULLWIDTH))
+    m = re.fullmatch(r"(\d{4})(?:-|/|\.|年)(\d{1,2})(?:月份?)?", s)
     if m and 1 <= int(m.group(2)) <= 12:
         return Period(int(m.group(1)), "month", int(m.group(2)))
     m = re.fullmatch(r"(\d{4})(?:-|年)?(?:[Qq]([1-4])|第?([1-4一二三四])季度?)", s)

@@ -162,10 +162,10 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
                 members = set(z.namelist())
                 if "xl/workbook.xml" in members:
                     _read_workbook_xml(z, pkg, members)
-                elif "content.xml" in members:  # an .ods: calamine reads its values, its names are read here
-                    _read_ods_names(z.read("content.xml"), pkg)
                 elif path.suffix.lower() not in (".ods", ".et", ".xlsb"):
                     raise KeyError("xl/workbook.xml")
+                elif "content.xml" in members:  # an .ods: calamine reads its values, its names are read here
+                    _read_ods_names(z.read("content.xml"), pkg)
                 if "docProps/custom.xml" in members:
                     _read_custom(z.read("docProps/custom.xml"), pkg)
     except KeyError:
@@ -255,7 +255,8 @@ def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package, members: set[str]) -> N
             pkg.names[dn.get("name")] = ref
 
 
-_MERGE = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="\$?([A-Za-z]{1,3}\$?[0-9]{1,7}):\$?([A-Za-z]{1,3}\$?[0-9]{1,7})"')
+_CELL_REF = rb"\$?([A-Za-z]{1,3}\$?[0-9]{1,7})"
+_MERGE = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="' + _CELL_REF + b":" + _CELL_REF + b'"')
 
 
 def _read_merges(z: zipfile.ZipFile, pkg: Package, members: set[str], parts: dict[str, str]) -> None:

@@ -11,13 +11,13 @@ from .build import Filled, Prefill, build_template, sheet_names
 from .config import Workspace
 from .filenames import safe_filename
 from .issues import Issue
+from .normalise import MAX_SERIAL
 from .periods import parse_period
+from .read import PROBLEM_COLUMNS, PROBLEM_SHEET
 from .specs import FormSpec, TableSpec
 from .validate import FileResult
 from .xlsxio import atomic_write
 
-PROBLEM_SHEET = "问题清单"
-PROBLEM_COLUMNS = ("表", "单元格", "字段", "原值", "问题", "应为")
 _EXPECTED = {
     "integer": "不小于 0 的整数，如 5",
     "number": "不小于 0 的数，如 12",
@@ -81,7 +81,8 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
         marks: dict[str, str] = {}
         head = result.header or {"values": {}, "raw": {}}
         for fid in head["values"]:
-            values[fid] = _value(head["values"].get(fid), head["raw"].get(fid), (-1, fid) in wrong)
+            values[fid] = _value(head["values"].get(fid), head["raw"].get(fid), (-1, fid) in wrong,
+                                 spec.field(fid).type)
             if (-1, fid) in wrong:
                 marks[fid] = _why(bad[(-1, fid)])
         for i, rec in enumerate(result.records):
@@ -94,18 +95,33 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
         return [Filled(values, marks)], bad
     filled = []
     for i, rec in enumerate(result.records):
-        values = {fid: _value(rec.values.get(fid), rec.raw.get(fid), (i, fid) in wrong) for fid in rec.cells}
+        values = {fid: _value(rec.values.get(fid), rec.raw.get(fid), (i, fid) in wrong, spec.field(fid).type)
+                  for fid in rec.cells}
         marks = {fid: _why(bad[(i, fid)]) for fid in rec.cells if (i, fid) in wrong}
         filled.append(Filled(values, marks))
     return filled, bad
 
 
-def _value(normalised, raw, flagged: bool):
+def _value(normalised, raw, flagged: bool, field_type: str | None = None):
     if flagged or normalised is None:
-        return None if raw in ("", None) else raw
+        if raw in ("", None):
+            return None
+        return f"{raw:.15g}" if _misshown(raw, field_type) else raw
     if isinstance(normalised, dt.date) and not isinstance(normalised, dt.datetime):
         return dt.datetime.combine(normalised, dt.time())
     return normalised
+
+
+def _misshown(raw, field_type: str | None) -> bool:
+    """A number the field's cell format would show as something else (2.5 in an integer cell, format "0", shows
+    3; a number outside the date range in a date cell shows ####): written as text, it reads as it was typed."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return False
+    if field_type == "integer":
+        return not float(raw).is_integer()
+    if field_type == "date":
+        return not 1 <= raw <= MAX_SERIAL
+    return False
 
 
 def _why(issues: list[Issue]) -> str:
