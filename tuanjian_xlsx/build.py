@@ -78,7 +78,8 @@ def _styles(wb) -> dict:
         "grid": {**body, **_GRID},
         "input": inp,
         "input_long": {**inp, "valign": "top"},
-        "input_int": {**inp, "num_format": "0", "align": "center"},
+        # General, not "0": 2.5 typed where a whole number belongs shows 2.5 (marked wrong), never a rounded 3
+        "input_int": {**inp, "num_format": "General", "align": "center"},
         "input_num": {**inp, "num_format": "General", "align": "center"},
         "input_date": {**inp, "num_format": DATE_FORMAT, "align": "center"},
         "input_period": {**inp, "num_format": "@"},

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
+import unicodedata
 from dataclasses import dataclass
 
 from .cells import cell_name, quote_sheet, range_name
@@ -18,7 +20,11 @@ from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, s
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
 SHEETS = ("总览", "报送情况", "走基层明细", "走基层统计", "观摩明细", "观摩统计", "目标进度", "目标汇总", "问题清单", "来源")
-DETAIL_WIDTHS = {"long_text": 24, "integer": 6, "number": 8, "date": 11}
+# Column widths, in characters. A landscape A4 page holds about DETAIL_BUDGET of them at a readable scale: the
+# detail sheets' long texts share what the other columns leave, and wrap.
+UNIT_WIDTH, TYPE_WIDTH = 21, 12  # 城乡一体化示范区团工委, 功能区团工委 on one line
+DETAIL_WIDTHS = {"integer": 5, "number": 7, "date": 10.5}  # text and choices 8
+DETAIL_BUDGET = 165
 STATUS_COLOURS = {"按时": "#C6EFCE", "逾期": "#FFEB9C", "未报": "#FFC7CE", "未到期": "#EDEDED"}
 
 
@@ -54,7 +60,8 @@ def _styles(wb) -> dict:
 
 class Sheet:
     """A worksheet with the writes the master needs; strings are always strings, formulas carry their values.
-    It remembers the last row and column written, for the print area."""
+    It remembers the last row and column written (the print area), the columns' widths and the height each row's
+    wrapped text needs: neither Excel nor LibreOffice grows a row for wrapped text on opening a file."""
 
     def __init__(self, wb, name: str, fmt: dict, banner: tuple[str, str] = ("", "")):
         self.ws = wb.add_worksheet(name)
@@ -62,6 +69,8 @@ class Sheet:
         self.fmt = fmt
         self.banner = banner  # the printed page header's left and right parts
         self.last_row = self.last_col = 0
+        self.widths: dict[int, float] = {}
+        self.heights: dict[int, float] = {}  # points, only rows taller than the default
 
     def at(self, r: int, c: int) -> str:
         return f"{quote_sheet(self.name)}!{cell_name(r, c, absolute=True)}"
@@ -69,8 +78,18 @@ class Sheet:
     def col(self, c: int, r1: int, r2: int) -> str:
         return f"{quote_sheet(self.name)}!{range_name(r1, c, max(r1, r2), c, absolute=True)}"
 
+    def width(self, c1: int, c2: int, w: float) -> None:
+        self.ws.set_column(c1, c2, w)
+        self.widths.update(dict.fromkeys(range(c1, c2 + 1), w))
+
     def _seen(self, r: int, c: int) -> None:
         self.last_row, self.last_col = max(self.last_row, r), max(self.last_col, c)
+
+    def _grow(self, r: int, c: int, text: str, style: str, minimum: float = 0) -> None:
+        size, per_line = WRAPPED[style]
+        lines = text_lines(text, self.widths.get(c, DEFAULT_WIDTH), size)
+        if lines > 1 or minimum:
+            self.heights[r] = max(self.heights.get(r, 0), minimum, lines * per_line + 2)
 
     def put(self, r: int, c: int, v, style: str = "cell") -> None:
         self._seen(r, c)
@@ -79,6 +98,8 @@ class Sheet:
             self.ws.write_blank(r, c, None, f)
         elif isinstance(v, str):
             self.ws.write_string(r, c, v, f)  # never a formula, whatever it starts with
+            if style in WRAPPED:
+                self._grow(r, c, v, style)
         elif isinstance(v, dt.datetime):
             self.ws.write_datetime(r, c, v, f)
         elif isinstance(v, dt.date):
@@ -92,22 +113,30 @@ class Sheet:
 
     def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
         for c, t in enumerate(titles):
-            self.ws.write_string(r, c, t, self.fmt["head"])
             if widths:
-                self.ws.set_column(c, c, widths[c])
+                self.width(c, c, widths[c])
+            self.ws.write_string(r, c, t, self.fmt["head"])
+            self._grow(r, c, t, "head", minimum=30)
         self._seen(r, len(titles) - 1)
-        self.ws.set_row(r, 30)
 
-    def table(self, head_row: int, last_row: int, n_cols: int, *, landscape: bool = True, key_cols: int = 1) -> None:
+    def row_px(self, r: int) -> int:
+        """A row's height in XlsxWriter's pixels, which place the charts."""
+        return int(self.heights.get(r, 15) * 4 / 3)
+
+    def table(self, head_row: int, last_row: int, n_cols: int, *, landscape: bool = True, key_cols: int = 1,
+              last_col: int | None = None) -> None:
         self.ws.freeze_panes(head_row + 1, 0)
         self.ws.autofilter(head_row, 0, max(head_row, last_row), n_cols - 1)
-        self.print_setup(landscape=landscape, title_rows=(head_row, head_row), key_cols=key_cols)
+        self.print_setup(landscape=landscape, title_rows=(head_row, head_row), key_cols=key_cols, last_col=last_col)
 
     def print_setup(self, *, landscape: bool, title_rows: tuple[int, int] | None, key_cols: int = 1,
                     last_col: int | None = None, breaks: list[int] = ()) -> None:
         """A4, one page wide, the heading rows and the first key_cols columns (the unit's name) on every page,
-        the sheet's name in the page header and 第 n 页 / 共 m 页 in the footer; breaks are rows that start a page."""
+        the sheet's name in the page header and 第 n 页 / 共 m 页 in the footer; breaks are rows that start a page.
+        The last step of a sheet: it also sets the rows' heights."""
         ws = self.ws
+        for r, h in sorted(self.heights.items()):
+            ws.set_row(r, h)
         ws.set_paper(9)
         ws.set_landscape() if landscape else ws.set_portrait()
         ws.fit_to_pages(1, 0)  # as wide as one page, as many pages tall as it takes
@@ -123,6 +152,24 @@ class Sheet:
         left, right = (t.replace("&", "&&") for t in self.banner)
         ws.set_header(f"&L&9{left}&C&11&A&R&9{right}", {"margin": 0.3})
         ws.set_footer("&C&9第 &P 页 / 共 &N 页", {"margin": 0.3})
+
+
+# Wrapped styles: (font size as 仿宋 would take the room, points per line); bold headings are a little wider and
+# 8-point Courier's 0.6 em letters count as 9.6-point 仿宋's 0.5 em.
+WRAPPED = {"cell": (11, 14), "center": (11, 14), "wrap": (11, 14), "head": (11.5, 14), "hash": (9.6, 10)}
+DEFAULT_WIDTH = 8.43
+
+
+def text_lines(text: str, width: float, size: float = 11) -> int:
+    """How many lines `text` takes wrapped in a column `width` characters wide, as Excel shows it with 仿宋: a
+    Chinese character is as wide as its point size, a Latin one half that, a width unit is 6 points (a digit of
+    12-point 仿宋) and the cell's padding about what XlsxWriter adds to the width."""
+    room = max(width - 0.3, 1)
+    lines = 0
+    for part in text.split("\n"):
+        used = sum(size / 6 if unicodedata.east_asian_width(ch) in "WF" else size / 12 for ch in part)
+        lines += max(1, math.ceil(used / room))
+    return lines
 
 
 def _ratio(a: float, b: float):
@@ -150,8 +197,8 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
     blocks = []
     r = 0
     sh.put(r, 0, "各单位报送情况（按时 / 逾期 / 未报 / 未到期）", "title")
-    sh.ws.set_column(0, 0, 26)
-    sh.ws.set_column(1, 1, 12)
+    sh.width(0, 0, UNIT_WIDTH)
+    sh.width(1, 1, TYPE_WIDTH)
     r = 2
     for spec in ws.current_specs():
         mine = [i for i in items if i.form_id == spec.form_id]
@@ -164,9 +211,12 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
         head = r + 1
         counts_titles = ["应报", "已报", "按时", "逾期", "未报", "按时率"]
         titles = ["单位", "单位类型"] + [p.label for p in periods] + counts_titles
-        sh.header(head, titles)
         period_col = {p.code: 2 + j for j, p in enumerate(periods)}
         count_cols = {t: 2 + len(periods) + j for j, t in enumerate(counts_titles)}
+        for c in range(2, count_cols["按时率"] + 1):  # blocks share columns: one width for periods and counts
+            if c not in sh.widths:
+                sh.width(c, c, 8.5)
+        sh.header(head, titles)
         first = head + 1
         counts: dict[str, dict[str, int]] = {}
         for k, unit in enumerate(units):
@@ -209,7 +259,6 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
         area = range_name(first, 2, last, 1 + len(periods))
         for text, colour in sh.fmt["status"].items():
             sh.ws.conditional_format(area, {"type": "cell", "criteria": "==", "value": f'"{text}"', "format": colour})
-        sh.ws.set_column(2, count_cols["按时率"], 9)
         blocks.append(FormBlock(spec.form_id, spec.display_name, periods, first, units, period_col, count_cols, counts))
         r = last + 4
     sh.ws.freeze_panes(0, 1)
@@ -231,6 +280,15 @@ def _detail_columns(ws: Workspace, form_id: str) -> list[tuple[str, str, str]]:
     return [(fid, label, t) for fid, (label, t) in out.items()]
 
 
+def _detail_widths(types: list[str]) -> list[float]:
+    """The detail sheet's widths for its fields' types: what the page has left goes to the long texts."""
+    lead = [12, 4, 7, 8.5, 6.5]  # 单位 单位序号 单位类型 报送期 期序
+    fixed = [DETAIL_WIDTHS.get(t, 8) for t in types if t != "long_text"]
+    n_long = types.count("long_text")
+    long = min(26, max(14, (DETAIL_BUDGET - sum(lead) - sum(fixed)) / max(n_long, 1)))
+    return lead + [long if t == "long_text" else DETAIL_WIDTHS.get(t, 8) for t in types] + [4, 14, 16.5]
+
+
 def _value(v, ftype: str):
     if v in (None, ""):
         return None
@@ -248,10 +306,9 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
     fields = _detail_columns(ws, form_id)
     titles = (["单位", "单位序号", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields]
               + ["版本", "来源文件", "收到时间"])
-    # narrow enough that one landscape page width still prints at a readable scale: long texts wrap
-    widths = [16, 5, 10, 10, 7] + [DETAIL_WIDTHS.get(t, 11) for _, _, t in fields] + [5, 18, 16.5]
-    sh.header(0, titles, widths)
+    sh.header(0, titles, _detail_widths([t for _, _, t in fields]))
     units = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
+    n = 5 + len(fields)  # 版本, 来源文件, 收到时间
     for k, (f, rec) in enumerate(rows, start=1):
         p = parse_period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
@@ -264,12 +321,11 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
             v = _value(rec.get(fid), t)
             sh.put(k, j, v, "date" if t == "date" else "num" if t in ("integer", "number") else
                    "wrap" if t == "long_text" else "cell")
-        n = 5 + len(fields)
         sh.put(k, n, f.version, "int")
         sh.put(k, n + 1, f.name)
         sh.put(k, n + 2, f.received_at, "time")
     last = max(len(rows), 1)
-    sh.table(0, last, len(titles))
+    sh.table(0, last, len(titles), last_col=n - 1)  # 版本, 来源文件 and 收到时间 are on screen and in 来源
     col = {fid: 5 + j for j, (fid, _, _) in enumerate(fields)}
     return {"first": 1, "last": last, "unit_no": 1, "key": 4, **col}
 
@@ -277,7 +333,7 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
 def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, items: list[StatusItem]) -> None:
     titles = ["单位", "单位序号", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月应走访",
               "是否达标"]
-    sh.header(0, titles, [26, 6, 11, 10, 8, 8, 8, 9, 8, 8])
+    sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH, 9, 6.5, 6, 6, 7, 6, 6.5])
     months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"},
                     key=period_order)
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
@@ -318,7 +374,7 @@ def _num(v) -> float:
 def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, observations, items) -> None:
     quarters = sorted({i.period for i in items if i.form_id == "observation_report"}, key=period_order)
     titles = ["单位", "单位序号", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
-    sh.header(0, titles, [26, 6, 11] + [16] * len(quarters))
+    sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH] + [12] * len(quarters))
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
     count: dict[tuple[str, int], int] = {}
@@ -372,10 +428,10 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.da
     """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, row, rate) for 总览."""
     titles = ["编号", "量化指标", "指标类型", "单位", "单位类型", "报送期", "完成数/完成值", "基数", "完成率",
               "目标值", "是否达标", "进展情况", "存在问题"]
-    sh.header(0, titles, [7, 24, 8, 26, 11, 12, 10, 9, 9, 8, 9, 30, 24])
+    sh.header(0, titles, [6, 25, 5.5, UNIT_WIDTH, TYPE_WIDTH, 13, 7, 6, 7.5, 7, 6.5, 24, 18])
     ctitles = ["编号", "量化指标", "指标类型", "目标", "报送单位数", "全市完成数", "全市基数", "全市完成率", "达标单位数",
                "全市是否达标"]
-    city.header(0, ctitles, [7, 30, 8, 30, 10, 11, 10, 11, 10, 11])
+    city.header(0, ctitles, [6, 24, 5.5, 28, 7, 8, 7, 8, 7, 8])
     kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
     r, cr = 1, 1
     ratio_rows = []
@@ -496,8 +552,9 @@ def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Perio
 def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
               files: list[FileRow], as_of: dt.date, ratio_rows, city: Sheet) -> None:
     org = ws.settings.organisation
-    sh.ws.set_column(0, 0, OVERVIEW_WIDTHS[0])
-    sh.ws.set_column(1, OVERVIEW_LAST_COL, OVERVIEW_WIDTHS[1])
+    sh.width(0, 0, OVERVIEW_WIDTHS[0])
+    sh.width(1, 1, 14)  # 报送期: 2026年第2季度
+    sh.width(2, OVERVIEW_LAST_COL, OVERVIEW_WIDTHS[1])
     sh.put(0, 0, f"{org.name} 活力团建报表汇总", "title")
     valid = sum(f.valid for f in files)
     last = max((f.received_at for f in files), default=None)
@@ -554,7 +611,7 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     chart.set_y_axis({"reverse": True, "num_font": _chart_font(9)})
     chart.set_legend({"none": True})
     # beside the table, from its heading row down to the row before the next block (which starts a page)
-    _beside(sh, chart, head, 40 + 20 * (len(units) + 2))
+    _beside(sh, chart, head, last_unit + 2)
 
     breaks = []
     if ratio_rows:
@@ -576,27 +633,33 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
                           "fill": {"color": "#D9D9D9"}, "border": {"color": "#7F7F7F"}, "gap": 60,
                           "data_labels": _chart_labels("#7F7F7F")})
         _chart_look(chart, "全市目标完成率与目标")
-        chart.set_x_axis({"min": 0, "num_format": "0%", "major_gridlines": {"visible": True}, "num_font": _chart_font(9)})
+        chart.set_x_axis({"min": 0, "num_format": "0%", "major_gridlines": {"visible": True},
+                          "num_font": _chart_font(9)})
         chart.set_y_axis({"reverse": True, "num_font": _chart_font(9)})
         chart.set_legend({"position": "top", "font": _chart_font(9)})
-        _beside(sh, chart, head, max(40 + 20 * len(ratio_rows), 60 + 36 * len(ratio_rows)))
-    sh.print_setup(landscape=True, title_rows=(0, 1), key_cols=0, last_col=OVERVIEW_LAST_COL, breaks=breaks)
+        _beside(sh, chart, head, n, minimum=60 + 36 * len(ratio_rows))
+    sh.print_setup(landscape=True, title_rows=(0, 2), key_cols=0, last_col=OVERVIEW_LAST_COL, breaks=breaks)
     sh.ws.activate()
 
 
-# The charts stand right of the tables (which use A:G at most): columns E:K, one landscape page wide.
+# The charts stand right of the tables under the KPIs (A:D at most), in E:K: one landscape page wide.
 OVERVIEW_WIDTHS = (30, 11)
 OVERVIEW_LAST_COL = 10
 _CHART_COL, _CHART_X = 4, 12
 
 
-def _beside(sh: Sheet, chart, row: int, height: int) -> None:
-    """Insert a chart at column E of `row`, as wide as what is left of the page to column K."""
+def _beside(sh: Sheet, chart, first: int, last: int, minimum: int = 0) -> None:
+    """Insert a chart in columns E:K over rows first..last (more rows if it needs `minimum` pixels): beside the
+    table, as wide as what the tables leave of the page."""
     px = lambda w: int(w * 7 + 0.5) + 5  # noqa: E731  XlsxWriter's pixels for a column width
     width = px(OVERVIEW_WIDTHS[1]) * (OVERVIEW_LAST_COL - _CHART_COL + 1) - _CHART_X - 6
+    height = sum(sh.row_px(r) for r in range(first, last + 1))
+    while height < minimum:
+        last += 1
+        height += sh.row_px(last)
     chart.set_size({"width": width, "height": height - 4})  # a hair short of the next row
-    sh.ws.insert_chart(row, _CHART_COL, chart, {"x_offset": _CHART_X})
-    sh.last_row = max(sh.last_row, row + -(-(height - 40) // 20))  # the row is a 40 px heading, then 20 px rows
+    sh.ws.insert_chart(first, _CHART_COL, chart, {"x_offset": _CHART_X})
+    sh.last_row = max(sh.last_row, last)
 
 
 def _chart_font(size: int, colour: str = "#404040") -> dict:
@@ -617,7 +680,7 @@ def _chart_look(chart, title: str) -> None:
 
 def _issues(sh: Sheet, files: list[FileRow]) -> None:
     titles = ["文件", "工作表", "单元格", "字段", "问题代码", "类别", "说明", "收到时间"]
-    sh.header(0, titles, [30, 14, 8, 20, 20, 6, 60, 17])
+    sh.header(0, titles, [22, 10, 6, 12, 16, 5, 56, 16.5])
     r = 1
     for f in files:
         for i in f.issues:
@@ -635,7 +698,7 @@ def _issues(sh: Sheet, files: list[FileRow]) -> None:
 
 def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
     titles = ["文件", "SHA-256", "收到时间", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
-    sh.header(0, titles, [30, 21, 16.5, 24, 26, 12, 5, 8, 30])
+    sh.header(0, titles, [22, 18, 16.5, 14, 16, 9, 4, 6, 20])  # SHA-256 in three lines
     names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
     for r, f in enumerate(files, start=1):
