@@ -106,9 +106,10 @@ def test_resubmission_supersedes_and_sources_say_so(demo):
     ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["来源"]
     rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}
     first = next(n for n in rows if n.startswith("源汇区团委_2026-05_附件1_走基层"))
-    assert rows[first][7] == "被替换" and rows[first][8].startswith("源汇区团委_2026-05_附件1_重报")
+    assert rows[first][8] == "被替换" and rows[first][9].startswith("源汇区团委_2026-05_附件1_重报")
+    assert rows[first][3] == "邮箱到达"  # the demo's files stand for mails fetched from the mailbox
     bad = next(n for n in rows if n.startswith("临颍县团委_2026-04_附件1_初报"))
-    assert rows[bad][7] == "退回"
+    assert rows[bad][8] == "退回"
     resent = next(m for m in demo.manifest if m["tag"] == "重报")
     detail = openpyxl.load_workbook(demo.merge.master, data_only=True)["走基层明细"]
     head = [c.value for c in detail[1]]

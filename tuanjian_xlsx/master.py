@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .cells import cell_name, quote_sheet, range_name
 from .config import Task, Workspace
-from .ledger import FileRow
+from .ledger import RECEIVED_BASES, FileRow
 from .periods import Period, parse_period
 from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, statuses
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
@@ -697,8 +697,8 @@ def _issues(sh: Sheet, files: list[FileRow]) -> None:
 
 
 def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
-    titles = ["文件", "SHA-256", "收到时间", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
-    sh.header(0, titles, [22, 18, 16.5, 14, 16, 9, 4, 6, 20])  # SHA-256 in three lines
+    titles = ["文件", "SHA-256", "收到时间", "时间依据", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
+    sh.header(0, titles, [22, 18, 16.5, 8, 14, 16, 9, 4, 6, 20])  # SHA-256 in three lines
     names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
     for r, f in enumerate(files, start=1):
@@ -707,12 +707,13 @@ def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> 
         sh.put(r, 0, f.name)
         sh.put(r, 1, f.sha256, "hash")
         sh.put(r, 2, f.received_at, "time")
-        sh.put(r, 3, f.unit)
-        sh.put(r, 4, forms.get(f.form_id or "", f.form_id))
-        sh.put(r, 5, p.label if p else f.period, "center")
-        sh.put(r, 6, f.version, "int")
-        sh.put(r, 7, state, "center")
-        sh.put(r, 8, names.get(eff.superseded_by.get(f.id)))
+        sh.put(r, 3, RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
+        sh.put(r, 4, f.unit)
+        sh.put(r, 5, forms.get(f.form_id or "", f.form_id))
+        sh.put(r, 6, p.label if p else f.period, "center")
+        sh.put(r, 7, f.version, "int")
+        sh.put(r, 8, state, "center")
+        sh.put(r, 9, names.get(eff.superseded_by.get(f.id)))
     sh.table(0, len(files), len(titles))
 
 

@@ -109,7 +109,8 @@ BATCH = 256  # files per ledger transaction: a killed run loses at most one batc
 
 def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
-                progress: Callable[[int, int, Ingested], None] | None = None) -> list[Ingested]:
+                progress: Callable[[int, int, Ingested], None] | None = None,
+                received_basis: str = "stated") -> list[Ingested]:
     """Submissions into the ledger, a batch at a time so memory stays flat: each read and hashed once; content
     already known is a duplicate and is not parsed (its original archived again if the archive lost it); new
     content is validated and archived in crash-isolated worker processes, then recorded in one transaction per
@@ -121,7 +122,7 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
     def when(sub: Submission) -> tuple[dt.datetime, str]:
         """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
         if received and sub.path in received:
-            return received[sub.path], "stated"
+            return received[sub.path], received_basis
         if sub.received_at is not None:
             return sub.received_at, sub.basis or "first-seen"
         return now, "first-seen"
@@ -209,11 +210,12 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
 def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
           now: dt.datetime | None = None, progress: Callable[[int, int, Ingested], None] | None = None,
           received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
-          received_at: dt.datetime | None = None) -> MergeResult:
+          received_at: dt.datetime | None = None, received_basis: str = "stated") -> MergeResult:
     """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master.
 
     `received_at`: the arrival staff state for every file of this run (saved late from a mail, say); it replaces
-    what the ledger knew for them (shown as 人工指定). `received`: the same, per file."""
+    what the ledger knew for them (shown as 人工指定). `received`: the same, per file, resting on
+    `received_basis` (see ledger.RECEIVED_BASES)."""
     ws = Workspace.load(root)
     now = now or dt.datetime.now().replace(microsecond=0)
     as_of = as_of or now.date()
@@ -234,7 +236,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 continue
             ledger.archive(hashlib.sha256(data).hexdigest(), box.suffix.lower(), data, mode=box.stat().st_mode)
         result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
-                                      progress=progress)
+                                      progress=progress, received_basis=received_basis)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
         files = ledger.files()
