@@ -159,3 +159,13 @@ def test_tracker_rows_are_rows_and_status_follows_the_plans_order(ws, templates,
         os.chdir(Path(__file__).parent)
     head = next(line for line in r.output.splitlines() if line.startswith(("✓", "✗")))
     assert head.endswith(" 行）"), head  # a tracker's records are rows of one table
+
+
+def test_a_later_return_for_the_same_unit_and_period_keeps_the_earlier(ws, templates, tmp_path):
+    for n, people in enumerate((-1, -2), start=1):
+        bad = fill(templates["visit_report"], tmp_path / f"错{n}.xlsx", dict(VISIT, 团干部=people))
+        (ws / "收件箱" / f"错{n}.xlsx").write_bytes(bad.read_bytes())
+        merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, n, 9, 0))
+    books = sorted(p.name for p in (ws / "退回").glob("*.xlsx"))
+    texts = sorted(p.name for p in (ws / "退回").glob("*.txt"))
+    assert len(books) == 2 and len(texts) == 2 and books[1].endswith("_2.xlsx")

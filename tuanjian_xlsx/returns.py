@@ -268,15 +268,17 @@ def _plain_message(result: FileResult, exc: Exception) -> str:
 
 
 def write_returns(results: list[FileResult], ws: Workspace, out_dir: Path) -> list[ReturnPiece]:
-    """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched."""
+    """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched. A later
+    退回件 for the same unit and period never replaces an earlier one: it gets the next number (_2, _3, …)."""
     pieces = []
     used: set[str] = set()
+    out_dir = Path(out_dir)
     for result in results:
         if result.valid:
             continue
         stem = base = return_stem(result, ws)
         n = 2
-        while stem in used:
+        while stem in used or (out_dir / f"{stem}.xlsx").exists() or (out_dir / f"{stem}.txt").exists():
             stem, n = f"{base}_{n}", n + 1
         used.add(stem)
         try:
