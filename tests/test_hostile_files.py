@@ -422,3 +422,41 @@ def test_a_far_cell_in_the_roster_book_is_a_chinese_config_error(ws):
         b"</sheetData>", FAR_CELLS["type-first"] + b"</sheetData>") if n == "xl/worksheets/sheet1.xml" else b))
     r = CliRunner().invoke(cli, ["status", "-w", str(ws)])
     assert r.exit_code == 1 and "名单与目标.xlsx" in r.output and "区域过大" in r.output, r.output
+
+
+def _echo_big(state: str, job: bytes) -> bytes:
+    return job * 2  # an answer as large as the job, twice over
+
+
+def test_large_jobs_and_large_answers_never_wait_on_each_other():
+    """Jobs and answers far larger than a pipe's buffer (a zip member of megabytes, an answer with long texts)."""
+    jobs = [bytes([n]) * (3 << 20) for n in range(6)]
+    with Workers(2, _setup, (), _echo_big, timeout=60) as pool:
+        got = dict(pool.run(jobs))
+    assert [len(got[i]) for i in range(6)] == [6 << 20] * 6 and got[5][:1] == b"\x05"
+
+
+def test_damaged_members_of_a_zip_are_refused_alone(ws, good_files):
+    import lzma  # noqa: F401 — zipfile's LZMA members need it
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("坏.xlsx", good_files[0])
+        z.writestr("好.xlsx", good_files[1])
+        z.writestr("坏lzma.xlsx", good_files[2], compress_type=zipfile.ZIP_LZMA)
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        for name in ("坏.xlsx", "坏lzma.xlsx"):
+            info = z.getinfo(name)
+            start = info.header_offset + 30 + len(info.orig_filename.encode()) + 40
+            data[start:start + 200] = bytes(200)  # the compressed bytes damaged, the sizes and names intact
+    (ws / "收件箱" / "损坏.zip").write_bytes(bytes(data))
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    got = outcome(result)
+    assert got["好.xlsx"] == (True, [])
+    for name in ("坏.xlsx", "坏lzma.xlsx"):
+        assert got[name] == (False, ["path-refused"]), got
+    messages = [i.result.issues[0].message for i in result.ingested if i.result and not i.valid]
+    assert all("已损坏" in m and "Error" not in m for m in messages)
+    again = merge(ws, as_of=AS_OF, now=NOW)
+    assert again.new == 0

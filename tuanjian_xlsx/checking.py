@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import Workspace
-from .inbox import read_reason
-from .intake import Submission
+from .intake import Submission, load
 from .isolation import Crashed, Workers
 from .issues import Issue
 from .ledger import _json_default, archive, source_mode
@@ -26,23 +25,22 @@ def worker_workspace(root: str | None) -> Workspace:
 
 
 def _workers(ws: Workspace, n_jobs: int, fn) -> Workers:
+    import python_calamine  # noqa: F401 — loaded once here, so forked workers start with it
+
     count = min(os.cpu_count() or 1, 8) if n_jobs >= PARALLEL_FROM else 1
     return Workers(count, worker_workspace, (str(ws.root) if ws.root is not None else None,), fn)
 
 
-def job(sub: Submission, data: bytes | None = None) -> tuple:
-    """What a worker needs of a submission: a plain file is read by the worker itself; other bytes are sent."""
-    if data is None and not sub.on_disk:
-        data = sub.read()
-    return str(sub.source or sub.path), None if sub.on_disk else data, sub.name, sub.sender
+def job(sub: Submission, data: bytes) -> tuple:
+    """What a worker needs of a submission: the bytes this process read (and hashed) — never read again, so a file
+    changed meanwhile cannot be recorded under another content's hash."""
+    return str(sub.source or sub.path), data, sub.name, sub.sender
 
 
 def validated(ws: Workspace, job: tuple) -> FileResult:
     """In a worker: one submission read and checked (and its sender compared with the roster's address)."""
     path_text, data, name, sender = job
     path = Path(path_text)
-    if data is None:
-        data = path.read_bytes()
     if name != path.name:
         path = path.with_name(name)  # the suffix and name of the member itself
     result = validate_file(path, ws, data=data, display=name)
@@ -66,10 +64,11 @@ def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[
         if sub.refusal is not None:
             results[k] = FileResult(path=sub.path, file=sub.name, issues=[sub.refusal])
             continue
-        try:
-            todo.append((k, job(sub)))
-        except OSError as exc:
-            results[k] = FileResult(path=sub.path, file=sub.name, issues=[_unreadable(sub, exc)])
+        data, problem = load(sub)
+        if problem is not None:
+            results[k] = FileResult(path=sub.path, file=sub.name, issues=[problem])
+        else:
+            todo.append((k, job(sub, data)))
     with _workers(ws, len(todo), validated) as pool:
         for i, answer in pool.run([j for _, j in todo]):
             k = todo[i][0]
@@ -83,10 +82,6 @@ def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[
     return [r for r in results if r is not None]
 
 
-def _unreadable(sub: Submission, exc: OSError) -> Issue:
-    return Issue.make("path-refused", file=sub.name, detail=str(sub.path), reason=read_reason(exc))
-
-
 # --- merge: validate, archive, and the 退回件's workbook, in the worker --------------------------------------
 
 
@@ -94,8 +89,6 @@ def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
     the result with its 退回件 made right here (on this core, not the main one)."""
     path_text, data, name, sender, sha, archive_dir = job
-    if data is None:
-        data = Path(path_text).read_bytes()
     result = validated(ws, (path_text, data, name, sender))
     ext = ext_of(name)
     archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))

@@ -7,8 +7,10 @@ The same checks serve submissions and the workspace's own 名单与目标.xlsx."
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zipfile
+from dataclasses import dataclass
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
 MAX_TOTAL_BYTES = 200 * 1024 * 1024
@@ -16,15 +18,18 @@ MAX_RATIO = 200  # uncompressed / compressed; XlsxWriter's sheets compress ~5-10
 MAX_SHEET_CELLS = 2_000_000  # calamine allocates the whole rectangle from A1 to the last cell with a value
 MAX_BOOK_CELLS = 4_000_000  # all sheets together (each sheet read is kept while the file is checked)
 
-# start tags (any namespace prefix; quoted attribute values may hold '>'), and the end of the element after them
-_ATTRS = rb"""((?:[^>"']|"[^"]*"|'[^']*')*?)"""
-_XLSX_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])" + _ATTRS + rb"(/?)>")
-_R_ATTR = re.compile(rb"""(?:^|\s)r\s*=\s*["']([A-Za-z]{0,3})([0-9]*)["']""")
+# start tags (any namespace prefix). An attribute value holds no '<' in well-formed XML, so '<' ends every attempt:
+# the scan stays linear on hostile input (an unclosed tag repeated), never quadratic.
+_ATTRS = rb"""((?:[^<>"']|"[^"<]*"|'[^'<]*')*)"""
+_XLSX_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])" + _ATTRS + rb">")
+_ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"<]*)"|'([^'<]*)')""")
+_REF = re.compile(rb"^([A-Za-z]{0,3})([0-9]*)$")
+_CELL_END = re.compile(rb"</(?:[\w.-]+:)?c\s*>")
+_HAS_VALUE = re.compile(rb"<(?:[\w.-]+:)?(?:v|t)(?:\s[^>]*)?>[^<]")  # a <v> or an inline string's <t> with text
+_COMMENT = re.compile(rb"<!--.*?-->", re.S)  # not tags to an XML reader
+_CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.S)  # text to an XML reader, whatever it looks like
 _ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table|table-row|table-cell|covered-table-cell)(?=[\s/>])" + _ATTRS
-                      + rb"(/?)>")
-_ROWS_REPEATED = re.compile(rb"""number-rows-repeated\s*=\s*["']([0-9]+)["']""")
-_COLS_REPEATED = re.compile(rb"""number-columns-repeated\s*=\s*["']([0-9]+)["']""")
-_VALUE_TYPE = re.compile(rb"""value-type\s*=""")
+                      + rb">")
 _MACRO_PARTS = re.compile(r"(?i)(?:^|/)(?:vbaProject[^/]*\.bin|vbaData\.xml|[^/]*\.vba)$|^xl/macrosheets/|"
                           r"^(?:Basic|Scripts)/")
 _MACRO_TYPES = re.compile(rb"(?i)macroEnabled|vbaProject|ms-excel\.(?:intl)?macrosheet|ms-office\.vba")
@@ -37,15 +42,37 @@ def _letters(text: bytes) -> int:
     return n
 
 
+def _attrs(text: bytes) -> dict[bytes, bytes]:
+    """A start tag's attributes by local name (prefixes dropped), read one by one, never out of a quoted value."""
+    out = {}
+    for m in _ATTR.finditer(text):
+        name = m.group(1).rsplit(b":", 1)[-1]
+        out.setdefault(name, m.group(2) if m.group(2) is not None else m.group(3))
+    return out
+
+
+def _visible(body: bytes) -> bytes:
+    if b"<!" not in body:
+        return body
+    return _CDATA.sub(b"x", _COMMENT.sub(b"", body))
+
+
 def xlsx_extent(body: bytes) -> tuple[int, int]:
-    """(rows, columns) of the rectangle from A1 to the farthest cell holding something, as calamine will read it.
+    """(rows, columns) of the rectangle from A1 to the farthest cell holding a value, as calamine will read it.
 
     A cell's position is its r attribute; without one, the next column of its row (and a row without r is the
-    next row). Empty cells (<c r="XFD9" s="1"/>, formatting only) hold nothing and do not count."""
+    next row). Cells with no value (<c r="XFD9" s="1"/>, an empty <v/>, a formula never calculated) hold nothing
+    and do not count. Comments and CDATA are no tags."""
+    body = _visible(body)
     rows = cols = 0
     row = col = 0
     for m in _XLSX_TAG.finditer(body):
-        ref = _R_ATTR.search(m.group(2))
+        attrs = m.group(2)
+        empty = attrs.endswith(b"/")
+        found = _attrs(attrs)
+        ref = _REF.match(found.get(b"r", b"").strip())
+        if (b"r" in found and ref is None) or b"&" in attrs or attrs.count(b"r=") + attrs.count(b"r =") > 1:
+            return _extent_parsed(body)  # written oddly (a character reference, $, two r's): read it as XML
         if m.group(1) == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1
             col = 0
@@ -56,51 +83,126 @@ def xlsx_extent(body: bytes) -> tuple[int, int]:
                 row = int(ref.group(2))
         else:
             col += 1
-        if m.group(3) or body.startswith(b"</", m.end()):
-            continue  # <c .../> or <c ...></c>: nothing in it
+        if empty:
+            continue
+        end = _CELL_END.search(body, m.end())
+        inner = body[m.end():end.start() if end else len(body)]
+        if not _HAS_VALUE.search(inner):
+            continue  # <c ...></c>, <c><v/></c>, <c><f>…</f></c>: nothing calamine keeps
         rows, cols = max(rows, row or 1), max(cols, col)
     return rows, cols
 
 
-def ods_extent(body: bytes) -> tuple[int, int]:
-    """(rows, columns) of the largest table of an .ods content.xml, repeats counted, only cells holding something:
-    LibreOffice writes its trailing empty rows as one row repeated a million times, which is harmless."""
-    best_rows = best_cols = 0
-    rows = cols = 0  # of the current table
-    row_at = 0
-    row_repeat = 1
-    row_has = False
-    col_at = 0
-    row_last_col = 0
+def _extent_parsed(body: bytes) -> tuple[int, int]:
+    """xlsx_extent by a real XML parser (expat: character references decoded, duplicate attributes refused), for
+    the rare sheet written in a way the quick scan does not read for sure. Unparseable XML counts as too large:
+    calamine would not read it either."""
+    import xml.parsers.expat
+
+    state = {"rows": 0, "cols": 0, "row": 0, "col": 0, "cell": None, "text": False}
+
+    def start(name, attrs):
+        local = name.rsplit(":", 1)[-1]
+        r = next((v for k, v in attrs.items() if k.rsplit(":", 1)[-1] == "r"), None)
+        ref = _REF.match((r or "").strip().encode()) if r is not None else None
+        if local == "row":
+            state["row"] = int(ref.group(2)) if ref and ref.group(2) else state["row"] + 1
+            state["col"] = 0
+        elif local == "c":
+            if r is not None and ref is None:
+                raise ValueError("a cell reference that is not one")
+            if ref and ref.group(1):
+                state["col"] = _letters(ref.group(1))
+                if ref.group(2):
+                    state["row"] = int(ref.group(2))
+            else:
+                state["col"] += 1
+            state["cell"] = (state["row"], state["col"])
+        elif local in ("v", "t") and state["cell"] is not None:
+            state["text"] = True
+
+    def end(name):
+        local = name.rsplit(":", 1)[-1]
+        if local in ("v", "t"):
+            state["text"] = False
+        elif local == "c":
+            state["cell"] = None
+
+    def text(data):
+        if state["text"] and data and state["cell"] is not None:
+            r, c = state["cell"]
+            state["rows"], state["cols"] = max(state["rows"], r or 1), max(state["cols"], c)
+
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=None)
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, text
+    try:
+        parser.Parse(body, True)
+    except (xml.parsers.expat.ExpatError, ValueError):
+        return 1 << 20, 1 << 14
+    return state["rows"], state["cols"]
+
+
+@dataclass
+class _Table:
+    rows: int = 0  # rectangle of the cells holding something
+    cols: int = 0
+    row_at: int = 0  # rows passed so far (repeats counted)
+    row_repeat: int = 1
+    row_has: bool = False
+    col_at: int = 0
+    row_last: int = 0
+
+
+def ods_tables(body: bytes) -> list[tuple[int, int]]:
+    """(rows, columns) of each table of an .ods content.xml, repeats counted, only cells holding something:
+    LibreOffice writes its trailing empty rows as one row repeated a million times, which is harmless. A table
+    inside a cell is a table of its own."""
+    body = _visible(body)
+    done: list[tuple[int, int]] = []
+    stack: list[_Table] = []
     for m in _ODS_TAG.finditer(body):
-        closing, tag, attrs, empty = m.group(1), m.group(2), m.group(3), m.group(4)
+        closing, tag, attrs = m.group(1), m.group(2), m.group(3)
+        empty = attrs.endswith(b"/")
         if tag == b"table":
-            if not closing:
-                rows = cols = row_at = 0
-            best_rows, best_cols = max(best_rows, rows), max(best_cols, cols)
+            if not closing and not empty:
+                stack.append(_Table())
+            elif closing and stack:
+                t = stack.pop()
+                done.append((t.rows, t.cols))
             continue
+        if not stack:
+            continue
+        t = stack[-1]
+        a = _attrs(attrs)
         if tag == b"table-row":
             if closing:
-                if row_has:
-                    rows = row_at + row_repeat
-                    cols = max(cols, row_last_col)
-                row_at += row_repeat
+                if t.row_has:
+                    t.rows = t.row_at + t.row_repeat
+                    t.cols = max(t.cols, t.row_last)
+                t.row_at += t.row_repeat
                 continue
-            rep = _ROWS_REPEATED.search(attrs)
-            row_repeat = int(rep.group(1)) if rep else 1
-            row_has, col_at, row_last_col = False, 0, 0
+            t.row_repeat = _count(a.get(b"number-rows-repeated"))
+            t.row_has, t.col_at, t.row_last = False, 0, 0
             if empty:
-                row_at += row_repeat
+                t.row_at += t.row_repeat
             continue
         if closing:
             continue
-        rep = _COLS_REPEATED.search(attrs)
-        n = int(rep.group(1)) if rep else 1
-        filled = _VALUE_TYPE.search(attrs) is not None or (not empty and not body.startswith(b"</", m.end()))
-        if filled:
-            row_has, row_last_col = True, col_at + n
-        col_at += n
-    return max(best_rows, rows), max(best_cols, cols)
+        n = _count(a.get(b"number-columns-repeated"))
+        if b"value-type" in a or (not empty and not body.startswith(b"</", m.end())):
+            t.row_has, t.row_last = True, t.col_at + n
+        t.col_at += n
+    done += [(t.rows, t.cols) for t in stack]  # a table never closed
+    return done
+
+
+def _count(text: bytes | None) -> int:
+    return int(text) if text and text.isdigit() else 1
+
+
+def ods_extent(body: bytes) -> tuple[int, int]:
+    """The largest table's (rows, columns); see ods_tables."""
+    return max(ods_tables(body), key=lambda rc: rc[0] * rc[1], default=(0, 0))
 
 
 def zip_bomb(z: zipfile.ZipFile) -> str | None:
@@ -117,16 +219,35 @@ def zip_bomb(z: zipfile.ZipFile) -> str | None:
     return None
 
 
+def sheet_parts(z: zipfile.ZipFile) -> list[str]:
+    """The parts a reader opens as sheets: every part workbook.xml's relationships point to as a sheet (wherever
+    and however it is named), and anything under xl/worksheets/ besides."""
+    names = z.namelist()
+    found = {n for n in names if n.lower().startswith("xl/worksheets/") and n.lower().endswith(".xml")}
+    rels = "xl/_rels/workbook.xml.rels"
+    if rels in names and z.getinfo(rels).file_size <= MAX_MEMBER_BYTES:
+        for m in _ATTRS_RELATIONSHIP.finditer(z.read(rels)):
+            a = _attrs(m.group(1))
+            if not a.get(b"Type", b"").endswith((b"/worksheet", b"/chartsheet", b"/dialogsheet", b"/macrosheet")):
+                continue
+            target = a.get(b"Target", b"").decode("utf-8", "replace").replace("\\", "/")
+            path = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
+            lowered = {n.lower(): n for n in names}
+            if path.lower() in lowered:
+                found.add(lowered[path.lower()])
+    return sorted(found)
+
+
+_ATTRS_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship(?=[\s/>])" + _ATTRS + rb">")
+
+
 def huge_sheet(z: zipfile.ZipFile) -> str | None:
     """A sheet whose used area is too large to read (a stray value far away, on purpose or not): in Chinese."""
+    extents = [xlsx_extent(z.read(name)) for name in sheet_parts(z)]
+    if "content.xml" in z.namelist():
+        extents += ods_tables(z.read("content.xml"))
     total = 0
-    for name in z.namelist():
-        if name.startswith("xl/worksheets/") and name.endswith(".xml"):
-            rows, cols = xlsx_extent(z.read(name))
-        elif name == "content.xml":
-            rows, cols = ods_extent(z.read(name))
-        else:
-            continue
+    for rows, cols in extents:
         if rows * cols > MAX_SHEET_CELLS:
             return f"有内容远至第 {rows} 行、第 {cols} 列"
         total += rows * cols

@@ -22,6 +22,7 @@ MAX_MEMBER_BYTES = 50 * 1024 * 1024
 MAX_ZIP_TOTAL = 200 * 1024 * 1024
 MAX_RATIO = 200
 MAX_DEPTH = 3
+MAX_MAIL_BYTES = 100 * 1024 * 1024  # a saved mail with a few forms attached is well under a megabyte
 MAX_MEMBERS = 500  # a unit zips a few forms; a staff member a folder of a year's files. 1,500 is not a report
 
 
@@ -46,17 +47,26 @@ class Submission:
     def name(self) -> str:
         return display_name(self.member or self.path.name)
 
-    @property
-    def on_disk(self) -> bool:
-        """A plain file: a worker can read it from `path` itself."""
-        return self.data is None and self.loader is None
-
     def read(self) -> bytes:
         if self.data is not None:
             return self.data
         if self.loader is not None:
             return self.loader()
         return self.path.read_bytes()
+
+
+def load(sub: Submission) -> tuple[bytes | None, Issue | None]:
+    """A submission's bytes, or why they cannot be had (in Chinese): unreadable on disk, a zip member damaged
+    (zlib, LZMA, bzip2 errors), with a password, or packed in a way no common tool writes."""
+    try:
+        return sub.read(), None
+    except OSError as exc:
+        reason = read_reason(exc) if exc.errno is not None else "压缩包中的文件已损坏，无法解压"
+    except NotImplementedError:
+        reason = "压缩包使用了不支持的压缩方式，请用常见的 zip 工具重新打包"
+    except Exception:  # noqa: BLE001 — BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError (password)
+        reason = "压缩包中的文件已损坏或有密码，无法解压"
+    return None, Issue.make("path-refused", file=sub.name, detail=str(sub.path), reason=reason)
 
 
 def expand(paths: list[Path]) -> Iterator[Submission]:
@@ -73,6 +83,10 @@ def expand(paths: list[Path]) -> Iterator[Submission]:
             yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
         elif suffix == ".eml":
             try:
+                if path.stat().st_size > MAX_MAIL_BYTES:
+                    yield Submission(shown, str(shown), source=path, refusal=Issue.make(
+                        "file-too-large", file=shown.name, size=path.stat().st_size // 1048576))
+                    continue
                 data = path.read_bytes()
             except OSError as exc:
                 yield _unreadable(shown, path, exc)
@@ -144,7 +158,7 @@ def _zip(container: Path, data, origin: str, received, sender, depth: int) -> It
     try:
         with source.open() as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 — a damaged zip, or a nested one that cannot be inflated
         yield Submission(container, origin, **at, refusal=Issue.make(
             "file-unreadable", file=container.name, detail=f"压缩包损坏，无法打开（{_zip_reason(exc)}）"))
         return
@@ -184,19 +198,25 @@ def _zip(container: Path, data, origin: str, received, sender, depth: int) -> It
 
 
 class _NestedZip:
-    """A zip inside a zip: its bytes are read from the outer one each time it is opened (memory stays flat)."""
+    """A zip inside a zip: its bytes come from the outer one when it is opened; the last one opened is kept (one
+    at a time, so memory stays flat while its members are read one after another)."""
+
+    _last: tuple[object, bytes] | None = None
 
     def __init__(self, load: Callable[[], bytes]):
         self.load = load
 
     def open(self) -> zipfile.ZipFile:
-        return zipfile.ZipFile(io.BytesIO(self.load()))
+        last = _NestedZip._last
+        if last is None or last[0] is not self:
+            _NestedZip._last = last = (self, self.load())
+        return zipfile.ZipFile(io.BytesIO(last[1]))
 
 
 def _zip_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:
         return read_reason(exc)
-    return "文件不完整或不是 zip 格式"
+    return "文件不完整、已损坏或不是 zip 格式"
 
 
 # --- mail: every header read on its own, so one malformed header never costs the mail or the mailbox ---------

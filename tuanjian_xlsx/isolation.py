@@ -25,7 +25,8 @@ from .issues import TuanjianError
 
 WORKER_MEMORY_MB = 2048  # address space a worker may add to what it starts with (TUANJIAN_WORKER_MEMORY_MB)
 JOB_SECONDS = 120.0  # a form is read in milliseconds; a file still being read after this is given up
-DEPTH = 2  # jobs queued per worker: keeps both cores busy without losing track of which job a crash hit
+DEPTH = 1  # one job at a time per worker: the worker is always reading when a job is sent, so a large job and a
+# large answer can never wait on each other (two jobs queued with both pipes full would deadlock)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Workers:
         self._count = max(1, count)
         self._workers: list[_Worker] = []
         self.crashes = 0
+        self._tried: set[int] = set()  # jobs that already lost one worker
 
     def __enter__(self) -> "Workers":
         return self
@@ -191,14 +193,20 @@ class Workers:
             yield index, answer if kind == "ok" else Crashed(answer)
 
     def _lost(self, w: _Worker, todo: collections.deque, reason: str) -> Iterator[tuple[int, Any]]:
-        """The worker died or hung on its head job: that job is reported, the ones behind it go back in line."""
-        index, _ = w.jobs.popleft()
+        """The worker died or hung on its head job. The first time, the job goes back in line for a fresh worker
+        (the machine, not the file, may have been at fault: a sleeping laptop, a slow share); the second time it
+        is reported. The jobs behind it go back in line."""
+        index, job = w.jobs.popleft()
         self.crashes += 1
         for item in reversed(w.jobs):
             todo.appendleft(item)
         w.jobs.clear()
         w.stop(kill=True)
         self._workers.remove(w)
-        if todo:
+        if index not in self._tried:
+            self._tried.add(index)
+            todo.appendleft((index, job))
+        else:
+            yield index, Crashed(reason)
+        if todo and len(self._workers) < self._count:
             self._spawn()
-        yield index, Crashed(reason)

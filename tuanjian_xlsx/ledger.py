@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .issues import Issue, TuanjianError
 
@@ -459,7 +459,7 @@ class ArchiveError(TuanjianError):
         return (type(self), (self.issues,))
 
 
-def archive(directory: Path, sha256: str, ext: str, data: bytes, mode: int | None = None) -> Path:
+def archive(directory: Path, sha256: str, ext: str, data: bytes | Iterable[bytes], mode: int | None = None) -> Path:
     """Keep the original bytes under their hash; an archived file is never written again.
 
     Written to a temporary name and renamed, so a killed process leaves no torn original; not fsynced one by one
@@ -498,7 +498,22 @@ def _write_new(path: Path, data: bytes, perms: int) -> None:
         path.unlink()
         fd = os.open(path, flags, perms)
     with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        for chunk in [data] if isinstance(data, bytes) else data:
+            f.write(chunk)
+
+
+def archive_file(directory: Path, src: Path, ext: str, mode: int | None = None) -> str:
+    """A file kept as received (a zip, a saved mail) without holding it in memory: hashed, then copied, in chunks.
+    Returns its sha256."""
+    def chunks():
+        with open(src, "rb") as f:
+            yield from iter(lambda: f.read(1 << 20), b"")
+
+    h = hashlib.sha256()
+    for chunk in chunks():
+        h.update(chunk)
+    archive(directory, h.hexdigest(), ext, chunks(), mode)
+    return h.hexdigest()
 
 
 def source_mode(path: Path) -> int | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -13,9 +12,8 @@ from typing import Callable
 from .config import Workspace
 from .issues import Issue, TuanjianError
 from .checking import ext_of, ingest_jobs, row, validate_many
-from .inbox import read_reason
-from .intake import Submission, containers, expand
-from .ledger import Ledger, refusal_key
+from .intake import Submission, containers, expand, load
+from .ledger import Ledger, archive_file, refusal_key
 from .master import render_master
 from .read import MAX_FILE_BYTES
 from .returns import ReturnPiece, write_returns
@@ -176,17 +174,12 @@ def _read(sub: Submission) -> tuple[Submission, bytes | None]:
     """The submission's bytes, or the submission turned into a refusal saying why they cannot be read."""
     if sub.refusal is not None:
         return sub, None
-    try:
-        data = sub.read()
-    except OSError as exc:
-        reason = read_reason(exc)
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, NotImplementedError) as exc:
-        reason = "压缩包中的文件无法解压（已损坏或有密码）" if not isinstance(exc, NotImplementedError) else "压缩方式不受支持"
-    else:
-        if len(data) > MAX_FILE_BYTES:  # never hold a huge file longer than needed
-            return replace(sub, refusal=Issue.make("file-too-large", file=sub.name, size=len(data) // 1048576)), None
-        return sub, data
-    return replace(sub, refusal=Issue.make("path-refused", file=sub.name, detail=str(sub.path), reason=reason)), None
+    data, problem = load(sub)
+    if problem is not None:
+        return replace(sub, refusal=problem), None
+    if len(data) > MAX_FILE_BYTES:  # never hold a huge file longer than needed
+        return replace(sub, refusal=Issue.make("file-too-large", file=sub.name, size=len(data) // 1048576)), None
+    return sub, data
 
 
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
@@ -231,10 +224,9 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     with Ledger(ws.root) as ledger:
         for box in containers(sources):  # the zip or mail as received is an original too: kept by its hash
             try:
-                data = box.read_bytes()
-            except OSError:  # its contents are refused with the reason, one by one
+                archive_file(ledger.dir / "archive", box, box.suffix.lower(), mode=box.stat().st_mode)
+            except OSError:  # unreadable: its contents are refused with the reason, one by one
                 continue
-            ledger.archive(hashlib.sha256(data).hexdigest(), box.suffix.lower(), data, mode=box.stat().st_mode)
         result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
                                       progress=progress, received_basis=received_basis)
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
