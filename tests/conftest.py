@@ -41,6 +41,15 @@ def templates(builtin, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """`tuanjian demo` once per session: the workspace, the manifest of what was sent, and the merge result.
+    Tests that change the workspace work on a copy."""
+    from tuanjian_xlsx.demo import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo") / "演示")
+
+
 # --- filling a form the way a person does: find the label, type into the cell beside it -------------------
 
 
@@ -91,6 +100,17 @@ class LibreOffice:
         self.profile = profile
         (profile / "user").mkdir(parents=True, exist_ok=True)
         (profile / "user" / "registrymodifications.xcu").write_text(_RECALC_ALWAYS, encoding="utf-8")
+
+    def convert_many(self, srcs: list[Path], outdir: Path) -> list[Path]:
+        """Several workbooks recalculated and saved as .xlsx in one soffice call (names must differ)."""
+        outdir.mkdir(parents=True, exist_ok=True)
+        cmd = [self.binary, f"-env:UserInstallation={self.profile.as_uri()}", "--headless", "--norestore",
+               "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(outdir), *map(str, srcs)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        outs = [outdir / (src.stem + ".xlsx") for src in srcs]
+        missing = [o.name for o in outs if not o.exists()]
+        assert not missing, f"LibreOffice did not convert {missing}: {proc.stdout} {proc.stderr}"
+        return outs
 
     def convert(self, src: Path, outdir: Path, to: str = "xlsx") -> Path:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -26,15 +26,6 @@ from tuanjian_xlsx.normalise import fold
 NOW = dt.datetime.combine(AS_OF, dt.time(9, 0))
 
 
-@pytest.fixture(scope="session")
-def demo(tmp_path_factory):
-    """`tuanjian demo` once: the workspace, the manifest of what was sent, and the merge result."""
-    from tuanjian_xlsx.demo import run_demo
-
-    root = tmp_path_factory.mktemp("demo") / "演示"
-    return run_demo(root)
-
-
 def _copy(demo, tmp_path) -> Path:
     dst = tmp_path / "ws"
     shutil.copytree(demo.root, dst)

@@ -22,11 +22,9 @@ A4_LANDSCAPE, A4_PORTRAIT = (842, 595), (595, 842)
 
 
 @pytest.fixture(scope="session")
-def master(tmp_path_factory):
-    """The master of a demo run: sixteen units, every form, a quarter and more of real-looking data."""
-    from tuanjian_xlsx.demo import run_demo
-
-    return run_demo(tmp_path_factory.mktemp("print") / "演示").merge.master
+def master(demo):
+    """The master of the session's demo run: sixteen units, every form, a quarter and more of real-looking data."""
+    return demo.merge.master
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The master workbook (汇总表): a pure rendering of the ledger and the configuration as of a date.
 
-Every formula is written with the value Excel computes for it, worked out here in Python, so previews that do
-not calculate (phones, WeChat) show the right numbers. Only functions Excel 2010, WPS and LibreOffice 7.4 all have.
+Every formula is an expression of `formulas`: its text and its cached value come from the one definition, the value
+evaluated over the workbook's cells as written (a `formulas.Grid` the sheets share), so previews that do not
+calculate (phones, WeChat) show what Excel shows. Only functions Excel 2010, WPS and LibreOffice 7.4 all have.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import math
 import unicodedata
 from dataclasses import dataclass
 
-from .cells import cell_name, quote_sheet, range_name
+from . import formulas as F
 from .config import Task, Workspace
+from .issues import KINDS_ZH
 from .ledger import RECEIVED_BASES, FileRow
 from .periods import Period, parse_period
 from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, statuses
@@ -59,24 +61,30 @@ def _styles(wb) -> dict:
 
 
 class Sheet:
-    """A worksheet with the writes the master needs; strings are always strings, formulas carry their values.
+    """A worksheet with the writes the master needs; strings are always strings. Every value written goes into the
+    workbook's grid; a formula is an expression whose writing waits for `write_formulas`, when every sheet is
+    filled (总览 refers to sheets filled after it), and its cached value is its evaluation over that grid.
     It remembers the last row and column written (the print area), the columns' widths and the height each row's
     wrapped text needs: neither Excel nor LibreOffice grows a row for wrapped text on opening a file."""
 
-    def __init__(self, wb, name: str, fmt: dict, banner: tuple[str, str] = ("", "")):
+    def __init__(self, wb, name: str, fmt: dict, grid: F.Grid, banner: tuple[str, str] = ("", "")):
         self.ws = wb.add_worksheet(name)
         self.name = name
         self.fmt = fmt
+        self.grid = grid
         self.banner = banner  # the printed page header's left and right parts
         self.last_row = self.last_col = 0
         self.widths: dict[int, float] = {}
         self.heights: dict[int, float] = {}  # points, only rows taller than the default
+        self._formulas: list[tuple[int, int, F.Expr, str]] = []
 
-    def at(self, r: int, c: int) -> str:
-        return f"{quote_sheet(self.name)}!{cell_name(r, c, absolute=True)}"
+    def at(self, r: int, c: int) -> F.Ref:
+        """A cell of this sheet as other sheets' formulas refer to it."""
+        return F.ref(r, c, sheet=self.name, absolute=True)
 
-    def col(self, c: int, r1: int, r2: int) -> str:
-        return f"{quote_sheet(self.name)}!{range_name(r1, c, max(r1, r2), c, absolute=True)}"
+    def col(self, c: int, r1: int, r2: int) -> F.Range:
+        """Rows r1..r2 of a column of this sheet, as formulas and charts refer to them."""
+        return F.rng(r1, c, max(r1, r2), c, sheet=self.name)
 
     def width(self, c1: int, c2: int, w: float) -> None:
         self.ws.set_column(c1, c2, w)
@@ -105,17 +113,28 @@ class Sheet:
         elif isinstance(v, dt.date):
             self.ws.write_datetime(r, c, dt.datetime.combine(v, dt.time()), f)
         else:
+            v = float(v)  # as the file stores it (TRUE would be written as the number 1)
             self.ws.write_number(r, c, v, f)
+        self.grid.set(self.name, r, c, v)
 
-    def formula(self, r: int, c: int, text: str, value, style: str = "cell") -> None:
+    def formula(self, r: int, c: int, expr: F.Expr, style: str = "cell") -> None:
         self._seen(r, c)
-        self.ws.write_formula(r, c, text, self.fmt[style], value)
+        self.grid.set(self.name, r, c, expr)
+        self._formulas.append((r, c, expr, style))
+
+    def write_formulas(self) -> None:
+        """Each formula with its value over the whole workbook's grid: once every sheet is filled."""
+        for r, c, expr, style in self._formulas:
+            value = F.cached(self.grid.value(self.name, r, c))
+            self.ws.write_formula(r, c, expr.formula(self.name), self.fmt[style], value)
+        self._formulas.clear()
 
     def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
         for c, t in enumerate(titles):
             if widths:
                 self.width(c, c, widths[c])
             self.ws.write_string(r, c, t, self.fmt["head"])
+            self.grid.set(self.name, r, c, t)
             self._grow(r, c, t, "head", minimum=30)
         self._seen(r, len(titles) - 1)
 
@@ -172,8 +191,12 @@ def text_lines(text: str, width: float, size: float = 11) -> int:
     return lines
 
 
-def _ratio(a: float, b: float):
-    return "" if b == 0 else a / b
+def _count_of(area: F.Range, words: tuple[str, ...]) -> F.Expr:
+    """How many cells of `area` read one of `words`: COUNTIF(area,"按时")+COUNTIF(area,"逾期")+…"""
+    return F.plus(*(F.COUNTIF(area, w) for w in words))
+
+
+DUE, FILED = ("按时", "逾期", "未报"), ("按时", "逾期")  # 应报 and 已报 as counts of the statuses
 
 
 # --- 报送情况 ---------------------------------------------------------------------------------------------
@@ -190,7 +213,6 @@ class FormBlock:
     units: list[str]
     period_col: dict[str, int]
     count_cols: dict[str, int]  # 应报 已报 按时 逾期 未报 -> column
-    counts: dict[str, dict[str, int]]  # unit -> counts
 
 
 def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[FormBlock]:
@@ -218,48 +240,33 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
                 sh.width(c, c, 8.5)
         sh.header(head, titles)
         first = head + 1
-        counts: dict[str, dict[str, int]] = {}
         for k, unit in enumerate(units):
             row = first + k
             utype = next(i.unit_type for i in mine if i.unit == unit)
             sh.put(row, 0, unit)
             sh.put(row, 1, utype, "center")
-            statuses_here = []
             for p in periods:
                 item = by.get((unit, p.code))
-                text = STATUS_ZH[item.status] if item else "—"
-                statuses_here.append(text)
-                sh.put(row, period_col[p.code], text, "center")
-            rng = range_name(row, 2, row, 1 + len(periods), absolute=True)
-            c = {s: statuses_here.count(s) for s in ("按时", "逾期", "未报")}
-            c["应报"] = c["按时"] + c["逾期"] + c["未报"]
-            c["已报"] = c["按时"] + c["逾期"]
-            counts[unit] = c
-            sh.formula(row, count_cols["应报"], f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")+COUNTIF({rng},"未报")',
-                       c["应报"], "int")
-            sh.formula(row, count_cols["已报"], f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', c["已报"], "int")
-            for s in ("按时", "逾期", "未报"):
-                sh.formula(row, count_cols[s], f'=COUNTIF({rng},"{s}")', c[s], "int")
-            due, on_time = cell_name(row, count_cols["应报"]), cell_name(row, count_cols["按时"])
-            sh.formula(row, count_cols["按时率"], f'=IF({due}=0,"",{on_time}/{due})', _ratio(c["按时"], c["应报"]), "pct")
+                sh.put(row, period_col[p.code], STATUS_ZH[item.status] if item else "—", "center")
+            area = F.rng(row, 2, row, 1 + len(periods))
+            sh.formula(row, count_cols["应报"], _count_of(area, DUE), "int")
+            sh.formula(row, count_cols["已报"], _count_of(area, FILED), "int")
+            for s in DUE:
+                sh.formula(row, count_cols[s], F.COUNTIF(area, s), "int")
+            due, on_time = F.ref(row, count_cols["应报"]), F.ref(row, count_cols["按时"])
+            sh.formula(row, count_cols["按时率"], F.rate(on_time, due), "pct")
         last = first + len(units) - 1
-        for j, label in enumerate(("已报", "未报")):  # per-period totals
+        for j, (label, words) in enumerate((("已报", FILED), ("未报", ("未报",)))):  # per-period totals
             row = last + 1 + j
             sh.put(row, 0, f"合计·{label}", "head")
             sh.put(row, 1, "", "head")
             for p in periods:
                 col = period_col[p.code]
-                rng = range_name(first, col, last, col, absolute=True)
-                vals = [STATUS_ZH[by[(u, p.code)].status] if (u, p.code) in by else "—" for u in units]
-                if label == "已报":
-                    f, v = f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', vals.count("按时") + vals.count("逾期")
-                else:
-                    f, v = f'=COUNTIF({rng},"未报")', vals.count("未报")
-                sh.formula(row, col, f, v, "int")
-        area = range_name(first, 2, last, 1 + len(periods))
+                sh.formula(row, col, _count_of(F.rng(first, col, last, col), words), "int")
         for text, colour in sh.fmt["status"].items():
-            sh.ws.conditional_format(area, {"type": "cell", "criteria": "==", "value": f'"{text}"', "format": colour})
-        blocks.append(FormBlock(spec.form_id, spec.display_name, periods, first, units, period_col, count_cols, counts))
+            sh.ws.conditional_format(first, 2, last, 1 + len(periods),
+                                     {"type": "cell", "criteria": "==", "value": f'"{text}"', "format": colour})
+        blocks.append(FormBlock(spec.form_id, spec.display_name, periods, first, units, period_col, count_cols))
         r = last + 4
     sh.ws.freeze_panes(0, 1)
     # each form's block starts a page: its heading row is then at the top of it, with the units' names beside
@@ -330,7 +337,7 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
     return {"first": 1, "last": last, "unit_no": 1, "key": 4, **col}
 
 
-def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, items: list[StatusItem]) -> None:
+def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, items: list[StatusItem]) -> None:
     titles = ["单位", "单位序号", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月应走访",
               "是否达标"]
     sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH, 9, 6.5, 6, 6, 7, 6, 6.5])
@@ -338,58 +345,40 @@ def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, visits, ite
                     key=period_order)
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
-    tally: dict[tuple[str, int], list[int]] = {}
-    for f, rec in visits:
-        t = tally.setdefault((f.unit_id, period_key(parse_period(f.period))), [0, 0, 0])
-        t[0] += 1
-        t[1] += _num(rec.get("cadre_count"))
-        t[2] += _num(rec.get("youth_count"))
     r = 1
     for u in ws.roster.units_filing("visit_report"):
         owed = ws.roster.unit_type(u.type).min_visits if ws.roster.unit_type(u.type) else None
         for p in months:
-            key = period_key(p)
-            n, cadres, youth = tally.get((u.id, key), [0, 0, 0])
             sh.put(r, 0, u.name)
             sh.put(r, 1, number[u.id], "int")
             sh.put(r, 2, u.type, "center")
             sh.put(r, 3, p.label, "center")
-            sh.put(r, 4, key, "int")
-            crit = f"{rng(pos['unit_no'])},{cell_name(r, 1, True)},{rng(pos['key'])},{cell_name(r, 4, True)}"
-            sh.formula(r, 5, f"=COUNTIFS({crit})", n, "int")
-            sh.formula(r, 6, f"=SUMIFS({rng(pos['cadre_count'])},{crit})", cadres, "int")
-            sh.formula(r, 7, f"=SUMIFS({rng(pos['youth_count'])},{crit})", youth, "int")
+            sh.put(r, 4, period_key(p), "int")
+            crit = (rng(pos["unit_no"]), F.ref(r, 1, absolute=True), rng(pos["key"]), F.ref(r, 4, absolute=True))
+            sh.formula(r, 5, F.COUNTIFS(*crit), "int")
+            sh.formula(r, 6, F.SUMIFS(rng(pos["cadre_count"]), *crit), "int")
+            sh.formula(r, 7, F.SUMIFS(rng(pos["youth_count"]), *crit), "int")
             sh.put(r, 8, owed, "int")
-            f, i = cell_name(r, 5, True), cell_name(r, 8, True)
-            met = "—" if owed is None else ("达标" if n >= owed else "未达标")
-            sh.formula(r, 9, f'=IF({i}="","—",IF({f}>={i},"达标","未达标"))', met, "center")
+            n, i = F.ref(r, 5, absolute=True), F.ref(r, 8, absolute=True)
+            sh.formula(r, 9, F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", "未达标")), "center")
             r += 1
     sh.table(0, r - 1, len(titles), landscape=False)
 
 
-def _num(v) -> float:
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
-
-
-def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, observations, items) -> None:
+def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, items: list[StatusItem]) -> None:
     quarters = sorted({i.period for i in items if i.form_id == "observation_report"}, key=period_order)
     titles = ["单位", "单位序号", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
     sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH] + [12] * len(quarters))
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
     rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
-    count: dict[tuple[str, int], int] = {}
-    for f, _ in observations:
-        k = (f.unit_id, period_key(parse_period(f.period)))
-        count[k] = count.get(k, 0) + 1
     units = ws.roster.units_filing("observation_report")
     for r, u in enumerate(units, start=1):
         sh.put(r, 0, u.name)
         sh.put(r, 1, number[u.id], "int")
         sh.put(r, 2, u.type, "center")
         for j, q in enumerate(quarters, start=3):
-            key = period_key(q)
-            sh.formula(r, j, f"=COUNTIFS({rng(pos['unit_no'])},{cell_name(r, 1, True)},{rng(pos['key'])},{key})",
-                       count.get((u.id, key), 0), "int")
+            unit = F.ref(r, 1, absolute=True)
+            sh.formula(r, j, F.COUNTIFS(rng(pos["unit_no"]), unit, rng(pos["key"]), period_key(q)), "int")
     sh.put(len(units) + 2, 0, "各季度开展观摩的次数（0 = 本季度未报观摩情况）", "note")
     sh.ws.freeze_panes(1, 1)
     sh.print_setup(landscape=len(quarters) > 4, title_rows=(0, 0), last_col=2 + len(quarters))
@@ -418,21 +407,15 @@ def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
     return out
 
 
-def _met_value(value, target, op: str):
-    if value in ("", None) or target in ("", None):
-        return ""
-    return "达标" if (value >= target if op == ">=" else value == target) else "未达标"
-
-
-def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.date) -> list[tuple[Task, int, object]]:
-    """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, row, rate) for 总览."""
+def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.date) -> list[tuple[Task, int]]:
+    """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, 目标汇总 row) for 总览.
+    完成率 and 是否达标 are spelt as the tracker spells them (`formulas.rate`, `formulas.met`)."""
     titles = ["编号", "量化指标", "指标类型", "单位", "单位类型", "报送期", "完成数/完成值", "基数", "完成率",
               "目标值", "是否达标", "进展情况", "存在问题"]
     sh.header(0, titles, [6, 25, 5.5, UNIT_WIDTH, TYPE_WIDTH, 13, 7, 6, 7.5, 7, 6.5, 24, 18])
     ctitles = ["编号", "量化指标", "指标类型", "目标", "报送单位数", "全市完成数", "全市基数", "全市完成率", "达标单位数",
                "全市是否达标"]
     city.header(0, ctitles, [6, 24, 5.5, 28, 7, 8, 7, 8, 7, 8])
-    kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
     r, cr = 1, 1
     ratio_rows = []
     for task, rows in _tracker_rows(ws, eff, as_of):
@@ -440,87 +423,65 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.da
             continue
         first = r
         op = ">=" if task.comparison == ">=" else "="
-        done_sum = base_sum = 0.0
-        reported = met_count = 0
         for u, f, rec in rows:
-            done, base = rec.get("done"), rec.get("base")
-            target = task.target_for(u.type)
             sh.put(r, 0, task.code, "center")
             sh.put(r, 1, task.indicator)
-            sh.put(r, 2, kinds[task.kind], "center")
+            sh.put(r, 2, KINDS_ZH[task.kind], "center")
             sh.put(r, 3, u.name)
             sh.put(r, 4, u.type, "center")
             p = parse_period(f.period) if f else None
             sh.put(r, 5, p.label if p else "未报", "center")
-            sh.put(r, 6, done if task.kind != "qualitative" else None, "num" if task.kind != "yesno" else "center")
-            sh.put(r, 7, base if task.kind == "ratio" else None, "num")
-            sh.put(r, 9, target, "pct" if task.kind == "ratio" else "num")
-            g, h, i, j = (cell_name(r, c, True) for c in (6, 7, 8, 9))
+            sh.put(r, 6, rec.get("done") if task.kind != "qualitative" else None,
+                   "num" if task.kind != "yesno" else "center")
+            sh.put(r, 7, rec.get("base") if task.kind == "ratio" else None, "num")
+            sh.put(r, 9, task.target_for(u.type), "pct" if task.kind == "ratio" else "num")
+            done, base, rate, target = (F.ref(r, c, absolute=True) for c in (6, 7, 8, 9))
             if task.kind == "ratio":
-                rate = "" if done is None or base is None or base == 0 else done / base
-                sh.formula(r, 8, f'=IF(OR({g}="",{h}=""),"",IF({h}=0,"",{g}/{h}))', rate, "pct")
-                met = _met_value(rate, target, op)
-                sh.formula(r, 10, f'=IF(OR({i}="",{j}=""),"",IF({i}{op}{j},"达标","未达标"))', met, "center")
-            elif task.kind == "count":
-                sh.put(r, 8, None, "pct")
-                met = _met_value(done, target, op)
-                sh.formula(r, 10, f'=IF(OR({g}="",{j}=""),"",IF({g}{op}{j},"达标","未达标"))', met, "center")
+                sh.formula(r, 8, F.rate(done, base), "pct")
+                sh.formula(r, 10, F.met(rate, target, op), "center")
+            elif task.kind == "count":  # 完成率 against the unit type's target, as the tracker shows it
+                sh.formula(r, 8, F.rate(done, target), "pct")
+                sh.formula(r, 10, F.met(done, target, op), "center")
             elif task.kind == "yesno":
                 sh.put(r, 8, None, "pct")
-                met = "" if done in (None, "") else ("达标" if done == "是" else "未达标")
-                sh.formula(r, 10, f'=IF({g}="","",IF({g}="是","达标","未达标"))', met, "center")
+                sh.formula(r, 10, F.IF(F.cmp(done, "=", ""), "", F.IF(F.cmp(done, "=", "是"), "达标", "未达标")),
+                           "center")
             else:
                 sh.put(r, 8, None, "pct")
-                met = ""
                 sh.put(r, 10, "—", "center")
             sh.put(r, 11, rec.get("progress"), "wrap")
             sh.put(r, 12, rec.get("problems"), "wrap")
-            if task.kind in ("ratio", "count") and isinstance(done, (int, float)):
-                done_sum += done
-                reported += 1
-            if task.kind == "ratio" and isinstance(base, (int, float)):
-                base_sum += base
-            if task.kind == "yesno" and done in ("是", "否"):
-                reported += 1
-            if task.kind == "qualitative" and rec.get("progress"):
-                reported += 1
-            met_count += met == "达标"
             r += 1
-        last = r - 1
-        _city_row(city, cr, task, sh, first, last, done_sum, base_sum, reported, met_count, len(rows))
+        _city_row(city, cr, task, sh, first, r - 1)
         if task.kind == "ratio":
-            ratio_rows.append((task, cr, _ratio(done_sum, base_sum)))
+            ratio_rows.append((task, cr))
         cr += 1
     sh.table(0, r - 1, len(titles), key_cols=4)  # 编号 … 单位
     city.table(0, cr - 1, len(ctitles), key_cols=2)
     return ratio_rows
 
 
-def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int, done_sum: float, base_sum: float,
-              reported: int, met_count: int, n_units: int) -> None:
+def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int) -> None:
     """Σ完成数 / Σ基数 over the units' rows, never an average of their ratios."""
-    kinds = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
     city.put(r, 0, task.code, "center")
     city.put(r, 1, task.indicator)
-    city.put(r, 2, kinds[task.kind], "center")
+    city.put(r, 2, KINDS_ZH[task.kind], "center")
     city.put(r, 3, task.target_text(None) or "—", "center")
     done_rng, base_rng = sh.col(6, first, last), sh.col(7, first, last)
     met_rng, prog_rng = sh.col(10, first, last), sh.col(11, first, last)
     if task.kind == "qualitative":
-        city.formula(r, 4, f"=COUNTA({prog_rng})", reported, "int")
+        city.formula(r, 4, F.COUNTA(prog_rng), "int")
     elif task.kind == "yesno":
-        city.formula(r, 4, f'=COUNTIF({done_rng},"是")+COUNTIF({done_rng},"否")', reported, "int")
+        city.formula(r, 4, _count_of(done_rng, ("是", "否")), "int")
     else:
-        city.formula(r, 4, f"=COUNT({done_rng})", reported, "int")
+        city.formula(r, 4, F.COUNT(done_rng), "int")
     if task.kind in ("ratio", "count"):
-        city.formula(r, 5, f"=SUM({done_rng})", done_sum, "num")
+        city.formula(r, 5, F.SUM(done_rng), "num")
     else:
         city.put(r, 5, None, "num")
     if task.kind == "ratio":
-        city.formula(r, 6, f"=SUM({base_rng})", base_sum, "num")
-        f, g = cell_name(r, 5, True), cell_name(r, 6, True)
-        rate = _ratio(done_sum, base_sum)
-        city.formula(r, 7, f'=IF({g}=0,"",{f}/{g})', rate, "pct")
+        city.formula(r, 6, F.SUM(base_rng), "num")
+        city.formula(r, 7, F.rate(F.ref(r, 5, absolute=True), F.ref(r, 6, absolute=True)), "pct")
     else:
         city.put(r, 6, None, "num")
         city.put(r, 7, None, "pct")
@@ -528,16 +489,13 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int,
         city.put(r, 8, None, "int")
         city.put(r, 9, "—", "center")
         return
-    city.formula(r, 8, f'=COUNTIF({met_rng},"达标")', met_count, "int")
+    city.formula(r, 8, F.COUNTIF(met_rng, "达标"), "int")
     if task.kind == "ratio" and task.target is not None:
-        h = cell_name(r, 7, True)
         op = ">=" if task.comparison == ">=" else "="
-        value = _met_value(_ratio(done_sum, base_sum), task.target, op)
-        city.formula(r, 9, f'=IF({h}="","",IF({h}{op}{task.target:.15g},"达标","未达标"))', value, "center")
+        city.formula(r, 9, F.met(F.ref(r, 7, absolute=True), task.target, op), "center")
     else:  # per-type targets, counts and yes/no: the city is 达标 when every unit is
-        i = cell_name(r, 8, True)
-        value = "达标" if met_count == n_units else "未达标"
-        city.formula(r, 9, f'=IF({i}={n_units},"达标","未达标")', value, "center")
+        every = F.cmp(F.ref(r, 8, absolute=True), "=", last - first + 1)
+        city.formula(r, 9, F.IF(every, "达标", "未达标"), "center")
 
 
 # --- 总览 ---------------------------------------------------------------------------------------------------
@@ -567,16 +525,13 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     for b in blocks:
         p = _current(b, items, as_of)
         col = b.period_col[p.code]
-        rng = status_sheet.col(col, b.first_row, b.first_row + len(b.units) - 1)
-        vals = [STATUS_ZH[i.status] for i in items if i.form_id == b.form_id and i.period == p]
-        c = {s: vals.count(s) for s in ("按时", "逾期", "未报")}
+        area = status_sheet.col(col, b.first_row, b.first_row + len(b.units) - 1)
         sh.put(r, 0, b.name)
         sh.put(r, 1, p.label, "center")
-        sh.formula(r, 2, f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")+COUNTIF({rng},"未报")',
-                   c["按时"] + c["逾期"] + c["未报"], "kpi")
-        sh.formula(r, 3, f'=COUNTIF({rng},"按时")+COUNTIF({rng},"逾期")', c["按时"] + c["逾期"], "kpi")
-        for j, s in enumerate(("按时", "逾期", "未报"), start=4):
-            sh.formula(r, j, f'=COUNTIF({rng},"{s}")', c[s], "kpi")
+        sh.formula(r, 2, _count_of(area, DUE), "kpi")
+        sh.formula(r, 3, _count_of(area, FILED), "kpi")
+        for j, s in enumerate(DUE, start=4):
+            sh.formula(r, j, F.COUNTIF(area, s), "kpi")
         r += 1
 
     # each unit's on-time rate over every form: Σ按时 / Σ应报 from 报送情况
@@ -588,23 +543,16 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     units = list(dict.fromkeys(u for b in blocks for u in b.units))
     for k, unit in enumerate(units):
         row = first + k
-        due_refs, on_refs = [], []
-        due = on = 0
-        for b in blocks:
-            if unit in b.units:
-                br = b.first_row + b.units.index(unit)
-                due_refs.append(status_sheet.at(br, b.count_cols["应报"]))
-                on_refs.append(status_sheet.at(br, b.count_cols["按时"]))
-                due += b.counts[unit]["应报"]
-                on += b.counts[unit]["按时"]
+        rows = [(b, b.first_row + b.units.index(unit)) for b in blocks if unit in b.units]
         sh.put(row, 0, unit)
-        sh.formula(row, 1, "=" + "+".join(due_refs), due, "int")
-        sh.formula(row, 2, "=" + "+".join(on_refs), on, "int")
-        sh.formula(row, 3, f'=IF({cell_name(row, 1)}=0,"",{cell_name(row, 2)}/{cell_name(row, 1)})', _ratio(on, due), "pct")
+        sh.formula(row, 1, F.plus(*(status_sheet.at(br, b.count_cols["应报"]) for b, br in rows)), "int")
+        sh.formula(row, 2, F.plus(*(status_sheet.at(br, b.count_cols["按时"]) for b, br in rows)), "int")
+        sh.formula(row, 3, F.rate(F.ref(row, 2), F.ref(row, 1)), "pct")
     last_unit = first + len(units) - 1
     chart = wb.add_chart({"type": "bar"})
-    chart.add_series({"name": "按时报送率", "categories": sh.col(0, first, last_unit), "values": sh.col(3, first, last_unit),
-                      "fill": {"color": "#5B9BD5"}, "gap": 60, "data_labels": _chart_labels()})
+    chart.add_series({"name": "按时报送率", "categories": sh.col(0, first, last_unit).text(),
+                      "values": sh.col(3, first, last_unit).text(), "fill": {"color": "#5B9BD5"}, "gap": 60,
+                      "data_labels": _chart_labels()})
     _chart_look(chart, "各单位按时报送率")
     chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%", "major_gridlines": {"visible": True},
                       "num_font": _chart_font(9)})
@@ -620,16 +568,18 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
         sh.put(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", "block")
         head = r + 1
         sh.header(head, ["指标", "全市完成率", "目标"])
-        for k, (task, cr, rate) in enumerate(ratio_rows, start=head + 1):
+        for k, (task, cr) in enumerate(ratio_rows, start=head + 1):
             sh.put(k, 0, f"{task.code} {task.indicator}")
-            sh.formula(k, 1, f"={city.at(cr, 7)}", rate, "pct")
+            sh.formula(k, 1, city.at(cr, 7), "pct")
             sh.put(k, 2, task.target, "pct")
         # bars, not columns: the indicators' names are long and read across, never rotated
         chart = wb.add_chart({"type": "bar"})
         n = head + len(ratio_rows)
-        chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n), "values": sh.col(1, head + 1, n),
-                          "fill": {"color": "#70AD47"}, "data_labels": _chart_labels()})
-        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n), "values": sh.col(2, head + 1, n),
+        chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n).text(),
+                          "values": sh.col(1, head + 1, n).text(), "fill": {"color": "#70AD47"},
+                          "data_labels": _chart_labels()})
+        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n).text(),
+                          "values": sh.col(2, head + 1, n).text(),
                           "fill": {"color": "#D9D9D9"}, "border": {"color": "#7F7F7F"}, "gap": 60,
                           "data_labels": _chart_labels("#7F7F7F")})
         _chart_look(chart, "全市目标完成率与目标")
@@ -733,15 +683,18 @@ def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
     wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
     fmt = _styles(wb)
     banner = (f"{ws.settings.organisation.name} 活力团建报表汇总", f"数据截至 {as_of.isoformat()}")
-    sheets = {name: Sheet(wb, name, fmt, banner) for name in SHEETS}
+    grid = F.Grid()  # every sheet's cells, for the formulas' values
+    sheets = {name: Sheet(wb, name, fmt, grid, banner) for name in SHEETS}
     blocks = _status_sheet(sheets["报送情况"], ws, items)
     visit_pos = _detail_sheet(sheets["走基层明细"], ws, "visit_report", eff.visits)
-    _visit_stats(sheets["走基层统计"], ws, sheets["走基层明细"], visit_pos, eff.visits, items)
+    _visit_stats(sheets["走基层统计"], ws, sheets["走基层明细"], visit_pos, items)
     obs_pos = _detail_sheet(sheets["观摩明细"], ws, "observation_report", eff.observations)
-    _observation_stats(sheets["观摩统计"], ws, sheets["观摩明细"], obs_pos, eff.observations, items)
+    _observation_stats(sheets["观摩统计"], ws, sheets["观摩明细"], obs_pos, items)
     city = sheets["目标汇总"]
     ratio_rows = _targets(sheets["目标进度"], city, ws, eff, as_of)
     _overview(sheets["总览"], wb, ws, blocks, sheets["报送情况"], items, files, as_of, ratio_rows, city)
     _issues(sheets["问题清单"], files)
     _sources(sheets["来源"], ws, files, eff)
+    for sheet in sheets.values():
+        sheet.write_formulas()
     return close_workbook(wb, buf), eff, items
