@@ -97,13 +97,12 @@ def test_visit_date_checks(tmp_path, typed, code):
 
 def test_an_old_version_past_its_date_is_refused_with_the_template_to_use(tmp_path):
     ws = _workspace(tmp_path, until="2020-01-01")
-    distribute(tmp_path, "2026-03", units=["源汇区团委"])  # records when version 2 was first sent out
+    distribute(tmp_path, "2026-03", units=["源汇区团委"], now=dt.datetime(2026, 2, 20, 9))  # version 2 first sent
     v1 = _v1_copy(ws, tmp_path)
     r = CliRunner().invoke(cli, ["validate", str(v1), "-w", str(tmp_path)])
     assert r.exit_code == 1
-    today = dt.date.today().isoformat()
-    assert (f"    错误  “附件1 团干部走基层情况报告单”第 1 版自 2020-01-01 起不再接收，请改用第 2 版模板"
-            f"《附件1_团干部走基层情况报告单_v2.xlsx》（{today} 起下发）") in r.output.splitlines()
+    assert ("    错误  “附件1 团干部走基层情况报告单”第 1 版自 2020-01-01 起不再接收，请改用第 2 版模板"
+            "《附件1_团干部走基层情况报告单_v2.xlsx》（2026-02-20 起下发）") in r.output.splitlines()
 
 
 def test_upgrade_carries_values_and_marks_new_fields(tmp_path):

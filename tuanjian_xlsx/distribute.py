@@ -16,7 +16,7 @@ from .ledger import Ledger
 from .mail import Outgoing, SendReport, send_all
 from .periods import Period, parse_period
 from .filenames import safe_filename
-from .xlsxio import atomic_write
+from .xlsxio import BUILD_DATE, atomic_write
 
 _KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 
@@ -45,8 +45,10 @@ class Distribution:
 
 
 def distribute(root: Path, period: str, *, forms: list[str] | None = None, units: list[str] | None = None,
-               out: Path | None = None, make_zip: bool = False, send: bool = False) -> Distribution:
-    """Write every unit's copies of the forms due for `period` (a month: 附件1; a quarter: 附件2 and the tracker)."""
+               out: Path | None = None, make_zip: bool = False, send: bool = False,
+               now: dt.datetime | None = None) -> Distribution:
+    """Write every unit's copies of the forms due for `period` (a month: 附件1; a quarter: 附件2 and the tracker).
+    `now` is when this happens: the day a version was first distributed is recorded from it (not without it)."""
     ws = Workspace.load(root)
     p = parse_period(period)
     if p is None:
@@ -92,8 +94,8 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                 continue
             for spec, _, _ in pkg.forms:
                 ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
-                if ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
-                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", dt.date.today().isoformat())
+                if now is not None and ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
+                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", now.date().isoformat())
     return result
 
 
@@ -157,7 +159,7 @@ def _zip(pkg: UnitPackage) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for path in pkg.files + [pkg.instructions]:
-            info = zipfile.ZipInfo(path.name, dt.datetime.now().timetuple()[:6])
+            info = zipfile.ZipInfo(path.name, BUILD_DATE.timetuple()[:6])  # fixed, like every output: same bytes
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, path.read_bytes())
     return buf.getvalue()

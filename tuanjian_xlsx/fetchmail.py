@@ -58,11 +58,33 @@ class FetchResult:
         return text + (f" · 未能取回 {len(self.failed)} 封，下次再试" if self.failed else "")
 
     def lines(self) -> list[str]:
-        """The summary, then each mail that was refused or not handed over, and each warning, in Chinese."""
+        """The summary, each mail taken, each mail refused or not handed over, each warning, in Chinese."""
         out = [self.summary()]
+        for m in self.taken:
+            names = "、".join(s.name for s in m.submissions) or "（无报表附件）"
+            out.append(f"  {m.arrived:%Y-%m-%d %H:%M}  {m.sender or '?'}  {m.subject}：{names}")
         out += [f"  {m.refusal.render()}" for m in self.refused]
         out += [f"  未能取回 {mail}：{why}" for mail, why in self.failed]
-        return out + [f"  {note.render()}" for note in self.notes]
+        out += [f"  {note.render()}" for note in self.notes]
+        bad = [i for i in self.ingested if i.outcome == "new" and not i.valid]
+        if bad:
+            out.append(f"其中 {len(bad)} 份有错误，运行 tuanjian merge 生成退回件和汇总表。")
+        return out
+
+    def errors(self) -> list[str]:
+        return []
+
+    @property
+    def exit_code(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "dry_run": self.dry_run, "already": self.already,
+                "taken": [{"key": m.key, "arrived": m.arrived.isoformat(), "sender": m.sender, "subject": m.subject,
+                           "files": [s.name for s in m.submissions],
+                           "refusal": m.refusal.to_dict() if m.refusal else None} for m in self.taken],
+                "failed": [{"mail": mail, "reason": why} for mail, why in self.failed],
+                "notes": [n.to_dict() for n in self.notes]}
 
 
 def _connect(mail: Mail) -> imaplib.IMAP4:

@@ -114,6 +114,13 @@ class CheckReport:
     def ok(self) -> bool:
         return not any(i.severity == "error" for i in self.issues)
 
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def errors(self) -> list[str]:
+        return []
+
     def lines(self) -> list[str]:
         out = []
         if not self.ledger_exists:
@@ -244,6 +251,13 @@ class RebuildReport:
     @property
     def ok(self) -> bool:
         return not any(i.severity == "error" for i in self.issues)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def errors(self) -> list[str]:
+        return []
 
     def lines(self) -> list[str]:
         out = []

@@ -60,7 +60,16 @@ class ValidationOutcome:
         return all(r.valid for r in self.results)
 
     def to_dict(self) -> dict:
-        return {"files": [r.to_dict() for r in self.results], "builtin_plan": self.builtin}
+        errors = [i.to_dict() for r in self.results for i in r.issues if i.severity == "error"]
+        return {**({"error": errors[0]} if errors else {}), "files": [r.to_dict() for r in self.results],
+                "builtin_plan": self.builtin}
+
+    def errors(self) -> list[str]:
+        return []
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.all_valid else 1
 
     table_forms: frozenset = frozenset()  # forms whose records are rows of one table (counted as 行, not 份)
 

@@ -1,0 +1,363 @@
+"""One function per command (as httpx's `_api.py`): each takes what the command line parses, does the job through
+the library and returns a result with `lines()` (what a person reads, in Chinese), `errors()` (lines for the
+error stream), `to_dict()` (the JSON a program reads) and `exit_code`. The command line only parses options,
+calls one of these and renders the result. This is also the one layer that reads the clock: below it, the time
+comes in as an argument."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().replace(microsecond=0)
+
+
+@dataclass
+class Result:
+    """What every command returns."""
+
+    def lines(self) -> list[str]:
+        return []
+
+    def errors(self) -> list[str]:
+        return []
+
+    def to_dict(self) -> dict:
+        return {}
+
+    @property
+    def exit_code(self) -> int:
+        return 0
+
+
+# --- init and templates -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Initialised(Result):
+    root: Path
+    settings: Path
+    roster: Path
+    folders: list[str]
+    shown: str  # the folder as the user typed it, for the next-step hint
+
+    def lines(self) -> list[str]:
+        return [f"已新建工作区：{self.root}", f"  设置：{self.settings}", f"  名单与目标：{self.roster}",
+                f"  文件夹：{'、'.join(f'{f}/' for f in self.folders)}",
+                f"下一步：tuanjian templates build --workspace {self.shown}"]
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.root), "settings": str(self.settings), "roster": str(self.roster),
+                "folders": self.folders}
+
+
+def init(directory: Path) -> Initialised:
+    from .config import FOLDER_KEYS
+    from .workspace import init_workspace
+
+    ws = init_workspace(directory)
+    return Initialised(ws.root, ws.root / "tuanjian.toml", ws.root / ws.settings.roster.file,
+                       [getattr(ws.settings.folders, k) for k in FOLDER_KEYS], str(directory))
+
+
+@dataclass
+class Built(Result):
+    written: list[Path]
+
+    def lines(self) -> list[str]:
+        return [f"已生成 {len(self.written)} 个模板："] + [f"  {p}" for p in self.written]
+
+    def to_dict(self) -> dict:
+        return {"written": [str(p) for p in self.written]}
+
+
+def build_templates(root: Path, out_dir: Path | None = None) -> Built:
+    from .workspace import build_workspace_templates
+
+    return Built(build_workspace_templates(root, out_dir))
+
+
+@dataclass
+class TemplateList(Result):
+    rows: list[dict]
+
+    def lines(self) -> list[str]:
+        return [f"{r['form_id']:<20} v{r['version']:<3} 字段 {r['fields']:>2} 个  指纹 {r['fingerprint'][:16]}  {r['title']}"
+                for r in self.rows]
+
+    def to_dict(self) -> dict:
+        return {"templates": self.rows}
+
+
+def list_templates() -> TemplateList:
+    from .workspace import list_templates as rows
+
+    return TemplateList(rows())
+
+
+@dataclass
+class TemplateDiff(Result):
+    changes: list[str]
+
+    def lines(self) -> list[str]:
+        return self.changes
+
+    def to_dict(self) -> dict:
+        return {"changes": self.changes}
+
+
+def diff_templates(form_id: str, old: int, new: int) -> TemplateDiff:
+    from .specs import SpecRegistry
+    from .versions import diff_specs
+
+    return TemplateDiff(diff_specs(SpecRegistry(), form_id, old, new))
+
+
+@dataclass
+class Upgrades(Result):
+    items: list  # versions.Upgraded
+
+    def lines(self) -> list[str]:
+        out = [f"已升级：{i.source.name} → {i.target}" for i in self.items if i.target]
+        return out + [x.render() for i in self.items if not i.target for x in i.issues if x.severity != "error"]
+
+    def errors(self) -> list[str]:
+        return [x.render() for i in self.items if not i.target for x in i.issues if x.severity == "error"]
+
+    def to_dict(self) -> dict:
+        return {"files": [{"source": str(i.source), "target": str(i.target) if i.target else None,
+                           "issues": [x.to_dict() for x in i.issues]} for i in self.items]}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors() else 0
+
+
+def upgrade(root: Path, files: list[Path], out: Path | None = None) -> Upgrades:
+    from .versions import upgrade as run
+
+    return Upgrades(run(root, files, out))
+
+
+# --- validate, merge, fetch, status ---------------------------------------------------------------------------
+
+
+def validate(paths: list[Path], root: Path | None = None, return_dir: Path | None = None):
+    """Files, zips, saved mails and folders checked; 退回件 with --return-dir (see workspace.ValidationOutcome)."""
+    from .workspace import validate_submissions
+
+    return validate_submissions(paths, root, return_dir)
+
+
+@dataclass
+class Merged(Result):
+    merge: object  # merge.MergeResult
+    fetched: object | None = None  # fetchmail.FetchResult, with --fetch
+    excel_note: str | None = None  # why the master was not opened in Excel, with --open
+
+    def lines(self) -> list[str]:
+        m = self.merge
+        out = list(self.fetched.lines()) if self.fetched is not None else []
+        out.append(m.summary())
+        for item in m.invalid:
+            first = next(i for i in item.result.issues if i.severity == "error")
+            out.append(f"  退回  {item.path.name}：{first.render()}")
+        out += [f"  退回件：{piece.workbook or piece.message}" for piece in m.returns]
+        out.append(f"汇总表：{m.master}")
+        return out + ([self.excel_note] if self.excel_note else [])
+
+    def errors(self) -> list[str]:
+        return [note.render() for note in self.merge.notes]
+
+    def to_dict(self) -> dict:
+        out = self.merge.to_dict()
+        if self.fetched is not None:
+            out["fetch"] = self.fetched.to_dict()
+        if self.excel_note:
+            out["excel"] = self.excel_note
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.merge.master else 1
+
+
+def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
+          fetch: bool = False, received_at: dt.datetime | None = None, open_excel: bool = False,
+          progress: Callable | None = None, now: dt.datetime | None = None) -> Merged:
+    """Fetch (with `fetch`), ingest, validate, write 退回件 and the master; with `open_excel` show it in Excel."""
+    from .merge import MASTER_NAME
+    from .merge import merge as run
+
+    now = now or _now()
+    excel_note = None
+    if open_excel:
+        from . import excel
+        from .config import Workspace
+
+        excel_note = excel.unavailable()
+        if excel_note is None:  # Excel would keep the old master locked: close it first, saving nothing
+            try:
+                excel.close_if_open(out or Workspace.load(root).folder("master") / MASTER_NAME)
+            except Exception as exc:  # noqa: BLE001 — Excel/COM trouble must not cost the merge
+                excel_note = f"未能通过 Excel 关闭旧的汇总表（{type(exc).__name__}）"
+    fetched = fetch_mail(root, now=now) if fetch else None
+    result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at)
+    if open_excel and result.master:
+        excel_note = _open_in_excel(result.master, excel_note)
+    return Merged(result, fetched, excel_note)
+
+
+def _open_in_excel(master: Path, problem: str | None) -> str | None:
+    if problem:
+        return f"{problem}；请手动打开：{master}"
+    from . import excel
+
+    try:
+        excel.open_and_calculate(master)
+    except Exception as exc:  # noqa: BLE001 — Excel/COM trouble must not cost the merge
+        return f"未能在 Excel 中打开（{type(exc).__name__}）；请手动打开：{master}"
+    return None
+
+
+def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None = None, dry_run: bool = False,
+               now: dt.datetime | None = None):
+    """Reports attached to mails not taken before (see fetchmail.FetchResult)."""
+    from .fetchmail import fetch_mail as run
+
+    return run(root, since=since, folder=folder, dry_run=dry_run, now=now or _now())
+
+
+@dataclass
+class StatusReport(Result):
+    as_of: dt.date
+    items: list  # status.StatusItem
+    form_names: dict[str, str]
+    form_order: list[str]
+    reminders: dict[str, str] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        from .status import STATUS_ZH
+
+        groups: dict[tuple, list] = {}
+        for i in self.items:
+            groups.setdefault((i.form_id, i.period), []).append(i)
+        out = [f"报送情况（截至 {self.as_of.isoformat()}）"]
+        for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (self.form_order.index(kv[0][0]), kv[0][1])):
+            counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
+            dues = " / ".join(sorted({r.due.isoformat() for r in rows}))  # unit types may be due on different days
+            line = f"{self.form_names.get(form_id, form_id)} {p.label}（截止 {dues}）："
+            out.append(line + "，".join(f"{STATUS_ZH[s]} {len(u)}" for s, u in counts.items() if u))
+            out += [f"    {STATUS_ZH[s]}：{'、'.join(counts[s])}" for s in ("missing", "late") if counts[s]]
+        if self.reminders:
+            out += ["", "催报文字（可直接复制发送）："]
+            for text in self.reminders.values():
+                out += ["", text]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"as_of": self.as_of.isoformat(), "items": [i.to_dict() for i in self.items]}
+
+
+def status(root: Path, *, period: str | None = None, as_of: dt.date | None = None) -> StatusReport:
+    """Who owes what as of a date (the ledger read only; works on a read-only workspace)."""
+    from .merge import status as run
+    from .status import reminders
+
+    day, items, ws = run(root, as_of=as_of or _now().date(), period=period)
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    return StatusReport(day, items, names, ws.registry.form_ids, reminders(ws, items, day))
+
+
+# --- distribute, demo, ledger ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Distributed(Result):
+    result: object  # distribute.Distribution
+
+    def lines(self) -> list[str]:
+        r = self.result
+        files = sum(len(p.files) for p in r.packages)
+        out = [f"已为 {len(r.packages)} 个单位生成 {r.period.label} 的 {files} 份表：{r.folder}"]
+        for pkg in r.packages:
+            verb = "发送至" if r.sent is not None else "将发送至"
+            where = f"{verb} {pkg.unit.email}" if pkg.unit.email else "名单中没有邮箱，请另行发送"
+            out.append(f"  {pkg.unit.name}：{len(pkg.files)} 份（{where}）" + (f"  {pkg.zip.name}" if pkg.zip else ""))
+        if r.without_address:
+            out.append(f"没有邮箱的单位 {len(r.without_address)} 个：{'、'.join(u.name for u in r.without_address)}"
+                       "（可在《名单与目标.xlsx》的“单位名单”中补填）")
+        if r.sent is not None:
+            out.append(f"已发送 {len(r.sent.sent)} 个单位：{'、'.join(u.name for u in r.sent.sent) or '无'}")
+        return out
+
+    def errors(self) -> list[str]:
+        sent = self.result.sent
+        return [f"  发送失败：{unit.name}（{unit.email}）：{why}" for unit, why in sent.failed] if sent else []
+
+    def to_dict(self) -> dict:
+        r = self.result
+        return {"period": r.period.code, "folder": str(r.folder),
+                "units": [{"unit": p.unit.name, "files": [str(f) for f in p.files], "email": p.unit.email or None,
+                           "zip": str(p.zip) if p.zip else None} for p in r.packages],
+                "sent": [u.name for u in r.sent.sent] if r.sent else None,
+                "failed": [{"unit": u.name, "reason": why} for u, why in r.sent.failed] if r.sent else []}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.result.sent is not None and self.result.sent.failed else 0
+
+
+def distribute(root: Path, period: str, *, forms: list[str] | None = None, units: str | None = None,
+               out: Path | None = None, make_zip: bool = False, send: bool = False,
+               now: dt.datetime | None = None) -> Distributed:
+    """Every unit's copies for a period (units: numbers or names, separated by commas as typed)."""
+    from .distribute import distribute as run
+
+    wanted = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()] if units else None
+    return Distributed(run(root, period, forms=forms or None, units=wanted, out=out, make_zip=make_zip, send=send,
+                           now=now or _now()))
+
+
+@dataclass
+class Demo(Result):
+    result: object  # demo.DemoResult
+    shown: str
+
+    def lines(self) -> list[str]:
+        m = self.result.merge
+        return ([f"演示工作区：{self.result.root}（模拟 2026 年 1—6 月的报送，统计日 {m.as_of.isoformat()}）", m.summary(),
+                 f"汇总表：{m.master}"] + [f"退回件：{p.workbook or p.message}" for p in m.returns]
+                + [f"催报文字：{len(self.result.reminders)} 个单位，运行 tuanjian status -w {self.shown} "
+                   f"--as-of {m.as_of.isoformat()} 查看"])
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.result.root), **self.result.merge.to_dict()}
+
+
+def demo(directory: Path) -> Demo:
+    from .demo import run_demo
+
+    return Demo(run_demo(directory), str(directory))
+
+
+def ledger_check(root: Path):
+    """The ledger's integrity, every archived original present and unchanged, torn temporary files."""
+    from .ledger_tools import check
+
+    return check(root)
+
+
+def ledger_rebuild(root: Path, now: dt.datetime | None = None):
+    """A new ledger from the archived originals (the damaged one kept aside)."""
+    from .ledger_tools import rebuild
+
+    return rebuild(root, now=now or _now())
+
+
+__all__ = ["build_templates", "demo", "diff_templates", "distribute", "fetch_mail", "init", "ledger_check",
+           "ledger_rebuild", "list_templates", "merge", "status", "upgrade", "validate"]
