@@ -34,16 +34,18 @@ def _workers(ws: Workspace, n_jobs: int, fn) -> Workers:
 def job(sub: Submission, data: bytes) -> tuple:
     """What a worker needs of a submission: the bytes this process read (and hashed) — never read again, so a file
     changed meanwhile cannot be recorded under another content's hash."""
-    return str(sub.source or sub.path), data, sub.name, sub.sender
+    return str(sub.source or sub.path), data, sub.name, sub.sender, sub.notes
 
 
 def validated(ws: Workspace, job: tuple) -> FileResult:
-    """In a worker: one submission read and checked (and its sender compared with the roster's address)."""
-    path_text, data, name, sender = job
+    """In a worker: one submission read and checked (and its sender compared with the roster's address); what
+    intake noticed about its arrival is added to its issues."""
+    path_text, data, name, sender, notes = job
     path = Path(path_text)
     if name != path.name:
         path = path.with_name(name)  # the suffix and name of the member itself
     result = validate_file(path, ws, data=data, display=name)
+    result.issues += list(notes)
     if sender and result.unit_id:
         unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
         if unit is not None and unit.email and unit.email.lower() != sender.lower():
@@ -88,8 +90,8 @@ def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[
 def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
     the result with its 退回件 made right here (on this core, not the main one)."""
-    path_text, data, name, sender, sha, archive_dir = job
-    result = validated(ws, (path_text, data, name, sender))
+    path_text, data, name, sender, notes, sha, archive_dir = job
+    result = validated(ws, (path_text, data, name, sender, notes))
     ext = ext_of(name)
     archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))
     return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)

@@ -8,6 +8,7 @@ import email
 import email.policy
 import functools
 import io
+import re
 import zipfile
 from dataclasses import dataclass, replace
 from email.utils import parseaddr, parsedate_to_datetime
@@ -41,6 +42,7 @@ class Submission:
     member: str | None = None  # a zip member's or attachment's own file name
     loader: Callable[[], bytes] | None = None  # how to get the bytes when they are not on disk nor in `data`
     basis: str | None = None  # what received_at rests on (ledger.RECEIVED_BASES); None: first registration
+    notes: tuple = ()  # warnings about how it arrived (a sender's clock that is off), added to its check
     source: Path | None = None  # the file on disk holding it (the path itself for a plain file)
 
     @property
@@ -232,7 +234,8 @@ class MailHead:
 
     sender: str | None = None  # the From address
     subject: str = ""
-    date: dt.datetime | None = None  # the Date header in local time, naive
+    date: dt.datetime | None = None  # the Date header in local time, naive (the sender's computer's clock)
+    server_date: dt.datetime | None = None  # the topmost Received: header's time (the mailbox's own server)
     bad_date: str | None = None  # the Date text, when there was one and it is not a date
     problem: str | None = None  # why the mail cannot be taken (Chinese), e.g. a From that is no address
 
@@ -260,9 +263,12 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         problem = str(exc)
     except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
         problem = "邮件结构损坏，无法读取"
-    basis = basis or ("mail-date" if received is None and head.date is not None else None)
+    if basis is None and received is None:
+        basis = "server" if head.server_date is not None else "mail-date" if head.date is not None else None
     if problem is None:
-        return ParsedMail(head, [replace(s, basis=basis) if s.received_at is not None else s for s in subs])
+        notes = _clock_notes(head, received)
+        return ParsedMail(head, [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
+                                 if s.received_at is not None else s for s in subs])
     shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
     refusal = Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
@@ -270,7 +276,37 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
 
 
 def _when(received: dt.datetime | None, head: MailHead) -> dt.datetime | None:
-    return received if received is not None else head.date
+    """The arrival: what the caller knows (IMAP), else the receiving server's stamp, else the sender's Date."""
+    if received is not None:
+        return received
+    return head.server_date if head.server_date is not None else head.date
+
+
+CLOCK_TOLERANCE = dt.timedelta(days=1)
+
+
+def _clock_notes(head: MailHead, received: dt.datetime | None) -> list[Issue]:
+    """A Date more than a day from the server's time: the sender's computer clock is probably wrong."""
+    server = received if received is not None else head.server_date
+    if server is None or head.date is None or abs(head.date - server) <= CLOCK_TOLERANCE:
+        return []
+    return [Issue.make("mail-clock", date=f"{head.date:%Y-%m-%d %H:%M}", server=f"{server:%Y-%m-%d %H:%M}")]
+
+
+def replace_file(issue: Issue, name: str) -> Issue:
+    return replace(issue, file=name)
+
+
+_RECEIVED_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def received_date(raw: str) -> dt.datetime | None:
+    """The time a Received: header was stamped (after its last ';', comments such as "(CST)" dropped); None
+    when it holds no date."""
+    if ";" not in raw:
+        return None
+    text = _RECEIVED_COMMENT.sub(" ", raw.rsplit(";", 1)[1]).strip()
+    return mail_date(" ".join(text.split())) if text else None
 
 
 def read_head(msg) -> MailHead:
@@ -287,6 +323,9 @@ def read_head(msg) -> MailHead:
         head.date = mail_date(raw_date)
         if head.date is None:
             head.bad_date = _clip(raw_date)
+    top = _raw_header(msg, "Received")  # the first is the topmost: stamped by our own mailbox's server
+    if top:
+        head.server_date = received_date(top)
     return head
 
 

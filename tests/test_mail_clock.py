@@ -1,0 +1,104 @@
+"""A saved mail counts as received when its own mailbox's server stamped it (the topmost Received: header), not
+at the Date the sender's computer wrote; a Date far from that time is pointed out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+
+import pytest
+
+from conftest import fill
+from tuanjian_xlsx.intake import read_head, received_date
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.workspace import init_workspace
+
+VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+         "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
+         "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+
+HEAD = """Received: from mx.county.example (mx.county.example [10.1.2.3])
+\tby mxhz.163.com (Coremail) with SMTP id abc
+\tfor <lhtswzxb@163.com>; {server} +0800 (CST)
+Received: from PC-01 ([192.168.1.5]) by mx.county.example with ESMTPA; Thu, 9 Apr 2026 16:29:58 +0800
+From: 源汇区团委 <yuanhui@county.example>
+To: lhtswzxb@163.com
+Subject: =?utf-8?b?5LiJ5pyI6LWw5Z+65bGC?=
+Date: {date}
+MIME-Version: 1.0
+"""
+
+
+def _local(text: str) -> dt.datetime:
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(text).astimezone().replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("from a by b; Thu, 9 Apr 2026 16:30:05 +0800 (CST)", "Thu, 9 Apr 2026 16:30:05 +0800"),
+    ("from a (b [1.2.3.4]) by c (Postfix) with ESMTPS id X for <x@y>; Thu, 9 Apr 2026 08:30:05 +0000",
+     "Thu, 9 Apr 2026 08:30:05 +0000"),
+    ("by mail.example.com; 9 Apr 2026 16:30:05 -0000", "9 Apr 2026 16:30:05 -0000"),
+    ("from a by b with SMTP id 1", None),                 # no date at all
+    ("from a by b; Thu, 99 Foo 2026 25:61:00 +0800", None),  # malformed
+    ("from a by b; Thu, 9 Apr 9999 16:30:05 +0800", None),   # out of range
+])
+def test_the_time_a_received_header_was_stamped(raw, expected):
+    assert received_date(raw) == (_local(expected) if expected else None)
+
+
+def test_the_topmost_received_header_is_the_mailboxs_own(tmp_path):
+    raw = HEAD.format(date="Mon, 30 Mar 2026 08:00:00 +0800", server="Thu, 9 Apr 2026 16:30:05") + "\nhello\n"
+    head = read_head(email.message_from_string(raw, policy=email.policy.default))
+    assert head.server_date == _local("Thu, 9 Apr 2026 16:30:05 +0800")
+    assert head.date == _local("Mon, 30 Mar 2026 08:00:00 +0800")
+
+
+def _mail(data: bytes, date: str, received: bool = True, server: str = "Thu, 9 Apr 2026 16:30:05") -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    head = email.message_from_string(HEAD.format(date=date, server=server), policy=email.policy.default)
+    for key, value in head.items():
+        if received or key != "Received":
+            msg[key] = value
+    msg.set_content("请查收")
+    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename="三月走基层.xlsx")
+    return bytes(msg)
+
+
+def test_a_unit_with_a_wrong_pc_clock_is_judged_by_the_servers_time(tmp_path, templates):
+    """The county's PC says 8 April (on time); the mail reached the committee's server on 12 April (after the
+    10 April deadline): late, with a warning about the clock; 来源 says 服务器收信时间."""
+    import openpyxl
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    data = fill(templates["visit_report"], tmp_path / "f.xlsx", VISIT).read_bytes()
+    raw = _mail(data, "Wed, 8 Apr 2026 09:00:00 +0800", server="Sun, 12 Apr 2026 10:15:00")
+    (root / "收件箱" / "来信.eml").write_bytes(raw)
+    result = merge(root, as_of=dt.date(2026, 4, 30), now=dt.datetime(2026, 4, 30, 9))
+    item = next(i for i in result.items if i.unit == "源汇区团委" and i.period.code == "2026-03"
+                and i.form_id == "visit_report")
+    assert item.status == "late" and item.received == _local("Sun, 12 Apr 2026 10:15:00 +0800")
+    (ingested,) = result.ingested
+    import sqlite3
+
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    basis, stored = con.execute("SELECT received_basis, result FROM files").fetchone()
+    assert basis == "server" and "mail-clock" in stored and "发件电脑时间可能不准" in stored
+    sources = openpyxl.load_workbook(result.master, data_only=True)["来源"]
+    assert [row[3] for row in sources.iter_rows(min_row=2, values_only=True)] == ["服务器收信时间"]
+
+
+def test_without_received_headers_the_date_is_used(tmp_path, templates):
+    root = tmp_path / "ws"
+    init_workspace(root)
+    data = fill(templates["visit_report"], tmp_path / "f.xlsx", VISIT).read_bytes()
+    (root / "收件箱" / "来信.eml").write_bytes(_mail(data, "Wed, 8 Apr 2026 09:00:00 +0800", received=False))
+    result = merge(root, as_of=dt.date(2026, 4, 30), now=dt.datetime(2026, 4, 30, 9))
+    item = next(i for i in result.items if i.unit == "源汇区团委" and i.period.code == "2026-03"
+                and i.form_id == "visit_report")
+    assert item.status == "on_time" and item.received == _local("Wed, 8 Apr 2026 09:00:00 +0800")
