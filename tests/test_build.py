@@ -88,8 +88,9 @@ def test_validations_and_dropdowns(form_id, templates, registry, builtin):
         expected = {"integer": "whole", "number": "decimal", "date": "date", "choice": "list"}.get(f.type)
         assert dv.type == expected, f.label
         if f.type == "choice":
-            assert dv.formula1.startswith("_lists!") and len(dv.formula1) < 255
-            sheet, ref = dv.formula1.split("!")
+            # through a workbook-level name (old Excel and some WPS builds refuse sheet references there)
+            (sheet, ref), = wb.defined_names[dv.formula1].destinations
+            assert sheet == "_lists" and len(dv.formula1) < 255
             values = [c.value for row in wb[sheet][ref.replace("$", "")] for c in row]
             if f.choices_from == "units":
                 assert values == [u.name for u in builtin.roster.units]
@@ -141,7 +142,9 @@ def test_self_check_cached_value_and_formula(form_id, templates, registry):
     cached = openpyxl.load_workbook(templates[form_id], data_only=True)[spec.sheet_name]["A1"].value
     assert cached == summary_text(sum(f.required for f in spec.fields), 0)
     formula = openpyxl.load_workbook(templates[form_id])[spec.sheet_name]["A1"].value
-    assert formula.startswith("=IF(") and "LEN(TRIM($B$4))=0" in formula
+    assert formula.startswith("=IF(") and "COUNTIF($F$2:$F$" in formula  # counts the inputs' state cells
+    state = openpyxl.load_workbook(templates[form_id])[spec.sheet_name]["F2"].value
+    assert 'LEN(TRIM(SUBSTITUTE($B$4,"　","")))=0' in state  # a full-width space alone is still empty
 
 
 def test_tracker_rows_formulas_and_cached_values(templates, builtin):

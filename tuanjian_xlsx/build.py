@@ -1,4 +1,11 @@
-"""Spec -> .xlsx with XlsxWriter: the printed form's look, dropdowns, protection, 自查, names and passport."""
+"""Spec -> .xlsx with XlsxWriter: the printed form's look, dropdowns, protection, 自查, names and passport.
+
+Every cell the builder writes also goes into a `formulas.Grid`; every formula is a `formulas` expression written
+once all cells are known, with the value it computes over that grid as its cached result — so a distributed copy,
+a blank template and a 退回件 (with the submitter's own values, typed text and chosen unit) all open showing what
+Excel, WPS and LibreOffice will compute. What an input accepts and how 自查 judges it come from `fieldtypes`; a
+tracker row's inputs and formulas from its task kind (`fieldtypes.TASK_KINDS`), named by the spec's columns.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .cells import cell_name, parse_range, quote_sheet, range_name
+from . import formulas as F
+from .cells import parse_range, quote_sheet, range_name
 from .config import Roster, Task, Unit, Workspace
-from .selfcheck import DATE_MAX, DATE_MIN, Check, NotAbove, count_expr, summary_formula, summary_text
-from .selfcheck import excel_number
+from .fieldtypes import FIELD_TYPES, NOT_ASKED, RETYPE, TASK_KINDS, WRONG, FieldType
+from .selfcheck import TO_FILL, is_state, state, summary_over
 from .specs import FormField, FormSpec, TableSpec
 from .xlsxio import FONT_BODY, FONT_TITLE, atomic_write, close_workbook, new_workbook
 
@@ -22,8 +30,8 @@ PASSPORT_KEYS = ("form_id", "version", "fingerprint", "unit_id", "unit", "period
 # the reader never takes for a form. Sheet names cannot hold "/", so it separates them.
 NOT_FORMS_KEY = "not_forms"
 PROPERTY_PREFIX = "tj."
+LIST_NAME_PREFIX = "tj_list_"
 DATE_FORMAT = 'yyyy"年"m"月"d"日"'
-YES_NO = ("是", "否")
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,7 @@ def _styles(wb) -> dict:
         "helper": {"font_name": FONT_BODY, "font_size": 9, "font_color": "#808080", "align": "center"},
         "empty_mark": {"bg_color": "#FDE9E7"},
         "invalid_mark": {"bg_color": "#FFC7CE", "font_color": "#9C0006"},
+        "retype_mark": {"bg_color": "#FFEB9C", "font_color": "#9C5700"},
         "passport": {"font_name": "Arial", "font_size": 10},
         "due": {**body, "align": "right", "bold": True},
     }
@@ -110,6 +119,7 @@ def _styles(wb) -> dict:
 
 
 BAD_FILL = {"bg_color": "#FF9999", "font_color": "#9C0006"}
+FORMULA_STYLES = {"rate": "rate", "met": "met"}  # a tracker formula column's format, by its spec `formula`
 
 
 class Styles(dict):
@@ -125,35 +135,121 @@ class Styles(dict):
         return self._bad[name]
 
 
+# --- writing cells: the sheet and the grid together -----------------------------------------------------------
+
+
+class Book:
+    """The workbook and its cells as the programs will see them. Values are written at once; formulas wait for
+    `finish`, when every cell is known, and carry the value their expression computes over the grid."""
+
+    def __init__(self, wb, fmt: Styles):
+        self.wb, self.fmt, self.grid = wb, fmt, F.Grid()
+        self._formulas: list[tuple[Sheet, int, int, F.Expr, object]] = []
+
+    def sheet(self, name: str) -> "Sheet":
+        return Sheet(self, self.wb.add_worksheet(name))
+
+    def finish(self) -> None:
+        """Write every formula with its cached value (the one place the package writes formula cells)."""
+        for sh, r, c, expr, style in self._formulas:
+            value = F.cached(self.grid.value(sh.name, r, c))
+            sh.ws.write_formula(r, c, expr.formula(sh.name), style, value)
+        self._formulas.clear()
+
+
+def _as_stored(value):
+    """A time of day as the number the file stores (formulas.stored knows dates, not times)."""
+    if isinstance(value, dt.time):
+        return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
+    return value
+
+
+class Sheet:
+    def __init__(self, book: Book, ws):
+        self.book, self.ws, self.name = book, ws, ws.name
+
+    @property
+    def fmt(self) -> Styles:
+        return self.book.fmt
+
+    def put(self, r: int, c: int, value, style=None) -> None:
+        """A value (None or "" for a blank cell) as XlsxWriter writes it: text stays text."""
+        self.book.grid.set(self.name, r, c, _as_stored(value))
+        if value is None or value == "":
+            self.ws.write_blank(r, c, None, style)
+        else:
+            self.ws.write(r, c, value, style)
+
+    def put_range(self, ref: str, value, style) -> None:
+        r1, c1, r2, c2 = parse_range(ref)
+        if (r1, c1) != (r2, c2):
+            self.ws.merge_range(r1, c1, r2, c2, "", style)
+        self.put(r1, c1, value, style)
+
+    def formula(self, r: int, c: int, expr: F.Expr, style=None) -> None:
+        self.book.grid.set(self.name, r, c, expr)
+        self.book._formulas.append((self, r, c, expr, style))
+
+    def formula_range(self, ref: str, expr: F.Expr, style) -> None:
+        r1, c1, r2, c2 = parse_range(ref)
+        if (r1, c1) != (r2, c2):
+            self.ws.merge_range(r1, c1, r2, c2, "", style)
+        self.formula(r1, c1, expr, style)
+
+    def mark(self, rng: tuple[int, int, int, int], condition: F.Expr, style: str) -> None:
+        """A conditional format whose condition is an expression of this sheet's cells."""
+        self.ws.conditional_format(*rng, {"type": "formula", "criteria": condition.formula(self.name),
+                                          "format": self.fmt[style]})
+
+    def comment(self, r: int, c: int, text: str) -> None:
+        self.ws.write_comment(r, c, text, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
+
+
 # --- the hidden sheets ----------------------------------------------------------------------------------
 
 
 class Lists:
-    """The hidden _lists sheet: one column per dropdown; validations point at ranges, never long inline lists."""
+    """The hidden _lists sheet: one column per dropdown, each under a workbook-level name (tj_list_…) that
+    validations and 自查 use; never long inline lists, never another sheet's cells in a conditional format."""
 
     def __init__(self, roster: Roster):
-        self.columns: dict[str, tuple[str, list[str]]] = {}  # title -> (range, values)
+        self.columns: dict[str, tuple[str, list[str], F.Named]] = {}  # name -> (title, values, range)
         self.unit_names = tuple(u.name for u in roster.units)
-        self.units = self.add("单位", list(self.unit_names))
-        self.add("单位类型", [u.type for u in roster.units])  # beside the names: VLOOKUP finds a unit's type
-        self.unit_table = f"{LISTS_SHEET}!$A$2:$B${max(len(roster.units), 1) + 1}"
+        self.units = self.add("units", "单位", list(self.unit_names))
+        types = self.add("unit_types", "单位类型", [u.type for u in roster.units])  # VLOOKUP's second column
+        self.unit_table = F.named(LIST_NAME_PREFIX + "unit_table",
+                                  F.rng(1, self.units.c1, types.r2, types.c1, sheet=LISTS_SHEET))
 
-    def add(self, title: str, values: list[str]) -> str:
-        """The range that will hold `values` (the same column again for the same title)."""
-        if title not in self.columns:
+    def add(self, key: str, title: str, values: list[str]) -> F.Named:
+        """The named range that will hold `values` (the same one again for the same key)."""
+        name = key if key.startswith(LIST_NAME_PREFIX) else LIST_NAME_PREFIX + key
+        if name not in self.columns:
             col = len(self.columns)
-            ref = f"{LISTS_SHEET}!{range_name(1, col, max(len(values), 1), col, absolute=True)}"
-            self.columns[title] = (ref, list(values))
-        return self.columns[title][0]
+            target = F.rng(1, col, max(len(values), 1), col, sheet=LISTS_SHEET)
+            self.columns[name] = (title, list(values), F.named(name, target))
+        elif self.columns[name][1] != list(values):
+            raise ValueError(f"two lists under one name: {name}")
+        return self.columns[name][2]
 
-    def write(self, wb, password: str) -> None:
-        ws = wb.add_worksheet(LISTS_SHEET)
-        for col, (title, (_, values)) in enumerate(self.columns.items()):
-            ws.write_string(0, col, title)
+    def for_field(self, f: FormField, ftype: FieldType) -> F.Named | None:
+        if not ftype.listed:
+            return None
+        if f.choices_from == "units":
+            return self.units
+        if ftype.choices:
+            return self.add(ftype.list_name, ftype.zh, list(ftype.choices))
+        return self.add(f.id, f.label, f.choices)
+
+    def write(self, book: Book, password: str) -> None:
+        sh = book.sheet(LISTS_SHEET)
+        for col, (title, values, _) in enumerate(self.columns.values()):
+            sh.put(0, col, title)
             for r, v in enumerate(values, start=1):
-                ws.write_string(r, col, v)
-        ws.hide()
-        ws.protect(password)
+                sh.put(r, col, v)
+        for named in [named for _, _, named in self.columns.values()] + [self.unit_table]:
+            book.wb.define_name(named.name, named.target.formula())
+        sh.ws.hide()
+        sh.ws.protect(password)
 
 
 def _passport(wb, ws, spec, prefill: Prefill, password: str, fmt) -> None:
@@ -172,48 +268,30 @@ def _passport(wb, ws, spec, prefill: Prefill, password: str, fmt) -> None:
     ws.protect(password)
 
 
+# --- 自查: a state cell per input, marks on the input, one line counting them ------------------------------------
+
+
+def _checked(sh: Sheet, at: tuple[int, int], rng: tuple[int, int, int, int], ftype: FieldType,
+             expr: F.Expr | None, started: F.Expr, required: bool | F.Expr) -> None:
+    """The input's state at `at`, and conditional formats on the input comparing it. An empty required cell turns
+    red only once the form has been started, so a blank form prints clean."""
+    if expr is None:
+        return
+    sh.formula(*at, expr, sh.fmt["helper"])
+    cell = F.ref(*at, absolute=True)
+    if ftype.classify is not None:
+        sh.mark(rng, is_state(cell, WRONG), "invalid_mark")
+        sh.mark(rng, is_state(cell, RETYPE), "retype_mark")
+    if required is not False:
+        sh.mark(rng, F.AND(started, is_state(cell, TO_FILL)), "empty_mark")
+
+
+def _state_column(sh: Sheet, col: int) -> None:
+    """State cells are for formulas and marks, not for reading: their column is hidden (outside the print area)."""
+    sh.ws.set_column(col, col, 8, sh.fmt["helper"], {"hidden": True})
+
+
 # --- one-record forms -------------------------------------------------------------------------------
-
-
-def _input_style(f: FormField, in_table: bool, fixed: bool) -> str:
-    if fixed:
-        return "head_fixed"
-    if not in_table:
-        return {"date": "head_date", "period": "head_period"}.get(f.type, "head_input")
-    return {"integer": "input_int", "number": "input_num", "date": "input_date", "period": "input_period",
-            "long_text": "input_long"}.get(f.type, "input")
-
-
-def _validation(f: FormField, choices_ref: str | None) -> dict:
-    title = f.label[:32]
-    dv: dict = {"input_title": title, "error_title": title}
-    if f.help:
-        dv["input_message"] = f.help[:255]
-    if f.type == "integer":
-        dv |= {"validate": "integer", "criteria": ">=", "value": 0, "error_message": f"“{f.label}”请填写不小于 0 的整数。"}
-    elif f.type == "number":
-        dv |= {"validate": "decimal", "criteria": ">=", "value": 0, "error_message": f"“{f.label}”请填写不小于 0 的数。"}
-    elif f.type == "date":
-        dv |= {"validate": "date", "criteria": "between", "minimum": DATE_MIN, "maximum": DATE_MAX,
-               "error_message": f"“{f.label}”请填写日期，如 2026-03-05。"}
-    elif f.type == "choice":
-        dv |= {"validate": "list", "source": "=" + choices_ref, "error_message": f"“{f.label}”请从下拉列表中选择。"}
-    else:
-        dv |= {"validate": "any"}
-    return dv
-
-
-def _write_range(ws, ref: str, value, style) -> None:
-    r1, c1, r2, c2 = parse_range(ref)
-    if (r1, c1) == (r2, c2):
-        if value is None:
-            ws.write_blank(r1, c1, None, style)
-        else:
-            ws.write(r1, c1, value, style)
-    else:
-        ws.merge_range(r1, c1, r2, c2, "" if value is None else value, style)
-        if value is not None and not isinstance(value, str):
-            ws.write(r1, c1, value, style)
 
 
 def _prefill_value(f: FormField, prefill: Prefill):
@@ -242,68 +320,43 @@ def _protect(ws, password: str) -> None:
                           "select_unlocked_cells": True})
 
 
-def _header_fields(wb, ws, spec, lists: Lists, prefill: Prefill, fmt, table: tuple | None,
-                   started: str, filled: Filled | None = None, local: bool = False) -> list[tuple[Check, object]]:
-    """Labels, inputs, validations, names and conditional formats of spec.fields; returns (check, value written)."""
-    checks: list[tuple[Check, object]] = []
-    sheet = quote_sheet(ws.name)
-    for f in spec.fields:
-        r1, c1, _, _ = parse_range(f.input_range)
+def _header_fields(book: Book, sh: Sheet, spec, lists: Lists, prefill: Prefill, table: tuple | None,
+                   started: F.Expr, state_at: Callable[[int], tuple[int, int]], filled: Filled | None = None,
+                   local: bool = False) -> None:
+    """Labels, inputs, validations, names, states and marks of spec.fields (field i's state at state_at(i))."""
+    fmt = sh.fmt
+    for i, f in enumerate(spec.fields):
+        ftype = FIELD_TYPES[f.type]
+        rng = parse_range(f.input_range)
+        r1, c1 = rng[:2]
         in_table = table is not None and _inside((r1, c1), table)
         value = _prefill_value(f, prefill)
         fixed = value is not None
         if not fixed and filled is not None:
             value = filled.values.get(f.id)
-        style = _input_style(f, in_table, fixed)
+        style = "head_fixed" if fixed else ftype.style if in_table else ftype.head_style
         bad = filled.marks.get(f.id) if filled is not None else None
-        _write_range(ws, f.label_range, f.label_text, fmt["label" if in_table else "header"])
-        _write_range(ws, f.input_range, value, fmt.bad(style) if bad else fmt[style])
+        sh.put_range(f.label_range, f.label_text, fmt["label" if in_table else "header"])
+        sh.put_range(f.input_range, value, fmt.bad(style) if bad else fmt[style])
         if bad:
-            ws.write_comment(r1, c1, bad, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
-        ref = None
-        if f.type == "choice":
-            if f.choices_from == "units":
-                ref = lists.units
-            else:
-                ref = lists.add(f.label, f.choices)
+            sh.comment(r1, c1, bad)
+        choices = lists.for_field(f, ftype)
         if not fixed:
-            ws.data_validation(f.input_range, _validation(f, ref))
-        wb.define_name(f"{sheet}!{f.name}" if local else f.name, f"={sheet}!{cell_name(r1, c1, absolute=True)}")
-        choices = lists.unit_names if f.choices_from == "units" else tuple(f.choices)
-        check = Check(cell_name(r1, c1, absolute=True), f.type, f.required, ref, choices)
-        checks.append((check, value))
-        _mark(ws, f.input_range, check, started, fmt)
-    return checks
-
-
-def _mark(ws, ref: str, check: Check, started: str, fmt) -> None:
-    """Conditional formats with the very expressions the 自查 line counts.
-
-    Empty required cells turn red only once the form has been started (`started`), so a blank form prints clean.
-    """
-    invalid = check.invalid_expr()
-    if invalid:
-        ws.conditional_format(ref, {"type": "formula", "criteria": "=" + invalid, "format": fmt["invalid_mark"]})
-    if check.required:
-        ws.conditional_format(ref, {"type": "formula", "criteria": f"=AND({started},{check.empty_expr()})",
-                                    "format": fmt["empty_mark"]})
-
-
-def started_expr(cells: list[str]) -> str:
-    """TRUE once anything is typed into the form's own inputs (prefilled header cells do not count)."""
-    return f"COUNTA({','.join(cells)})>0"
-
-
-def _abs(cell: str) -> str:
-    return cell_name(*parse_range(cell)[:2], absolute=True)
+            sh.ws.data_validation(f.input_range, ftype.data_validation(f.label, f.help, choices))
+        x = F.ref(r1, c1, absolute=True)
+        book.wb.define_name(f"{quote_sheet(sh.name)}!{f.name}" if local else f.name,
+                            F.ref(r1, c1, sheet=sh.name, absolute=True).formula())
+        _checked(sh, state_at(i), rng, ftype, state(f.type, x, required=f.required, choices=choices), started,
+                 f.required)
 
 
 def _inside(rc: tuple[int, int], rng: tuple[int, int, int, int]) -> bool:
     return rng[0] <= rc[0] <= rng[2] and rng[1] <= rc[1] <= rng[3]
 
 
-def _layout(ws, spec, fmt) -> None:
+def _layout(sh: Sheet, spec) -> None:
     """Column widths, row heights, the bordered grid, then the fixed texts over it."""
+    ws, fmt = sh.ws, sh.fmt
     for c, w in enumerate(spec.layout.columns):
         ws.set_column(c, c, w)
     for row, h in spec.layout.rows.items():
@@ -312,23 +365,16 @@ def _layout(ws, spec, fmt) -> None:
         r1, c1, r2, c2 = parse_range(spec.layout.table)
         for r in range(r1, r2 + 1):  # labels and inputs overwrite their own cells later
             for c in range(c1, c2 + 1):
-                ws.write_blank(r, c, None, fmt["grid"])
+                sh.put(r, c, None, fmt["grid"])
     for t in spec.layout.texts:
-        _write_range(ws, t.range, t.text, fmt[t.style])
+        sh.put_range(t.range, t.text, fmt[t.style])
 
 
-def _due(ws, spec, prefill: Prefill, fmt) -> None:
+def _due(sh: Sheet, spec, prefill: Prefill) -> None:
     """截止日期 on a distributed copy (blank in a blank template)."""
     if spec.layout.due:
         text = f"截止日期：{prefill.due.year}年{prefill.due.month}月{prefill.due.day}日" if prefill.due else None
-        _write_range(ws, spec.layout.due, text, fmt["due"])
-
-
-def _self_check(ws, spec, empty: str, invalid: str, text: str, fmt) -> None:
-    r1, c1, r2, c2 = parse_range(spec.layout.self_check)
-    if (r1, c1) != (r2, c2):
-        ws.merge_range(r1, c1, r2, c2, "", fmt["self_check"])
-    ws.write_formula(r1, c1, summary_formula(empty, invalid), fmt["self_check"], text)
+        sh.put_range(spec.layout.due, text, sh.fmt["due"])
 
 
 def sheet_names(spec, n: int) -> list[str]:
@@ -336,297 +382,205 @@ def sheet_names(spec, n: int) -> list[str]:
     return [spec.sheet_name] + [f"{spec.sheet_name} ({i})" for i in range(2, n + 1)]
 
 
-def _build_form(wb, spec: FormSpec, roster: Roster, prefill: Prefill, password: str, fmt,
+def _own_inputs(spec) -> list[F.Ref]:
+    """The inputs a unit fills itself (prefilled header cells do not count as starting the form)."""
+    return [F.ref(*parse_range(f.input_range)[:2], absolute=True) for f in spec.fields if not f.header]
+
+
+def _build_form(book: Book, spec: FormSpec, roster: Roster, prefill: Prefill, password: str,
                 filled: list[Filled]) -> None:
     lists = Lists(roster)
     records = filled or [None]
+    state_c = len(spec.layout.columns) + 1  # a hidden column, one row per field, right of the printed form
     for i, (name, rec) in enumerate(zip(sheet_names(spec, len(records)), records)):
-        ws = wb.add_worksheet(name)
-        _layout(ws, spec, fmt)
-        _due(ws, spec, prefill, fmt)
-        own_inputs = [_abs(f.input_cell) for f in spec.fields if not f.header]
-        checks = _header_fields(wb, ws, spec, lists, prefill, fmt, parse_range(spec.layout.table),
-                                started_expr(own_inputs), rec, local=i > 0)
-        empty = count_expr([c.empty_expr() for c, _ in checks if c.required])
-        invalid = count_expr([c.invalid_expr() for c, _ in checks if c.invalid_expr()])
-        n_empty = sum(c.is_empty(v) for c, v in checks if c.required)
-        n_invalid = sum(c.is_invalid(v) for c, v in checks)
-        _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
-        _setup_page(ws, spec, spec.layout.print_area)
-        _protect(ws, password)
-    lists.write(wb, password)
-    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
+        sh = book.sheet(name)
+        _layout(sh, spec)
+        _due(sh, spec, prefill)
+        _state_column(sh, state_c)
+        started = F.cmp(F.COUNTA(*_own_inputs(spec)), ">", 0)
+        _header_fields(book, sh, spec, lists, prefill, parse_range(spec.layout.table), started,
+                       lambda k: (1 + k, state_c), rec, local=i > 0)
+        states = F.rng(1, state_c, len(spec.fields), state_c)
+        sh.formula_range(spec.layout.self_check, summary_over(states), sh.fmt["self_check"])
+        _setup_page(sh.ws, spec, spec.layout.print_area)
+        _protect(sh.ws, password)
+    lists.write(book, password)
+    _passport(book.wb, book.wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, book.fmt)
 
 
 # --- the table form (target tracker) --------------------------------------------------------------------
 
-
-def _target_formula(task: Task, type_cell: str) -> str:
-    """目标值 that follows the unit type chosen in a blank tracker: nested IF over the per-type targets."""
-    expr = '""' if task.target is None else f"{task.target:.15g}"
-    for ut, v in reversed(list(task.type_targets.items())):
-        name = ut.replace('"', '""')
-        expr = f'IF({type_cell}="{name}",{v:.15g},{expr})'
-    return "=" + expr
-
-
-def _build_table(wb, spec: TableSpec, roster: Roster, prefill: Prefill, password: str, fmt,
-                 filled: list[Filled]) -> None:
-    rec = filled[0] if filled else Filled({}, {})
-    ws = wb.add_worksheet(spec.sheet_name)
-    lists = Lists(roster)
-    yes_no = lists.add("是否", list(YES_NO))
-    unit_type = prefill.unit.type if prefill.unit else None
-    tasks = roster.tasks_for(unit_type)
-    for c, col in enumerate(spec.columns):
-        ws.set_column(c, c, col.width)
-    n_cols = len(spec.columns)
-    helper_c = n_cols  # two helper columns after the table, outside the print area: 本行待填 / 本行有误
-    ws.set_column(helper_c, helper_c + 1, 8)
-    _layout(ws, spec, fmt)
-    _due(ws, spec, prefill, fmt)
-    hr = spec.header_row - 1
-    first = hr + 1
-    last = first + max(len(tasks), 1) - 1
-    ci = {col.id: i for i, col in enumerate(spec.columns)}
-
-    def col_range(col_id: str) -> str:
-        return range_name(first, ci[col_id], last, ci[col_id], absolute=True)
-
-    own = [_abs(f.input_cell) for f in spec.fields if not f.header]
-    started = (f"OR({started_expr(own)},COUNT({col_range('done')},{col_range('base')})>0,"
-               f"COUNTIF({col_range('done')},\"是\")+COUNTIF({col_range('done')},\"否\")>0,"
-               f"COUNTA({col_range('progress')},{col_range('problems')})>0)")
-    header_checks = _header_fields(wb, ws, spec, lists, prefill, fmt, None, started, rec)
-
-    # the unit's type: looked up from the chosen unit in a blank template, written in a distributed copy
-    tr1, tc1, tr2, tc2 = parse_range(spec.unit_type_range)
-    type_cell = cell_name(tr1, tc1, absolute=True)
-    unit_cell = spec.field("unit").input_cell
-    type_formula = f'=IFERROR(VLOOKUP({unit_cell},{lists.unit_table},2,FALSE),"")'
-    ws.merge_range(tr1, tc1, tr2, tc2, "", fmt["head_fixed"])
-    if unit_type:
-        ws.write_string(tr1, tc1, unit_type, fmt["head_fixed"])
-    else:
-        ws.write_formula(tr1, tc1, type_formula, fmt["head_fixed"], "")
-
-    for c, col in enumerate(spec.columns):
-        ws.write_string(hr, c, col.label, fmt["col_head"])
-    ws.write_string(hr, helper_c, "本行待填", fmt["helper"])
-    ws.write_string(hr, helper_c + 1, "本行有误", fmt["helper"])
-    row_counts = []
-    for i, task in enumerate(tasks):
-        # in a blank tracker a row is required only once the chosen unit's type is one that reports it
-        applies = None if unit_type else "OR(" + ",".join(f'{type_cell}="{t}"' for t in task.unit_types) + ")"
-        row = _RowInput({c: rec.values.get(f"{task.code}:{c}") for c in INPUT_COLUMNS},
-                        {c: rec.marks[f"{task.code}:{c}"] for c in INPUT_COLUMNS if f"{task.code}:{c}" in rec.marks})
-        row_counts.append(_task_row(ws, spec, first + i, task, unit_type, type_cell, ci, helper_c, yes_no, started,
-                                    applies, fmt, row))
-    sheet = quote_sheet(spec.sheet_name)
-    for col in spec.columns:
-        c = ci[col.id]
-        wb.define_name(NAME_COL_PREFIX + col.id, f"={sheet}!{range_name(first, c, last, c, absolute=True)}")
-
-    h_empty = [c.empty_expr() for c, _ in header_checks if c.required]
-    h_invalid = [c.invalid_expr() for c, _ in header_checks if c.invalid_expr()]
-    rows = range_name(first, helper_c, last, helper_c, absolute=True)
-    rows_bad = range_name(first, helper_c + 1, last, helper_c + 1, absolute=True)
-    empty = count_expr(h_empty + [f"SUM({rows})"])
-    invalid = count_expr(h_invalid + [f"SUM({rows_bad})"])
-    n_empty = sum(c.is_empty(v) for c, v in header_checks if c.required) + sum(e for e, _ in row_counts)
-    n_invalid = sum(c.is_invalid(v) for c, v in header_checks) + sum(i for _, i in row_counts)
-    _self_check(ws, spec, empty, invalid, summary_text(n_empty, n_invalid), fmt)
-    ws.repeat_rows(hr)
-    ws.freeze_panes(first, 0)
-    _setup_page(ws, spec, range_name(1, 0, last, n_cols - 1))
-    _protect(ws, password)
-    lists.write(wb, password)
-    _passport(wb, wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
-
-
 NAME_COL_PREFIX = "tj_col_"
-INPUT_COLUMNS = ("done", "base", "progress", "problems")
+ROW_COUNTS = ((TO_FILL, "本行待填"), (WRONG, "本行有误"), (RETYPE, "本行需改"))  # helper columns beside the table
+
+
+def _target(task: Task, unit_type: str | None, type_cell: F.Expr) -> F.Expr | float | None:
+    """目标值: the unit type's number, or in a blank tracker a formula following the chosen unit's type."""
+    if unit_type is not None or not task.type_targets:
+        return task.target_for(unit_type)
+    expr: object = "" if task.target is None else task.target
+    for ut, v in reversed(list(task.type_targets.items())):
+        expr = F.IF(F.cmp(type_cell, "=", ut), v, expr)
+    return expr
 
 
 @dataclass
-class _RowInput:
-    values: dict[str, object]
-    marks: dict[str, str]
+class _Table:
+    """Where the tracker's parts stand (0-based)."""
+
+    spec: TableSpec
+    first: int  # first task row
+    last: int
+    state_c: int  # first hidden state column; an input column's state is state_c + its index among inputs
+
+    @property
+    def ci(self) -> dict[str, int]:
+        return {col.id: i for i, col in enumerate(self.spec.columns)}
+
+    @property
+    def inputs(self) -> list:
+        return [col for col in self.spec.columns if col.role == "input"]
+
+    @property
+    def counts_c(self) -> int:
+        return len(self.spec.columns)
+
+    def col(self, col_id: str) -> F.Range:
+        c = self.ci[col_id]
+        return F.rng(self.first, c, self.last, c)
 
 
-# Python mirrors of the row formulas, so that a 退回件's cached results equal what Excel computes.
+def _build_table(book: Book, spec: TableSpec, roster: Roster, prefill: Prefill, password: str,
+                 filled: list[Filled]) -> None:
+    rec = filled[0] if filled else Filled({}, {})
+    sh = book.sheet(spec.sheet_name)
+    fmt = sh.fmt
+    lists = Lists(roster)
+    yes_no = FIELD_TYPES["yes_no"]
+    lists.add(yes_no.list_name, yes_no.zh, list(yes_no.choices))
+    unit_type = prefill.unit.type if prefill.unit else None
+    tasks = roster.tasks_for(unit_type)
+    hr = spec.header_row - 1
+    tab = _Table(spec, hr + 1, hr + max(len(tasks), 1), len(spec.columns) + len(ROW_COUNTS))
+    for c, col in enumerate(spec.columns):
+        sh.ws.set_column(c, c, col.width)
+    sh.ws.set_column(tab.counts_c, tab.counts_c + len(ROW_COUNTS) - 1, 8)
+    for k in range(max(len(tab.inputs), len(spec.fields))):
+        _state_column(sh, tab.state_c + k)
+    _layout(sh, spec)
+    _due(sh, spec, prefill)
 
-def _blank(v) -> bool:
-    return v is None or v == ""
+    filled_in = [tab.col(col.id) for col in tab.inputs]
+    not_asked = [F.COUNTIF(r, NOT_ASKED) for r in filled_in]
+    started = F.OR(F.cmp(F.COUNTA(*_own_inputs(spec)), ">", 0),
+                   F.cmp(F.COUNTA(*filled_in) - F.plus(*not_asked), ">", 0))
+    _header_fields(book, sh, spec, lists, prefill, None, started, lambda k: (hr - 1, tab.state_c + k), rec)
 
-
-def _num(v) -> float | None:
-    """A cell as Excel's arithmetic sees it: numbers, dates as serials, TRUE as 1; None for text."""
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, (int, float, dt.date, dt.time)):
-        return excel_number(v)
-    return None
-
-
-def _n(v) -> float:
-    """Excel's N(): numbers and dates as numbers, anything else 0."""
-    n = _num(v)
-    return 0.0 if n is None or isinstance(v, str) else n
-
-
-def _div(a, b):
-    x, y = _num(a), _num(b)
-    if x is None or y is None:
-        return "#VALUE!"
-    return x / y
-
-
-def _ge(a, b, op: str) -> bool:
-    """Excel's comparison: any text is greater than any number; text compares case-insensitively."""
-    ta, tb = isinstance(a, str), isinstance(b, str)
-    if ta != tb:
-        return ta if op == ">=" else False
-    if ta:
-        a, b = a.casefold(), b.casefold()
+    # the unit's type: looked up from the chosen unit in a blank template, written in a distributed copy
+    type_range = parse_range(spec.unit_type_range)
+    type_cell = F.ref(*type_range[:2], absolute=True)
+    if unit_type:
+        sh.put_range(spec.unit_type_range, unit_type, fmt["head_fixed"])
     else:
-        a, b = _num(a), _num(b)
-    return a >= b if op == ">=" else a == b
+        unit_cell = F.ref(*parse_range(spec.field("unit").input_range)[:2], absolute=True)
+        sh.formula_range(spec.unit_type_range, F.IFERROR(F.VLOOKUP(unit_cell, lists.unit_table, 2), ""),
+                         fmt["head_fixed"])
 
-
-def _rate(done, base_or_target):
-    if _blank(done) or _blank(base_or_target) or _n(base_or_target) == 0:
-        return ""
-    return _div(done, base_or_target)
-
-
-def _met(value, target, op: str):
-    if isinstance(value, str) and value.startswith("#"):
-        return value
-    if _blank(value) or _blank(target):
-        return ""
-    return "达标" if _ge(value, target, op) else "未达标"
-
-
-def _put(ws, r: int, c: int, value, style: str, fmt, bad: str | None) -> None:
-    """An input cell: blank or the submitter's value, red with a comment when a 退回件 marks it."""
-    f = fmt.bad(style) if bad else fmt[style]
-    if value is None:
-        ws.write_blank(r, c, None, f)
-    else:
-        ws.write(r, c, value, f)
-    if bad:
-        ws.write_comment(r, c, bad, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
-
-
-def _task_row(ws, spec, r, task: Task, unit_type, type_cell, ci, helper_c, yes_no, started, applies, fmt,
-              row: _RowInput) -> tuple[int, int]:
-    """One task's row; returns (required cells empty, cells invalid) for the sheet's 自查 cached value."""
-    ws.set_row(r, 40)
-    vals, marks = row.values, row.marks
-    target = task.target_for(unit_type)
+    for c, col in enumerate(spec.columns):
+        sh.put(hr, c, col.label, fmt["col_head"])
+    for k, (_, title) in enumerate(ROW_COUNTS):
+        sh.put(hr, tab.counts_c + k, title, fmt["helper"])
+    for i, task in enumerate(tasks):
+        applies = None if unit_type else F.OR(*(F.cmp(type_cell, "=", t) for t in task.unit_types))
+        _task_row(sh, tab, tab.first + i, task, unit_type, type_cell, lists, started, applies, rec)
     for col in spec.columns:
-        if col.role != "task":
-            continue
-        c = ci[col.id]
-        if col.source == "target":
-            style = fmt["task_pct"] if task.kind == "ratio" else fmt["task_num"]
-            if unit_type is None and task.type_targets:
-                ws.write_formula(r, c, _target_formula(task, type_cell), style, "" if target is None else target)
-            elif target is None:
-                ws.write_blank(r, c, None, style)
-            else:
-                ws.write_number(r, c, target, style)
-        elif col.source == "deadline":
-            if task.deadline:
-                ws.write_datetime(r, c, dt.datetime.combine(task.deadline, dt.time()), fmt["task_date"])
-            else:
-                ws.write_string(r, c, "长期", fmt["task_c"])
-        elif col.source == "target_text":
-            ws.write_string(r, c, task.target_text(unit_type), fmt["task_c"])
-        elif col.source == "basis":
-            ws.write_string(r, c, task.basis, fmt["task"])
+        book.wb.define_name(NAME_COL_PREFIX + col.id, F.rng(tab.first, tab.ci[col.id], tab.last, tab.ci[col.id],
+                                                            sheet=sh.name).formula())
+
+    states = F.rng(hr - 1, tab.state_c, tab.last, tab.state_c + max(len(tab.inputs), len(spec.fields)) - 1)
+    sh.formula_range(spec.layout.self_check, summary_over(states), fmt["self_check"])
+    sh.ws.repeat_rows(hr)
+    sh.ws.freeze_panes(tab.first, 0)
+    _setup_page(sh.ws, spec, range_name(1, 0, tab.last, len(spec.columns) - 1))
+    _protect(sh.ws, password)
+    lists.write(book, password)
+    _passport(book.wb, book.wb.add_worksheet(PASSPORT_SHEET), spec, prefill, password, fmt)
+
+
+def _task_cell(sh: Sheet, r: int, c: int, task: Task, source: str, unit_type: str | None, target) -> None:
+    """A locked cell of the task itself (编号, 任务内容, 目标, 目标值…)."""
+    fmt = sh.fmt
+    if source == "target":
+        style = fmt["task_pct"] if task.kind == "ratio" else fmt["task_num"]
+        if isinstance(target, F.Expr):
+            sh.formula(r, c, target, style)
         else:
-            v = getattr(task, col.source)
-            ws.write_string(r, c, str(v), fmt["task_c" if col.id in ("code", "department", "owner") else "task"])
-
-    done, base = cell_name(r, ci["done"], True), cell_name(r, ci["base"], True)
-    tgt, rate = cell_name(r, ci["target"], True), cell_name(r, ci["rate"], True)
-    checks: list[Check] = []
-    pair: NotAbove | None = None
-    # inputs: 完成数/完成值, 基数, 进展情况, 存在问题
-    if task.kind in ("ratio", "count"):
-        _put(ws, r, ci["done"], vals.get("done"), "cell_in", fmt, marks.get("done"))
-        kind = "number" if task.kind == "ratio" else "integer"
-        checks.append(Check(done, kind, True))
-        ws.data_validation(r, ci["done"], r, ci["done"], _num_dv("完成数", kind))
-    elif task.kind == "yesno":
-        _put(ws, r, ci["done"], vals.get("done"), "cell_in", fmt, marks.get("done"))
-        checks.append(Check(done, "choice", True, yes_no, YES_NO))
-        ws.data_validation(r, ci["done"], r, ci["done"], {"validate": "list", "source": "=" + yes_no,
-                                                          "error_title": "完成值", "error_message": "请选择“是”或“否”。"})
+            sh.put(r, c, target, style)
+    elif source == "deadline":
+        if task.deadline:
+            sh.put(r, c, dt.datetime.combine(task.deadline, dt.time()), fmt["task_date"])
+        else:
+            sh.put(r, c, "长期", fmt["task_c"])
+    elif source == "target_text":
+        sh.put(r, c, task.target_text(unit_type), fmt["task_c"])
     else:
-        ws.write_string(r, ci["done"], "—", fmt["cell_off"])
-    if task.kind == "ratio":
-        _put(ws, r, ci["base"], vals.get("base"), "cell_in", fmt, marks.get("base"))
-        checks.append(Check(base, "number", True))
-        ws.data_validation(r, ci["base"], r, ci["base"], _num_dv("基数", "number"))
-        pair = NotAbove(done, base)
-    else:
-        ws.write_string(r, ci["base"], "—", fmt["cell_off"])
-    _put(ws, r, ci["progress"], vals.get("progress"), "cell_text", fmt, marks.get("progress"))
-    _put(ws, r, ci["problems"], vals.get("problems"), "cell_text", fmt, marks.get("problems"))
-    progress = cell_name(r, ci["progress"], True)
-    if task.kind == "qualitative":
-        checks.append(Check(progress, "long_text", True))
-
-    # formulas: 完成率 and 是否达标 (blank while inputs are blank); cached values from the mirrors above
-    d, b = vals.get("done"), vals.get("base")
-    t = "" if target is None else target
-    op = ">=" if task.comparison == ">=" else "="
-    if task.kind == "ratio":
-        rate_v = _rate(d, b)
-        ws.write_formula(r, ci["rate"], f'=IF(OR({done}="",{base}=""),"",IF(N({base})=0,"",{done}/{base}))',
-                         fmt["rate"], rate_v)
-        value, value_v = rate, rate_v
-    elif task.kind == "count":
-        ws.write_formula(r, ci["rate"], f'=IF(OR({done}="",{tgt}=""),"",IF(N({tgt})=0,"",{done}/{tgt}))',
-                         fmt["rate"], _rate(d, t))
-        value, value_v = done, ("" if d is None else d)
-    else:
-        ws.write_string(r, ci["rate"], "—", fmt["cell_off"])
-        value = value_v = None
-    if value is not None:
-        ws.write_formula(r, ci["met"], f'=IF(OR({value}="",{tgt}=""),"",IF({value}{op}{tgt},"达标","未达标"))',
-                         fmt["met"], _met(value_v, t, op))
-    elif task.kind == "yesno":
-        met_v = "" if _blank(d) else ("达标" if _ge(d, "是", "=") else "未达标")
-        ws.write_formula(r, ci["met"], f'=IF({done}="","",IF({done}="是","达标","未达标"))', fmt["met"], met_v)
-    else:
-        ws.write_string(r, ci["met"], "—", fmt["cell_off"])
-
-    # this row's 自查: helper cells beside the table, and red marks on the cells themselves
-    empty_terms = [c.empty_expr() if applies is None else f"AND({applies},{c.empty_expr()})"
-                   for c in checks if c.required]
-    invalid_terms = [c.invalid_expr() for c in checks if c.invalid_expr()]
-    if pair:
-        invalid_terms.append(pair.invalid_expr())
-        ws.conditional_format(r, ci["done"], r, ci["done"], {"type": "formula", "criteria": "=" + pair.invalid_expr(),
-                                                             "format": fmt["invalid_mark"]})
-    by_cell = {done: d, base: b, progress: vals.get("progress")}
-    n_empty = 0 if applies else sum(c.is_empty(by_cell[c.cell]) for c in checks if c.required)
-    n_invalid = sum(c.is_invalid(by_cell[c.cell]) for c in checks) + (pair.is_invalid(d, b) if pair else 0)
-    ws.write_formula(r, helper_c, "=" + count_expr(empty_terms), fmt["helper"], n_empty)
-    ws.write_formula(r, helper_c + 1, "=" + count_expr(invalid_terms), fmt["helper"], n_invalid)
-    for c in checks:
-        _mark(ws, c.cell.replace("$", ""), c, started if applies is None else f"AND({started},{applies})", fmt)
-    return n_empty, n_invalid
+        v = task.basis if source == "basis" else getattr(task, source)
+        sh.put(r, c, str(v), fmt["task_c" if source in ("code", "department", "owner") else "task"])
 
 
-def _num_dv(label: str, kind: str) -> dict:
-    whole = kind == "integer"
-    return {"validate": "integer" if whole else "decimal", "criteria": ">=", "value": 0,
-            "error_title": label, "error_message": f"“{label}”请填写不小于 0 的{'整数' if whole else '数'}。"}
+def _task_row(sh: Sheet, tab: _Table, r: int, task: Task, unit_type: str | None, type_cell: F.Expr, lists: Lists,
+              started: F.Expr, applies: F.Expr | None, rec: Filled) -> None:
+    """One task's row: its locked cells, its inputs as its kind asks for them, its formulas, and its 自查 (a
+    state per input in the hidden columns, and the row's counts beside the table)."""
+    sh.ws.set_row(r, 40)
+    fmt = sh.fmt
+    kind = TASK_KINDS[task.kind]
+    cells = {col.id: F.ref(r, tab.ci[col.id], absolute=True) for col in tab.spec.columns}
+    target = _target(task, unit_type, type_cell)
+    for col in tab.spec.columns:
+        c = tab.ci[col.id]
+        if col.role == "task":
+            _task_cell(sh, r, c, task, col.source, unit_type, target)
+        elif col.role == "formula":
+            make = kind.formulas.get(col.formula)
+            if make is None:
+                sh.put(r, c, NOT_ASKED, fmt["cell_off"])
+            else:
+                sh.formula(r, c, make(cells, task.comparison), fmt[FORMULA_STYLES[col.formula]])
+        else:
+            _task_input(sh, tab, r, col, task, cells, lists, started, applies, rec)
+    block = F.rng(r, tab.state_c, r, tab.state_c + len(tab.inputs) - 1)
+    for k, (which, _) in enumerate(ROW_COUNTS):
+        sh.formula(r, tab.counts_c + k, F.COUNTIF(block, which), fmt["helper"])
+
+
+def _task_input(sh: Sheet, tab: _Table, r: int, col, task: Task, cells: dict[str, F.Ref], lists: Lists,
+                started: F.Expr, applies: F.Expr | None, rec: Filled) -> None:
+    """An input cell of a task's row, typed as the task's kind asks (NOT_ASKED where it asks for none)."""
+    fmt = sh.fmt
+    kind = TASK_KINDS[task.kind]
+    c = tab.ci[col.id]
+    field_type = kind.input_type(col)
+    if field_type is None:
+        sh.put(r, c, NOT_ASKED, fmt["cell_off"])
+        return
+    ftype = FIELD_TYPES[field_type]
+    key = f"{task.code}:{col.id}"
+    bad = rec.marks.get(key)
+    style = "cell_text" if ftype.classify is None else "cell_in"
+    sh.put(r, c, rec.values.get(key), fmt.bad(style) if bad else fmt[style])
+    if bad:
+        sh.comment(r, c, bad)
+    choices = lists.add(ftype.list_name, ftype.zh, list(ftype.choices)) if ftype.choices else None
+    if ftype.validation.get("validate") != "any":
+        sh.ws.data_validation(r, c, r, c, ftype.data_validation(col.label, source=choices))
+    # in a blank tracker a row is required only once the chosen unit's type is one that reports it
+    required: bool | F.Expr = col.id in kind.required and (applies if applies is not None else True)
+    over = kind.over(cells) if kind.not_above and col.id == kind.not_above[0] else None
+    at = (r, tab.state_c + tab.inputs.index(col))
+    _checked(sh, at, (r, c, r, c), ftype,
+             state(field_type, cells[col.id], required=required, choices=choices, wrong_also=over),
+             started if applies is None else F.AND(started, applies), required)
 
 
 # --- entry points -------------------------------------------------------------------------------------
@@ -640,14 +594,15 @@ def build_template(spec: FormSpec | TableSpec, roster: Roster, *, prefill: Prefi
     prefill = prefill or Prefill()
     buf = io.BytesIO()
     wb = new_workbook(buf, title=spec.display_name)
-    fmt = _styles(wb)
+    book = Book(wb, _styles(wb))
     if first_sheet is not None:  # the workbook's first sheet is the one selected and shown: never the form too
         first_sheet(wb)
         prefill = replace(prefill, not_forms=tuple(w.name for w in wb.worksheets()))
     if isinstance(spec, TableSpec):
-        _build_table(wb, spec, roster, prefill, password, fmt, filled or [])
+        _build_table(book, spec, roster, prefill, password, filled or [])
     else:
-        _build_form(wb, spec, roster, prefill, password, fmt, filled or [])
+        _build_form(book, spec, roster, prefill, password, filled or [])
+    book.finish()
     return close_workbook(wb, buf)
 
 

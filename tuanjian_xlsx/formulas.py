@@ -70,10 +70,11 @@ def cached(v):
     return v
 
 
-_NUMERIC_TEXT = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?$")
+# ASCII digits only: LibreOffice reads "５" (full-width) in arithmetic as #VALUE!, not 5
+_NUMERIC_TEXT = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?$", re.ASCII)
 
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$", re.ASCII)
 
 
 def text_number(s: str) -> float | None:
@@ -660,3 +661,144 @@ def met(value, target, op: str = ">=") -> Expr:
     value, target = _e(value), _e(target)
     blank = cmp(value, "=", "") if isinstance(target, Lit) else OR(cmp(value, "=", ""), cmp(target, "=", ""))
     return IF(blank, "", IF(cmp(value, op, target), "达标", "未达标"))
+
+
+# --- text functions (the 自查 of typed values) ---------------------------------------------------------------------
+# Checked against LibreOffice in tests/test_fieldtypes.py. Arguments are joined as `&` joins them (numbers as their
+# text); an error argument gives that error.
+
+
+def _texts(grid, sheet, args) -> list | Error:
+    out = []
+    for a in args:
+        t = to_text(a.value(grid, sheet))
+        if isinstance(t, Error):
+            return t
+        out.append(t)
+    return out
+
+
+def _counts(grid, sheet, args) -> list | Error:
+    """Whole-number arguments (lengths, positions) as Excel truncates them."""
+    out = []
+    for a in args:
+        x = to_number(a.value(grid, sheet))
+        if isinstance(x, Error):
+            return x
+        out.append(int(x))
+    return out
+
+
+def _substitute(grid, sheet, text, old, new):
+    t = _texts(grid, sheet, (text, old, new))
+    if isinstance(t, Error):
+        return t
+    return t[0] if t[1] == "" else t[0].replace(t[1], t[2])
+
+
+def SUBSTITUTE(text, old, new) -> Call:
+    """Every occurrence of old replaced (case-sensitive); an empty old changes nothing."""
+    return Call("SUBSTITUTE", (_e(text), _e(old), _e(new)), _substitute)
+
+
+def _abs(grid, sheet, a):
+    x = to_number(a.value(grid, sheet))
+    return x if isinstance(x, Error) else abs(x)
+
+
+def ABS(a) -> Call:
+    return Call("ABS", (_e(a),), _abs)
+
+
+def _left(grid, sheet, text, n=None):
+    t = _texts(grid, sheet, (text,))
+    k = _counts(grid, sheet, (n,)) if n is not None else [1]
+    for v in (t, k):
+        if isinstance(v, Error):
+            return v
+    return VALUE if k[0] < 0 else t[0][: k[0]]
+
+
+def LEFT(text, n=None) -> Call:
+    """The first n characters (one without n); a negative n is #VALUE!."""
+    return Call("LEFT", (_e(text),) + (() if n is None else (_e(n),)), _left)
+
+
+def _right(grid, sheet, text, n=None):
+    t = _texts(grid, sheet, (text,))
+    k = _counts(grid, sheet, (n,)) if n is not None else [1]
+    for v in (t, k):
+        if isinstance(v, Error):
+            return v
+    return VALUE if k[0] < 0 else (t[0][len(t[0]) - k[0]:] if k[0] else "")
+
+
+def RIGHT(text, n=None) -> Call:
+    """The last n characters (one without n); a negative n is #VALUE!."""
+    return Call("RIGHT", (_e(text),) + (() if n is None else (_e(n),)), _right)
+
+
+def _mid(grid, sheet, text, start, n):
+    t = _texts(grid, sheet, (text,))
+    k = _counts(grid, sheet, (start, n))
+    for v in (t, k):
+        if isinstance(v, Error):
+            return v
+    if k[0] < 1 or k[1] < 0:
+        return VALUE
+    return t[0][k[0] - 1: k[0] - 1 + k[1]]
+
+
+def MID(text, start, n) -> Call:
+    return Call("MID", (_e(text), _e(start), _e(n)), _mid)
+
+
+def _find(grid, sheet, needle, hay, start=None):
+    t = _texts(grid, sheet, (needle, hay))
+    k = _counts(grid, sheet, (start,)) if start is not None else [1]
+    for v in (t, k):
+        if isinstance(v, Error):
+            return v
+    if t[0] == "" or not 1 <= k[0] <= len(t[1]):  # an empty needle: LibreOffice #VALUE!, Excel the start
+        return VALUE
+    i = t[1].find(t[0], k[0] - 1)
+    return VALUE if i < 0 else float(i + 1)
+
+
+def FIND(needle, hay, start=None) -> Call:
+    """The 1-based position of needle in hay (case-sensitive), #VALUE! if absent. No formula here looks for an
+    empty text, where Excel and LibreOffice differ."""
+    return Call("FIND", (_e(needle), _e(hay)) + (() if start is None else (_e(start),)), _find)
+
+
+# --- defined names ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Named(Range):
+    """A range through a workbook-level defined name: written as the name, evaluated as the cells it names (Excel
+    before 2010 and some WPS builds refuse another sheet's cells in a conditional format, but take a name)."""
+
+    name: str = ""
+
+    def text(self, sheet=None) -> str:
+        return self.name
+
+    @property
+    def target(self) -> Range:
+        """The cells themselves: `named.target.formula()` is what the workbook defines the name as."""
+        return Range(self.sheet, self.r1, self.c1, self.r2, self.c2, True)
+
+
+def named(name: str, target: Range) -> Named:
+    """`target` under a workbook-level name; `target.formula()` is what the name is defined as."""
+    return Named(target.sheet, target.r1, target.c1, target.r2, target.c2, True, name)
+
+
+def concat(*parts) -> Expr:
+    """a&b&c…: joined left to right, written without the parentheses nested operators would get."""
+    exprs = [_e(p) for p in parts]
+    total = exprs[0]
+    for p in exprs[1:]:
+        total = Op("&", total, p)
+    return total if len(exprs) == 1 else _Rendered(total, lambda sheet: "&".join(_paren(p, sheet) for p in exprs))

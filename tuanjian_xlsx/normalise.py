@@ -1,5 +1,7 @@
 """Turning what people type into typed values: numbers with units, full-width digits, dates in every local
 spelling, choices with stray spaces. Every change is reported as a warning; nothing is changed silently.
+
+Which reader a field uses is its type's entry in `fieldtypes`.
 """
 
 from __future__ import annotations
@@ -7,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Callable
 
 from .issues import Issue
 from .periods import Period, parse_period
 from .xlsxio import excel_serial
 
 Place = dict  # file, sheet, cell, field
-_UNITS = "人次|人|次|个|名|位|篇|家|所|场|项"
-_NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{_UNITS})?$")
+# Measure words a number may carry ("5人", "3 次"): read as the number, with a warning
+UNIT_WORDS = ("人次", "人", "次", "个", "名", "位", "篇", "家", "所", "场", "项")
+_NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{'|'.join(UNIT_WORDS)})?$")
 _FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 _SHORT_DATE = re.compile(r"^(\d{1,2})[月/.-](\d{1,2})日?$")
 _EPOCH = dt.date(1899, 12, 30)
@@ -140,19 +142,4 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
     return period, []
 
 
-def normaliser(field_type: str, *, choices: list[str], period: Period | None) -> Callable:
-    """The function that reads one value of this field type: (raw, place) -> (value, issues)."""
-    if field_type in ("text", "long_text"):
-        return as_text
-    if field_type in ("integer", "number"):
-        return lambda raw, at: as_number(raw, at, whole=field_type == "integer")
-    if field_type == "date":
-        return lambda raw, at: as_date(raw, at, period)
-    if field_type == "choice":
-        return lambda raw, at: as_choice(raw, at, choices)
-    if field_type == "period":
-        return as_period
-    raise ValueError(field_type)
-
-
-__all__ = ["as_choice", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "normaliser"]
+__all__ = ["UNIT_WORDS", "as_choice", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "is_blank"]

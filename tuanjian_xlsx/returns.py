@@ -9,23 +9,16 @@ from pathlib import Path
 
 from .build import Filled, Prefill, build_template, sheet_names
 from .config import Workspace
+from .fieldtypes import FIELD_TYPES, NOT_ABOVE_EXPECTED, TASK_KINDS
 from .filenames import safe_filename
 from .issues import Issue
-from .normalise import MAX_SERIAL
 from .periods import parse_period
 from .read import PROBLEM_COLUMNS, PROBLEM_SHEET
 from .specs import FormSpec, TableSpec
 from .validate import FileResult
 from .xlsxio import atomic_write
 
-_EXPECTED = {
-    "integer": "不小于 0 的整数，如 5",
-    "number": "不小于 0 的数，如 12",
-    "date": "日期，如 2026-03-05",
-    "period": "报送期，如 2026-03 或 2026-Q1",
-    "text": "文字",
-    "long_text": "文字",
-}
+
 @dataclass
 class ReturnPiece:
     """One 退回件: the workbook (None when the form could not be recognised) and the message."""
@@ -35,18 +28,34 @@ class ReturnPiece:
     message: Path
 
 
-def _expected(spec, field_id: str | None, code: str, message: str) -> str:
+def _expected(spec, field_id: str | None, code: str, ws: Workspace) -> str:
+    """What the cell wants, in the words of its field type."""
     if code in ("required-value",):
         return "必须填写"
     if spec is None or field_id is None:
         return ""
-    if isinstance(spec, TableSpec):
-        col = field_id.split(":")[-1]
-        return {"done": "不小于 0 的数（“是否”类填“是”或“否”）", "base": "不小于 0 的数，且不小于完成数"}.get(col, "")
-    f = spec.field(field_id)
-    if f.type == "choice":
+    field_type, tail = _field_type(spec, field_id, ws), ""
+    if isinstance(spec, TableSpec) and ":" in field_id:
+        code, col = field_id.split(":")
+        kind = TASK_KINDS[_task(ws, code).kind] if _task(ws, code) else None
+        tail = NOT_ABOVE_EXPECTED if kind and kind.not_above and col == kind.not_above[1] else ""
+    elif field_type == "choice":
+        f = spec.field(field_id)
         return "从下拉列表选择" + ("：" + "、".join(f.choices) if f.choices else "本单位名称")
-    return _EXPECTED.get(f.type, "")
+    return FIELD_TYPES[field_type].expected + tail if field_type else ""
+
+
+def _task(ws: Workspace, code: str):
+    return next((t for t in ws.roster.tasks if t.code == code), None)
+
+
+def _field_type(spec, key: str, ws: Workspace) -> str | None:
+    """The field type of a form field, or of a tracker cell ('code:column') in its task's row."""
+    if isinstance(spec, TableSpec) and ":" in key:
+        code, col = key.split(":")
+        task = _task(ws, code)
+        return TASK_KINDS[task.kind].input_type(spec.column(col)) if task else None
+    return spec.field(key).type
 
 
 def _locate(result: FileResult, spec, issue: Issue) -> tuple[int, str] | None:
@@ -68,7 +77,7 @@ def _locate(result: FileResult, spec, issue: Issue) -> tuple[int, str] | None:
     return None
 
 
-def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str], list[Issue]]]:
+def _fills(result: FileResult, spec, ws: Workspace) -> tuple[list[Filled], dict[tuple[int, str], list[Issue]]]:
     """Per record: the values to write (normalised where they were fine, as typed where not) and the marks."""
     bad: dict[tuple[int, str], list[Issue]] = {}
     for issue in result.issues:
@@ -87,9 +96,10 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
                 marks[fid] = _why(bad[(-1, fid)])
         for i, rec in enumerate(result.records):
             code = rec.values["code"]
-            for col in ("done", "base", "progress", "problems"):
+            for col in _input_columns(spec):
                 key = f"{code}:{col}"
-                values[key] = _value(rec.values.get(col), rec.raw.get(col), (i, key) in wrong)
+                values[key] = _value(rec.values.get(col), rec.raw.get(col), (i, key) in wrong,
+                                     _field_type(spec, key, ws))
                 if (i, key) in wrong:
                     marks[key] = _why(bad[(i, key)])
         return [Filled(values, marks)], bad
@@ -102,26 +112,20 @@ def _fills(result: FileResult, spec) -> tuple[list[Filled], dict[tuple[int, str]
     return filled, bad
 
 
+def _input_columns(spec: TableSpec) -> list[str]:
+    return [c.id for c in spec.columns if c.role == "input"]
+
+
 def _value(normalised, raw, flagged: bool, field_type: str | None = None):
+    """What goes back into the cell: the value read where it was fine, else what was typed — as text where the
+    cell would show a number otherwise (2.5 where a whole number belongs, a date serial out of range)."""
     if flagged or normalised is None:
         if raw in ("", None):
             return None
-        return f"{raw:.15g}" if _misshown(raw, field_type) else raw
+        return f"{raw:.15g}" if field_type and FIELD_TYPES[field_type].shown_as_typed(raw) else raw
     if isinstance(normalised, dt.date) and not isinstance(normalised, dt.datetime):
         return dt.datetime.combine(normalised, dt.time())
     return normalised
-
-
-def _misshown(raw, field_type: str | None) -> bool:
-    """A number the field's cell format would show as something else (2.5 in an integer cell, format "0", shows
-    3; a number outside the date range in a date cell shows ####): written as text, it reads as it was typed."""
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        return False
-    if field_type == "integer":
-        return not float(raw).is_integer()
-    if field_type == "date":
-        return not 1 <= raw <= MAX_SERIAL
-    return False
 
 
 def _why(issues: list[Issue]) -> str:
@@ -169,7 +173,7 @@ def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, lis
         period = parse_period(result.period) if result.period else None
         header_wrong = any(i.severity == "error" and i.field in ("报送单位", "报送期") for i in result.issues)
         fixed = unit is not None and period is not None and not header_wrong
-        filled, bad = _fills(result, spec)
+        filled, bad = _fills(result, spec, ws)
         new_sheets = sheet_names(spec, len(result.records)) if isinstance(spec, FormSpec) else [spec.sheet_name]
         cells = _tracker_cells(spec, ws, unit.type if fixed else None) if isinstance(spec, TableSpec) else {}
         where = {id(i): k for k, issues in bad.items() for i in issues}
@@ -184,7 +188,7 @@ def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, lis
                 cell = cells.get(key) or _new_cell(spec, key) or cell
             problem = issue.message if issue.severity == "error" else "提醒：" + issue.message
             rows.append((sheet, cell, issue.field, _show(raw), problem,
-                         _expected(spec, k[1] if k else None, issue.code, issue.message)))
+                         _expected(spec, k[1] if k else None, issue.code, ws)))
         # a unit or period in question is not locked in: the submitter must be able to correct it
         prefill = Prefill(unit, period.code, period.label, _due(ws, unit, spec, period)) if fixed else Prefill()
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
@@ -208,7 +212,7 @@ def _tracker_cells(spec: TableSpec, ws: Workspace, unit_type: str | None) -> dic
 
     out = {}
     for i, task in enumerate(ws.roster.tasks_for(unit_type)):
-        for col in ("done", "base", "progress", "problems"):
+        for col in _input_columns(spec):
             out[f"{task.code}:{col}"] = cell_name(spec.header_row + i, spec.col_index(col))
     return out
 

@@ -12,19 +12,12 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .cells import parse_range
+from .fieldtypes import FIELD_TYPES, TRACKER_FORMULAS
 from .issues import ConfigError, Issue
 from .tomlfile import load_toml, pydantic_issues
 
-FieldType = Literal["text", "long_text", "integer", "number", "date", "choice", "period"]
-TYPE_ZH = {
-    "text": "文本",
-    "long_text": "长文本",
-    "integer": "非负整数",
-    "number": "非负数",
-    "date": "日期",
-    "choice": "选项",
-    "period": "报送期",
-}
+FieldType = Literal[tuple(FIELD_TYPES)]  # the entries of fieldtypes.FIELD_TYPES
+TYPE_ZH = {t.id: t.zh for t in FIELD_TYPES.values()}
 NAME_PREFIX = "tj_"
 
 
@@ -59,7 +52,7 @@ class FormField(_Strict):
     def _choices(self) -> "FormField":
         if self.type == "choice" and not (self.choices or self.choices_from):
             raise ValueError(f"选项字段“{self.label}”没有 choices 或 choices_from")
-        if self.type != "choice" and (self.choices or self.choices_from):
+        if self.type != "choice" and (self.choices or self.choices_from):  # 是否 (yes_no) brings its own
             raise ValueError(f"字段“{self.label}”不是选项类型，不能有 choices")
         return self
 
@@ -105,7 +98,12 @@ class Layout(_Strict):
 
 
 class Column(_Strict):
-    """A column of a table form: a locked task attribute, an input, or a formula."""
+    """A column of a table form: a locked task attribute, an input, or a formula.
+
+    The builder follows each key: `source` picks the task attribute shown; `type` is an input column's field
+    type, which a task's kind may narrow or set aside (fieldtypes.TaskKind.inputs: a count's 完成数 is an integer,
+    a 是否 task's is 是/否, a qualitative task has none); `formula` names the row formula of the task's kind
+    (fieldtypes.TASK_KINDS), "—" where the kind has none."""
 
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     label: str
@@ -114,7 +112,7 @@ class Column(_Strict):
     source: Literal["code", "project", "content", "indicator", "basis", "target_text", "target", "deadline",
                     "department", "owner"] | None = None  # task attribute, for role = task
     type: FieldType | None = None  # for role = input
-    formula: Literal["rate", "met"] | None = None
+    formula: Literal[TRACKER_FORMULAS] | None = None  # for role = formula
 
     @model_validator(mode="after")
     def _role(self) -> "Column":

@@ -11,16 +11,15 @@ from typing import Iterator
 from pydantic import BaseModel, create_model
 
 from .config import Roster, Task, Unit, Workspace
+from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .issues import Issue
-from .normalise import as_text, fold, is_blank, normaliser
+from .normalise import as_text, fold, is_blank
 from .periods import Period
 from .read import FieldValue, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
 
 _KIND_OF_CADENCE = {"monthly": ("month", "月份", "2026-03"), "quarterly": ("quarter", "季度", "2026-Q1"),
                     "yearly": ("year", "年度", "2026")}
-_TYPES = {"text": str, "long_text": str, "integer": int, "number": float, "date": dt.date, "choice": str,
-          "period": str}
 
 
 @dataclass
@@ -76,7 +75,7 @@ def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
     if isinstance(spec, TableSpec):
         fields = {c.id: (object, None) for c in spec.columns if c.role == "input"} | {"code": (str, ...)}
     else:
-        fields = {f.id: (_TYPES[f.type] | None, None) for f in spec.fields}
+        fields = {f.id: (FIELD_TYPES[f.type].python | None, None) for f in spec.fields}
     return create_model(f"{spec.form_id}_v{spec.version}", **fields)
 
 
@@ -231,7 +230,7 @@ def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileRe
     u_val, p_val = form.values.get("unit"), form.values.get("period")
     u_at, p_at = _place(result, u_val, uf.label, form.sheet), _place(result, p_val, pf.label, form.sheet)
     unit = None
-    name, issues = normaliser("choice", choices=[u.name for u in roster.units], period=None)(
+    name, issues = FIELD_TYPES[uf.type].normaliser(choices=[u.name for u in roster.units])(
         u_val.value if u_val else None, u_at)
     passport_unit = passport.get("unit") or ""
     if name is None and not issues and passport_unit:
@@ -245,7 +244,7 @@ def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileRe
         unit = roster.unit_by_name(name)
         if passport_unit and passport_unit != name:
             result.issues.append(Issue.make("passport-mismatch", value=name, expected=passport_unit, **u_at))
-    period, issues = normaliser("period", choices=[], period=None)(p_val.value if p_val else None, p_at)
+    period, issues = FIELD_TYPES[pf.type].normaliser()(p_val.value if p_val else None, p_at)
     result.issues += issues
     if period is None and not issues:
         if passport.get("period"):
@@ -313,7 +312,7 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
             if f.required:
                 result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
             continue
-        value, issues = normaliser(f.type, choices=f.choices, period=head.period)(fv.value, at)
+        value, issues = FIELD_TYPES[f.type].normaliser(choices=f.choices, period=head.period)(fv.value, at)
         result.issues += issues
         if value is None and not issues and f.required:
             result.issues.append(Issue.make("required-value", **at))
@@ -352,6 +351,7 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
         unit_type = head.unit.type if head.unit else None
         formula_targets = not passport.get("unit")  # a blank tracker computes per-type targets by formula
         seen: dict[str, str] = {}
+        inputs = [c.id for c in spec.columns if c.role == "input"]
         for row in form.rows:
             code_fv = row["code"]
             code, _ = as_text(code_fv.value, {})
@@ -366,7 +366,7 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
             seen[task.code] = code_fv.cell
             if unit_type is not None and unit_type not in task.unit_types:
                 # a blank tracker lists every task: another type's row is fine as long as it was left empty
-                if any(not is_blank(row[c].value) and row[c].value != "—" for c in INPUTS if c in row):
+                if any(not is_blank(row[c].value) and row[c].value != NOT_ASKED for c in inputs if c in row):
                     result.issues.append(Issue.make("task-not-for-unit", task=task.code, unit_type=unit_type, **at))
                 continue
             record = _tracker_row(spec, task, row, unit_type, result, formula_targets)
@@ -379,9 +379,6 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
                     result.issues.append(Issue.make("task-missing", task=t.code, file=result.file, sheet=form.sheet))
 
 
-INPUTS = ("done", "base", "progress", "problems")
-
-
 def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, result: FileResult,
                  formula_targets: bool):
     def at(col_id: str) -> dict:
@@ -389,40 +386,32 @@ def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_t
         return {"file": result.file, "sheet": fv.sheet if fv else None, "cell": fv.cell if fv else None,
                 "field": f"{task.code} {spec.column(col_id).label}"}
 
+    kind = TASK_KINDS[task.kind]
     issues: list[Issue] = list(_locked_changes(spec, task, row, unit_type, at, formula_targets))
     values: dict[str, object] = {"code": task.code}
     raw = {cid: fv.value for cid, fv in row.items()}
     cells = {cid: fv.cell for cid, fv in row.items()}
-    get = lambda cid: row[cid].value if cid in row else None  # noqa: E731
-    if task.kind in ("ratio", "count"):
-        done, d_iss = normaliser("number" if task.kind == "ratio" else "integer", choices=[], period=None)(
-            get("done"), at("done"))
-        issues += d_iss
-        values["done"] = done
-        if task.kind == "ratio":
-            base, b_iss = normaliser("number", choices=[], period=None)(get("base"), at("base"))
-            issues += b_iss
-            values["base"] = base
-            wrong = any(i.severity == "error" for i in d_iss + b_iss)
-            if done is None and base is None and not wrong:
-                issues.append(Issue.make("required-value", **at("done")))
-                issues.append(Issue.make("required-value", **at("base")))
-            elif (done is None) != (base is None) and not wrong:
-                issues.append(Issue.make("ratio-incomplete", task=task.code, **at("done" if done is None else "base")))
-            if done is not None and base is not None and done > base:
-                issues.append(Issue.make("done-above-base", task=task.code, done=done, base=base, **at("done")))
-        elif done is None and not d_iss:
-            issues.append(Issue.make("required-value", **at("done")))
-    elif task.kind == "yesno":
-        done, iss = normaliser("choice", choices=["是", "否"], period=None)(get("done"), at("done"))
-        issues += iss
-        values["done"] = done
-        if done is None and not iss:
-            issues.append(Issue.make("required-value", **at("done")))
-    for cid in ("progress", "problems"):
-        values[cid], _ = as_text(get(cid), {})
-    if task.kind == "qualitative" and values["progress"] is None:
-        issues.append(Issue.make("required-value", **at("progress")))
+    read: dict[str, list[Issue]] = {}
+    for col in (c for c in spec.columns if c.role == "input"):
+        field_type = kind.input_type(col)
+        if field_type is None:
+            values[col.id] = None
+            continue
+        fv = row.get(col.id)
+        values[col.id], read[col.id] = FIELD_TYPES[field_type].normaliser()(fv.value if fv else None, at(col.id))
+        issues += read[col.id]
+    missing = [c for c in kind.required if values.get(c) is None and not read.get(c)]
+    if kind.not_above:  # 完成数 and 基数 go together: nothing said of a missing one while the other is wrong
+        if any(i.severity == "error" for c in kind.not_above for i in read.get(c, [])):
+            missing = []
+        elif len(missing) == 1:
+            issues.append(Issue.make("ratio-incomplete", task=task.code, **at(missing[0])))
+            missing = []
+    issues += [Issue.make("required-value", **at(c)) for c in missing]
+    if kind.not_above and kind.above(values):
+        done, base = kind.not_above
+        issues.append(Issue.make("done-above-base", task=task.code, done=values[done], base=values[base],
+                                 **at(done)))
     result.issues += issues
     return Record("", record_model(spec)(**values).model_dump(), cells, raw)
 
