@@ -400,8 +400,9 @@ def _ledger_at(path: Path, version: int) -> None:
     """A ledger as version `version` of tuanjian left it, with a row in each table it had."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, isolation_level=None)
-    for n, script in enumerate(MIGRATIONS[:version], start=1):
-        con.executescript(script)
+    for n, statements in enumerate(MIGRATIONS[:version], start=1):
+        for statement in statements:
+            con.execute(statement)
         con.execute(f"PRAGMA user_version = {n}")
     con.execute("INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
                 "version, unit_id, unit, period, result) VALUES ('a1', '甲.xlsx', 'inbox/甲.xlsx', '.xlsx', 9, "

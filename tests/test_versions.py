@@ -120,3 +120,24 @@ def test_upgrade_carries_values_and_marks_new_fields(tmp_path):
                                                      (done.target.name, "D7", "required-value")])
     r = CliRunner().invoke(cli, ["upgrade", str(v1), "-w", str(tmp_path), "--out", str(tmp_path / "cli")])
     assert r.exit_code == 0 and r.output.startswith("已升级：郾城区团委_v1.xlsx → ")
+
+
+def test_a_file_received_before_the_last_day_is_accepted_when_merged_after_it(tmp_path):
+    """One clock: an old version is judged by the day the file arrived, not the day of the run; and merging in the
+    past (--as-of) gives the verdicts of that day."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    ws = _workspace(tmp_path, until="2026-03-31")
+    v1 = _v1_copy(ws, tmp_path)
+    msg = EmailMessage()
+    msg["From"] = "郾城区团委 <yancheng@county.example>"
+    msg["Date"] = format_datetime(dt.datetime(2026, 3, 30, 10, 0).astimezone())
+    msg.set_content("请查收")
+    msg.add_attachment(v1.read_bytes(), maintype="application", subtype="octet-stream", filename="旧版.xlsx")
+    (tmp_path / "收件箱" / "三月.eml").write_bytes(bytes(msg))
+    result = merge(tmp_path, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))  # run after the day
+    (item,) = result.ingested
+    assert item.valid and result.invalid == []
+    r = CliRunner().invoke(cli, ["validate", str(v1), "-w", str(tmp_path)])  # received today: past the day
+    assert r.exit_code == 1 and "不再接收" in r.output

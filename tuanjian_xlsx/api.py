@@ -146,11 +146,13 @@ def upgrade(root: Path, files: list[Path], out: Path | None = None) -> Upgrades:
 # --- validate, merge, fetch, status ---------------------------------------------------------------------------
 
 
-def validate(paths: list[Path], root: Path | None = None, return_dir: Path | None = None):
-    """Files, zips, saved mails and folders checked; 退回件 with --return-dir (see workspace.ValidationOutcome)."""
+def validate(paths: list[Path], root: Path | None = None, return_dir: Path | None = None,
+             today: dt.date | None = None):
+    """Files, zips, saved mails and folders checked, as received today (a mail: on its date); 退回件 with
+    --return-dir (see workspace.ValidationOutcome)."""
     from .workspace import validate_submissions
 
-    return validate_submissions(paths, root, return_dir)
+    return validate_submissions(paths, root, return_dir, today or _now().date())
 
 
 @dataclass

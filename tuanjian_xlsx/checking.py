@@ -4,6 +4,7 @@ Chinese reason, and the rest go on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -31,20 +32,20 @@ def _workers(ws: Workspace, n_jobs: int, fn) -> Workers:
     return Workers(count, worker_workspace, (str(ws.root) if ws.root is not None else None,), fn)
 
 
-def job(sub: Submission, data: bytes) -> tuple:
+def job(sub: Submission, data: bytes, received: dt.date | None) -> tuple:
     """What a worker needs of a submission: the bytes this process read (and hashed) — never read again, so a file
-    changed meanwhile cannot be recorded under another content's hash."""
-    return str(sub.source or sub.path), data, sub.name, sub.sender, sub.notes
+    changed meanwhile cannot be recorded under another content's hash — and the day it arrived."""
+    return str(sub.source or sub.path), data, sub.name, sub.sender, sub.notes, received
 
 
 def validated(ws: Workspace, job: tuple) -> FileResult:
     """In a worker: one submission read and checked (and its sender compared with the roster's address); what
     intake noticed about its arrival is added to its issues."""
-    path_text, data, name, sender, notes = job
+    path_text, data, name, sender, notes, received = job
     path = Path(path_text)
     if name != path.name:
         path = path.with_name(name)  # the suffix and name of the member itself
-    result = validate_file(path, ws, data=data, display=name)
+    result = validate_file(path, ws, data=data, display=name, received=received)
     result.issues += list(notes)
     if sender and result.unit_id:
         unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
@@ -58,8 +59,10 @@ def crashed(name: str, path: str, reason: str) -> FileResult:
     return FileResult(path=Path(path), file=name, issues=[Issue.make("reader-crashed", file=name, reason=reason)])
 
 
-def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[FileResult]:
-    """Every submission validated in isolation, results in the order given (refusals need no reading)."""
+def validate_many(ws: Workspace, subs: list[Submission], today: dt.date | None = None,
+                  progress=None) -> list[FileResult]:
+    """Every submission validated in isolation, results in the order given (refusals need no reading); each
+    counts as received on its mail's date, else `today`."""
     results: list[FileResult | None] = [None] * len(subs)
     todo = []
     for k, sub in enumerate(subs):
@@ -70,7 +73,7 @@ def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[
         if problem is not None:
             results[k] = FileResult(path=sub.path, file=sub.name, issues=[problem])
         else:
-            todo.append((k, job(sub, data)))
+            todo.append((k, job(sub, data, sub.received_at.date() if sub.received_at else today)))
     with _workers(ws, len(todo), validated) as pool:
         for i, answer in pool.run([j for _, j in todo]):
             k = todo[i][0]
@@ -90,21 +93,21 @@ def validate_many(ws: Workspace, subs: list[Submission], progress=None) -> list[
 def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
     the result with its 退回件 made right here (on this core, not the main one)."""
-    path_text, data, name, sender, notes, sha, archive_dir = job
-    result = validated(ws, (path_text, data, name, sender, notes))
+    path_text, data, name, sender, notes, received, sha, archive_dir = job
+    result = validated(ws, (path_text, data, name, sender, notes, received))
     ext = ext_of(name)
     archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))
     return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)
 
 
 def ingest_jobs(ws: Workspace, jobs: list[tuple], archive_dir: str) -> Iterator[tuple[int, tuple[dict, FileResult | None]]]:
-    """(index, (row, result)) for each (submission, sha256, bytes) given; a crash becomes a refused row and the
-    original is still archived (by this process)."""
-    args = [job(sub, data) + (sha, archive_dir) for sub, sha, data in jobs]
+    """(index, (row, result)) for each (submission, sha256, bytes, day received) given; a crash becomes a refused
+    row and the original is still archived (by this process)."""
+    args = [job(sub, data, day) + (sha, archive_dir) for sub, sha, data, day in jobs]
     with _workers(ws, len(args), checked) as pool:
         for i, answer in pool.run(args):
             if isinstance(answer, Crashed):
-                sub, sha, data = jobs[i]
+                sub, sha, data, _ = jobs[i]
                 result = crashed(sub.name, str(sub.path), answer.reason)
                 archive(Path(archive_dir), sha, ext_of(sub.name), data, mode=source_mode(sub.source or sub.path))
                 answer = row(result, sha, sub.name, ext_of(sub.name), len(data)), result

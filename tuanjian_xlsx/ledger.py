@@ -28,59 +28,60 @@ LEDGER_SHOWN = f"{LEDGER_DIR}/{LEDGER_FILE}"  # how messages name the ledger: re
 BUSY_TIMEOUT = 10.0  # seconds to wait for another tuanjian's write transaction before calling the ledger locked
 TEMP_MAX_AGE = 3600.0  # seconds after which an archive temporary file is certainly torn (see sweep_temp)
 
-# Each migration takes the schema from version N to N+1; PRAGMA user_version records where a ledger stands.
-MIGRATIONS = [
-    """
-    CREATE TABLE files (
-        id          INTEGER PRIMARY KEY,
-        sha256      TEXT NOT NULL UNIQUE,
-        name        TEXT NOT NULL,   -- the file's name as it arrived
-        origin      TEXT NOT NULL,   -- where it came from: a path, later a zip member or a mail
-        ext         TEXT NOT NULL,
-        size        INTEGER NOT NULL,
-        received_at TEXT NOT NULL,   -- ISO time: first ingestion, or what intake knew better (a mail's date)
-        ingested_at TEXT NOT NULL,
-        valid       INTEGER NOT NULL,
-        form_id     TEXT,
-        version     INTEGER,
-        unit_id     TEXT,
-        unit        TEXT,
-        period      TEXT,
-        result      TEXT NOT NULL    -- JSON: {"records": [...], "issues": [...]}
-    );
-    CREATE INDEX files_key ON files (form_id, unit_id, period);
-    CREATE TABLE sightings (         -- every arrival, duplicates included
-        id        INTEGER PRIMARY KEY,
-        file_id   INTEGER NOT NULL REFERENCES files (id),
-        name      TEXT NOT NULL,
-        origin    TEXT NOT NULL,
-        seen_at   TEXT NOT NULL
-    );
-    """,
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE files (
+            id          INTEGER PRIMARY KEY,
+            sha256      TEXT NOT NULL UNIQUE,
+            name        TEXT NOT NULL,   -- the file's name as it arrived
+            origin      TEXT NOT NULL,   -- where it came from: a path, later a zip member or a mail
+            ext         TEXT NOT NULL,
+            size        INTEGER NOT NULL,
+            received_at TEXT NOT NULL,   -- ISO time: first ingestion, or what intake knew better (a mail's date)
+            ingested_at TEXT NOT NULL,
+            valid       INTEGER NOT NULL,
+            form_id     TEXT,
+            version     INTEGER,
+            unit_id     TEXT,
+            unit        TEXT,
+            period      TEXT,
+            result      TEXT NOT NULL    -- JSON: {"records": [...], "issues": [...]}
+        )""",
+        "CREATE INDEX files_key ON files (form_id, unit_id, period)",
+        """CREATE TABLE sightings (         -- every arrival, duplicates included
+            id        INTEGER PRIMARY KEY,
+            file_id   INTEGER NOT NULL REFERENCES files (id),
+            name      TEXT NOT NULL,
+            origin    TEXT NOT NULL,
+            seen_at   TEXT NOT NULL
+        )""",
+    ],
     # v2: whether an invalid file's 退回件 has been written, so a run killed before writing it makes it next time;
     # and a small key/value table (what the last master was made from)
-    """
-    ALTER TABLE files ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
+    [
+        "ALTER TABLE files ADD COLUMN returned INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
     # v3: mails taken from the mailbox, so that a second fetch takes nothing twice
-    """
-    CREATE TABLE mails (
-        key       TEXT PRIMARY KEY,  -- Message-ID, or folder/UIDVALIDITY/UID when a mail has none
-        folder    TEXT NOT NULL,
-        arrived   TEXT NOT NULL,
-        sender    TEXT,
-        subject   TEXT,
-        files     INTEGER NOT NULL,
-        taken_at  TEXT NOT NULL
-    );
-    """,
+    [
+        """CREATE TABLE mails (
+            key       TEXT PRIMARY KEY,  -- Message-ID, or folder/UIDVALIDITY/UID when a mail has none
+            folder    TEXT NOT NULL,
+            arrived   TEXT NOT NULL,
+            sender    TEXT,
+            subject   TEXT,
+            files     INTEGER NOT NULL,
+            taken_at  TEXT NOT NULL
+        )""",
+    ],
     # v4: what each received time rests on (a mail's date, the mailbox's arrival, the first registration, a date
     # stated by staff), so that the master can say it and an earlier copy of the same content can correct it
-    """
-    ALTER TABLE files ADD COLUMN received_basis TEXT NOT NULL DEFAULT 'first-seen';
-    """,
+    [
+        "ALTER TABLE files ADD COLUMN received_basis TEXT NOT NULL DEFAULT 'first-seen'",
+    ],
 ]
+# Each migration is a list of statements (never a script split on ";", which a default value or a comment with a
+# semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
 
 # What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
 RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "mailbox": "邮箱到达", "mail-date": "邮件日期",
@@ -362,9 +363,8 @@ def _migrated(db: sqlite3.Connection) -> sqlite3.Connection:
     for n, script in enumerate(MIGRATIONS[version:], start=version + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in script:
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {n}")
         except BaseException:
             if db.in_transaction:

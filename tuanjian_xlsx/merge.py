@@ -149,7 +149,8 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
         if parse_counter is not None:
             parse_counter.extend(sub.name for _, sub, _, _ in jobs)
         checked: list = [None] * len(jobs)
-        for i, answer in ingest_jobs(ws, [(sub, sha, data) for _, sub, sha, data in jobs], archive_dir):
+        for i, answer in ingest_jobs(ws, [(sub, sha, data, when(sub)[0].date()) for _, sub, sha, data in jobs],
+                                     archive_dir):
             checked[i] = answer
         checked += [(row(r, sha, sub.name, ext_of(sub.name), 0), r) for _, sub, sha, r in refused]
         batch = [(k, sub, sha) for k, sub, sha, _ in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
@@ -306,8 +307,9 @@ def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult]) -> lis
     results = [fresh.get(file_id) for file_id, *_ in todo]
     if None in results:  # validated by an earlier run that stopped before writing them
         rows = {f.id: f for f in ledger.files()}
-        again = [Submission(ledger.archive_path(sha, ext), name, member=name) for (_, sha, ext, name), r
-                 in zip(todo, results) if r is None and ledger.archive_path(sha, ext).exists()]
+        again = [Submission(ledger.archive_path(sha, ext), name, member=name, received_at=rows[file_id].received_at)
+                 for (file_id, sha, ext, name), r in zip(todo, results)
+                 if r is None and ledger.archive_path(sha, ext).exists()]
         redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
         results = [r if r is not None else next(redone) if ledger.archive_path(sha, ext).exists()
                    else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(results, todo)]
