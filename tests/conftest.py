@@ -177,3 +177,49 @@ def as_nobody(fn, *args) -> dict:
         data = f.read()
     os.waitpid(pid, 0)
     return json.loads(data)
+
+
+# --- every problem the catalogue can report is reported by some test -----------------------------------------
+
+RAISED: set[str] = set()
+
+
+def pytest_configure(config):
+    from tuanjian_xlsx.issues import Issue
+
+    original = Issue.make.__func__
+    main = os.getpid()
+    shared = Path(config.rootpath) / ".pytest-raised-codes"  # what forked worker processes raise comes back here
+    shared.unlink(missing_ok=True)
+    os.environ["TUANJIAN_RAISED_FILE"] = str(shared)
+
+    def recording(cls, code, **kwargs):
+        if code not in RAISED:
+            RAISED.add(code)
+            if os.getpid() != main:
+                with open(shared, "a", encoding="utf-8") as f:
+                    f.write(code + "\n")
+        return original(cls, code, **kwargs)
+
+    Issue.make = classmethod(recording)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """On a full, green run: every catalogue code was raised somewhere (codes no test reaches are dead or
+    untested). Subsets of the suite (-k, a file) are not judged."""
+    from tuanjian_xlsx.issues import CATALOGUE
+
+    full = (exitstatus == 0 and not session.config.option.keyword and not session.config.option.markexpr
+            and [Path(a).resolve() for a in session.config.args] in ([Path(session.config.rootpath, "tests")],
+                                                                     [Path(session.config.rootpath)]))
+    if not full:
+        return
+    missing = sorted(set(CATALOGUE) - RAISED - _raised_in_workers())
+    if missing:
+        session.exitstatus = 1
+        print(f"\n问题代码没有任何测试触发过：{', '.join(missing)}")
+
+
+def _raised_in_workers() -> set[str]:
+    path = Path(os.environ.get("TUANJIAN_RAISED_FILE", ""))
+    return set(path.read_text().split()) if path.is_file() else set()

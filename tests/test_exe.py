@@ -12,11 +12,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def exe(tmp_path_factory) -> Path:
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "build_exe")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1200)
+    """Built once per session, in a temporary folder (nothing is left in the repository)."""
+    out = tmp_path_factory.mktemp("exe")
+    before = {p.name for p in ROOT.iterdir()}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "build_exe"), str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    binary = ROOT / "dist" / "tuanjian"
-    assert binary.exists()
+    binary = out / "tuanjian"
+    assert binary.exists() and {p.name for p in ROOT.iterdir()} - before <= {".pytest-raised-codes"}
     return binary
 
 

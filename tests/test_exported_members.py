@@ -23,3 +23,19 @@ def test_library_never_imports_click_or_prints():
                 assert node.func.id not in ("print", "exit"), f"{path.name}:{node.lineno}"
             if isinstance(node, ast.Attribute) and node.attr == "exit":
                 assert not (isinstance(node.value, ast.Name) and node.value.id == "sys"), f"{path.name}:{node.lineno}"
+
+
+def test_the_issue_code_docs_are_generated_from_the_catalogue():
+    from pathlib import Path
+
+    from tuanjian_xlsx.issues import catalogue_markdown
+
+    docs = Path(tuanjian_xlsx.__file__).resolve().parent.parent / "docs" / "问题代码.md"
+    assert docs.read_text(encoding="utf-8") == catalogue_markdown(), "run scripts/issue_docs"
+
+
+def test_all_is_exactly_the_public_names():
+    import types
+
+    public = {n for n, v in vars(tuanjian_xlsx).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(tuanjian_xlsx.__all__)

@@ -241,5 +241,30 @@ class TuanjianError(Exception):
         super().__init__("\n".join(i.render() for i in self.issues))
 
 
+_SAMPLES = {"field": "团干部", "value": "-2", "file": "源汇区团委_2026年3月.xlsx", "key": "folders.inbox", "unit": "源汇区团委",
+            "form": "附件1 团干部走基层情况报告单", "period": "2026-03", "version": 1, "current": 2, "latest": 2,
+            "task": "1-3-2", "unit_type": "县区团委", "known": "visit_report、observation_report", "name": "问题清单",
+            "column": "单位名称", "ext": ".xls", "size": 80, "reason": "没有写入权限", "count": 3, "limit": 500,
+            "until": "2026-12-31", "due": "2026-04-10", "days": 40, "kind": "月份", "example": "2026-03",
+            "first": 5, "expected": "2026-03", "raw": "5人", "choices": "座谈交流、实地走访"}
+
+
+def catalogue_markdown() -> str:
+    """docs/问题代码.md: every code with its severity, Chinese message (with sample values) and English gloss.
+    Generated from CATALOGUE, so it cannot drift (a test compares the committed file)."""
+    import string
+
+    lines = ["# 问题代码 · Issue codes", "",
+             "由 `tuanjian_xlsx/issues.py` 的 CATALOGUE 生成（`python scripts/issue_docs`），请勿手改。",
+             "Generated from the catalogue; do not edit by hand.", "",
+             "| 代码 code | 级别 | 中文说明（示例） | English |", "|---|---|---|---|"]
+    for code, (severity, template, gloss) in CATALOGUE.items():
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        example = template.format(**{n: _SAMPLES.get(n, "…") for n in names})
+        level = "错误" if severity == "error" else "提醒"
+        lines.append(f"| `{code}` | {level} | {example.replace('|', '｜')} | {gloss} |")
+    return "\n".join(lines) + "\n"
+
+
 class ConfigError(TuanjianError):
     """The workspace configuration is not usable."""
