@@ -40,6 +40,6 @@ def test_binary_runs_demo_and_validate_without_python(exe, tmp_path):
     bad = next((tmp_path / "演示" / "收件箱").glob("临颍县团委_2026-04_*初报*"))
     r = _run(exe, ["validate", str(bad), "-w", "演示"], tmp_path)
     assert r.returncode == 1
-    assert "“团员青年”应填数字，现为“十五人”" in r.stdout.decode("utf-8")
+    assert "“团员青年”的“十几人”不是确切的数，请填写具体数字（如 32）" in r.stdout.decode("utf-8")
     r = _run(exe, ["templates", "list"], tmp_path)
     assert r.returncode == 0 and "visit_report" in r.stdout.decode("utf-8")

@@ -185,8 +185,8 @@ _SPACES_ONLY = Difference(
 
 _NUMBER_DIFFERENCES = (
     _SPACES_ONLY,
-    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "12345678901234567"),
-               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、超过 15 位的数字）："
+    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "12345678901234567", "十五", "二十三人", "两", "五人", "三个"),
+               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、超过 15 位的数字、中文数字）："
                "表内自查只认纯数字（可带一个量词），请改为纯数字"),
     Difference("ok", "error", (dt.datetime(2026, 3, 5),),
                "数字格填成了日期：表内公式看不出单元格格式（日期就是一个数），系统拒收"),
@@ -201,7 +201,8 @@ def _misshown_date(raw) -> bool:
     return isinstance(raw, (int, float)) and not isinstance(raw, bool) and not 1 <= raw <= MAX_SERIAL
 
 
-_LENIENT_NUMBER = "写成文字的数（“12”“5人”“3 次”）：系统按数读取并提醒；表内自查请改为纯数字"
+_LENIENT_NUMBER = ("写成文字的数（“12”“5人”“3 次”“十五人”）：系统按数读取并提醒；表内自查请改为纯数字；"
+                   "“三十余人”“十几”之类不是确切的数，系统拒收")
 
 FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
     FieldType(
@@ -285,7 +286,7 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
 
 @dataclass(frozen=True)
 class TaskKind:
-    """One kind of task (config.Task.kind): the inputs its tracker row asks for and its formulas.
+    """One kind of task (roster.Task.kind): the inputs its tracker row asks for and its formulas.
 
     `inputs` overrides the spec's column types: a column listed with None is not asked (locked, NOT_ASKED), a
     column listed with a type takes that type, any other input column keeps the type the spec gives it."""

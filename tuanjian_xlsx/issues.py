@@ -31,6 +31,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-column": ("warning", "不认识的列“{column}”，已忽略", "an extra column header"),
     "required-value": ("error", "“{field}”必须填写", "a required cell is empty"),
     "not-a-number": ("error", "“{field}”应填数字，现为“{value}”", "a number was expected"),
+    "vague-number": ("error", "“{field}”的“{value}”不是确切的数，请填写具体数字（如 32）", "an amount like 三十余人 or 十几"),
     "not-an-integer": ("error", "“{field}”应填整数，现为“{value}”", "an integer was expected"),
     "negative": ("error", "“{field}”不能为负数，现为 {value}", "a negative number"),
     "not-in-choices": ("error", "“{field}”的值“{value}”不在可选项中（可选：{choices}）", "a value outside the list"),

@@ -54,8 +54,44 @@ def as_text(raw, at: Place) -> tuple[str | None, list[Issue]]:
     return text, []
 
 
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_POWERS = {"十": 10, "百": 100, "千": 1000}
+_CN_NUMERAL = re.compile(rf"^[{''.join(_CN_DIGITS)}{''.join(_CN_POWERS)}万]+$")
+_VAGUE = re.compile(r"余|多|几|若干|左右|上下|约|近|来|以上|以下|大概|大约")
+
+
+def chinese_number(text: str) -> int | None:
+    """十五 -> 15, 二十三 -> 23, 一百零二 -> 102, 两 -> 2, 两千零五 -> 2005, 一万二千 -> 12000; None if it is not a plain
+    Chinese numeral."""
+    if not text or not _CN_NUMERAL.match(text):
+        return None
+    total = section = digit = 0
+    seen_digit = False
+    for ch in text:
+        if ch in _CN_DIGITS:
+            if seen_digit and _CN_DIGITS[ch] != 0 and digit != 0:
+                return None  # 三五: two digits in a row is a range, not a number
+            digit, seen_digit = _CN_DIGITS[ch], True
+        elif ch in _CN_POWERS:
+            section += (digit if seen_digit else 1) * _CN_POWERS[ch]
+            digit, seen_digit = 0, False
+        else:  # 万
+            total += (section + digit) * 10000
+            section = digit = 0
+            seen_digit = False
+    return total + section + digit
+
+
+def _strip_unit(text: str) -> str:
+    for word in UNIT_WORDS:
+        if text.endswith(word) and len(text) > len(word):
+            return text[: -len(word)]
+    return text
+
+
 def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Issue]]:
-    """5, 5.0, '5', '５人', '3 次' -> 5 (text with a warning); negatives and fractions are errors."""
+    """5, 5.0, '5', '５人', '3 次', '十五人', '两' -> the number (text with a warning); vague amounts (三十余人, 十几,
+    若干) are refused, asking for an exact number; negatives and fractions are errors."""
     if is_blank(raw):
         return None, []
     warn: list[Issue] = []
@@ -64,10 +100,13 @@ def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Iss
     if isinstance(raw, (int, float)):
         value = float(raw)
     else:
-        m = _NUMBER.match(fold(str(raw)))
-        if not m:
-            return None, [Issue.make("not-a-number", value=_show(raw), **at)]
-        value = float(m.group(1))
+        text = fold(str(raw))
+        m = _NUMBER.match(text)
+        spoken = None if m else chinese_number(_strip_unit(text))
+        if m is None and spoken is None:
+            code = "vague-number" if _VAGUE.search(text) else "not-a-number"
+            return None, [Issue.make(code, value=_show(raw), **at)]
+        value = float(m.group(1)) if m else float(spoken)
         warn.append(Issue.make("normalised-number", value=_show(value), raw=raw, **at))
     if value < 0:
         return None, [Issue.make("negative", value=_show(value), **at)]
@@ -142,4 +181,4 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
     return period, []
 
 
-__all__ = ["UNIT_WORDS", "as_choice", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "is_blank"]
+__all__ = ["UNIT_WORDS", "as_choice", "chinese_number", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "is_blank"]

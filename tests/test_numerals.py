@@ -1,0 +1,52 @@
+"""Counts as units write them: Chinese numerals with measure words are read (with a 提醒 showing the reading);
+vague amounts are refused with a request for an exact number."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import fill
+from tuanjian_xlsx.normalise import as_number, chinese_number
+from tuanjian_xlsx.validate import validate_file
+
+AT = {"field": "团员青年"}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("十", 10), ("十五", 15), ("二十三", 23), ("一百零二", 102), ("两", 2), ("两百", 200), ("一百一十", 110),
+    ("三千零五", 3005), ("一万二千", 12000), ("零", 0), ("〇", 0),
+])
+def test_plain_chinese_numerals(text, value):
+    assert chinese_number(text) == value
+
+
+@pytest.mark.parametrize("raw, value", [
+    ("十五人", 15), ("二十三 人", 23), ("一百零二个", 102), ("两", 2), ("两人次", 2), ("３十", None), ("５人", 5),
+    ("１２", 12), ("十五名", 15), ("三十 ", 30),
+])
+def test_numerals_with_measure_words_and_full_width_digits(raw, value):
+    got, issues = as_number(raw, AT, whole=True)
+    if value is None:
+        assert got is None and [i.code for i in issues] == ["not-a-number"]
+    else:
+        assert got == value and [i.code for i in issues] == ["normalised-number"]
+        assert f"按 {value} 读取" in issues[0].message and raw in issues[0].message
+
+
+@pytest.mark.parametrize("raw", ["三十余人", "十几", "若干", "二十多人", "约30人", "三五个"])
+def test_vague_amounts_ask_for_an_exact_number(raw):
+    got, issues = as_number(raw, AT, whole=True)
+    assert got is None and len(issues) == 1 and issues[0].severity == "error"
+    if raw != "三五个":
+        assert issues[0].code == "vague-number" and "不是确切的数，请填写具体数字" in issues[0].message
+
+
+def test_a_form_with_chinese_numerals_is_valid_with_a_warning(templates, tmp_path, builtin):
+    visit = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+             "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": "两人",
+             "团员青年": "十五人", "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
+    result = validate_file(fill(templates["visit_report"], tmp_path / "f.xlsx", visit), builtin)
+    assert result.valid and (result.records[0].values["cadre_count"], result.records[0].values["youth_count"]) == (2, 15)
+    assert sorted(i.code for i in result.issues) == ["normalised-number", "normalised-number"]
