@@ -16,7 +16,8 @@ from conftest import _norm, fill
 from tuanjian_xlsx.build import Prefill, build_template
 from tuanjian_xlsx.cells import parse_cell
 from tuanjian_xlsx.periods import parse_period
-from tuanjian_xlsx.read import PROBLEM_SHEET, open_package, read_forms
+from tuanjian_xlsx.passport import PROBLEM_SHEET
+from tuanjian_xlsx.read import open_package, read_forms
 from tuanjian_xlsx.returns import write_returns
 from tuanjian_xlsx.validate import validate_file
 
@@ -122,7 +123,7 @@ def test_corrected_return_of_a_form_is_valid_with_exactly_its_own_record(form_id
 # --- the target tracker ---------------------------------------------------------------------------------------
 
 ROW_GOOD = {"done": {"ratio": 1, "count": 3, "yesno": "是"}, "base": {"ratio": 2}, "progress": "进展情况"}
-ROW_BAD = {"done": {"ratio": "三个", "count": 2.5, "yesno": "可能"}, "base": {"ratio": -1}}
+ROW_BAD = {"done": {"ratio": "三两个", "count": 2.5, "yesno": "可能"}, "base": {"ratio": -1}}
 
 
 def _row_inputs(task) -> list[str]:

@@ -11,13 +11,14 @@ import pytest
 from conftest import fill
 from tuanjian_xlsx.build import Prefill, build_template
 from tuanjian_xlsx.filenames import safe_filename
-from tuanjian_xlsx.returns import PROBLEM_COLUMNS, write_returns
+from tuanjian_xlsx.passport import PROBLEM_COLUMNS
+from tuanjian_xlsx.returns import write_returns
 from tuanjian_xlsx.validate import validate_file
 
 BAD = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": "2026年3月5日", "姓名": "张三",
-       "走访团组织名称": "源汇区第一中学团委", "走访形式": "步行", "团干部": -2, "团员青年": "五人",
+       "走访团组织名称": "源汇区第一中学团委", "走访形式": "步行", "团干部": -2, "团员青年": "五六人",
        "基层团组织工作开展情况": "开展主题团日"}
-ERROR_CELLS = {"D6", "B8", "C9", "C10", "B12"}  # 单位职务 and 工作亮点 empty; 步行, -2, 五人 wrong
+ERROR_CELLS = {"D6", "B8", "C9", "C10", "B12"}  # 单位职务 and 工作亮点 empty; 步行, -2, 五六人 wrong
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_return_carries_values_and_marks_exactly_the_bad_cells(bad_file, builtin
     assert (ws["B4"].value, ws["B5"].value) == ("源汇区团委", "2026年3月")  # prefilled and locked
     assert ws["B4"].protection.locked
     assert (ws["B6"].value, ws["B7"].value, ws["B8"].value) == ("张三", "源汇区第一中学团委", "步行")
-    assert (ws["C9"].value, ws["C10"].value) == (-2, "五人")
+    assert (ws["C9"].value, ws["C10"].value) == (-2, "五六人")
     assert ws["D5"].value == dt.datetime(2026, 3, 5)  # read with a warning: written back as the date it means
     marked = {c.coordinate for row in ws.iter_rows() for c in row if c.comment is not None}
     assert marked == ERROR_CELLS
@@ -54,7 +55,7 @@ def test_return_carries_values_and_marks_exactly_the_bad_cells(bad_file, builtin
     got = sorted((r[1], r[2], r[4]) for r in listing[1:])
     want = sorted((i.cell, i.field, i.message if i.severity == "error" else "提醒：" + i.message) for i in result.issues)
     assert got == want
-    assert ["C10", "团员青年", "五人"] == [r for r in listing if r[1] == "C10"][0][1:4]
+    assert ["C10", "团员青年", "五六人"] == [r for r in listing if r[1] == "C10"][0][1:4]
 
     text = piece.message.read_text(encoding="utf-8-sig")
     assert text.startswith("源汇区团委：您单位报送的《附件1 团干部走基层情况报告单》（2026年3月）（文件 源汇区三月.xlsx）有 5 处需要修改：")
@@ -104,7 +105,7 @@ def test_tracker_return_cached_values_equal_libreoffice(builtin, tmp_path, libre
     ws["O3"] = dt.datetime(2026, 4, 3)
     ws[f"K{rows['1-3-2']}"], ws[f"L{rows['1-3-2']}"] = 9, 5      # above the base
     ws[f"K{rows['1-2']}"], ws[f"L{rows['1-2']}"] = 3, 4
-    ws[f"K{rows['2-3']}"] = "三个"
+    ws[f"K{rows['2-3']}"] = "三两个"
     ws[f"K{rows['1-6']}"], ws[f"L{rows['1-6']}"] = 2, 0
     ws[f"K{rows['1-3-1']}"], ws[f"L{rows['1-3-1']}"] = dt.datetime(2026, 3, 5), 4  # "3/5" typed: Excel made a date
     wb.save(tmp_path / "t.xlsx")

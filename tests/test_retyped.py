@@ -143,7 +143,7 @@ def test_an_ods_resave_is_read_by_its_names_without_a_template_warning(templates
 
 
 def test_an_ods_return_with_two_records_reads_each_sheets_local_names(templates, builtin, tmp_path, libreoffice):
-    path = fill(templates["visit_report"], tmp_path / "两次.xlsx", {**VISIT, "团员青年": "五人"})
+    path = fill(templates["visit_report"], tmp_path / "两次.xlsx", {**VISIT, "团员青年": "五六人"})
     wb = openpyxl.load_workbook(path)
     wb.copy_worksheet(wb.worksheets[0])
     wb.save(path)
