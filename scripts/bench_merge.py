@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tuanjian_xlsx.build import Filled, Prefill, build_template  # noqa: E402
-from tuanjian_xlsx.config import Workspace  # noqa: E402
+from tuanjian_xlsx.plan import Plan, Workspace  # noqa: E402
 from tuanjian_xlsx.periods import Period  # noqa: E402
 from tuanjian_xlsx.workspace import init_workspace  # noqa: E402
 
@@ -42,7 +42,7 @@ def generate(n: int, lo_share: float, dest: Path) -> Path:
     """A workspace whose inbox holds n submissions (cached: reused when it exists)."""
     ws_dir = dest / f"ws-{n}"
     stamp = ws_dir / "specs.stamp"  # a corpus made from other template versions would all be refused: remake it
-    fingerprints = ",".join(s.fingerprint for s in Workspace.builtin().current_specs())
+    fingerprints = ",".join(s.fingerprint for s in Plan.builtin().current_specs())
     if stamp.exists() and stamp.read_text() == fingerprints and len(list((ws_dir / "收件箱").iterdir())) >= n:
         return ws_dir
     shutil.rmtree(ws_dir, ignore_errors=True)

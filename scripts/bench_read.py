@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import openpyxl  # noqa: E402
 
-from tuanjian_xlsx.config import Workspace  # noqa: E402
+from tuanjian_xlsx.plan import Plan  # noqa: E402
 from tuanjian_xlsx.read import open_package, read_forms  # noqa: E402
 from tuanjian_xlsx.validate import validate_file  # noqa: E402
 
 
 def filled_file(tmp: Path) -> Path:
-    ws = Workspace.builtin()
+    ws = Plan.builtin()
     src = ws.registry.template_path(ws.spec("visit_report"))
     wb = openpyxl.load_workbook(src)
     sh = wb.worksheets[0]
@@ -52,7 +52,7 @@ def per_file_ms(fn, path: Path, n: int) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    workspace = Workspace.builtin()
+    workspace = Plan.builtin()
     spec = workspace.spec("visit_report")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

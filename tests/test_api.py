@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from conftest import fill
 from tuanjian_xlsx import api
 from tuanjian_xlsx.cli import cli
-from tuanjian_xlsx.workspace import init_workspace
 
 VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
          "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,

@@ -10,7 +10,8 @@ import pytest
 from defusedxml import ElementTree as ET
 
 from conftest import beside_label
-from tuanjian_xlsx.build import PASSPORT_KEYS, Prefill, build_template
+from tuanjian_xlsx.build import Prefill, build_template
+from tuanjian_xlsx.passport import PASSPORT_KEYS
 from tuanjian_xlsx.selfcheck import summary_text
 
 FORMS = ["visit_report", "observation_report"]
@@ -207,7 +208,7 @@ def test_page_setup(templates, registry):
 
 
 def test_user_text_starting_with_equals_is_never_a_formula(builtin, tmp_path):
-    from tuanjian_xlsx.config import Unit
+    from tuanjian_xlsx.roster import Unit
 
     spec = builtin.registry.get("visit_report", 1)
     roster = builtin.roster.model_copy(update={"units": [Unit(id="x", name="=1+1", type="县区团委")]})

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import openpyxl
-import pytest
 
 from conftest import fill
 from tuanjian_xlsx.distribute import distribute

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tuanjian_xlsx.cli import main, reports_errors
-from tuanjian_xlsx.config import Workspace
+from tuanjian_xlsx.plan import Workspace
 from tuanjian_xlsx.issues import ConfigError, TuanjianError
 from tuanjian_xlsx.periods import FIRST_DAY, FIRST_YEAR, LAST_DAY, LAST_YEAR, Period, parse_period
 from tuanjian_xlsx.workspace import init_workspace

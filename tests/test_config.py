@@ -7,8 +7,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tuanjian_xlsx.config import DATA, Workspace, load_settings
 from tuanjian_xlsx.issues import ConfigError
+from tuanjian_xlsx.plan import Workspace
+from tuanjian_xlsx.settings import DATA, load_settings
 from tuanjian_xlsx.workspace import init_workspace
 
 
@@ -212,3 +213,32 @@ def test_unwritable_target_is_a_chinese_issue(tmp_path):
     (issue,) = exc.value.issues
     assert issue.code == "file-locked" and issue.message.startswith(f"无法写入 {target}（")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["汇总.xlsx"]  # no temporary file left behind
+
+
+# --- the plan and the workspace -----------------------------------------------------------------------
+
+
+def test_a_workspace_is_a_plan_in_a_folder(tmp_path, builtin):
+    from tuanjian_xlsx.plan import Plan
+
+    ws = Workspace.of(builtin, tmp_path)
+    assert isinstance(ws, Plan) and ws.root == tmp_path and ws.folder("inbox") == tmp_path / "收件箱"
+    assert (ws.settings, ws.roster, ws.registry) == (builtin.settings, builtin.roster, builtin.registry)
+    assert not hasattr(builtin, "root") and not hasattr(builtin, "folder")
+    assert builtin.distributed_on("visit_report", 1) is None  # no workspace: nothing was distributed
+
+
+def test_the_first_distribution_day_comes_from_the_ledger(tmp_path, builtin):
+    import datetime as dt
+
+    from tuanjian_xlsx.ledger import Ledger
+
+    ws = Workspace.of(builtin, tmp_path)
+    assert ws.distributed_on("visit_report", 2) is None
+    assert not (tmp_path / ".tuanjian").exists()  # asking creates no ledger
+    with Ledger(tmp_path) as ledger:
+        ledger.note_sent("yuanhui", "visit_report", 2, "2026-03", dt.date(2026, 4, 1))
+        ledger.note_sent("wuyang", "visit_report", 2, "2026-04", dt.date(2026, 5, 1))  # the first day stays
+        assert (ledger.last_sent("wuyang", "visit_report"), ledger.last_sent("wuyang", "observation_report")) == (2, None)
+    assert ws.distributed_on("visit_report", 2) == "2026-04-01"
+    assert ws.distributed_on("visit_report", 1) is None

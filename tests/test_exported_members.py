@@ -11,7 +11,7 @@ def test_library_never_imports_click_or_prints():
     import ast
     from pathlib import Path
 
-    for path in Path(tuanjian_xlsx.__file__).parent.glob("*.py"):
+    for path in Path(tuanjian_xlsx.__file__).parent.rglob("*.py"):
         if path.name in ("cli.py", "__main__.py"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))

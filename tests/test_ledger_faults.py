@@ -50,7 +50,7 @@ def _visit(ws, unit, n: int, *, valid: bool = True) -> bytes:
 def merged(tmp_path_factory) -> Path:
     """A workspace after one real merge: two plain files (one invalid), and a zip holding a third file and a member
     refused before reading (its path leaves the folder)."""
-    from tuanjian_xlsx.config import Workspace
+    from tuanjian_xlsx.plan import Workspace
     from tuanjian_xlsx.merge import merge
     from tuanjian_xlsx.workspace import init_workspace
 

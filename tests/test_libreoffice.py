@@ -115,9 +115,9 @@ def test_tracker_formulas_compute_in_libreoffice(templates, libreoffice, tmp_pat
 
 
 def registry_tasks(spec):
-    from tuanjian_xlsx.config import Workspace
+    from tuanjian_xlsx.plan import Plan
 
-    return Workspace.builtin().roster.tasks
+    return Plan.builtin().roster.tasks
 
 
 def _props(path) -> dict[str, str]:

@@ -18,7 +18,7 @@ import pytest
 from tuanjian_xlsx import master as master_module
 from tuanjian_xlsx.build import Prefill, build_template
 from tuanjian_xlsx.cells import col_to_letters
-from tuanjian_xlsx.config import Workspace
+from tuanjian_xlsx.plan import Workspace
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
 

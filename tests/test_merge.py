@@ -65,7 +65,7 @@ def _independent_visits(manifest) -> dict[tuple[str, str], list[int]]:
     for m in sorted(manifest, key=lambda m: m["received"]):
         if m["form_id"] != "visit_report":
             continue
-        if any(not isinstance(r["youth_count"], int) for r in m["records"]):  # the one sent with 十五人
+        if any(not isinstance(r["youth_count"], int) for r in m["records"]):  # the one sent with 十几人
             continue
         places = {fold(r["org_name"]) for r in m["records"]}
         for place in places:
@@ -262,7 +262,7 @@ def test_odd_names_zero_bases_and_empty_sheets_recalculate_to_cached_values(tmp_
     import openpyxl as ox
 
     from tuanjian_xlsx.build import Prefill, build_template
-    from tuanjian_xlsx.config import Workspace
+    from tuanjian_xlsx.plan import Workspace
     from tuanjian_xlsx.workspace import init_workspace
 
     root = tmp_path / "ws"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import fill, triples
 from tuanjian_xlsx.cli import cli
-from tuanjian_xlsx.config import Workspace
+from tuanjian_xlsx.plan import Workspace
 from tuanjian_xlsx.distribute import distribute
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.validate import validate_file

@@ -32,7 +32,7 @@ def test_open_without_excel_says_so_and_gives_the_path(tmp_path):
 def test_library_never_imports_xlwings():
     import ast
 
-    for path in (ROOT / "tuanjian_xlsx").glob("*.py"):
+    for path in (ROOT / "tuanjian_xlsx").rglob("*.py"):
         if path.name == "excel.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

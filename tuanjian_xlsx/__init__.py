@@ -3,9 +3,11 @@
 __version__ = "0.1.0"
 
 from .build import Prefill, build_template, build_templates
-from .config import Roster, Settings, Workspace
 from .issues import ConfigError, Issue, Report, TuanjianError
 from .periods import Period, parse_period
+from .plan import Plan, Workspace
+from .roster import Roster
+from .settings import Settings
 from .specs import FormSpec, SpecRegistry, TableSpec, load_spec
 from .workspace import build_workspace_templates, init_workspace, list_templates
 
@@ -14,6 +16,7 @@ __all__ = [
     "FormSpec",
     "Issue",
     "Period",
+    "Plan",
     "Prefill",
     "Report",
     "Roster",

@@ -56,7 +56,7 @@ class Initialised(Result):
 
 
 def init(directory: Path) -> Initialised:
-    from .config import FOLDER_KEYS
+    from .settings import FOLDER_KEYS
     from .workspace import init_workspace
 
     ws = init_workspace(directory)
@@ -101,20 +101,20 @@ def list_templates() -> TemplateList:
 
 @dataclass
 class TemplateDiff(Result):
-    changes: list[str]
+    diff: object  # versions.SpecDiff: change records, rendered by it
 
     def lines(self) -> list[str]:
-        return self.changes
+        return self.diff.lines()
 
     def to_dict(self) -> dict:
-        return {"changes": self.changes}
+        return self.diff.to_dict()
 
 
 def diff_templates(form_id: str, old: int, new: int) -> TemplateDiff:
     from .specs import SpecRegistry
-    from .versions import diff_specs
+    from .versions import spec_changes
 
-    return TemplateDiff(diff_specs(SpecRegistry(), form_id, old, new))
+    return TemplateDiff(spec_changes(SpecRegistry(), form_id, old, new))
 
 
 @dataclass
@@ -199,7 +199,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     excel_note = None
     if open_excel:
         from . import excel
-        from .config import Workspace
+        from .plan import Workspace
 
         excel_note = excel.unavailable()
         if excel_note is None:  # Excel would keep the old master locked: close it first, saving nothing

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .config import Workspace
+from .plan import Plan, Workspace
 from .intake import Submission, load
 from .isolation import Crashed, Workers
 from .issues import Issue
@@ -20,16 +20,16 @@ from .validate import FileResult, validate_file
 PARALLEL_FROM = 64  # below this, a second worker process costs more than it saves
 
 
-def worker_workspace(root: str | None) -> Workspace:
+def worker_workspace(root: str | None) -> Plan:
     """What a worker loads once: the workspace at `root`, or the built-in default plan."""
-    return Workspace.load(Path(root)) if root else Workspace.builtin()
+    return Workspace.load(Path(root)) if root else Plan.builtin()
 
 
-def _workers(ws: Workspace, n_jobs: int, fn) -> Workers:
+def _workers(ws: Plan, n_jobs: int, fn) -> Workers:
     import python_calamine  # noqa: F401 — loaded once here, so forked workers start with it
 
     count = min(os.cpu_count() or 1, 8) if n_jobs >= PARALLEL_FROM else 1
-    return Workers(count, worker_workspace, (str(ws.root) if ws.root is not None else None,), fn)
+    return Workers(count, worker_workspace, (str(ws.root) if isinstance(ws, Workspace) else None,), fn)
 
 
 def job(sub: Submission, data: bytes, received: dt.date | None) -> tuple:
@@ -38,7 +38,7 @@ def job(sub: Submission, data: bytes, received: dt.date | None) -> tuple:
     return str(sub.source or sub.path), data, sub.name, sub.sender, sub.notes, received
 
 
-def validated(ws: Workspace, job: tuple) -> FileResult:
+def validated(ws: Plan, job: tuple) -> FileResult:
     """In a worker: one submission read and checked (and its sender compared with the roster's address); what
     intake noticed about its arrival is added to its issues."""
     path_text, data, name, sender, notes, received = job
@@ -59,7 +59,7 @@ def crashed(name: str, path: str, reason: str) -> FileResult:
     return FileResult(path=Path(path), file=name, issues=[Issue.make("reader-crashed", file=name, reason=reason)])
 
 
-def validate_many(ws: Workspace, subs: list[Submission], today: dt.date | None = None,
+def validate_many(ws: Plan, subs: list[Submission], today: dt.date | None = None,
                   progress=None) -> list[FileResult]:
     """Every submission validated in isolation, results in the order given (refusals need no reading); each
     counts as received on its mail's date, else `today`."""

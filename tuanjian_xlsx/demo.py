@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 
 from .build import Prefill, build_template, build_templates
-from .config import Workspace
+from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .merge import MergeResult, merge
 from .periods import Period
@@ -24,6 +24,8 @@ from .workspace import init_workspace
 AS_OF = dt.date(2026, 7, 15)
 START = "2026-01"
 SEED = 20200703
+# The plan's forms this scenario fills (the values it makes up are their fields'), by their part in it.
+VISITS, OBSERVATIONS, TARGETS = "visit_report", "observation_report", "target_tracker"
 
 ORGS = ["第一中学团委", "实验中学团委", "职业技术学校团委", "工业园区团工委", "人民医院团支部", "城关镇团委",
         "商务区青年之家", "农商银行团支部", "交通运输局团支部", "新时代文明实践站"]
@@ -107,16 +109,15 @@ def run_demo(root: Path) -> DemoResult:
         manifest.append({"path": path, "unit": unit.name, "form_id": spec.form_id, "period": period.code,
                          "received": when, "tag": tag, "records": records})
 
-    visit = ws.spec("visit_report")
+    visit = ws.spec(VISITS)
     missing = {("舞阳县团委", 5), ("统战部", 6), ("市青年创业服务中心（市志愿者服务中心）", 6), ("西城区团工委", 6)}
     late = {("召陵区团委", 3), ("青发部", 4), ("临颍县团委", 6), ("宣传部", 2)}
     for month in range(1, 7):
         period = Period(2026, "month", month)
-        for unit in ws.roster.units_filing("visit_report"):
+        for unit in ws.roster.units_filing(visit.form_id):
             if (unit.name, month) in missing:
                 continue
-            rule = ws.roster.rule(unit.type, "visit_report")
-            due = period.due(rule.day, rule.month_offset)
+            due = ws.roster.due(unit, visit.form_id, period)
             when = _received(rng, due, (unit.name, month) in late)
             if (unit.name, month) == ("西城区团工委", 2):  # retyped from the Word attachment: no passport
                 rec = _visit(rng, period)
@@ -124,7 +125,7 @@ def run_demo(root: Path) -> DemoResult:
                 continue
             records = [_visit(rng, period) for _ in range(rng.choice([1, 1, 2]))]
             if (unit.name, month) == ("临颍县团委", 4):  # invalid first, corrected two days later
-                bad = dict(records[0], youth_count="十五人")
+                bad = dict(records[0], youth_count="十几人")  # not an exact number: refused
                 send(unit, visit, period, [bad] + records[1:], when, "初报")
                 send(unit, visit, period, records, when + dt.timedelta(days=2), "更正")
                 continue
@@ -133,25 +134,23 @@ def run_demo(root: Path) -> DemoResult:
                 again = [dict(records[0], cadre_count=records[0]["cadre_count"] + 2)] + records[1:]
                 send(unit, visit, period, again, when + dt.timedelta(days=1), "重报")
 
-    observation = ws.spec("observation_report")
-    tracker = ws.spec("target_tracker")
+    observation = ws.spec(OBSERVATIONS)
+    tracker = ws.spec(TARGETS)
     for q in (1, 2):
         period = Period(2026, "quarter", q)
-        for unit in ws.roster.units_filing("observation_report"):
+        for unit in ws.roster.units_filing(observation.form_id):
             if (unit.name, q) in {("社联部", 2), ("召陵区团委", 2)}:
                 continue
-            rule = ws.roster.rule(unit.type, "observation_report")
-            when = _received(rng, period.due(rule.day, rule.month_offset), (unit.name, q) == ("学校部", 1))
+            when = _received(rng, ws.roster.due(unit, observation.form_id, period), (unit.name, q) == ("学校部", 1))
             rec = {"fill_date": dt.datetime(2026, 3 * q, rng.randint(15, 25)), "department": unit.name,
                    "participants": "、".join(rng.sample(["王磊", "李静", "张伟", "刘洋", "陈晨", "赵敏"], 3)),
                    "sites": f"{rng.choice(ORGS)}：{rng.choice(WORK)}", "highlights": rng.choice(HIGHLIGHTS),
                    "problems": rng.choice(PROBLEMS), "measures": rng.choice(MEASURES)}
             send(unit, observation, period, [rec], when, "观摩")
-        for unit in ws.roster.units_filing("target_tracker"):
+        for unit in ws.roster.units_filing(tracker.form_id):
             if (unit.name, q) == ("市教育局青工委", 2):
                 continue
-            rule = ws.roster.rule(unit.type, "target_tracker")
-            when = _received(rng, period.due(rule.day, rule.month_offset), (unit.name, q) == ("经济技术开发区团工委", 2))
+            when = _received(rng, ws.roster.due(unit, tracker.form_id, period), (unit.name, q) == ("经济技术开发区团工委", 2))
             copy = build_template(tracker, ws.roster, prefill=Prefill(unit, period.code, period.label))
             rows = _tracker_values(rng, ws, unit, q)
             send(unit, tracker, period, rows, when, "台账", _fill_tracker(copy, tracker, rows, period))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .build import Prefill, build_template
-from .config import Unit, Workspace
+from .plan import Workspace
+from .roster import Unit
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .mail import Outgoing, SendReport, send_all
@@ -47,7 +48,7 @@ class Distribution:
 def distribute(root: Path, period: str, *, forms: list[str] | None = None, units: list[str] | None = None,
                out: Path | None = None, make_zip: bool = False, send: bool = False,
                now: dt.datetime | None = None) -> Distribution:
-    """Write every unit's copies of the forms due for `period` (a month: 附件1; a quarter: 附件2 and the tracker).
+    """Write every unit's copies of the forms due for `period` (those whose due rule has the period's kind).
     `now` is when this happens: the day a version was first distributed is recorded from it (not without it)."""
     ws = Workspace.load(root)
     p = parse_period(period)
@@ -67,7 +68,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                 rule = ws.roster.rule(unit.type, spec.form_id)
                 if rule is None or _KIND[rule.cadence] != p.kind:
                     continue
-                due = p.due(rule.day, rule.month_offset)
+                due = ws.roster.due(unit, spec.form_id, p)
                 data = build_template(spec, ws.roster, prefill=Prefill(unit, p.code, p.label, due),
                                       password=ws.settings.protection.password)
                 name = safe_filename(f"{unit.name}_{p.label}_{spec.file_stem}_v{spec.version}") + ".xlsx"
@@ -116,8 +117,8 @@ def _units(ws: Workspace, wanted: list[str] | None) -> list[Unit]:
 
 
 def _changed(ledger: Ledger, unit: Unit, spec, registry) -> str:
-    """What changed since the version this unit last received."""
-    from .versions import diff_specs
+    """What changed since the version this unit last received (where a field moved is for the template to show)."""
+    from .versions import spec_changes
 
     last = ledger.get(f"distributed:{unit.id}:{spec.form_id}")
     if last is None:
@@ -125,10 +126,10 @@ def _changed(ledger: Ledger, unit: Unit, spec, registry) -> str:
     version = int(last.split()[0])
     if version == spec.version:
         return f"与上次下发的第 {version} 版相同。"
-    changes = [line.strip() for line in diff_specs(registry, spec.form_id, version, spec.version)[1:]
-               if not line.strip().startswith("第 ")]
+    changes = [c.text() for c in spec_changes(registry, spec.form_id, version, spec.version).changes
+               if c.kind != "moved"]
     return (f"模板由第 {version} 版更新为第 {spec.version} 版，请改用本次附上的新表，不要再用旧表。变化："
-            + "；".join(c for c in changes if "”位置：" not in c) + "。")
+            + ("；".join(changes) or "字段没有变化") + "。")
 
 
 def _instructions(ws: Workspace, pkg: UnitPackage, p: Period) -> str:
@@ -141,8 +142,8 @@ def _instructions(ws: Workspace, pkg: UnitPackage, p: Period) -> str:
             f"   截止日期：{due.year}年{due.month}月{due.day}日；{changed}",
             f"   必填：{required}。" if spec.kind == "form" else "   按行填写本单位各项任务的完成数、基数和进展情况。",
         ]
-        if spec.form_id == "visit_report":
-            lines.append("   每次走访填一张；同一期有多次走访时，右键工作表标签 → 移动或复制 → 建立副本，每张表填一次。")
+        if spec.instructions:
+            lines.append(f"   {spec.instructions}")
     lines += [
         "",
         "填写说明：单位、报送期和截止日期已填好，不要改动；表格最上方的“自查”一行会提示还有几项没填、几项格式有误，变红的格子需要修改。",

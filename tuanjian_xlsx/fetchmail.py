@@ -13,7 +13,8 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Mail, Workspace
+from .plan import Workspace
+from .settings import Mail
 from .intake import Submission, local_time, message_id, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger

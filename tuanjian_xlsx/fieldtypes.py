@@ -18,6 +18,7 @@ from typing import Callable
 
 from . import formulas as F
 from .normalise import MAX_SERIAL, UNIT_WORDS, as_choice, as_date, as_number, as_period, as_text
+from .passport import list_name
 from .xlsxio import excel_serial
 
 # A filled cell's 自查 verdict: right (""), to be retyped though the validator will read it (需改), or wrong (有误).
@@ -266,7 +267,7 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
         classify=_choice,
         validation={"validate": "list"},
         error="“{label}”请选择“是”或“否”。",
-        choices=YES_NO, list_name="tj_list_yes_no",
+        choices=YES_NO, list_name=list_name("yes_no"),
         lenient="多了空格的“是”“否”：系统读取并提醒；表内自查请从下拉列表选择",
         differences=(_SPACES_ONLY,)),
     FieldType(

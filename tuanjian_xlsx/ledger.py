@@ -208,8 +208,13 @@ class Ledger:
             row = self.db.execute("SELECT id FROM files WHERE sha256 = ?", (sha256,)).fetchone()
         return row[0] if row else None
 
+    @property
+    def archive_dir(self) -> Path:
+        """Where originals are kept, named by their sha256."""
+        return self.dir / ARCHIVE_DIR
+
     def archive_path(self, sha256: str, ext: str) -> Path:
-        return self.dir / ARCHIVE_DIR / f"{sha256}{ext}"
+        return self.archive_dir / f"{sha256}{ext}"
 
     def rearchive(self, sha256: str, data: bytes) -> bool:
         """A known file seen again: if its archived original is gone (deleted, or its bytes no longer match),
@@ -286,6 +291,31 @@ class Ledger:
         with self.transaction():
             self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
                             (key, value, value))
+
+    # what the workspace remembers between runs: the meta keys are this class's own, callers use these names
+
+    def note_sent(self, unit_id: str, form_id: str, version: int, period: str, day: dt.date | None) -> None:
+        """A unit was sent `version` of a form for `period` (kept for "what changed" next time); `day` becomes the
+        version's first distribution day unless one is known."""
+        self.put(f"distributed:{unit_id}:{form_id}", f"{version} {period}")
+        if day is not None and self.first_distributed(form_id, version) is None:
+            self.put(f"first-distributed:{form_id}:{version}", day.isoformat())
+
+    def last_sent(self, unit_id: str, form_id: str) -> int | None:
+        """The version of a form a unit was last sent, if it was ever sent one."""
+        last = self.get(f"distributed:{unit_id}:{form_id}")
+        return int(last.split()[0]) if last else None
+
+    def first_distributed(self, form_id: str, version: int) -> str | None:
+        """The day (ISO) a version of a form was first distributed, if this ledger knows."""
+        return self.get(f"first-distributed:{form_id}:{version}")
+
+    def master_made_from(self) -> str | None:
+        """What the last master written was made from (see merge)."""
+        return self.get("master")
+
+    def note_master(self, made_from: str) -> None:
+        self.put("master", made_from)
 
     def mail_taken(self, key: str) -> bool:
         with _faults(self):

@@ -23,6 +23,7 @@ from .intake import CONTAINERS, Submission, expand  # containers are kept as rec
 from .issues import Issue, TuanjianError
 from .ledger import (ARCHIVE_DIR, LEDGER_DIR, LEDGER_FILE, LEDGER_SHOWN, MIGRATIONS, TEMP_MAX_AGE, Ledger,
                      _fault, _os_issue, connect_readonly, refusal_key, temp_files)
+from .plan import Workspace
 
 _ARCHIVED = re.compile(r"([0-9a-f]{64})(\.[^.]+)?")
 ARCHIVE_SHOWN = f"{LEDGER_DIR}/{ARCHIVE_DIR}"
@@ -285,8 +286,6 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
     Received times: what the old ledger still says; else a mail's date; else when the original was archived (its
     mtime: it was archived when first registered). Invalid files count as returned: their 退回件 were written when
     they first came. Run it while no other tuanjian uses the workspace."""
-    from .config import Workspace
-
     ws = Workspace.load(root)
     led = ws.root / LEDGER_DIR
     path = led / LEDGER_FILE

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-from .config import Mail, Unit
+from .roster import Unit
+from .settings import Mail
 from .issues import Issue, TuanjianError
 
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")

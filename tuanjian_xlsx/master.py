@@ -14,14 +14,16 @@ import unicodedata
 from dataclasses import dataclass
 
 from . import formulas as F
-from .config import Task, Workspace
-from .issues import KINDS_ZH
+from .plan import Workspace
+from .roster import Task
+from .issues import KINDS_ZH, ConfigError, Issue
 from .ledger import RECEIVED_BASES, FileRow
 from .periods import Period, parse_period
-from .status import STATUS_ZH, Effective, StatusItem, effective, period_order, statuses
+from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
+from .status import STATUS_ZH, Effective, StatusItem, effective, forms_in_use, period_order, statuses
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
-SHEETS = ("总览", "报送情况", "走基层明细", "走基层统计", "观摩明细", "观摩统计", "目标进度", "目标汇总", "问题清单", "来源")
+OVERVIEW, STATUS, ISSUES, SOURCES = "总览", "报送情况", "问题清单", "来源"  # every form's sheets stand between
 # Column widths, in characters. A landscape A4 page holds about DETAIL_BUDGET of them at a readable scale: the
 # detail sheets' long texts share what the other columns leave, and wrap.
 UNIT_WIDTH, TYPE_WIDTH = 21, 12  # 城乡一体化示范区团工委, 功能区团工委 on one line
@@ -179,6 +181,38 @@ WRAPPED = {"cell": (11, 14), "center": (11, 14), "wrap": (11, 14), "head": (11.5
 DEFAULT_WIDTH = 8.43
 
 
+@dataclass(frozen=True)
+class Col:
+    id: str
+    title: str
+    width: float | None = None
+
+
+class Columns:
+    """A sheet's columns by id: where each stands, its heading, its width. Code says PROGRESS["done"], never 6."""
+
+    def __init__(self, *cols: Col):
+        self.cols = cols
+        self._at = {c.id: i for i, c in enumerate(cols)}
+
+    def __getitem__(self, col_id: str) -> int:
+        return self._at[col_id]
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    @property
+    def titles(self) -> list[str]:
+        return [c.title for c in self.cols]
+
+    @property
+    def widths(self) -> list[float]:
+        out = [c.width for c in self.cols if c.width is not None]
+        if len(out) != len(self.cols):
+            raise ValueError("a column without a width")
+        return out
+
+
 def text_lines(text: str, width: float, size: float = 11) -> int:
     """How many lines `text` takes wrapped in a column `width` characters wide, as Excel shows it with 仿宋: a
     Chinese character is as wide as its point size, a Latin one half that, a width unit is 6 points (a digit of
@@ -222,7 +256,8 @@ def _status_sheet(sh: Sheet, ws: Workspace, items: list[StatusItem]) -> list[For
     sh.width(0, 0, UNIT_WIDTH)
     sh.width(1, 1, TYPE_WIDTH)
     r = 2
-    for spec in ws.current_specs():
+    order = ws.registry.form_ids
+    for spec in sorted(ws.current_specs(), key=lambda s: order.index(s.form_id)):  # the plan's order
         mine = [i for i in items if i.form_id == spec.form_id]
         if not mine:
             continue
@@ -287,13 +322,18 @@ def _detail_columns(ws: Workspace, form_id: str) -> list[tuple[str, str, str]]:
     return [(fid, label, t) for fid, (label, t) in out.items()]
 
 
+DETAIL_LEAD = Columns(Col("unit", "单位", 12), Col("unit_no", "单位序号", 4), Col("unit_type", "单位类型", 7),
+                      Col("period", "报送期", 8.5), Col("period_key", "期序", 6.5))
+DETAIL_TAIL = Columns(Col("version", "版本", 4), Col("file", "来源文件", 14), Col("received", "收到时间", 16.5))
+
+
 def _detail_widths(types: list[str]) -> list[float]:
     """The detail sheet's widths for its fields' types: what the page has left goes to the long texts."""
-    lead = [12, 4, 7, 8.5, 6.5]  # 单位 单位序号 单位类型 报送期 期序
+    lead = DETAIL_LEAD.widths
     fixed = [DETAIL_WIDTHS.get(t, 8) for t in types if t != "long_text"]
     n_long = types.count("long_text")
     long = min(26, max(14, (DETAIL_BUDGET - sum(lead) - sum(fixed)) / max(n_long, 1)))
-    return lead + [long if t == "long_text" else DETAIL_WIDTHS.get(t, 8) for t in types] + [4, 14, 16.5]
+    return lead + [long if t == "long_text" else DETAIL_WIDTHS.get(t, 8) for t in types] + DETAIL_TAIL.widths
 
 
 def _value(v, ftype: str):
@@ -307,90 +347,127 @@ def _value(v, ftype: str):
     return v
 
 
-def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]]) -> dict:
+@dataclass
+class Detail:
+    """Where a detail sheet's records stand, for the statistics' formulas over it."""
+
+    sheet: Sheet
+    first: int
+    last: int
+    cols: dict[str, int]  # 'unit_no', 'period_key' and each field id -> column
+
+    def rng(self, col_id: str) -> F.Range:
+        return self.sheet.col(self.cols[col_id], self.first, self.last)
+
+
+def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]]) -> Detail:
     """One row per record, every field; 单位序号 and 期序 are numbers for the statistics' criteria (a unit's name
     could hold * or ? and a period like 2026-03 may be read as a date: numbers match exactly everywhere)."""
     fields = _detail_columns(ws, form_id)
-    titles = (["单位", "单位序号", "单位类型", "报送期", "期序"] + [label for _, label, _ in fields]
-              + ["版本", "来源文件", "收到时间"])
-    sh.header(0, titles, _detail_widths([t for _, _, t in fields]))
+    cols = Columns(*DETAIL_LEAD.cols, *(Col("field:" + fid, label) for fid, label, _ in fields), *DETAIL_TAIL.cols)
+    sh.header(0, cols.titles, _detail_widths([t for _, _, t in fields]))
     units = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
-    n = 5 + len(fields)  # 版本, 来源文件, 收到时间
     for k, (f, rec) in enumerate(rows, start=1):
         p = parse_period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
-        sh.put(k, 0, f.unit)
-        sh.put(k, 1, number, "int")
-        sh.put(k, 2, utype, "center")
-        sh.put(k, 3, p.label if p else f.period, "center")
-        sh.put(k, 4, period_key(p) if p else None, "int")
-        for j, (fid, _, t) in enumerate(fields, start=5):
+        sh.put(k, cols["unit"], f.unit)
+        sh.put(k, cols["unit_no"], number, "int")
+        sh.put(k, cols["unit_type"], utype, "center")
+        sh.put(k, cols["period"], p.label if p else f.period, "center")
+        sh.put(k, cols["period_key"], period_key(p) if p else None, "int")
+        for fid, _, t in fields:
             v = _value(rec.get(fid), t)
-            sh.put(k, j, v, "date" if t == "date" else "num" if t in ("integer", "number") else
+            sh.put(k, cols["field:" + fid], v, "date" if t == "date" else "num" if t in ("integer", "number") else
                    "wrap" if t == "long_text" else "cell")
-        sh.put(k, n, f.version, "int")
-        sh.put(k, n + 1, f.name)
-        sh.put(k, n + 2, f.received_at, "time")
+        sh.put(k, cols["version"], f.version, "int")
+        sh.put(k, cols["file"], f.name)
+        sh.put(k, cols["received"], f.received_at, "time")
     last = max(len(rows), 1)
-    sh.table(0, last, len(titles), last_col=n - 1)  # 版本, 来源文件 and 收到时间 are on screen and in 来源
-    col = {fid: 5 + j for j, (fid, _, _) in enumerate(fields)}
-    return {"first": 1, "last": last, "unit_no": 1, "key": 4, **col}
+    # 版本, 来源文件 and 收到时间 are on screen and in 来源, not on paper
+    sh.table(0, last, len(cols), last_col=cols["version"] - 1)
+    keys = {"unit_no": cols["unit_no"], "period_key": cols["period_key"]}
+    return Detail(sh, 1, last, keys | {fid: cols["field:" + fid] for fid, _, _ in fields})
 
 
-def _visit_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, items: list[StatusItem]) -> None:
-    titles = ["单位", "单位序号", "单位类型", "月份", "期序", "走访次数", "团干部人数", "团员青年人数", "每月应走访",
-              "是否达标"]
-    sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH, 9, 6.5, 6, 6, 7, 6, 6.5])
-    months = sorted({i.period for i in items if i.form_id == "visit_report" and i.period.kind == "month"},
-                    key=period_order)
+def _form_periods(spec, items: list[StatusItem]) -> list[Period]:
+    return sorted({i.period for i in items if i.form_id == spec.form_id}, key=period_order)
+
+
+def _stats_by_period(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: Detail,
+                     items: list[StatusItem]) -> None:
+    """A row per unit and period: the count of its records, the sums, and against the unit type's minimum 是否达标."""
+    cols = Columns(Col("unit", "单位", UNIT_WIDTH), Col("unit_no", "单位序号", 4.5), Col("unit_type", "单位类型", TYPE_WIDTH),
+                   Col("period", stats.period_heading, 9), Col("period_key", "期序", 6.5),
+                   Col("count", stats.count_heading, 6), *(Col("sum:" + s.field, s.heading, s.width) for s in stats.sums),
+                   *((Col("minimum", stats.minimum_heading, 6), Col("met", "是否达标", 6.5)) if stats.minimum else ()))
+    sh.header(0, cols.titles, cols.widths)
+    periods = _form_periods(spec, items)
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
-    rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
     r = 1
-    for u in ws.roster.units_filing("visit_report"):
-        owed = ws.roster.unit_type(u.type).min_visits if ws.roster.unit_type(u.type) else None
-        for p in months:
-            sh.put(r, 0, u.name)
-            sh.put(r, 1, number[u.id], "int")
-            sh.put(r, 2, u.type, "center")
-            sh.put(r, 3, p.label, "center")
-            sh.put(r, 4, period_key(p), "int")
-            crit = (rng(pos["unit_no"]), F.ref(r, 1, absolute=True), rng(pos["key"]), F.ref(r, 4, absolute=True))
-            sh.formula(r, 5, F.COUNTIFS(*crit), "int")
-            sh.formula(r, 6, F.SUMIFS(rng(pos["cadre_count"]), *crit), "int")
-            sh.formula(r, 7, F.SUMIFS(rng(pos["youth_count"]), *crit), "int")
-            sh.put(r, 8, owed, "int")
-            n, i = F.ref(r, 5, absolute=True), F.ref(r, 8, absolute=True)
-            sh.formula(r, 9, F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", "未达标")), "center")
+    for u in ws.roster.units_filing(spec.form_id):
+        utype = ws.roster.unit_type(u.type)
+        owed = getattr(utype, stats.minimum) if stats.minimum and utype else None
+        for p in periods:
+            sh.put(r, cols["unit"], u.name)
+            sh.put(r, cols["unit_no"], number[u.id], "int")
+            sh.put(r, cols["unit_type"], u.type, "center")
+            sh.put(r, cols["period"], p.label, "center")
+            sh.put(r, cols["period_key"], period_key(p), "int")
+            crit = (detail.rng("unit_no"), F.ref(r, cols["unit_no"], absolute=True), detail.rng("period_key"),
+                    F.ref(r, cols["period_key"], absolute=True))
+            sh.formula(r, cols["count"], F.COUNTIFS(*crit), "int")
+            for s in stats.sums:
+                sh.formula(r, cols["sum:" + s.field], F.SUMIFS(detail.rng(s.field), *crit),
+                           "int" if spec.field(s.field).type == "integer" else "num")
+            if stats.minimum:
+                sh.put(r, cols["minimum"], owed, "int")
+                n, i = F.ref(r, cols["count"], absolute=True), F.ref(r, cols["minimum"], absolute=True)
+                sh.formula(r, cols["met"], F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", "未达标")),
+                           "center")
             r += 1
-    sh.table(0, r - 1, len(titles), landscape=False)
+    sh.table(0, r - 1, len(cols), landscape=False)
 
 
-def _observation_stats(sh: Sheet, ws: Workspace, detail: Sheet, pos: dict, items: list[StatusItem]) -> None:
-    quarters = sorted({i.period for i in items if i.form_id == "observation_report"}, key=period_order)
-    titles = ["单位", "单位序号", "单位类型"] + [f"{q.label}（期序 {period_key(q)}）" for q in quarters]
-    sh.header(0, titles, [UNIT_WIDTH, 4.5, TYPE_WIDTH] + [12] * len(quarters))
+def _stats_by_unit(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: Detail,
+                   items: list[StatusItem]) -> None:
+    """A row per unit, a column per period: how many records it filed for that period."""
+    periods = _form_periods(spec, items)
+    lead = Columns(Col("unit", "单位", UNIT_WIDTH), Col("unit_no", "单位序号", 4.5), Col("unit_type", "单位类型", TYPE_WIDTH))
+    titles = lead.titles + [f"{q.label}（期序 {period_key(q)}）" for q in periods]
+    sh.header(0, titles, lead.widths + [12] * len(periods))
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
-    rng = lambda c: detail.col(c, pos["first"], pos["last"])  # noqa: E731
-    units = ws.roster.units_filing("observation_report")
+    units = ws.roster.units_filing(spec.form_id)
     for r, u in enumerate(units, start=1):
-        sh.put(r, 0, u.name)
-        sh.put(r, 1, number[u.id], "int")
-        sh.put(r, 2, u.type, "center")
-        for j, q in enumerate(quarters, start=3):
-            unit = F.ref(r, 1, absolute=True)
-            sh.formula(r, j, F.COUNTIFS(rng(pos["unit_no"]), unit, rng(pos["key"]), period_key(q)), "int")
-    sh.put(len(units) + 2, 0, "各季度开展观摩的次数（0 = 本季度未报观摩情况）", "note")
+        sh.put(r, lead["unit"], u.name)
+        sh.put(r, lead["unit_no"], number[u.id], "int")
+        sh.put(r, lead["unit_type"], u.type, "center")
+        unit = F.ref(r, lead["unit_no"], absolute=True)
+        for j, q in enumerate(periods, start=len(lead)):
+            sh.formula(r, j, F.COUNTIFS(detail.rng("unit_no"), unit, detail.rng("period_key"), period_key(q)), "int")
+    if stats.note:
+        sh.put(len(units) + 2, 0, stats.note, "note")
     sh.ws.freeze_panes(1, 1)
-    sh.print_setup(landscape=len(quarters) > 4, title_rows=(0, 0), last_col=2 + len(quarters))
+    sh.print_setup(landscape=len(periods) > 4, title_rows=(0, 0), last_col=len(lead) - 1 + len(periods))
 
 
 # --- targets ------------------------------------------------------------------------------------------------
 
+PROGRESS = Columns(Col("code", "编号", 6), Col("indicator", "量化指标", 25), Col("kind", "指标类型", 5.5),
+                   Col("unit", "单位", UNIT_WIDTH), Col("unit_type", "单位类型", TYPE_WIDTH), Col("period", "报送期", 13),
+                   Col("done", "完成数/完成值", 7), Col("base", "基数", 6), Col("rate", "完成率", 7.5),
+                   Col("target", "目标值", 7), Col("met", "是否达标", 6.5), Col("progress", "进展情况", 24),
+                   Col("problems", "存在问题", 18))
+SUMMARY = Columns(Col("code", "编号", 6), Col("indicator", "量化指标", 24), Col("kind", "指标类型", 5.5),
+                  Col("target", "目标", 28), Col("units", "报送单位数", 7), Col("done", "全市完成数", 8),
+                  Col("base", "全市基数", 7), Col("rate", "全市完成率", 8), Col("met_units", "达标单位数", 7),
+                  Col("met", "全市是否达标", 8))
 
-def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
+
+def _tracker_rows(ws: Workspace, form_id: str, tables: dict[tuple[str, str], tuple[FileRow, list[dict]]],
+                  as_of: dt.date):
     """Per task, per unit that reports it: the latest tracker row received for a period up to the as-of date."""
     latest: dict[str, tuple[FileRow, list[dict]]] = {}
-    for (unit_id, period), (f, recs) in sorted(eff.trackers.items(), key=lambda kv: period_order(parse_period(kv[0][1]))):
+    for (unit_id, period), (f, recs) in sorted(tables.items(), key=lambda kv: period_order(parse_period(kv[0][1]))):
         p = parse_period(period)
         if p and p.first_day <= as_of:
             latest[unit_id] = (f, recs)
@@ -398,7 +475,7 @@ def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
     for task in ws.roster.tasks:
         rows = []
         for u in ws.roster.units:
-            if u.type not in task.unit_types or ws.roster.rule(u.type, "target_tracker") is None:
+            if u.type not in task.unit_types or ws.roster.rule(u.type, form_id) is None:
                 continue
             f, recs = latest.get(u.id, (None, []))
             rec = next((r for r in recs if r.get("code") == task.code), {})
@@ -407,95 +484,93 @@ def _tracker_rows(ws: Workspace, eff: Effective, as_of: dt.date):
     return out
 
 
-def _targets(sh: Sheet, city: Sheet, ws: Workspace, eff: Effective, as_of: dt.date) -> list[tuple[Task, int]]:
-    """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, 目标汇总 row) for 总览.
+def _targets(sh: Sheet, city: Sheet, ws: Workspace, form_id: str, tables: dict, as_of: dt.date) -> list[tuple[Task, F.Ref]]:
+    """目标进度 (per task × unit) and 目标汇总 (city-wide); returns the ratio tasks' (task, 全市完成率 cell) for 总览.
     完成率 and 是否达标 are spelt as the tracker spells them (`formulas.rate`, `formulas.met`)."""
-    titles = ["编号", "量化指标", "指标类型", "单位", "单位类型", "报送期", "完成数/完成值", "基数", "完成率",
-              "目标值", "是否达标", "进展情况", "存在问题"]
-    sh.header(0, titles, [6, 25, 5.5, UNIT_WIDTH, TYPE_WIDTH, 13, 7, 6, 7.5, 7, 6.5, 24, 18])
-    ctitles = ["编号", "量化指标", "指标类型", "目标", "报送单位数", "全市完成数", "全市基数", "全市完成率", "达标单位数",
-               "全市是否达标"]
-    city.header(0, ctitles, [6, 24, 5.5, 28, 7, 8, 7, 8, 7, 8])
+    P = PROGRESS
+    sh.header(0, P.titles, P.widths)
+    city.header(0, SUMMARY.titles, SUMMARY.widths)
     r, cr = 1, 1
     ratio_rows = []
-    for task, rows in _tracker_rows(ws, eff, as_of):
+    for task, rows in _tracker_rows(ws, form_id, tables, as_of):
         if not rows:
             continue
         first = r
         op = ">=" if task.comparison == ">=" else "="
         for u, f, rec in rows:
-            sh.put(r, 0, task.code, "center")
-            sh.put(r, 1, task.indicator)
-            sh.put(r, 2, KINDS_ZH[task.kind], "center")
-            sh.put(r, 3, u.name)
-            sh.put(r, 4, u.type, "center")
+            sh.put(r, P["code"], task.code, "center")
+            sh.put(r, P["indicator"], task.indicator)
+            sh.put(r, P["kind"], KINDS_ZH[task.kind], "center")
+            sh.put(r, P["unit"], u.name)
+            sh.put(r, P["unit_type"], u.type, "center")
             p = parse_period(f.period) if f else None
-            sh.put(r, 5, p.label if p else "未报", "center")
-            sh.put(r, 6, rec.get("done") if task.kind != "qualitative" else None,
+            sh.put(r, P["period"], p.label if p else "未报", "center")
+            sh.put(r, P["done"], rec.get("done") if task.kind != "qualitative" else None,
                    "num" if task.kind != "yesno" else "center")
-            sh.put(r, 7, rec.get("base") if task.kind == "ratio" else None, "num")
-            sh.put(r, 9, task.target_for(u.type), "pct" if task.kind == "ratio" else "num")
-            done, base, rate, target = (F.ref(r, c, absolute=True) for c in (6, 7, 8, 9))
+            sh.put(r, P["base"], rec.get("base") if task.kind == "ratio" else None, "num")
+            sh.put(r, P["target"], task.target_for(u.type), "pct" if task.kind == "ratio" else "num")
+            done, base, rate, target = (F.ref(r, P[c], absolute=True) for c in ("done", "base", "rate", "target"))
             if task.kind == "ratio":
-                sh.formula(r, 8, F.rate(done, base), "pct")
-                sh.formula(r, 10, F.met(rate, target, op), "center")
+                sh.formula(r, P["rate"], F.rate(done, base), "pct")
+                sh.formula(r, P["met"], F.met(rate, target, op), "center")
             elif task.kind == "count":  # 完成率 against the unit type's target, as the tracker shows it
-                sh.formula(r, 8, F.rate(done, target), "pct")
-                sh.formula(r, 10, F.met(done, target, op), "center")
+                sh.formula(r, P["rate"], F.rate(done, target), "pct")
+                sh.formula(r, P["met"], F.met(done, target, op), "center")
             elif task.kind == "yesno":
-                sh.put(r, 8, None, "pct")
-                sh.formula(r, 10, F.IF(F.cmp(done, "=", ""), "", F.IF(F.cmp(done, "=", "是"), "达标", "未达标")),
+                sh.put(r, P["rate"], None, "pct")
+                sh.formula(r, P["met"], F.IF(F.cmp(done, "=", ""), "", F.IF(F.cmp(done, "=", "是"), "达标", "未达标")),
                            "center")
             else:
-                sh.put(r, 8, None, "pct")
-                sh.put(r, 10, "—", "center")
-            sh.put(r, 11, rec.get("progress"), "wrap")
-            sh.put(r, 12, rec.get("problems"), "wrap")
+                sh.put(r, P["rate"], None, "pct")
+                sh.put(r, P["met"], "—", "center")
+            sh.put(r, P["progress"], rec.get("progress"), "wrap")
+            sh.put(r, P["problems"], rec.get("problems"), "wrap")
             r += 1
         _city_row(city, cr, task, sh, first, r - 1)
         if task.kind == "ratio":
-            ratio_rows.append((task, cr))
+            ratio_rows.append((task, city.at(cr, SUMMARY["rate"])))
         cr += 1
-    sh.table(0, r - 1, len(titles), key_cols=4)  # 编号 … 单位
-    city.table(0, cr - 1, len(ctitles), key_cols=2)
+    sh.table(0, r - 1, len(P), key_cols=P["unit"] + 1)  # 编号 … 单位
+    city.table(0, cr - 1, len(SUMMARY), key_cols=SUMMARY["indicator"] + 1)
     return ratio_rows
 
 
 def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int) -> None:
-    """Σ完成数 / Σ基数 over the units' rows, never an average of their ratios."""
-    city.put(r, 0, task.code, "center")
-    city.put(r, 1, task.indicator)
-    city.put(r, 2, KINDS_ZH[task.kind], "center")
-    city.put(r, 3, task.target_text(None) or "—", "center")
-    done_rng, base_rng = sh.col(6, first, last), sh.col(7, first, last)
-    met_rng, prog_rng = sh.col(10, first, last), sh.col(11, first, last)
+    """Σ完成数 / Σ基数 over the units' rows of 目标进度 (`sh`), never an average of their ratios."""
+    C = SUMMARY
+    city.put(r, C["code"], task.code, "center")
+    city.put(r, C["indicator"], task.indicator)
+    city.put(r, C["kind"], KINDS_ZH[task.kind], "center")
+    city.put(r, C["target"], task.target_text(None) or "—", "center")
+    done_rng, base_rng = sh.col(PROGRESS["done"], first, last), sh.col(PROGRESS["base"], first, last)
+    met_rng, prog_rng = sh.col(PROGRESS["met"], first, last), sh.col(PROGRESS["progress"], first, last)
     if task.kind == "qualitative":
-        city.formula(r, 4, F.COUNTA(prog_rng), "int")
+        city.formula(r, C["units"], F.COUNTA(prog_rng), "int")
     elif task.kind == "yesno":
-        city.formula(r, 4, _count_of(done_rng, ("是", "否")), "int")
+        city.formula(r, C["units"], _count_of(done_rng, ("是", "否")), "int")
     else:
-        city.formula(r, 4, F.COUNT(done_rng), "int")
+        city.formula(r, C["units"], F.COUNT(done_rng), "int")
     if task.kind in ("ratio", "count"):
-        city.formula(r, 5, F.SUM(done_rng), "num")
+        city.formula(r, C["done"], F.SUM(done_rng), "num")
     else:
-        city.put(r, 5, None, "num")
+        city.put(r, C["done"], None, "num")
     if task.kind == "ratio":
-        city.formula(r, 6, F.SUM(base_rng), "num")
-        city.formula(r, 7, F.rate(F.ref(r, 5, absolute=True), F.ref(r, 6, absolute=True)), "pct")
+        city.formula(r, C["base"], F.SUM(base_rng), "num")
+        city.formula(r, C["rate"], F.rate(F.ref(r, C["done"], absolute=True), F.ref(r, C["base"], absolute=True)), "pct")
     else:
-        city.put(r, 6, None, "num")
-        city.put(r, 7, None, "pct")
+        city.put(r, C["base"], None, "num")
+        city.put(r, C["rate"], None, "pct")
     if task.kind == "qualitative":
-        city.put(r, 8, None, "int")
-        city.put(r, 9, "—", "center")
+        city.put(r, C["met_units"], None, "int")
+        city.put(r, C["met"], "—", "center")
         return
-    city.formula(r, 8, F.COUNTIF(met_rng, "达标"), "int")
+    city.formula(r, C["met_units"], F.COUNTIF(met_rng, "达标"), "int")
     if task.kind == "ratio" and task.target is not None:
         op = ">=" if task.comparison == ">=" else "="
-        city.formula(r, 9, F.met(F.ref(r, 7, absolute=True), task.target, op), "center")
+        city.formula(r, C["met"], F.met(F.ref(r, C["rate"], absolute=True), task.target, op), "center")
     else:  # per-type targets, counts and yes/no: the city is 达标 when every unit is
-        every = F.cmp(F.ref(r, 8, absolute=True), "=", last - first + 1)
-        city.formula(r, 9, F.IF(every, "达标", "未达标"), "center")
+        every = F.cmp(F.ref(r, C["met_units"], absolute=True), "=", last - first + 1)
+        city.formula(r, C["met"], F.IF(every, "达标", "未达标"), "center")
 
 
 # --- 总览 ---------------------------------------------------------------------------------------------------
@@ -507,8 +582,13 @@ def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Perio
     return max(due, key=period_order) if due else block.periods[0]
 
 
+KPIS = Columns(Col("form", "报表"), Col("period", "报送期"), *(Col(t, t) for t in ("应报", "已报", "按时", "逾期", "未报")))
+ON_TIME = Columns(Col("unit", "单位"), Col("due", "应报"), Col("on_time", "按时"), Col("rate", "按时率"))
+RATIOS = Columns(Col("task", "指标"), Col("rate", "全市完成率"), Col("target", "目标"))
+
+
 def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
-              files: list[FileRow], as_of: dt.date, ratio_rows, city: Sheet) -> None:
+              files: list[FileRow], as_of: dt.date, ratio_rows: list[tuple[Task, F.Ref]]) -> None:
     org = ws.settings.organisation
     sh.width(0, 0, OVERVIEW_WIDTHS[0])
     sh.width(1, 1, 14)  # 报送期: 2026年第2季度
@@ -519,39 +599,40 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     made = (f"数据截至 {as_of.isoformat()}；据 {len(files)} 份文件生成（有效 {valid} 份，退回 {len(files) - valid} 份）"
             + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
     sh.put(1, 0, made, "note")
-    titles = ["报表", "报送期", "应报", "已报", "按时", "逾期", "未报"]
-    sh.header(3, titles)
+    sh.header(3, KPIS.titles)
     r = 4
     for b in blocks:
         p = _current(b, items, as_of)
         col = b.period_col[p.code]
         area = status_sheet.col(col, b.first_row, b.first_row + len(b.units) - 1)
-        sh.put(r, 0, b.name)
-        sh.put(r, 1, p.label, "center")
-        sh.formula(r, 2, _count_of(area, DUE), "kpi")
-        sh.formula(r, 3, _count_of(area, FILED), "kpi")
-        for j, s in enumerate(DUE, start=4):
-            sh.formula(r, j, F.COUNTIF(area, s), "kpi")
+        sh.put(r, KPIS["form"], b.name)
+        sh.put(r, KPIS["period"], p.label, "center")
+        sh.formula(r, KPIS["应报"], _count_of(area, DUE), "kpi")
+        sh.formula(r, KPIS["已报"], _count_of(area, FILED), "kpi")
+        for s in DUE:
+            sh.formula(r, KPIS[s], F.COUNTIF(area, s), "kpi")
         r += 1
 
     # each unit's on-time rate over every form: Σ按时 / Σ应报 from 报送情况
     r += 2
     sh.put(r, 0, "各单位按时报送率（全部报表，截至统计日）", "block")
     head = r + 1
-    sh.header(head, ["单位", "应报", "按时", "按时率"])
+    sh.header(head, ON_TIME.titles)
     first = head + 1
     units = list(dict.fromkeys(u for b in blocks for u in b.units))
     for k, unit in enumerate(units):
         row = first + k
         rows = [(b, b.first_row + b.units.index(unit)) for b in blocks if unit in b.units]
-        sh.put(row, 0, unit)
-        sh.formula(row, 1, F.plus(*(status_sheet.at(br, b.count_cols["应报"]) for b, br in rows)), "int")
-        sh.formula(row, 2, F.plus(*(status_sheet.at(br, b.count_cols["按时"]) for b, br in rows)), "int")
-        sh.formula(row, 3, F.rate(F.ref(row, 2), F.ref(row, 1)), "pct")
+        sh.put(row, ON_TIME["unit"], unit)
+        sh.formula(row, ON_TIME["due"], F.plus(*(status_sheet.at(br, b.count_cols["应报"]) for b, br in rows)), "int")
+        sh.formula(row, ON_TIME["on_time"], F.plus(*(status_sheet.at(br, b.count_cols["按时"]) for b, br in rows)),
+                   "int")
+        sh.formula(row, ON_TIME["rate"], F.rate(F.ref(row, ON_TIME["on_time"]), F.ref(row, ON_TIME["due"])), "pct")
     last_unit = first + len(units) - 1
     chart = wb.add_chart({"type": "bar"})
-    chart.add_series({"name": "按时报送率", "categories": sh.col(0, first, last_unit).text(),
-                      "values": sh.col(3, first, last_unit).text(), "fill": {"color": "#5B9BD5"}, "gap": 60,
+    chart.add_series({"name": "按时报送率", "categories": sh.col(ON_TIME["unit"], first, last_unit).text(),
+                      "values": sh.col(ON_TIME["rate"], first, last_unit).text(), "fill": {"color": "#5B9BD5"},
+                      "gap": 60,
                       "data_labels": _chart_labels()})
     _chart_look(chart, "各单位按时报送率")
     chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%", "major_gridlines": {"visible": True},
@@ -567,19 +648,20 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
         breaks.append(r)
         sh.put(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", "block")
         head = r + 1
-        sh.header(head, ["指标", "全市完成率", "目标"])
-        for k, (task, cr) in enumerate(ratio_rows, start=head + 1):
-            sh.put(k, 0, f"{task.code} {task.indicator}")
-            sh.formula(k, 1, city.at(cr, 7), "pct")
-            sh.put(k, 2, task.target, "pct")
+        sh.header(head, RATIOS.titles)
+        for k, (task, city_rate) in enumerate(ratio_rows, start=head + 1):
+            sh.put(k, RATIOS["task"], f"{task.code} {task.indicator}")
+            sh.formula(k, RATIOS["rate"], city_rate, "pct")
+            sh.put(k, RATIOS["target"], task.target, "pct")
         # bars, not columns: the indicators' names are long and read across, never rotated
         chart = wb.add_chart({"type": "bar"})
         n = head + len(ratio_rows)
-        chart.add_series({"name": "全市完成率", "categories": sh.col(0, head + 1, n).text(),
-                          "values": sh.col(1, head + 1, n).text(), "fill": {"color": "#70AD47"},
+        names = sh.col(RATIOS["task"], head + 1, n).text()
+        chart.add_series({"name": "全市完成率", "categories": names,
+                          "values": sh.col(RATIOS["rate"], head + 1, n).text(), "fill": {"color": "#70AD47"},
                           "data_labels": _chart_labels()})
-        chart.add_series({"name": "目标", "categories": sh.col(0, head + 1, n).text(),
-                          "values": sh.col(2, head + 1, n).text(),
+        chart.add_series({"name": "目标", "categories": names,
+                          "values": sh.col(RATIOS["target"], head + 1, n).text(),
                           "fill": {"color": "#D9D9D9"}, "border": {"color": "#7F7F7F"}, "gap": 60,
                           "data_labels": _chart_labels("#7F7F7F")})
         _chart_look(chart, "全市目标完成率与目标")
@@ -628,46 +710,93 @@ def _chart_look(chart, title: str) -> None:
 # --- 问题清单 and 来源 -----------------------------------------------------------------------------------------
 
 
+ISSUE_COLUMNS = Columns(Col("file", "文件", 22), Col("sheet", "工作表", 10), Col("cell", "单元格", 6), Col("field", "字段", 12),
+                        Col("code", "问题代码", 16), Col("severity", "类别", 5), Col("message", "说明", 56),
+                        Col("received", "收到时间", 16.5))
+SEVERITY_ZH = {"error": "错误", "warning": "提醒"}
+SOURCE_COLUMNS = Columns(Col("file", "文件", 22), Col("sha256", "SHA-256", 18), Col("received", "收到时间", 16.5),
+                         Col("basis", "时间依据", 8), Col("unit", "单位", 14), Col("form", "报表", 16),
+                         Col("period", "报送期", 9), Col("version", "版本", 4), Col("state", "状态", 6),
+                         Col("replaced_by", "被替换为", 20))  # SHA-256 in three lines
+
+
 def _issues(sh: Sheet, files: list[FileRow]) -> None:
-    titles = ["文件", "工作表", "单元格", "字段", "问题代码", "类别", "说明", "收到时间"]
-    sh.header(0, titles, [22, 10, 6, 12, 16, 5, 56, 16.5])
+    """Every issue the ledger keeps, its severity as it was recorded."""
+    C = ISSUE_COLUMNS
+    sh.header(0, C.titles, C.widths)
     r = 1
     for f in files:
         for i in f.issues:
-            sh.put(r, 0, f.name)
-            sh.put(r, 1, i.get("sheet"))
-            sh.put(r, 2, i.get("cell"), "center")
-            sh.put(r, 3, i.get("field"))
-            sh.put(r, 4, i.get("code"))
-            sh.put(r, 5, "错误" if i.get("severity") == "error" else "提醒", "center")
-            sh.put(r, 6, i.get("message"), "wrap")
-            sh.put(r, 7, f.received_at, "time")
+            sh.put(r, C["file"], f.name)
+            sh.put(r, C["sheet"], i.get("sheet"))
+            sh.put(r, C["cell"], i.get("cell"), "center")
+            sh.put(r, C["field"], i.get("field"))
+            sh.put(r, C["code"], i.get("code"))
+            sh.put(r, C["severity"], SEVERITY_ZH.get(i.get("severity") or "", "提醒"), "center")
+            sh.put(r, C["message"], i.get("message"), "wrap")
+            sh.put(r, C["received"], f.received_at, "time")
             r += 1
-    sh.table(0, r - 1, len(titles))
+    sh.table(0, r - 1, len(C))
 
 
 def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
-    titles = ["文件", "SHA-256", "收到时间", "时间依据", "单位", "报表", "报送期", "版本", "状态", "被替换为"]
-    sh.header(0, titles, [22, 18, 16.5, 8, 14, 16, 9, 4, 6, 20])  # SHA-256 in three lines
+    C = SOURCE_COLUMNS
+    sh.header(0, C.titles, C.widths)
     names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
     for r, f in enumerate(files, start=1):
         p = parse_period(f.period) if f.period else None
         state = "退回" if not f.valid else "被替换" if f.id in eff.superseded_by else "有效"
-        sh.put(r, 0, f.name)
-        sh.put(r, 1, f.sha256, "hash")
-        sh.put(r, 2, f.received_at, "time")
-        sh.put(r, 3, RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
-        sh.put(r, 4, f.unit)
-        sh.put(r, 5, forms.get(f.form_id or "", f.form_id))
-        sh.put(r, 6, p.label if p else f.period, "center")
-        sh.put(r, 7, f.version, "int")
-        sh.put(r, 8, state, "center")
-        sh.put(r, 9, names.get(eff.superseded_by.get(f.id)))
-    sh.table(0, len(files), len(titles))
+        sh.put(r, C["file"], f.name)
+        sh.put(r, C["sha256"], f.sha256, "hash")
+        sh.put(r, C["received"], f.received_at, "time")
+        sh.put(r, C["basis"], RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
+        sh.put(r, C["unit"], f.unit)
+        sh.put(r, C["form"], forms.get(f.form_id or "", f.form_id))
+        sh.put(r, C["period"], p.label if p else f.period, "center")
+        sh.put(r, C["version"], f.version, "int")
+        sh.put(r, C["state"], state, "center")
+        sh.put(r, C["replaced_by"], names.get(eff.superseded_by.get(f.id)))
+    sh.table(0, len(files), len(C))
 
 
 # --- the whole workbook -------------------------------------------------------------------------------------
+
+
+def master_forms(ws: Workspace) -> list[FormSpec | TableSpec]:
+    """The forms the master shows, in the plan's order: each the workspace's settings list (a form set aside keeps its
+    records on view), as the workspace uses it now."""
+    return [ws.spec(f) for f in ws.registry.form_ids if f in ws.settings.forms]
+
+
+def master_sheets(specs: list[FormSpec | TableSpec]) -> list[str]:
+    """总览 and 报送情况, each form's own sheets (its spec's [master]) in order, 问题清单 and 来源."""
+    names = [OVERVIEW, STATUS, *(name for spec in specs for name in spec.master.sheet_names), ISSUES, SOURCES]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(Issue.make("bad-value", key="master", detail="汇总表中的工作表重名：" + "、".join(twice)))
+    return names
+
+
+def __getattr__(name: str):
+    if name == "SHEETS":  # the sheets of a master of every form the specs define, in order (for tests and docs)
+        return tuple(master_sheets(SpecRegistry().latest()))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _form_sheets(sheets: dict[str, Sheet], ws: Workspace, spec: FormSpec | TableSpec, eff: Effective,
+                 items: list[StatusItem], as_of: dt.date) -> list[tuple[Task, F.Ref]]:
+    """One form's sheets as its spec's [master] asks; a table form's ratio tasks (task, 全市完成率 cell) for 总览."""
+    m = spec.master
+    if m.detail_sheet:
+        detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, eff.records.get(spec.form_id, []))
+        if m.statistics:
+            draw = _stats_by_period if m.statistics.rows == "unit_period" else _stats_by_unit
+            draw(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items)
+    if m.progress_sheet and m.summary_sheet:
+        return _targets(sheets[m.progress_sheet], sheets[m.summary_sheet], ws, spec.form_id,
+                        eff.tables.get(spec.form_id, {}), as_of)
+    return []
 
 
 def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
@@ -675,7 +804,7 @@ def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
     """The master's bytes from the ledger's files and the configuration: same inputs, same bytes.
     With counts_only, just the supersession and statuses (the master on disk is already current)."""
     files = [f for f in files if f.received_at.date() <= as_of]  # looking back, later arrivals did not exist yet
-    eff = effective(files)
+    eff = effective(files, forms_in_use(ws))
     items = statuses(ws, eff, as_of)
     if counts_only:
         return None, eff, items
@@ -684,17 +813,13 @@ def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
     fmt = _styles(wb)
     banner = (f"{ws.settings.organisation.name} 活力团建报表汇总", f"数据截至 {as_of.isoformat()}")
     grid = F.Grid()  # every sheet's cells, for the formulas' values
-    sheets = {name: Sheet(wb, name, fmt, grid, banner) for name in SHEETS}
-    blocks = _status_sheet(sheets["报送情况"], ws, items)
-    visit_pos = _detail_sheet(sheets["走基层明细"], ws, "visit_report", eff.visits)
-    _visit_stats(sheets["走基层统计"], ws, sheets["走基层明细"], visit_pos, items)
-    obs_pos = _detail_sheet(sheets["观摩明细"], ws, "observation_report", eff.observations)
-    _observation_stats(sheets["观摩统计"], ws, sheets["观摩明细"], obs_pos, items)
-    city = sheets["目标汇总"]
-    ratio_rows = _targets(sheets["目标进度"], city, ws, eff, as_of)
-    _overview(sheets["总览"], wb, ws, blocks, sheets["报送情况"], items, files, as_of, ratio_rows, city)
-    _issues(sheets["问题清单"], files)
-    _sources(sheets["来源"], ws, files, eff)
+    specs = master_forms(ws)
+    sheets = {name: Sheet(wb, name, fmt, grid, banner) for name in master_sheets(specs)}
+    blocks = _status_sheet(sheets[STATUS], ws, items)
+    ratio_rows = [row for spec in specs for row in _form_sheets(sheets, ws, spec, eff, items, as_of)]
+    _overview(sheets[OVERVIEW], wb, ws, blocks, sheets[STATUS], items, files, as_of, ratio_rows)
+    _issues(sheets[ISSUES], files)
+    _sources(sheets[SOURCES], ws, files, eff)
     for sheet in sheets.values():
         sheet.write_formulas()
     return close_workbook(wb, buf), eff, items

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from .config import Workspace
+from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .checking import ext_of, ingest_jobs, row, validate_many
 from .intake import Submission, containers, expand, load
@@ -116,7 +116,7 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
     items = [i if isinstance(i, Submission) else Submission(Path(i), str(i)) for i in items]
     out: list[tuple[int, Ingested]] = []
     ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
-    archive_dir = str(ledger.dir / "archive")
+    archive_dir = str(ledger.archive_dir)
     def when(sub: Submission) -> tuple[dt.datetime, str]:
         """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
         if received and sub.path in received:
@@ -225,7 +225,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     with Ledger(ws.root) as ledger:
         for box in containers(sources):  # the zip or mail as received is an original too: kept by its hash
             try:
-                archive_file(ledger.dir / "archive", box, box.suffix.lower(), mode=box.stat().st_mode)
+                archive_file(ledger.archive_dir, box, box.suffix.lower(), mode=box.stat().st_mode)
             except OSError:  # unreadable: its contents are refused with the reason, one by one
                 continue
         result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
@@ -234,7 +234,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
         files = ledger.files()
         inputs = _inputs_key(ws, files, as_of)
-        unchanged = ledger.get("master") == f"{inputs} {target.resolve()} {_digest(target)}"
+        unchanged = ledger.master_made_from() == f"{inputs} {target.resolve()} {_digest(target)}"
         data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
         result.items = items
         result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
@@ -245,7 +245,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             result.master, written = write_master(target, data)
             result.notes += written
             if result.master == target:  # with the written file's hash: a master damaged on disk is written again
-                ledger.put("master", f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
+                ledger.note_master(f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
     return result
 
 
@@ -256,7 +256,7 @@ def arrival_notes(ws: Workspace, files: list, new_ids: set[int], items: list[Sta
     """What staff should check about this run's new files: plain files first registered after their due date
     (their real arrival may have been earlier), forms for a period long past, and visits whose organisation is
     named almost like one already received (counted as a second visit)."""
-    from .status import close_visits
+    from .status import close_names, forms_in_use
 
     due = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
     fresh = [f for f in files if f.id in new_ids and f.valid and f.unit_id]
@@ -273,7 +273,7 @@ def arrival_notes(ws: Workspace, files: list, new_ids: set[int], items: list[Sta
             notes.append(Issue.make("period-long-past", file=f.name, unit=f.unit, period=f.period,
                                     form=names.get(f.form_id, f.form_id), due=d.isoformat(),
                                     days=(f.received_at.date() - d).days))
-    for f, new_name, old_name in close_visits(files, new_ids):
+    for f, new_name, old_name in close_names(files, new_ids, forms_in_use(ws)):
         notes.append(Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name,
                                 old=old_name))
     return notes
@@ -297,7 +297,7 @@ def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
     h.update(ws.settings.model_dump_json().encode())
     h.update(ws.roster.model_dump_json().encode())
     for spec in ws.registry.specs.values():
-        h.update(spec.fingerprint.encode())
+        h.update(spec.digest.encode())  # the whole spec: a change to its [master] section re-renders
     return h.hexdigest()
 
 
@@ -326,13 +326,13 @@ def _stored(f) -> FileResult:
 def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
     """Who owes what as of a date, from the ledger (nothing is ingested)."""
     from .periods import parse_period
-    from .status import effective, statuses
+    from .status import effective, forms_in_use, statuses
 
     ws = Workspace.load(root)
     as_of = as_of or dt.date.today()
     with Ledger(ws.root, readonly=True) as ledger:  # status writes nothing: it works on a read-only workspace
         files = ledger.files()
-    items = statuses(ws, effective(files), as_of)
+    items = statuses(ws, effective(files, forms_in_use(ws)), as_of)
     if period:
         p = parse_period(period)
         if p is None:

@@ -17,20 +17,15 @@ from pathlib import Path
 
 from defusedxml import ElementTree as ET
 
-from .build import LISTS_SHEET, NOT_FORMS_KEY, PASSPORT_KEYS, PASSPORT_SHEET, PROPERTY_PREFIX
-from . import guard
+from . import guard, passport
 from .cells import cell_name, parse_cell, parse_range
 from .issues import Issue
-from .specs import NAME_PREFIX, FormSpec, TableSpec
+from .specs import FormSpec, TableSpec
 
 NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 NS_CUSTOM = "{http://schemas.openxmlformats.org/officeDocument/2006/custom-properties}"
 NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-
-# The 退回件's first sheet (returns.py writes it): never a form, whatever fields it names.
-PROBLEM_SHEET = "问题清单"
-PROBLEM_COLUMNS = ("表", "单元格", "字段", "原值", "问题", "应为")
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # a report form is tens of KB
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and any password-protected workbook
@@ -92,14 +87,8 @@ class Package:
 
     def passport(self) -> dict[str, str]:
         """The passport: custom properties first, the hidden _passport sheet for what they lack."""
-        out = {k: self.properties.get(PROPERTY_PREFIX + k, "") for k in PASSPORT_KEYS + (NOT_FORMS_KEY,)}
-        if PASSPORT_SHEET in dict(self.sheets):
-            for row in self.rows(PASSPORT_SHEET):
-                if len(row) >= 2 and row[0] in out and not out[row[0]]:
-                    out[row[0]] = _text(row[1])
-        if out["version"]:
-            out["version"] = _int_text(out["version"])
-        return out
+        rows = self.rows(passport.PASSPORT_SHEET) if passport.PASSPORT_SHEET in dict(self.sheets) else []
+        return passport.read(self.properties, rows)
 
     def right_edge(self, sheet: str, r: int, c: int, default: int) -> int:
         """The last column of the merged range whose top-left cell is (r, c); `default` when merges are not known."""
@@ -110,28 +99,13 @@ class Package:
     def not_forms(self) -> set[str]:
         """Sheets never read as a form: this product's hidden sheets, those its passport calls not forms (a
         退回件's 问题清单), and a 问题清单 recognised by its heading row even where the passport was lost."""
-        out = {LISTS_SHEET, PASSPORT_SHEET} | {s for s in self.passport()[NOT_FORMS_KEY].split("/") if s}
+        out = set(passport.HIDDEN_SHEETS) | passport.not_forms(self.passport())
         for sheet, visible in self.sheets:
             if visible and sheet not in out:
                 rows = self.rows(sheet)
-                if rows and tuple(str(v).strip() for v in rows[0][:len(PROBLEM_COLUMNS)]) == PROBLEM_COLUMNS:
+                if rows and passport.is_problem_heading(rows[0]):
                     out.add(sheet)
         return out
-
-
-def _text(v) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return "" if v is None else str(v)
-
-
-def _int_text(v: str) -> str:
-    """LibreOffice writes the integer property 1 as 1.0."""
-    try:
-        f = float(v)
-        return str(int(f)) if f.is_integer() else v
-    except ValueError:
-        return v
 
 
 def open_package(path: Path, data: bytes | None = None) -> Package:
@@ -315,7 +289,7 @@ def _read_custom(xml: bytes, pkg: Package) -> None:
     root = ET.fromstring(xml, forbid_dtd=True)
     for prop in root.findall(f"{NS_CUSTOM}property"):
         name = prop.get("name") or ""
-        if name.startswith(PROPERTY_PREFIX) and len(prop):
+        if name.startswith(passport.PROPERTY_PREFIX) and len(prop):
             pkg.properties[name] = prop[0].text or ""
 
 
@@ -392,7 +366,7 @@ def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
     moved: list[str] = []
     notes: list[Issue] = []
     for f in spec.fields:
-        ref = _named_cell(pkg, sheet, f.name)
+        ref = _named_cell(pkg, sheet, passport.field_name(f.id))
         lr1, lc1, _, _ = parse_range(f.label_range)
         ir, ic = parse_cell(f.input_cell)
         at = None
@@ -444,7 +418,7 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
         return None
     hr, cols = header
     values, moved, notes = _read_fields(pkg, spec, sheet, rows, _find_labels(rows[:hr]))
-    named = _named_cell(pkg, sheet, NAME_PREFIX + "col_code")
+    named = _named_cell(pkg, sheet, passport.column_name("code"))
     if named != cell_name(hr + 1, cols["code"]) or any(cols.get(c.id) != i for i, c in enumerate(spec.columns)):
         moved.append("任务表")
     table = []

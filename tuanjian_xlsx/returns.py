@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .build import Filled, Prefill, build_template, sheet_names
-from .config import Workspace
+from .plan import Workspace
 from .fieldtypes import FIELD_TYPES, NOT_ABOVE_EXPECTED, TASK_KINDS
 from .filenames import safe_filename
 from .issues import Issue
+from .passport import PROBLEM_COLUMNS, PROBLEM_SHEET
 from .periods import parse_period
-from .read import PROBLEM_COLUMNS, PROBLEM_SHEET
 from .specs import FormSpec, TableSpec
 from .validate import FileResult
 from .xlsxio import atomic_write
@@ -132,7 +132,25 @@ def _why(issues: list[Issue]) -> str:
     return "\n".join(i.message for i in issues if i.severity == "error")
 
 
-def _problem_sheet(rows: list[tuple]):
+@dataclass(frozen=True)
+class ProblemRow:
+    """One line of 问题清单, its severity kept as data (never read back from the wording)."""
+
+    sheet: str | None
+    cell: str | None
+    field: str | None
+    raw: str
+    message: str
+    expected: str
+    severity: str
+
+    def cells(self) -> tuple:
+        """As 问题清单 shows it (PROBLEM_COLUMNS): a warning is marked 提醒."""
+        shown = self.message if self.severity == "error" else "提醒：" + self.message
+        return self.sheet, self.cell, self.field, self.raw, shown, self.expected
+
+
+def _problem_sheet(rows: list[ProblemRow]):
     def add(wb):
         ws = wb.add_worksheet(PROBLEM_SHEET)
         head = wb.add_format({"bold": True, "bg_color": "#FFC7CE", "border": 1, "font_name": "仿宋", "align": "center"})
@@ -141,7 +159,7 @@ def _problem_sheet(rows: list[tuple]):
             ws.set_column(c, c, width)
             ws.write_string(0, c, title, head)
         for r, row in enumerate(rows, start=1):
-            for c, v in enumerate(row):
+            for c, v in enumerate(row.cells()):
                 ws.write_string(r, c, "" if v is None else str(v), cell)
         ws.freeze_panes(1, 0)
         ws.set_paper(9)
@@ -153,21 +171,21 @@ def _problem_sheet(rows: list[tuple]):
     return add
 
 
-def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> tuple[bytes | None, list[tuple], str]:
+def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> tuple[bytes | None, list[ProblemRow], str]:
     """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
     stem = stem or return_stem(result, ws)
     data, rows, spec = result.prepared_return or prepare_return(result, ws)
     return data, rows, _message(result, ws, spec, rows, stem)
 
 
-def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[tuple], object]:
+def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[ProblemRow], object]:
     """The part of a 退回件 that does not depend on its file name (the workbook and its 问题清单), so that it can
     be made where the file was validated (a worker process)."""
     spec = None
     if result.form_id in ws.settings.forms and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id, ws.settings.forms[result.form_id].current_version)
     data = None
-    rows: list[tuple] = []
+    rows: list[ProblemRow] = []
     if spec is not None and result.records:
         unit = ws.roster.unit_by_name(result.unit) if result.unit else None
         period = parse_period(result.period) if result.period else None
@@ -186,15 +204,15 @@ def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, lis
                 col = key.split(":")[-1]
                 raw = (result.header["raw"] if rec_i < 0 else result.records[rec_i].raw).get(col)
                 cell = cells.get(key) or _new_cell(spec, key) or cell
-            problem = issue.message if issue.severity == "error" else "提醒：" + issue.message
-            rows.append((sheet, cell, issue.field, _show(raw), problem,
-                         _expected(spec, k[1] if k else None, issue.code, ws)))
+            rows.append(ProblemRow(sheet, cell, issue.field, _show(raw), issue.message,
+                                   _expected(spec, k[1] if k else None, issue.code, ws), issue.severity))
         # a unit or period in question is not locked in: the submitter must be able to correct it
-        prefill = Prefill(unit, period.code, period.label, _due(ws, unit, spec, period)) if fixed else Prefill()
+        due = ws.roster.due(unit, spec.form_id, period)
+        prefill = Prefill(unit, period.code, period.label, due) if fixed else Prefill()
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled, first_sheet=_problem_sheet(rows))
     else:
-        rows = [(i.sheet, i.cell, i.field, "", i.message, "") for i in result.issues]
+        rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues]
     return data, rows, spec
 
 
@@ -227,11 +245,6 @@ def _show(v) -> str:
     return str(v)
 
 
-def _due(ws: Workspace, unit, spec, period) -> dt.date | None:
-    rule = ws.roster.rule(unit.type, spec.form_id) if unit else None
-    return period.due(rule.day, rule.month_offset) if rule and period else None
-
-
 def return_stem(result: FileResult, ws: Workspace) -> str:
     if result.unit and result.period and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id)
@@ -239,23 +252,23 @@ def return_stem(result: FileResult, ws: Workspace) -> str:
     return safe_filename(f"{Path(result.file).stem}_退回")
 
 
-def _message(result: FileResult, ws: Workspace, spec, rows: list[tuple], stem: str) -> str:
+def _message(result: FileResult, ws: Workspace, spec, rows: list[ProblemRow], stem: str) -> str:
     org = ws.settings.organisation
-    errors = [r for r in rows if not str(r[4]).startswith("提醒：")]
+    errors = [r for r in rows if r.severity == "error"]
     title = spec.display_name if spec else "报表"
     period = parse_period(result.period).label if result.period else ""
     who = result.unit or "报送单位"
     lines = [f"{who}：您单位报送的《{title}》{('（' + period + '）') if period else ''}"
              f"（文件 {Path(result.file).name}）有 {len(errors)} 处需要修改："]
-    for n, (sheet, cell, field, raw, problem, _) in enumerate(errors, start=1):
-        place = " ".join(str(x) for x in (sheet, cell) if x)
-        lines.append(f"{n}. {place + ' ' if place else ''}{problem}")
+    for n, r in enumerate(errors, start=1):
+        place = " ".join(str(x) for x in (r.sheet, r.cell) if x)
+        lines.append(f"{n}. {place + ' ' if place else ''}{r.message}")
     if spec is not None and result.records:
         lines.append(f"请打开附件《{stem}.xlsx》，按红色单元格的批注修改后重新报送。")
     else:
         lines.append("请使用下发的模板重新填写后报送。")
     unit = ws.roster.unit_by_name(result.unit) if result.unit else None
-    due = _due(ws, unit, spec, parse_period(result.period) if result.period else None) if spec else None
+    due = ws.roster.due(unit, spec.form_id, parse_period(result.period) if result.period else None) if spec else None
     tail = f"截止日期：{due.isoformat()}。" if due else ""
     if org.report_mailbox:
         tail += f"报送邮箱：{org.report_mailbox}。"

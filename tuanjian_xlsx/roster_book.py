@@ -8,12 +8,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import guard
 from .cells import cell_name, col_to_letters
-from .config import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
 from .issues import KINDS_ZH, ConfigError, Issue
+from .roster import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
 from .specs import SpecRegistry
 from .tomlfile import pydantic_detail
 from .xlsxio import close_workbook, new_workbook
@@ -99,15 +99,15 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
 
     tcols = type_cols(registry)
     ws = _sheet(wb, SHEET_TYPES, tcols, fmt)
-    for r, t in enumerate(roster.unit_types, start=1):
-        ws.write_string(r, 0, t.name, fmt["cell"])
-        if t.min_visits is None:
+    for r, ut in enumerate(roster.unit_types, start=1):
+        ws.write_string(r, 0, ut.name, fmt["cell"])
+        if ut.min_visits is None:
             ws.write_blank(r, 1, None, fmt["int"])
         else:
-            ws.write_number(r, 1, t.min_visits, fmt["int"])
+            ws.write_number(r, 1, ut.min_visits, fmt["int"])
         for c, col in enumerate(tcols[2:], start=2):
             _, form_id, attr = col.key.split(".")
-            rule = t.rules.get(form_id)
+            rule = ut.rules.get(form_id)
             if rule is None:
                 ws.write_blank(r, c, None, fmt["cell"])
             elif attr == "cadence":
@@ -352,22 +352,22 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
         "units": _Sheet(file, SHEET_UNITS, rows(SHEET_UNITS), unit_cols(), issues),
         "tasks": _Sheet(file, SHEET_TASKS, rows(SHEET_TASKS), task_cols(type_names), issues),
     }
-    models = {"unit_types": UnitType, "units": Unit, "tasks": Task}
+    models: dict[str, type[BaseModel]] = {"unit_types": UnitType, "units": Unit, "tasks": Task}
     parsed: dict[str, list] = {k: [] for k in sheets}
     kept_rows: dict[str, list[int]] = {k: [] for k in sheets}
     for section, sheet in sheets.items():
         for row, values in sheet.records:
-            data = _nest(values)
+            record = _nest(values)
             if section == "unit_types":
-                data["rules"] = _rules(data.get("rules", {}))
+                record["rules"] = _rules(record.get("rules", {}))
             try:
-                parsed[section].append(models[section].model_validate(data))
+                parsed[section].append(models[section].model_validate(record))
                 kept_rows[section].append(row)
             except ValidationError as exc:
                 issues.extend(_cell_issues(exc, sheet, row, values))
-                if section == "unit_types" and data.get("name"):
+                if section == "unit_types" and record.get("name"):
                     # keep the type itself, so its units are not all reported as of an unknown type
-                    parsed[section].append(UnitType(name=str(data["name"])))
+                    parsed[section].append(UnitType(name=str(record["name"])))
                     kept_rows[section].append(row)
     roster = Roster(unit_types=parsed["unit_types"], units=parsed["units"], tasks=parsed["tasks"])
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from .cells import parse_range
 from .fieldtypes import FIELD_TYPES, TRACKER_FORMULAS
 from .issues import ConfigError, Issue
+from .passport import field_name
 from .tomlfile import load_toml, pydantic_issues
 
 FieldType = Literal[tuple(FIELD_TYPES)]  # the entries of fieldtypes.FIELD_TYPES
 TYPE_ZH = {t.id: t.zh for t in FIELD_TYPES.values()}
-NAME_PREFIX = "tj_"
 
 
 class _Strict(BaseModel):
@@ -49,7 +50,7 @@ class FormField(_Strict):
         return v.upper()
 
     @model_validator(mode="after")
-    def _choices(self) -> "FormField":
+    def _choices(self) -> FormField:
         if self.type == "choice" and not (self.choices or self.choices_from):
             raise ValueError(f"选项字段“{self.label}”没有 choices 或 choices_from")
         if self.type != "choice" and (self.choices or self.choices_from):  # 是否 (yes_no) brings its own
@@ -59,7 +60,7 @@ class FormField(_Strict):
     @property
     def name(self) -> str:
         """The defined name that points at the input cell."""
-        return NAME_PREFIX + self.id
+        return field_name(self.id)
 
     @property
     def label_text(self) -> str:
@@ -115,7 +116,7 @@ class Column(_Strict):
     formula: Literal[TRACKER_FORMULAS] | None = None  # for role = formula
 
     @model_validator(mode="after")
-    def _role(self) -> "Column":
+    def _role(self) -> Column:
         need = {"task": "source", "input": "type", "formula": "formula"}[self.role]
         if getattr(self, need) is None:
             raise ValueError(f"列“{self.label}”的 role={self.role} 需要 {need}")
@@ -131,6 +132,64 @@ class Migration(_Strict):
     removed: list[str] = []
 
 
+SheetName = Annotated[str, Field(min_length=1, max_length=31, pattern=r"^[^\[\]:*?/\\']+$")]
+
+
+class Sum(_Strict):
+    """A number field summed per unit and period in the statistics sheet."""
+
+    field: str
+    heading: str
+    width: float = 6
+
+
+class Statistics(_Strict):
+    """A sheet of formulas counting the detail sheet's records per unit and period.
+
+    `rows = "unit_period"`: a row per unit and period with the count, the `sums`, and — when `minimum` names a
+    unit-type attribute of the roster (records owed per period) — that number and 是否达标. `rows = "unit"`: a row
+    per unit, a count column per period, and `note` under the table."""
+
+    sheet: SheetName
+    rows: Literal["unit_period", "unit"] = "unit"
+    period_heading: str = "报送期"
+    count_heading: str = "份数"
+    sums: list[Sum] = []
+    minimum: str | None = None
+    minimum_heading: str = "应报次数"
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _layout(self) -> Statistics:
+        if self.rows == "unit" and (self.sums or self.minimum):
+            raise ValueError("rows = \"unit\" 的统计表只计份数，不能有 sums 或 minimum")
+        return self
+
+
+class Master(_Strict):
+    """The form's sheets in the master (汇总表), after 总览 and 报送情况 (every form has its block there).
+
+    A one-record form: `detail_sheet` (a row per record that counts, every field of every version) and optionally
+    `statistics` over it. A table form: `progress_sheet` (a row per task and unit) and `summary_sheet` (a row per
+    task, city-wide)."""
+
+    detail_sheet: SheetName | None = None
+    statistics: Statistics | None = None
+    progress_sheet: SheetName | None = None
+    summary_sheet: SheetName | None = None
+
+    @property
+    def sheet_names(self) -> list[str]:
+        names = [self.detail_sheet, self.statistics.sheet if self.statistics else None, self.progress_sheet,
+                 self.summary_sheet]
+        return [n for n in names if n]
+
+
+# How a form is used — its place in the plan, which records a later file replaces, the master's sheets, the line in
+# 填报说明 — does not change the workbook: these keys are left out of the fingerprint a filled file carries.
+USE_KEYS = frozenset({"order", "supersede_by", "close_names", "instructions", "master"})
+
+
 class _SpecBase(_Strict):
     form_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     version: Annotated[int, Field(ge=1)]
@@ -141,6 +200,12 @@ class _SpecBase(_Strict):
     fields: list[FormField]
     layout: Layout
     migration: Migration | None = None
+    order: int | None = None  # the form's place in the plan's list of forms (unset: after those that have one)
+    supersede_by: list[str] = []  # per unit and period, a later file replaces the earlier records with the same
+    #                               values of these fields; empty: it replaces the earlier file as a whole
+    close_names: str | None = None  # a text field whose near-identical spellings in new records are pointed out
+    instructions: str = ""  # a line added to the form's entry in 填报说明.txt
+    master: Master = Master()
 
     @model_validator(mode="after")
     def _unique(self):
@@ -157,11 +222,25 @@ class _SpecBase(_Strict):
                 raise ValueError(f"每张表都须有表头字段 {required}（报送单位/报送期）")
         return self
 
+    @model_validator(mode="after")
+    def _use(self):
+        ids = {f.id for f in self.fields}
+        named = [*self.supersede_by, *([self.close_names] if self.close_names else []),
+                 *(s.field for s in (self.master.statistics.sums if self.master.statistics else []))]
+        unknown = [n for n in named if n not in ids]
+        if unknown:
+            raise ValueError("没有这些字段：" + "、".join(unknown))
+        return self
+
     @cached_property
     def fingerprint(self) -> str:
         """sha256 of the normalised spec: comments, key order and spacing of the TOML do not count."""
-        doc = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(doc.encode("utf-8")).hexdigest()
+        return _digest(self.model_dump(mode="json", exclude=set(USE_KEYS)))
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of the whole normalised spec, how the form is used included (what the master depends on)."""
+        return _digest(self.model_dump(mode="json"))
 
     def field(self, field_id: str) -> FormField:
         for f in self.fields:
@@ -178,13 +257,26 @@ class _SpecBase(_Strict):
         return f"{self.attachment}_{self.title}" if self.attachment else self.title
 
 
+def _digest(doc: dict) -> str:
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class FormSpec(_SpecBase):
     """A one-record form laid out like the printed attachment."""
 
     kind: Literal["form"] = "form"
 
     @model_validator(mode="after")
-    def _grid(self) -> "FormSpec":
+    def _master(self) -> FormSpec:
+        if self.master.progress_sheet or self.master.summary_sheet:
+            raise ValueError("progress_sheet/summary_sheet 只用于表格式报表（kind = \"table\"）")
+        if self.master.statistics and not self.master.detail_sheet:
+            raise ValueError("统计表按明细表计数：须先有 detail_sheet")
+        return self
+
+    @model_validator(mode="after")
+    def _grid(self) -> FormSpec:
         if not (self.layout.table and self.layout.print_area):
             raise ValueError("表单须在 [layout] 中给出 table 和 print_area")
         cells: dict[tuple[int, int], str] = {}
@@ -207,13 +299,23 @@ class TableSpec(_SpecBase):
     columns: list[Column]
 
     @model_validator(mode="after")
-    def _columns(self) -> "TableSpec":
+    def _columns(self) -> TableSpec:
         ids = [c.id for c in self.columns]
         if len(ids) != len(set(ids)):
             raise ValueError("列 id 重复")
         missing = {"code", "target", "done", "base", "rate", "met", "progress", "problems"} - set(ids)
         if missing:
             raise ValueError("台账缺少这些列：" + "、".join(sorted(missing)))
+        return self
+
+    @model_validator(mode="after")
+    def _use_of_rows(self) -> TableSpec:
+        if self.supersede_by or self.close_names:
+            raise ValueError("表格式报表按整份替换：不能有 supersede_by 或 close_names")
+        if self.master.detail_sheet or self.master.statistics:
+            raise ValueError("表格式报表在汇总表中用 progress_sheet/summary_sheet")
+        if bool(self.master.progress_sheet) != bool(self.master.summary_sheet):
+            raise ValueError("progress_sheet 与 summary_sheet 须同时给出")
         return self
 
     _type_range = field_validator("unit_type_range")(lambda v: _range(v))
@@ -228,7 +330,7 @@ class TableSpec(_SpecBase):
         return [c.id for c in self.columns].index(col_id)
 
 
-Spec = Annotated[Union[FormSpec, TableSpec], Field(discriminator="kind")]
+Spec = Annotated[FormSpec | TableSpec, Field(discriminator="kind")]
 _SPEC = TypeAdapter(Spec)
 
 
@@ -258,21 +360,46 @@ def load_spec(path: Path) -> FormSpec | TableSpec:
     return spec
 
 
-class SpecRegistry:
-    """Every spec version found under a root, keyed by (form_id, version)."""
+FORMS_PATH = "TUANJIAN_FORMS"  # more spec folders, separated like PATH: forms of one's own beside the plan's
 
-    def __init__(self, root: Path | None = None):
+
+def extra_spec_dirs() -> list[Path]:
+    """The folders named by the TUANJIAN_FORMS environment variable, each holding <form_id>/vN.toml like
+    workbook_templates/."""
+    return [Path(p) for p in os.environ.get(FORMS_PATH, "").split(os.pathsep) if p.strip()]
+
+
+class SpecRegistry:
+    """Every spec version found under a root and the extra folders (by default those TUANJIAN_FORMS names), keyed by
+    (form_id, version). A form's versions live in one folder."""
+
+    def __init__(self, root: Path | None = None, extra_dirs: list[Path] | None = None):
         self.root = root or specs_root()
         self.specs: dict[tuple[str, int], FormSpec | TableSpec] = {}
-        for form_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            for f in sorted(form_dir.iterdir()):
-                if _VERSION_FILE.match(f.name):
-                    spec = load_spec(f)
-                    self.specs[(spec.form_id, spec.version)] = spec
+        self.folders: dict[str, Path] = {}  # form_id -> the folder holding its versions
+        for base in [self.root, *(extra_spec_dirs() if extra_dirs is None else extra_dirs)]:
+            for form_dir in sorted(p for p in Path(base).iterdir() if p.is_dir()):
+                self._load_form(form_dir)
+
+    def _load_form(self, form_dir: Path) -> None:
+        for f in sorted(form_dir.iterdir()):
+            if not _VERSION_FILE.match(f.name):
+                continue
+            spec = load_spec(f)
+            where = self.folders.setdefault(spec.form_id, form_dir)
+            if where != form_dir:
+                raise ConfigError(Issue.make("bad-value", file=f.name, key="form_id",
+                                             detail=f"报表 {spec.form_id} 已在 {where} 中定义"))
+            self.specs[(spec.form_id, spec.version)] = spec
 
     @property
     def form_ids(self) -> list[str]:
-        return sorted({k[0] for k in self.specs}, key=_FORM_ORDER.get)
+        """In the plan's order (each form's latest `order`), forms without one last, by id."""
+        def place(form_id: str) -> tuple:
+            order = self.get(form_id).order
+            return (order is None, order or 0, form_id)
+
+        return sorted({k[0] for k in self.specs}, key=place)
 
     def versions(self, form_id: str) -> list[int]:
         return sorted(v for f, v in self.specs if f == form_id)
@@ -286,12 +413,4 @@ class SpecRegistry:
         return [self.get(f) for f in self.form_ids]
 
     def template_path(self, spec: FormSpec | TableSpec) -> Path:
-        return self.root / spec.form_id / f"v{spec.version}.xlsx"
-
-
-class _Order(dict):
-    def get(self, key, default=None):  # unknown forms sort last, by id
-        return (super().get(key, 99), key)
-
-
-_FORM_ORDER = _Order(visit_report=0, observation_report=1, target_tracker=2)
+        return self.folders[spec.form_id] / f"v{spec.version}.xlsx"

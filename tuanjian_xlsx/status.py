@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 
-from .config import Workspace
+from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .ledger import FileRow
 from .normalise import fold
 from .periods import Period, parse_period
+from .specs import FormSpec, TableSpec
 
 def period_order(p: Period) -> tuple:
     """Periods in time order, whatever their kind (2026-12 before 2026-Q4's end is the same day: month first)."""
@@ -71,24 +73,37 @@ def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
                 continue
             for period in periods_between(_KIND[rule.cadence], start, as_of):
                 out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period,
-                                    period.due(rule.day, rule.month_offset)))
+                                    ws.roster.due(unit, spec.form_id, period)))
     return out
+
+
+Forms = Mapping[str, FormSpec | TableSpec]  # form_id -> its spec as the workspace uses it
+
+
+def forms_in_use(ws: Workspace) -> dict[str, FormSpec | TableSpec]:
+    """Each form the workspace knows, as it uses it now (its current version): what supersession follows."""
+    return {form_id: ws.spec(form_id) for form_id in ws.registry.form_ids}
 
 
 @dataclass
 class Effective:
     """What the master shows: the records that count, and which file replaced which."""
 
-    visits: list[tuple[FileRow, dict]] = field(default_factory=list)
-    observations: list[tuple[FileRow, dict]] = field(default_factory=list)
-    trackers: dict[tuple[str, str], tuple[FileRow, list[dict]]] = field(default_factory=dict)
+    records: dict[str, list[tuple[FileRow, dict]]] = field(default_factory=dict)  # one-record forms, by form
+    tables: dict[str, dict[tuple[str, str], tuple[FileRow, list[dict]]]] = field(default_factory=dict)  # by form,
+    #                                                                            then (unit id, period)
     superseded_by: dict[int, int] = field(default_factory=dict)
     first_valid: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)
 
 
-def visit_key(file: FileRow, record: dict) -> tuple:
-    """附件1 supersedes per visit: unit, period, the organisation visited (and the visit date when a version has one)."""
-    return (file.unit_id, file.period, fold(str(record.get("org_name") or "")).casefold(), record.get("visit_date"))
+def _same(value) -> object:
+    """What two spellings of one value share: text folded and case-blind, other values as they are."""
+    return fold(value).casefold() if isinstance(value, str) else value
+
+
+def record_key(spec: FormSpec | TableSpec, file: FileRow, record: dict) -> tuple:
+    """A record's identity for supersession: unit, period and the values of the spec's `supersede_by` fields."""
+    return (file.unit_id, file.period, *(_same(record.get(f)) for f in spec.supersede_by))
 
 
 def _bare(name: str) -> str:
@@ -118,62 +133,66 @@ def _near(a: str, b: str) -> bool:
     return prev[-1] <= 2
 
 
-def close_visits(files: list[FileRow], new_ids: set[int]) -> list[tuple[FileRow, str, str]]:
-    """New 附件1 visits whose organisation is named almost, not exactly, like a visit already received from the same
-    unit for the same period: (new file, its name, the other name). They count as two visits; staff should know."""
+def close_names(files: list[FileRow], new_ids: set[int], forms: Forms) -> list[tuple[FileRow, str, str]]:
+    """New records whose `close_names` field (附件1's organisation visited) reads almost, not exactly, like one
+    already received from the same unit for the same form and period: (new file, its name, the other name). They
+    count as two records; staff should know."""
     earlier: dict[tuple, set[str]] = {}
     out = []
     for f in files:  # in order received
-        if not f.valid or f.form_id != "visit_report":
+        spec = forms.get(f.form_id or "")
+        if not f.valid or spec is None or spec.close_names is None:
             continue
-        names = {str(r["values"].get("org_name") or "") for r in f.records}
-        seen = earlier.setdefault((f.unit_id, f.period), set())
+        names = {str(r["values"].get(spec.close_names) or "") for r in f.records}
+        seen = earlier.setdefault((f.form_id, f.unit_id, f.period), set())
         if f.id in new_ids:
             for name in sorted(names):
-                other = next((o for o in sorted(seen) if o != name and visit_key(f, {"org_name": o}) !=
-                              visit_key(f, {"org_name": name}) and _near(o, name)), None)
+                other = next((o for o in sorted(seen) if _same(o) != _same(name) and _near(o, name)), None)
                 if other is not None:
                     out.append((f, name, other))
         seen |= names
     return out
 
 
-def effective(files: list[FileRow]) -> Effective:
-    """Latest received wins: per visit for 附件1, per unit, form and period for the others."""
+def effective(files: list[FileRow], forms: Forms) -> Effective:
+    """Latest received wins: per record for a form with `supersede_by` (附件1: per visit), else per unit, form and
+    period. `forms` are the specs as the workspace uses them (`forms_in_use`)."""
     eff = Effective()
-    visits: dict[tuple, list[tuple[FileRow, dict]]] = {}  # key -> the visits of the file that holds it now
+    by_record: dict[tuple, list[tuple[FileRow, dict]]] = {}  # key -> the records of the file that holds it now
     whole: dict[tuple[str, str, str], FileRow] = {}
     replaced_records: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
     for f in files:  # already in order received
         if not f.valid or not f.unit_id or not f.period:
             continue
-        key = (f.unit_id, f.form_id, f.period)
+        key = (f.unit_id, f.form_id or "", f.period)
         eff.first_valid.setdefault(key, f.received_at)
-        if f.form_id == "visit_report":
+        spec = forms.get(key[1])
+        if spec is not None and spec.supersede_by:
             mine: dict[tuple, list[tuple[FileRow, dict]]] = {}
-            for rec in f.records:  # two visits to one place in one file are two visits
-                mine.setdefault(visit_key(f, rec["values"]), []).append((f, rec["values"]))
-            for k, group in mine.items():  # a later file replaces an earlier file's visits with the same key
-                if k in visits:
-                    replaced_records.setdefault(visits[k][0][0].id, set()).add(f.id)
-                visits[k] = group
+            for rec in f.records:  # two records with one key in one file are two records
+                mine.setdefault((key[1], *record_key(spec, f, rec["values"])), []).append((f, rec["values"]))
+            for k, group in mine.items():  # a later file replaces an earlier file's records with the same key
+                if k in by_record:
+                    replaced_records.setdefault(by_record[k][0][0].id, set()).add(f.id)
+                by_record[k] = group
         else:
             if key in whole:
                 eff.superseded_by[whole[key].id] = f.id
             whole[key] = f
-    live_files = {group[0][0].id for group in visits.values()}
+    live_files = {group[0][0].id for group in by_record.values()}
     for fid, by in replaced_records.items():
-        if fid not in live_files:  # every visit of that file was replaced
+        if fid not in live_files:  # every record of that file was replaced
             eff.superseded_by[fid] = max(by)
-    eff.visits = [v for group in visits.values() for v in group]
+    for (form_id, *_), group in by_record.items():
+        eff.records.setdefault(form_id, []).extend(group)
     for (unit_id, form_id, period), f in whole.items():
         recs = [r["values"] for r in f.records]
-        if form_id == "observation_report":
-            eff.observations += [(f, r) for r in recs]
-        elif form_id == "target_tracker":
-            eff.trackers[(unit_id, period)] = (f, recs)
-    eff.visits.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
-    eff.observations.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
+        if isinstance(forms.get(form_id), TableSpec):
+            eff.tables.setdefault(form_id, {})[(unit_id, period)] = (f, recs)
+        else:
+            eff.records.setdefault(form_id, []).extend((f, r) for r in recs)
+    for rows in eff.records.values():
+        rows.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
     return eff
 
 

@@ -10,7 +10,8 @@ from typing import Iterator
 
 from pydantic import BaseModel, create_model
 
-from .config import Roster, Task, Unit, Workspace
+from .plan import Workspace
+from .roster import Roster, Task, Unit
 from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .issues import Issue
 from .normalise import as_text, fold, is_blank
@@ -46,6 +47,7 @@ class FileResult:
     issues: list[Issue] = field(default_factory=list)
     header: dict | None = None  # a tracker's header fields as read (values, cells, raw, sheet)
     prepared_return: tuple | None = None  # (退回件 bytes, 问题清单 rows, spec), made beside validation when invalid
+    received: dt.date | None = None  # the day it arrived, when known
 
     @property
     def valid(self) -> bool:
@@ -80,10 +82,12 @@ def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
 
 
 def validate_file(path: Path, workspace: Workspace, *, data: bytes | None = None,
-                  display: str | None = None) -> FileResult:
-    """Read and check one submission. Whatever the file holds, this returns a result and never raises."""
+                  display: str | None = None, received: dt.date | None = None) -> FileResult:
+    """Read and check one submission. Whatever the file holds, this returns a result and never raises.
+    `received` is the day it arrived: an old template version is judged by it (not by the day of the run);
+    without it, a version's last accepted day is not applied."""
     path = Path(path)
-    result = FileResult(path=path, file=display or path.name)
+    result = FileResult(path=path, file=display or path.name, received=received)
     try:
         _validate(result, workspace, data)
     except MemoryError:  # under the worker's memory cap (see isolation.py)
@@ -195,7 +199,7 @@ def _check_version(spec, passport: dict, ws: Workspace, result: FileResult) -> N
                                         current=use.current_version, **at))
     elif spec.version != use.current_version:
         until = use.accepted_until.get(spec.version)
-        if until is not None and dt.date.today() > until:
+        if until is not None and result.received is not None and result.received > until:
             current = ws.registry.get(spec.form_id, use.current_version)
             sent = ws.distributed_on(spec.form_id, use.current_version)
             result.issues.append(Issue.make(
@@ -267,7 +271,7 @@ def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileRe
                 result.issues.append(Issue.make("wrong-period-kind", kind=word, example=example,
                                                 value=p_val.value if p_val else period.code, **p_at))
             else:
-                due = period.due(rule.day, rule.month_offset)
+                due = roster.due(unit, spec.form_id, period)
     return Header(unit, period, due)
 
 

@@ -2,53 +2,108 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from .build import Filled, Prefill, build_template
-from .config import Workspace
+from .plan import Workspace
+from .filenames import safe_filename
 from .issues import Issue, TuanjianError
 from .periods import parse_period
-from .returns import safe_filename
 from .specs import TYPE_ZH, SpecRegistry
 from .validate import validate_file
 from .xlsxio import atomic_write
 
 
-def diff_specs(registry: SpecRegistry, form_id: str, old: int, new: int) -> list[str]:
-    """The change from version `old` to `new` of a form, in Chinese lines a person can read."""
+ChangeKind = Literal["added", "renamed", "type", "required", "choices", "moved", "removed"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a field between two versions: `kind` says which, `old` and `new` what it was and is."""
+
+    kind: ChangeKind
+    field: str  # the field's id in the new version (in the old one, if removed)
+    label: str  # its label in the new version (in the old one, if removed)
+    old: Any = None
+    new: Any = None
+
+    def text(self) -> str:
+        """The change in Chinese."""
+        if self.kind == "added":
+            need = "必填" if self.new["required"] else "选填"
+            return f"新增：“{self.label}”（{TYPE_ZH[self.new['type']]}，{need}，位置 {self.new['cell']}）"
+        if self.kind == "renamed":
+            return f"改名：“{self.old}” → “{self.new}”"
+        if self.kind == "type":
+            return f"“{self.label}”类型：{TYPE_ZH[self.old]} → {TYPE_ZH[self.new]}"
+        if self.kind == "required":
+            return f"“{self.label}”改为{'必填' if self.new else '选填'}"
+        if self.kind == "choices":
+            return f"“{self.label}”可选项：{'、'.join(self.old) or '（无）'} → {'、'.join(self.new) or '（无）'}"
+        if self.kind == "moved":
+            return f"“{self.label}”位置：{self.old} → {self.new}"
+        return f"删除：“{self.label}”"
+
+
+@dataclass
+class SpecDiff:
+    """What changed from version `old` to `new` of a form, field by field."""
+
+    form_id: str
+    form: str  # the form's display name
+    old: int
+    new: int
+    changes: list[Change]
+    upgradable: bool  # the new version says how a filled old one becomes it (tuanjian upgrade)
+
+    def lines(self) -> list[str]:
+        """The change in Chinese lines a person can read."""
+        out = [f"《{self.form}》第 {self.old} 版 → 第 {self.new} 版："]
+        out += [f"  {c.text()}" for c in self.changes] or ["  字段没有变化。"]
+        if self.upgradable:
+            out.append(f"  第 {self.old} 版已填的表可用 tuanjian upgrade 转为第 {self.new} 版：原有内容照搬，新增项留空待填。")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"form_id": self.form_id, "old": self.old, "new": self.new, "upgradable": self.upgradable,
+                "changes": [asdict(c) for c in self.changes]}
+
+
+def spec_changes(registry: SpecRegistry, form_id: str, old: int, new: int) -> SpecDiff:
+    """The change from version `old` to `new` of a form, as records."""
     missing = [v for v in (old, new) if (form_id, v) not in registry.specs]
     if missing:
         raise TuanjianError([Issue.make("unknown-version", form=form_id, version=v) for v in missing])
     a, b = registry.get(form_id, old), registry.get(form_id, new)
-    renamed = dict(b.migration.renamed) if b.migration and b.migration.from_version == old else {}
-    lines = [f"《{b.display_name}》第 {old} 版 → 第 {new} 版："]
+    upgradable = bool(b.migration and b.migration.from_version == old)
+    renamed = dict(b.migration.renamed) if b.migration and upgradable else {}
     old_fields = {f.id: f for f in a.fields}
     new_fields = {f.id: f for f in b.fields}
+    changes = []
     for fid, f in new_fields.items():
         was = old_fields.get(fid) or old_fields.get(next((o for o, n in renamed.items() if n == fid), ""))
         if was is None:
-            need = "必填" if f.required else "选填"
-            lines.append(f"  新增：“{f.label}”（{TYPE_ZH[f.type]}，{need}，位置 {f.input_cell}）")
+            changes.append(Change("added", fid, f.label, None,
+                                  {"type": f.type, "required": f.required, "cell": f.input_cell}))
             continue
         if was.id != fid or was.label != f.label:
-            lines.append(f"  改名：“{was.label}” → “{f.label}”")
-        if was.type != f.type:
-            lines.append(f"  “{f.label}”类型：{TYPE_ZH[was.type]} → {TYPE_ZH[f.type]}")
-        if was.required != f.required:
-            lines.append(f"  “{f.label}”改为{'必填' if f.required else '选填'}")
-        if was.choices != f.choices:
-            lines.append(f"  “{f.label}”可选项：{'、'.join(was.choices) or '（无）'} → {'、'.join(f.choices) or '（无）'}")
-        if was.input_cell != f.input_cell:
-            lines.append(f"  “{f.label}”位置：{was.input_cell} → {f.input_cell}")
-    gone = [f for fid, f in old_fields.items() if fid not in new_fields and fid not in renamed]
-    for f in gone:
-        lines.append(f"  删除：“{f.label}”")
-    if len(lines) == 1:
-        lines.append("  字段没有变化。")
-    if b.migration and b.migration.from_version == old:
-        lines.append(f"  第 {old} 版已填的表可用 tuanjian upgrade 转为第 {new} 版：原有内容照搬，新增项留空待填。")
-    return lines
+            changes.append(Change("renamed", fid, f.label, was.label, f.label))
+        checks: list[tuple[ChangeKind, Any, Any]] = [
+            ("type", was.type, f.type), ("required", was.required, f.required), ("choices", was.choices, f.choices),
+            ("moved", was.input_cell, f.input_cell)]
+        for kind, old_v, new_v in checks:
+            if old_v != new_v:
+                changes.append(Change(kind, fid, f.label, old_v, new_v))
+    changes += [Change("removed", fid, f.label) for fid, f in old_fields.items()
+                if fid not in new_fields and fid not in renamed]
+    return SpecDiff(form_id, b.display_name, old, new, changes, upgradable)
+
+
+def diff_specs(registry: SpecRegistry, form_id: str, old: int, new: int) -> list[str]:
+    """The change from version `old` to `new` of a form, in Chinese lines (rendered from `spec_changes`)."""
+    return spec_changes(registry, form_id, old, new).lines()
 
 
 @dataclass
@@ -87,8 +142,7 @@ def upgrade(root: Path, files: list[Path], out: Path | None = None) -> list[Upgr
             filled.append(Filled(values, marks))
         unit = ws.roster.unit_by_name(result.unit) if result.unit else None
         period = parse_period(result.period) if result.period else None
-        rule = ws.roster.rule(unit.type, current.form_id) if unit else None
-        due = period.due(rule.day, rule.month_offset) if rule and period else None
+        due = ws.roster.due(unit, current.form_id, period)
         prefill = Prefill(unit, period.code, period.label, due) if unit and period else Prefill()
         data = build_template(current, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled)

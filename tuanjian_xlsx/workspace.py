@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from .build import build_templates
-from .config import DATA, FOLDER_KEYS, SETTINGS_FILE, Workspace
 from .issues import Issue, TuanjianError
+from .plan import Plan, Workspace
 from .roster_book import write_roster_book
+from .settings import DATA, FOLDER_KEYS, SETTINGS_FILE
 from .specs import SpecRegistry
 from .xlsxio import atomic_write
 
@@ -16,7 +18,7 @@ from .xlsxio import atomic_write
 def init_workspace(root: Path, registry: SpecRegistry | None = None) -> Workspace:
     """Write tuanjian.toml, 名单与目标.xlsx (the plan's defaults) and the folders; never overwrite a file."""
     root = Path(root)
-    builtin = Workspace.builtin(registry)
+    builtin = Plan.builtin(registry)
     settings_path = root / SETTINGS_FILE
     roster_path = root / builtin.settings.roster.file
     existing = [p for p in (settings_path, roster_path) if p.exists()]
@@ -25,7 +27,7 @@ def init_workspace(root: Path, registry: SpecRegistry | None = None) -> Workspac
     root.mkdir(parents=True, exist_ok=True)
     atomic_write(settings_path, (DATA / SETTINGS_FILE).read_bytes())
     atomic_write(roster_path, write_roster_book(builtin.roster, builtin.registry))
-    ws = Workspace(root, builtin.settings, builtin.roster, builtin.registry)
+    ws = Workspace.of(builtin, root)
     for key in FOLDER_KEYS:
         ws.folder(key).mkdir(exist_ok=True)
     return ws
@@ -94,7 +96,8 @@ class ValidationOutcome:
         return out
 
 
-def validate_submissions(paths: list[Path], root: Path | None, return_dir: Path | None = None) -> ValidationOutcome:
+def validate_submissions(paths: list[Path], root: Path | None, return_dir: Path | None = None,
+                         today: dt.date | None = None) -> ValidationOutcome:
     """Validate files, zips, saved mails and folders against the workspace at `root` (None: the current folder's
     if it is one, else the built-in default plan, so a unit can check its file before sending); 退回件 for files
     with errors."""
@@ -103,11 +106,11 @@ def validate_submissions(paths: list[Path], root: Path | None, return_dir: Path 
     from .returns import write_returns
 
     builtin = root is None and not (Path(".") / SETTINGS_FILE).exists()
-    ws = Workspace.builtin() if builtin else Workspace.load(Path(root or "."))
+    ws = Plan.builtin() if builtin else Workspace.load(Path(root or "."))
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=Path(p).name, detail=str(p)) for p in missing])
-    results = validate_many(ws, list(expand([Path(p) for p in paths])))
+    results = validate_many(ws, list(expand([Path(p) for p in paths])), today)
     pieces = write_returns(results, ws, return_dir) if return_dir else []
     tables = frozenset(s.form_id for s in ws.registry.latest() if s.kind == "table")
     return ValidationOutcome(results, pieces, builtin, tables)

@@ -1,25 +1,25 @@
-"""Workspace configuration: settings (tuanjian.toml) and the roster with its targets (名单与目标.xlsx).
+"""The roster: units, unit types with their due rules, target tasks, the checks across them, and the built-in plan.
 
-The plan's own roster, deadlines and targets are data files in tuanjian_xlsx/data/; nothing here is a constant of the plan.
+One roster, two sources: a workspace's 名单与目标.xlsx (roster_book.py) and the plan's own
+tuanjian_xlsx/data/default_plan.toml. Nothing here is a constant of the plan.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from .issues import KINDS_ZH, ConfigError, Issue
+from .periods import Period
+from .settings import DATA
 from .specs import SpecRegistry
 from .tomlfile import find_line, load_toml, pydantic_issues
-
-DATA = Path(__file__).resolve().parent / "data"
-SETTINGS_FILE = "tuanjian.toml"
 
 Cadence = Literal["monthly", "quarterly", "yearly", "none"]
 Kind = Literal["ratio", "count", "yesno", "qualitative"]
@@ -44,7 +44,7 @@ def _from_label(value, table: dict[str, str], error: str):
 
 
 def parse_date(value) -> dt.date | None:
-    """A date from a cell or TOML: date objects, Excel-style text (2020-11-30, 2020/11/30, 2020.11.30, 2020年11月30日)."""
+    """A date from a cell or TOML: a date, or text as Excel shows it (2020-11-30, 2020/11/30, 2020年11月30日)."""
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -91,7 +91,7 @@ class UnitType(_Row):
     """A unit type and, per form, how often it reports and when it is due."""
 
     name: Annotated[str, Field(min_length=1)]
-    rules: dict[str, "DueRule"] = {}
+    rules: dict[str, DueRule] = {}
     min_visits: Annotated[int, Field(ge=0)] | None = None  # 走基层: visits a unit of this type owes each month
 
     @field_validator("min_visits", mode="before")
@@ -247,6 +247,14 @@ class Roster(BaseModel):
     def tasks_for(self, unit_type: str | None) -> list[Task]:
         return [t for t in self.tasks if unit_type is None or unit_type in t.unit_types]
 
+    def due(self, unit: Unit | None, form_id: str, period: Period | None) -> dt.date | None:
+        """The day `unit`'s `form_id` for `period` is due; None when the unit does not file that form (or the unit
+        or period is not known). The one place a due date is worked out."""
+        rule = self.rule(unit.type, form_id) if unit is not None else None
+        if rule is None or period is None:
+            return None
+        return period.due(rule.day, rule.month_offset)
+
 
 # --- cross checks, shared by the Excel roster and the built-in data -------------------------------
 
@@ -259,13 +267,13 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
     if not roster.units:
         yield Issue.make("no-units", **locate("units", -1, "name"))
     seen_t: dict[str, int] = {}
-    for i, t in enumerate(roster.unit_types):
-        if t.name in seen_t:
-            yield Issue.make("duplicate-unit", value=t.name, first=seen_t[t.name], **locate("unit_types", i, "name"))
-        seen_t.setdefault(t.name, _row_no(locate, "unit_types", i))
+    for i, ut in enumerate(roster.unit_types):
+        if ut.name in seen_t:
+            yield Issue.make("duplicate-unit", value=ut.name, first=seen_t[ut.name], **locate("unit_types", i, "name"))
+        seen_t.setdefault(ut.name, _row_no(locate, "unit_types", i))
         for form_id, name in form_names.items():
-            if form_id not in t.rules:
-                yield Issue.make("missing-rule", unit_type=t.name, form=name, **locate("unit_types", i, "name"))
+            if form_id not in ut.rules:
+                yield Issue.make("missing-rule", unit_type=ut.name, form=name, **locate("unit_types", i, "name"))
     seen_id: dict[str, int] = {}
     seen_name: dict[str, int] = {}
     for i, u in enumerate(roster.units):
@@ -276,11 +284,12 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
         if u.type not in types:
             yield Issue.make("unknown-unit-type", value=u.type, known=types, **locate("units", i, "type"))
     seen_code: dict[str, int] = {}
-    for i, t in enumerate(roster.tasks):
-        if t.code in seen_code:
-            yield Issue.make("duplicate-task", value=t.code, first=seen_code[t.code], **locate("tasks", i, "code"))
-        seen_code.setdefault(t.code, _row_no(locate, "tasks", i))
-        yield from _check_task(t, types, lambda f, i=i: locate("tasks", i, f))
+    for i, task in enumerate(roster.tasks):
+        code = task.code
+        if code in seen_code:
+            yield Issue.make("duplicate-task", value=code, first=seen_code[code], **locate("tasks", i, "code"))
+        seen_code.setdefault(code, _row_no(locate, "tasks", i))
+        yield from _check_task(task, types, partial(locate, "tasks", i))
 
 
 def _check_task(t: Task, types: list[str], at: Callable[[str], dict]) -> Iterator[Issue]:
@@ -314,119 +323,6 @@ def _row_no(locate: Locate, section: str, index: int) -> int:
     if place.get("cell"):
         return int(re.sub(r"[^0-9]", "", place["cell"]))
     return place.get("line") or index + 1
-
-
-# --- settings (tuanjian.toml) ---------------------------------------------------------------------
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Organisation(_Section):
-    name: Annotated[str, Field(min_length=1)]
-    department: Annotated[str, Field(min_length=1)]
-    report_mailbox: str = ""
-    publicity_mailbox: str = ""
-
-
-class Folders(_Section):
-    templates: str = "模板"
-    outbox: str = "下发"
-    inbox: str = "收件箱"
-    returns: str = "退回"
-    master: str = "汇总"
-
-
-class RosterFile(_Section):
-    file: str = "名单与目标.xlsx"
-
-
-class FormUse(_Section):
-    enabled: bool = True
-    current_version: Annotated[int, Field(ge=1)] = 1
-    accepted_versions: list[Annotated[int, Field(ge=1)]] = [1]
-    accepted_until: dict[int, dt.date] = {}  # an older version is received until this day (inclusive)
-
-
-class Protection(_Section):
-    password: str = ""
-
-
-class Mail(_Section):
-    """Sending (SMTP); the password never sits in this file, only in the environment variable named here."""
-
-    smtp_host: str = ""
-    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 465
-    smtp_security: Literal["ssl", "starttls", "none"] = "ssl"
-    smtp_user: str = ""
-    password_env: str = "TUANJIAN_SMTP_PASSWORD"
-    sender: str = ""  # From address; empty = smtp_user
-    imap_host: str = ""
-    imap_port: Annotated[int, Field(ge=1, le=65535)] = 993
-    imap_security: Literal["ssl", "starttls", "none"] = "ssl"
-    imap_user: str = ""
-    imap_password_env: str = "TUANJIAN_IMAP_PASSWORD"
-    imap_folder: str = "INBOX"
-
-
-class Reporting(_Section):
-    start: str = ""  # first period counted as due, e.g. 2026-01; empty = January of the as-of year
-
-    @field_validator("start")
-    @classmethod
-    def _period(cls, v: str) -> str:
-        from .periods import parse_period
-
-        if v and (parse_period(v) is None or parse_period(v).kind != "month"):
-            raise ValueError("应为月份，如 2026-01")
-        return v
-
-
-class Settings(_Section):
-    organisation: Organisation
-    folders: Folders = Folders()
-    roster: RosterFile = RosterFile()
-    forms: dict[str, FormUse]
-    protection: Protection = Protection()
-    reporting: Reporting = Reporting()
-    mail: Mail = Mail()
-
-
-FOLDER_KEYS = ("templates", "outbox", "inbox", "returns", "master")
-
-
-def load_settings(path: Path, registry: SpecRegistry) -> Settings:
-    """Read and check tuanjian.toml; every problem is reported at once, with key and line."""
-    data, lines = load_toml(path)
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(pydantic_issues(exc, file=path.name, lines=lines, strip=())) from None
-    issues = list(_check_forms(settings, registry, path.name, lines))
-    if any(i.severity == "error" for i in issues):
-        raise ConfigError(issues)
-    return settings
-
-
-def _check_forms(settings: Settings, registry: SpecRegistry, file: str, lines) -> Iterator[Issue]:
-    known = registry.form_ids
-    for form_id, use in settings.forms.items():
-        loc = ("forms", form_id)
-        if form_id not in known:
-            yield Issue.make("unknown-form", file=file, line=find_line(loc, lines), field=f"forms.{form_id}",
-                             value=form_id, known=known)
-            continue
-        versions = registry.versions(form_id)
-        for key, vs in (("current_version", [use.current_version]), ("accepted_versions", use.accepted_versions)):
-            for v in vs:
-                if v not in versions:
-                    yield Issue.make("unknown-version", file=file, line=find_line(loc + (key,), lines),
-                                     field=f"forms.{form_id}.{key}", form=form_id, version=v)
-
-
-def default_settings(registry: SpecRegistry) -> Settings:
-    return load_settings(DATA / SETTINGS_FILE, registry)
 
 
 # --- the built-in roster ----------------------------------------------------------------------------
@@ -468,64 +364,3 @@ def default_roster(registry: SpecRegistry) -> Roster:
 
 def form_names(registry: SpecRegistry) -> dict[str, str]:
     return {s.form_id: s.sheet_name for s in registry.latest()}
-
-
-# --- the workspace --------------------------------------------------------------------------------
-
-
-@dataclass
-class Workspace:
-    """Settings + roster + specs; `root` is None for the built-in default."""
-
-    root: Path | None
-    settings: Settings
-    roster: Roster
-    registry: SpecRegistry
-
-    @classmethod
-    def builtin(cls, registry: SpecRegistry | None = None) -> "Workspace":
-        registry = registry or SpecRegistry()
-        return cls(None, default_settings(registry), default_roster(registry), registry)
-
-    @classmethod
-    def load(cls, root: Path, registry: SpecRegistry | None = None) -> "Workspace":
-        """Load a workspace folder; all configuration problems come together in one ConfigError."""
-        from .roster_book import read_roster_book
-
-        registry = registry or SpecRegistry()
-        root = Path(root)
-        settings_path = root / SETTINGS_FILE
-        if not settings_path.exists():
-            raise ConfigError(Issue.make("file-missing", file=SETTINGS_FILE,
-                                         detail=f"{settings_path}（这是工作区文件夹吗？可先运行 tuanjian init）"))
-        settings = load_settings(settings_path, registry)
-        roster = read_roster_book(root / settings.roster.file, registry)
-        return cls(root, settings, roster, registry)
-
-    def folder(self, key: str) -> Path:
-        if self.root is None:
-            raise ValueError("the built-in default has no folders")
-        return self.root / getattr(self.settings.folders, key)
-
-    def current_specs(self):
-        return [self.registry.get(f, u.current_version) for f, u in self.settings.forms.items() if u.enabled]
-
-    def distributed_on(self, form_id: str, version: int) -> str | None:
-        """The day a version of a form was first distributed from this workspace, if the ledger knows."""
-        import sqlite3
-
-        ledger = self.root / ".tuanjian" / "ledger.sqlite" if self.root else None
-        if ledger is None or not ledger.exists():
-            return None
-        try:
-            con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-            row = con.execute("SELECT value FROM meta WHERE key = ?", (f"first-distributed:{form_id}:{version}",)).fetchone()
-            con.close()
-        except sqlite3.Error:
-            return None
-        return row[0] if row else None
-
-    def spec(self, form_id: str):
-        """The version of a form this workspace distributes now."""
-        use = self.settings.forms.get(form_id)
-        return self.registry.get(form_id, use.current_version if use else None)

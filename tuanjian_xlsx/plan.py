@@ -1,0 +1,82 @@
+"""The plan and the workspace that keeps it.
+
+A `Plan` is what the reporting runs on: settings, the roster (units, due rules, targets) and the form specs.
+`Plan.builtin()` is the plan's own default, used where there is no workspace (a unit checking its file before
+sending it). A `Workspace` is a plan kept in a folder: tuanjian.toml, 名单与目标.xlsx, the working folders and the
+ledger; its root is always a folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .issues import ConfigError, Issue, TuanjianError
+from .ledger import Ledger
+from .roster import Roster, default_roster
+from .roster_book import read_roster_book
+from .settings import SETTINGS_FILE, Settings, default_settings, load_settings
+from .specs import SpecRegistry
+
+
+@dataclass
+class Plan:
+    """Settings + roster + specs, without a folder."""
+
+    settings: Settings
+    roster: Roster
+    registry: SpecRegistry
+
+    @classmethod
+    def builtin(cls, registry: SpecRegistry | None = None) -> Plan:
+        """The plan's own settings, roster and targets (tuanjian_xlsx/data/)."""
+        registry = registry or SpecRegistry()
+        return Plan(default_settings(registry), default_roster(registry), registry)
+
+    def current_specs(self):
+        return [self.registry.get(f, u.current_version) for f, u in self.settings.forms.items() if u.enabled]
+
+    def spec(self, form_id: str):
+        """The version of a form this plan distributes now."""
+        use = self.settings.forms.get(form_id)
+        return self.registry.get(form_id, use.current_version if use else None)
+
+    def distributed_on(self, form_id: str, version: int) -> str | None:
+        """The day a version of a form was first distributed; a plan without a workspace has distributed nothing."""
+        return None
+
+
+@dataclass
+class Workspace(Plan):
+    """A plan kept in the folder `root`."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, plan: Plan, root: Path) -> Workspace:
+        """`plan` kept in the folder `root`."""
+        return cls(plan.settings, plan.roster, plan.registry, Path(root))
+
+    @classmethod
+    def load(cls, root: Path, registry: SpecRegistry | None = None) -> Workspace:
+        """Load a workspace folder; all configuration problems come together in one ConfigError."""
+        registry = registry or SpecRegistry()
+        root = Path(root)
+        settings_path = root / SETTINGS_FILE
+        if not settings_path.exists():
+            raise ConfigError(Issue.make("file-missing", file=SETTINGS_FILE,
+                                         detail=f"{settings_path}（这是工作区文件夹吗？可先运行 tuanjian init）"))
+        settings = load_settings(settings_path, registry)
+        roster = read_roster_book(root / settings.roster.file, registry)
+        return cls(settings, roster, registry, root)
+
+    def folder(self, key: str) -> Path:
+        return self.root / getattr(self.settings.folders, key)
+
+    def distributed_on(self, form_id: str, version: int) -> str | None:
+        """The day a version of a form was first distributed from this workspace, if the ledger knows."""
+        try:
+            with Ledger(self.root, readonly=True) as ledger:
+                return ledger.first_distributed(form_id, version)
+        except TuanjianError:  # a ledger that cannot be read only takes the date out of a message
+            return None
