@@ -129,7 +129,7 @@ def run_merge(ws_dir: Path, fresh: bool) -> tuple[float, int]:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     out = log.read_text(encoding="utf-8", errors="replace")
-    if status != 0 or not out.startswith("收到"):
+    if status != 0 or not out.startswith(("收到", "没有新文件")):
         raise SystemExit(f"merge failed: {out[-2000:]}")
     return wall, usage.ru_maxrss
 
@@ -144,7 +144,7 @@ def baseline(files: list[Path]) -> float:
     for f in files:
         wb = openpyxl.load_workbook(f)
         row = [f.name]
-        for name, dn in wb.defined_names.items():
+        for dn in wb.defined_names.values():
             for title, ref in dn.destinations:
                 if title in wb.sheetnames:
                     cell = wb[title][ref.replace("$", "").split(":")[0]]
@@ -197,7 +197,7 @@ def main() -> None:
     print(f"机器：{os.cpu_count()} 核；Python {sys.version.split()[0]}；重复 {args.repeat} 次取中位数")
     print(f"{'份数':>7} {'合并总耗时':>10} {'每份 ms':>8} {'openpyxl 每份 ms':>16} {'倍数':>6} {'calamine 下限 ms':>16} "
           f"{'相对下限':>8} {'再次合并 s':>10} {'峰值内存 MB':>11}")
-    for n, wall, per, base, flo, again, rss, sampled in rows:
+    for n, wall, per, base, flo, again, rss, _sampled in rows:
         print(f"{n:>7} {wall:>10.2f} {per:>8.3f} {base:>16.3f} {base / per:>6.1f} {flo:>16.3f} {per / flo:>8.2f} "
               f"{again:>10.2f} {rss:>11.0f}")
     print(f"tuanjian --help：{help_s:.3f} s（openpyxl 基线按前 {rows[0][7]} 份测得）")

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .cells import cell_name
 
@@ -179,10 +179,32 @@ class Grid:
     def __init__(self) -> None:
         self._cells: dict[tuple[str, int, int], object] = {}
         self._done: dict[tuple[str, int, int], object] = {}
+        self._ranges: dict[tuple, list] = {}  # a range's values, once all its cells are known
+        self._matches: dict[tuple, frozenset[int]] = {}  # (range, criterion) -> positions it matches
 
     def set(self, sheet: str, r: int, c: int, value) -> None:
         self._cells[(sheet, r, c)] = value if isinstance(value, Expr) else stored(value)
-        self._done.clear()
+        if self._done or self._ranges:
+            self._done.clear()
+            self._ranges.clear()
+            self._matches.clear()
+
+    def range_values(self, sheet: str, r1: int, c1: int, r2: int, c2: int) -> list:
+        key = (sheet, r1, c1, r2, c2)
+        if key not in self._ranges:
+            self._ranges[key] = [self.value(sheet, r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)]
+        return self._ranges[key]
+
+    def matching(self, sheet: str, range_: "Range", criterion) -> frozenset[int]:
+        """Positions in the range that a COUNTIF criterion matches; each (range, criterion) worked out once, so a
+        sheet of COUNTIFS over the same columns costs a scan per distinct criterion, not per formula."""
+        s = range_.sheet or sheet
+        key = (s, range_.r1, range_.c1, range_.r2, range_.c2, type(criterion).__name__, criterion)
+        if key not in self._matches:
+            test = matcher(criterion)
+            values = self.range_values(s, range_.r1, range_.c1, range_.r2, range_.c2)
+            self._matches[key] = frozenset(i for i, v in enumerate(values) if test(v))
+        return self._matches[key]
 
     def value(self, sheet: str, r: int, c: int):
         key = (sheet, r, c)
@@ -287,8 +309,7 @@ class Range(Expr):
                 + cell_name(self.r2, self.c2, self.absolute))
 
     def values(self, grid, sheet) -> list:
-        s = self.sheet or sheet
-        return [grid.value(s, r, c) for r in range(self.r1, self.r2 + 1) for c in range(self.c1, self.c2 + 1)]
+        return grid.range_values(self.sheet or sheet, self.r1, self.c1, self.r2, self.c2)
 
     def value(self, grid, sheet):
         return VALUE  # a range is not a single value (no implicit intersection in our formulas)
@@ -553,17 +574,24 @@ def matcher(criterion) -> Callable[[object], bool]:
         return (lambda v: not equal(v)) if op == "<>" else equal
     test = _COMPARE[op]
     if number is not None:
-        return lambda v: isinstance(v, float) and test(compare(v, number))
-    return lambda v: isinstance(v, str) and test(compare(v, rest))
+        def ordered(v) -> bool:
+            c = compare(v, number) if isinstance(v, float) else None  # two numbers: never an Error
+            return isinstance(c, int) and test(c)
+        return ordered
+    def ordered_text(v) -> bool:
+        c = compare(v, rest) if isinstance(v, str) else None  # two texts: never an Error
+        return isinstance(c, int) and test(c)
+    return ordered_text
 
 
-def _pairs(grid, sheet, args) -> list[tuple[list, Callable]]:
-    return [(r.values(grid, sheet), matcher(c.value(grid, sheet))) for r, c in zip(args[::2], args[1::2])]
+def _matched(grid, sheet, args) -> frozenset[int]:
+    """Positions every (range, criterion) pair matches."""
+    sets = [grid.matching(sheet, r, c.value(grid, sheet)) for r, c in zip(args[::2], args[1::2])]
+    return frozenset.intersection(*sets) if sets else frozenset()
 
 
 def _countifs(grid, sheet, *args):
-    pairs = _pairs(grid, sheet, args)
-    return float(sum(all(m(vals[i]) for vals, m in pairs) for i in range(len(pairs[0][0]))))
+    return float(len(_matched(grid, sheet, args)))
 
 
 def COUNTIF(range_: Range, criterion) -> Call:
@@ -577,8 +605,7 @@ def COUNTIFS(*pairs) -> Call:
 
 def _sumifs(grid, sheet, total, *args):
     values = total.values(grid, sheet)
-    pairs = _pairs(grid, sheet, args)
-    return sum((v for i, v in enumerate(values) if isinstance(v, float) and all(m(vals[i]) for vals, m in pairs)), 0.0)
+    return sum((values[i] for i in sorted(_matched(grid, sheet, args)) if isinstance(values[i], float)), 0.0)
 
 
 def SUMIFS(sum_range: Range, *pairs) -> Call:
@@ -590,7 +617,7 @@ def _count_equal(grid, sheet, range_, x):
     return float(sum(compare(v, target) == 0 for v in range_.values(grid, sheet)))
 
 
-def COUNT_EQUAL(range_: Range, x) -> Call:
+def COUNT_EQUAL(range_: Range, x) -> Expr:
     """SUMPRODUCT(--(range=x)): how many cells equal x by plain comparison (no wildcards, unlike COUNTIF)."""
     call = Call("SUMPRODUCT", (range_, _e(x)), _count_equal)
     return _Rendered(call, lambda sheet: f"SUMPRODUCT(--({range_.text(sheet)}={_e(x).text(sheet)}))")

@@ -11,6 +11,7 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass
+from typing import Any
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
 MAX_TOTAL_BYTES = 200 * 1024 * 1024
@@ -44,7 +45,7 @@ def _letters(text: bytes) -> int:
 
 def _attrs(text: bytes) -> dict[bytes, bytes]:
     """A start tag's attributes by local name (prefixes dropped), read one by one, never out of a quoted value."""
-    out = {}
+    out: dict[bytes, bytes] = {}
     for m in _ATTR.finditer(text):
         name = m.group(1).rsplit(b":", 1)[-1]
         out.setdefault(name, m.group(2) if m.group(2) is not None else m.group(3))
@@ -99,7 +100,7 @@ def _extent_parsed(body: bytes) -> tuple[int, int]:
     calamine would not read it either."""
     import xml.parsers.expat
 
-    state = {"rows": 0, "cols": 0, "row": 0, "col": 0, "cell": None, "text": False}
+    state: dict[str, Any] = {"rows": 0, "cols": 0, "row": 0, "col": 0, "cell": None, "text": False}
 
     def start(name, attrs):
         local = name.rsplit(":", 1)[-1]
@@ -241,9 +242,36 @@ def sheet_parts(z: zipfile.ZipFile) -> list[str]:
 _ATTRS_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship(?=[\s/>])" + _ATTRS + rb">")
 
 
+_ANY_REF = re.compile(rb"""(?<=\s)r\s*=\s*["']([A-Za-z]{0,3})([0-9]{0,9})["']""")  # an attribute named r
+_ODD_REF = re.compile(rb"""(?<=\s)r\s*=\s*["'][^"']*[^A-Za-z0-9"']""")
+
+
+def bound(body: bytes) -> int | None:
+    """An upper bound of the cells calamine could allocate for this sheet, found in one cheap pass: the farthest
+    row and column any r="…" names (wherever it stands), plus one row per <row and one column per <c that could
+    lack a reference. None when a reference is written in a way this pass does not read (the full scan decides)."""
+    if _ODD_REF.search(body):
+        return None
+    rows = cols = 0
+    for m in _ANY_REF.finditer(body):
+        if m.group(1):
+            cols = max(cols, _letters(m.group(1)))
+        if m.group(2):
+            rows = max(rows, int(m.group(2)))
+    return (rows + body.count(b"<row") + body.count(b":row")) * (cols + body.count(b"<c") + body.count(b":c"))
+
+
+def _extent(body: bytes) -> tuple[int, int]:
+    """The sheet's extent, or for the usual small sheet a bound on it (the full scan only when the bound is large)."""
+    limit = bound(body)
+    if limit is not None and limit <= MAX_SHEET_CELLS // 4:
+        return limit, 1
+    return xlsx_extent(body)
+
+
 def huge_sheet(z: zipfile.ZipFile) -> str | None:
     """A sheet whose used area is too large to read (a stray value far away, on purpose or not): in Chinese."""
-    extents = [xlsx_extent(z.read(name)) for name in sheet_parts(z)]
+    extents = [_extent(z.read(name)) for name in sheet_parts(z)]
     if "content.xml" in z.namelist():
         extents += ods_tables(z.read("content.xml"))
     total = 0
