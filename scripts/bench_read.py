@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import openpyxl  # noqa: E402
+import openpyxl
 
-from tuanjian_xlsx.plan import Plan  # noqa: E402
-from tuanjian_xlsx.read import open_package, read_forms  # noqa: E402
-from tuanjian_xlsx.validate import validate_file  # noqa: E402
+from tuanjian_xlsx.plan import Plan
+from tuanjian_xlsx.read import open_package, read_forms
+from tuanjian_xlsx.validate import validate_file
 
 
 def filled_file(tmp: Path) -> Path:

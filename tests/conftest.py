@@ -182,8 +182,10 @@ def as_nobody(fn, *args) -> dict:
 # --- every problem the catalogue can report is reported by some test -----------------------------------------
 
 RAISED: set[str] = set()
-# codes only a Windows machine, or Excel itself, can produce here: none today
-NOT_RAISED_HERE: set[str] = set()
+# codes raised only in a process of their own, checked there by the test named
+NOT_RAISED_HERE: set[str] = {
+    "reader-crashed",  # test_hostile_files.test_a_file_that_exhausts_its_reader_is_refused_alone: a fresh merge process
+}
 
 
 def pytest_configure(config):

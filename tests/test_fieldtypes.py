@@ -151,7 +151,7 @@ def judged(libreoffice, tmp_path_factory):
     theirs = openpyxl.load_workbook(libreoffice.convert(path, tmp / "lo"), data_only=True)[SHEET]
     read_back = open_package(path).rows(SHEET)
     out = []
-    for r, (t, v) in enumerate(ROWS):
+    for r, (t, _v) in enumerate(ROWS):
         raw = read_back[r][0] if r < len(read_back) else None
         ours = (cached[(r, 1)], cached[(r, 2)])
         lo = (theirs.cell(r + 1, 2).value, theirs.cell(r + 1, 3).value)

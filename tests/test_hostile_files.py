@@ -166,22 +166,31 @@ def test_far_cells_are_refused_and_the_rest_recorded(ws, good_files):
     assert parsed == [] and again.duplicates == 74  # nothing read twice, nothing retried
 
 
-def test_a_file_that_exhausts_its_reader_is_refused_alone(ws, good_files, monkeypatch):
+def test_a_file_that_exhausts_its_reader_is_refused_alone(ws, good_files):
     """A legal sheet of 450,000 numbers, read under a memory cap too small for it: the reader fails (a MemoryError,
-    or Rust's allocation failure aborting the worker); that file alone is refused, recorded, and not read again."""
+    or Rust's allocation failure aborting the worker); that file alone is refused, recorded, and not read again.
+    The merge runs as staff run it, in a fresh process (the cap counts from what a worker starts with)."""
+    import json
+    import sys
+
     rng = random.Random(1)
-    rows = b"".join(b'<row r="%d">' % r + b"".join(b'<c r="%s%d"><v>%d</v></c>' % (b"A" + bytes([c]), r,
-                                                                                  rng.randrange(10 ** 6))
-                                                  for c in range(65, 95)) + b"</row>" for r in range(30, 15030))
+    columns = [b"A" + bytes([65 + i]) for i in range(26)] + [b"B" + bytes([65 + i]) for i in range(4)]  # AA..BD
+    rows = b"".join(b'<row r="%d">' % r + b"".join(b'<c r="%s%d"><v>%d</v></c>' % (col, r, rng.randrange(10 ** 6))
+                                                  for col in columns) + b"</row>" for r in range(30, 15030))
     inbox = ws / "收件箱"
     for n, data in enumerate(good_files):
         (inbox / f"好{n:02d}.xlsx").write_bytes(data)
     (inbox / "大表.xlsx").write_bytes(far(good_files[0], rows))
-    monkeypatch.setenv("TUANJIAN_WORKER_MEMORY_MB", "30")
-    result = merge(ws, as_of=AS_OF, now=NOW)
-    got = outcome(result)
-    assert got["大表.xlsx"] == (False, ["reader-crashed"]), got["大表.xlsx"]
-    assert sum(valid for valid, _ in got.values()) == 70 and ledger_ok(ws)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, TUANJIAN_WORKER_MEMORY_MB="12", PYTHONPATH=str(root))
+    cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws), "--as-of", AS_OF.isoformat(), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0 and (data["valid"], data["invalid"]) == (70, 1), proc.stdout + proc.stderr
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    (stored,) = con.execute("SELECT result FROM files WHERE name = '大表.xlsx'").fetchone()
+    con.close()
+    assert "reader-crashed" in stored and ledger_ok(ws)
     parsed: list = []
     merge(ws, as_of=AS_OF, now=NOW, parse_counter=parsed)
     assert parsed == []

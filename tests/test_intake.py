@@ -127,7 +127,7 @@ def test_unflagged_utf8_names_and_attachment_names_with_paths(tmp_path, filled):
     init_workspace(tmp_path / "ws")
     inbox = tmp_path / "ws" / "收件箱"
     buf = io.BytesIO()
-    raw = "团建报表/三月走基层.xlsx".encode("utf-8")  # as macOS or 7-Zip write it: UTF-8, no flag
+    raw = "团建报表/三月走基层.xlsx".encode()  # as macOS or 7-Zip write it: UTF-8, no flag
     placeholder = "x" * (len(raw) - 5) + ".xlsx"
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(placeholder, filled)

@@ -108,10 +108,10 @@ DAMAGE = {
 def test_an_unusable_ledger_is_one_chinese_error_naming_the_file(merged, tmp_path, damage, readonly):
     root = _copy(merged, tmp_path)
     DAMAGE[damage](_ledger_file(root))
-    with pytest.raises(TuanjianError) as caught:
-        with Ledger(root, readonly=readonly) as ledger:  # damage may show only when a page is read
-            ledger.files()
-            ledger.unreturned()
+    # damage may show only when a page is read
+    with pytest.raises(TuanjianError) as caught, Ledger(root, readonly=readonly) as ledger:
+        ledger.files()
+        ledger.unreturned()
     [issue] = caught.value.issues
     assert issue.file == ".tuanjian/ledger.sqlite"
     assert issue.code == ("ledger-newer" if damage == "newer-schema" else "ledger-damaged")

@@ -90,7 +90,7 @@ def test_visit_totals_equal_totals_from_the_submissions(demo):
             got[(unit, f"{key // 100}-{key % 100:02d}")] = [n, cadres, youth]
     assert got == expected
     assert sum(v[0] for v in got.values()) == sum(1 for _ in openpyxl.load_workbook(
-        demo.merge.master)["走基层明细"].iter_rows(min_row=2)) 
+        demo.merge.master)["走基层明细"].iter_rows(min_row=2))
 
 
 def test_resubmission_supersedes_and_sources_say_so(demo):

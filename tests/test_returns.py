@@ -55,7 +55,7 @@ def test_return_carries_values_and_marks_exactly_the_bad_cells(bad_file, builtin
     got = sorted((r[1], r[2], r[4]) for r in listing[1:])
     want = sorted((i.cell, i.field, i.message if i.severity == "error" else "提醒：" + i.message) for i in result.issues)
     assert got == want
-    assert ["C10", "团员青年", "五六人"] == [r for r in listing if r[1] == "C10"][0][1:4]
+    assert [r for r in listing if r[1] == "C10"][0][1:4] == ["C10", "团员青年", "五六人"]
 
     text = piece.message.read_text(encoding="utf-8-sig")
     assert text.startswith("源汇区团委：您单位报送的《附件1 团干部走基层情况报告单》（2026年3月）（文件 源汇区三月.xlsx）有 5 处需要修改：")

@@ -9,7 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, to keep `tuanjian --help` quick
+    from .demo import DemoResult
+    from .distribute import Distribution
+    from .fetchmail import FetchResult
+    from .merge import MergeResult
+    from .versions import SpecDiff
 
 
 def _now() -> dt.datetime:
@@ -101,7 +109,7 @@ def list_templates() -> TemplateList:
 
 @dataclass
 class TemplateDiff(Result):
-    diff: object  # versions.SpecDiff: change records, rendered by it
+    diff: SpecDiff  # change records, rendered by it
 
     def lines(self) -> list[str]:
         return self.diff.lines()
@@ -157,8 +165,8 @@ def validate(paths: list[Path], root: Path | None = None, return_dir: Path | Non
 
 @dataclass
 class Merged(Result):
-    merge: object  # merge.MergeResult
-    fetched: object | None = None  # fetchmail.FetchResult, with --fetch
+    merge: MergeResult
+    fetched: FetchResult | None = None  # with --fetch
     excel_note: str | None = None  # why the master was not opened in Excel, with --open
 
     def lines(self) -> list[str]:
@@ -166,6 +174,7 @@ class Merged(Result):
         out = list(self.fetched.lines()) if self.fetched is not None else []
         out.append(m.summary())
         for item in m.invalid:
+            assert item.result is not None  # a new invalid file keeps its FileResult (merge.Ingested)
             first = next(i for i in item.result.issues if i.severity == "error")
             out.append(f"  退回  {item.path.name}：{first.render()}")
         out += [f"  退回件：{piece.workbook or piece.message}" for piece in m.returns]
@@ -280,7 +289,7 @@ def status(root: Path, *, period: str | None = None, as_of: dt.date | None = Non
 
 @dataclass
 class Distributed(Result):
-    result: object  # distribute.Distribution
+    result: Distribution
 
     def lines(self) -> list[str]:
         r = self.result
@@ -327,7 +336,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
 
 @dataclass
 class Demo(Result):
-    result: object  # demo.DemoResult
+    result: DemoResult
     shown: str
 
     def lines(self) -> list[str]:

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .plan import Plan, Workspace
 from .intake import Submission, load
@@ -73,6 +73,7 @@ def validate_many(ws: Plan, subs: list[Submission], today: dt.date | None = None
         if problem is not None:
             results[k] = FileResult(path=sub.path, file=sub.name, issues=[problem])
         else:
+            assert data is not None  # load gives the bytes whenever it gives no problem
             todo.append((k, job(sub, data, sub.received_at.date() if sub.received_at else today)))
     with _workers(ws, len(todo), validated) as pool:
         for i, answer in pool.run([j for _, j in todo]):

@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -78,7 +79,7 @@ def _hint(hint: str) -> str:
 
 # click's own messages (8.1 to 8.5; see click/exceptions.py, parser.py, core.py, types.py), in Chinese. Applied in
 # order to the whole message, so "Invalid value for X: File 'y' does not exist." is translated piece by piece.
-_CLICK_ZH: list[tuple[str, object]] = [
+_CLICK_ZH: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
     (r"Invalid value for " + _HINT + ": ", lambda m: f"{_hint(m[1])} 的值无效："),
     (r"Invalid value for (.+?): ", lambda m: f"{_hint(m[1])} 的值无效："),
     (r"Invalid value: ", "值无效："),

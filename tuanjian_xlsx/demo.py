@@ -77,6 +77,12 @@ def _visit(rng: random.Random, period: Period, cadres: int | None = None) -> dic
     }
 
 
+def _due(ws: Workspace, unit, form_id: str, period: Period) -> dt.date:
+    due = ws.roster.due(unit, form_id, period)
+    assert due is not None  # the demo sends only what a unit files (roster.units_filing)
+    return due
+
+
 def _received(rng: random.Random, due: dt.date, late: bool) -> dt.datetime:
     day = due + dt.timedelta(days=rng.randint(1, 4)) if late else due - dt.timedelta(days=rng.randint(0, 8))
     when = dt.datetime.combine(day, dt.time(rng.randint(8, 17), rng.choice([0, 15, 30, 45])))
@@ -117,7 +123,7 @@ def run_demo(root: Path) -> DemoResult:
         for unit in ws.roster.units_filing(visit.form_id):
             if (unit.name, month) in missing:
                 continue
-            due = ws.roster.due(unit, visit.form_id, period)
+            due = _due(ws, unit, visit.form_id, period)
             when = _received(rng, due, (unit.name, month) in late)
             if (unit.name, month) == ("西城区团工委", 2):  # retyped from the Word attachment: no passport
                 rec = _visit(rng, period)
@@ -141,7 +147,7 @@ def run_demo(root: Path) -> DemoResult:
         for unit in ws.roster.units_filing(observation.form_id):
             if (unit.name, q) in {("社联部", 2), ("召陵区团委", 2)}:
                 continue
-            when = _received(rng, ws.roster.due(unit, observation.form_id, period), (unit.name, q) == ("学校部", 1))
+            when = _received(rng, _due(ws, unit, observation.form_id, period), (unit.name, q) == ("学校部", 1))
             rec = {"fill_date": dt.datetime(2026, 3 * q, rng.randint(15, 25)), "department": unit.name,
                    "participants": "、".join(rng.sample(["王磊", "李静", "张伟", "刘洋", "陈晨", "赵敏"], 3)),
                    "sites": f"{rng.choice(ORGS)}：{rng.choice(WORK)}", "highlights": rng.choice(HIGHLIGHTS),
@@ -150,7 +156,7 @@ def run_demo(root: Path) -> DemoResult:
         for unit in ws.roster.units_filing(tracker.form_id):
             if (unit.name, q) == ("市教育局青工委", 2):
                 continue
-            when = _received(rng, ws.roster.due(unit, tracker.form_id, period), (unit.name, q) == ("经济技术开发区团工委", 2))
+            when = _received(rng, _due(ws, unit, tracker.form_id, period), (unit.name, q) == ("经济技术开发区团工委", 2))
             copy = build_template(tracker, ws.roster, prefill=Prefill(unit, period.code, period.label))
             rows = _tracker_values(rng, ws, unit, q)
             send(unit, tracker, period, rows, when, "台账", _fill_tracker(copy, tracker, rows, period))
@@ -183,7 +189,7 @@ def _retyped(unit: str, period: Period, rec: dict) -> bytes:
 def _tracker_values(rng: random.Random, ws: Workspace, unit, q: int) -> list[dict]:
     rows = []
     for task in ws.roster.tasks_for(unit.type):
-        row = {"code": task.code}
+        row: dict[str, object] = {"code": task.code}
         if task.kind == "ratio":
             base = rng.randint(5, 40)
             row["done"], row["base"] = min(base, int(base * rng.uniform(0.3, 1.0) + q)), base

@@ -84,7 +84,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
     result = Distribution(p, folder, list(packages.values()))
     if send:
         org = ws.settings.organisation
-        outgoing = [Outgoing(pkg.unit, _subject(ws, pkg, p), pkg.instructions.read_text(encoding="utf-8-sig"),
+        outgoing = [Outgoing(pkg.unit, _subject(ws, pkg, p), _instructions_of(pkg).read_text(encoding="utf-8-sig"),
                              pkg.files) for pkg in result.packages]
         result.sent = send_all(ws.settings.mail, outgoing, f"{org.name}{org.department}")
     # what each unit has received, for "what changed" next time: with --send only the units whose mail went out
@@ -155,11 +155,16 @@ def _instructions(ws: Workspace, pkg: UnitPackage, p: Period) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _instructions_of(pkg: UnitPackage) -> Path:
+    assert pkg.instructions is not None  # distribute writes every package's 填报说明 before zipping or sending
+    return pkg.instructions
+
+
 def _zip(pkg: UnitPackage) -> bytes:
     """One zip per unit; Python sets the UTF-8 flag on Chinese names, which Windows Explorer then shows correctly."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in pkg.files + [pkg.instructions]:
+        for path in pkg.files + [_instructions_of(pkg)]:
             info = zipfile.ZipInfo(path.name, BUILD_DATE.timetuple()[:6])  # fixed, like every output: same bytes
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, path.read_bytes())

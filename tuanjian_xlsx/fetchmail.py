@@ -22,7 +22,8 @@ from .xlsxio import os_reason
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]*)"')
 _DATE_TIME = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([-+])(\d\d)(\d\d)")
-_MONTHS = {m: n for n, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_MONTHS = {m: n for n, m in enumerate(
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1)}
 _UIDVALIDITY = re.compile(rb"\d+")
 
 
@@ -64,7 +65,7 @@ class FetchResult:
         for m in self.taken:
             names = "、".join(s.name for s in m.submissions) or "（无报表附件）"
             out.append(f"  {m.arrived:%Y-%m-%d %H:%M}  {m.sender or '?'}  {m.subject}：{names}")
-        out += [f"  {m.refusal.render()}" for m in self.refused]
+        out += [f"  {m.refusal.render()}" for m in self.refused if m.refusal is not None]  # (each has one)
         out += [f"  未能取回 {mail}：{why}" for mail, why in self.failed]
         out += [f"  {note.render()}" for note in self.notes]
         bad = [i for i in self.ingested if i.outcome == "new" and not i.valid]
@@ -98,6 +99,7 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
                                        env=mail.imap_password_env))
     where = f"{mail.imap_host}:{mail.imap_port}"
     try:
+        box: imaplib.IMAP4
         if mail.imap_security == "ssl":
             box = imaplib.IMAP4_SSL(mail.imap_host, mail.imap_port, ssl_context=ssl.create_default_context(), timeout=30)
         else:
@@ -144,8 +146,8 @@ def _fetch(box, ws: Workspace, mail: Mail, folder: str, since, dry_run: bool, no
     if typ != "OK":
         raise TuanjianError(Issue.make("mail-folder", field="--folder", name=folder))
     # imaplib files the [UIDVALIDITY n] response code under its name, value alone
-    validity = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if isinstance(x, bytes)))
-    validity = validity.group().decode() if validity else None
+    found = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if isinstance(x, bytes)))
+    validity = found.group().decode() if found else None
     criteria = ["SINCE", since.strftime("%d-%b-%Y")] if since else ["ALL"]
     typ, data = box.uid("SEARCH", None, *criteria)
     uids = data[0].split() if typ == "OK" and data and data[0] else []
@@ -249,13 +251,16 @@ def _not_fetched(what) -> str:
     return Issue.make("mail-not-fetched", reason=_said(what)).message
 
 
-_NETWORK = {TimeoutError: "超时", ConnectionResetError: "连接被重置", ConnectionAbortedError: "连接中断",
+_NETWORK: dict[type[BaseException], str] = {TimeoutError: "超时", ConnectionResetError: "连接被重置", ConnectionAbortedError: "连接中断",
             BrokenPipeError: "连接中断", EOFError: "连接被关闭"}
 
 
 def _said(what) -> str:
     """What went wrong, short, for a Chinese message: the server's own words, or a network failure named."""
-    if isinstance(what, BaseException):
+    if isinstance(what, imaplib.IMAP4.error):  # imaplib's text quotes the server's bytes: keep only its words
+        found = re.findall(r"b'([^']*)'|b\"([^\"]*)\"", str(what))
+        text = " ".join(a or b for a, b in found) or str(what) or "服务器拒绝了该命令"
+    elif isinstance(what, BaseException):
         text = _NETWORK.get(type(what)) or (os_reason(what) if isinstance(what, OSError) else str(what)) or "网络错误"
     elif isinstance(what, list):
         text = b" ".join(p for p in what if isinstance(p, bytes)).decode("utf-8", "replace") or "未说明原因"
@@ -265,10 +270,11 @@ def _said(what) -> str:
 
 
 def _utf7(name: str) -> str:
-    """IMAP's modified UTF-7 for folder names (RFC 3501 5.1.3): 团建报表 -> &Vebl+mKlYgg-."""
+    """IMAP's modified UTF-7 for folder names (RFC 3501 5.1.3): 团建报表 -> &VuJe+mKliGg-."""
     import base64
 
-    out, buf = [], []
+    out: list[str] = []
+    buf: list[str] = []
 
     def flush():
         if buf:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import formulas as F
 from .normalise import MAX_SERIAL, UNIT_WORDS, as_choice, as_date, as_number, as_period, as_text
@@ -172,6 +173,7 @@ class FieldType:
         if self.error:
             dv["error_message"] = self.error.format(label=label)
         if self.listed:
+            assert source is not None  # a listed type's callers always pass its list's name
             dv["source"] = source.formula()
         return dv
 
@@ -301,15 +303,17 @@ class TaskKind:
 
     def input_type(self, col) -> str | None:
         """The field type of an input column (a specs.Column) in a row of this kind; None if not asked."""
-        return self.inputs[col.id] if col.id in self.inputs else col.type
+        return self.inputs.get(col.id, col.type)
 
     def over(self, cells: dict[str, F.Expr]) -> F.Expr:
         """自查 of 完成数 ≤ 基数: wrong when both are numbers and the first is the larger."""
+        assert self.not_above is not None  # asked only of a kind with the rule (TaskKind.not_above)
         low, high = (cells[c] for c in self.not_above)
         return F.AND(F.ISNUMBER(low), F.ISNUMBER(high), F.cmp(F.N(low), ">", F.N(high)))
 
-    def above(self, values: dict[str, object]) -> bool:
-        """The validator's test of the same rule, on the values it read."""
+    def above(self, values: dict[str, Any]) -> bool:
+        """The validator's test of the same rule, on the values it read (numbers, or None)."""
+        assert self.not_above is not None  # asked only of a kind with the rule (TaskKind.not_above)
         low, high = (values.get(c) for c in self.not_above)
         return low is not None and high is not None and low > high
 

@@ -195,7 +195,7 @@ class Grid:
             self._ranges[key] = [self.value(sheet, r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)]
         return self._ranges[key]
 
-    def matching(self, sheet: str, range_: "Range", criterion) -> frozenset[int]:
+    def matching(self, sheet: str, range_: Range, criterion) -> frozenset[int]:
         """Positions in the range that a COUNTIF criterion matches; each (range, criterion) worked out once, so a
         sheet of COUNTIFS over the same columns costs a scan per distinct criterion, not per formula."""
         s = range_.sheet or sheet

@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from .filenames import display_name
 from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
@@ -178,7 +178,7 @@ def _zip(container: Path, data, origin: str, received, sender, depth: int) -> It
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"} or member.name.startswith("~$"):
             continue
         total += info.file_size
-        refused = lambda issue: Submission(shown, where, **at, member=member.name, refusal=issue)  # noqa: E731
+        refused = lambda issue: Submission(shown, where, **at, member=member.name, refusal=issue)  # noqa: E731, B023 — used within this iteration only
         if _unsafe(name):
             yield refused(Issue.make("zip-unsafe-path", file=member.name, detail=name))
             continue

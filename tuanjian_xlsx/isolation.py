@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from .issues import TuanjianError
 
@@ -134,7 +135,7 @@ class Workers:
         self.crashes = 0
         self._tried: set[int] = set()  # jobs that already lost one worker
 
-    def __enter__(self) -> "Workers":
+    def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,8 @@ Every message is rendered from one catalogue, keyed by a stable English code.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
+from collections.abc import Iterable
 
 Severity = Literal["error", "warning"]
 
@@ -41,7 +42,6 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "bad-id": ("error", "“{field}”只能用英文字母、数字、下划线和连字符：“{value}”", "an identifier with other characters"),
     "duplicate-unit": ("error", "单位“{value}”重复（第 {first} 行已有）", "a unit listed twice"),
     "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),
-    "duplicate-rule": ("error", "单位类型“{unit_type}”的“{form}”重复设置（第 {first} 行已有）", "a due rule given twice"),
     "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
     "task-without-target": ("error", "任务“{task}”是{kind}指标，但没有目标值（{detail}）", "a quantified task with no target"),
@@ -86,7 +86,6 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "ratio-incomplete": ("error", "任务“{task}”是比率指标，“完成数”和“基数”须同时填写", "a ratio with one of its two numbers"),
     "done-above-base": ("error", "任务“{task}”的完成数 {done} 大于基数 {base}", "a numerator above its denominator"),
     "locked-changed": ("error", "“{field}”被改动：应为“{expected}”，现为“{value}”", "a locked cell typed over"),
-    "no-records": ("error", "报表没有填写任何内容", "a form left blank"),
     "not-in-visit-week": ("warning", "“{field}”{value} 不在走基层周（每月第一周，1—7日）", "a visit outside the first week"),
     "old-version": ("warning", "使用的是“{form}”第 {version} 版模板（当前为第 {current} 版），仍可接收；下次请用新模板", "an older accepted version"),
     "version-expired": ("error", "“{form}”第 {version} 版自 {until} 起不再接收，请改用第 {current} 版模板《{template}》{since}", "a version past its date"),
@@ -162,7 +161,7 @@ class Issue:
         note: str | None = None,
         severity: Severity | None = None,
         **params: object,
-    ) -> "Issue":
+    ) -> Issue:
         default_severity, template, _ = CATALOGUE[code]
         values = {"field": field or "", **{k: _show(v) for k, v in params.items()}}
         return cls(

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .issues import Issue, TuanjianError
 
@@ -122,7 +122,7 @@ class Ledger:
         self.db = self._open_readonly() if readonly else self._open_writable()
 
     @classmethod
-    def open_readonly(cls, root: Path) -> "Ledger":
+    def open_readonly(cls, root: Path) -> Ledger:
         return cls(root, readonly=True)
 
     def _open_writable(self) -> sqlite3.Connection:
@@ -195,7 +195,7 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -263,6 +263,7 @@ class Ledger:
              unit_id, unit, period, result, received_basis))
         new = cur.rowcount == 1
         file_id = cur.lastrowid if new else self.known(sha256)
+        assert file_id is not None  # the row is there: just inserted, or the one whose sha256 stopped the insert
         if not new:  # another run recorded it first: this copy may have arrived earlier
             self._earliest(file_id, received_at, received_basis)
         self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
@@ -456,7 +457,8 @@ def _fault(exc: sqlite3.Error, path: Path, *, writing: bool) -> Issue:
         return Issue.make("workspace-readonly", file=LEDGER_SHOWN, detail=f"{path.parent}：没有写入权限")
     if code in (SQLITE_CANTOPEN, SQLITE_PERM) and path.exists() and not os.access(path, os.R_OK):
         return Issue.make("os-error", file=LEDGER_SHOWN, detail=str(path), reason="没有读取权限")  # not damaged
-    return Issue.make("ledger-damaged", file=LEDGER_SHOWN, reason=_REASON.get(code, "无法读取"), note=note)
+    return Issue.make("ledger-damaged", file=LEDGER_SHOWN, reason=_REASON.get(code, "无法读取") if code is not None else "无法读取",
+                      note=note)
 
 
 @contextmanager
@@ -520,7 +522,7 @@ def archive(directory: Path, sha256: str, ext: str, data: bytes | Iterable[bytes
     return path
 
 
-def _write_new(path: Path, data: bytes, perms: int) -> None:
+def _write_new(path: Path, data: bytes | Iterable[bytes], perms: int) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags, perms)

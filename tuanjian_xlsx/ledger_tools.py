@@ -191,8 +191,10 @@ def _check_ledger(path: Path, archive: Path, report: CheckReport) -> set[str]:
             return listed
         problems = [r[0] for r in db.execute("PRAGMA integrity_check(10)")]
         if problems != ["ok"]:
-            more = f"等 {len(problems)} 处" if len(problems) > 1 else ""
-            report.issues.append(Issue.make("ledger-integrity", file=LEDGER_SHOWN, detail=problems[0] + more))
+            first = " ".join(str(problems[0]).replace("*** in database main ***", "").split())
+            more = f"，共 {len(problems)} 处" if len(problems) > 1 else ""
+            report.issues.append(Issue.make("ledger-integrity", file=LEDGER_SHOWN,
+                                            detail=f"数据库内部结构损坏（SQLite：{first}）{more}"))
         for sha, name, origin, ext in db.execute("SELECT sha256, name, origin, ext FROM files ORDER BY id"):
             report.files += 1
             listed.add(sha)
@@ -333,7 +335,7 @@ def _register(ledger: Ledger, ws, sound: list[Original], old: Salvage, now: dt.d
         ingested += ingest_many(ledger, ws, subs, now=now)
         report.containers += 1
     rest = [o for o in sound if o.ext not in CONTAINERS and ledger.known(o.sha256) is None]
-    plain = sorted((_plain(o, old) for o in rest), key=lambda s: s.received_at)
+    plain = sorted((_plain(o, old) for o in rest), key=lambda s: s.received_at or dt.datetime.min)  # _plain sets it
     ingested += ingest_many(ledger, ws, plain, now=now)
     new = [i for i in ingested if i.outcome == "new"]
     invalid += [i.file_id for i in new if not i.valid]
@@ -410,10 +412,10 @@ def _salvage(path: Path) -> Salvage:
     except sqlite3.Error:
         return out
     try:
-        out.files, out.files_complete = _rows(
+        files, out.files_complete = _rows(
             db, "SELECT sha256, name, origin, ext, size, received_at, valid, form_id, version, unit_id, unit, "
                 "period, result FROM files", lambda r: (r[0], dict(zip(("sha256",) + _SALVAGED, r))))
-        out.files = dict(out.files)
+        out.files = dict(files)
         out.mails, out.mails_complete = _rows(
             db, "SELECT key, folder, arrived, sender, subject, files, taken_at FROM mails", lambda r: r)
         meta, _ = _rows(db, "SELECT key, value FROM meta WHERE key != 'master'", lambda r: r)

@@ -29,7 +29,7 @@ class Outgoing:
 class SendReport:
     sent: list[Unit] = field(default_factory=list)
     failed: list[tuple[Unit, str]] = field(default_factory=list)
-    no_address: list[Unit] = field(default_factory=list)
+    no_address: list[Outgoing] = field(default_factory=list)
 
 
 def message(out: Outgoing, sender: str, sender_name: str) -> EmailMessage:
@@ -48,7 +48,7 @@ def message(out: Outgoing, sender: str, sender_name: str) -> EmailMessage:
 def send_all(mail: Mail, outgoing: list[Outgoing], sender_name: str) -> SendReport:
     """Connect once, send one message per unit; refusals and errors are recorded per unit."""
     report = SendReport()
-    todo = []
+    todo: list[Outgoing] = []
     for out in outgoing:
         (todo if out.unit.email else report.no_address).append(out)
     if not todo:
@@ -111,8 +111,8 @@ def _why(exc) -> str:
         code, text = next(iter(exc.recipients.values()))
         return f"服务器拒收（{code}）：{text.decode(errors='replace') if isinstance(text, bytes) else text}"
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-        return f"服务器拒收（{exc.smtp_code}）：{text}"
+        said = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+        return f"服务器拒收（{exc.smtp_code}）：{said}"
     if isinstance(exc, tuple) and len(exc) == 2:
         code, text = exc
         return f"服务器拒收（{code}）：{text.decode(errors='replace') if isinstance(text, bytes) else text}"

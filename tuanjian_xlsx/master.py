@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import math
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import formulas as F
@@ -151,7 +152,7 @@ class Sheet:
         self.print_setup(landscape=landscape, title_rows=(head_row, head_row), key_cols=key_cols, last_col=last_col)
 
     def print_setup(self, *, landscape: bool, title_rows: tuple[int, int] | None, key_cols: int = 1,
-                    last_col: int | None = None, breaks: list[int] = ()) -> None:
+                    last_col: int | None = None, breaks: Sequence[int] = ()) -> None:
         """A4, one page wide, the heading rows and the first key_cols columns (the unit's name) on every page,
         the sheet's name in the page header and 第 n 页 / 共 m 页 in the footer; breaks are rows that start a page.
         The last step of a sheet: it also sets the rows' heights."""
@@ -366,8 +367,9 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
     fields = _detail_columns(ws, form_id)
     cols = Columns(*DETAIL_LEAD.cols, *(Col("field:" + fid, label) for fid, label, _ in fields), *DETAIL_TAIL.cols)
     sh.header(0, cols.titles, _detail_widths([t for _, _, t in fields]))
-    units = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
+    units: dict[str | None, tuple[int | None, str]] = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
     for k, (f, rec) in enumerate(rows, start=1):
+        assert f.period is not None  # status.effective keeps only files with a unit and a period
         p = parse_period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
         sh.put(k, cols["unit"], f.unit)
@@ -463,11 +465,17 @@ SUMMARY = Columns(Col("code", "编号", 6), Col("indicator", "量化指标", 24)
                   Col("met", "全市是否达标", 8))
 
 
+def _period_key(code: str) -> tuple:
+    p = parse_period(code)
+    assert p is not None  # a valid file's period is a parsed Period's code
+    return period_order(p)
+
+
 def _tracker_rows(ws: Workspace, form_id: str, tables: dict[tuple[str, str], tuple[FileRow, list[dict]]],
                   as_of: dt.date):
     """Per task, per unit that reports it: the latest tracker row received for a period up to the as-of date."""
     latest: dict[str, tuple[FileRow, list[dict]]] = {}
-    for (unit_id, period), (f, recs) in sorted(tables.items(), key=lambda kv: period_order(parse_period(kv[0][1]))):
+    for (unit_id, period), (f, recs) in sorted(tables.items(), key=lambda kv: _period_key(kv[0][1])):
         p = parse_period(period)
         if p and p.first_day <= as_of:
             latest[unit_id] = (f, recs)
@@ -477,9 +485,9 @@ def _tracker_rows(ws: Workspace, form_id: str, tables: dict[tuple[str, str], tup
         for u in ws.roster.units:
             if u.type not in task.unit_types or ws.roster.rule(u.type, form_id) is None:
                 continue
-            f, recs = latest.get(u.id, (None, []))
+            got, recs = latest.get(u.id, (None, []))
             rec = next((r for r in recs if r.get("code") == task.code), {})
-            rows.append((u, f, rec))
+            rows.append((u, got, rec))
         out.append((task, rows))
     return out
 
@@ -756,7 +764,8 @@ def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> 
         sh.put(r, C["period"], p.label if p else f.period, "center")
         sh.put(r, C["version"], f.version, "int")
         sh.put(r, C["state"], state, "center")
-        sh.put(r, C["replaced_by"], names.get(eff.superseded_by.get(f.id)))
+        by = eff.superseded_by.get(f.id)
+        sh.put(r, C["replaced_by"], names.get(by) if by is not None else None)
     sh.table(0, len(files), len(C))
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from .plan import Workspace
 from .issues import Issue, TuanjianError
@@ -96,7 +96,7 @@ class MergeResult:
             "duplicates": self.duplicates, "superseded": self.superseded,
             "missing": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code} for i in self.missing],
             "late": [{"unit": i.unit, "form_id": i.form_id, "period": i.period.code, "due": i.due.isoformat(),
-                      "received": i.received.isoformat()} for i in self.late],
+                      "received": i.received.isoformat() if i.received else None} for i in self.late],
             "new": self.new, "received_time_corrected": self.corrected,
             "notes": [n.to_dict() for n in self.notes],
         }
@@ -133,6 +133,7 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
             if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
                 sha = refusal_key(sub.origin)
             else:
+                assert data is not None  # _read gives the bytes whenever it gives no refusal
                 sha = hashlib.sha256(data).hexdigest()
             known = ledger.known(sha) or ids.get(sha)
             if known is None and sha not in ids and all(sha != j[2] for j in jobs + refused):
@@ -140,6 +141,7 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
                     r = FileResult(path=sub.path.with_name(sub.name), file=sub.name, issues=[sub.refusal])
                     refused.append((k, sub, sha, r))
                 else:
+                    assert data is not None  # _read gives the bytes whenever it gives no refusal
                     jobs.append((k, sub, sha, data))
             else:
                 if data is not None:
@@ -158,8 +160,9 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
                 for (_, sub, _), (r, _) in zip(batch, checked)]
         for (k, sub, sha), (r, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
             ids[sha] = file_id
+            # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
             out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
-                                    result if new else None, sha)))
+                                    result if new else None, sha, arrival=None if new else when(sub))))
         if progress and out:
             progress(len(out), len(items), out[-1][1])
     out.sort(key=lambda ki: ki[0])
@@ -167,6 +170,7 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
         if item.file_id == -1:
             item.file_id = ids[item.sha256]
         if item.outcome == "duplicate":  # the earliest arrival of the same content counts
+            assert item.arrival is not None  # every duplicate is made with its arrival
             item.moved = ledger.seen_again(item.file_id, item.path.name, items[k].origin, now, *item.arrival)
     return [item for _, item in out]
 
@@ -178,6 +182,7 @@ def _read(sub: Submission) -> tuple[Submission, bytes | None]:
     data, problem = load(sub)
     if problem is not None:
         return replace(sub, refusal=problem), None
+    assert data is not None  # load gives the bytes whenever it gives no problem
     if len(data) > MAX_FILE_BYTES:  # never hold a huge file longer than needed
         return replace(sub, refusal=Issue.make("file-too-large", file=sub.name, size=len(data) // 1048576)), None
     return sub, data
@@ -242,6 +247,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         if unchanged:  # same ledger, same configuration, same date: the master on disk is already this master
             result.master = target
         else:
+            assert data is not None  # render_master leaves the bytes out only with counts_only
             result.master, written = write_master(target, data)
             result.notes += written
             if result.master == target:  # with the written file's hash: a master damaged on disk is written again
@@ -301,18 +307,19 @@ def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
     return h.hexdigest()
 
 
-def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult]) -> list[ReturnPiece]:
+def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None]) -> list[ReturnPiece]:
     """退回件 for every invalid file that has none yet — this run's, and any a killed run left without one."""
     todo = ledger.unreturned()
-    results = [fresh.get(file_id) for file_id, *_ in todo]
-    if None in results:  # validated by an earlier run that stopped before writing them
+    known = [fresh.get(file_id) for file_id, *_ in todo]
+    results = [r for r in known if r is not None]
+    if len(results) < len(known):  # some validated by an earlier run that stopped before writing them
         rows = {f.id: f for f in ledger.files()}
         again = [Submission(ledger.archive_path(sha, ext), name, member=name, received_at=rows[file_id].received_at)
-                 for (file_id, sha, ext, name), r in zip(todo, results)
+                 for (file_id, sha, ext, name), r in zip(todo, known)
                  if r is None and ledger.archive_path(sha, ext).exists()]
         redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
         results = [r if r is not None else next(redone) if ledger.archive_path(sha, ext).exists()
-                   else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(results, todo)]
+                   else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(known, todo)]
     pieces = write_returns(results, ws, ws.folder("returns"))
     ledger.mark_returned([file_id for file_id, *_ in todo])
     return pieces

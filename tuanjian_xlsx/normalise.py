@@ -9,12 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from typing import TypedDict
 
 from .issues import Issue
 from .periods import Period, parse_period
 from .xlsxio import excel_serial
 
-Place = dict  # file, sheet, cell, field
+
+
+class Place(TypedDict, total=False):
+    """Where a value was read: the Issue.make keywords that locate it."""
+
+    file: str | None
+    sheet: str | None
+    cell: str | None
+    field: str | None
+
+
 # Measure words a number may carry ("5人", "3 次"): read as the number, with a warning
 UNIT_WORDS = ("人次", "人", "次", "个", "名", "位", "篇", "家", "所", "场", "项")
 _NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{'|'.join(UNIT_WORDS)})?$")
@@ -95,7 +106,7 @@ def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Iss
     if is_blank(raw):
         return None, []
     warn: list[Issue] = []
-    if isinstance(raw, bool) or isinstance(raw, (dt.date, dt.datetime)):
+    if isinstance(raw, (bool, dt.date, dt.datetime)):
         return None, [Issue.make("not-a-number", value=_show(raw), **at)]
     if isinstance(raw, (int, float)):
         value = float(raw)
@@ -103,10 +114,13 @@ def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Iss
         text = fold(str(raw))
         m = _NUMBER.match(text)
         spoken = None if m else chinese_number(_strip_unit(text))
-        if m is None and spoken is None:
+        if m is not None:
+            value = float(m.group(1))
+        elif spoken is not None:
+            value = float(spoken)
+        else:
             code = "vague-number" if _VAGUE.search(text) else "not-a-number"
             return None, [Issue.make(code, value=_show(raw), **at)]
-        value = float(m.group(1)) if m else float(spoken)
         warn.append(Issue.make("normalised-number", value=_show(value), raw=raw, **at))
     if value < 0:
         return None, [Issue.make("negative", value=_show(value), **at)]
@@ -127,11 +141,11 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
         return raw, []
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
         if 1 <= raw <= MAX_SERIAL:
-            value = _EPOCH + dt.timedelta(days=int(raw))
-            return value, [Issue.make("normalised-date", value=value.isoformat(), raw=_show(raw), **at)]
+            day = _EPOCH + dt.timedelta(days=int(raw))
+            return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     text = fold(str(raw))
-    value = None
+    value: dt.date | None = None
     m = _FULL_DATE.match(text)
     if m:
         value = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))

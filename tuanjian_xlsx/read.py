@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from defusedxml import ElementTree as ET
 
@@ -45,7 +46,7 @@ class Package:
     merges: dict[str, dict[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     _rows: dict[str, list[list]] = field(default_factory=dict)
-    _book: object = None
+    _book: Any = None  # python_calamine's CalamineWorkbook, once opened
 
     @property
     def ok(self) -> bool:
@@ -423,10 +424,10 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
         moved.append("任务表")
     table = []
     for r in range(hr + 1, len(rows)):
-        row = {cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()}
-        if all(fv.value in ("", None) for fv in row.values()):
+        found = {cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()}
+        if all(fv.value in ("", None) for fv in found.values()):
             continue  # an empty row: nothing to read, and rows below it still count
-        table.append(row)
+        table.append(found)
     issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
     return SheetForm(sheet, values, issues + notes, table)
 
@@ -449,13 +450,12 @@ def _at(rows: list[list], r: int, c: int):
 
 def read_forms(pkg: Package, spec: FormSpec | TableSpec) -> list[SheetForm]:
     """Every visible sheet that reads as the form is one record (staff copy the sheet for each visit)."""
-    reader = read_table_sheet if isinstance(spec, TableSpec) else read_form_sheet
     forms = []
     not_forms = pkg.not_forms()
     for sheet, visible in pkg.sheets:
         if not visible or sheet in not_forms:
             continue
-        form = reader(pkg, spec, sheet)
+        form = read_table_sheet(pkg, spec, sheet) if isinstance(spec, TableSpec) else read_form_sheet(pkg, spec, sheet)
         if form is not None:
             forms.append(form)
     return forms

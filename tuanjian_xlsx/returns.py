@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .build import Filled, Prefill, build_template, sheet_names
-from .plan import Workspace
+from .plan import Plan
 from .fieldtypes import FIELD_TYPES, NOT_ABOVE_EXPECTED, TASK_KINDS
 from .filenames import safe_filename
 from .issues import Issue
@@ -28,7 +28,7 @@ class ReturnPiece:
     message: Path
 
 
-def _expected(spec, field_id: str | None, code: str, ws: Workspace) -> str:
+def _expected(spec, field_id: str | None, code: str, ws: Plan) -> str:
     """What the cell wants, in the words of its field type."""
     if code in ("required-value",):
         return "必须填写"
@@ -45,11 +45,11 @@ def _expected(spec, field_id: str | None, code: str, ws: Workspace) -> str:
     return FIELD_TYPES[field_type].expected + tail if field_type else ""
 
 
-def _task(ws: Workspace, code: str):
+def _task(ws: Plan, code: str):
     return next((t for t in ws.roster.tasks if t.code == code), None)
 
 
-def _field_type(spec, key: str, ws: Workspace) -> str | None:
+def _field_type(spec, key: str, ws: Plan) -> str | None:
     """The field type of a form field, or of a tracker cell ('code:column') in its task's row."""
     if isinstance(spec, TableSpec) and ":" in key:
         code, col = key.split(":")
@@ -77,7 +77,7 @@ def _locate(result: FileResult, spec, issue: Issue) -> tuple[int, str] | None:
     return None
 
 
-def _fills(result: FileResult, spec, ws: Workspace) -> tuple[list[Filled], dict[tuple[int, str], list[Issue]]]:
+def _fills(result: FileResult, spec, ws: Plan) -> tuple[list[Filled], dict[tuple[int, str], list[Issue]]]:
     """Per record: the values to write (normalised where they were fine, as typed where not) and the marks."""
     bad: dict[tuple[int, str], list[Issue]] = {}
     for issue in result.issues:
@@ -171,14 +171,14 @@ def _problem_sheet(rows: list[ProblemRow]):
     return add
 
 
-def build_return(result: FileResult, ws: Workspace, stem: str | None = None) -> tuple[bytes | None, list[ProblemRow], str]:
+def build_return(result: FileResult, ws: Plan, stem: str | None = None) -> tuple[bytes | None, list[ProblemRow], str]:
     """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
     stem = stem or return_stem(result, ws)
     data, rows, spec = result.prepared_return or prepare_return(result, ws)
     return data, rows, _message(result, ws, spec, rows, stem)
 
 
-def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, list[ProblemRow], object]:
+def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[ProblemRow], object]:
     """The part of a 退回件 that does not depend on its file name (the workbook and its 问题清单), so that it can
     be made where the file was validated (a worker process)."""
     spec = None
@@ -193,22 +193,28 @@ def prepare_return(result: FileResult, ws: Workspace) -> tuple[bytes | None, lis
         fixed = unit is not None and period is not None and not header_wrong
         filled, bad = _fills(result, spec, ws)
         new_sheets = sheet_names(spec, len(result.records)) if isinstance(spec, FormSpec) else [spec.sheet_name]
-        cells = _tracker_cells(spec, ws, unit.type if fixed else None) if isinstance(spec, TableSpec) else {}
+        cells = (_tracker_cells(spec, ws, unit.type if fixed and unit is not None else None)
+                 if isinstance(spec, TableSpec) else {})
         where = {id(i): k for k, issues in bad.items() for i in issues}
         for issue in result.issues:
             k = where.get(id(issue))
-            sheet, cell, raw = issue.sheet, issue.cell, ""
+            sheet, cell = issue.sheet, issue.cell
+            raw: object = ""
             if k is not None:
                 rec_i, key = k
                 sheet = new_sheets[max(rec_i, 0) if isinstance(spec, FormSpec) else 0]
                 col = key.split(":")[-1]
-                raw = (result.header["raw"] if rec_i < 0 else result.records[rec_i].raw).get(col)
+                if rec_i < 0:  # a tracker header field: _locate finds those only in a result with a header
+                    assert result.header is not None
+                    raw = result.header["raw"].get(col)
+                else:
+                    raw = result.records[rec_i].raw.get(col)
                 cell = cells.get(key) or _new_cell(spec, key) or cell
             rows.append(ProblemRow(sheet, cell, issue.field, _show(raw), issue.message,
                                    _expected(spec, k[1] if k else None, issue.code, ws), issue.severity))
         # a unit or period in question is not locked in: the submitter must be able to correct it
         due = ws.roster.due(unit, spec.form_id, period)
-        prefill = Prefill(unit, period.code, period.label, due) if fixed else Prefill()
+        prefill = Prefill(unit, period.code, period.label, due) if fixed and period is not None else Prefill()
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled, first_sheet=_problem_sheet(rows))
     else:
@@ -224,7 +230,7 @@ def _new_cell(spec, key: str) -> str | None:
         return None
 
 
-def _tracker_cells(spec: TableSpec, ws: Workspace, unit_type: str | None) -> dict[str, str]:
+def _tracker_cells(spec: TableSpec, ws: Plan, unit_type: str | None) -> dict[str, str]:
     """'code:column' -> cell in the rebuilt tracker, whose rows are that unit type's tasks (all, if unknown)."""
     from .cells import cell_name
 
@@ -245,18 +251,22 @@ def _show(v) -> str:
     return str(v)
 
 
-def return_stem(result: FileResult, ws: Workspace) -> str:
+def return_stem(result: FileResult, ws: Plan) -> str:
     if result.unit and result.period and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id)
         return safe_filename(f"{result.unit}_{result.period}_{spec.file_stem}_退回")
     return safe_filename(f"{Path(result.file).stem}_退回")
 
 
-def _message(result: FileResult, ws: Workspace, spec, rows: list[ProblemRow], stem: str) -> str:
+def _message(result: FileResult, ws: Plan, spec, rows: list[ProblemRow], stem: str) -> str:
     org = ws.settings.organisation
     errors = [r for r in rows if r.severity == "error"]
     title = spec.display_name if spec else "报表"
-    period = parse_period(result.period).label if result.period else ""
+    period = ""
+    if result.period:
+        parsed = parse_period(result.period)
+        assert parsed is not None  # FileResult.period is only ever a parsed Period's code
+        period = parsed.label
     who = result.unit or "报送单位"
     lines = [f"{who}：您单位报送的《{title}》{('（' + period + '）') if period else ''}"
              f"（文件 {Path(result.file).name}）有 {len(errors)} 处需要修改："]
@@ -284,7 +294,7 @@ def _plain_message(result: FileResult, exc: Exception) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_returns(results: list[FileResult], ws: Workspace, out_dir: Path) -> list[ReturnPiece]:
+def write_returns(results: list[FileResult], ws: Plan, out_dir: Path) -> list[ReturnPiece]:
     """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched. A later
     退回件 for the same unit and period never replaces an earlier one: it gets the next number (_2, _3, …)."""
     pieces = []

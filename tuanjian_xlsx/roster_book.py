@@ -311,7 +311,8 @@ def _cell_issues(exc: ValidationError, sheet: _Sheet, row: int, values: dict) ->
         elif kind in ("float_parsing", "float_type"):
             issues.append(Issue.make("not-a-number", value=value, **place))
         else:
-            issues.append(Issue.make("bad-cell", value=value, detail=pydantic_detail(err), **place))
+            shown = int(value) if isinstance(value, float) and value.is_integer() else value  # calamine's 40.0 is 40
+            issues.append(Issue.make("bad-cell", value=shown, detail=pydantic_detail(err), **place))
     return issues
 
 

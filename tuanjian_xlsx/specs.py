@@ -8,7 +8,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -18,7 +18,12 @@ from .issues import ConfigError, Issue
 from .passport import field_name
 from .tomlfile import load_toml, pydantic_issues
 
-FieldType = Literal[tuple(FIELD_TYPES)]  # the entries of fieldtypes.FIELD_TYPES
+if TYPE_CHECKING:  # built from data, so a type checker sees plain text; pydantic checks the entries at run time
+    FieldType = str
+    TrackerFormula = str
+else:
+    FieldType = Literal[tuple(FIELD_TYPES)]  # the entries of fieldtypes.FIELD_TYPES
+    TrackerFormula = Literal[TRACKER_FORMULAS]
 TYPE_ZH = {t.id: t.zh for t in FIELD_TYPES.values()}
 
 
@@ -113,7 +118,7 @@ class Column(_Strict):
     source: Literal["code", "project", "content", "indicator", "basis", "target_text", "target", "deadline",
                     "department", "owner"] | None = None  # task attribute, for role = task
     type: FieldType | None = None  # for role = input
-    formula: Literal[TRACKER_FORMULAS] | None = None  # for role = formula
+    formula: TrackerFormula | None = None  # for role = formula
 
     @model_validator(mode="after")
     def _role(self) -> Column:

@@ -28,7 +28,7 @@ MAX_YEARS = 20  # from the configured reporting start to the as-of date
 
 def periods_between(kind: str, start: Period, end: dt.date) -> list[Period]:
     """Every period of a kind from the one holding `start`'s first day up to the one holding `end`."""
-    out = []
+    out: list[Period] = []
     y, m = start.year, start.months[0]
     while dt.date(y, m, 1) <= end:
         p = {"month": Period(y, "month", m), "quarter": Period(y, "quarter", (m - 1) // 3 + 1),
@@ -45,6 +45,7 @@ def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
     start = ws.settings.reporting.start
     if start:
         first = parse_period(start)
+        assert first is not None  # settings.Reporting checks that `start` is a month
         if as_of.year - first.year > MAX_YEARS:  # a typo (3026 for 2026) would count a thousand years of forms
             raise TuanjianError(Issue.make("as-of-too-far", field="--as-of", as_of=as_of.isoformat(), start=start,
                                            years=MAX_YEARS))
@@ -72,8 +73,9 @@ def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
             if rule is None:
                 continue
             for period in periods_between(_KIND[rule.cadence], start, as_of):
-                out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period,
-                                    ws.roster.due(unit, spec.form_id, period)))
+                due = ws.roster.due(unit, spec.form_id, period)
+                assert due is not None  # the unit files this form (its rule is above): it has a due date
+                out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period, due))
     return out
 
 

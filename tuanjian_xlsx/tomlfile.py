@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +74,7 @@ def load_toml(path: Path) -> tuple[dict, dict[Loc, int]]:
     text = read_text(path)
     deep = _DEEP_KEY.search(text)
     if deep:
-        line = text.count("\n", 0, deep.start()) + 1
+        line: int | None = text.count("\n", 0, deep.start()) + 1
         raise ConfigError(Issue.make("toml-syntax", file=path.name, line=line, detail=_TOO_DEEP))
     try:
         data = tomllib.loads(text)
@@ -148,7 +150,7 @@ _DETAIL = {
 }
 
 
-def pydantic_detail(err: dict) -> str:
+def pydantic_detail(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "value_error":

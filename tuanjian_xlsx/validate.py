@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from pydantic import BaseModel, create_model
 
-from .plan import Workspace
+from .plan import Plan
 from .roster import Roster, Task, Unit
 from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .issues import Issue
-from .normalise import as_text, fold, is_blank
+from .normalise import Place, as_text, fold, is_blank
 from .periods import Period
 from .read import FieldValue, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
@@ -74,6 +75,7 @@ def record_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
 
 
 def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
+    fields: dict[str, Any]  # field name -> (type, default), as create_model takes them
     if isinstance(spec, TableSpec):
         fields = {c.id: (object, None) for c in spec.columns if c.role == "input"} | {"code": (str, ...)}
     else:
@@ -81,7 +83,7 @@ def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
     return create_model(f"{spec.form_id}_v{spec.version}", **fields)
 
 
-def validate_file(path: Path, workspace: Workspace, *, data: bytes | None = None,
+def validate_file(path: Path, workspace: Plan, *, data: bytes | None = None,
                   display: str | None = None, received: dt.date | None = None) -> FileResult:
     """Read and check one submission. Whatever the file holds, this returns a result and never raises.
     `received` is the day it arrived: an old template version is judged by it (not by the day of the run);
@@ -98,7 +100,7 @@ def validate_file(path: Path, workspace: Workspace, *, data: bytes | None = None
     return result
 
 
-def _validate(result: FileResult, ws: Workspace, data: bytes | None) -> None:
+def _validate(result: FileResult, ws: Plan, data: bytes | None) -> None:
     pkg = open_package(result.path, data)
     pkg.file = result.file
     for i, issue in enumerate(pkg.issues):
@@ -132,8 +134,8 @@ def _renamed(issue: Issue, file: str) -> Issue:
 # --- which form, which version -------------------------------------------------------------------------
 
 
-def _identify(pkg: Package, passport: dict, ws: Workspace, result: FileResult):
-    at = {"file": result.file}
+def _identify(pkg: Package, passport: dict, ws: Plan, result: FileResult):
+    at: Place = {"file": result.file}
     form_id = passport.get("form_id") or ""
     known = ws.registry.form_ids
     names = {f: ws.registry.get(f).display_name for f in known}
@@ -170,7 +172,7 @@ def _identify(pkg: Package, passport: dict, ws: Workspace, result: FileResult):
     return found
 
 
-def _sniff(pkg: Package, ws: Workspace):
+def _sniff(pkg: Package, ws: Plan):
     """A workbook without passport: the current version of whichever form its labels read as."""
     for form_id in ws.registry.form_ids:
         use = ws.settings.forms.get(form_id)
@@ -189,8 +191,8 @@ def _int(v) -> int | None:
         return None
 
 
-def _check_version(spec, passport: dict, ws: Workspace, result: FileResult) -> None:
-    at = {"file": result.file}
+def _check_version(spec, passport: dict, ws: Plan, result: FileResult) -> None:
+    at: Place = {"file": result.file}
     use = ws.settings.forms.get(spec.form_id)
     if use is None or not use.enabled:
         result.issues.append(Issue.make("form-disabled", form=spec.display_name, **at))
@@ -224,11 +226,11 @@ class Header:
     due: dt.date | None
 
 
-def _place(result: FileResult, fv: FieldValue | None, label: str, sheet: str) -> dict:
+def _place(result: FileResult, fv: FieldValue | None, label: str, sheet: str) -> Place:
     return {"file": result.file, "sheet": fv.sheet if fv else sheet, "cell": fv.cell if fv else None, "field": label}
 
 
-def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileResult) -> Header:
+def _header(spec, form: SheetForm, passport: dict, ws: Plan, result: FileResult) -> Header:
     roster: Roster = ws.roster
     uf, pf = spec.field("unit"), spec.field("period")
     u_val, p_val = form.values.get("unit"), form.values.get("period")
@@ -240,6 +242,7 @@ def _header(spec, form: SheetForm, passport: dict, ws: Workspace, result: FileRe
     if name is None and not issues and passport_unit:
         name = passport_unit  # a distributed copy whose unit cell was cleared
     if issues and issues[0].code == "not-in-choices":  # say it in roster terms, not as a dropdown
+        assert u_val is not None  # a blank unit cell is never "not-in-choices"
         issues = [Issue.make("unknown-unit", value=str(u_val.value).strip(), **u_at)]
     result.issues += issues
     if name is None and not issues:
@@ -333,7 +336,7 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
     return values, cells, raw
 
 
-def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Workspace, result: FileResult) -> None:
+def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Plan, result: FileResult) -> None:
     model = record_model(spec)
     for form in forms:
         head = _header(spec, form, passport, ws, result)
@@ -345,7 +348,7 @@ def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Wor
 # --- the target tracker ----------------------------------------------------------------------------------
 
 
-def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Workspace, result: FileResult) -> None:
+def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Plan, result: FileResult) -> None:
     tasks = {t.code: t for t in ws.roster.tasks}
     for form in forms:
         head = _header(spec, form, passport, ws, result)
@@ -359,7 +362,7 @@ def _check_table(spec: TableSpec, forms: list[SheetForm], passport: dict, ws: Wo
         for row in form.rows:
             code_fv = row["code"]
             code, _ = as_text(code_fv.value, {})
-            at = {"file": result.file, "sheet": form.sheet, "cell": code_fv.cell, "field": "编号"}
+            at: Place = {"file": result.file, "sheet": form.sheet, "cell": code_fv.cell, "field": "编号"}
             task = tasks.get(code or "")
             if task is None:
                 result.issues.append(Issue.make("unknown-task", value=code or "（空）", **at))
@@ -435,7 +438,7 @@ def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], uni
         got = fv.value
         if cid == "target":
             same = (want is None and is_blank(got)) or (
-                isinstance(got, (int, float)) and want is not None and abs(float(got) - want) < 1e-9)
+                isinstance(got, (int, float)) and isinstance(want, (int, float)) and abs(float(got) - want) < 1e-9)
         else:
             same = fold(str(got or "")) == fold(str(want or ""))
         if not same:

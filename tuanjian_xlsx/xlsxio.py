@@ -149,7 +149,8 @@ _WINERRORS = {32: "文件正被其他程序占用", 33: "文件正被其他程�
 
 def os_reason(exc: OSError) -> str:
     """The reason for an OSError in Chinese, by its error number; else the system's own words."""
-    reason = _WINERRORS.get(getattr(exc, "winerror", None)) or _REASONS.get(exc.errno)
+    winerror: int | None = getattr(exc, "winerror", None)  # Windows only
+    reason = (_WINERRORS.get(winerror) if winerror is not None else None) or _REASONS.get(exc.errno)
     if reason is None and isinstance(exc, TimeoutError):
         reason = "超时"
     return reason or exc.strerror or type(exc).__name__

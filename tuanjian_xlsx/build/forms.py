@@ -22,6 +22,8 @@ def build_form(book: Book, spec: FormSpec, roster: Roster, prefill: Prefill, pas
     """A one-record form: a sheet per filled record (one blank sheet without), then _lists and _passport."""
     lists = Lists(roster)
     records: list[Filled | None] = list(filled) or [None]
+    # FormSpec's validator requires both for a one-record form
+    assert spec.layout.table is not None and spec.layout.print_area is not None
     state_c = len(spec.layout.columns) + 1  # a hidden column, one row per field, right of the printed form
     for i, (name, rec) in enumerate(zip(sheet_names(spec, len(records)), records)):
         sh = book.sheet(name)

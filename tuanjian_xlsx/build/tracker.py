@@ -148,8 +148,10 @@ def _task_row(sh: Sheet, tab: _Table, r: int, task: Task, unit_type: str | None,
     for col in tab.spec.columns:
         c = tab.ci[col.id]
         if col.role == "task":
+            assert col.source is not None  # specs.Column: a task column names its source
             _task_cell(sh, r, c, task, col.source, unit_type, target)
         elif col.role == "formula":
+            assert col.formula is not None  # specs.Column: a formula column names its formula
             make = kind.formulas.get(col.formula)
             if make is None:
                 sh.put(r, c, NOT_ASKED, fmt["cell_off"])
