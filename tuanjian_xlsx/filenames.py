@@ -43,10 +43,16 @@ def display_name(name: str) -> str:
 
 
 def _component(part: str) -> str:
-    if not _SURROGATES.search(part):
-        return part
-    raw = part.encode("utf-8", "surrogateescape")
-    for codec in ("gbk", "gb18030"):
+    return undecoded(part, ("gbk", "gb18030"))
+
+
+def undecoded(text: str, codecs: tuple[str, ...]) -> str:
+    """Text holding undecoded bytes (surrogate escapes, as Python keeps bytes it could not decode) decoded with
+    the first codec that reads them all, else with replacement marks; text without them as it is."""
+    if not _SURROGATES.search(text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    for codec in codecs:
         try:
             return raw.decode(codec)
         except UnicodeDecodeError:

@@ -15,7 +15,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from collections.abc import Callable, Iterator
 
-from .filenames import display_name
+from .filenames import display_name, undecoded
 from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
 from .issues import Issue
 
@@ -415,15 +415,7 @@ def _has_raw_bytes(text: str) -> bool:
 def _text(text: str) -> str:
     """Undecoded 8-bit bytes (kept as surrogates by the parser) decoded as UTF-8, else GB18030 as Chinese
     mailers send them, so no lone surrogate reaches the ledger."""
-    if not _has_raw_bytes(text):
-        return text
-    data = text.encode("utf-8", "surrogateescape")
-    for codec in ("utf-8", "gb18030"):
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", "replace")
+    return undecoded(text, ("utf-8", "gb18030"))
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -96,8 +96,25 @@ def _age(seconds: float) -> str:
 # --- check -------------------------------------------------------------------------------------------------
 
 
+class _Verdict:
+    """What both reports share: fine unless an issue is an error; the command's exit code follows."""
+
+    issues: list[Issue]
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def errors(self) -> list[str]:
+        return []
+
+
 @dataclass
-class CheckReport:
+class CheckReport(_Verdict):
     """What `check` found: counts for the summary, and one issue per finding, each naming its file."""
 
     ledger_exists: bool
@@ -110,17 +127,6 @@ class CheckReport:
     unlisted: int = 0  # other originals the ledger does not list (a run killed before recording them)
     temps: int = 0
     issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(i.severity == "error" for i in self.issues)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def errors(self) -> list[str]:
-        return []
 
     def lines(self) -> list[str]:
         out = []
@@ -240,7 +246,7 @@ class Salvage:
 
 
 @dataclass
-class RebuildReport:
+class RebuildReport(_Verdict):
     broken: Path | None  # where the old ledger was moved; None when there was none
     registered: int = 0
     valid: int = 0
@@ -250,17 +256,6 @@ class RebuildReport:
     mails_recovered: int = 0
     refusals_recovered: int = 0
     issues: list[Issue] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(i.severity == "error" for i in self.issues)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.ok else 1
-
-    def errors(self) -> list[str]:
-        return []
 
     def lines(self) -> list[str]:
         out = []
