@@ -4,7 +4,6 @@ a full disk; archive permissions; `ledger check` and `ledger rebuild`; migration
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import io
 import os
 import pickle
@@ -246,19 +245,21 @@ def test_opening_for_writing_sweeps_torn_temporary_files(tmp_path):
     assert not torn.exists()
 
 
-def test_a_full_disk_while_archiving_leaves_no_temporary_file_and_says_so(tmp_path, monkeypatch):
-    def full(path, data, perms):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, perms)
-        os.write(fd, data[:3])
-        os.close(fd)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system to fill needs root (CI runs as root)")
+def test_a_full_disk_while_archiving_leaves_no_temporary_file_and_says_so(tmp_path):
+    import subprocess
 
-    monkeypatch.setattr(ledger_mod, "_write_new", full)
-    with pytest.raises(ArchiveError) as caught:
-        archive(tmp_path, "d" * 64, ".xlsx", b"some bytes")
-    [issue] = caught.value.issues
-    assert issue.code == "disk-full" and issue.message.startswith("磁盘空间不足")
-    assert list(tmp_path.iterdir()) == []
+    disk = tmp_path / "小盘"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        with pytest.raises(ArchiveError) as caught:
+            archive(disk, "d" * 64, ".xlsx", b"x" * 200_000)  # a real disk, really full
+        [issue] = caught.value.issues
+        assert issue.code == "disk-full" and issue.message.startswith("磁盘空间不足")
+        assert list(disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
     again = pickle.loads(pickle.dumps(caught.value))  # raised in a worker process, it crosses a pipe whole
     assert again.issues == caught.value.issues and str(again) == str(caught.value)
 

@@ -151,18 +151,19 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
         if parse_counter is not None:
             parse_counter.extend(sub.name for _, sub, _, _ in jobs)
         checked: list = [None] * len(jobs)
-        for i, answer in ingest_jobs(ws, [(sub, sha, data, when(sub)[0].date()) for _, sub, sha, data in jobs],
+        arrivals = {k: when(sub) for k, sub, _, _ in jobs} | {k: when(sub) for k, sub, _, _ in refused}
+        for i, answer in ingest_jobs(ws, [(sub, sha, data, arrivals[k][0].date()) for k, sub, sha, data in jobs],
                                      archive_dir):
             checked[i] = answer
         checked += [(row(r, sha, sub.name, ext_of(sub.name), 0), r) for _, sub, sha, r in refused]
         batch = [(k, sub, sha) for k, sub, sha, _ in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
-        rows = [dict(r, origin=sub.origin, received_at=when(sub)[0], received_basis=when(sub)[1], now=now)
-                for (_, sub, _), (r, _) in zip(batch, checked)]
+        rows = [dict(r, origin=sub.origin, received_at=arrivals[k][0], received_basis=arrivals[k][1], now=now)
+                for (k, sub, _), (r, _) in zip(batch, checked)]
         for (k, sub, sha), (r, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
             ids[sha] = file_id
             # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
             out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
-                                    result if new else None, sha, arrival=None if new else when(sub))))
+                                    result if new else None, sha, arrival=None if new else arrivals[k])))
         if progress and out:
             progress(len(out), len(items), out[-1][1])
     out.sort(key=lambda ki: ki[0])
