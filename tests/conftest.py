@@ -194,18 +194,22 @@ def pytest_configure(config):
     original = Issue.make.__func__
     main = os.getpid()
     # what forked worker processes raise comes back through a file any user can append to (the read-only
-    # workspace tests run a child as `nobody`)
+    # workspace tests run a child as `nobody`); pytest-xdist's workers inherit the controller's file and
+    # write everything to it, since the controller runs no test itself
     import tempfile
 
-    shared = Path(tempfile.gettempdir()) / f"tuanjian-raised-{main}"
-    shared.write_text("", encoding="utf-8")
-    shared.chmod(0o666)
-    os.environ["TUANJIAN_RAISED_FILE"] = str(shared)
+    xdist_worker = hasattr(config, "workerinput")
+    if not xdist_worker:
+        shared = Path(tempfile.gettempdir()) / f"tuanjian-raised-{main}"
+        shared.write_text("", encoding="utf-8")
+        shared.chmod(0o666)
+        os.environ["TUANJIAN_RAISED_FILE"] = str(shared)
+    shared = Path(os.environ["TUANJIAN_RAISED_FILE"])
 
     def recording(cls, code, **kwargs):
         if code not in RAISED:
             RAISED.add(code)
-            if os.getpid() != main:
+            if xdist_worker or os.getpid() != main:
                 try:
                     with open(shared, "a", encoding="utf-8") as f:
                         f.write(code + "\n")
@@ -221,6 +225,8 @@ def pytest_sessionfinish(session, exitstatus):
     untested). Subsets of the suite (-k, a file) are not judged."""
     from tuanjian_xlsx.issues import CATALOGUE
 
+    if hasattr(session.config, "workerinput"):  # an xdist worker saw only its share; the controller judges
+        return
     full = (exitstatus == 0 and not session.config.option.keyword and not session.config.option.markexpr
             and [Path(a).resolve() for a in session.config.args] in ([Path(session.config.rootpath, "tests")],
                                                                      [Path(session.config.rootpath)]))
