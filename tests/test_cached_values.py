@@ -1,7 +1,7 @@
 """Every workbook the product writes carries, in each formula cell, the value LibreOffice computes when it is forced
 to recalculate: the master, the templates, distributed copies, 退回件 (from distributed copies and from the blank
-template, with a wrong period, with numbers typed as text), upgraded forms and 名单与目标.xlsx. One soffice call
-recalculates the whole generated set."""
+template, with a wrong period, with numbers typed as text), upgraded forms, 名单与目标.xlsx and the year's assessment
+(年度考核表, the demo's half year). One soffice call recalculates the whole generated set."""
 
 from __future__ import annotations
 
@@ -31,11 +31,28 @@ def _same(ours, theirs) -> bool:
     return ours == theirs
 
 
+def _adjusted(demo, tmp_path: Path) -> Path:
+    """The demo's assessment made again over one with 加减分 typed beyond ±上限 both ways, within it and as text."""
+    from tuanjian_xlsx.assess import assess
+
+    path = tmp_path / "考核_加减分.xlsx"
+    shutil.copy(demo.assessment.path, path)
+    wb = openpyxl.load_workbook(path)
+    sh = wb["考核得分"]
+    col = [c.value for c in sh[4]].index("加减分") + 1
+    for row, v in ((6, 50), (7, -8), (8, 2.5), (9, "三分")):
+        sh.cell(row=row, column=col, value=v)
+    wb.save(path)
+    a = demo.assessment
+    return assess(demo.root, year=a.year, as_of=a.as_of, out=path).path
+
+
 def _generated(tmp_path: Path, demo, templates) -> list[Path]:
     """One of each kind of workbook the product writes, copied under distinct names."""
     out = tmp_path / "generated"
     out.mkdir()
-    files: dict[str, Path] = {"汇总表": demo.merge.master}
+    files: dict[str, Path] = {"汇总表": demo.merge.master, "年度考核表": demo.assessment.path,
+                              "年度考核表_加减分": _adjusted(demo, tmp_path)}
     for path in sorted(TEMPLATES.glob("*/v*.xlsx")):
         files[f"模板_{path.parent.name}_{path.stem}"] = path
     ws = tmp_path / "ws"

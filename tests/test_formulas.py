@@ -29,7 +29,7 @@ def row_formulas(r: int, last: int) -> list[F.Expr]:
     col_a = F.rng(0, 0, last, 0)
     col_b = F.rng(0, 1, last, 1)
     rate = F.IF(F.OR(F.cmp(a, "=", ""), F.cmp(b, "=", "")), "", F.IF(F.cmp(F.N(b), "=", 0), "", a / b))
-    return [
+    out = [
         rate,
         F.IF(F.OR(F.cmp(a, "=", ""), F.cmp(c, "=", "")), "", F.IF(F.cmp(a / b, ">=", c), "达标", "未达标")),
         F.IF(F.cmp(a, ">=", c), "达标", "未达标"),
@@ -47,7 +47,15 @@ def row_formulas(r: int, last: int) -> list[F.Expr]:
         F.IF(F.cmp(F.SUM(col_b), "=", 0), "", F.SUM(col_a) / F.SUM(col_b)),
         F.count_true([F.cmp(F.LEN(F.TRIM(a)), "=", 0), F.cmp(F.LEN(F.TRIM(b)), "=", 0)]),
         F.IFERROR(a / b, "—"),
+        F.MIN(a, b), F.MAX(a, c), F.MIN(col_a), F.MAX(col_b, 0), F.MIN(1, a / b), F.ROUND(a / b, 1),
     ]
+    # the year-end assessment's ranks: a value rounded to two places, ranked among the column of them
+    k = INPUTS + len(out)
+    out.append(F.ROUND(a, 2))
+    mine, ranked = F.ref(r, k), F.rng(0, k, last, k)
+    out += [F.IF(F.ISNUMBER(mine), F.COUNTIF(ranked, F.concat(">", mine)) + 1, ""),
+            F.IF(F.ISNUMBER(mine), F.COUNTIFS(col_a, a, ranked, F.concat(">", mine)) + 1, "")]
+    return out
 
 
 def write_batch(rows: list[list]) -> tuple[bytes, list[list]]:
@@ -66,11 +74,14 @@ def write_batch(rows: list[list]) -> tuple[bytes, list[list]]:
                 ws.write_string(r, c, v)
             else:
                 ws.write_number(r, c, float(v))
+    formulas = [row_formulas(r, last) for r in range(len(rows))]
+    for r, exprs in enumerate(formulas):  # every formula in place first: some refer to other rows' formulas
+        for k, expr in enumerate(exprs):
+            grid.set(SHEET, r, INPUTS + k, expr)
     expected = []
     for r in range(len(rows)):
         out = []
-        for k, expr in enumerate(row_formulas(r, last)):
-            grid.set(SHEET, r, INPUTS + k, expr)
+        for k, expr in enumerate(formulas[r]):
             value = grid.value(SHEET, r, INPUTS + k)
             ws.write_formula(r, INPUTS + k, expr.formula(SHEET), None, F.cached(value))
             out.append(value)
@@ -145,6 +156,9 @@ EDGES = [
     ["abc", 2.0, 1.0, None],
     [0.1 + 0.2, 1.0, 0.3, None],
     ["按时", "逾期", "A*", "~*"],
+    [2.675, 1.005, None, None],  # ROUND half away from zero as the number shows: 2.68, not 2.67
+    [-2.5, "3", 2.0, None],      # MIN/MAX skip text in a cell, count it when computed
+    [16.67, 16.67, None, None],  # equal ranks
 ]
 
 
@@ -163,3 +177,10 @@ def test_the_edge_cases_say_what_users_saw_wrong():
 def test_text_is_never_a_formula():
     e = F.IF(F.cmp(F.ref(0, 0), "=", '=HYPERLINK("x")'), "是", "否")
     assert e.formula() == '=IF(A1="=HYPERLINK(""x"")","是","否")'
+
+
+def test_a_reference_to_the_formulas_own_row_keeps_only_its_column():
+    """absolute="col" gives $J10: Excel moves it with the row when rows are sorted (a $J$10 would stay on row 10)."""
+    assert F.ref(9, 9, absolute="col").formula() == "=$J10"
+    assert F.rng(9, 3, 9, 8, sheet="考核得分", absolute="col").formula() == "='考核得分'!$D10:$I10"
+    assert F.ref(9, 9, absolute=True).formula() == "=$J$10" and F.ref(9, 9).formula() == "=J10"

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tuanjian_xlsx.periods import parse_period
-from tuanjian_xlsx.roster import DueRule, Roster, Unit, UnitType
+from tuanjian_xlsx.roster import DueRule, Roster, Unit, UnitType, default_roster
 
 ROSTER = Roster(
     unit_types=[
@@ -48,3 +48,26 @@ def test_the_plans_own_due_days(builtin):
     assert r.due(r.unit_by_name("组织部"), "visit_report", march) == dt.date(2026, 3, 28)
     assert r.due(r.unit_by_name("源汇区团委"), "visit_report", march) == dt.date(2026, 4, 10)
     assert r.due(r.unit_by_name("源汇区团委"), "observation_report", q1) == dt.date(2026, 3, 28)
+
+
+def test_the_default_assessment_rules_are_data_and_round_trip_through_the_roster_book(tmp_path, registry):
+    """考核细则: the plan gives no weights, so the defaults (default_plan.toml) are product decisions, 100 points for a
+    部室; 名单与目标.xlsx carries them (forms by their sheet names, the assessed types in full) and reads back equal."""
+    from tuanjian_xlsx.assess_rules import default_rules
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.workspace import init_workspace
+
+    rules = default_rules(registry)
+    assert {r.item: r.points for r in rules.scored} == {"timeliness": 30, "visits": 20, "visit_week": 5,
+                                                         "observation": 15, "targets": 25, "research": 5}
+    assert rules.rule("research").unit_types == ["机关部室"] and rules.rule("research").task == "3-2"
+    assert rules.late_credit == 0.5 and rules.adjustment.points == 5
+    blank = rules.model_copy(update={"rows": [r.model_copy(update={"late_credit": None}) for r in rules.rows]})
+    assert blank.late_credit == 0.5  # 逾期计分 left blank: default_plan.toml's, the one place it is set
+    # 走基层: every type files 附件1 monthly and owes a visit a month, written out (blank or 0 = not counted)
+    assert {t.name: t.min_visits for t in default_roster(registry).unit_types} == dict.fromkeys(
+        ["县区团委", "功能区团工委", "系统团委", "机关部室", "直属单位"], 1)
+    init_workspace(tmp_path)
+    read = Workspace.load(tmp_path).assessment_rules()
+    assert not read.builtin and read.rule("scope").unit_types == ["县区团委", "功能区团工委", "系统团委", "机关部室", "直属单位"]
+    assert [r.model_copy(update={"unit_types": []}) if r.item == "scope" else r for r in read.rows] == rules.rows

@@ -1,5 +1,6 @@
 """`tuanjian demo`: the whole loop on the plan's own roster — init, templates, half a year of realistic
-submissions (some late, some missing, one invalid, one resubmitted, one retyped without passport), merge, status.
+submissions (some late, some missing, one invalid, one resubmitted, one retyped without passport), merge, status,
+and the year's assessment so far.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import openpyxl
 
+from .assess import Assessment, assess
 from .build import Prefill, build_template, build_templates
 from .plan import Workspace
 from .issues import Issue, TuanjianError
@@ -43,6 +45,7 @@ class DemoResult:
     merge: MergeResult
     manifest: list[dict] = field(default_factory=list)
     reminders: dict[str, str] = field(default_factory=dict)
+    assessment: Assessment | None = None  # the year's assessment for the half year, as of the demo's day
 
 
 def _fill(data: bytes, spec, records: list[dict]) -> bytes:
@@ -164,7 +167,8 @@ def run_demo(root: Path) -> DemoResult:
     # the simulated arrival times stand for mails taken from the committee's mailbox
     result = merge(root, as_of=AS_OF, now=dt.datetime.combine(AS_OF, dt.time(9, 0)), received=received,
                    received_basis="mailbox")
-    return DemoResult(root, result, manifest, reminders(ws, result.items, AS_OF))
+    assessment = assess(root, year=AS_OF.year, as_of=AS_OF)
+    return DemoResult(root, result, manifest, reminders(ws, result.items, AS_OF), assessment)
 
 
 def _retyped(unit: str, period: Period, rec: dict) -> bytes:

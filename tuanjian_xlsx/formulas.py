@@ -22,7 +22,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from collections.abc import Callable, Iterable
 
 from .cells import cell_name
@@ -275,6 +275,12 @@ class Lit(Expr):
         return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
+def _cell(r: int, c: int, absolute: bool | str) -> str:
+    """C7, $C$7, or with absolute="col" $C7: a reference to the formula's own row that Excel moves with the row
+    when the rows are sorted (it leaves $C$7 pointing at row 7, whichever row now stands there)."""
+    return "$" + cell_name(r, c) if absolute == "col" else cell_name(r, c, bool(absolute))
+
+
 def _qualified(target: str | None, sheet: str | None) -> str:
     if target is None or target == sheet:
         return ""
@@ -286,10 +292,10 @@ class Ref(Expr):
     sheet: str | None
     r: int
     c: int
-    absolute: bool = False
+    absolute: bool | str = False  # True: $C$7; "col": $C7, the column fixed and the row the formula's own
 
     def text(self, sheet=None) -> str:
-        return _qualified(self.sheet, sheet) + cell_name(self.r, self.c, self.absolute)
+        return _qualified(self.sheet, sheet) + _cell(self.r, self.c, self.absolute)
 
     def value(self, grid, sheet):
         return grid.value(self.sheet or sheet, self.r, self.c)
@@ -302,11 +308,11 @@ class Range(Expr):
     c1: int
     r2: int
     c2: int
-    absolute: bool = True
+    absolute: bool | str = True  # as Ref's
 
     def text(self, sheet=None) -> str:
-        return (_qualified(self.sheet, sheet) + cell_name(self.r1, self.c1, self.absolute) + ":"
-                + cell_name(self.r2, self.c2, self.absolute))
+        return (_qualified(self.sheet, sheet) + _cell(self.r1, self.c1, self.absolute) + ":"
+                + _cell(self.r2, self.c2, self.absolute))
 
     def values(self, grid, sheet) -> list:
         return grid.range_values(self.sheet or sheet, self.r1, self.c1, self.r2, self.c2)
@@ -315,11 +321,11 @@ class Range(Expr):
         return VALUE  # a range is not a single value (no implicit intersection in our formulas)
 
 
-def ref(r: int, c: int, sheet: str | None = None, absolute: bool = False) -> Ref:
+def ref(r: int, c: int, sheet: str | None = None, absolute: bool | str = False) -> Ref:
     return Ref(sheet, r, c, absolute)
 
 
-def rng(r1: int, c1: int, r2: int, c2: int, sheet: str | None = None, absolute: bool = True) -> Range:
+def rng(r1: int, c1: int, r2: int, c2: int, sheet: str | None = None, absolute: bool | str = True) -> Range:
     return Range(sheet, r1, c1, r2, c2, absolute)
 
 
@@ -524,6 +530,51 @@ def COUNTA(*args) -> Call:
     """Cells that are not blank; a formula's "" counts (it is not blank), as in Excel."""
     return Call("COUNTA", tuple(_e(a) for a in args),
                 lambda g, s, *a: float(sum(v is not None for v, _ in _values(g, s, a))))
+
+
+def _extreme(pick):
+    """MIN/MAX as LibreOffice computes them: in a cell or range only numbers count (text and blanks are skipped);
+    a value given directly is a number, TRUE/FALSE as 1/0, and text — even "3" — is #VALUE!; none at all is 0."""
+    def fn(grid, sheet, *args):
+        seen = []
+        for a in args:
+            if isinstance(a, (Range, Ref)):
+                for v in a.values(grid, sheet) if isinstance(a, Range) else [a.value(grid, sheet)]:
+                    if isinstance(v, Error):
+                        return v
+                    if isinstance(v, float):
+                        seen.append(v)
+                continue
+            v = a.value(grid, sheet)
+            if isinstance(v, (Error, str)):
+                return v if isinstance(v, Error) else VALUE
+            seen.append(to_number(v))
+        return pick(seen) if seen else 0.0
+    return fn
+
+
+def MIN(*args) -> Call:
+    return Call("MIN", tuple(_e(a) for a in args), _extreme(min))
+
+
+def MAX(*args) -> Call:
+    return Call("MAX", tuple(_e(a) for a in args), _extreme(max))
+
+
+def _round(grid, sheet, x, digits):
+    n = to_number(x.value(grid, sheet))
+    d = to_number(digits.value(grid, sheet))
+    if isinstance(n, Error) or isinstance(d, Error):
+        return n if isinstance(n, Error) else d
+    # half away from zero on the number as shown to 15 digits, as both engines do: ROUND(2.675,2) is 2.68
+    try:
+        return float(Decimal(f"{n:.15g}").quantize(Decimal(1).scaleb(-int(d)), rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # more digits than a number has (1E300 to two places): nothing to round
+        return n
+
+
+def ROUND(x, digits: int = 0) -> Call:
+    return Call("ROUND", (_e(x), _e(digits)), _round)
 
 
 # --- criteria (COUNTIF, COUNTIFS, SUMIFS) ---------------------------------------------------------------------------

@@ -607,6 +607,12 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     made = (f"数据截至 {as_of.isoformat()}；据 {len(files)} 份文件生成（有效 {valid} 份，退回 {len(files) - valid} 份）"
             + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
     sh.put(1, 0, made, "note")
+    if as_of.month in (12, 1):  # the year-end assessment (tuanjian assess), written beside the master
+        from .plan import assessment_name
+
+        year = as_of.year if as_of.month == 12 else as_of.year - 1
+        sh.ws.write_url(2, 0, f"external:{assessment_name(year)}", None,
+                        f"{year}年度考核表：{assessment_name(year)}（还没有时，运行 tuanjian assess --year {year} 生成）")
     sh.header(3, KPIS.titles)
     r = 4
     for b in blocks:

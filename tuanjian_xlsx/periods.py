@@ -67,6 +67,16 @@ class Period:
         return dt.date(y, m, min(day, calendar.monthrange(y, m)[1]))
 
 
+# 走基层周: the plan's "每月第一周", read as days 1–7 of each month; the validator's 提醒 and the assessment's
+# 走基层周 item both ask `in_visit_week`.
+VISIT_WEEK_DAYS = 7
+
+
+def in_visit_week(day: dt.date) -> bool:
+    """Whether a visit on `day` falls in 走基层周, the first week (days 1–7) of its month."""
+    return day.day <= VISIT_WEEK_DAYS
+
+
 def parse_period(text: str) -> Period | None:
     """'2026-03', '2026年3月', '2026年3月份', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period (spaces
     anywhere, full-width digits); else None, also for a year outside FIRST_YEAR..LAST_YEAR (a period whose due date

@@ -11,12 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assess_rules import Rules, default_rules
 from .issues import ConfigError, Issue, TuanjianError
 from .ledger import Ledger
 from .roster import Roster, default_roster
-from .roster_book import read_roster_book
+from .roster_book import read_roster_book, read_rules
 from .settings import SETTINGS_FILE, Settings, default_settings, load_settings
 from .specs import SpecRegistry
+
+
+def assessment_name(year: int) -> str:
+    """The year-end assessment's file, beside the master: 年度考核表（2026年）.xlsx."""
+    return f"年度考核表（{year}年）.xlsx"
 
 
 @dataclass
@@ -45,6 +51,10 @@ class Plan:
         """The day a version of a form was first distributed; a plan without a workspace has distributed nothing."""
         return None
 
+    def assessment_rules(self) -> Rules:
+        """The year-end assessment's rules (考核细则): the plan's own."""
+        return default_rules(self.registry)
+
 
 @dataclass
 class Workspace(Plan):
@@ -72,6 +82,15 @@ class Workspace(Plan):
 
     def folder(self, key: str) -> Path:
         return self.root / getattr(self.settings.folders, key)
+
+    def assessment_rules(self) -> Rules:
+        """考核细则 of the workspace's 名单与目标.xlsx (read only when asked: its mistakes stop nothing else); the
+        plan's own, marked `builtin`, where the workbook has no such sheet."""
+        return read_rules(self.root / self.settings.roster.file, self.registry, self.roster)
+
+    def assessment_path(self, year: int) -> Path:
+        """Where a year's assessment is written by default: beside the master."""
+        return self.folder("master") / assessment_name(year)
 
     def distributed_on(self, form_id: str, version: int) -> str | None:
         """The day a version of a form was first distributed from this workspace, if the ledger knows."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from . import guard
+from .assess_rules import ITEMS_ZH, Rule, Rules, builtin_late_credit, check_rules, default_rules, resolved
 from .cells import cell_name, col_to_letters
 from .issues import KINDS_ZH, ConfigError, Issue
 from .roster import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
@@ -21,6 +22,7 @@ from .xlsxio import close_workbook, new_workbook
 SHEET_UNITS = "单位名单"
 SHEET_TYPES = "单位类型"
 SHEET_TASKS = "目标任务"
+SHEET_RULES = "考核细则"
 SHEET_HELP = "说明"
 MAX_ROWS = 500  # rows left open for staff to add to
 
@@ -47,7 +49,8 @@ def unit_cols() -> list[Col]:
 
 def type_cols(registry: SpecRegistry) -> list[Col]:
     cols = [Col("name", "单位类型", 14),
-            Col("min_visits", "每月至少走访次数", 12, required=False, note="走基层每月至少几次；留空 = 不考核次数")]
+            Col("min_visits", "每月至少走访次数", 12, required=False,
+                note="走基层每月至少几次（年底考核“走基层”按它计分）；留空或 0 = 不考核走访次数，该项对此类型不适用")]
     for form_id, name in form_names(registry).items():
         cols += [
             Col(f"rules.{form_id}.cadence", f"{name}·报送周期", 13, note="按月 / 按季 / 按年 / 不报送"),
@@ -80,11 +83,27 @@ def task_cols(type_names: list[str]) -> list[Col]:
     return cols
 
 
+def rule_cols() -> list[Col]:
+    return [
+        Col("item", "考核项目", 10, note="从下拉列表选：" + "、".join(ITEMS_ZH.values()) + "；每项一行"),
+        Col("points", "满分", 7, note="本项满分；“加减分”填上限（5 即 ±5 分）；“考核范围”不填"),
+        Col("late_credit", "逾期计分", 8, required=False,
+            note=f"只用于“报送及时”：逾期报送的一期按几期计（0～1）；留空按 {builtin_late_credit():g}"),
+        Col("forms", "依据报表", 14, required=False,
+            note="按哪张表计分（如 走基层报告单）；“报送及时”不填 = 全部在用的报表"),
+        Col("task", "依据任务", 8, required=False, note="“调研报告”：目标任务中调研报告篇数的编号（如 3-2）"),
+        Col("unit_types", "适用单位类型", 22, required=False,
+            note="用顿号分隔；不填 = 全部参加考核的单位类型。“考核范围”一行写参加年底考核的单位类型"),
+        Col("note", "说明", 60, required=False, note="计分方法，原样写进年度考核表的“评分说明”"),
+    ]
+
+
 # --- writing --------------------------------------------------------------------------------------
 
 
-def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
-    """The workbook staff edit: headers locked, rows open, dropdowns from the type list."""
+def write_roster_book(roster: Roster, registry: SpecRegistry, rules: Rules | None = None) -> bytes:
+    """The workbook staff edit: headers locked, rows open, dropdowns from the type list; 考核细则 from `rules`
+    (default: the built-in rules)."""
     buf = io.BytesIO()
     wb = new_workbook(buf, title="名单与目标")
     fmt = _formats(wb)
@@ -143,8 +162,36 @@ def write_roster_book(roster: Roster, registry: SpecRegistry) -> bytes:
                                                    "value": dt.date(2000, 1, 1),
                                                    "error_title": col.header, "error_message": "请填写日期，如 2026-12-31"})
 
+    _rules_sheet(wb, fmt, roster, registry, rules or default_rules(registry))
     _help_sheet(wb, fmt)
     return close_workbook(wb, buf)
+
+
+def _rules_sheet(wb, fmt, roster: Roster, registry: SpecRegistry, rules: Rules) -> None:
+    cols = rule_cols()
+    ws = _sheet(wb, SHEET_RULES, cols, fmt)
+    sheet_of = form_names(registry)
+    for r, rule in enumerate(rules.rows, start=1):
+        types = rule.unit_types or (roster.type_names if rule.item == "scope" else [])
+        values = {"item": rule.name, "points": rule.points, "late_credit": rule.late_credit,
+                  "forms": "、".join(sheet_of.get(f, f) for f in rule.forms), "task": rule.task or "",
+                  "unit_types": "、".join(types), "note": rule.note}
+        for c, col in enumerate(cols):
+            v = values[col.key]
+            if col.key in ("points", "late_credit"):
+                ws.write_blank(r, c, None, fmt["num"]) if v is None else ws.write_number(r, c, v, fmt["num"])
+            else:
+                ws.write_string(r, c, v, fmt["text" if col.key == "task" else "cell"])
+    for c, col in enumerate(cols):
+        if col.key == "item":
+            ws.data_validation(1, c, MAX_ROWS, c, _inline(list(ITEMS_ZH.values()), col.header))
+        elif col.key == "points":
+            ws.data_validation(1, c, MAX_ROWS, c, {"validate": "decimal", "criteria": ">=", "value": 0,
+                                                   "error_title": col.header, "error_message": "请填写不小于 0 的数"})
+        elif col.key == "late_credit":
+            ws.data_validation(1, c, MAX_ROWS, c, {"validate": "decimal", "criteria": "between", "minimum": 0,
+                                                   "maximum": 1, "error_title": col.header,
+                                                   "error_message": "请填写 0～1 之间的数，如 0.5"})
 
 
 def _write_task_cell(ws, r: int, c: int, col: Col, t: Task, fmt) -> None:
@@ -223,6 +270,8 @@ _HELP = [
     "（0 = 报送期最后一个月当月，1 = 次月）。例如县区团委附件1“按月、10、1”即次月10日前报送。",
     "· 目标任务：每项量化指标一行。比率指标须填完成数口径和基数口径，全市完成率按 Σ完成数 ÷ Σ基数 计算；"
     "目标值因单位类型不同时填“目标值·类型”各列；报送单位类型用顿号分隔。",
+    "· 考核细则：年底考核（tuanjian assess）的考核范围、各项满分和计分方法，每项一行；不需要的项目可删去该行。"
+    "“说明”写进年度考核表的“评分说明”。",
     "· 可以插入、删除行，表头（第 1 行）受保护。改完保存后运行 tuanjian templates build 重新生成模板。",
 ]
 
@@ -316,8 +365,8 @@ def _cell_issues(exc: ValidationError, sheet: _Sheet, row: int, values: dict) ->
     return issues
 
 
-def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
-    """Read 名单与目标.xlsx with calamine; all problems come together in one ConfigError."""
+def _open_book(path: Path):
+    """名单与目标.xlsx opened with calamine, after the same checks as a submission; ConfigError if it cannot be."""
     from python_calamine import CalamineWorkbook
 
     file = path.name
@@ -338,6 +387,13 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
         raise ConfigError(Issue.make("file-unreadable", file=file, detail=f"{path}（{os_reason(exc)}）")) from None
     except Exception:  # not a zip, or calamine's own error types for broken files
         raise ConfigError(Issue.make("file-unreadable", file=file, detail="不是有效的 Excel 工作簿（xlsx）")) from None
+    return wb
+
+
+def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
+    """Read 名单与目标.xlsx with calamine; all problems come together in one ConfigError."""
+    file = path.name
+    wb = _open_book(path)
     issues: list[Issue] = []
 
     def rows(name: str) -> list[list]:
@@ -393,3 +449,32 @@ def _rules(rules: dict) -> dict:
             rule = {"cadence": "none", "day": rule.get("day", 1), "month_offset": rule.get("month_offset", 0)}
         out[form_id] = rule
     return out
+
+
+def read_rules(path: Path, registry: SpecRegistry, roster: Roster) -> Rules:
+    """考核细则 of 名单与目标.xlsx, checked against its roster; the built-in rules (marked so) for a workbook that
+    predates the sheet. Read only by the assessment, so a mistake here never stops the monthly work."""
+    file = path.name
+    wb = _open_book(path)
+    if SHEET_RULES not in wb.sheet_names:
+        return default_rules(registry).model_copy(update={"builtin": True})
+    issues: list[Issue] = []
+    sheet = _Sheet(file, SHEET_RULES, wb.get_sheet_by_name(SHEET_RULES).to_python(skip_empty_area=False), rule_cols(),
+                   issues)
+    rows: list[Rule] = []
+    kept: list[int] = []
+    for row, values in sheet.records:
+        try:
+            rows.append(Rule.model_validate(_nest(values)))
+            kept.append(row)
+        except ValidationError as exc:
+            issues.extend(_cell_issues(exc, sheet, row, values))
+    rules = Rules(rows=rows)
+
+    def locate(section: str, index: int, key: str) -> dict:
+        return sheet.place(kept[index] if 0 <= index < len(kept) else 1, key if key in sheet.cols else "item")
+
+    issues.extend(check_rules(rules, roster, registry, locate))
+    if any(i.severity == "error" for i in issues):
+        raise ConfigError(issues)
+    return resolved(rules, registry)

@@ -16,7 +16,7 @@ from .roster import Roster, Task, Unit
 from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .issues import Issue
 from .normalise import Place, as_text, fold, is_blank
-from .periods import Period
+from .periods import Period, in_visit_week
 from .read import FieldValue, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
 
@@ -326,7 +326,7 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
         if f.type == "date" and value is not None and head.period is not None:
             start, end = ((head.period.first_day, head.period.last_day) if f.window == "period"
                           else _date_window(head.period, head.due))
-            if f.first_week and start <= value <= end and value.day > 7:
+            if f.first_week and start <= value <= end and not in_visit_week(value):
                 result.issues.append(Issue.make("not-in-visit-week", value=f"{value.month}月{value.day}日", **at))
             if not start <= value <= end:
                 result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
