@@ -50,6 +50,7 @@ def test_each_command_prints_its_library_result(tmp_path, templates):
     same(cli_json(["merge", "-w", a, "--as-of", "2026-04-20"]), api.merge(b, as_of=dt.date(2026, 4, 20)), (a, b))
     same(cli_json(["status", "-w", a, "--as-of", "2026-04-20", "--period", "2026-03"]),
          api.status(b, as_of=dt.date(2026, 4, 20), period="2026-03"))
+    same(cli_json(["assess", "-w", a, "--as-of", "2026-04-20"]), api.assess(b, as_of=dt.date(2026, 4, 20)), (a, b))
     same(cli_json(["distribute", "-w", a, "--period", "2026-03", "--units", "源汇区团委"]),
          api.distribute(b, "2026-03", units="源汇区团委"), (a, b))
     same(cli_json(["ledger", "check", "-w", a]), api.ledger_check(b))

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import imaplib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from conftest import IN_CI, fill
+from conftest import fill
+from mailservers import PASSWORD, USER, dovecot, imap_settings, set_addresses
+from mailservers import deliver as _deliver
+from mailservers import mail as _mail
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
 
-USER, PASSWORD = "lhtswzxb@test.local", "s3cret-pass"
 VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
          "单位职务": "书记", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团干部": 2, "团员青年": 15,
          "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}
@@ -31,111 +23,14 @@ VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时�
 
 @pytest.fixture
 def imap_server():
-    binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
-    if not binary:
-        (pytest.fail if IN_CI else pytest.skip)("dovecot (Debian's dovecot-imapd) is not installed; scripts/test installs it")
-    base = Path(tempfile.mkdtemp(prefix="tj-imap-", dir="/tmp"))
-    base.chmod(0o755)
-    for d in ("run", "state", "home"):
-        (base / d).mkdir()
-    (base / "home").chmod(0o777)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uid = os.getuid() or 65534  # dovecot refuses to keep mail as root
-    gid = os.getgid() or 65534
-    (base / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n", encoding="utf-8")
-    (base / "dovecot.conf").write_text(f"""
-protocols = imap
-listen = 127.0.0.1
-base_dir = {base}/run
-state_dir = {base}/state
-log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:{base}/home/%u/Maildir
-first_valid_uid = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={base}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service stats {{
-  unix_listener stats-reader {{
-    mode = 0666
-  }}
-  unix_listener stats-writer {{
-    mode = 0666
-  }}
-}}
-""", encoding="utf-8")
-    proc = subprocess.Popen([binary, "-c", str(base / "dovecot.conf"), "-F"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"dovecot did not start: {(base / 'dovecot.log').read_text(errors='replace')[-500:]}")
-    try:
+    with dovecot() as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _deliver(port: int, raw: bytes, arrived: dt.datetime) -> None:
-    box = imaplib.IMAP4("127.0.0.1", port)
-    box.login(USER, PASSWORD)
-    box.append("INBOX", None, imaplib.Time2Internaldate(arrived.timestamp()), raw)
-    box.logout()
-
-
-def _mail(sender: str, attachments: dict[str, bytes], date: dt.datetime) -> bytes:
-    msg = EmailMessage()
-    msg["Subject"] = "报送3月走基层报告单"
-    msg["From"] = sender
-    msg["To"] = USER
-    msg["Date"] = format_datetime(date.astimezone())
-    msg["Message-ID"] = make_msgid(domain="county.example")
-    msg.set_content("请查收")
-    for name, body in attachments.items():
-        msg.add_attachment(body, maintype="application", subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                           filename=name)
-    return bytes(msg)
 
 
 def _workspace(root: Path, port: int) -> Path:
     init_workspace(root)
-    toml = root / "tuanjian.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace('imap_host = ""', 'imap_host = "127.0.0.1"')
-                    .replace("imap_port = 993", f"imap_port = {port}").replace('imap_security = "ssl"', 'imap_security = "none"')
-                    .replace('imap_user = ""', f'imap_user = "{USER}"'), encoding="utf-8")
-    book = root / "名单与目标.xlsx"
-    wb = openpyxl.load_workbook(book)
-    wb["单位名单"]["D2"] = "yuanhui@county.example"  # 源汇区团委's address
-    wb.save(book)
+    imap_settings(root, port)
+    set_addresses(root, {"源汇区团委": "yuanhui@county.example"})
     return root
 
 

@@ -359,12 +359,13 @@ def test_rebuild_from_an_unreadable_ledger_says_what_is_lost(merged, tmp_path):
     stand_ins = sorted(name for _, _, name in after if name.startswith("原件_"))
     assert stand_ins == sorted(f"原件_{sha[:8]}.xlsx" for sha, _, name in before if name in ("甲单位.xlsx", "乙单位.xlsx"))
     assert [i.code for i in report.issues] == ["rebuild-names", "rebuild-mails", "rebuild-refusals",
-                                               "rebuild-sightings"]
+                                               "rebuild-replies", "rebuild-sightings"]
     assert (report.registered, report.valid, report.invalid, report.containers) == (4, 2, 2, 1)
     assert report.to_dict()["registered"] == 4
     assert any("原件_" in line and "无法恢复" in line for line in report.lines())
     with Ledger(root) as ledger:
         assert ledger.unreturned() == []
+        assert {r.state for r in ledger.replies(REPLY_STATES)} == {"before"}  # nothing owed again: no reply storm
 
 
 def test_rebuild_says_which_listed_originals_it_could_not_find(merged, tmp_path):
@@ -392,6 +393,37 @@ def test_a_second_rebuild_reads_everything_back_from_the_ledger_it_sets_aside(me
     assert report.broken.exists() and _rows(root) == before
     with Ledger(root) as ledger:
         assert ledger.mail_taken("<m1@x>")
+
+
+REPLY_STATES = ["due", "sending", "sent", "refused", "uncertain", "no-address", "no-reply", "expired", "before"]
+
+
+def test_a_rebuild_keeps_what_became_of_each_reply_and_waits_for_a_watch(merged, tmp_path):
+    from tuanjian_xlsx import api
+    from tuanjian_xlsx.watch import WatchLock
+
+    root = _copy(merged, tmp_path)
+    with Ledger(root) as ledger:
+        sha = {f.name: f.sha256 for f in ledger.files()}
+        ledger.set_replies([sha["甲单位.xlsx"]], "sent", NOW, was=["due"], recipient="jia@county.example",
+                           message="<r1@city.example>")
+        ledger.set_replies([sha["丙单位.xlsx"], sha["外面.xlsx"]], "no-address", NOW, was=["due"])
+        ledger.set_reminders([("u1", "visit_report", "2026-03", "overdue", NOW.date())], "sent", NOW, "u1@x")
+    lock = WatchLock.take(root, now=NOW, pid=os.getpid(), host="本机", stale_after=dt.timedelta(hours=1))
+    try:
+        with pytest.raises(TuanjianError) as exc:  # a watch sending from the ledger: not now
+            api.ledger_rebuild(root, now=NOW)
+        assert exc.value.issues[0].code == "watch-running"
+    finally:
+        lock.release()
+    report = api.ledger_rebuild(root, now=NOW)
+    assert report.replies_recovered == 4 and any("4 个文件的自动回复记录" in line for line in report.lines())
+    with Ledger(root) as ledger:
+        states = {r.file.name: (r.state, r.recipient, r.message) for r in ledger.replies(REPLY_STATES)}
+        assert ledger.reminded("u1", "visit_report", "2026-03", "overdue") == (NOW.date(), "sent")
+    assert states == {"甲单位.xlsx": ("sent", "jia@county.example", "<r1@city.example>"),
+                      "乙单位.xlsx": ("due", None, None),  # still owed, as before
+                      "丙单位.xlsx": ("no-address", None, None), "外面.xlsx": ("no-address", None, None)}
 
 
 # --- migrations ----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ comes in as an argument."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep `tuanjian --help` quick
+    from .assess import Assessment
     from .demo import DemoResult
     from .distribute import Distribution
     from .fetchmail import FetchResult
     from .merge import MergeResult
+    from .reminders import ReminderReport
+    from .replies import ReplyReport
     from .versions import SpecDiff
+    from .watch import WatchResult
 
 
 def _now() -> dt.datetime:
@@ -168,6 +173,7 @@ class Merged(Result):
     merge: MergeResult
     fetched: FetchResult | None = None  # with --fetch
     excel_note: str | None = None  # why the master was not opened in Excel, with --open
+    replies: ReplyReport | None = None  # with --reply
 
     def lines(self) -> list[str]:
         m = self.merge
@@ -179,6 +185,7 @@ class Merged(Result):
             out.append(f"  退回  {item.path.name}：{first.render()}")
         out += [f"  退回件：{piece.workbook or piece.message}" for piece in m.returns]
         out.append(f"汇总表：{m.master}")
+        out += self.replies.lines() if self.replies is not None else []
         return out + ([self.excel_note] if self.excel_note else [])
 
     def errors(self) -> list[str]:
@@ -190,17 +197,21 @@ class Merged(Result):
             out["fetch"] = self.fetched.to_dict()
         if self.excel_note:
             out["excel"] = self.excel_note
+        if self.replies is not None:
+            out["replies"] = self.replies.to_dict()
         return out
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.merge.master else 1
+        return 0 if self.merge.master and not (self.replies and self.replies.failed) else 1
 
 
 def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
           fetch: bool = False, received_at: dt.datetime | None = None, open_excel: bool = False,
-          progress: Callable | None = None, now: dt.datetime | None = None) -> Merged:
-    """Fetch (with `fetch`), ingest, validate, write 退回件 and the master; with `open_excel` show it in Excel."""
+          progress: Callable | None = None, now: dt.datetime | None = None, reply: bool = False,
+          dry_run: bool = False, resend: list[str] | None = None) -> Merged:
+    """Fetch (with `fetch`), ingest, validate, write 退回件 and the master; with `open_excel` show it in Excel; with
+    `reply` answer every file received (回执/退回 by mail, see replies.py; `dry_run`: only say what would go)."""
     from .merge import MASTER_NAME
     from .merge import merge as run
 
@@ -216,11 +227,38 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 excel.close_if_open(out or Workspace.load(root).folder("master") / MASTER_NAME)
             except Exception as exc:  # noqa: BLE001 — Excel/COM trouble must not cost the merge
                 excel_note = f"未能通过 Excel 关闭旧的汇总表（{type(exc).__name__}）"
-    fetched = fetch_mail(root, now=now) if fetch else None
-    result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at)
+    with _sending(root, now, "tuanjian merge --reply") if reply else contextlib.nullcontext():
+        fetched = fetch_mail(root, now=now) if fetch else None
+        result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at)
+        replied = _answer(root, now, [*(fetched.ingested if fetched else []), *result.ingested], dry_run,
+                          resend) if reply else None
     if open_excel and result.master:
         excel_note = _open_in_excel(result.master, excel_note)
-    return Merged(result, fetched, excel_note)
+    return Merged(result, fetched, excel_note, replied)
+
+
+@contextlib.contextmanager
+def _sending(root: Path, now: dt.datetime, what: str):
+    """While replies or reminders are sent from a workspace, no other tuanjian sends from it (watch.WatchLock)."""
+    import os
+    import socket
+
+    from .watch import WatchLock
+
+    lock = WatchLock.take(root, now=now, pid=os.getpid(), host=socket.gethostname(), what=what,
+                          stale_after=dt.timedelta(hours=1))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _answer(root: Path, now: dt.datetime, ingested: list, dry_run: bool, resend: list[str] | None) -> ReplyReport:
+    from .plan import Workspace
+    from .replies import answer
+
+    fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None}
+    return answer(Workspace.load(root), now=now, dry_run=dry_run, resend=resend, results=fresh)
 
 
 def _open_in_excel(master: Path, problem: str | None) -> str | None:
@@ -250,6 +288,7 @@ class StatusReport(Result):
     form_names: dict[str, str]
     form_order: list[str]
     reminders: dict[str, str] = field(default_factory=dict)
+    sent: ReminderReport | None = None  # with --send: the reminders mailed
 
     def lines(self) -> list[str]:
         from .status import STATUS_ZH
@@ -264,24 +303,124 @@ class StatusReport(Result):
             line = f"{self.form_names.get(form_id, form_id)} {p.label}（截止 {dues}）："
             out.append(line + "，".join(f"{STATUS_ZH[s]} {len(u)}" for s, u in counts.items() if u))
             out += [f"    {STATUS_ZH[s]}：{'、'.join(counts[s])}" for s in ("missing", "late") if counts[s]]
-        if self.reminders:
+        if self.sent is not None:
+            out += ["", *self.sent.lines()]
+        elif self.reminders:
             out += ["", "催报文字（可直接复制发送）："]
             for text in self.reminders.values():
                 out += ["", text]
         return out
 
     def to_dict(self) -> dict:
-        return {"as_of": self.as_of.isoformat(), "items": [i.to_dict() for i in self.items]}
+        out = {"as_of": self.as_of.isoformat(), "items": [i.to_dict() for i in self.items]}
+        return out | ({"send": self.sent.to_dict()} if self.sent is not None else {})
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.sent is not None and self.sent.failed else 0
 
 
-def status(root: Path, *, period: str | None = None, as_of: dt.date | None = None) -> StatusReport:
-    """Who owes what as of a date (the ledger read only; works on a read-only workspace)."""
+def status(root: Path, *, period: str | None = None, as_of: dt.date | None = None, send: bool = False,
+           before: int | None = None, dry_run: bool = False, now: dt.datetime | None = None) -> StatusReport:
+    """Who owes what as of a date (the ledger read only; works on a read-only workspace). With `send`, mail each
+    unit its 催报 (every 未报), or with `before` its 提前提醒 (forms due within that many days), blank copies
+    attached; `dry_run`: only say what would go (see reminders.py)."""
     from .merge import status as run
     from .status import reminders
 
-    day, items, ws = run(root, as_of=as_of or _now().date(), period=period)
+    now = now or _now()
+    day, items, ws = run(root, as_of=as_of or now.date(), period=period)
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
-    return StatusReport(day, items, names, ws.registry.form_ids, reminders(ws, items, day))
+    sent = None
+    if send:
+        from .reminders import remind
+
+        with _sending(root, now, "tuanjian status --send"):
+            sent = remind(ws, items, day=day, now=now, kind="overdue" if before is None else "advance",
+                          before_days=before or 0, repeat_days=ws.settings.watch.remind_every_days, dry_run=dry_run)
+    return StatusReport(day, items, names, ws.registry.form_ids, reminders(ws, items, day), sent)
+
+
+@dataclass
+class Watched(Result):
+    result: WatchResult  # its cycles were said as they ran (`say`); the last one's outcome sets the exit code
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+    @property
+    def exit_code(self) -> int:
+        last = self.result.last
+        return 0 if self.result.stopped or last is None or last.ok else 1
+
+
+def watch(root: Path, *, every: dt.timedelta | None = None, once: bool = False, say: Callable | None = None,
+          clock: Callable | None = None, sleep: Callable | None = None, should_stop: Callable | None = None) -> Watched:
+    """fetch → merge → replies → reminders, every `every` (default: tuanjian.toml's [watch]), or once; each
+    cycle's lines go to `say` and the workspace's log. Ctrl+C (or SIGTERM) stops it cleanly after the step under
+    way; a second Ctrl+C stops at once. Tests give their own clock, sleep and stop."""
+    import os
+    import signal
+    import socket
+    import threading
+    import time
+
+    from .watch import run
+
+    stopping: list[int] = []  # a signal handler may only set a flag: a lock taken in it can deadlock the loop
+
+    def on_signal(signum, frame):
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signum)
+
+    def nap(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not stopping and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.5))
+
+    handlers = {}
+    if should_stop is None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        return Watched(run(root, every=every, once=once, clock=clock or _now, sleep=sleep or nap,
+                           should_stop=should_stop or (lambda: bool(stopping)), say=say, pid=os.getpid(),
+                           host=socket.gethostname()))
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+
+
+@dataclass
+class Assessed(Result):
+    result: Assessment
+
+    def lines(self) -> list[str]:
+        a = self.result
+        out = [f"已生成 {a.year} 年度考核表：{a.path}",
+               f"  考核 {len(a.units)} 个单位；只计 {a.year} 年截至 {a.as_of.isoformat()} 已到截止日期的报送期"]
+        if a.replaced:
+            out.append(f"  保留了 {a.kept} 项手工加减分" + (f"；上一份另存为 {a.backup.name}" if a.backup else ""))
+        ranked = sorted((u for u in a.units if u.total is not None), key=lambda u: (u.rank or 0, -(u.total or 0)))
+        return out + [f"  {u.rank}. {u.unit}（{u.unit_type}）{u.total:.2f}" for u in ranked]
+
+    def errors(self) -> list[str]:
+        return [note.render() for note in self.result.notes]
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+
+def assess(root: Path, *, year: int | None = None, as_of: dt.date | None = None, out: Path | None = None) -> Assessed:
+    """The year-end assessment of `year` (default: the as-of date's year; in January the year before) as of a day
+    (default today), keeping the manual 加减分 of the file it replaces."""
+    from .assess import assess as run
+
+    day = as_of or _now().date()
+    if year is None:
+        year = day.year - 1 if day.month == 1 else day.year
+    return Assessed(run(root, year=year, as_of=day, out=out))
 
 
 # --- distribute, demo, ledger ---------------------------------------------------------------------------------
@@ -340,14 +479,16 @@ class Demo(Result):
     shown: str
 
     def lines(self) -> list[str]:
-        m = self.result.merge
+        m, a = self.result.merge, self.result.assessment
         return ([f"演示工作区：{self.result.root}（模拟 2026 年 1—6 月的报送，统计日 {m.as_of.isoformat()}）", m.summary(),
                  f"汇总表：{m.master}"] + [f"退回件：{p.workbook or p.message}" for p in m.returns]
+                + ([f"年度考核表（上半年）：{a.path}"] if a else [])
                 + [f"催报文字：{len(self.result.reminders)} 个单位，运行 tuanjian status -w {self.shown} "
                    f"--as-of {m.as_of.isoformat()} 查看"])
 
     def to_dict(self) -> dict:
-        return {"root": str(self.result.root), **self.result.merge.to_dict()}
+        a = self.result.assessment
+        return {"root": str(self.result.root), **self.result.merge.to_dict(), "assessment": str(a.path) if a else None}
 
 
 def demo(directory: Path) -> Demo:
@@ -364,11 +505,14 @@ def ledger_check(root: Path):
 
 
 def ledger_rebuild(root: Path, now: dt.datetime | None = None):
-    """A new ledger from the archived originals (the damaged one kept aside)."""
+    """A new ledger from the archived originals (the damaged one kept aside); not while mail is sent from the
+    workspace (the ledger says which replies are owed)."""
     from .ledger_tools import rebuild
 
-    return rebuild(root, now=now or _now())
+    now = now or _now()
+    with _sending(root, now, "tuanjian ledger rebuild"):
+        return rebuild(root, now=now)
 
 
-__all__ = ["build_templates", "demo", "diff_templates", "distribute", "fetch_mail", "init", "ledger_check",
-           "ledger_rebuild", "list_templates", "merge", "status", "upgrade", "validate"]
+__all__ = ["assess", "build_templates", "demo", "diff_templates", "distribute", "fetch_mail", "init", "ledger_check",
+           "ledger_rebuild", "list_templates", "merge", "status", "upgrade", "validate", "watch"]

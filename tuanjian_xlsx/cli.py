@@ -381,13 +381,19 @@ def validate(paths: tuple[Path, ...], workspace: Path | None, return_dir: Path |
               help="本次给出的文件实际收到的日期（如附件晚些才保存到收件箱），如 2026-04-09 或 \"2026-04-09 15:30\"；"
                    "汇总表“来源”中注明“人工指定”")
 @click.option("--open", "open_excel", is_flag=True, help="汇总后在 Excel 中打开汇总表（Windows/macOS，需要 Excel 联动组件）")
+@click.option("--reply", is_flag=True, help="给新收到的文件回邮件：有效的发回执，有错的发退回（附退回件）；一封来信只回一封，"
+                                             "每个文件只回一次（发信设置见 tuanjian.toml 的 [mail]，文字见“邮件模板”文件夹）")
+@click.option("--dry-run", is_flag=True, help="与 --reply 一起用：只列出会发出的回执和退回，不发送、不记录（汇总照常）")
+@click.option("--resend", multiple=True, metavar="编号", help="与 --reply 一起用：重发这个编号的回复（编号见输出中的“可能未送达”等行）；可重复")
 @json_option
 @reports_errors
 def merge(paths: tuple[Path, ...], workspace: Path, out: Path | None, as_of, fetch: bool, received_at,
-          open_excel: bool, as_json: bool) -> None:
+          open_excel: bool, reply: bool, dry_run: bool, resend: tuple[str, ...], as_json: bool) -> None:
+    if (dry_run or resend) and not reply:
+        raise click.UsageError("--dry-run 和 --resend 只能与 --reply 一起使用", click.get_current_context())
     with _progress(as_json) as progress:
         result = api.merge(workspace, list(paths), out=out, as_of=as_of, fetch=fetch, received_at=received_at,
-                           open_excel=open_excel, progress=progress)
+                           open_excel=open_excel, progress=progress, reply=reply, dry_run=dry_run, resend=list(resend))
     _finish(result, as_json)
 
 
@@ -423,14 +429,47 @@ def ledger_rebuild(workspace: Path, as_json: bool) -> None:
     _finish(api.ledger_rebuild(workspace), as_json)
 
 
-@cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字。")
+@cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字；加 --send 直接发催报邮件。")
 @workspace_option
 @click.option("--period", metavar="报送期", default=None, callback=_period, help="只看某一期，如 2026-03 或 2026-Q1")
 @as_of_option
+@click.option("--send", is_flag=True, help="给未报的单位发催报邮件（按名单中的邮箱，附空白表）；同一份报表催过后隔 "
+                                            "[watch] remind_every_days 天才再催")
+@click.option("--before", type=click.IntRange(0, 60), default=None, metavar="天数",
+              help="与 --send 一起用：改为给截止日期在这几天之内、尚未报送的单位发提前提醒")
+@click.option("--dry-run", is_flag=True, help="与 --send 一起用：只列出会发出的邮件，不发送、不记录")
 @json_option
 @reports_errors
-def status(workspace: Path, period: str | None, as_of, as_json: bool) -> None:
-    _finish(api.status(workspace, period=period, as_of=as_of), as_json)
+def status(workspace: Path, period: str | None, as_of, send: bool, before: int | None, dry_run: bool,
+           as_json: bool) -> None:
+    if (before is not None or dry_run) and not send:
+        raise click.UsageError("--before 和 --dry-run 只能与 --send 一起使用", click.get_current_context())
+    _finish(api.status(workspace, period=period, as_of=as_of, send=send, before=before, dry_run=dry_run), as_json)
+
+
+def _interval(ctx, param, value):
+    """A span for --every: 10m, 1h, 30s (a bare number is minutes)."""
+    if value is None:
+        return None
+    from .settings import parse_interval
+
+    span = parse_interval(value)
+    if span is None:
+        raise click.BadParameter(f"应为时间间隔，如 10m（分钟）、1h（小时）、30s（秒），在 10 秒到 1 天之间，现为“{value}”")
+    return span
+
+
+@cli.command(help="自动收发：每隔一段时间 收信 → 汇总 → 给新收到的文件发回执/退回 → 到时发催报和提前提醒"
+                  "（设置见 tuanjian.toml 的 [watch]，每一轮记入工作区的“自动收发日志.txt”）；按 Ctrl+C 停止。"
+                  "--once 只运行一轮，供 Windows 任务计划程序或 cron 定时调用。")
+@workspace_option
+@click.option("--every", callback=_interval, default=None, metavar="间隔",
+              help="多久一轮，如 10m、1h（默认见 tuanjian.toml 的 [watch] every）")
+@click.option("--once", is_flag=True, help="只运行一轮就退出（这一轮有问题时退出码为 1）")
+@json_option
+@reports_errors
+def watch(workspace: Path, every, once: bool, as_json: bool) -> None:
+    _finish(api.watch(workspace, every=every, once=once, say=None if as_json else _echo), as_json)
 
 
 @cli.command(help="下发：为每个报送单位生成本期的表（单位、报送期、截止日期已填好并锁定）和填报说明。")
@@ -448,6 +487,32 @@ def distribute(period: str, forms: tuple[str, ...], units: str | None, out: Path
                send: bool, workspace: Path, as_json: bool) -> None:
     _finish(api.distribute(workspace, period, forms=list(forms), units=units, out=out, make_zip=make_zip,
                            send=send), as_json)
+
+
+def _year(ctx, param, value):
+    """A calendar year for --year, within the years a period may have."""
+    if value is None:
+        return None
+    from .periods import FIRST_YEAR, LAST_YEAR
+
+    if not FIRST_YEAR <= value <= LAST_YEAR:
+        raise click.BadParameter(f"年份应在 {FIRST_YEAR}—{LAST_YEAR} 之间，现为 {value}")
+    return value
+
+
+@cli.command(help="年底考核：按登记簿和《名单与目标.xlsx》的“考核细则”为各单位打分，生成年度考核表"
+                  "（考核得分、考核依据、评分说明）；重新生成时保留手工填写的加减分。")
+@click.option("--year", type=int, callback=_year, default=None, metavar="年份",
+              help="考核哪一年，如 2026（默认：统计日所在的年份，1 月为上一年）")
+@workspace_option
+@click.option("--as-of", "as_of", callback=_as_of, metavar="日期",
+              help="统计到哪一天（默认今天）：只计截至这一天已到截止日期的报送期，如 2026-12-31")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="文件",
+              help="考核表保存为（默认：工作区“汇总”文件夹里的 年度考核表（年份年）.xlsx）")
+@json_option
+@reports_errors
+def assess(year: int | None, workspace: Path, as_of, out: Path | None, as_json: bool) -> None:
+    _finish(api.assess(workspace, year=year, as_of=as_of, out=out), as_json)
 
 
 @cli.command(help="演示：在新文件夹里用实施方案的默认名单跑一遍完整流程（建模板、半年的模拟报送、汇总、催报）。")

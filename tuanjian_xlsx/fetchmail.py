@@ -18,7 +18,7 @@ from .settings import Mail
 from .intake import Submission, local_time, message_id, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
-from .xlsxio import os_reason
+from .mail import reason
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]*)"')
 _DATE_TIME = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([-+])(\d\d)(\d\d)")
@@ -59,8 +59,9 @@ class FetchResult:
             text += f" · 无法解析 {len(self.refused)} 封，已登记为退回"
         return text + (f" · 未能取回 {len(self.failed)} 封，下次再试" if self.failed else "")
 
-    def lines(self) -> list[str]:
-        """The summary, each mail taken, each mail refused or not handed over, each warning, in Chinese."""
+    def lines(self, hint: bool = True) -> list[str]:
+        """The summary, each mail taken, each mail refused or not handed over, each warning, in Chinese; with
+        `hint`, what to run next when some files need returning."""
         out = [self.summary()]
         for m in self.taken:
             names = "、".join(s.name for s in m.submissions) or "（无报表附件）"
@@ -69,7 +70,7 @@ class FetchResult:
         out += [f"  未能取回 {mail}：{why}" for mail, why in self.failed]
         out += [f"  {note.render()}" for note in self.notes]
         bad = [i for i in self.ingested if i.outcome == "new" and not i.valid]
-        if bad:
+        if bad and hint:
             out.append(f"其中 {len(bad)} 份有错误，运行 tuanjian merge 生成退回件和汇总表。")
         return out
 
@@ -107,7 +108,7 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
             if mail.imap_security == "starttls":
                 box.starttls(ssl_context=ssl.create_default_context())
     except (OSError, imaplib.IMAP4.error) as exc:
-        raise TuanjianError(Issue.make("mail-connect", field="mail", what="收信", where=where,
+        raise TuanjianError(Issue.make("mail-connect", what="收信", where=where,
                                        reason=_said(exc), verb="收取")) from None
     try:
         box.login(mail.imap_user, password)
@@ -130,9 +131,9 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     try:
         return _fetch(box, ws, mail, folder, since, dry_run, now, result)
     except (imaplib.IMAP4.abort, OSError) as exc:
-        raise TuanjianError(Issue.make("mail-disconnected", field="mail", reason=_said(exc))) from None
+        raise TuanjianError(Issue.make("mail-disconnected", reason=_said(exc))) from None
     except imaplib.IMAP4.error as exc:  # a session command (SELECT, SEARCH) answered BAD
-        raise TuanjianError(Issue.make("mail-server-error", field="mail", reason=_said(exc))) from None
+        raise TuanjianError(Issue.make("mail-server-error", reason=_said(exc))) from None
     finally:
         try:
             box.logout()
@@ -198,7 +199,12 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
         result.notes.append(note)
     if dry_run:
         return
-    result.ingested += ingest_many(ledger, ws, subs, now=now)
+    # each file recorded with where its reply goes: the mail's From, one reply for the mail, none if a machine sent it
+    ledger.expect_mail(origin, sender, parsed.head.automatic)
+    try:
+        result.ingested += ingest_many(ledger, ws, subs, now=now)
+    finally:
+        ledger.expect_mail(None)
     ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
 
 
@@ -261,7 +267,7 @@ def _said(what) -> str:
         found = re.findall(r"b'([^']*)'|b\"([^\"]*)\"", str(what))
         text = " ".join(a or b for a, b in found) or str(what) or "服务器拒绝了该命令"
     elif isinstance(what, BaseException):
-        text = _NETWORK.get(type(what)) or (os_reason(what) if isinstance(what, OSError) else str(what)) or "网络错误"
+        text = _NETWORK.get(type(what)) or (reason(what) if isinstance(what, OSError) else str(what)) or "网络错误"
     elif isinstance(what, list):
         text = b" ".join(p for p in what if isinstance(p, bytes)).decode("utf-8", "replace") or "未说明原因"
     else:

@@ -238,6 +238,7 @@ class MailHead:
     server_date: dt.datetime | None = None  # the topmost Received: header's time (the mailbox's own server)
     bad_date: str | None = None  # the Date text, when there was one and it is not a date
     problem: str | None = None  # why the mail cannot be taken (Chinese), e.g. a From that is no address
+    automatic: str | None = None  # why it is no person's mail (Chinese): it gets no automatic reply (replies.py)
 
 
 @dataclass
@@ -326,7 +327,24 @@ def read_head(msg) -> MailHead:
     top = _raw_header(msg, "Received")  # the first is the topmost: stamped by our own mailbox's server
     if top:
         head.server_date = received_date(top)
+    head.automatic = _automatic(msg)
     return head
+
+
+def _automatic(msg) -> str | None:
+    """Why a mail was sent by a machine (RFC 3834: Auto-Submitted other than "no"; Precedence bulk, junk or list;
+    a delivery report), in Chinese; None for a person's mail. Answering such mail by itself could loop for ever."""
+    auto = (_raw_header(msg, "Auto-Submitted") or "").split(";")[0].strip()
+    if auto and auto.lower() != "no":
+        return f"来信是自动发送的（Auto-Submitted: {_clip(auto, 30)}）"
+    precedence = (_raw_header(msg, "Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"来信是群发或自动发送的（Precedence: {precedence}）"
+    try:
+        report = msg.get_content_type() == "multipart/report"
+    except Exception:  # noqa: BLE001 — a Content-Type the parser trips on: not a report
+        report = False
+    return "来信是退信或回执通知" if report else None
 
 
 def message_id(msg) -> str | None:

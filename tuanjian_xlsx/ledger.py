@@ -79,9 +79,58 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE files ADD COLUMN received_basis TEXT NOT NULL DEFAULT 'first-seen'",
     ],
+    # replies by mail (replies.py): one per file ever, keyed by its sha256 so that a re-merge, a rebuilt or a restored
+    # ledger that knows the file never owes it again; the files known before count as answered. Reminders
+    # (reminders.py): one per unit, form, period, kind and day.
+    [
+        """CREATE TABLE replies (
+            sha256     TEXT PRIMARY KEY,  -- the file's (files.sha256)
+            state      TEXT NOT NULL,     -- due | sending | sent | refused | uncertain | no-address | no-reply |
+                                          -- expired | before
+            kind       TEXT,              -- receipt | return
+            recipient  TEXT,              -- the From of the mail the file came in (written with the file); once sent,
+                                          -- where the reply went
+            at         TEXT NOT NULL,     -- when the state was set
+            detail     TEXT,              -- what the server said; why no reply goes
+            mail       TEXT,              -- the mail the file came in (its origin): one reply answers all its files
+            automatic  TEXT,              -- why that mail gets no automatic reply: it was itself sent by a machine
+            message    TEXT               -- the Message-ID of the reply that carried it (a day's are counted by it)
+        )""",
+        "CREATE INDEX replies_state ON replies (state)",
+        "INSERT INTO replies (sha256, state, at) SELECT sha256, 'before', ingested_at FROM files",
+        """CREATE TABLE reminders (
+            unit_id    TEXT NOT NULL,
+            form_id    TEXT NOT NULL,
+            period     TEXT NOT NULL,
+            kind       TEXT NOT NULL,     -- overdue | advance
+            day        TEXT NOT NULL,     -- the day it was sent (ISO date)
+            state      TEXT NOT NULL,     -- sending | sent | refused | uncertain | no-address
+            recipient  TEXT NOT NULL,
+            at         TEXT NOT NULL,
+            detail     TEXT,
+            PRIMARY KEY (unit_id, form_id, period, kind, day)
+        )""",
+    ],
+    # a stat cache (merge.py): each file merge read, by path, with the size, modification time and inode it had
+    # then and the sha256 of what it held (a zip's or a mail's submissions too), so that a file unchanged since is
+    # not read and hashed again
+    [
+        """CREATE TABLE seen_paths (
+            path      TEXT PRIMARY KEY,  -- the file as found on disk
+            size      INTEGER NOT NULL,
+            mtime_ns  INTEGER NOT NULL,
+            inode     INTEGER NOT NULL,
+            sha256    TEXT NOT NULL,     -- the file's own (a zip or mail as archived)
+            members   TEXT               -- a zip's or mail's submissions, JSON [[path, origin, name, sha256], ...]
+        )""",
+    ],
 ]
 # Each migration is a list of statements (never a script split on ";", which a default value or a comment with a
 # semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
+
+# The columns a rebuild reads back from an old ledger's replies and reminders (ledger_tools.py).
+REPLY_COLUMNS = ("sha256", "state", "kind", "recipient", "at", "detail", "mail", "automatic", "message")
+REMINDER_COLUMNS = ("unit_id", "form_id", "period", "kind", "day", "state", "recipient", "at", "detail")
 
 # What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
 RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "mailbox": "邮箱到达", "mail-date": "邮件日期",
@@ -115,11 +164,22 @@ class Ledger:
     migrated, and it works on a workspace without write permission; a missing ledger reads as an empty one.
     A ledger that cannot be used raises TuanjianError in Chinese (never a bare sqlite3 error)."""
 
+    # How a new file's reply is written, in the same insert as the file (replies.py): `answered` — it counts as
+    # answered already (a rebuild registers files that came before); `mail` — see `expect_mail`.
+    answered = False
+    mail: tuple[str, str | None, str | None] | None = None
+
     def __init__(self, root: Path, *, readonly: bool = False):
         self.dir = Path(root) / LEDGER_DIR
         self.path = self.dir / LEDGER_FILE
         self.readonly = readonly
         self.db = self._open_readonly() if readonly else self._open_writable()
+
+    def expect_mail(self, origin: str | None, sender: str | None = None, automatic: str | None = None) -> None:
+        """The files recorded next came in the mail `origin` (their origins begin with it; None: no mail): their
+        reply goes to `sender`, one reply for all of them, or none when `automatic` says why the mail was itself
+        sent by a machine. Written with each file, so that a run killed after it never loses the address."""
+        self.mail = (origin, sender, automatic) if origin is not None else None
 
     @classmethod
     def open_readonly(cls, root: Path) -> Ledger:
@@ -266,6 +326,11 @@ class Ledger:
         assert file_id is not None  # the row is there: just inserted, or the one whose sha256 stopped the insert
         if not new:  # another run recorded it first: this copy may have arrived earlier
             self._earliest(file_id, received_at, received_basis)
+        else:  # a new file is owed its reply from the moment it is recorded, in the same transaction (replies.py)
+            mail, sender, automatic = self.mail if self.mail and origin.startswith(self.mail[0]) else (None,) * 3
+            self.db.execute("INSERT OR IGNORE INTO replies (sha256, state, at, recipient, mail, automatic) "
+                            "VALUES (?,?,?,?,?,?)", (sha256, "before" if self.answered else "due", _iso(now),
+                                                     sender, mail, automatic))
         self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
                         (file_id, name, origin, _iso(now)))
         return file_id, new
@@ -318,6 +383,32 @@ class Ledger:
     def note_master(self, made_from: str) -> None:
         self.put("master", made_from)
 
+    def seen_paths(self) -> dict[str, tuple[int, int, int, str, str | None]]:
+        """What merge read before, by path: (size, mtime_ns, inode, sha256, members as JSON)."""
+        with _faults(self):
+            rows = self.db.execute("SELECT path, size, mtime_ns, inode, sha256, members FROM seen_paths").fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    def note_seen(self, rows: list[tuple[str, int, int, int, str, str | None]]) -> None:
+        """Remember files as read now: (path, size, mtime_ns, inode, sha256, members as JSON)."""
+        with self.transaction():
+            self.db.executemany("INSERT INTO seen_paths (path, size, mtime_ns, inode, sha256, members) "
+                                "VALUES (?,?,?,?,?,?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
+                                "mtime_ns = excluded.mtime_ns, inode = excluded.inode, sha256 = excluded.sha256, "
+                                "members = excluded.members", rows)
+
+    def file_ids(self) -> dict[str, int]:
+        """sha256 -> id of every file recorded."""
+        with _faults(self):
+            return dict(self.db.execute("SELECT sha256, id FROM files").fetchall())
+
+    def arrivals(self) -> list[tuple[int, str, str]]:
+        """(id, received time as stored, its basis) of every file in the order received: all the master's inputs
+        key reads of the files, without their records."""
+        with _faults(self):
+            return self.db.execute("SELECT id, received_at, received_basis FROM files ORDER BY received_at, id"
+                                   ).fetchall()
+
     def mail_taken(self, key: str) -> bool:
         with _faults(self):
             return self.db.execute("SELECT 1 FROM mails WHERE key = ?", (key,)).fetchone() is not None
@@ -355,16 +446,121 @@ class Ledger:
             rows = self.db.execute(
                 "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
                 "result, received_basis FROM files ORDER BY received_at, id").fetchall()
-        out = []
-        for r in rows:
-            result = json.loads(r[12])
-            out.append(FileRow(r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8],
-                               r[9], r[10], r[11], result.get("records", []), result.get("issues", []), r[13]))
-        return out
+        return [_file_row(r) for r in rows]
+
+    # replies and reminders by mail (replies.py, reminders.py)
+
+    def replies(self, states: Iterable[str]) -> list[ReplyRow]:
+        """The replies in these states, with their files, in the order the files were received."""
+        states = list(states)
+        with _faults(self):
+            rows = self.db.execute(
+                "SELECT f.id, f.sha256, f.name, f.origin, f.ext, f.received_at, f.valid, f.form_id, f.version, "
+                "f.unit_id, f.unit, f.period, f.result, f.received_basis, r.state, r.kind, r.recipient, r.at, r.detail, "
+                "r.mail, r.automatic, r.message "
+                f"FROM replies r JOIN files f ON f.sha256 = r.sha256 WHERE r.state IN ({','.join('?' * len(states))}) "
+                "ORDER BY f.received_at, f.id", states).fetchall()
+        return [ReplyRow(_file_row(r), r[14], r[15], r[16], dt.datetime.fromisoformat(r[17]), *r[18:]) for r in rows]
+
+    def set_replies(self, shas: Iterable[str], state: str, at: dt.datetime, *, was: Iterable[str],
+                    kinds: dict[str, str] | None = None, recipient: str | None = None, detail: str | None = None,
+                    message: str | None = None) -> list[str]:
+        """Move these files' replies to `state`, each only from one of the states `was`, in one committed
+        transaction; kind (by sha256), recipient and message are kept unless given. The sha256s moved."""
+        was, moved = list(was), []
+        with self.transaction():
+            for sha in shas:
+                cur = self.db.execute(
+                    "UPDATE replies SET state = ?, at = ?, kind = coalesce(?, kind), recipient = coalesce(?, recipient), "
+                    f"detail = ?, message = coalesce(?, message) WHERE sha256 = ? AND state IN ({','.join('?' * len(was))})",
+                    (state, _iso(at), (kinds or {}).get(sha), recipient, detail, message, sha, *was))
+                if cur.rowcount:
+                    moved.append(sha)
+        return moved
+
+    def replies_sent(self, recipient: str, day: dt.date) -> int:
+        """How many replies were handed to the server for an address on a day (each mail once, however many files
+        it answered; what became of them aside)."""
+        with _faults(self):
+            return self.db.execute(
+                "SELECT count(DISTINCT message) FROM replies WHERE lower(recipient) = lower(?) AND substr(at, 1, 10) = ? "
+                "AND state IN ('sending', 'sent', 'uncertain')", (recipient, day.isoformat())).fetchone()[0]
+
+    def first_valid(self, unit_id: str, form_id: str, period: str) -> tuple[dt.datetime, str, str] | None:
+        """The first valid file received for a unit's form and period — what 按时 / 逾期 rests on (status.py):
+        (received, name, sha256)."""
+        with _faults(self):
+            row = self.db.execute("SELECT received_at, name, sha256 FROM files WHERE valid = 1 AND unit_id = ? AND "
+                                  "form_id = ? AND period = ? ORDER BY received_at, id LIMIT 1",
+                                  (unit_id, form_id, period)).fetchone()
+        return (dt.datetime.fromisoformat(row[0]), row[1], row[2]) if row else None
+
+    def restore_replies(self, replies: list[tuple], reminders: list[tuple]) -> None:
+        """What an old ledger said of replies (rows of REPLY_COLUMNS) and reminders (rows of REMINDER_COLUMNS), kept
+        as it was: a rebuild writes them before it registers the files again (as answered), so that whenever it
+        stops, no file is owed a reply it was not owed before."""
+        with self.transaction():
+            self.db.executemany(f"INSERT OR REPLACE INTO replies ({', '.join(REPLY_COLUMNS)}) "
+                                f"VALUES ({','.join('?' * len(REPLY_COLUMNS))})", replies)
+            self.db.executemany(f"INSERT OR IGNORE INTO reminders ({', '.join(REMINDER_COLUMNS)}) "
+                                f"VALUES ({','.join('?' * len(REMINDER_COLUMNS))})", reminders)
+
+    def reminded(self, unit_id: str, form_id: str, period: str, kind: str) -> tuple[dt.date, str] | None:
+        """The last day a reminder of this kind was recorded for a unit's form and period, and its state."""
+        with _faults(self):
+            row = self.db.execute("SELECT day, state FROM reminders WHERE unit_id = ? AND form_id = ? AND period = ? "
+                                  "AND kind = ? ORDER BY day DESC LIMIT 1", (unit_id, form_id, period, kind)).fetchone()
+        return (dt.date.fromisoformat(row[0]), row[1]) if row else None
+
+    def reminders_in(self, state: str) -> list[tuple[str, str, str, str, dt.date, str, dt.datetime]]:
+        """(unit id, form, period, kind, day, recipient, when) of the reminders in `state`."""
+        with _faults(self):
+            rows = self.db.execute("SELECT unit_id, form_id, period, kind, day, recipient, at FROM reminders "
+                                   "WHERE state = ? ORDER BY at, unit_id, form_id, period", (state,)).fetchall()
+        return [(u, f, p, k, dt.date.fromisoformat(d), r, dt.datetime.fromisoformat(a)) for u, f, p, k, d, r, a in rows]
+
+    def set_reminders(self, keys: Iterable[tuple[str, str, str, str, dt.date]], state: str | None, at: dt.datetime,
+                      recipient: str = "", detail: str | None = None) -> None:
+        """Record reminders (unit id, form, period, kind, day) in `state`, in one committed transaction; None
+        forgets them (not sent after all: tried again later)."""
+        rows = [(u, f, p, k, d.isoformat()) for u, f, p, k, d in keys]
+        with self.transaction():
+            if state is None:
+                self.db.executemany("DELETE FROM reminders WHERE unit_id = ? AND form_id = ? AND period = ? AND "
+                                    "kind = ? AND day = ?", rows)
+            else:
+                self.db.executemany(
+                    "INSERT INTO reminders (unit_id, form_id, period, kind, day, state, recipient, at, detail) "
+                    "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (unit_id, form_id, period, kind, day) DO UPDATE SET "
+                    "state = excluded.state, at = excluded.at, detail = excluded.detail, "
+                    "recipient = CASE WHEN excluded.recipient = '' THEN recipient ELSE excluded.recipient END",
+                    [(*r, state, recipient, _iso(at), detail) for r in rows])
 
     def integrity_ok(self) -> bool:
         with _faults(self):
             return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@dataclass(frozen=True)
+class ReplyRow:
+    """A file's reply as the ledger keeps it (see replies.py), with the file it answers."""
+
+    file: FileRow
+    state: str
+    kind: str | None
+    recipient: str | None
+    at: dt.datetime
+    detail: str | None
+    mail: str | None = None  # the mail the file came in (its origin), when fetchmail recorded it
+    automatic: str | None = None  # why that mail gets no automatic reply
+    message: str | None = None  # the Message-ID of the reply that carried it
+
+
+def _file_row(r) -> FileRow:
+    """A FileRow from the columns files() selects, in its order."""
+    result = json.loads(r[12])
+    return FileRow(r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8], r[9], r[10],
+                   r[11], result.get("records", []), result.get("issues", []), r[13])
 
 
 # --- opening and faults ------------------------------------------------------------------------------------
@@ -564,9 +760,11 @@ def source_mode(path: Path) -> int | None:
 
 
 def temp_files(directory: Path) -> list[Path]:
-    """Temporary files archive() left behind: .<sha256><ext>.<pid>.tmp."""
+    """Temporary files archive() left behind: .<sha256><ext>.<pid>.tmp (names looked at as text: the archive holds
+    thousands of files, and this runs each time the ledger is opened)."""
     try:
-        return sorted(p for p in Path(directory).iterdir() if p.name.startswith(".") and p.name.endswith(".tmp"))
+        with os.scandir(directory) as entries:
+            return sorted(Path(e.path) for e in entries if e.name.startswith(".") and e.name.endswith(".tmp"))
     except OSError:
         return []
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from .intake import CONTAINERS, Submission, expand  # containers are kept as received; not rows themselves
 from .issues import Issue, TuanjianError
-from .ledger import (ARCHIVE_DIR, LEDGER_DIR, LEDGER_FILE, LEDGER_SHOWN, MIGRATIONS, TEMP_MAX_AGE, Ledger,
-                     _fault, _os_issue, connect_readonly, refusal_key, temp_files)
+from .ledger import (ARCHIVE_DIR, LEDGER_DIR, LEDGER_FILE, LEDGER_SHOWN, MIGRATIONS, REMINDER_COLUMNS, REPLY_COLUMNS,
+                     TEMP_MAX_AGE, Ledger, _fault, _os_issue, connect_readonly, refusal_key, temp_files)
 from .plan import Workspace
 
 _ARCHIVED = re.compile(r"([0-9a-f]{64})(\.[^.]+)?")
@@ -243,6 +243,9 @@ class Salvage:
     mails: list[tuple] = field(default_factory=list)
     mails_complete: bool = False
     meta: dict[str, str] = field(default_factory=dict)
+    replies: list[tuple] = field(default_factory=list)  # rows of ledger.REPLY_COLUMNS: what became of each reply
+    replies_complete: bool = False
+    reminders: list[tuple] = field(default_factory=list)  # rows of ledger.REMINDER_COLUMNS
 
 
 @dataclass
@@ -255,6 +258,7 @@ class RebuildReport(_Verdict):
     names_recovered: int = 0
     mails_recovered: int = 0
     refusals_recovered: int = 0
+    replies_recovered: int = 0
     issues: list[Issue] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -263,9 +267,10 @@ class RebuildReport(_Verdict):
             out.append(f"原登记簿已移到 {LEDGER_DIR}/{self.broken.name}（保留，未删除）")
         out.append(f"从原件存档重新登记 {self.registered} 个文件：有效 {self.valid} · 无效 {self.invalid}"
                    f"（无效的视为已退回，不再重新生成退回件）；重新展开了 {self.containers} 个压缩包/邮件")
-        if self.names_recovered or self.mails_recovered or self.refusals_recovered:
+        if self.names_recovered or self.mails_recovered or self.refusals_recovered or self.replies_recovered:
             out.append(f"从原登记簿读回：{self.names_recovered} 个文件的原名、来源和收到时间 · "
-                       f"{self.mails_recovered} 封邮件的收取记录 · {self.refusals_recovered} 个拒收记录")
+                       f"{self.mails_recovered} 封邮件的收取记录 · {self.refusals_recovered} 个拒收记录 · "
+                       f"{self.replies_recovered} 个文件的自动回复记录（其余文件算作已回复）")
         out += [i.render() for i in self.issues]
         return out
 
@@ -273,7 +278,8 @@ class RebuildReport(_Verdict):
         return {"ok": self.ok, "broken": str(self.broken) if self.broken else None, "registered": self.registered,
                 "valid": self.valid, "invalid": self.invalid, "containers": self.containers,
                 "names_recovered": self.names_recovered, "mails_recovered": self.mails_recovered,
-                "refusals_recovered": self.refusals_recovered, "issues": [i.to_dict() for i in self.issues]}
+                "refusals_recovered": self.refusals_recovered, "replies_recovered": self.replies_recovered,
+                "issues": [i.to_dict() for i in self.issues]}
 
 
 def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
@@ -282,12 +288,15 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
 
     Received times: what the old ledger still says; else a mail's date; else when the original was archived (its
     mtime: it was archived when first registered). Invalid files count as returned: their 退回件 were written when
-    they first came. Run it while no other tuanjian uses the workspace."""
+    they first came. Replies by mail: what the old ledger says of each is written first (a reply still owed stays
+    owed), then every file is registered as answered already, in the transaction that registers it — so a rebuild
+    stopped anywhere never owes a reply it did not owe before. Run it while no other tuanjian uses the workspace
+    (api.ledger_rebuild takes the workspace's sending lock)."""
     ws = Workspace.load(root)
     led = ws.root / LEDGER_DIR
     path = led / LEDGER_FILE
     broken = _move_aside(path, now) if path.exists() else None
-    old = _salvage(broken) if broken else Salvage(files_complete=True, mails_complete=True)
+    old = _salvage(broken) if broken else Salvage(files_complete=True, mails_complete=True, replies_complete=True)
     report = RebuildReport(broken)
     found, other = originals(led / ARCHIVE_DIR)
     report.issues += [Issue.make("rebuild-skipped", file=f"{ARCHIVE_SHOWN}/{p.name}", detail="不是原件存档的文件")
@@ -299,6 +308,8 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
         else:
             report.issues.append(Issue.make("rebuild-skipped", file=o.place, detail="内容与文件名中的 sha256 不符"))
     with Ledger(ws.root) as ledger:
+        ledger.restore_replies(old.replies, old.reminders)
+        ledger.answered = True
         ledger.mark_returned(_register(ledger, ws, sound, old, now, report))
         for key, folder, arrived, sender, subject, files, taken_at in old.mails:
             ledger.take_mail(key, folder, dt.datetime.fromisoformat(arrived), sender, subject, files,
@@ -306,6 +317,7 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
         for key, value in old.meta.items():
             ledger.put(key, value)
     report.mails_recovered = len(old.mails)
+    report.replies_recovered = len(old.replies)
     _say_what_is_lost(report, broken, old)
     return report
 
@@ -415,6 +427,12 @@ def _salvage(path: Path) -> Salvage:
             db, "SELECT key, folder, arrived, sender, subject, files, taken_at FROM mails", lambda r: r)
         meta, _ = _rows(db, "SELECT key, value FROM meta WHERE key != 'master'", lambda r: r)
         out.meta = dict(meta)
+        tables, _ = _rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'", lambda r: r[0])
+        if tables and "replies" not in tables:  # a ledger from before replies: its files count as answered anyway
+            out.replies_complete = True
+        else:
+            out.replies, out.replies_complete = _rows(db, f"SELECT {', '.join(REPLY_COLUMNS)} FROM replies", tuple)
+            out.reminders, _ = _rows(db, f"SELECT {', '.join(REMINDER_COLUMNS)} FROM reminders", tuple)
     finally:
         db.close()
     return out
@@ -442,4 +460,7 @@ def _say_what_is_lost(report: RebuildReport, broken: Path | None, old: Salvage) 
         report.issues.append(Issue.make("rebuild-mails", file=LEDGER_SHOWN, detail=detail))
     if not old.files_complete:
         report.issues.append(Issue.make("rebuild-refusals", file=LEDGER_SHOWN, detail="原登记簿已无法完整读出"))
+    if not old.replies_complete:
+        detail = f"只读回了 {len(old.replies)} 个文件的记录" if old.replies else "原登记簿已无法读出"
+        report.issues.append(Issue.make("rebuild-replies", file=LEDGER_SHOWN, detail=detail))
     report.issues.append(Issue.make("rebuild-sightings", file=LEDGER_SHOWN))

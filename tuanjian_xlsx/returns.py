@@ -259,33 +259,32 @@ def return_stem(result: FileResult, ws: Plan) -> str:
 
 
 def _message(result: FileResult, ws: Plan, spec, rows: list[ProblemRow], stem: str) -> str:
-    org = ws.settings.organisation
+    from .mailtext import render_or_default
+
+    return render_or_default(ws, "return", message_values(result, ws, spec, rows, stem)).body + "\n"
+
+
+def message_values(result: FileResult, ws: Plan, spec, rows: list[ProblemRow], stem: str) -> dict[str, str]:
+    """What the 退回 text says (the placeholders of mailtext's "return" template), for the .txt beside the 退回件
+    and the mail that takes it back."""
+    from .mailtext import common_values
+
     errors = [r for r in rows if r.severity == "error"]
-    title = spec.display_name if spec else "报表"
-    period = ""
-    if result.period:
-        parsed = parse_period(result.period)
-        assert parsed is not None  # FileResult.period is only ever a parsed Period's code
-        period = parsed.label
-    who = result.unit or "报送单位"
-    lines = [f"{who}：您单位报送的《{title}》{('（' + period + '）') if period else ''}"
-             f"（文件 {Path(result.file).name}）有 {len(errors)} 处需要修改："]
+    period = parse_period(result.period) if result.period else None
+    problems = []
     for n, r in enumerate(errors, start=1):
         place = " ".join(str(x) for x in (r.sheet, r.cell) if x)
-        lines.append(f"{n}. {place + ' ' if place else ''}{r.message}")
+        problems.append(f"{n}. {place + ' ' if place else ''}{r.message}")
     if spec is not None and result.records:
-        lines.append(f"请打开附件《{stem}.xlsx》，按红色单元格的批注修改后重新报送。")
+        how = f"请打开附件《{stem}.xlsx》，按红色单元格的批注修改后重新报送。"
     else:
-        lines.append("请使用下发的模板重新填写后报送。")
+        how = "请使用下发的模板重新填写后报送。"
     unit = ws.roster.unit_by_name(result.unit) if result.unit else None
-    due = ws.roster.due(unit, spec.form_id, parse_period(result.period) if result.period else None) if spec else None
-    tail = f"截止日期：{due.isoformat()}。" if due else ""
-    if org.report_mailbox:
-        tail += f"报送邮箱：{org.report_mailbox}。"
-    if tail:
-        lines.append(tail)
-    lines.append(f"—— {org.name}{org.department}")
-    return "\n".join(lines) + "\n"
+    due = ws.roster.due(unit, spec.form_id, period) if spec else None
+    return {**common_values(ws), "单位": result.unit or "报送单位", "报表": spec.display_name if spec else "报表",
+            "报送期": period.label if period else "报送期不明", "文件": Path(result.file).name,
+            "收到时间": result.received.isoformat() if result.received else "", "截止日期": due.isoformat() if due else "见下发通知", "问题数": str(len(errors)),
+            "问题清单": "\n".join(problems), "修改办法": how}
 
 
 def _plain_message(result: FileResult, exc: Exception) -> str:

@@ -6,6 +6,7 @@ The built-in defaults are a data file, tuanjian_xlsx/data/tuanjian.toml, which `
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +20,7 @@ from .tomlfile import find_line, load_toml, pydantic_issues
 
 DATA = Path(__file__).resolve().parent / "data"  # the plan's own defaults: tuanjian.toml, default_plan.toml
 SETTINGS_FILE = "tuanjian.toml"
-FOLDER_KEYS = ("templates", "outbox", "inbox", "returns", "master")
+FOLDER_KEYS = ("templates", "outbox", "inbox", "returns", "master", "mail_templates")
 
 
 class _Section(BaseModel):
@@ -39,6 +40,7 @@ class Folders(_Section):
     inbox: str = "收件箱"
     returns: str = "退回"
     master: str = "汇总"
+    mail_templates: str = "邮件模板"  # 回执.txt, 退回.txt, 多份文件回复.txt, 催报.txt, 提前提醒.txt (mailtext.py)
 
 
 class RosterFile(_Section):
@@ -86,6 +88,45 @@ class Reporting(_Section):
         return v
 
 
+_INTERVAL = re.compile(r"\s*(\d{1,6})\s*(s|秒|m|min|分|分钟|h|小时)?\s*", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "秒": 1, "m": 60, "min": 60, "分": 60, "分钟": 60, "h": 3600, "小时": 3600}
+MIN_INTERVAL, MAX_INTERVAL = dt.timedelta(seconds=10), dt.timedelta(days=1)
+
+
+def parse_interval(text: str) -> dt.timedelta | None:
+    """"10m", "1h", "30s", "10分钟" (a bare number is minutes), between 10 seconds and a day; None otherwise."""
+    m = _INTERVAL.fullmatch(str(text))
+    if not m:
+        return None
+    span = dt.timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[(m.group(2) or "m").lower()])
+    return span if MIN_INTERVAL <= span <= MAX_INTERVAL else None
+
+
+class Watch(_Section):
+    """`tuanjian watch` and the mail it sends by itself: how often, when reminders go, which files get a reply."""
+
+    every: str = "10m"  # a cycle (fetch, merge, replies, reminders) this often
+    reminders: bool = True  # reminders go out by themselves (催报 after the due date, 提前提醒 before it)
+    remind_hour: Annotated[int, Field(ge=0, le=23)] = 9  # not before this hour of the day
+    before_days: Annotated[int, Field(ge=0, le=60)] = 3  # 提前提醒 this many days before the due date; 0 = none
+    remind_every_days: Annotated[int, Field(ge=1, le=366)] = 7  # the same form and period reminded again after this
+    reply_within_days: Annotated[int, Field(ge=1, le=366)] = 3  # a file received longer ago gets no reply any more
+    reply_limit_per_day: Annotated[int, Field(ge=1, le=1000)] = 20  # replies to one address a day; more wait
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        if parse_interval(v) is None:
+            raise ValueError("应为时间间隔，如 10m（10 分钟）、1h（1 小时）、30s（30 秒），在 10 秒到 1 天之间")
+        return v
+
+    @property
+    def interval(self) -> dt.timedelta:
+        every = parse_interval(self.every)
+        assert every is not None  # checked when read
+        return every
+
+
 class Settings(_Section):
     organisation: Organisation
     folders: Folders = Folders()
@@ -94,6 +135,7 @@ class Settings(_Section):
     protection: Protection = Protection()
     reporting: Reporting = Reporting()
     mail: Mail = Mail()
+    watch: Watch = Watch()
 
 
 def load_settings(path: Path, registry: SpecRegistry) -> Settings:

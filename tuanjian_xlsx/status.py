@@ -208,6 +208,15 @@ class StatusItem(Expected):
                 "due": self.due.isoformat(), "received": self.received.isoformat() if self.received else None}
 
 
+def timeliness(received: dt.datetime | None, due: dt.date, as_of: dt.date) -> str:
+    """The one rule for a unit's form and period: 按时 / 逾期 by its first valid file's arrival against the due date
+    (the due day itself is on time); without one by `as_of`, 未到期 or 未报. The master, the assessment and the 回执
+    all say what this says."""
+    if received is not None:
+        return "on_time" if received.date() <= due else "late"
+    return "not_due" if as_of <= due else "missing"
+
+
 def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
     """按时 / 逾期 / 未报 / 未到期 for every owed submission; the first valid file's arrival is what counts."""
     out = []
@@ -215,31 +224,33 @@ def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
         received = eff.first_valid.get((e.unit_id, e.form_id, e.period.code))
         if received is not None and received.date() > as_of:
             received = None  # looking back: what arrived after the as-of date had not arrived then
-        if received is not None:
-            status = "on_time" if received.date() <= e.due else "late"
-        else:
-            status = "not_due" if as_of <= e.due else "missing"
-        out.append(StatusItem(**vars(e), status=status, received=received))
+        out.append(StatusItem(**vars(e), status=timeliness(received, e.due, as_of), received=received))
     return out
 
 
 def reminders(ws: Workspace, items: list[StatusItem], as_of: dt.date) -> dict[str, str]:
     """A ready-to-send 催报 text per unit that has something missing (or late and still only partly in)."""
-    org = ws.settings.organisation
-    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    from .mailtext import render_or_default
+
     owed: dict[str, list[StatusItem]] = {}
     for i in items:
         if i.status == "missing":
             owed.setdefault(i.unit, []).append(i)
-    out = {}
-    for unit, rows in owed.items():
-        lines = [f"{unit}：截至 {as_of.month}月{as_of.day}日，您单位以下报表尚未报送："]
-        order = ws.registry.form_ids  # the plan's order: 附件1, 附件2, 台账
-        for n, i in enumerate(sorted(rows, key=lambda i: (order.index(i.form_id), i.period)), start=1):
-            days = (as_of - i.due).days
-            lines.append(f"{n}. 《{names.get(i.form_id, i.form_id)}》{i.period.label}，截止 {i.due.isoformat()}，已逾期 {days} 天")
-        where = f"报送至 {org.report_mailbox}" if org.report_mailbox else f"报送至{org.department}"
-        lines.append(f"请尽快{where}。谢谢！")
-        lines.append(f"—— {org.name}{org.department}")
-        out[unit] = "\n".join(lines)
-    return out
+    return {unit: render_or_default(ws, "reminder", reminder_values(ws, unit, rows, as_of)).body
+            for unit, rows in owed.items()}
+
+
+def reminder_values(ws: Workspace, unit: str, rows: list[StatusItem], day: dt.date) -> dict[str, str]:
+    """What a 催报 or 提前提醒 says of a unit's forms not yet in (the placeholders of their mail templates)."""
+    from .mailtext import common_values
+
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    order = ws.registry.form_ids  # the plan's order: 附件1, 附件2, 台账
+    lines = []
+    for n, i in enumerate(sorted(rows, key=lambda i: (order.index(i.form_id), i.period)), start=1):
+        days = (day - i.due).days
+        when = f"已逾期 {days} 天" if days > 0 else "今天截止" if days == 0 else f"还有 {-days} 天"
+        lines.append(f"{n}. 《{names.get(i.form_id, i.form_id)}》{i.period.label}，截止 {i.due.isoformat()}，{when}")
+    listing = "\n".join(lines)
+    return {**common_values(ws), "单位": unit, "日期": f"{day.month}月{day.day}日", "份数": str(len(rows)),
+            "未报清单": listing, "待报清单": listing, "截止日期": min(i.due for i in rows).isoformat()}

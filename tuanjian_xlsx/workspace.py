@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .build import build_templates
 from .issues import Issue, TuanjianError
+from .mailtext import write_defaults
 from .plan import Plan, Workspace
 from .roster_book import write_roster_book
 from .settings import DATA, FOLDER_KEYS, SETTINGS_FILE
@@ -16,7 +17,8 @@ from .xlsxio import atomic_write
 
 
 def init_workspace(root: Path, registry: SpecRegistry | None = None) -> Workspace:
-    """Write tuanjian.toml, 名单与目标.xlsx (the plan's defaults) and the folders; never overwrite a file."""
+    """Write tuanjian.toml, 名单与目标.xlsx (the plan's defaults), the folders and the mail templates; never
+    overwrite a file."""
     root = Path(root)
     builtin = Plan.builtin(registry)
     settings_path = root / SETTINGS_FILE
@@ -30,6 +32,7 @@ def init_workspace(root: Path, registry: SpecRegistry | None = None) -> Workspac
     ws = Workspace.of(builtin, root)
     for key in FOLDER_KEYS:
         ws.folder(key).mkdir(exist_ok=True)
+    write_defaults(ws.folder("mail_templates"))  # the mails' words, for staff to edit
     return ws
 
 
