@@ -1,206 +1,234 @@
 #!/usr/bin/env python3
-"""Benchmark `tuanjian merge` against what a user would write by hand and against the floor of reading.
+"""Benchmark `tuanjian merge` on submissions shaped like the ones people send back (scripts/bench_corpus.py),
+against what a user would write by hand and against the floor of reading.
 
-    .venv/bin/python scripts/bench_merge.py [--sizes 1000,10000] [--repeat 3] [--lo-share 0.02]
+    .venv/bin/python scripts/bench_merge.py                      # 1,000 and 10,000 files, medians of 3
+    .venv/bin/python scripts/bench_merge.py --sizes 1000 --repeat 3
+    .venv/bin/python scripts/bench_merge.py --huge               # also 100,000 once (the 10,000 ten times over)
 
-For each size N it generates N realistic submissions once (cached under .bench/): a mix of units, months and the
-three forms, a share re-saved through LibreOffice (shared strings, unquoted names, as from Excel/WPS), ~4% invalid.
-Then, medians over --repeat runs:
-  merge      `python -m tuanjian_xlsx merge` in a fresh process on a fresh ledger (cold), end to end
-  re-merge   the same inbox again (everything already in the ledger)
-  baseline   an openpyxl loop: load_workbook each file, copy the named cells into one sheet, save
-  floor      python-calamine opening each file and reading its cells, nothing else
-  peak RSS   of the merge process
+Every figure is the wall time of a process of its own, started cold (a fresh Python), median of --repeat:
+  merge      `python -m tuanjian_xlsx merge` on a fresh ledger, end to end (read, validate, archive, 退回件, master)
+  re-merge   the same inbox again: everything already in the ledger, nothing new
+  invalid    merge of a corpus where one file in five has a mistake (per file, against the all-valid corpus)
+  openpyxl   a hand-written loop: load_workbook each .xlsx, copy its named cells into one sheet, save
+  floor      python-calamine opening each file (zips and mails unpacked) and reading every sheet's cells
+  memory     the peak of the merge process and its workers together (sampled), and of the largest single process
+The corpus is made once and cached under .bench/ (10,000 files take about ten minutes, LibreOffice most of it).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import email
+import email.policy
+import io
+import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tuanjian_xlsx.build import Filled, Prefill, build_template  # noqa: E402
-from tuanjian_xlsx.plan import Plan, Workspace  # noqa: E402
-from tuanjian_xlsx.periods import Period  # noqa: E402
-from tuanjian_xlsx.workspace import init_workspace  # noqa: E402
+sys.path.insert(0, str(ROOT / "scripts"))
 
 AS_OF = "2026-12-31"
-ORGS = ["第一中学", "实验中学", "职业学校", "工业园区", "人民医院", "城关镇", "商务区", "农商银行", "交通局", "文明实践站"]
+SPREADSHEETS = (".xlsx", ".ods")
 
 
-def generate(n: int, lo_share: float, dest: Path) -> Path:
-    """A workspace whose inbox holds n submissions (cached: reused when it exists)."""
-    ws_dir = dest / f"ws-{n}"
-    stamp = ws_dir / "specs.stamp"  # a corpus made from other template versions would all be refused: remake it
-    fingerprints = ",".join(s.fingerprint for s in Plan.builtin().current_specs())
-    if stamp.exists() and stamp.read_text() == fingerprints and len(list((ws_dir / "收件箱").iterdir())) >= n:
-        return ws_dir
-    shutil.rmtree(ws_dir, ignore_errors=True)
-    init_workspace(ws_dir)
-    toml = ws_dir / "tuanjian.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace('start = ""', 'start = "2020-01"'), encoding="utf-8")
-    ws = Workspace.load(ws_dir)
-    rng = random.Random(n)
-    inbox = ws_dir / "收件箱"
-    visit, obs, tracker = (ws.spec(f) for f in ("visit_report", "observation_report", "target_tracker"))
-    v_units, o_units, t_units = (ws.roster.units_filing(f) for f in ("visit_report", "observation_report",
-                                                                      "target_tracker"))
-    for i in range(n):
-        year = 2020 + (i // 2000) % 7
-        kind = rng.random()
-        bad = rng.random() < 0.04
-        if kind < 0.8:
-            unit, month = rng.choice(v_units), rng.randint(1, 12)
-            p = Period(year, "month", month)
-            values = {"fill_date": dt.datetime(year, month, rng.randint(1, 7)), "name": "张三", "position": "书记",
-                      "org_name": f"{rng.choice(ORGS)}团委{i % 97}", "visit_form": "座谈交流",
-                      "cadre_count": -1 if bad else rng.randint(1, 6), "youth_count": rng.randint(3, 40),
-                      "work_status": f"第{i}次：" + "开展主题团日活动，团员参与积极。" * rng.randint(1, 4),
-                      "highlights": "志愿服务",
-                      "problems": "经费不足", "measures": "协调支持"}
-            data = build_template(visit, ws.roster, prefill=Prefill(unit, p.code, p.label), filled=[Filled(values, {})])
-        elif kind < 0.9:
-            unit, q = rng.choice(o_units), rng.randint(1, 4)
-            p = Period(year, "quarter", q)
-            values = {"fill_date": dt.datetime(year, 3 * q, 20), "department": unit.name, "participants": "王、李、张",
-                      "sites": f"第一中学：主题团日（{i}）", "highlights": "规范", "problems": "" if not bad else None,
-                      "measures": "整改"}
-            if bad:
-                values["sites"] = None
-            data = build_template(obs, ws.roster, prefill=Prefill(unit, p.code, p.label), filled=[Filled(values, {})])
-        else:
-            unit, q = rng.choice(t_units), rng.randint(1, 4)
-            p = Period(year, "quarter", q)
-            values = {"fill_date": dt.datetime(year, 3 * q, 28), "_n": i}
-            for t in ws.roster.tasks_for(unit.type):
-                base = rng.randint(5, 40)
-                if t.kind == "ratio":
-                    values[f"{t.code}:done"], values[f"{t.code}:base"] = (base + 1 if bad else rng.randint(0, base)), base
-                elif t.kind == "count":
-                    values[f"{t.code}:done"] = rng.randint(0, 4)
-                elif t.kind == "yesno":
-                    values[f"{t.code}:done"] = "是"
-                values[f"{t.code}:progress"] = f"按计划推进（{i}）"
-            data = build_template(tracker, ws.roster, prefill=Prefill(unit, p.code, p.label),
-                                  filled=[Filled(values, {})])
-        (inbox / f"{i:05d}_{unit.id}_{p.code}.xlsx").write_bytes(data)
-    _resave_share(inbox, lo_share, rng)
-    stamp.write_text(fingerprints)
-    return ws_dir
+# --- what runs in the child processes -----------------------------------------------------------------------
 
 
-def _resave_share(inbox: Path, share: float, rng: random.Random) -> None:
-    soffice = shutil.which("soffice")
-    files = sorted(inbox.iterdir())
-    chosen = rng.sample(files, int(len(files) * share)) if soffice else []
-    out = inbox.parent / ".lo-out"
-    for k in range(0, len(chosen), 200):  # LibreOffice silently stops after ~248 files in one call
-        batch = chosen[k:k + 200]
-        subprocess.run([soffice, "--headless", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out)]
-                       + [str(p) for p in batch], capture_output=True, check=False)
-        for p in batch:
-            if (out / p.name).exists():
-                shutil.move(str(out / p.name), p)
-    shutil.rmtree(out, ignore_errors=True)
+def floor_run(files: list[Path]) -> int:
+    """Open every file with python-calamine and read all its sheets' cells; zips and mails unpacked in memory."""
+    from python_calamine import CalamineWorkbook
+
+    def read(wb) -> int:
+        return sum(len(wb.get_sheet_by_name(s).to_python(skip_empty_area=False)) for s in wb.sheet_names)
+
+    rows = 0
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix in SPREADSHEETS:
+            rows += read(CalamineWorkbook.from_path(str(f)))
+        elif suffix == ".zip":
+            with zipfile.ZipFile(f) as z:
+                for info in z.infolist():
+                    if info.filename.lower().endswith(SPREADSHEETS):
+                        rows += read(CalamineWorkbook.from_filelike(io.BytesIO(z.read(info))))
+        elif suffix == ".eml":
+            msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+            for part in msg.iter_attachments():
+                if (part.get_filename() or "").lower().endswith(SPREADSHEETS):
+                    rows += read(CalamineWorkbook.from_filelike(io.BytesIO(part.get_content())))
+    return rows
 
 
-def run_merge(ws_dir: Path, fresh: bool) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one `tuanjian merge` process."""
+def baseline_run(files: list[Path]) -> int:
+    """What a user writes by hand: openpyxl opens each file and copies its named cells into one sheet."""
+    import openpyxl
+
+    out = openpyxl.Workbook()
+    sheet = out.active
+    for f in files:
+        wb = openpyxl.load_workbook(f)
+        row: list = [f.name]
+        for dn in wb.defined_names.values():
+            for title, ref in dn.destinations:
+                if title in wb.sheetnames:
+                    row.append(wb[title][ref.replace("$", "").split(":")[0]].value)
+        sheet.append(row)
+    out.save(Path("/tmp") / "bench-baseline.xlsx")
+    return len(files)
+
+
+# --- measuring ----------------------------------------------------------------------------------------------
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident memory (KiB) of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def timed(cmd: list[str], log: Path) -> tuple[float, int, int, str]:
+    """Wall time, peak RSS of the process tree (KiB, sampled), peak RSS of the largest process (KiB), output."""
+    peak = [0]
+    errors = log.with_suffix(".err")
+    with open(log, "wb") as sink, open(errors, "wb") as err:  # files, not pipes: a long listing must not block
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=err, cwd=ROOT)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _tree_rss(proc.pid))
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    out = log.read_text(encoding="utf-8", errors="replace")
+    if status != 0 and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1 and out.lstrip().startswith("{")):
+        raise SystemExit(f"{cmd[3:5]} failed ({status}): {out[-1000:]} {errors.read_text(errors='replace')[-1000:]}")
+    return wall, peak[0], usage.ru_maxrss, out
+
+
+def run_merge(ws_dir: Path, fresh: bool) -> dict:
+    """One `tuanjian merge --json` in a fresh process: its wall time, memory and counts."""
     if fresh:
         shutil.rmtree(ws_dir / ".tuanjian", ignore_errors=True)
         for d in ("汇总", "退回"):
             shutil.rmtree(ws_dir / d, ignore_errors=True)
             (ws_dir / d).mkdir()
-    cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws_dir), "--as-of", AS_OF]
-    log = ws_dir.parent / f"merge-{ws_dir.name}.log"
-    with open(log, "wb") as sink:  # a file, not a pipe: the listing of hundreds of 退回 lines must not block it
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-    out = log.read_text(encoding="utf-8", errors="replace")
-    if status != 0 or not out.startswith(("收到", "没有新文件")):
-        raise SystemExit(f"merge failed: {out[-2000:]}")
-    return wall, usage.ru_maxrss
+    cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws_dir), "--as-of", AS_OF, "--json"]
+    wall, tree, single, out = timed(cmd, ws_dir.parent / f"merge-{ws_dir.name}.log")
+    counts = json.loads(out)
+    if fresh and counts["new"] == 0 or not fresh and counts["new"]:
+        raise SystemExit(f"merge of {ws_dir.name}: {counts['new']} new files (fresh={fresh})")
+    return {"wall": wall, "tree": tree, "single": single, "valid": counts["valid"], "invalid": counts["invalid"],
+            "received": counts["received"]}
 
 
-def baseline(files: list[Path]) -> float:
-    """What a user writes by hand: openpyxl opens each file and copies its named cells into one sheet."""
-    import openpyxl
-
-    start = time.perf_counter()
-    out = openpyxl.Workbook()
-    sheet = out.active
-    for f in files:
-        wb = openpyxl.load_workbook(f)
-        row = [f.name]
-        for dn in wb.defined_names.values():
-            for title, ref in dn.destinations:
-                if title in wb.sheetnames:
-                    cell = wb[title][ref.replace("$", "").split(":")[0]]
-                    row.append(cell.value)
-        sheet.append(row)
-    out.save(Path("/tmp") / "bench-baseline.xlsx")
-    return time.perf_counter() - start
+def run_child(kind: str, files: list[Path], tag: str) -> float:
+    listing = ROOT / ".bench" / f"{kind}-{tag}.txt"
+    listing.write_text("\n".join(map(str, files)), encoding="utf-8")
+    wall, *_ = timed([sys.executable, __file__, f"--_{kind}", str(listing)], ROOT / ".bench" / f"{kind}-{tag}.log")
+    return wall
 
 
-def floor(files: list[Path]) -> float:
-    from python_calamine import CalamineWorkbook
+def measure(n: int, repeat: int, baseline_cap: int, invalid: bool, log, copies: int = 1) -> dict:
+    from bench_corpus import corpus, describe
 
-    start = time.perf_counter()
-    for f in files:
-        wb = CalamineWorkbook.from_path(str(f))
-        for name in wb.sheet_names:
-            wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    return time.perf_counter() - start
+    t0 = time.perf_counter()
+    ws_dir = corpus(n, 0.05, log=log, copies=copies)
+    info = json.loads((ws_dir / "corpus.json").read_text(encoding="utf-8"))
+    n = info["n"]
+    log(f"[{n}] 语料就绪（{time.perf_counter() - t0:.0f} s）：{describe(info)}")
+    entries = sorted(p for p in (ws_dir / "收件箱").rglob("*") if p.is_file())
+    merges = [run_merge(ws_dir, fresh=True) for _ in range(repeat)]
+    log(f"[{n}] 合并 {[round(m['wall'], 2) for m in merges]} s（有效 {merges[0]['valid']}，退回 {merges[0]['invalid']}）")
+    again = [run_merge(ws_dir, fresh=False)["wall"] for _ in range(repeat)]
+    log(f"[{n}] 再次合并 {[round(a, 2) for a in again]} s")
+    flo = [run_child("floor", entries, str(n)) for _ in range(repeat)]
+    log(f"[{n}] calamine 下限 {[round(f, 2) for f in flo]} s")
+    plain = [f for f in entries if f.suffix == ".xlsx"][:baseline_cap]  # (zips and mails it could not open)
+    base = [run_child("baseline", plain, str(n)) / len(plain) for _ in range(repeat)] if baseline_cap else [0.0]
+    log(f"[{n}] openpyxl 循环每份 {[round(b * 1000, 1) for b in base]} ms（{len(plain)} 份）")
+    row = {"n": n, "merge": statistics.median(m["wall"] for m in merges), "again": statistics.median(again),
+           "floor": statistics.median(flo), "base_per": statistics.median(base), "base_files": len(plain),
+           "tree_mb": max(m["tree"] for m in merges) / 1024, "single_mb": max(m["single"] for m in merges) / 1024,
+           "valid": merges[0]["valid"], "invalid": merges[0]["invalid"], "corpus": describe(info)}
+    if invalid:
+        bad_dir = corpus(n, 0.2, log=log)
+        bad = [run_merge(bad_dir, fresh=True) for _ in range(repeat)]
+        row |= {"bad": statistics.median(m["wall"] for m in bad), "bad_invalid": bad[0]["invalid"],
+                "bad_tree_mb": max(m["tree"] for m in bad) / 1024}
+        log(f"[{n}] 五分之一有错 {[round(m['wall'], 2) for m in bad]} s（退回 {bad[0]['invalid']}）")
+    return row
+
+
+def table(rows: list[dict], repeat: int) -> str:
+    head = ("| 份数 | 合并总耗时 | 每份 | openpyxl 循环每份 | 快几倍 | calamine 下限每份 | 相对下限 | 再次合并（无新文件） "
+            "| 五分之一有错时每份 | 峰值内存 |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [head]
+    for r in rows:
+        per, flo = r["merge"] / r["n"] * 1000, r["floor"] / r["n"] * 1000
+        base = f"{r['base_per'] * 1000:.1f} ms" if r["base_per"] else "—"
+        times = f"{r['base_per'] * 1000 / per:.1f}×" if r["base_per"] else "—"
+        bad = f"{r['bad'] / r['n'] * 1000:.2f} ms（{r['bad'] / r['merge']:.2f}×）" if "bad" in r else "—"
+        lines.append(f"| {r['n']:,} | {r['merge']:.2f} s | {per:.2f} ms | {base} | {times} | {flo:.2f} ms | "
+                     f"{per / flo:.1f}× | {r['again']:.2f} s | {bad} | {r['tree_mb']:.0f} MB |")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,10000")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--lo-share", type=float, default=0.02)
-    ap.add_argument("--baseline-cap", type=int, default=2000, help="openpyxl baseline on at most this many files")
+    if len(sys.argv) == 3 and sys.argv[1] in ("--_floor", "--_baseline"):
+        files = [Path(p) for p in Path(sys.argv[2]).read_text(encoding="utf-8").split("\n") if p]
+        (floor_run if sys.argv[1] == "--_floor" else baseline_run)(files)
+        return
+    ap = argparse.ArgumentParser(description="tuanjian merge 的性能基准（见文件开头的说明）")
+    ap.add_argument("--sizes", default="1000,10000", help="份数，逗号分隔")
+    ap.add_argument("--repeat", type=int, default=3, help="每项重复次数，取中位数")
+    ap.add_argument("--huge", action="store_true", help="另测 100,000 份一次（10,000 份语料的 10 份复本）")
+    ap.add_argument("--baseline-cap", type=int, default=1000, help="openpyxl 循环最多测这么多份（0 不测）")
+    ap.add_argument("--no-invalid", action="store_true", help="不测五分之一有错的语料")
     args = ap.parse_args()
-    cache = ROOT / ".bench"
-    cache.mkdir(exist_ok=True)
-    rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        t0 = time.perf_counter()
-        ws_dir = generate(n, args.lo_share, cache)
-        print(f"[{n}] 语料就绪（{time.perf_counter() - t0:.0f} s）", flush=True)
-        files = sorted((ws_dir / "收件箱").iterdir())
-        merges = [run_merge(ws_dir, fresh=True) for _ in range(args.repeat)]
-        again = [run_merge(ws_dir, fresh=False)[0] for _ in range(args.repeat)]
-        sample = files[: args.baseline_cap]
-        base = statistics.median(baseline(sample) for _ in range(max(1, args.repeat // 2))) / len(sample)
-        flo = statistics.median(floor(files) for _ in range(args.repeat)) / len(files)
-        wall = statistics.median(m[0] for m in merges)
-        rss = max(m[1] for m in merges) / 1024
-        rows.append((n, wall, wall / n * 1000, base * 1000, flo * 1000, statistics.median(again), rss, len(sample)))
-        print(f"[{n}] merge {wall:.2f} s", flush=True)
+    (ROOT / ".bench").mkdir(exist_ok=True)
+    log = lambda text: print(text, flush=True)  # noqa: E731
+    rows = [measure(int(s), args.repeat, args.baseline_cap, not args.no_invalid, log) for s in args.sizes.split(",")]
+    if args.huge:  # the 10,000 corpus ten times over (see bench_corpus): once, it takes long
+        rows.append(measure(10_000, 1, args.baseline_cap, False, log, copies=10))
     start = time.perf_counter()
     for _ in range(5):
         subprocess.run([sys.executable, "-m", "tuanjian_xlsx", "--help"], capture_output=True, cwd=ROOT, check=True)
     help_s = (time.perf_counter() - start) / 5
     print()
-    print(f"机器：{os.cpu_count()} 核；Python {sys.version.split()[0]}；重复 {args.repeat} 次取中位数")
-    print(f"{'份数':>7} {'合并总耗时':>10} {'每份 ms':>8} {'openpyxl 每份 ms':>16} {'倍数':>6} {'calamine 下限 ms':>16} "
-          f"{'相对下限':>8} {'再次合并 s':>10} {'峰值内存 MB':>11}")
-    for n, wall, per, base, flo, again, rss, _sampled in rows:
-        print(f"{n:>7} {wall:>10.2f} {per:>8.3f} {base:>16.3f} {base / per:>6.1f} {flo:>16.3f} {per / flo:>8.2f} "
-              f"{again:>10.2f} {rss:>11.0f}")
-    print(f"tuanjian --help：{help_s:.3f} s（openpyxl 基线按前 {rows[0][7]} 份测得）")
+    print(f"机器：{os.cpu_count()} 核；Python {sys.version.split()[0]}；每项 {args.repeat} 次取中位数，每次都是新进程")
+    print(f"语料：{rows[0]['corpus']}")
+    print(table(rows, args.repeat))
+    for r in rows:
+        print(f"{r['n']:,} 份：有效 {r['valid']}、退回 {r['invalid']}；峰值内存 主进程+工作进程 {r['tree_mb']:.0f} MB，"
+              f"单个进程最多 {r['single_mb']:.0f} MB" + (f"；五分之一有错时 {r['bad_tree_mb']:.0f} MB（退回 "
+                                                    f"{r['bad_invalid']}）" if "bad" in r else "")
+              + f"；openpyxl 循环按 {r['base_files']} 份 .xlsx 测得")
+    print(f"tuanjian --help：{help_s:.3f} s")
 
 
 if __name__ == "__main__":

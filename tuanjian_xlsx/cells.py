@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MAX_ROW = 1_048_576
 MAX_COL = 16_384  # XFD
@@ -34,6 +35,7 @@ def letters_to_col(letters: str) -> int:
     return n - 1
 
 
+@lru_cache(maxsize=8192)  # a form's cells are the same in every file read and every master written
 def parse_cell(ref: str) -> tuple[int, int]:
     """'C7' or '$C$7' -> (6, 2)."""
     m = _CELL.match(ref.strip())
@@ -45,6 +47,7 @@ def parse_cell(ref: str) -> tuple[int, int]:
     return row - 1, letters_to_col(m.group(1))
 
 
+@lru_cache(maxsize=65536)
 def cell_name(row: int, col: int, absolute: bool = False) -> str:
     """(6, 2) -> 'C7' ('$C$7' when absolute)."""
     if not 0 <= row < MAX_ROW:
@@ -53,6 +56,7 @@ def cell_name(row: int, col: int, absolute: bool = False) -> str:
     return f"{d}{col_to_letters(col)}{d}{row + 1}"
 
 
+@lru_cache(maxsize=4096)
 def parse_range(ref: str) -> tuple[int, int, int, int]:
     """'B4:D4' -> (3, 1, 3, 3); a single cell is a 1x1 range."""
     first, _, last = ref.partition(":")

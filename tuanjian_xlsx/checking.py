@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .plan import Plan, Workspace
 from .intake import Submission, load
@@ -101,18 +101,29 @@ def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)
 
 
-def ingest_jobs(ws: Workspace, jobs: list[tuple], archive_dir: str) -> Iterator[tuple[int, tuple[dict, FileResult | None]]]:
-    """(index, (row, result)) for each (submission, sha256, bytes, day received) given; a crash becomes a refused
-    row and the original is still archived (by this process)."""
-    args = [job(sub, data, day) + (sha, archive_dir) for sub, sha, data, day in jobs]
-    with _workers(ws, len(args), checked) as pool:
-        for i, answer in pool.run(args):
+def ingest_jobs(ws: Workspace, jobs: Iterable[tuple], archive_dir: str,
+                expected: int) -> Iterator[tuple[tuple, tuple[dict, FileResult | None]]]:
+    """(job, (row, result)) for each job (submission, sha256, bytes, day received, …anything else) drawn from `jobs`,
+    in the order answers come. A generator is drawn on only as a worker has room, so the caller's reading of the
+    next file overlaps with the workers' checking; `expected` (how many jobs there may be) decides how many workers.
+    A crash becomes a refused row and the original is still archived (by this process)."""
+    given: dict[int, tuple] = {}  # the jobs in the workers' hands
+
+    def sent() -> Iterator[tuple]:
+        for n, j in enumerate(jobs):
+            given[n] = j
+            sub, sha, data, day = j[:4]
+            yield job(sub, data, day) + (sha, archive_dir)
+
+    with _workers(ws, expected, checked) as pool:
+        for i, answer in pool.run(sent()):
+            j = given.pop(i)
             if isinstance(answer, Crashed):
-                sub, sha, data, _ = jobs[i]
+                sub, sha, data = j[:3]
                 result = crashed(sub.name, str(sub.path), answer.reason)
                 archive(Path(archive_dir), sha, ext_of(sub.name), data, mode=source_mode(sub.source or sub.path))
                 answer = row(result, sha, sub.name, ext_of(sub.name), len(data)), result
-            yield i, answer
+            yield j, answer
 
 
 def ext_of(name: str) -> str:

@@ -181,6 +181,7 @@ class Grid:
         self._done: dict[tuple[str, int, int], object] = {}
         self._ranges: dict[tuple, list] = {}  # a range's values, once all its cells are known
         self._matches: dict[tuple, frozenset[int]] = {}  # (range, criterion) -> positions it matches
+        self._numbers: dict[tuple, dict[float, frozenset[int]]] = {}  # range -> its numbers' positions
 
     def set(self, sheet: str, r: int, c: int, value) -> None:
         self._cells[(sheet, r, c)] = value if isinstance(value, Expr) else stored(value)
@@ -188,6 +189,7 @@ class Grid:
             self._done.clear()
             self._ranges.clear()
             self._matches.clear()
+            self._numbers.clear()
 
     def range_values(self, sheet: str, r1: int, c1: int, r2: int, c2: int) -> list:
         key = (sheet, r1, c1, r2, c2)
@@ -199,12 +201,26 @@ class Grid:
         """Positions in the range that a COUNTIF criterion matches; each (range, criterion) worked out once, so a
         sheet of COUNTIFS over the same columns costs a scan per distinct criterion, not per formula."""
         s = range_.sheet or sheet
+        if criterion is None or isinstance(criterion, float):  # a number (blank means 0) matches equal numbers:
+            return self._number_positions(s, range_).get(round15(criterion or 0.0), frozenset())  # looked up
         key = (s, range_.r1, range_.c1, range_.r2, range_.c2, type(criterion).__name__, criterion)
         if key not in self._matches:
             test = matcher(criterion)
             values = self.range_values(s, range_.r1, range_.c1, range_.r2, range_.c2)
             self._matches[key] = frozenset(i for i, v in enumerate(values) if test(v))
         return self._matches[key]
+
+    def _number_positions(self, s: str, range_: Range) -> dict[float, frozenset[int]]:
+        """The range's numbers at Excel's 15 digits -> where they stand (as `matcher` compares a number), made once
+        per range: a sheet of COUNTIFS by unit and period number costs one scan per column."""
+        key = (s, range_.r1, range_.c1, range_.r2, range_.c2)
+        if key not in self._numbers:
+            where: dict[float, list[int]] = {}
+            for i, v in enumerate(self.range_values(*key)):
+                if isinstance(v, float) and v == v:  # NaN equals nothing
+                    where.setdefault(round15(v), []).append(i)
+            self._numbers[key] = {k: frozenset(p) for k, p in where.items()}
+        return self._numbers[key]
 
     def value(self, sheet: str, r: int, c: int):
         key = (sheet, r, c)

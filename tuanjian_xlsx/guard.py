@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,20 +22,28 @@ MAX_SHEET_CELLS = 2_000_000  # calamine allocates the whole rectangle from A1 to
 MAX_BOOK_CELLS = 4_000_000  # all sheets together (each sheet read is kept while the file is checked)
 
 # start tags (any namespace prefix). An attribute value holds no '<' in well-formed XML, so '<' ends every attempt:
-# the scan stays linear on hostile input (an unclosed tag repeated), never quadratic.
-_ATTRS = rb"""((?:[^<>"']|"[^"<]*"|'[^'<]*')*)"""
-_XLSX_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])" + _ATTRS + rb">")
+# the scan stays linear on hostile input (an unclosed tag repeated), never quadratic. A run of plain characters is
+# taken whole and never given back — (?=(x+))\N is an atomic group — so the engine neither steps through it one
+# character at a time nor backtracks into it.
+
+
+def _attrs_group(n: int) -> bytes:
+    """A tag's attributes as group n-1 of the pattern it stands in (group n is its inner run)."""
+    return rb"""((?:(?=([^<>"']+))\%d|"[^"<]*"|'[^'<]*')*)""" % n
+
+
+_XLSX_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)(?=[\s/>])" + _attrs_group(3) + rb">")
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"<]*)"|'([^'<]*)')""")
 _REF = re.compile(rb"^([A-Za-z]{0,3})([0-9]*)$")
 _CELL_END = re.compile(rb"</(?:[\w.-]+:)?c\s*>")
 _HAS_VALUE = re.compile(rb"<(?:[\w.-]+:)?(?:v|t)(?:\s[^>]*)?>[^<]")  # a <v> or an inline string's <t> with text
 _COMMENT = re.compile(rb"<!--.*?-->", re.S)  # not tags to an XML reader
 _CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.S)  # text to an XML reader, whatever it looks like
-_ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table|table-row|table-cell|covered-table-cell)(?=[\s/>])" + _ATTRS
-                      + rb">")
+_ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table|table-row|table-cell|covered-table-cell)(?=[\s/>])"
+                      + _attrs_group(4) + rb">")
 _MACRO_PARTS = re.compile(r"(?i)(?:^|/)(?:vbaProject[^/]*\.bin|vbaData\.xml|[^/]*\.vba)$|^xl/macrosheets/|"
                           r"^(?:Basic|Scripts)/")
-_MACRO_TYPES = re.compile(rb"(?i)macroEnabled|vbaProject|ms-excel\.(?:intl)?macrosheet|ms-office\.vba")
+_MACRO_TYPES = (b"macroenabled", b"vbaproject", b"ms-excel.macrosheet", b"ms-excel.intlmacrosheet", b"ms-office.vba")
 
 
 def _letters(text: bytes) -> int:
@@ -174,7 +184,6 @@ def ods_tables(body: bytes) -> list[tuple[int, int]]:
         if not stack:
             continue
         t = stack[-1]
-        a = _attrs(attrs)
         if tag == b"table-row":
             if closing:
                 if t.row_has:
@@ -182,15 +191,17 @@ def ods_tables(body: bytes) -> list[tuple[int, int]]:
                     t.cols = max(t.cols, t.row_last)
                 t.row_at += t.row_repeat
                 continue
-            t.row_repeat = _count(a.get(b"number-rows-repeated"))
+            # attributes parsed only where a repeat may stand (most rows and cells have none)
+            t.row_repeat = _count(_attrs(attrs).get(b"number-rows-repeated")) if b"repeated" in attrs else 1
             t.row_has, t.col_at, t.row_last = False, 0, 0
             if empty:
                 t.row_at += t.row_repeat
             continue
         if closing:
             continue
-        n = _count(a.get(b"number-columns-repeated"))
-        if b"value-type" in a or (not empty and not body.startswith(b"</", m.end())):
+        n = _count(_attrs(attrs).get(b"number-columns-repeated")) if b"repeated" in attrs else 1
+        # "value-type" anywhere in the tag counts (as an attribute it always does): never less than calamine reads
+        if b"value-type" in attrs or (not empty and not body.startswith(b"</", m.end())):
             t.row_has, t.row_last = True, t.col_at + n
         t.col_at += n
     done += [(t.rows, t.cols) for t in stack]  # a table never closed
@@ -206,7 +217,94 @@ def ods_extent(body: bytes) -> tuple[int, int]:
     return max(ods_tables(body), key=lambda rc: rc[0] * rc[1], default=(0, 0))
 
 
-def zip_bomb(z: zipfile.ZipFile) -> str | None:
+# the parts the reader parses after the checks: kept once inflated, so each is read from the zip once
+_KEPT = re.compile(r"(?i)^(?:xl/worksheets/[^/]*\.xml|xl/workbook\.xml|xl/_rels/workbook\.xml\.rels|docProps/custom\.xml"
+                   r"|\[Content_Types\]\.xml|content\.xml)$")
+
+
+class Parts:
+    """A zip's members as the checks and then the reader use them, each part inflated once: the checks look at the
+    head of every part, read [Content_Types].xml, the relationships and every sheet whole, and the reader then
+    parses workbook.xml, custom.xml and the sheets' merged ranges from the same bytes. Reads like the ZipFile it
+    wraps (infolist, namelist, getinfo, read); lives as long as the package is being opened.
+
+    Given the package's bytes, a stored or deflated member is inflated straight from them with zipfile's own checks
+    (the local header's signature and name, the CRC and the size; never more than the size the directory states),
+    without zipfile's per-read machinery; anything else (a password, another method) goes through zipfile."""
+
+    def __init__(self, z: zipfile.ZipFile, data: bytes | None = None):
+        self.zip = z
+        self._infos = z.infolist()
+        self._names = [i.filename for i in self._infos]
+        self._kept: dict[str, bytes] = {}
+        self._data = memoryview(data) if data is not None else None
+
+    def infolist(self) -> list[zipfile.ZipInfo]:
+        return self._infos
+
+    def namelist(self) -> list[str]:
+        return self._names
+
+    def getinfo(self, name: str) -> zipfile.ZipInfo:
+        return self.zip.getinfo(name)
+
+    def read(self, name: str) -> bytes:
+        data = self._kept.get(name)
+        if data is None:
+            info = self.zip.getinfo(name)
+            data = self._member(info)
+            self._kept[name] = data = self.zip.read(name) if data is None else data
+        return data
+
+    def head(self, info: zipfile.ZipInfo, size: int = 4096) -> bytes:
+        """The first `size` bytes of a member (that very member, where two share a name)."""
+        if self.zip.getinfo(info.filename) is info and (info.filename in self._kept or _KEPT.match(info.filename)):
+            return self.read(info.filename)[:size]
+        data = self._member(info, size)
+        if data is None:
+            with self.zip.open(info) as f:
+                data = f.read(size)
+        return data
+
+    def _member(self, info: zipfile.ZipInfo, size: int | None = None) -> bytes | None:
+        """The member (its first `size` bytes) from the package's bytes; None where zipfile must read it."""
+        if self._data is None or info.flag_bits & 0x61 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                                                     zipfile.ZIP_DEFLATED):
+            return None  # encrypted (0x01), patched (0x20), strongly encrypted (0x40), another method
+        at = info.header_offset
+        header = self._data[at:at + 30]
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("Bad magic number for file header")
+        flags, name_len, extra_len = struct.unpack("<6xH18xHH", header)
+        name = bytes(self._data[at + 30:at + 30 + name_len]).decode(
+            "utf-8" if flags & 0x800 else getattr(self.zip, "metadata_encoding", None) or "cp437")
+        if name != info.orig_filename:
+            raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {name!r} differ.")
+        start = at + 30 + name_len + extra_len
+        raw = self._data[start:start + info.compress_size]
+        limit = info.file_size if size is None else min(size, info.file_size)
+        if limit <= 0:
+            data = b""
+        elif info.compress_type == zipfile.ZIP_STORED:
+            data = bytes(raw[:limit])
+        else:
+            data = zlib.decompressobj(-15).decompress(raw, limit)
+        if size is None and (len(data) != info.file_size or zlib.crc32(data) != info.CRC):
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        return data
+
+
+Zip = zipfile.ZipFile | Parts
+
+
+def _head(z: Zip, info: zipfile.ZipInfo, size: int = 4096) -> bytes:
+    if isinstance(z, Parts):
+        return z.head(info, size)
+    with z.open(info) as f:
+        return f.read(size)
+
+
+def zip_bomb(z: Zip) -> str | None:
     """A member (or the whole) that would inflate far beyond what any form needs."""
     total = 0
     for info in z.infolist():
@@ -220,44 +318,50 @@ def zip_bomb(z: zipfile.ZipFile) -> str | None:
     return None
 
 
-def sheet_parts(z: zipfile.ZipFile) -> list[str]:
+def sheet_parts(z: Zip) -> list[str]:
     """The parts a reader opens as sheets: every part workbook.xml's relationships point to as a sheet (wherever
     and however it is named), and anything under xl/worksheets/ besides."""
     names = z.namelist()
     found = {n for n in names if n.lower().startswith("xl/worksheets/") and n.lower().endswith(".xml")}
     rels = "xl/_rels/workbook.xml.rels"
     if rels in names and z.getinfo(rels).file_size <= MAX_MEMBER_BYTES:
+        lowered = {n.lower(): n for n in names}
         for m in _ATTRS_RELATIONSHIP.finditer(z.read(rels)):
             a = _attrs(m.group(1))
             if not a.get(b"Type", b"").endswith((b"/worksheet", b"/chartsheet", b"/dialogsheet", b"/macrosheet")):
                 continue
             target = a.get(b"Target", b"").decode("utf-8", "replace").replace("\\", "/")
             path = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
-            lowered = {n.lower(): n for n in names}
             if path.lower() in lowered:
                 found.add(lowered[path.lower()])
     return sorted(found)
 
 
-_ATTRS_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship(?=[\s/>])" + _ATTRS + rb">")
+_ATTRS_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship(?=[\s/>])" + _attrs_group(2) + rb">")
 
 
-_ANY_REF = re.compile(rb"""(?<=\s)r\s*=\s*["']([A-Za-z]{0,3})([0-9]{0,9})["']""")  # an attribute named r
-_ODD_REF = re.compile(rb"""(?<=\s)r\s*=\s*["'][^"']*[^A-Za-z0-9"']""")
+_REF_VALUE = re.compile(rb"""r(?<=\sr)\s*=\s*["']([^"']*)""")  # any attribute named r, its value up to a quote
+# the values joined by '"' (which no value holds): one that is not letters and digits, and those shaped A1
+_ODD_VALUE = re.compile(rb'[^A-Za-z0-9"]')
+_REF_SHAPE = re.compile(rb'(?<![^"])([A-Za-z]{0,3})([0-9]{0,9})(?![^"])')
 
 
 def bound(body: bytes) -> int | None:
     """An upper bound of the cells calamine could allocate for this sheet, found in one cheap pass: the farthest
     row and column any r="…" names (wherever it stands), plus one row per <row and one column per <c that could
-    lack a reference. None when a reference is written in a way this pass does not read (the full scan decides)."""
-    if _ODD_REF.search(body):
+    lack a reference. None when a reference is written in a way this pass does not read (the full scan decides).
+    (Patterns that start with a letter let the regex engine skip ahead at C speed; no Python code runs per cell.)"""
+    values = b'"'.join(_REF_VALUE.findall(body))
+    if _ODD_VALUE.search(values):
         return None
     rows = cols = 0
-    for m in _ANY_REF.finditer(body):
-        if m.group(1):
-            cols = max(cols, _letters(m.group(1)))
-        if m.group(2):
-            rows = max(rows, int(m.group(2)))
+    shapes = _REF_SHAPE.findall(values)  # letters and digits in another order: no reference, counted below
+    letters = [a for a, _ in shapes if a]
+    if letters:
+        cols = _letters(max(letters, key=lambda a: (len(a), a.upper())))
+    digits = [d for _, d in shapes if d]
+    if digits:
+        rows = max(map(int, digits))
     return (rows + body.count(b"<row") + body.count(b":row")) * (cols + body.count(b"<c") + body.count(b":c"))
 
 
@@ -269,7 +373,7 @@ def _extent(body: bytes) -> tuple[int, int]:
     return xlsx_extent(body)
 
 
-def huge_sheet(z: zipfile.ZipFile) -> str | None:
+def huge_sheet(z: Zip) -> str | None:
     """A sheet whose used area is too large to read (a stray value far away, on purpose or not): in Chinese."""
     extents = [_extent(z.read(name)) for name in sheet_parts(z)]
     if "content.xml" in z.namelist():
@@ -284,7 +388,7 @@ def huge_sheet(z: zipfile.ZipFile) -> str | None:
     return None
 
 
-def has_macros(z: zipfile.ZipFile) -> bool:
+def has_macros(z: Zip) -> bool:
     """Macros by content, whatever the file is called: a VBA project, Excel 4 macro sheets, LibreOffice Basic,
     or a content type that says so."""
     names = z.namelist()
@@ -292,25 +396,28 @@ def has_macros(z: zipfile.ZipFile) -> bool:
         return True
     if "[Content_Types].xml" in names:
         info = z.getinfo("[Content_Types].xml")
-        if info.file_size <= MAX_MEMBER_BYTES and _MACRO_TYPES.search(z.read(info)):
-            return True
+        if info.file_size <= MAX_MEMBER_BYTES:
+            types = z.read("[Content_Types].xml").lower()  # ASCII case folded, as the words are ASCII
+            if any(word in types for word in _MACRO_TYPES):
+                return True
     return False
 
 
-def xml_entities(z: zipfile.ZipFile) -> bool:
+def xml_entities(z: Zip) -> bool:
     """Any XML part with a DTD: entity definitions are how "billion laughs" expands a few KB into gigabytes, and
     calamine parses sharedStrings itself. A DTD must come before the root element, so the head of a part suffices."""
     for info in z.infolist():
         if info.filename.endswith((".xml", ".rels")) and info.file_size:
-            with z.open(info) as f:
-                head = f.read(4096)
+            head = _head(z, info)
             if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
                 return True
     return False
 
 
-def problem(z: zipfile.ZipFile) -> tuple[str, dict] | None:
-    """The first reason not to hand this package to calamine, as (issue code, its parameters); None when safe."""
+def problem(z: Zip) -> tuple[str, dict] | None:
+    """The first reason not to hand this package to calamine, as (issue code, its parameters); None when safe.
+    Pass a `Parts` to keep what the checks inflate for the reader."""
+    z = z if isinstance(z, Parts) else Parts(z)
     bomb = zip_bomb(z)
     if bomb:
         return "zip-bomb", {"detail": bomb}

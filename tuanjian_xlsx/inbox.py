@@ -39,7 +39,7 @@ def _inside(path: Path, top: Path) -> bool:
 
 
 def _wanted(name: str, suffixes: set[str]) -> bool:
-    return Path(name).suffix.lower() in suffixes and not name.startswith("~$")
+    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith("~$")
 
 
 def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS) -> Iterator[Path | Refused]:
@@ -67,7 +67,7 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator
         yield _refuse(folder, read_reason(exc))
         return
     for entry in entries:
-        path = Path(entry.path)
+        path = Path(entry.path)  # (an inbox holds thousands of files: each step here counts)
         try:
             if entry.is_symlink():
                 try:
@@ -84,7 +84,7 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator
             if entry.is_dir(follow_symlinks=False):
                 yield from _folder(path, top, suffixes, depth + 1)
             elif _wanted(entry.name, suffixes) and entry.is_file():
-                if not os.access(path, os.R_OK):
+                if not os.access(entry.path, os.R_OK):
                     yield _refuse(path, "没有读取权限")
                     continue
                 yield path

@@ -75,28 +75,33 @@ def expand(paths: list[Path]) -> Iterator[Submission]:
     """Every submission under the given files and folders, containers opened (nothing extracted to disk); what
     cannot be read is a refused submission, never silence."""
     for path in walk(paths):
-        if isinstance(path, Refused):
-            shown = Path(display_name(str(path.path)))
-            yield Submission(shown, str(shown), refusal=path.issue, source=path.path)
-            continue
-        suffix = path.suffix.lower()
-        shown = Path(display_name(str(path)))
-        if suffix == ".zip":
-            yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
-        elif suffix == ".eml":
-            try:
-                if path.stat().st_size > MAX_MAIL_BYTES:
-                    yield Submission(shown, str(shown), source=path, refusal=Issue.make(
-                        "file-too-large", file=shown.name, size=path.stat().st_size // 1048576))
-                    continue
-                data = path.read_bytes()
-            except OSError as exc:
-                yield _unreadable(shown, path, exc)
-                continue
-            yield from _eml(shown, data, str(shown))
-        else:
-            yield Submission(shown, str(shown), source=path,
-                             loader=None if shown == path else functools.partial(path.read_bytes))
+        yield from expand_one(path)
+
+
+def expand_one(path: Path | Refused) -> Iterator[Submission]:
+    """The submissions of one file `walk` found (a container's several), or the refusal it found."""
+    if isinstance(path, Refused):
+        shown = Path(display_name(str(path.path)))
+        yield Submission(shown, str(shown), refusal=path.issue, source=path.path)
+        return
+    suffix = path.suffix.lower()
+    shown = Path(display_name(str(path)))
+    if suffix == ".zip":
+        yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
+    elif suffix == ".eml":
+        try:
+            if path.stat().st_size > MAX_MAIL_BYTES:
+                yield Submission(shown, str(shown), source=path, refusal=Issue.make(
+                    "file-too-large", file=shown.name, size=path.stat().st_size // 1048576))
+                return
+            data = path.read_bytes()
+        except OSError as exc:
+            yield _unreadable(shown, path, exc)
+            return
+        yield from _eml(shown, data, str(shown))
+    else:
+        yield Submission(shown, str(shown), source=path,
+                         loader=None if shown == path else functools.partial(path.read_bytes))
 
 
 def containers(paths: list[Path]) -> Iterator[Path]:

@@ -5,15 +5,21 @@ aborts the process, and no `except` can catch that. Each worker here has a memor
 signal, an abort, the cap) or takes too long, the job it was on becomes a `Crashed` result for that job alone, the
 worker is replaced, and the others go on. Jobs are handed out a couple at a time per worker and come back in the
 order each worker took them, so the job a dead worker was on is always known.
+
+Jobs travel on one pipe and answers on another, and a thread per worker does the sending: the loop that collects
+answers never waits on a full pipe, so a few jobs can wait in line at each worker (it never sits idle while this
+process is busy or descheduled) and a large job and a large answer can never wait on each other.
 """
 
 from __future__ import annotations
 
 import collections
 import faulthandler
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import sys
 import threading
@@ -26,8 +32,9 @@ from .issues import TuanjianError
 
 WORKER_MEMORY_MB = 2048  # address space a worker may add to what it starts with (TUANJIAN_WORKER_MEMORY_MB)
 JOB_SECONDS = 120.0  # a form is read in milliseconds; a file still being read after this is given up
-DEPTH = 1  # one job at a time per worker: the worker is always reading when a job is sent, so a large job and a
-# large answer can never wait on each other (two jobs queued with both pipes full would deadlock)
+DEPTH = 8  # jobs in line at each worker (sent by its feeding thread, so a full pipe holds up nothing else):
+# enough for the worker to go on while this process records a batch in the ledger
+_STOP = object()  # tells a worker's feeding thread to send the worker home and end
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,8 @@ class Crashed:
     reason: str
 
 
-def _serve(conn, setup: Callable, setup_args: tuple, fn: Callable, memory: int | None, parent: int) -> None:
-    """A worker: set its limits, build its state once, then answer jobs until the parent closes the pipe."""
+def _serve(jobs, answers, setup: Callable, setup_args: tuple, fn: Callable, memory: int | None, parent: int) -> None:
+    """A worker: set its limits, build its state once, then answer jobs until the parent says stop or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle
     # a forked worker also holds the parent's ends of the pipes, so their closing is no sign: watch the parent
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -47,9 +54,10 @@ def _serve(conn, setup: Callable, setup_args: tuple, fn: Callable, memory: int |
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # a Rust panic's message is ours to report, in Chinese, not the user's console's
     state = setup(*setup_args)
+    gc.freeze()  # what the worker holds for good (modules, the workspace): no collection scans it again
     while True:
         try:
-            job = conn.recv()
+            job = jobs.recv()
         except (EOFError, OSError):  # the parent is gone (finished, or killed): leave with it
             return
         if job is None:
@@ -62,7 +70,19 @@ def _serve(conn, setup: Callable, setup_args: tuple, fn: Callable, memory: int |
             answer = ("crash", "读取时内存不足（文件可能含异常内容）")
         except Exception as exc:  # fn is expected to turn bad input into results; anything else is reported
             answer = ("crash", f"读取时出现意外错误（{type(exc).__name__}）")
-        conn.send(answer)
+        answers.send(answer)
+
+
+def _feed(outbox: queue.SimpleQueue, jobs) -> None:
+    """A worker's feeding thread (in the parent): sends it its jobs in order; after _STOP, None (go home)."""
+    while True:
+        job = outbox.get()
+        try:
+            jobs.send(None if job is _STOP else job)
+        except OSError:  # the worker is gone: the jobs it was given come back through Workers._lost
+            return
+        if job is _STOP:
+            return
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -94,25 +114,37 @@ def _limit(memory: int | None) -> None:
 
 class _Worker:
     def __init__(self, ctx, setup, setup_args, fn, memory):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, setup, setup_args, fn, memory, os.getpid()), daemon=True)
-        self.proc.start()
-        child.close()
+        jobs_in, self._jobs_out = ctx.Pipe(duplex=False)
+        self.conn, answers_out = ctx.Pipe(duplex=False)  # answers, read here
+        gc.freeze()  # what exists now is the worker's too: its collector leaves it alone (no copy-on-write)
+        try:
+            self.proc = ctx.Process(target=_serve, args=(jobs_in, answers_out, setup, setup_args, fn, memory,
+                                                         os.getpid()), daemon=True)
+            self.proc.start()
+        finally:
+            gc.unfreeze()
+        jobs_in.close()
+        answers_out.close()
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=_feed, args=(self._outbox, self._jobs_out), daemon=True)
+        self._feeder.start()
         self.jobs: collections.deque = collections.deque()  # (index, job) in the order sent
         self.since = time.monotonic()  # when the job at the head of the queue started
+
+    def send(self, job) -> None:
+        self._outbox.put(job)
 
     def stop(self, kill: bool = False) -> None:
         if kill:
             self.proc.kill()
-        else:
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
+        self._outbox.put(_STOP)
+        self._feeder.join(timeout=5)  # a feeder stuck on a dead worker's pipe fails as the pipe closes
         self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
+        self._feeder.join()
+        self._jobs_out.close()
         self.conn.close()
 
 
@@ -152,21 +184,37 @@ class Workers:
         return w
 
     def run(self, jobs: Iterable[Any]) -> Iterator[tuple[int, Any]]:
-        todo = collections.deque(enumerate(jobs))
-        while len(self._workers) < min(self._count, len(todo)):
-            self._spawn()
-        while todo or any(w.jobs for w in self._workers):
+        """(index, result) per job, in the order results come. `jobs` may be a generator: it is drawn on only as a
+        worker has room, so that making the next job (reading a file) overlaps with the workers' work; a worker is
+        started when a job is waiting that no running worker has room for."""
+        source = enumerate(jobs)
+        todo: collections.deque = collections.deque()  # drawn (or given back by a lost worker), not yet sent
+        drawn_all = False
+
+        def waiting() -> bool:
+            nonlocal drawn_all
+            if not todo and not drawn_all:
+                item = next(source, None)
+                if item is None:
+                    drawn_all = True
+                else:
+                    todo.append(item)
+            return bool(todo)
+
+        while True:
             for w in self._workers:
-                while todo and len(w.jobs) < DEPTH:
+                while len(w.jobs) < DEPTH and waiting():
                     if not w.jobs:
                         w.since = time.monotonic()
                     index, job = todo.popleft()
                     w.jobs.append((index, job))
-                    try:
-                        w.conn.send(job)
-                    except OSError:  # died before taking it: found below through its sentinel
-                        break
+                    w.send(job)  # a worker that died before taking it is found below through its sentinel
+            if waiting() and len(self._workers) < self._count:
+                self._spawn()
+                continue
             busy = [w for w in self._workers if w.jobs]
+            if not busy:
+                return
             waits = [w.conn for w in busy] + [w.proc.sentinel for w in busy]
             multiprocessing.connection.wait(waits, timeout=1.0)
             for w in busy:
@@ -209,5 +257,3 @@ class Workers:
             todo.appendleft((index, job))
         else:
             yield index, Crashed(reason)
-        if todo and len(self._workers) < self._count:
-            self._spawn()

@@ -5,21 +5,30 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from .plan import Workspace
 from .issues import Issue, TuanjianError
-from .checking import ext_of, ingest_jobs, row, validate_many
-from .intake import Submission, containers, expand, load
+from .filenames import display_name
+from .inbox import CONTAINERS, Refused, walk
+from .intake import Submission, expand_one, load
 from .ledger import Ledger, archive_file, refusal_key
-from .master import render_master
-from .read import MAX_FILE_BYTES
-from .returns import ReturnPiece, write_returns
+from .periods import Period, parse_period
 from .status import StatusItem
-from .validate import FileResult
 from .xlsxio import atomic_write
+
+if TYPE_CHECKING:  # (reading and checking are imported when there is something to read: a merge that finds
+    # nothing new starts quicker)
+    from concurrent.futures import Future
+
+    from .returns import ReturnPiece
+    from .validate import FileResult
 
 MASTER_NAME = "汇总表.xlsx"
 
@@ -34,6 +43,18 @@ class Ingested:
     sha256: str = ""
     arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
     moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
+
+
+@dataclass(slots=True)
+class Seen:
+    """A submission an earlier run read from a file unchanged since (same path, size, modification time to the
+    nanosecond and inode): known by the sha256 recorded then, not read again."""
+
+    path: Path  # as Submission.path
+    origin: str
+    name: str
+    sha256: str
+    file_id: int
 
 
 @dataclass
@@ -102,21 +123,30 @@ class MergeResult:
         }
 
 
-BATCH = 256  # files per ledger transaction: a killed run loses at most one batch, which the next run redoes
+BATCH = 256  # files per ledger transaction: a killed run loses at most a batch (and the few files in the
+# workers' hands), which the next run redoes
 
 
 def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
                 progress: Callable[[int, int, Ingested], None] | None = None,
-                received_basis: str = "stated") -> list[Ingested]:
-    """Submissions into the ledger, a batch at a time so memory stays flat: each read and hashed once; content
-    already known is a duplicate and is not parsed (its original archived again if the archive lost it); new
-    content is validated and archived in crash-isolated worker processes, then recorded in one transaction per
-    batch. A file that cannot be read, or kills its reader, is recorded as refused: never retried, never a stop."""
-    items = [i if isinstance(i, Submission) else Submission(Path(i), str(i)) for i in items]
+                received_basis: str = "stated",
+                batch_done: Callable[[list[Ingested]], None] | None = None) -> list[Ingested]:
+    """Submissions into the ledger: each read and hashed once; content already known is a duplicate and is not
+    parsed (its original archived again if the archive lost it); new content is validated and archived in
+    crash-isolated worker processes — each file read only as a worker has room for it, so reading overlaps with
+    checking and memory stays flat — and recorded BATCH at a time in one transaction, `batch_done` getting what
+    each batch brought (merge writes its 退回件 there and then). A file that cannot be read, or kills its reader,
+    is recorded as refused: never retried, never a stop. A `Seen` item is a duplicate without reading; it counts
+    as arriving again only when `received` states a time for it."""
+    items = [i if isinstance(i, (Submission, Seen)) else Submission(Path(i), str(i)) for i in items]
     out: list[tuple[int, Ingested]] = []
-    ids: dict[str, int] = {}  # sha256 -> file id, for copies within this run
-    archive_dir = str(ledger.archive_dir)
+    # sha256 -> file id: what the ledger held when the run began (one query, not one per file), then this run's. A
+    # file another run records meanwhile is checked here too, and the ledger then counts it as that run's.
+    ids: dict[str, int] = ledger.file_ids()
+    taken: set[str] = set()  # the shas this run has handed to a worker or refused
+    pending: list[tuple[int, Submission, str, dict, FileResult | None, tuple[dt.datetime, str]]] = []
+
     def when(sub: Submission) -> tuple[dt.datetime, str]:
         """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
         if received and sub.path in received:
@@ -125,53 +155,74 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
             return sub.received_at, sub.basis or "first-seen"
         return now, "first-seen"
 
-    for start in range(0, len(items), BATCH):
-        jobs: list[tuple[int, Submission, str, bytes]] = []
-        refused: list[tuple[int, Submission, str, FileResult]] = []
-        for k, sub in enumerate(items[start:start + BATCH], start=start):
+    def record() -> None:
+        """What is checked so far into the ledger, in one transaction."""
+        rows = [dict(r, origin=sub.origin, received_at=arrival[0], received_basis=arrival[1], now=now)
+                for _, sub, _, r, _, arrival in pending]
+        fresh = []
+        for (k, sub, sha, r, result, arrival), (file_id, new) in zip(pending, ledger.add_many(rows) if rows else []):
+            ids[sha] = file_id
+            # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
+            item = Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
+                            result if new else None, sha, arrival=None if new else arrival)
+            out.append((k, item))
+            fresh.append(item)
+        pending.clear()
+        if batch_done is not None and fresh:
+            batch_done(fresh)
+        if progress and out:
+            progress(len(out), len(items), out[-1][1])
+
+    def to_check() -> Iterator[tuple]:
+        """The jobs for the workers, one file at a time; duplicates and refusals are settled here."""
+        for k, sub in enumerate(items):
+            if isinstance(sub, Seen):
+                stated = received.get(sub.path) if received else None
+                shown = sub.path if sub.path.name == sub.name else sub.path.with_name(sub.name)
+                out.append((k, Ingested(shown, "duplicate", sub.file_id, sha256=sub.sha256,
+                                        arrival=(stated, received_basis) if stated else None)))
+                continue
             sub, data = _read(sub)
             if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
                 sha = refusal_key(sub.origin)
             else:
                 assert data is not None  # _read gives the bytes whenever it gives no refusal
                 sha = hashlib.sha256(data).hexdigest()
-            known = ledger.known(sha) or ids.get(sha)
-            if known is None and sha not in ids and all(sha != j[2] for j in jobs + refused):
+            known = ids.get(sha)
+            if known is None and sha not in taken:
+                taken.add(sha)
+                arrival = when(sub)
                 if sub.refusal is not None:
                     r = FileResult(path=sub.path.with_name(sub.name), file=sub.name, issues=[sub.refusal])
-                    refused.append((k, sub, sha, r))
+                    pending.append((k, sub, sha, row(r, sha, sub.name, ext_of(sub.name), 0), r, arrival))
+                    if len(pending) >= BATCH:
+                        record()
                 else:
                     assert data is not None  # _read gives the bytes whenever it gives no refusal
-                    jobs.append((k, sub, sha, data))
+                    if parse_counter is not None:
+                        parse_counter.append(sub.name)
+                    yield sub, sha, data, arrival[0].date(), k, arrival
             else:
                 if data is not None:
                     ledger.rearchive(sha, data)
                 out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha,
                                         arrival=when(sub))))
-        if parse_counter is not None:
-            parse_counter.extend(sub.name for _, sub, _, _ in jobs)
-        checked: list = [None] * len(jobs)
-        arrivals = {k: when(sub) for k, sub, _, _ in jobs} | {k: when(sub) for k, sub, _, _ in refused}
-        for i, answer in ingest_jobs(ws, [(sub, sha, data, arrivals[k][0].date()) for k, sub, sha, data in jobs],
-                                     archive_dir):
-            checked[i] = answer
-        checked += [(row(r, sha, sub.name, ext_of(sub.name), 0), r) for _, sub, sha, r in refused]
-        batch = [(k, sub, sha) for k, sub, sha, _ in jobs] + [(k, sub, sha) for k, sub, sha, _ in refused]
-        rows = [dict(r, origin=sub.origin, received_at=arrivals[k][0], received_basis=arrivals[k][1], now=now)
-                for (k, sub, _), (r, _) in zip(batch, checked)]
-        for (k, sub, sha), (r, result), (file_id, new) in zip(batch, checked, ledger.add_many(rows)):
-            ids[sha] = file_id
-            # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
-            out.append((k, Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
-                                    result if new else None, sha, arrival=None if new else arrivals[k])))
-        if progress and out:
-            progress(len(out), len(items), out[-1][1])
+
+    expected = sum(1 for i in items if isinstance(i, Submission))
+    if expected:
+        from .checking import ext_of, ingest_jobs, row
+        from .validate import FileResult
+    for (sub, sha, _, _, k, arrival), (r, result) in (ingest_jobs(ws, to_check(), str(ledger.archive_dir), expected)
+                                                      if expected else to_check()):
+        pending.append((k, sub, sha, r, result, arrival))
+        if len(pending) >= BATCH:
+            record()
+    record()
     out.sort(key=lambda ki: ki[0])
     for k, item in out:  # a second copy within this run: count it once, as a sighting of the first
         if item.file_id == -1:
             item.file_id = ids[item.sha256]
-        if item.outcome == "duplicate":  # the earliest arrival of the same content counts
-            assert item.arrival is not None  # every duplicate is made with its arrival
+        if item.outcome == "duplicate" and item.arrival is not None:  # the earliest arrival of the same content counts
             item.moved = ledger.seen_again(item.file_id, item.path.name, items[k].origin, now, *item.arrival)
     return [item for _, item in out]
 
@@ -184,6 +235,8 @@ def _read(sub: Submission) -> tuple[Submission, bytes | None]:
     if problem is not None:
         return replace(sub, refusal=problem), None
     assert data is not None  # load gives the bytes whenever it gives no problem
+    from .read import MAX_FILE_BYTES
+
     if len(data) > MAX_FILE_BYTES:  # never hold a huge file longer than needed
         return replace(sub, refusal=Issue.make("file-too-large", file=sub.name, size=len(data) // 1048576)), None
     return sub, data
@@ -224,36 +277,184 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     if missing:
         raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
     result = MergeResult(master=None, as_of=as_of)
-    todo = list(expand(sources))
-    if received_at is not None:
-        received = {**{sub.path: received_at for sub in todo}, **(received or {})}
     target = Path(out) if out else ws.folder("master") / MASTER_NAME
     with Ledger(ws.root) as ledger:
-        for box in containers(sources):  # the zip or mail as received is an original too: kept by its hash
-            try:
-                archive_file(ledger.archive_dir, box, box.suffix.lower(), mode=box.stat().st_mode)
-            except OSError:  # unreadable: its contents are refused with the reason, one by one
-                continue
-        result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
-                                      progress=progress, received_basis=received_basis)
+        todo, found = _gather(ledger, sources)
+        if received_at is not None:
+            received = {**{sub.path: received_at for sub in todo}, **(received or {})}
+        with _Returns(ledger, ws) as returns:  # 退回件 written as they come: memory stays flat
+            result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
+                                          progress=progress, received_basis=received_basis, batch_done=returns.add)
+        result.returns += returns.pieces
+        ledger.note_seen(_remember(found, todo, result.ingested))
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
-        result.returns = _returns(ledger, ws, {i.file_id: i.result for i in result.invalid})
+        result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
+        inputs = _inputs_key(ws, ledger.arrivals(), as_of)
+        made_from = ledger.master_made_from()
+        unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
+        items = _stored_items(ledger, inputs) if unchanged else None
+        if items is not None:  # same ledger, same configuration, same date: the master on disk is already this one
+            result.items, result.master = items, target
+            return result
+        from .master import render_master
+
         files = ledger.files()
-        inputs = _inputs_key(ws, files, as_of)
-        unchanged = ledger.master_made_from() == f"{inputs} {target.resolve()} {_digest(target)}"
         data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
         result.items = items
         result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
-        result.notes += arrival_notes(ws, files, new_ids, items)
-        if unchanged:  # same ledger, same configuration, same date: the master on disk is already this master
+        result.notes += arrival_notes(ws, files, new_ids, items) if new_ids else []
+        if unchanged:
             result.master = target
+            _store_items(ledger, inputs, items)
         else:
             assert data is not None  # render_master leaves the bytes out only with counts_only
             result.master, written = write_master(target, data)
             result.notes += written
             if result.master == target:  # with the written file's hash: a master damaged on disk is written again
                 ledger.note_master(f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
+                _store_items(ledger, inputs, items)
     return result
+
+
+# --- a file unchanged since an earlier run is not read again ------------------------------------------------
+#
+# The ledger keeps, for each file merge read (by its path), the size, modification time (to the nanosecond) and
+# inode it had, and the sha256 of what it held — a zip's or a mail's submissions too. A file found again with all
+# three unchanged, whose contents the ledger and the archive still hold, is taken as what it was: a duplicate,
+# neither read nor hashed (for 10,000 files, seconds saved on every run). The risk: a file rewritten in place with
+# the same size and the same modification time to the nanosecond would be taken for its former self. Saving,
+# copying or downloading a file sets a new time, so that takes a tool that copies times onto different content
+# of the same size (`cp -p`, `rsync -t`) or a clock set back; a file modified less than SETTLE_SECONDS before it is
+# read is not remembered (a file system whose clock ticks coarsely could give two quick writes the same time).
+
+SETTLE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file walked and read in this run, and where its submissions stand in the run's list."""
+
+    path: str
+    stat: os.stat_result
+    first: int
+    count: int
+    box_sha: str | None  # a zip's or a mail's own sha256 (archived as received)
+
+
+def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen], list[Found]]:
+    """What to ingest, in the order found: a file unchanged since an earlier run read it as `Seen` entries, every
+    other one opened into its submissions (a zip or mail archived first, as received)."""
+    cache = ledger.seen_paths()
+    ids = ledger.file_ids() if cache else {}
+    kept = _archived(ledger) if cache else set()
+    todo: list[Submission | Seen] = []
+    found: list[Found] = []
+    for path in walk(sources):
+        if isinstance(path, Refused):
+            todo += expand_one(path)
+            continue
+        st = _stat(path)
+        seen = _unchanged(path, cache.get(str(path)), st, ids, kept) if st is not None else None
+        if seen is not None:
+            todo += seen
+            continue
+        first, box_sha = len(todo), None
+        if st is not None and path.suffix.lower() in CONTAINERS:  # the zip or mail as received is an original too
+            try:
+                box_sha = archive_file(ledger.archive_dir, path, path.suffix.lower(), mode=st.st_mode)
+            except OSError:  # unreadable: its contents are refused with the reason, one by one
+                st = None
+        todo += expand_one(path)
+        if st is not None:
+            found.append(Found(str(path), st, first, len(todo) - first, box_sha))
+    return todo, found
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _archived(ledger: Ledger) -> set[str]:
+    """The sha256s the archive holds an original for (one listing of the folder)."""
+    try:
+        return {n[:64] for n in os.listdir(ledger.archive_dir) if not n.startswith(".")}
+    except OSError:
+        return set()
+
+
+def _unchanged(path: Path, entry, st: os.stat_result, ids: dict[str, int],
+               kept: set[str]) -> list[Submission | Seen] | None:
+    """The file's submissions as an earlier run recorded them, if the file is as it was then and the ledger and
+    the archive still hold what it brought; else None (read it)."""
+    if entry is None or tuple(entry[:3]) != (st.st_size, st.st_mtime_ns, st.st_ino):
+        return None
+    sha, members = entry[3], entry[4]
+    if sha not in kept or (members is None and sha not in ids):  # the file itself, recorded and archived
+        return None
+    if members is None:  # a spreadsheet, shown as intake.expand_one shows it
+        text = str(path)
+        shown = path if display_name(text) == text else Path(display_name(text))
+        return [Seen(shown, str(shown), display_name(shown.name), sha, ids[sha])]
+    out: list[Submission | Seen] = []
+    for shown_text, origin, name, member_sha, refused in json.loads(members):
+        if member_sha not in ids or not (refused or member_sha in kept):
+            return None
+        out.append(Seen(Path(shown_text), origin, name, member_sha, ids[member_sha]))
+    return out
+
+
+def _remember(found: list[Found], todo: list[Submission | Seen], ingested: list[Ingested]) -> list[tuple]:
+    """The stat-cache rows for the files read in this run whose every submission is now in the ledger: read, or
+    refused for what it holds — never one that could not be read, which may be readable next time."""
+    settled = time.time() - SETTLE_SECONDS  # file ages, not business time: the clock is right here
+    rows: list[tuple] = []
+    for f in found:
+        if f.stat.st_mtime > settled:
+            continue
+        pairs = list(zip(todo[f.first:f.first + f.count], ingested[f.first:f.first + f.count]))
+        if not all(isinstance(s, Submission) and i.file_id > 0 and (_refused_for_content(s) or
+                   i.sha256 != refusal_key(s.origin)) for s, i in pairs):
+            continue
+        key = (f.path, f.stat.st_size, f.stat.st_mtime_ns, f.stat.st_ino)
+        if f.box_sha is None:  # a spreadsheet: its one submission, read
+            if len(pairs) == 1:
+                rows.append((*key, pairs[0][1].sha256, None))
+            continue
+        members = [[str(s.path), s.origin, s.name, i.sha256, _refused_for_content(s)] for s, i in pairs
+                   if isinstance(s, Submission)]
+        rows.append((*key, f.box_sha, json.dumps(members, ensure_ascii=False)))
+    return rows
+
+
+def _refused_for_content(sub: Submission) -> bool:
+    """Refused for what the container holds (an unsafe path, a zip bomb, a password…), not for a failed read."""
+    return sub.refusal is not None and sub.refusal.code != "path-refused"
+
+
+def _stored_items(ledger: Ledger, inputs: str) -> list[StatusItem] | None:
+    """The statuses worked out with the master last made from these very inputs (they are a function of them)."""
+    text = ledger.get("master-items")
+    if not text or not text.startswith(inputs + "\n"):
+        return None
+    out = []
+    periods: dict[str, Period | None] = {}
+    for d in json.loads(text[len(inputs) + 1:]):
+        period = periods[d["period"]] if d["period"] in periods else periods.setdefault(d["period"],
+                                                                                          parse_period(d["period"]))
+        if period is None:
+            return None
+        out.append(StatusItem(d["unit_id"], d["unit"], d["unit_type"], d["form_id"], period,
+                              dt.date.fromisoformat(d["due"]), d["status"],
+                              dt.datetime.fromisoformat(d["received"]) if d["received"] else None))
+    return out
+
+
+def _store_items(ledger: Ledger, inputs: str, items: list[StatusItem]) -> None:
+    rows = [{**i.to_dict(), "unit_id": i.unit_id, "unit_type": i.unit_type} for i in items]
+    ledger.put("master-items", inputs + "\n" + json.dumps(rows, ensure_ascii=False))
 
 
 LONG_PAST_DAYS = 30  # a form received this long after its due date is named, in case it is the wrong copy
@@ -293,14 +494,15 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
-    """Everything the master is a function of: the ledger's files, the configuration, the date, the tool."""
+def _inputs_key(ws: Workspace, arrivals: list[tuple[int, str, str]], as_of: dt.date) -> str:
+    """Everything the master is a function of: the ledger's files (`Ledger.arrivals`: a file's records never
+    change, its received time may), the configuration, the date, the tool."""
     from . import __version__
 
     h = hashlib.sha256()
-    h.update(f"{__version__}|{as_of.isoformat()}|{len(files)}".encode())
-    for f in files:  # received times move when an earlier copy turns up
-        h.update(f"{f.id}|{f.received_at.isoformat()}|{f.received_basis}\n".encode())
+    h.update(f"{__version__}|{as_of.isoformat()}|{len(arrivals)}".encode())
+    for file_id, received_at, basis in arrivals:  # received times move when an earlier copy turns up
+        h.update(f"{file_id}|{dt.datetime.fromisoformat(received_at).isoformat()}|{basis}\n".encode())
     h.update(ws.settings.model_dump_json().encode())
     h.update(ws.roster.model_dump_json().encode())
     for spec in ws.registry.specs.values():
@@ -308,9 +510,54 @@ def _inputs_key(ws: Workspace, files: list, as_of: dt.date) -> str:
     return h.hexdigest()
 
 
+class _Returns:
+    """Each batch's 退回件 written by a thread of their own while the next files are read and checked (writing
+    waits on the disk — every file is made durable — more than on the processor), then recorded as written, in
+    order, by the ledger's own thread; their workbooks' bytes are let go once on disk."""
+
+    def __init__(self, ledger: Ledger, ws: Workspace):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ledger, self.ws = ledger, ws
+        self.pieces: list[ReturnPiece] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tuanjian-returns")
+        self._writing: list[tuple[Future, list[Ingested]]] = []
+
+    def __enter__(self) -> _Returns:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._settle(wait=exc[0] is None)
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def add(self, batch: list[Ingested]) -> None:
+        from .returns import write_returns
+
+        bad = [i for i in batch if i.outcome == "new" and not i.valid and i.result is not None]
+        if bad:
+            results = [i.result for i in bad if i.result is not None]
+            self._writing.append((self._pool.submit(write_returns, results, self.ws, self.ws.folder("returns")), bad))
+        self._settle(wait=False)
+
+    def _settle(self, wait: bool) -> None:
+        while self._writing and (wait or self._writing[0][0].done()):
+            future, bad = self._writing.pop(0)
+            self.pieces += future.result()  # a disk that failed them stops the run here, as any write would
+            self.ledger.mark_returned([i.file_id for i in bad])
+            for i in bad:
+                if i.result is not None:
+                    i.result.prepared_return = None
+
+
 def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None]) -> list[ReturnPiece]:
     """退回件 for every invalid file that has none yet — this run's, and any a killed run left without one."""
+    from .returns import write_returns
+
     todo = ledger.unreturned()
+    if not todo:
+        return []
     known = [fresh.get(file_id) for file_id, *_ in todo]
     results = [r for r in known if r is not None]
     if len(results) < len(known):  # some validated by an earlier run that stopped before writing them
@@ -318,6 +565,8 @@ def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None])
         again = [Submission(ledger.archive_path(sha, ext), name, member=name, received_at=rows[file_id].received_at)
                  for (file_id, sha, ext, name), r in zip(todo, known)
                  if r is None and ledger.archive_path(sha, ext).exists()]
+        from .checking import validate_many
+
         redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
         results = [r if r is not None else next(redone) if ledger.archive_path(sha, ext).exists()
                    else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(known, todo)]
@@ -328,6 +577,8 @@ def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None])
 
 def _stored(f) -> FileResult:
     """A refusal recorded without bytes (nothing archived): its result as the ledger keeps it."""
+    from .validate import FileResult
+
     return FileResult(path=Path(f.name), file=f.name, issues=[Issue(**i) for i in f.issues])
 
 
@@ -347,3 +598,4 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
             raise TuanjianError(Issue.make("not-a-period", field="--period", value=period))
         items = [i for i in items if i.period == p]
     return as_of, items, ws
+

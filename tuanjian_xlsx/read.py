@@ -6,15 +6,19 @@ Everything a file can do wrong comes back as an Issue; nothing here raises on ba
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import posixpath
 import re
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import xml.etree.ElementTree as CET
 
 from defusedxml import ElementTree as ET
 
@@ -47,6 +51,7 @@ class Package:
     issues: list[Issue] = field(default_factory=list)
     _rows: dict[str, list[list]] = field(default_factory=dict)
     _book: Any = None  # python_calamine's CalamineWorkbook, once opened
+    _passport: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,9 +92,15 @@ class Package:
         return ""
 
     def passport(self) -> dict[str, str]:
-        """The passport: custom properties first, the hidden _passport sheet for what they lack."""
-        rows = self.rows(passport.PASSPORT_SHEET) if passport.PASSPORT_SHEET in dict(self.sheets) else []
-        return passport.read(self.properties, rows)
+        """The passport: custom properties first, the hidden _passport sheet for what they lack (read once). Both are
+        written together, and programs keep custom properties whole or drop them all: when every key is there as a
+        property, the sheet has nothing to add and is not read."""
+        if self._passport is None:
+            whole = all(passport.property_name(k) in self.properties for k in passport.PASSPORT_KEYS)
+            rows = self.rows(passport.PASSPORT_SHEET) if not whole and passport.PASSPORT_SHEET in dict(self.sheets) \
+                else []
+            self._passport = passport.read(self.properties, rows)
+        return self._passport
 
     def right_edge(self, sheet: str, r: int, c: int, default: int) -> int:
         """The last column of the merged range whose top-left cell is (r, c); `default` when merges are not known."""
@@ -129,7 +140,8 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
         return pkg
     try:
         if pkg.data.startswith(b"PK"):
-            with zipfile.ZipFile(io.BytesIO(pkg.data)) as z:
+            with zipfile.ZipFile(io.BytesIO(pkg.data)) as zf:
+                z = guard.Parts(zf, pkg.data)  # what the checks inflate, the reader parses: each part read once
                 unsafe = guard.problem(z)
                 if unsafe:
                     pkg.issues.append(Issue.make(unsafe[0], file=pkg.file, **unsafe[1]))
@@ -206,8 +218,23 @@ def parse_name_ref(text: str) -> tuple[str, str] | None:
     return sheet, f"{m.group(3)}{m.group(4)}"
 
 
-def _read_workbook_xml(z: zipfile.ZipFile, pkg: Package, members: set[str]) -> None:
-    root = ET.fromstring(z.read("xl/workbook.xml"), forbid_dtd=True)
+def parse_xml(data: bytes):
+    """An XML part as an element tree. Without a DTD there is nothing to expand, so a UTF-8 part that has none
+    (no "<!DOCTYPE" among its bytes) goes to the C parser; anything else — a DTD, UTF-16 — to defusedxml, which
+    refuses entities and DTDs (and is many times slower)."""
+    if b"<!DOCTYPE" not in data and b"<!ENTITY" not in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")) \
+            and b"\0" not in data[:4]:  # no byte-order mark or NUL bytes of UTF-16/32, where a DTD could hide
+        parser = CET.XMLParser(encoding="utf-8")  # read as UTF-8 whatever it declares (EBCDIC, say)
+        try:
+            parser.feed(data)
+            return parser.close()
+        except CET.ParseError:
+            pass  # another encoding (UTF-16), or broken: the careful parser decides
+    return ET.fromstring(data, forbid_dtd=True)
+
+
+def _read_workbook_xml(z: guard.Parts, pkg: Package, members: set[str]) -> None:
+    root = parse_xml(z.read("xl/workbook.xml"))
     sheets = root.find(f"{NS_MAIN}sheets")
     order = []
     parts = {}  # visible sheet -> its relationship id
@@ -234,11 +261,11 @@ _CELL_REF = rb"\$?([A-Za-z]{1,3}\$?[0-9]{1,7})"
 _MERGE = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="' + _CELL_REF + b":" + _CELL_REF + b'"')
 
 
-def _read_merges(z: zipfile.ZipFile, pkg: Package, members: set[str], parts: dict[str, str]) -> None:
+def _read_merges(z: guard.Parts, pkg: Package, members: set[str], parts: dict[str, str]) -> None:
     """Merged ranges of the visible sheets (calamine does not give them), by a regex over each sheet's XML."""
     if "xl/_rels/workbook.xml.rels" not in members:
         return
-    rels = ET.fromstring(z.read("xl/_rels/workbook.xml.rels"), forbid_dtd=True)
+    rels = parse_xml(z.read("xl/_rels/workbook.xml.rels"))
     targets = {r.get("Id"): r.get("Target") or "" for r in rels.findall(f"{NS_PKG_REL}Relationship")}
     for sheet, rid in parts.items():
         target = targets.get(rid, "")
@@ -246,7 +273,9 @@ def _read_merges(z: zipfile.ZipFile, pkg: Package, members: set[str], parts: dic
         if part not in members:
             continue
         merges = {}
-        for a, b in _MERGE.findall(z.read(part)):
+        body = z.read(part)
+        first = body.find(b"mergeCell")  # merged ranges follow the cells: the scan starts at the first of them
+        for a, b in _MERGE.findall(body, max(body.rfind(b"<", 0, first), 0)) if first >= 0 else ():
             try:
                 merges[parse_cell(a.decode().replace("$", ""))] = parse_cell(b.decode().replace("$", ""))
             except ValueError:
@@ -287,7 +316,7 @@ def _read_ods_names(xml: bytes, pkg: Package) -> None:
 
 
 def _read_custom(xml: bytes, pkg: Package) -> None:
-    root = ET.fromstring(xml, forbid_dtd=True)
+    root = parse_xml(xml)
     for prop in root.findall(f"{NS_CUSTOM}property"):
         name = prop.get("name") or ""
         if name.startswith(passport.PROPERTY_PREFIX) and len(prop):
@@ -297,11 +326,14 @@ def _read_custom(xml: bytes, pkg: Package) -> None:
 # --- finding a form's fields on a sheet ------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # a template's labels are the same in every file
 def norm_label(text) -> str:
     """Labels compare without spaces, line breaks, colons, and with full-width letters folded."""
-    import unicodedata
+    return _NOT_IN_LABEL.sub("", unicodedata.normalize("NFKC", str(text or "")))
 
-    return re.sub(r"[\s:：]", "", unicodedata.normalize("NFKC", str(text or "")))
+
+_NOT_IN_LABEL = re.compile(r"[\s:：]")
+_COLON = re.compile(r"[:：]")
 
 
 @dataclass
@@ -321,9 +353,10 @@ class SheetForm:
     rows: list[dict[str, FieldValue]] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)
 def _split_label(v) -> tuple[str, str]:
     """A label cell as (label, value typed after its colon): "填表时间：2026年1月24日" -> ("填表时间", "2026年1月24日")."""
-    parts = re.split(r"[:：]", v, maxsplit=1) if isinstance(v, str) else [v]
+    parts = _COLON.split(v, maxsplit=1) if isinstance(v, str) else [v]
     return norm_label(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 

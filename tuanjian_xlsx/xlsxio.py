@@ -8,11 +8,11 @@ import io
 import os
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 
 import xlsxwriter
 import xlsxwriter.worksheet
+from xlsxwriter.utility import xl_rowcol_to_cell_fast
 
 from .issues import Issue, TuanjianError
 
@@ -33,7 +33,9 @@ _NEWER_FUNCTIONS = re.compile(
 
 class Worksheet(xlsxwriter.worksheet.Worksheet):
     """XlsxWriter's worksheet without its per-formula pass of ~30 regular expressions (a tenth of the master's
-    rendering time): our formulas use only functions every target program has, which is checked here instead."""
+    rendering time): our formulas use only functions every target program has, which is checked here instead.
+    A formula whose cached result is "" is written t="str": XlsxWriter writes <v></v> with no type, which readers
+    take for a number; the result is the empty string, as Excel itself marks it."""
 
     def _prepare_formula(self, formula, expand_future_functions=False):
         if formula.startswith("="):
@@ -41,6 +43,24 @@ class Worksheet(xlsxwriter.worksheet.Worksheet):
         if _NEWER_FUNCTIONS.search(formula):
             raise ValueError(f"formula uses a function Excel 2010/WPS/LibreOffice 7.4 lack: {formula[:80]}")
         return formula
+
+    def _write_cell(self, row: int, col: int, cell) -> None:
+        """XlsxWriter's own, for the cells a master holds by the ten thousand (a shared string, a number or a date
+        with a format) in one step: the same bytes (the reference and the format's index need no escaping)."""
+        kind = cell.__class__.__name__
+        if cell.format is None or kind not in ("String", "Number", "Datetime") or self.constant_memory:
+            return super()._write_cell(row, col, cell)
+        ref, xf = xl_rowcol_to_cell_fast(row, col), cell.format._get_xf_index()
+        if kind == "String":
+            self.fh.write(f'<c r="{ref}" s="{xf}" t="s"><v>{cell.string}</v></c>')
+        else:
+            self.fh.write(f'<c r="{ref}" s="{xf}"><v>{cell.number:.16G}</v></c>')
+        return None
+
+    def _xml_formula_element(self, formula, result, attributes=()):
+        if isinstance(result, str) and result == "" and all(k != "t" for k, _ in attributes):
+            attributes = [*attributes, ("t", "str")]
+        super()._xml_formula_element(formula, result, list(attributes))
 
 
 def new_workbook(buffer: io.BytesIO, *, title: str = "", company: str = "") -> xlsxwriter.Workbook:
@@ -58,31 +78,10 @@ def new_workbook(buffer: io.BytesIO, *, title: str = "", company: str = "") -> x
     return wb
 
 
-# XlsxWriter writes a formula whose cached result is "" as <v></v> with no type, which readers take for a
-# number; the result is the empty string, so mark it t="str" as Excel itself does.
-_EMPTY_STR_RESULT = re.compile(rb'(<c r="[A-Z]+[0-9]+"(?: s="[0-9]+")?)(><f>[^<]*</f><v></v></c>)')
-
-
-def finalize(data: bytes) -> bytes:
-    """Rewrite the package with empty-string formula results typed as strings; entries keep order and times."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info)
-            if info.filename.startswith("xl/worksheets/sheet"):
-                body = _EMPTY_STR_RESULT.sub(rb'\1 t="str"\2', body)
-            zi = zipfile.ZipInfo(info.filename, info.date_time)
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zi.external_attr = info.external_attr
-            zi.create_system = info.create_system
-            dst.writestr(zi, body)
-    return out.getvalue()
-
-
 def close_workbook(wb: xlsxwriter.Workbook, buffer: io.BytesIO) -> bytes:
+    """The finished package (XlsxWriter's zip, fixed entry times: the same workbook gives the same bytes)."""
     wb.close()
-    return finalize(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def atomic_write(path: Path, data: bytes) -> Path:

@@ -1,0 +1,120 @@
+"""A file merge read before and unchanged since is not read again (the stat cache), and what that must not cost:
+containers come back as they were, an original lost from the archive is read and kept again, a stated arrival
+still counts, a changed file is read. Also the package reader's own inflating of members keeps zipfile's checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import sqlite3
+import time
+import zipfile
+import zlib
+
+import pytest
+
+from conftest import fill
+from test_intake import VISIT, _eml, gbk_zip
+from tuanjian_xlsx.merge import merge
+from tuanjian_xlsx.validate import validate_file
+from tuanjian_xlsx.workspace import init_workspace
+
+AS_OF, NOW = dt.date(2026, 4, 20), dt.datetime(2026, 4, 20, 9)
+OLD = time.time() - 3600  # files saved an hour ago: settled
+
+
+@pytest.fixture(scope="module")
+def forms(templates, tmp_path_factory) -> list[bytes]:
+    """Four 附件1 of 源汇区团委 for 2026-03, visits to different organisations."""
+    out = tmp_path_factory.mktemp("forms")
+    return [fill(templates["visit_report"], out / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委"}).read_bytes()
+            for n in range(4)]
+
+
+def _inbox(tmp_path, forms) -> tuple:
+    root = tmp_path / "ws"
+    init_workspace(root)
+    inbox = root / "收件箱"
+    (inbox / "甲.xlsx").write_bytes(forms[0])
+    (inbox / "打包.zip").write_bytes(gbk_zip({"源汇区团委/三月/乙.xlsx": forms[1], "../逃出去.xlsx": forms[1]}))
+    (inbox / "来信.eml").write_bytes(_eml(forms[2], "someone@else.example", dt.datetime(2026, 4, 8, 10)))
+    for p in inbox.iterdir():
+        os.utime(p, (OLD, OLD))
+    return root, inbox
+
+
+def _sightings(root) -> int:
+    with sqlite3.connect(root / ".tuanjian" / "ledger.sqlite") as con:
+        return con.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]
+
+
+def _seen(result) -> list[tuple]:
+    return [(str(i.path), i.sha256, i.file_id) for i in result.ingested]
+
+
+def test_unchanged_files_are_taken_as_they_were(tmp_path, forms):
+    root, inbox = _inbox(tmp_path, forms)
+    first = merge(root, as_of=AS_OF, now=NOW)
+    assert (first.received, first.new, first.duplicates) == (5, 5, 0)  # 甲, 乙, the unsafe member, two attachments
+    sightings = _sightings(root)
+    parsed: list = []
+    again = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1), parse_counter=parsed)
+    assert parsed == [] and again.duplicates == again.received == 5
+    assert _seen(again) == _seen(first)  # zip members and attachments as a fresh read shows them
+    assert _sightings(root) == sightings  # the same files in the same place are no new arrival
+    assert again.summary().startswith("没有新文件（已登记过的 5 份未重复计数）")
+
+    # an original lost from the archive: the file is read again and its original kept again (a zip's member too)
+    for shown, content in (("甲.xlsx", forms[0]), ("乙.xlsx", forms[1])):
+        sha = next(i.sha256 for i in first.ingested if i.path.name == shown)
+        (root / ".tuanjian" / "archive" / f"{sha}.xlsx").unlink()
+        merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=2))
+        assert (root / ".tuanjian" / "archive" / f"{sha}.xlsx").read_bytes() == content
+
+    # a stated arrival still counts for a file not read again
+    stated = merge(root, [inbox / "甲.xlsx"], as_of=AS_OF, now=NOW + dt.timedelta(hours=3),
+                   received_at=dt.datetime(2026, 4, 1, 8))
+    assert stated.corrected == 1
+
+    # changed content is read (a new size, a new time: whatever changed)
+    (inbox / "甲.xlsx").write_bytes(forms[3])
+    os.utime(inbox / "甲.xlsx", (OLD + 60, OLD + 60))
+    changed = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=4))
+    assert [(i.path.name, i.outcome) for i in changed.ingested if i.outcome == "new"] == [("甲.xlsx", "new")]
+
+
+def test_a_file_written_moments_ago_is_not_remembered(tmp_path, forms):
+    root, inbox = _inbox(tmp_path, forms)
+    os.utime(inbox / "甲.xlsx", None)  # modified just now: a second write within the clock's tick is possible
+    merge(root, as_of=AS_OF, now=NOW)
+    with sqlite3.connect(root / ".tuanjian" / "ledger.sqlite") as con:
+        paths = {os.path.basename(p) for (p,) in con.execute("SELECT path FROM seen_paths")}
+    assert paths == {"打包.zip", "来信.eml"}
+
+
+def _package(data: bytes, change) -> bytes:
+    """The workbook's zip with one byte changed by `change(data, offset of xl/workbook.xml's local header)`."""
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo("xl/workbook.xml")
+    out = bytearray(data)
+    change(out, info)
+    return bytes(out)
+
+
+def _flip_data(out: bytearray, info: zipfile.ZipInfo) -> None:
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    out[start + info.compress_size // 2] ^= 0x01  # the deflated data: a wrong CRC (or a broken stream)
+
+
+def _rename_header(out: bytearray, info: zipfile.ZipInfo) -> None:
+    out[info.header_offset + 30 + 3] ^= 0x20  # xl/workbook.xml -> xl/Workbook.xml in the local header only
+
+
+@pytest.mark.parametrize("change", [_flip_data, _rename_header])
+def test_members_are_checked_as_zipfile_checks_them(tmp_path, forms, builtin, change):
+    path = tmp_path / "坏.xlsx"
+    path.write_bytes(_package(forms[0], change))
+    with pytest.raises((zipfile.BadZipFile, zlib.error)):
+        zipfile.ZipFile(path).read("xl/workbook.xml")  # what zipfile itself says of it
+    result = validate_file(path, builtin)
+    assert [i.code for i in result.issues] == ["file-unreadable"]
