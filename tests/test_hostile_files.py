@@ -469,3 +469,31 @@ def test_damaged_members_of_a_zip_are_refused_alone(ws, good_files):
     assert all("已损坏" in m and "Error" not in m for m in messages)
     again = merge(ws, as_of=AS_OF, now=NOW)
     assert again.new == 0
+
+
+def _eocd_comment(data: bytes, length: int) -> bytes:
+    """The zip with its end record's comment length set (the comment bytes themselves not changed)."""
+    return data[:-2] + length.to_bytes(2, "little")
+
+
+def test_two_archives_in_one_file_are_refused_so_the_checks_and_the_reader_see_the_same(good_files, tmp_path):
+    """zipfile (the checks) takes the last end record, allows data before the archive and a comment running past
+    the end; calamine may fall back to an earlier end record and read a workbook no check saw. A file that two
+    readers could read differently is refused; ordinary workbooks are not."""
+    from tuanjian_xlsx.read import open_package
+
+    hidden, shown = good_files[0], good_files[1]
+    layouts = {
+        "comment-past-end": _eocd_comment(hidden, len(shown)) + _eocd_comment(shown, 100),
+        "data-before": hidden[:100] + shown,
+        "two-appended": hidden + shown,
+        "volume": shown[:-22 + 4] + (3).to_bytes(2, "little") + shown[-22 + 6:],
+    }
+    for name, data in layouts.items():
+        path = tmp_path / f"{name}.xlsx"
+        path.write_bytes(data)
+        pkg = open_package(path)
+        assert [(i.code, "压缩结构不规范" in i.message) for i in pkg.issues] == [("file-unreadable", True)], name
+    plain = tmp_path / "plain.xlsx"
+    plain.write_bytes(shown)
+    assert open_package(plain).issues == []

@@ -414,10 +414,40 @@ def xml_entities(z: Zip) -> bool:
     return False
 
 
+_EOCD = 22  # the end-of-central-directory record without its comment
+
+
+def zip_layout(z: Parts, tail: bytes, size: int) -> str | None:
+    """Why two zip readers might see two different archives in these bytes (None when they cannot): Python's zipfile,
+    which the checks use, takes the last end record, allows data before the archive and a comment running past the
+    end of the file; calamine's reader may then fall back to another end record and read a workbook no check saw.
+    Only the layout every Office program writes is let through: one archive from the first byte, its directory right
+    before its end record, the end record's comment reaching exactly to the end of the file, no volumes, no ZIP64.
+    `tail` is the file's last bytes (at most 22 + 65535), `size` its length."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0:
+        return "找不到压缩目录"
+    disk, cd_disk, here, total, cd_size, cd_offset, comment = struct.unpack("<HHHHIIH", tail[at + 4:at + _EOCD])
+    pos = size - len(tail) + at  # the end record's place in the file
+    if pos + _EOCD + comment != size:
+        return "压缩目录的结尾与文件长度不符"
+    if disk or cd_disk or here != total:
+        return "分卷压缩"
+    if 0xFFFFFFFF in (cd_size, cd_offset) or total == 0xFFFF:
+        return "ZIP64 格式"
+    if cd_offset + cd_size != pos or total != len(z.infolist()):
+        return "压缩目录的位置或条目数不符，文件里夹有别的数据"
+    return None
+
+
 def problem(z: Zip) -> tuple[str, dict] | None:
     """The first reason not to hand this package to calamine, as (issue code, its parameters); None when safe.
     Pass a `Parts` to keep what the checks inflate for the reader."""
     z = z if isinstance(z, Parts) else Parts(z)
+    if z._data is not None:
+        odd = zip_layout(z, bytes(z._data[-(_EOCD + 0xFFFF):]), len(z._data))
+        if odd:
+            return "file-unreadable", {"detail": f"不是有效的 xlsx 文件（压缩结构不规范：{odd}）"}
     bomb = zip_bomb(z)
     if bomb:
         return "zip-bomb", {"detail": bomb}

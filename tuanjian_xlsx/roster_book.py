@@ -375,7 +375,7 @@ def _open_book(path: Path):
     try:
         data = path.read_bytes()
         with zipfile.ZipFile(io.BytesIO(data)) as z:  # a stray value at XFD1048576 would abort calamine
-            unsafe = guard.problem(z)
+            unsafe = guard.problem(guard.Parts(z, data))
         if unsafe:
             raise ConfigError(Issue.make(unsafe[0], file=file, **unsafe[1]))
         wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
