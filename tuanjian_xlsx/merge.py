@@ -339,6 +339,7 @@ class Found:
     first: int
     count: int
     box_sha: str | None  # a zip's or a mail's own sha256 (archived as received)
+    seen_at: float  # when `stat` was taken (time.time())
 
 
 def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen], list[Found]]:
@@ -353,7 +354,7 @@ def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen
         if isinstance(path, Refused):
             todo += expand_one(path)
             continue
-        st = _stat(path)
+        st, seen_at = _stat(path), time.time()
         seen = _unchanged(path, cache.get(str(path)), st, ids, kept) if st is not None else None
         if seen is not None:
             todo += seen
@@ -366,7 +367,7 @@ def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen
                 st = None
         todo += expand_one(path)
         if st is not None:
-            found.append(Found(str(path), st, first, len(todo) - first, box_sha))
+            found.append(Found(str(path), st, first, len(todo) - first, box_sha, seen_at))
     return todo, found
 
 
@@ -408,11 +409,16 @@ def _unchanged(path: Path, entry, st: os.stat_result, ids: dict[str, int],
 
 def _remember(found: list[Found], todo: list[Submission | Seen], ingested: list[Ingested]) -> list[tuple]:
     """The stat-cache rows for the files read in this run whose every submission is now in the ledger: read, or
-    refused for what it holds — never one that could not be read, which may be readable next time."""
-    settled = time.time() - SETTLE_SECONDS  # file ages, not business time: the clock is right here
+    refused for what it holds — never one that could not be read, which may be readable next time. Nor one modified
+    less than SETTLE_SECONDS before it was looked at, or changed since (looked at again now, after its bytes were
+    read): the bytes recorded are then surely the ones its size, time and inode stand for."""
     rows: list[tuple] = []
     for f in found:
-        if f.stat.st_mtime > settled:
+        if f.stat.st_mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
+            continue
+        again = _stat(Path(f.path))
+        if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != (
+                f.stat.st_size, f.stat.st_mtime_ns, f.stat.st_ino):
             continue
         pairs = list(zip(todo[f.first:f.first + f.count], ingested[f.first:f.first + f.count]))
         if not all(isinstance(s, Submission) and i.file_id > 0 and (_refused_for_content(s) or
