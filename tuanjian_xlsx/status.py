@@ -5,6 +5,8 @@ Everything here is derived from the ledger and the configuration; nothing is sto
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import datetime as dt
 from dataclasses import dataclass, field
 from collections.abc import Mapping
@@ -108,6 +110,7 @@ def record_key(spec: FormSpec | TableSpec, file: FileRow, record: dict) -> tuple
     return (file.unit_id, file.period, *(_same(record.get(f)) for f in spec.supersede_by))
 
 
+@lru_cache(maxsize=65536)  # each name is compared with every other of its unit and period
 def _bare(name: str) -> str:
     """A name with spaces and punctuation gone: what two spellings of one organisation share."""
     return "".join(ch for ch in fold(name).casefold() if ch.isalnum())
