@@ -141,13 +141,14 @@ def test_one_mail_gets_one_reply_mail_from_machines_or_ourselves_none_and_an_add
     imap, inbox, _ = servers
     root, folder = workspace
     _settings(root, "reply_limit_per_day = 20", "reply_limit_per_day = 1")
-    many = "many@county.example"
+    unit, many = "yuanhui@county.example", "many@county.example"
     junk = {f"看这里！点击领奖{n}.xlsx": b"not a workbook %d" % n for n in range(3)}  # a stranger's names and bytes
-    deliver(imap, mail(many, {"源汇区三月.xlsx": _form(templates, tmp_path, "a.xlsx"), **junk,
-                              "郾城区三月.xlsx": _form(templates, tmp_path, "b.xlsx", 报送单位="郾城区团委", 团干部=-2)},
-                       ARRIVED), ARRIVED, folder)
-    deliver(imap, mail(many, {"再一份.xlsx": _form(templates, tmp_path, "c.xlsx", 报送单位="召陵区团委")}, ARRIVED),
-            ARRIVED, folder)
+    deliver(imap, mail(unit, {"源汇区三月.xlsx": _form(templates, tmp_path, "a.xlsx"),
+                              "源汇区错.xlsx": _form(templates, tmp_path, "b.xlsx", 团干部=-2)}, ARRIVED), ARRIVED, folder)
+    deliver(imap, mail(unit, {"再一份.xlsx": _form(templates, tmp_path, "c.xlsx", 团员青年=17)}, ARRIVED), ARRIVED, folder)
+    deliver(imap, mail("stranger@else.example", {**junk, "x.xlsx": b"x"}, ARRIVED), ARRIVED, folder)  # no unit: none
+    deliver(imap, mail(many, {"郾城区.xlsx": _form(templates, tmp_path, "y.xlsx", 报送单位="郾城区团委")}, ARRIVED),
+            ARRIVED, folder)  # not the unit's address: to the unit's, the sender in Cc
     for n, (sender, name, headers) in enumerate((("robot@county.example", "自动.xlsx", {"Auto-Submitted": "auto-replied"}),
                                                  ("list@county.example", "群发.xlsx", {"Precedence": "bulk"}),
                                                  ("lhtswzxb@city.example", "自己.xlsx", {}))):  # our own address
@@ -155,36 +156,38 @@ def test_one_mail_gets_one_reply_mail_from_machines_or_ourselves_none_and_an_add
         deliver(imap, mail(sender, {name: form}, ARRIVED, headers=headers), ARRIVED, folder)
 
     _, said = _cycle(root, ARRIVED + dt.timedelta(minutes=10))
-    (reply,) = inbox.to(many)  # the first mail's five files in one reply; the second mail's waits for tomorrow
-    assert reply["Subject"] == "【组织部】已收到 5 份报表：校验通过 1 份，需要修改 4 份"  # no name from the mail
-    assert reply["Auto-Submitted"] == "auto-replied"
+    (reply,) = inbox.to(unit)  # the first mail's two files of the unit in one reply; the second mail's waits
+    assert reply["Subject"] == "【组织部】已收到 2 份报表：校验通过 1 份，需要修改 1 份"  # no name from the mail
+    assert reply["Auto-Submitted"] == "auto-replied" and reply["Cc"] is None
     body = reply.get_body(("plain",)).get_content()
     assert "1. 源汇区三月.xlsx：源汇区团委《附件1 团干部走基层情况报告单》2026年3月，校验通过，按时报送（截止日期 2026-04-10）。" in body
-    assert ("郾城区三月.xlsx：郾城区团委《附件1 团干部走基层情况报告单》2026年3月，有 1 处需要修改，"
-            "见附件《郾城区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx》：") in body
-    assert "2. 看这里！点击领奖0.xlsx：有 1 处需要修改：\n   1. 无法打开文件：不是 Excel 工作簿（xlsx）" in body
-    assert all(name in body for name in junk) and "请打开附件中的退回件" in body
-    assert [p.get_filename() for p in reply.iter_attachments()] == ["郾城区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx"]
+    assert ("源汇区错.xlsx：源汇区团委《附件1 团干部走基层情况报告单》2026年3月，有 1 处需要修改，"
+            "见附件《源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx》：") in body
+    assert not any(name in body for name in junk) and "请打开附件中的退回件" in body
+    assert [p.get_filename() for p in reply.iter_attachments()] == ["源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx"]
+    (other,) = inbox.to("yancheng@county.example")
+    assert other["To"] == "yancheng@county.example" and other["Cc"] == many and len(inbox.to(many)) == 1
     assert [m for m in inbox.messages if m[0][0] in ("robot@county.example", "list@county.example",
-                                                      "lhtswzxb@city.example")] == []
+                                                      "lhtswzxb@city.example", "stranger@else.example")] == []
     text = "\n".join(said)
     assert "  不自动回复 自动.xlsx：来信是自动发送的（Auto-Submitted: auto-replied）" in text
     assert "  不自动回复 群发.xlsx：来信是群发或自动发送的（Precedence: bulk）" in text
     assert "  不自动回复 自己.xlsx：来信的发件人就是本工作区的发件邮箱" in text
-    assert f"  今天给 {many} 的自动回复已满 1 封（tuanjian.toml 的 [watch] reply_limit_per_day），其余 1 份明天再发" in said
+    assert "  不自动回复 看这里！点击领奖0.xlsx、看这里！点击领奖1.xlsx、看这里！点击领奖2.xlsx 等 4 份：未能认出报送单位" in text
+    assert f"  今天给 {unit} 的自动回复已满 1 封（tuanjian.toml 的 [watch] reply_limit_per_day），其余 1 份明天再发" in said
     states = _states(root)
-    assert [states[n] for n in ("自动.xlsx", "群发.xlsx", "自己.xlsx", "再一份.xlsx", "源汇区三月.xlsx")] == \
-        ["no-reply"] * 3 + ["due", "sent"]
+    assert [states[n] for n in ("自动.xlsx", "群发.xlsx", "自己.xlsx", "看这里！点击领奖0.xlsx", "再一份.xlsx",
+                                "源汇区三月.xlsx")] == ["no-reply"] * 4 + ["due", "sent"]
     _, said = _cycle(root, ARRIVED + dt.timedelta(minutes=20))  # listed once
-    assert not any("不自动回复" in line for line in said) and len(inbox.to(many)) == 1
+    assert not any("不自动回复" in line for line in said) and len(inbox.to(unit)) == 1
 
     # the next day: the rest; a later copy of a report first sent in time is still 按时, as in the master
+    _settings(root, "reply_limit_per_day = 1", "reply_limit_per_day = 20")
     later = dt.datetime(2026, 4, 12, 9, 0)
-    deliver(imap, mail("yuanhui@county.example", {"源汇区三月改.xlsx": _form(templates, tmp_path, "d.xlsx", 团员青年=16)},
-                       later), later, folder)
+    deliver(imap, mail(unit, {"源汇区三月改.xlsx": _form(templates, tmp_path, "d.xlsx", 团员青年=16)}, later), later, folder)
     _cycle(root, later + dt.timedelta(minutes=10))
-    assert len(inbox.to(many)) == 2
-    (receipt,) = inbox.to("yuanhui@county.example")
+    (receipt,) = [m for m in inbox.to(unit)[1:] if "源汇区三月改.xlsx" in m.get_body(("plain",)).get_content()]
+    assert len(inbox.to(unit)) == 3
     body = receipt.get_body(("plain",)).get_content()
     assert "校验通过，按时报送（截止日期 2026-04-10）。" in body
     assert "本期此前已于 2026-04-09 17:00 收到 源汇区三月.xlsx，是否按时以第一份有效文件为准" in body
@@ -228,13 +231,14 @@ def test_server_away_leaves_replies_owed_and_the_next_cycle_sends_them(workspace
     assert _states(root) == {"一.xlsx": "due", "二.xlsx": "due"}
 
     _settings(root, f"smtp_port = {closed}", f"smtp_port = {smtp}")
-    inbox.later.add("later@county.example")  # 450: a temporary refusal is retried too
+    inbox.later.add("yancheng@county.example")  # 450 for the To (the unit's address; the sender in Cc): retried
     result, said = _cycle(root, ARRIVED + dt.timedelta(minutes=20))
     assert len(inbox.to("yuanhui@county.example")) == 1
-    assert any(line.startswith("  未发出 回执 → later@county.example：郾城区团委 二.xlsx：服务器拒收（450）") for line in said)
+    assert any(line.startswith("  未发出 回执 → yancheng@county.example（抄送 later@county.example）：郾城区团委 二.xlsx："
+                               "yancheng@county.example：服务器拒收（450）") for line in said)
     inbox.later.clear()
     result, said = _cycle(root, ARRIVED + dt.timedelta(minutes=30))
-    assert said[0].endswith("回执 1 · 退回 0") and len(inbox.to("later@county.example")) == 1
+    assert said[0].endswith("回执 1 · 退回 0") and len(inbox.to("yancheng@county.example")) == 1
 
     # every cycle again with the mailbox away: the next try comes sooner, then later, up to the interval
     _settings(root, f"imap_port = {imap}", f"imap_port = {closed}")
@@ -281,7 +285,7 @@ def test_a_cycle_killed_while_sending_sends_no_reply_twice_and_loses_none(worksp
     result, said = _cycle(root, ARRIVED + dt.timedelta(minutes=20))
     assert said[0].startswith("2026-04-09 17:20 上次的自动收发没有正常结束（tuanjian watch，进程 ")
     assert said[0].endswith("），已接管")
-    assert f"  可能未送达 回执 → {stall}：源汇区团委 先.xlsx（2026-04-09 17:10 发送时程序中断）：请向对方确认，需要重发时运行 " \
+    assert f"  可能未送达 回执 → yuanhui@county.example（抄送 {stall}）：源汇区团委 先.xlsx（2026-04-09 17:10 发送时程序中断）：请向对方确认，需要重发时运行 " \
            f"tuanjian merge --reply --resend " in "\n".join(said)
     assert inbox.to(stall) == [] and len(inbox.to("yancheng@county.example")) == 1  # none twice, none lost
     result, said = _cycle(root, ARRIVED + dt.timedelta(minutes=30))
@@ -297,7 +301,7 @@ def test_a_cycle_killed_while_sending_sends_no_reply_twice_and_loses_none(worksp
         == [["先.xlsx"]]
     assert inbox.to(stall) == []
     r = CliRunner().invoke(cli, ["merge", "-w", str(root), "--reply", "--resend", row.file.sha256[:8]])
-    assert r.exit_code == 0 and f"  已发 回执 → {stall}：源汇区团委 先.xlsx" in r.output
+    assert r.exit_code == 0 and f"  已发 回执 → yuanhui@county.example（抄送 {stall}）：源汇区团委 先.xlsx" in r.output
     assert len(inbox.to(stall)) == 1
 
 
@@ -429,6 +433,54 @@ def test_one_watch_per_workspace_and_a_lock_left_behind_is_taken_over(tmp_path):
     assert path.read_text() == ""  # emptied, not removed
 
 
+def test_a_resend_waits_until_sent_and_replies_given_up_are_listed_once_by_file(workspace, servers, templates):
+    _, inbox, smtp = servers
+    root, _ = workspace
+    fill(templates["visit_report"], root / "收件箱" / "组织部三月.xlsx", dict(VISIT, 报送单位="组织部"))
+    closed = free_port()
+    _settings(root, f"smtp_port = {smtp}", f"smtp_port = {closed}")
+    day = dt.timedelta(days=1)
+    assert api.merge(root, reply=True, now=ARRIVED).replies.waiting  # the server away: owed, why kept
+    with Ledger(root) as ledger:
+        (row,) = ledger.replies(["due"])
+    number = row.file.sha256[:8]
+    said = api.merge(root, reply=True, now=ARRIVED + 5 * day).lines()  # given up: named, with why it waited
+    assert f"  不再回复 组织部三月.xlsx（组织部）：此前未能连上发信服务器（无法连接发信服务器 127.0.0.1:{closed}（连接被拒绝），" \
+           f"未发送任何邮件）；确需回复时运行 tuanjian merge --reply --resend {number}" in said
+    assert not any("不再回复" in line for line in api.merge(root, reply=True, now=ARRIVED + 5 * day).lines())  # once
+
+    fill(templates["visit_report"], root / "收件箱" / "新.xlsx", dict(VISIT, 报送单位="组织部", 团员青年=30))
+    with pytest.raises(TuanjianError) as exc:  # a mistyped number: said before merge registers anything
+        api.merge(root, reply=True, resend=["0000000"], now=ARRIVED + 6 * day)
+    assert exc.value.issues[0].code == "reply-not-found" and "新.xlsx" not in _states(root)
+    (root / "收件箱" / "新.xlsx").unlink()
+    assert api.merge(root, reply=True, resend=[number], now=ARRIVED + 6 * day).replies.waiting  # asked for, not sent
+    got = api.merge(root, reply=True, now=ARRIVED + 9 * day).replies  # not forgotten: neither expired nor sent
+    assert not got.expired and got.waiting and _states(root)["组织部三月.xlsx"] == "due"
+    _settings(root, f"smtp_port = {closed}", f"smtp_port = {smtp}")
+    assert [r.rows[0].file.name for r in api.merge(root, reply=True, now=ARRIVED + 10 * day).replies.sent] == ["组织部三月.xlsx"]
+    assert len(inbox.to("zuzhi@city.example")) == 1
+    with Ledger(root) as ledger:
+        assert [r.forced for r in ledger.replies(["sent"])] == [False]  # done: the flag cleared
+    _settings(root, "reply_limit_total = 200", "reply_limit_total = 1")  # one sent today already: all others wait
+    fill(templates["visit_report"], root / "收件箱" / "源汇区.xlsx", dict(VISIT))
+    said = api.merge(root, reply=True, now=ARRIVED + 10 * day).lines()
+    assert "  今天的自动回复已满 1 封（tuanjian.toml 的 [watch] reply_limit_total），其余 1 份明天再发" in said
+    assert inbox.to("yuanhui@county.example") == [] and _states(root)["源汇区.xlsx"] == "due"
+
+
+def test_merge_reply_leaves_a_slow_watch_on_another_computer_its_lock(tmp_path):
+    init_workspace(tmp_path)
+    _settings(tmp_path, 'every = "10m"', 'every = "1h"')
+    path = tmp_path / ".tuanjian" / "watch.lock"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"what": "tuanjian watch", "pid": 4242, "host": "另一台电脑",
+                                "started": "2026-04-09T08:00:00", "beat": "2026-04-09T15:00:00"}), encoding="utf-8")
+    with pytest.raises(TuanjianError) as exc:  # two hours since its beat, every hour: still its cycle
+        api.merge(tmp_path, reply=True, now=dt.datetime(2026, 4, 9, 17, 0))
+    assert exc.value.issues[0].code == "watch-running"
+
+
 def test_files_known_before_replies_existed_count_as_answered(tmp_path):
     version = next(n for n, m in enumerate(MIGRATIONS) if any("CREATE TABLE replies" in s for s in m))
     path = tmp_path / ".tuanjian" / "ledger.sqlite"
@@ -473,3 +525,18 @@ def test_ctrl_c_stops_the_loop_cleanly(tmp_path):
     assert cycle.endswith("没有新文件 · 未设置发信服务器（[mail] smtp_host），不发回执和催报\n")
     assert proc.returncode == 0 and rest.rstrip().endswith("已停止") and err == ""
     assert (tmp_path / ".tuanjian" / "watch.lock").read_text() == ""  # released
+
+
+def test_an_unreadable_file_from_a_units_own_address_is_returned_there_and_a_strangers_is_not(workspace, servers):
+    """A file that names no unit is that unit's when it comes from the unit's roster address (its 退回 goes back
+    there); from anyone else it gets no reply (never a machine that mails strangers)."""
+    imap, inbox, _ = servers
+    root, folder = workspace
+    deliver(imap, mail("yuanhui@county.example", {"源汇区三月.xlsx": b"not a workbook"}, ARRIVED), ARRIVED, folder)
+    deliver(imap, mail("stranger@else.example", {"点这里.xlsx": b"not a workbook either"}, ARRIVED), ARRIVED, folder)
+    _, said = _cycle(root, ARRIVED + dt.timedelta(minutes=10))
+    (returned,) = inbox.to("yuanhui@county.example")
+    assert "退回" in returned["Subject"] and "源汇区三月.xlsx" in returned.get_body(("plain",)).get_content()
+    assert inbox.to("stranger@else.example") == []
+    assert any(line.startswith("  不自动回复 点这里.xlsx：未能认出报送单位") for line in said)
+    assert _states(root) == {"源汇区三月.xlsx": "sent", "点这里.xlsx": "no-reply"}

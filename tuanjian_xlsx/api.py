@@ -227,6 +227,10 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 excel.close_if_open(out or Workspace.load(root).folder("master") / MASTER_NAME)
             except Exception as exc:  # noqa: BLE001 — Excel/COM trouble must not cost the merge
                 excel_note = f"未能通过 Excel 关闭旧的汇总表（{type(exc).__name__}）"
+    if reply and resend:  # a mistyped number said before anything is written, not after the merge's output
+        from .replies import check_resend
+
+        check_resend(root, resend)
     with _sending(root, now, "tuanjian merge --reply") if reply else contextlib.nullcontext():
         fetched = fetch_mail(root, now=now) if fetch else None
         result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at)
@@ -243,10 +247,17 @@ def _sending(root: Path, now: dt.datetime, what: str):
     import os
     import socket
 
-    from .watch import WatchLock
+    from .issues import TuanjianError
+    from .plan import Workspace
+    from .settings import Watch
+    from .watch import WatchLock, stale_after
 
+    try:  # a running watch beats only between its cycles: its own rule says when it is gone
+        every = Workspace.load(root).settings.watch.interval
+    except TuanjianError:  # a tuanjian.toml that cannot be read: said by what runs next; the default's rule here
+        every = Watch().interval
     lock = WatchLock.take(root, now=now, pid=os.getpid(), host=socket.gethostname(), what=what,
-                          stale_after=dt.timedelta(hours=1))
+                          stale_after=stale_after(every))
     try:
         yield
     finally:

@@ -94,7 +94,10 @@ MIGRATIONS: list[list[str]] = [
             detail     TEXT,              -- what the server said; why no reply goes
             mail       TEXT,              -- the mail the file came in (its origin): one reply answers all its files
             automatic  TEXT,              -- why that mail gets no automatic reply: it was itself sent by a machine
-            message    TEXT               -- the Message-ID of the reply that carried it (a day's are counted by it)
+            message    TEXT,              -- the Message-ID of the reply that carried it (a day's are counted by it)
+            forced     INTEGER NOT NULL DEFAULT 0,  -- staff asked for it (--resend): owed until it is sent or given up,
+                                                    -- never expired, capped or held back as no-reply
+            cc         TEXT               -- once sent to the unit's roster address: the mail's From, copied
         )""",
         "CREATE INDEX replies_state ON replies (state)",
         "INSERT INTO replies (sha256, state, at) SELECT sha256, 'before', ingested_at FROM files",
@@ -129,7 +132,7 @@ MIGRATIONS: list[list[str]] = [
 # semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
 
 # The columns a rebuild reads back from an old ledger's replies and reminders (ledger_tools.py).
-REPLY_COLUMNS = ("sha256", "state", "kind", "recipient", "at", "detail", "mail", "automatic", "message")
+REPLY_COLUMNS = ("sha256", "state", "kind", "recipient", "at", "detail", "mail", "automatic", "message", "forced", "cc")
 REMINDER_COLUMNS = ("unit_id", "form_id", "period", "kind", "day", "state", "recipient", "at", "detail")
 
 # What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
@@ -457,34 +460,40 @@ class Ledger:
             rows = self.db.execute(
                 "SELECT f.id, f.sha256, f.name, f.origin, f.ext, f.received_at, f.valid, f.form_id, f.version, "
                 "f.unit_id, f.unit, f.period, f.result, f.received_basis, r.state, r.kind, r.recipient, r.at, r.detail, "
-                "r.mail, r.automatic, r.message "
+                "r.mail, r.automatic, r.message, r.forced, r.cc "
                 f"FROM replies r JOIN files f ON f.sha256 = r.sha256 WHERE r.state IN ({','.join('?' * len(states))}) "
                 "ORDER BY f.received_at, f.id", states).fetchall()
-        return [ReplyRow(_file_row(r), r[14], r[15], r[16], dt.datetime.fromisoformat(r[17]), *r[18:]) for r in rows]
+        return [ReplyRow(_file_row(r), r[14], r[15], r[16], dt.datetime.fromisoformat(r[17]), r[18], r[19], r[20],
+                         r[21], bool(r[22]), r[23]) for r in rows]
 
     def set_replies(self, shas: Iterable[str], state: str, at: dt.datetime, *, was: Iterable[str],
                     kinds: dict[str, str] | None = None, recipient: str | None = None, detail: str | None = None,
-                    message: str | None = None) -> list[str]:
+                    message: str | None = None, forced: bool | None = None, cc: str | None = None) -> list[str]:
         """Move these files' replies to `state`, each only from one of the states `was`, in one committed
-        transaction; kind (by sha256), recipient and message are kept unless given. The sha256s moved."""
+        transaction; kind (by sha256), recipient, message and forced are kept unless given — forced is cleared
+        once the reply is in a final state (anything but 'due' or 'sending'). The sha256s moved."""
         was, moved = list(was), []
         with self.transaction():
             for sha in shas:
                 cur = self.db.execute(
                     "UPDATE replies SET state = ?, at = ?, kind = coalesce(?, kind), recipient = coalesce(?, recipient), "
-                    f"detail = ?, message = coalesce(?, message) WHERE sha256 = ? AND state IN ({','.join('?' * len(was))})",
-                    (state, _iso(at), (kinds or {}).get(sha), recipient, detail, message, sha, *was))
+                    "detail = ?, message = coalesce(?, message), cc = coalesce(?, cc), "
+                    "forced = CASE WHEN ? IN ('due', 'sending') THEN coalesce(?, forced) ELSE 0 END "
+                    f"WHERE sha256 = ? AND state IN ({','.join('?' * len(was))})",
+                    (state, _iso(at), (kinds or {}).get(sha), recipient, detail, message, cc, state,
+                     None if forced is None else int(forced), sha, *was))
                 if cur.rowcount:
                     moved.append(sha)
         return moved
 
-    def replies_sent(self, recipient: str, day: dt.date) -> int:
-        """How many replies were handed to the server for an address on a day (each mail once, however many files
-        it answered; what became of them aside)."""
+    def replies_sent(self, recipient: str | None, day: dt.date) -> int:
+        """How many replies were handed to the server for an address (None: for all) on a day (each mail once,
+        however many files it answered; what became of them aside)."""
         with _faults(self):
             return self.db.execute(
-                "SELECT count(DISTINCT message) FROM replies WHERE lower(recipient) = lower(?) AND substr(at, 1, 10) = ? "
-                "AND state IN ('sending', 'sent', 'uncertain')", (recipient, day.isoformat())).fetchone()[0]
+                "SELECT count(DISTINCT message) FROM replies WHERE (? IS NULL OR lower(recipient) = lower(?)) "
+                "AND substr(at, 1, 10) = ? AND state IN ('sending', 'sent', 'uncertain')",
+                (recipient, recipient, day.isoformat())).fetchone()[0]
 
     def first_valid(self, unit_id: str, form_id: str, period: str) -> tuple[dt.datetime, str, str] | None:
         """The first valid file received for a unit's form and period — what 按时 / 逾期 rests on (status.py):
@@ -554,6 +563,8 @@ class ReplyRow:
     mail: str | None = None  # the mail the file came in (its origin), when fetchmail recorded it
     automatic: str | None = None  # why that mail gets no automatic reply
     message: str | None = None  # the Message-ID of the reply that carried it
+    forced: bool = False  # staff asked for it (--resend): owed until sent or given up, exempt from expiry and caps
+    cc: str | None = None  # the mail's From, copied when the reply went to the unit's roster address
 
 
 def _file_row(r) -> FileRow:

@@ -50,13 +50,15 @@ class Delivery:
 
 
 def compose(to: str, subject: str, body: str, attachments: list[tuple[str, bytes]], sender: str,
-            sender_name: str, auto: str | None = None) -> EmailMessage:
+            sender_name: str, auto: str | None = None, cc: str | None = None) -> EmailMessage:
     """One message; `auto` ("auto-replied", "auto-generated") marks mail sent by itself (Auto-Submitted, and the
     header that keeps Exchange's out-of-office answers away)."""
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = formataddr((sender_name, sender))
     msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
     msg["Message-ID"] = make_msgid(domain=sender.split("@")[-1] or "tuanjian.local")
     if auto:
         msg["Auto-Submitted"] = auto
@@ -155,8 +157,8 @@ class Session:
         return server
 
     def compose(self, to: str, subject: str, body: str, attachments: list[tuple[str, bytes]],
-                auto: str | None = None) -> EmailMessage:
-        return compose(to, subject, body, attachments, self.sender, self.sender_name, auto)
+                auto: str | None = None, cc: str | None = None) -> EmailMessage:
+        return compose(to, subject, body, attachments, self.sender, self.sender_name, auto, cc)
 
     def deliver(self, msg: EmailMessage) -> Delivery:
         if self.server is None:
@@ -188,8 +190,11 @@ class Session:
             if server.handed_over:
                 return Delivery("uncertain", f"服务器收下邮件后、确认之前连接中断（{reason(exc)}）")
             return Delivery("retry", reason(exc))
-        if refused:  # some of several recipients (one message has one)
-            return Delivery("refused", reason(next(iter(refused.values()))))
+        if refused:  # some of several recipients (To and Cc): what became of the To decides, the rest is said
+            said = "、".join(f"{who}：{reason(why)}" for who, why in refused.items())
+            to = {a.addr_spec.lower() for a in msg["To"].addresses}
+            got = next((why[0] for who, why in refused.items() if who.lower() in to), None)
+            return Delivery("sent" if got is None else "refused" if got >= 500 else "retry", said)
         return Delivery("sent")
 
     def _reset(self) -> None:

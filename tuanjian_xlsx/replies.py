@@ -1,7 +1,13 @@
 """Answering every file received, by mail: a 回执 for a valid file; a 退回 for an invalid one, its 退回件 attached and
 its explanation as the body. The files that came in one mail are answered by one mail (each file's verdict, the
-退回件 of the invalid ones attached); files put in the inbox by hand, by one mail per address and run. To the From
-address of the mail they came in, else the roster address of their unit.
+退回件 of the invalid ones attached); files put in the inbox by hand, by one mail per address and run.
+
+Only a file that names a unit on the roster is answered by itself (anyone can send anything under any From: a
+reply to a file of no known unit would be backscatter, our own mailbox sending their attachment back to whoever
+they pretend to be): the others are 'no-reply', 未能认出报送单位, listed once. A known unit's reply goes to the From
+of the mail when that is the unit's roster address or the unit has none; when they differ, to the roster address
+with the From in Cc, so that the unit's own mailbox always sees what is said in its name; with no From (a file put
+in the inbox by hand), to the roster address.
 
 At most once per file, never lost silently:
 - a new file is owed its reply from the moment it is recorded: the ledger's `replies` row ('due') is written in the
@@ -14,14 +20,17 @@ At most once per file, never lost silently:
   listed as 可能未送达 for a person to check (and resent with `tuanjian merge --reply --resend <编号>` if need be);
 - refused by the server for good (5xx, an address it cannot take): 'refused', listed; the server away or a
   temporary refusal (4xx): still 'due', tried again next time; no address: 'no-address', listed;
-- a file received longer ago than [watch] reply_within_days is not answered any more ('expired', counted), so that
-  an old mailbox fetched for the first time, an outage or a long pause never turns into a storm of receipts.
+- a file received longer ago than [watch] reply_within_days is not answered any more ('expired', each listed once
+  with why it waited, in the run that gives it up), so that an old mailbox fetched for the first time, an outage or
+  a long pause never turns into a storm of receipts;
+- a reply staff ask for by number (--resend) is 'forced' in the ledger until it is sent or given up for good: it
+  never expires, is never held back as no-reply and counts against no daily limit, however many runs it waits.
 A duplicate of content already received is not a new file: it gets no reply.
 
 Never a machine that mails strangers on demand: a mail that was itself sent by a machine (Auto-Submitted, Precedence:
 bulk/junk/list, a delivery report) or that came from our own address gets no reply ('no-reply', listed once with
-why: answering robots is how mail loops start); one address gets at most [watch] reply_limit_per_day replies a day
-(the rest wait for the next day, said); what we send says Auto-Submitted: auto-replied; a subject says only what
+why: answering robots is how mail loops start); one address gets at most [watch] reply_limit_per_day replies a day, all addresses
+together at most reply_limit_total (the rest wait for the next day, said); what we send says Auto-Submitted: auto-replied; a subject says only what
 tuanjian knows, never a file's name (mailtext.py).
 """
 
@@ -50,6 +59,7 @@ SHORT = 8  # the characters of a file's sha256 that name its reply (--resend)
 MAX_ATTACHED = 30  # 退回件 attached to one reply: a unit sends a few forms; hundreds are no report
 MAX_LISTED = 10  # problems of one file listed in a reply answering several (its 退回件 has them all)
 OWN_ADDRESS = "来信的发件人就是本工作区的发件邮箱"
+UNKNOWN_UNIT = "未能认出报送单位"
 
 
 def _kind(row: ReplyRow) -> str:
@@ -67,6 +77,7 @@ class Reply:
 
     rows: list[ReplyRow]
     to: str | None
+    cc: str | None = None  # the mail's From, when it is not the unit's roster address (the To)
     subject: str = ""
     body: str = ""
     attachments: list[tuple[str, bytes]] = field(default_factory=list)
@@ -80,7 +91,7 @@ class Reply:
         return sum(1 for r in self.rows if _kind(r) == kind)
 
     def shown(self) -> str:
-        to = self.to or "（无地址）"
+        to = (self.to or "（无地址）") + (f"（抄送 {self.cc}）" if self.cc else "")
         if len(self.rows) == 1:
             f = self.rows[0].file
             return f"{KIND_ZH[_kind(self.rows[0])]} → {to}：{f.unit or '单位不明'} {f.name}"
@@ -89,7 +100,7 @@ class Reply:
         return f"一封回复 → {to}：{names}（{counts}）"
 
     def to_dict(self) -> dict:
-        return {"to": self.to, "subject": self.subject or None, "attachments": [name for name, _ in self.attachments],
+        return {"to": self.to, "cc": self.cc, "subject": self.subject or None, "attachments": [name for name, _ in self.attachments],
                 "files": [{"id": r.file.sha256[:SHORT], "sha256": r.file.sha256, "file": r.file.name,
                            "unit": r.file.unit, "kind": _kind(r)} for r in self.rows]}
 
@@ -101,6 +112,7 @@ class ReplyReport:
     dry_run: bool = False
     within_days: int = 3
     limit: int = 20
+    limit_total: int = 200
     sent: list[Reply] = field(default_factory=list)
     would: list[Reply] = field(default_factory=list)
     refused: list[tuple[Reply, str]] = field(default_factory=list)
@@ -109,8 +121,9 @@ class ReplyReport:
     no_address: list[Reply] = field(default_factory=list)
     quiet: list[tuple[Reply, str]] = field(default_factory=list)  # no automatic reply, and why
     deferred: list[Reply] = field(default_factory=list)  # over the day's limit for their address: tomorrow
+    over_total: list[Reply] = field(default_factory=list)  # over the day's limit for all addresses: tomorrow
     held: list[Reply] = field(default_factory=list)  # their template is broken: sent once it is corrected
-    expired: int = 0
+    expired: list[ReplyRow] = field(default_factory=list)  # given up in this run, each with why it waited
     problems: list[Issue] = field(default_factory=list)  # broken templates, the server not set up or away
     away: bool = False  # the mail server could not be reached
 
@@ -134,8 +147,8 @@ class ReplyReport:
         out = [head + self._kinds(done) + mails]
         for n, what in ((len(self.refused), "被拒收"), (len(self.waiting), "待重试"), (len(self.uncertain), "可能未送达"),
                         (len(self.no_address), "无地址"), (sum(len(r.rows) for r, _ in self.quiet), "不自动回复"),
-                        (sum(len(r.rows) for r in self.deferred), "明天再发"), (len(self.held), "模板有误暂不发送"),
-                        (self.expired, f"收到超过 {self.within_days} 天不再回复")):
+                        (sum(len(r.rows) for r in self.deferred + self.over_total), "明天再发"), (len(self.held), "模板有误暂不发送"),
+                        (len(self.expired), f"收到超过 {self.within_days} 天不再回复")):
             if n:
                 out.append(f"{what} {n}")
         return " · ".join(out)
@@ -159,12 +172,17 @@ class ReplyReport:
         for to, n in _per_address(self.deferred).items():
             out.append(f"  今天给 {to} 的自动回复已满 {self.limit} 封（tuanjian.toml 的 [watch] reply_limit_per_day），"
                        f"其余 {n} 份明天再发")
+        if self.over_total:
+            out.append(f"  今天的自动回复已满 {self.limit_total} 封（tuanjian.toml 的 [watch] reply_limit_total），"
+                       f"其余 {sum(len(d.rows) for d in self.over_total)} 份明天再发")
         out += [f"  {i.render()}" for i in self.problems]
         if self.held:
             out.append(f"  {self._kinds(self.held)}因模板有误暂不发送，改正模板后自动补发（{self.within_days} 天内收到的）")
         if self.expired:
-            out.append(f"  {self.expired} 份文件收到已超过 {self.within_days} 天，不再自动回复"
-                       "（tuanjian.toml 的 [watch] reply_within_days）")
+            out.append(f"  {len(self.expired)} 份文件收到已超过 {self.within_days} 天，不再自动回复"
+                       "（tuanjian.toml 的 [watch] reply_within_days）：")
+            out += [f"  不再回复 {r.file.name}（{r.file.unit or '单位不明'}）：此前{r.detail or '一直未能发出'}；"
+                    f"确需回复时运行 {_resend([r])}" for r in self.expired]
         return out
 
     def _quiet_lines(self) -> list[str]:
@@ -186,8 +204,9 @@ class ReplyReport:
                 "uncertain": [dict(r.to_dict(), reason=why) for r, why in self.uncertain],
                 "no_address": [r.to_dict() for r in self.no_address],
                 "no_reply": [dict(r.to_dict(), reason=why) for r, why in self.quiet],
-                "deferred": [r.to_dict() for r in self.deferred], "held": [r.to_dict() for r in self.held],
-                "expired": self.expired, "problems": [i.to_dict() for i in self.problems]}
+                "deferred": [r.to_dict() for r in self.deferred + self.over_total], "held": [r.to_dict() for r in self.held],
+                "expired": [{"id": r.file.sha256[:SHORT], "sha256": r.file.sha256, "file": r.file.name,
+                             "unit": r.file.unit, "reason": r.detail} for r in self.expired], "problems": [i.to_dict() for i in self.problems]}
 
 
 def _per_address(replies: list[Reply]) -> dict[str, int]:
@@ -204,24 +223,26 @@ def answer(ws: Workspace, *, now: dt.datetime, dry_run: bool = False, resend: li
     from .mailtext import ensure_defaults
 
     w = ws.settings.watch
-    report = ReplyReport(dry_run=dry_run, within_days=w.reply_within_days, limit=w.reply_limit_per_day)
+    report = ReplyReport(dry_run=dry_run, within_days=w.reply_within_days, limit=w.reply_limit_per_day,
+                         limit_total=w.reply_limit_total)
     if not dry_run:
         ensure_defaults(ws)
     with Ledger(ws.root) as ledger:
         again = _owe_again(ledger, resend or [], now, dry_run)
         _interrupted(ledger, now, report)
         owed = ledger.replies(["due"]) + [r for r in again.values() if r.state != "due" and dry_run]
+        forced = set(again) | {r.file.sha256 for r in owed if r.forced}  # asked for by staff, now or in a run before
         cutoff = now - dt.timedelta(days=w.reply_within_days)
         fresh = []
         for row in owed:
-            if row.file.received_at < cutoff and row.file.sha256 not in again:
-                report.expired += 1
+            if row.file.received_at < cutoff and row.file.sha256 not in forced:
+                report.expired.append(row)
                 if not dry_run:
-                    ledger.set_replies([row.file.sha256], "expired", now, was=["due"])
+                    ledger.set_replies([row.file.sha256], "expired", now, was=["due"], detail=row.detail)
             else:
                 fresh.append(row)
-        groups = _within_limit(ledger, _groups(ws, ledger, fresh, set(again), now, report), set(again), now, report)
-        drafts = _drafts(ws, ledger, groups, report, results or {})
+        groups = _within_limit(ledger, _groups(ws, ledger, fresh, forced, now, report), forced, now, report)
+        drafts = _drafts(ws, ledger, groups, report, results or {}, now)
         if dry_run:
             report.would = drafts
         elif drafts:
@@ -229,8 +250,25 @@ def answer(ws: Workspace, *, now: dt.datetime, dry_run: bool = False, resend: li
     return report
 
 
+def check_resend(root: Path, wanted: list[str]) -> None:
+    """Raise reply-not-found for a --resend number that names no reply: said before merge writes anything, so that
+    a mistyped number does not hide what merge did."""
+    if wanted:
+        with Ledger(root) as ledger:
+            _named(ledger, wanted)
+
+
 def _owe_again(ledger: Ledger, wanted: list[str], now: dt.datetime, dry_run: bool) -> dict[str, ReplyRow]:
-    """The replies staff ask to be sent again (by number), owed again; a number that names none is an error."""
+    """The replies staff ask to be sent again (by number), owed again (and 'forced', until sent or given up)."""
+    found = _named(ledger, wanted)
+    if not dry_run:
+        for sha, row in found.items():
+            ledger.set_replies([sha], "due", now, was=[row.state], forced=True)
+    return found
+
+
+def _named(ledger: Ledger, wanted: list[str]) -> dict[str, ReplyRow]:
+    """The replies these numbers name, by sha256; a number that names none (or several) is an error."""
     if not wanted:
         return {}
     rows = ledger.replies(["due", "sent", "refused", "uncertain", "no-address", "no-reply", "expired", "before"])
@@ -244,9 +282,6 @@ def _owe_again(ledger: Ledger, wanted: list[str], now: dt.datetime, dry_run: boo
             found[hits[0].file.sha256] = hits[0]
     if missing:
         raise TuanjianError([Issue.make("reply-not-found", field="--resend", value=p) for p in missing])
-    if not dry_run:
-        for sha, row in found.items():
-            ledger.set_replies([sha], "due", now, was=[row.state])
     return found
 
 
@@ -258,25 +293,34 @@ def _interrupted(ledger: Ledger, now: dt.datetime, report: ReplyReport) -> None:
     for rows in mails.values():
         shas = [r.file.sha256 for r in rows]
         if report.dry_run or ledger.set_replies(shas, "uncertain", now, was=["sending"]):
-            report.uncertain.append((Reply(rows, rows[0].recipient), f"{rows[0].at:%Y-%m-%d %H:%M} 发送时程序中断"))
+            report.uncertain.append((Reply(rows, rows[0].recipient, rows[0].cc), f"{rows[0].at:%Y-%m-%d %H:%M} 发送时程序中断"))
 
 
 def _groups(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], again: set[str], now: dt.datetime,
             report: ReplyReport) -> list[Reply]:
     """The replies owed, one per mail the files came in (or per address, for files without a mail); files without
-    an address, and files of mail that gets no automatic reply, recorded and listed instead."""
+    an address, files naming no unit on the roster and files of mail that gets no automatic reply, recorded and
+    listed instead (see the module's docstring for who gets a reply)."""
     units = {u.id: u for u in ws.roster.units}
+    by_address = {u.email.strip().lower(): u for u in ws.roster.units if u.email and u.email.strip()}
     own = (ws.settings.mail.sender or ws.settings.mail.smtp_user or "").strip().lower()
     saved: dict[str, tuple[str, MailHead] | None] = {}
     groups: dict[tuple, Reply] = {}
     for row in rows:
         f = row.file
         eml = _saved_mail(f.origin, saved) if row.mail is None else None
-        unit = units.get(f.unit_id or "")
-        to = row.recipient or (eml[1].sender if eml else None) or (unit.email if unit else None) or None
-        why = row.automatic or (eml[1].automatic if eml else None) or (OWN_ADDRESS if to and to.lower() == own else None)
+        sender = (row.cc or row.recipient or (eml[1].sender if eml else None) or "").strip() or None
+        # a file that names no unit (unreadable, say) sent from a unit's own roster address is that unit's: its
+        # 退回 goes back there; from any other address it gets none (never a machine that mails strangers)
+        unit = units.get(f.unit_id or "") or (by_address.get(sender.lower()) if sender else None)
+        roster = ((unit.email or "").strip() or None) if unit else None
+        to, cc = sender or roster, None
+        if roster and sender and sender.lower() != roster.lower():  # its own mailbox sees what is said in its name
+            to, cc = roster, sender
+        why = (row.automatic or (eml[1].automatic if eml else None) or (OWN_ADDRESS if sender and sender.lower() == own
+               else None) or (None if unit else UNKNOWN_UNIT))
         if why and f.sha256 not in again:  # asked for by number: staff know best
-            report.quiet.append((Reply([row], to), why))
+            report.quiet.append((Reply([row], to, cc), why))
             if not report.dry_run:
                 ledger.set_replies([f.sha256], "no-reply", now, was=["due"], kinds={f.sha256: _kind(row)}, detail=why)
         elif not to:
@@ -285,31 +329,47 @@ def _groups(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], again: set[str]
                 ledger.set_replies([f.sha256], "no-address", now, was=["due"], kinds={f.sha256: _kind(row)})
         else:
             mail = row.mail or (eml[0] if eml else None)
-            groups.setdefault(("mail", mail, to.lower()) if mail else ("to", to.lower()), Reply([], to)).rows.append(row)
+            key = (to.lower(), (cc or "").lower())
+            groups.setdefault(("mail", mail, *key) if mail else ("to", *key), Reply([], to, cc)).rows.append(row)
     return list(groups.values())
 
 
 def _within_limit(ledger: Ledger, groups: list[Reply], again: set[str], now: dt.datetime,
                   report: ReplyReport) -> list[Reply]:
-    """The replies that go today: at most [watch] reply_limit_per_day to one address (staff's --resend aside); the
-    rest stay owed, not even written."""
+    """The replies that go today: at most [watch] reply_limit_per_day to one address and reply_limit_total in all
+    (staff's --resend aside); the rest stay owed, not even written, the limit they met kept as why they wait."""
     used: dict[str, int] = {}
+    total = ledger.replies_sent(None, now.date())
     out = []
     for d in groups:
         assert d.to is not None  # the groups are the replies with an address
         key = d.to.lower()
         if key not in used:
             used[key] = ledger.replies_sent(d.to, now.date())
-        if used[key] >= report.limit and not any(r.file.sha256 in again for r in d.rows):
+        if any(r.file.sha256 in again for r in d.rows):
+            pass
+        elif used[key] >= report.limit:
             report.deferred.append(d)
-        else:
-            used[key] += 1
-            out.append(d)
+            _waits(ledger, d, f"当天给 {d.to} 的自动回复已满 {report.limit} 封", now, report)
+            continue
+        elif total >= report.limit_total:
+            report.over_total.append(d)
+            _waits(ledger, d, f"当天的自动回复已满 {report.limit_total} 封", now, report)
+            continue
+        used[key] += 1
+        total += 1
+        out.append(d)
     return out
 
 
+def _waits(ledger: Ledger, reply: Reply, why: str, now: dt.datetime, report: ReplyReport) -> None:
+    """A reply that stays owed: why it waits kept with it (what an expired reply's line says, days later)."""
+    if not report.dry_run:
+        ledger.set_replies([r.file.sha256 for r in reply.rows], "due", now, was=["due"], detail=why)
+
+
 def _drafts(ws: Workspace, ledger: Ledger, groups: list[Reply], report: ReplyReport,
-            known: Mapping[str, FileResult | None]) -> list[Reply]:
+            known: Mapping[str, FileResult | None], now: dt.datetime) -> list[Reply]:
     """Each reply written; those whose template is broken held back."""
     from .mailtext import load
 
@@ -321,7 +381,11 @@ def _drafts(ws: Workspace, ledger: Ledger, groups: list[Reply], report: ReplyRep
             report.problems += exc.issues
     out: list[Reply] = []
     for g in groups:
-        (out if g.template in templates else report.held).append(g)
+        if g.template in templates:
+            out.append(g)
+        else:
+            report.held.append(g)
+            _waits(ledger, g, "回复模板有误", now, report)
     results = _results(ws, ledger, [r for g in out for r in g.rows if not r.file.valid], known)
     for reply in out:
         _write(ws, ledger, reply, templates[reply.template], results)
@@ -516,6 +580,8 @@ def _send(ws: Workspace, ledger: Ledger, drafts: list[Reply], now: dt.datetime, 
         report.problems += exc.issues
         report.away = any(i.code == "mail-connect" for i in exc.issues)
         report.waiting += [(d, exc.issues[0].message) for d in drafts]
+        for d in drafts:
+            _waits(ledger, d, f"未能连上发信服务器（{exc.issues[0].message}）", now, report)
         return
     try:
         for d in drafts:
@@ -523,14 +589,14 @@ def _send(ws: Workspace, ledger: Ledger, drafts: list[Reply], now: dt.datetime, 
             shas = [r.file.sha256 for r in d.rows]
             kinds = {r.file.sha256: _kind(r) for r in d.rows}
             try:
-                msg = session.compose(d.to, d.subject, d.body, d.attachments, auto="auto-replied")
+                msg = session.compose(d.to, d.subject, d.body, d.attachments, auto="auto-replied", cc=d.cc)
             except (ValueError, TypeError):  # an address no mail header can carry
                 why = f"收件地址无效（{d.to}）"
                 ledger.set_replies(shas, "refused", now, was=["due"], kinds=kinds, detail=why)
                 report.refused.append((d, why))
                 continue
             taken = ledger.set_replies(shas, "sending", now, was=["due"], kinds=kinds, recipient=d.to,
-                                       message=str(msg["Message-ID"]))
+                                       message=str(msg["Message-ID"]), cc=d.cc)
             if len(taken) < len(shas):  # another run has some of them: theirs to answer, these stay owed
                 ledger.set_replies(taken, "due", now, was=["sending"])
                 continue

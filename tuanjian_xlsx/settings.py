@@ -112,6 +112,7 @@ class Watch(_Section):
     remind_every_days: Annotated[int, Field(ge=1, le=366)] = 7  # the same form and period reminded again after this
     reply_within_days: Annotated[int, Field(ge=1, le=366)] = 3  # a file received longer ago gets no reply any more
     reply_limit_per_day: Annotated[int, Field(ge=1, le=1000)] = 20  # replies to one address a day; more wait
+    reply_limit_total: Annotated[int, Field(ge=1, le=100000)] = 200  # replies to all addresses a day; more wait
 
     @field_validator("every")
     @classmethod

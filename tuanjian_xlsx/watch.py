@@ -313,6 +313,12 @@ class Log:
             self.broken = True
 
 
+def stale_after(every: dt.timedelta) -> dt.timedelta:
+    """How long a lock may go without a beat before its holder counts as gone: a watch beats between cycles, so
+    twice its interval and a margin (the same rule for a watch and for merge --reply / status --send)."""
+    return 2 * every + dt.timedelta(minutes=30)
+
+
 def next_retry(retry: dt.timedelta | None, every: dt.timedelta) -> dt.timedelta:
     """The wait before the next try while a mail server is away: 1, 2, 4… minutes, never more than the interval
     (the wait itself is capped, so it cannot grow without end however long the server stays away)."""
@@ -331,7 +337,7 @@ def run(root: Path, *, every: dt.timedelta | None = None, once: bool = False, cl
     started = clock()
     log = Log(root, None)  # until the lock is ours, only a refusal is written (what the scheduler shows no one)
     try:
-        lock = WatchLock.take(root, now=started, pid=pid, host=host, stale_after=2 * every + dt.timedelta(minutes=30))
+        lock = WatchLock.take(root, now=started, pid=pid, host=host, stale_after=stale_after(every))
     except TuanjianError as exc:
         log(f"{started:%Y-%m-%d %H:%M} 未运行：{exc.issues[0].message}")
         raise
