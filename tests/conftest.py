@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import openpyxl
 import pytest
 
 from tuanjian_xlsx.build import build_template
+from tuanjian_xlsx.ledger import MIGRATIONS
 from tuanjian_xlsx.plan import Plan
 from tuanjian_xlsx.specs import SpecRegistry
 
@@ -132,6 +134,27 @@ def libreoffice(tmp_path_factory) -> LibreOffice:
             pytest.fail(message)
         pytest.skip(message)
     return LibreOffice(binary, tmp_path_factory.mktemp("lo-profile"))
+
+
+def ledger_at(path: Path, version: int) -> None:
+    """A ledger as version `version` of tuanjian left it, with a row in each table it had."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, isolation_level=None)
+    for n, statements in enumerate(MIGRATIONS[:version], start=1):
+        for statement in statements:
+            con.execute(statement)
+        con.execute(f"PRAGMA user_version = {n}")
+    con.execute("INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
+                "version, unit_id, unit, period, result) VALUES ('a1', '甲.xlsx', 'inbox/甲.xlsx', '.xlsx', 9, "
+                "'2026-03-05T10:00:00', '2026-03-05T10:00:01', 0, 'visit_report', 1, 'u1', '甲', '2026-03', "
+                "'{\"records\": [], \"issues\": [{\"code\": \"required-value\"}]}')")
+    con.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (1, '甲.xlsx', 'x', '2026-03-05')")
+    if version >= 2:
+        con.execute("INSERT INTO meta (key, value) VALUES ('distributed:u1:visit_report', '1 2026-03')")
+    if version >= 3:
+        con.execute("INSERT INTO mails (key, folder, arrived, sender, subject, files, taken_at) "
+                    "VALUES ('<m1@x>', 'INBOX', '2026-03-05T09:00:00', 'a@b', '报表', 1, '2026-03-05T10:00:00')")
+    con.close()
 
 
 def set_passport(src: Path, dst: Path, **changes) -> Path:

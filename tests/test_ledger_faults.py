@@ -17,7 +17,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import as_nobody
+from conftest import as_nobody, ledger_at
 from tuanjian_xlsx import ledger as ledger_mod
 from tuanjian_xlsx.issues import TuanjianError
 from tuanjian_xlsx.ledger import MIGRATIONS, ArchiveError, Ledger, archive, sweep_temp
@@ -429,31 +429,10 @@ def test_a_rebuild_keeps_what_became_of_each_reply_and_waits_for_a_watch(merged,
 # --- migrations ----------------------------------------------------------------------------------------------
 
 
-def _ledger_at(path: Path, version: int) -> None:
-    """A ledger as version `version` of tuanjian left it, with a row in each table it had."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, isolation_level=None)
-    for n, statements in enumerate(MIGRATIONS[:version], start=1):
-        for statement in statements:
-            con.execute(statement)
-        con.execute(f"PRAGMA user_version = {n}")
-    con.execute("INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
-                "version, unit_id, unit, period, result) VALUES ('a1', '甲.xlsx', 'inbox/甲.xlsx', '.xlsx', 9, "
-                "'2026-03-05T10:00:00', '2026-03-05T10:00:01', 0, 'visit_report', 1, 'u1', '甲', '2026-03', "
-                "'{\"records\": [], \"issues\": [{\"code\": \"required-value\"}]}')")
-    con.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (1, '甲.xlsx', 'x', '2026-03-05')")
-    if version >= 2:
-        con.execute("INSERT INTO meta (key, value) VALUES ('distributed:u1:visit_report', '1 2026-03')")
-    if version >= 3:
-        con.execute("INSERT INTO mails (key, folder, arrived, sender, subject, files, taken_at) "
-                    "VALUES ('<m1@x>', 'INBOX', '2026-03-05T09:00:00', 'a@b', '报表', 1, '2026-03-05T10:00:00')")
-    con.close()
-
-
 @pytest.mark.parametrize("version", range(len(MIGRATIONS) + 1))
 def test_a_ledger_of_every_past_schema_is_migrated_with_its_data(tmp_path, version):
     path = _ledger_file(tmp_path)
-    _ledger_at(path, version) if version else path.parent.mkdir(parents=True)
+    ledger_at(path, version) if version else path.parent.mkdir(parents=True)
     if version:
         with Ledger(tmp_path, readonly=True) as ledger:  # read as it is: migrated in memory, the file untouched
             assert [f.name for f in ledger.files()] == ["甲.xlsx"]

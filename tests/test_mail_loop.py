@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from conftest import fill
+from conftest import fill, ledger_at
 from mailservers import PASSWORD, deliver, dovecot, free_port, imap_settings, mail, set_addresses, smtp_server, smtp_settings
 from tuanjian_xlsx import api
 from tuanjian_xlsx.cli import cli
@@ -483,18 +483,7 @@ def test_merge_reply_leaves_a_slow_watch_on_another_computer_its_lock(tmp_path):
 
 def test_files_known_before_replies_existed_count_as_answered(tmp_path):
     version = next(n for n, m in enumerate(MIGRATIONS) if any("CREATE TABLE replies" in s for s in m))
-    path = tmp_path / ".tuanjian" / "ledger.sqlite"
-    path.parent.mkdir()
-    con = sqlite3.connect(path, isolation_level=None)
-    for n, statements in enumerate(MIGRATIONS[:version], start=1):
-        for statement in statements:
-            con.execute(statement)
-        con.execute(f"PRAGMA user_version = {n}")
-    con.execute("INSERT INTO files (sha256, name, origin, ext, size, received_at, ingested_at, valid, form_id, "
-                "version, unit_id, unit, period, result) VALUES ('a1', '甲.xlsx', 'inbox/甲.xlsx', '.xlsx', 9, "
-                "'2026-03-05T10:00:00', '2026-03-05T10:00:01', 1, 'visit_report', 1, 'u1', '甲', '2026-03', "
-                "'{\"records\": [], \"issues\": []}')")
-    con.close()
+    ledger_at(tmp_path / ".tuanjian" / "ledger.sqlite", version)  # a file recorded before replies existed
     with Ledger(tmp_path) as ledger:
         assert [(r.file.name, r.state) for r in ledger.replies(["before", "due"])] == [("甲.xlsx", "before")]
 

@@ -48,6 +48,18 @@ class Delivery:
     outcome: Literal["sent", "refused", "retry", "uncertain"]
     why: str = ""
 
+    def tally(self, report, item, uncertain) -> None:
+        """This outcome in a report's sent / refused / waiting / uncertain lists (replies and reminders keep the
+        same four): `item` sent, or with the reason; `uncertain` as that report lists it."""
+        if self.outcome == "sent":
+            report.sent.append(item)
+        elif self.outcome == "refused":
+            report.refused.append((item, self.why))
+        elif self.outcome == "retry":
+            report.waiting.append((item, self.why))
+        else:
+            report.uncertain.append(uncertain)
+
 
 def compose(to: str, subject: str, body: str, attachments: list[tuple[str, bytes]], sender: str,
             sender_name: str, auto: str | None = None, cc: str | None = None) -> EmailMessage:

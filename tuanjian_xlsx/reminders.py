@@ -240,14 +240,7 @@ def _send(ws: Workspace, ledger: Ledger, reminders: list[Reminder], now: dt.date
             got = session.deliver(msg)
             state = {"sent": "sent", "refused": "refused", "retry": None, "uncertain": "uncertain"}[got.outcome]
             ledger.set_reminders(keys, state, now, detail=got.why or None)
-            if got.outcome == "sent":
-                report.sent.append(r)
-            elif got.outcome == "refused":
-                report.refused.append((r, got.why))
-            elif got.outcome == "retry":
-                report.waiting.append((r, got.why))
-            else:
-                report.uncertain.append(f"{r.shown()}（{got.why}）")
+            got.tally(report, r, f"{r.shown()}（{got.why}）")
     finally:
         session.close()
 

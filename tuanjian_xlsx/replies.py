@@ -603,13 +603,6 @@ def _send(ws: Workspace, ledger: Ledger, drafts: list[Reply], now: dt.datetime, 
             got = session.deliver(msg)
             state = {"sent": "sent", "refused": "refused", "retry": "due", "uncertain": "uncertain"}[got.outcome]
             ledger.set_replies(shas, state, now, was=["sending"], detail=got.why or None)
-            if got.outcome == "sent":
-                report.sent.append(d)
-            elif got.outcome == "refused":
-                report.refused.append((d, got.why))
-            elif got.outcome == "retry":
-                report.waiting.append((d, got.why))
-            else:
-                report.uncertain.append((d, got.why))
+            got.tally(report, d, (d, got.why))
     finally:
         session.close()
