@@ -118,3 +118,53 @@ def test_members_are_checked_as_zipfile_checks_them(tmp_path, forms, builtin, ch
         zipfile.ZipFile(path).read("xl/workbook.xml")  # what zipfile itself says of it
     result = validate_file(path, builtin)
     assert [i.code for i in result.issues] == ["file-unreadable"]
+
+
+# --- a merge that finds nothing new rests on the configuration the ledger stored ------------------------------
+
+_QUICK = """
+import datetime as dt, sys
+from tuanjian_xlsx.merge import merge
+result = merge(sys.argv[1], as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 12))
+print(result.new, result.duplicates, len(result.missing), "pydantic" in sys.modules, "xlsxwriter" in sys.modules)
+"""
+
+
+def _quick(root) -> str:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _QUICK, str(root)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_nothing_new_needs_no_loading_and_a_changed_configuration_is_loaded(tmp_path, forms):
+    import openpyxl
+
+    from tuanjian_xlsx.issues import ConfigError
+
+    root, _ = _inbox(tmp_path, forms)
+    first = merge(root, as_of=AS_OF, now=NOW)
+    missing = len(first.missing)
+    master = root / "汇总" / "汇总表.xlsx"
+    made = master.read_bytes()
+    # nothing new, configuration as it was: neither the plan's models nor the writer are loaded, the master stands
+    assert _quick(root) == f"0 5 {missing} False False"
+    assert master.read_bytes() == made
+
+    # staff rename a unit in 名单与目标.xlsx: the next merge, with nothing new, loads it and the master shows it
+    book = root / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(book)
+    row = next(c.row for c in wb["单位名单"]["B"] if c.value == "舞阳县团委")
+    wb["单位名单"][f"B{row}"] = "舞阳县团委（更名）"
+    wb.save(book)
+    assert _quick(root) == f"0 5 {missing} True True"
+    names = {c.value for ws in openpyxl.load_workbook(master).worksheets for r in ws.iter_rows() for c in r}
+    assert "舞阳县团委（更名）" in names and "舞阳县团委" not in names
+    assert _quick(root) == f"0 5 {missing} False False"  # and rests on it again
+
+    # a configuration broken meanwhile is said, not skipped over
+    (root / "tuanjian.toml").write_text("[roster\n", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))

@@ -2,14 +2,34 @@
 
 __version__ = "0.1.0"
 
-from .build import Prefill, build_template, build_templates
-from .issues import ConfigError, Issue, Report, TuanjianError
-from .periods import Period, parse_period
-from .plan import Plan, Workspace
-from .roster import Roster
-from .settings import Settings
-from .specs import FormSpec, SpecRegistry, TableSpec, load_spec
-from .workspace import build_workspace_templates, init_workspace, list_templates
+# What the package offers, imported when first asked for (PEP 562): `tuanjian merge` or `tuanjian --help` need not
+# load the template builder, pydantic's models and XlsxWriter before doing anything.
+_EXPORTS = {
+    "Prefill": "build", "build_template": "build", "build_templates": "build",
+    "ConfigError": "issues", "Issue": "issues", "Report": "issues", "TuanjianError": "issues",
+    "Period": "periods", "parse_period": "periods",
+    "Plan": "plan", "Workspace": "plan",
+    "Roster": "roster",
+    "Settings": "settings",
+    "FormSpec": "specs", "SpecRegistry": "specs", "TableSpec": "specs", "load_spec": "specs",
+    "build_workspace_templates": "workspace", "init_workspace": "workspace", "list_templates": "workspace",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "ConfigError",

@@ -20,7 +20,7 @@ from typing import Any
 from . import formulas as F
 from .normalise import MAX_SERIAL, UNIT_WORDS, as_choice, as_date, as_number, as_period, as_text
 from .passport import list_name
-from .xlsxio import excel_serial
+from .periods import excel_serial
 
 # A filled cell's 自查 verdict: right (""), to be retyped though the validator will read it (需改), or wrong (有误).
 RIGHT, RETYPE, WRONG = "", "需改", "有误"

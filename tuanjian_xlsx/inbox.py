@@ -42,22 +42,24 @@ def _wanted(name: str, suffixes: set[str]) -> bool:
     return os.path.splitext(name)[1].lower() in suffixes and not name.startswith("~$")
 
 
-def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS) -> Iterator[Path | Refused]:
+def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS, *,
+         check_access: bool = True) -> Iterator[Path | Refused]:
     """Files given by name are taken as they are; folders are searched (sub-folders too, names in sorted order).
     Inside a folder a symbolic link is followed only when it stays inside that folder. Excel's lock files ~$…
-    are skipped silently."""
+    are skipped silently. A file found in a folder that this user may not read is refused (`unreadable`) — with
+    `check_access` False the caller asks that itself, for the files it will read."""
     for p in paths:
         p = Path(p)
         try:
             if p.is_dir():
-                yield from _folder(p, p.resolve(), suffixes, 0)
+                yield from _folder(p, p.resolve(), suffixes, 0, check_access)
             elif not p.name.startswith("~$"):
                 yield p
         except OSError as exc:
             yield _refuse(p, read_reason(exc))
 
 
-def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator[Path | Refused]:
+def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_access: bool) -> Iterator[Path | Refused]:
     if depth > MAX_FOLDER_DEPTH:
         yield _refuse(folder, f"文件夹层数超过 {MAX_FOLDER_DEPTH} 层")
         return
@@ -67,7 +69,7 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator
         yield _refuse(folder, read_reason(exc))
         return
     for entry in entries:
-        path = Path(entry.path)  # (an inbox holds thousands of files: each step here counts)
+        path = _child(folder, entry.name)  # (an inbox holds thousands of files: each step here counts)
         try:
             if entry.is_symlink():
                 try:
@@ -82,14 +84,22 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int) -> Iterator
                 if target.is_dir():
                     continue  # a link to a folder inside the folder: that folder is walked anyway
             if entry.is_dir(follow_symlinks=False):
-                yield from _folder(path, top, suffixes, depth + 1)
+                yield from _folder(path, top, suffixes, depth + 1, check_access)
             elif _wanted(entry.name, suffixes) and entry.is_file():
-                if not os.access(entry.path, os.R_OK):
-                    yield _refuse(path, "没有读取权限")
-                    continue
-                yield path
+                yield (unreadable(path) if check_access else None) or path
         except OSError as exc:
             yield _refuse(path, read_reason(exc))
+
+
+def unreadable(path: Path) -> Refused | None:
+    """A file this user may not read, refused with the reason; None for one that can be read."""
+    return None if os.access(path, os.R_OK) else _refuse(path, "没有读取权限")
+
+
+def _child(folder: Path, name: str) -> Path:
+    """folder / name, made without parsing the whole path again (three times quicker, where pathlib offers it)."""
+    make = getattr(folder, "_make_child_relpath", None)
+    return make(name) if make is not None else folder / name
 
 
 def read_reason(exc: OSError) -> str:

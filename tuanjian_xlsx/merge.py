@@ -13,21 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterator
 
-from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .filenames import display_name
-from .inbox import CONTAINERS, Refused, walk
+from .inbox import CONTAINERS, Refused, unreadable, walk
 from .intake import Submission, expand_one, load
-from .ledger import Ledger, archive_file, refusal_key
+from .ledger import LEDGER_DIR, LEDGER_FILE, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
-from .status import StatusItem
-from .xlsxio import atomic_write
 
 if TYPE_CHECKING:  # (reading and checking are imported when there is something to read: a merge that finds
     # nothing new starts quicker)
     from concurrent.futures import Future
 
+    from .plan import Workspace
     from .returns import ReturnPiece
+    from .status import StatusItem
     from .validate import FileResult
 
 MASTER_NAME = "汇总表.xlsx"
@@ -127,7 +126,7 @@ BATCH = 256  # files per ledger transaction: a killed run loses at most a batch 
 # workers' hands), which the next run redoes
 
 
-def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
+def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
                 progress: Callable[[int, int, Ingested], None] | None = None,
                 received_basis: str = "stated",
@@ -210,10 +209,12 @@ def ingest_many(ledger: Ledger, ws: Workspace, items: list, *, now: dt.datetime,
 
     expected = sum(1 for i in items if isinstance(i, Submission))
     if expected:
+        if ws is None:
+            raise ValueError("submissions to check need the workspace")
         from .checking import ext_of, ingest_jobs, row
         from .validate import FileResult
     for (sub, sha, _, _, k, arrival), (r, result) in (ingest_jobs(ws, to_check(), str(ledger.archive_dir), expected)
-                                                      if expected else to_check()):
+                                                      if expected and ws is not None else to_check()):
         pending.append((k, sub, sha, r, result, arrival))
         if len(pending) >= BATCH:
             record()
@@ -245,6 +246,8 @@ def _read(sub: Submission) -> tuple[Submission, bytes | None]:
 def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
     """Replace the master atomically, keeping the previous one as 汇总表.bak.xlsx; if it is locked (open in
     Excel on Windows), write beside it under a new name instead and say so."""
+    from .xlsxio import atomic_write
+
     notes: list[Issue] = []
     if path.exists():
         try:
@@ -268,28 +271,45 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
 
     `received_at`: the arrival staff state for every file of this run (saved late from a mail, say); it replaces
     what the ledger knew for them (shown as 人工指定). `received`: the same, per file, resting on
-    `received_basis` (see ledger.RECEIVED_BASES)."""
-    ws = Workspace.load(root)
+    `received_basis` (see ledger.RECEIVED_BASES).
+
+    The workspace's configuration is loaded only when something needs it: a run that finds nothing new, with the
+    configuration files as they were when the master was last made, rests on what the ledger stored then (see
+    `_known_config`) and is done in a fraction of a second."""
+    root = Path(root)
     now = now or dt.datetime.now().replace(microsecond=0)
     as_of = as_of or now.date()
-    sources = [Path(p) for p in paths] if paths else [ws.folder("inbox")]
-    missing = [p for p in sources if not p.exists()]
-    if missing:
-        raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
+    # no ledger yet: load first, so that a folder that is no workspace is said to be one before anything is made
+    ws: Workspace | None = None if (root / LEDGER_DIR / LEDGER_FILE).is_file() else _load(root)
     result = MergeResult(master=None, as_of=as_of)
-    target = Path(out) if out else ws.folder("master") / MASTER_NAME
-    with Ledger(ws.root) as ledger:
+    with Ledger(root) as ledger:
+        known = _known_config(ledger, root) if ws is None else None
+        if known is None:
+            ws = ws or _load(root)
+            known = _note_config(ledger, ws)
+        sources = [Path(p) for p in paths] if paths else [Path(known["inbox"])]
+        missing = [p for p in sources if not p.exists()]
+        if missing:
+            raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
+        target = Path(out) if out else Path(known["master"])
         todo, found = _gather(ledger, sources)
         if received_at is not None:
             received = {**{sub.path: received_at for sub in todo}, **(received or {})}
-        with _Returns(ledger, ws) as returns:  # 退回件 written as they come: memory stays flat
-            result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, parse_counter=parse_counter,
-                                          progress=progress, received_basis=received_basis, batch_done=returns.add)
-        result.returns += returns.pieces
-        ledger.note_seen(_remember(found, todo, result.ingested))
+        if ws is None and (received or any(not isinstance(t, Seen) for t in todo) or ledger.unreturned()):
+            ws = _load(root)  # something to read, check or return: the configuration as it is now
+            known = _note_config(ledger, ws)
+        if ws is None:  # every file known and unchanged: only sightings, nothing to validate or return
+            result.ingested = ingest_many(ledger, None, todo, now=now, progress=progress)
+        else:
+            with _Returns(ledger, ws) as returns:  # 退回件 written as they come: memory stays flat
+                result.ingested = ingest_many(ledger, ws, todo, now=now, received=received,
+                                              parse_counter=parse_counter, progress=progress,
+                                              received_basis=received_basis, batch_done=returns.add)
+            result.returns += returns.pieces
+            ledger.note_seen(_remember(found, todo, result.ingested))
+            result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
-        result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
-        inputs = _inputs_key(ws, ledger.arrivals(), as_of)
+        inputs = _inputs_key(known["print"], ledger.arrivals(), as_of)
         made_from = ledger.master_made_from()
         unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
         items = _stored_items(ledger, inputs) if unchanged else None
@@ -298,6 +318,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             return result
         from .master import render_master
 
+        ws = ws or _load(root)
         files = ledger.files()
         data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
         result.items = items
@@ -314,6 +335,67 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 ledger.note_master(f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
                 _store_items(ledger, inputs, items)
     return result
+
+
+# --- what the configuration was, without loading it -----------------------------------------------------------
+#
+# Loading a workspace (tuanjian.toml, 名单与目标.xlsx, every form spec, validated by their models) costs more than
+# the rest of a merge that finds nothing new. So the ledger keeps, from the last run that loaded it, the list of
+# files the configuration was read from (Workspace.config_files), one digest of their bytes (and of the spec
+# folders' listings), and the two paths merge needs of it: the inbox and the master. A run whose digest of those
+# same files comes out the same takes them from there; any byte changed, a file gone or a spec added, and the
+# workspace is loaded as always (and says what is wrong with it, if anything is).
+
+CONFIG_KEY = "merge-config"
+
+
+def _load(root: Path) -> Workspace:
+    from .plan import Workspace
+
+    return Workspace.load(root)
+
+
+def config_print(paths: list[str]) -> str | None:
+    """One digest of the tool's version, each file's bytes and each folder's listing; None if one cannot be read."""
+    from . import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for p in paths:
+        h.update(b"\0" + p.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            if os.path.isdir(p):
+                h.update("\0".join(sorted(os.listdir(p))).encode("utf-8", "surrogateescape"))
+            else:
+                with open(p, "rb") as f:
+                    h.update(f.read())
+        except OSError:
+            return None
+    return h.hexdigest()
+
+
+def _note_config(ledger: Ledger, ws: Workspace) -> dict:
+    """What this run loaded, for the next run to rest on (stored only when it changed)."""
+    files = [str(p) for p in ws.config_files()]
+    known = {"files": files, "print": config_print(files) or "", "inbox": str(ws.folder("inbox")),
+             "master": str(ws.folder("master") / MASTER_NAME)}
+    text = json.dumps(known, ensure_ascii=False)
+    if ledger.get(CONFIG_KEY) != text:
+        ledger.put(CONFIG_KEY, text)
+    return known
+
+
+def _known_config(ledger: Ledger, root: Path) -> dict | None:
+    """The stored configuration, if every file it was read from is as it was (and it was this workspace's)."""
+    try:
+        known = json.loads(ledger.get(CONFIG_KEY) or "null")
+    except ValueError:
+        return None
+    if not isinstance(known, dict) or not known.get("print") or not isinstance(known.get("files"), list):
+        return None
+    files = [str(f) for f in known["files"]]
+    if not files or Path(files[0]).parent != root or config_print(files) != known["print"]:
+        return None
+    return known
 
 
 # --- a file unchanged since an earlier run is not read again ------------------------------------------------
@@ -350,14 +432,20 @@ def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen
     kept = _archived(ledger) if cache else set()
     todo: list[Submission | Seen] = []
     found: list[Found] = []
-    for path in walk(sources):
+    named = set(sources)
+    for path in walk(sources, check_access=False):  # (asked below only of the files to be read)
         if isinstance(path, Refused):
             todo += expand_one(path)
             continue
-        st, seen_at = _stat(path), time.time()
-        seen = _unchanged(path, cache.get(str(path)), st, ids, kept) if st is not None else None
+        text = str(path)
+        st, seen_at = _stat(text), time.time()
+        seen = _unchanged(path, text, cache.get(text), st, ids, kept) if st is not None else None
         if seen is not None:
             todo += seen
+            continue
+        refused = unreadable(path) if path not in named else None  # (walk takes a file named as it is)
+        if refused is not None:
+            todo += expand_one(refused)
             continue
         first, box_sha = len(todo), None
         if st is not None and path.suffix.lower() in CONTAINERS:  # the zip or mail as received is an original too
@@ -367,11 +455,11 @@ def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen
                 st = None
         todo += expand_one(path)
         if st is not None:
-            found.append(Found(str(path), st, first, len(todo) - first, box_sha, seen_at))
+            found.append(Found(text, st, first, len(todo) - first, box_sha, seen_at))
     return todo, found
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def _stat(path: Path | str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:
@@ -386,7 +474,7 @@ def _archived(ledger: Ledger) -> set[str]:
         return set()
 
 
-def _unchanged(path: Path, entry, st: os.stat_result, ids: dict[str, int],
+def _unchanged(path: Path, text: str, entry, st: os.stat_result, ids: dict[str, int],
                kept: set[str]) -> list[Submission | Seen] | None:
     """The file's submissions as an earlier run recorded them, if the file is as it was then and the ledger and
     the archive still hold what it brought; else None (read it)."""
@@ -396,9 +484,10 @@ def _unchanged(path: Path, entry, st: os.stat_result, ids: dict[str, int],
     if sha not in kept or (members is None and sha not in ids):  # the file itself, recorded and archived
         return None
     if members is None:  # a spreadsheet, shown as intake.expand_one shows it
-        text = str(path)
-        shown = path if display_name(text) == text else Path(display_name(text))
-        return [Seen(shown, str(shown), display_name(shown.name), sha, ids[sha])]
+        shown_text = display_name(text)  # (the same as Path(text).name and str(Path(text)) would give, quicker)
+        shown = path if shown_text == text else Path(shown_text)
+        shown_text = shown_text if shown is path else str(shown)
+        return [Seen(shown, shown_text, os.path.basename(shown_text), sha, ids[sha])]
     out: list[Submission | Seen] = []
     for shown_text, origin, name, member_sha, refused in json.loads(members):
         if member_sha not in ids or not (refused or member_sha in kept):
@@ -442,6 +531,8 @@ def _refused_for_content(sub: Submission) -> bool:
 
 def _stored_items(ledger: Ledger, inputs: str) -> list[StatusItem] | None:
     """The statuses worked out with the master last made from these very inputs (they are a function of them)."""
+    from .status import StatusItem
+
     text = ledger.get("master-items")
     if not text or not text.startswith(inputs + "\n"):
         return None
@@ -500,19 +591,14 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _inputs_key(ws: Workspace, arrivals: list[tuple[int, str, str]], as_of: dt.date) -> str:
+def _inputs_key(config: str, arrivals: list[tuple[int, str, str]], as_of: dt.date) -> str:
     """Everything the master is a function of: the ledger's files (`Ledger.arrivals`: a file's records never
-    change, its received time may), the configuration, the date, the tool."""
-    from . import __version__
-
+    change, its received time may), the configuration (`config_print`: the tool's version and the bytes it was
+    read from), the date."""
     h = hashlib.sha256()
-    h.update(f"{__version__}|{as_of.isoformat()}|{len(arrivals)}".encode())
+    h.update(f"{config}|{as_of.isoformat()}|{len(arrivals)}".encode())
     for file_id, received_at, basis in arrivals:  # received times move when an earlier copy turns up
         h.update(f"{file_id}|{dt.datetime.fromisoformat(received_at).isoformat()}|{basis}\n".encode())
-    h.update(ws.settings.model_dump_json().encode())
-    h.update(ws.roster.model_dump_json().encode())
-    for spec in ws.registry.specs.values():
-        h.update(spec.digest.encode())  # the whole spec: a change to its [master] section re-renders
     return h.hexdigest()
 
 
@@ -593,7 +679,7 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
     from .periods import parse_period
     from .status import effective, forms_in_use, statuses
 
-    ws = Workspace.load(root)
+    ws = _load(root)
     as_of = as_of or dt.date.today()
     with Ledger(ws.root, readonly=True) as ledger:  # status writes nothing: it works on a read-only workspace
         files = ledger.files()

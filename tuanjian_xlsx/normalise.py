@@ -12,8 +12,7 @@ import unicodedata
 from typing import TypedDict
 
 from .issues import Issue
-from .periods import Period, parse_period
-from .xlsxio import excel_serial
+from .periods import Period, excel_serial, parse_period
 
 
 

@@ -98,3 +98,8 @@ def _parse(text: str) -> Period | None:
     if m:
         return Period(int(m.group(1)), "year", 1)
     return None
+
+
+def excel_serial(d: dt.date) -> int:
+    """Excel's 1900 date system serial of a date (after 1900-03-01)."""
+    return (d - dt.date(1899, 12, 30)).days

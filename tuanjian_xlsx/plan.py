@@ -83,6 +83,15 @@ class Workspace(Plan):
     def folder(self, key: str) -> Path:
         return self.root / getattr(self.settings.folders, key)
 
+    def config_files(self) -> list[Path]:
+        """What this workspace's configuration is read from: its tuanjian.toml and 名单与目标.xlsx, the plan's own
+        defaults, and the folders of form specs (each folder for its listing — a version added — and each spec)."""
+        from .settings import DATA
+
+        specs = [p for f in sorted(set(self.registry.folders.values())) for p in sorted(f.iterdir()) if p.is_file()]
+        return [self.root / SETTINGS_FILE, self.root / self.settings.roster.file, *sorted(DATA.iterdir()),
+                *self.registry.bases, *sorted(set(self.registry.folders.values())), *specs]
+
     def assessment_rules(self) -> Rules:
         """考核细则 of the workspace's 名单与目标.xlsx (read only when asked: its mistakes stop nothing else); the
         plan's own, marked `builtin`, where the workbook has no such sheet."""

@@ -382,7 +382,8 @@ class SpecRegistry:
         self.root = root or specs_root()
         self.specs: dict[tuple[str, int], FormSpec | TableSpec] = {}
         self.folders: dict[str, Path] = {}  # form_id -> the folder holding its versions
-        for base in [self.root, *(extra_spec_dirs() if extra_dirs is None else extra_dirs)]:
+        self.bases = [Path(self.root), *(extra_spec_dirs() if extra_dirs is None else extra_dirs)]
+        for base in self.bases:
             for form_dir in sorted(p for p in Path(base).iterdir() if p.is_dir()):
                 self._load_form(form_dir)
 

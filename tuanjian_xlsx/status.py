@@ -9,14 +9,17 @@ from functools import lru_cache
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from collections.abc import Mapping
 
-from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .ledger import FileRow
 from .normalise import fold
 from .periods import Period, parse_period
-from .specs import FormSpec, TableSpec
+
+if TYPE_CHECKING:  # (merge with nothing new reads stored statuses without loading the plan's models)
+    from .plan import Workspace
+    from .specs import FormSpec, TableSpec
 
 def period_order(p: Period) -> tuple:
     """Periods in time order, whatever their kind (2026-12 before 2026-Q4's end is the same day: month first)."""
@@ -81,7 +84,7 @@ def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
     return out
 
 
-Forms = Mapping[str, FormSpec | TableSpec]  # form_id -> its spec as the workspace uses it
+Forms = Mapping[str, "FormSpec | TableSpec"]  # form_id -> its spec as the workspace uses it
 
 
 def forms_in_use(ws: Workspace) -> dict[str, FormSpec | TableSpec]:
@@ -162,6 +165,8 @@ def close_names(files: list[FileRow], new_ids: set[int], forms: Forms) -> list[t
 def effective(files: list[FileRow], forms: Forms) -> Effective:
     """Latest received wins: per record for a form with `supersede_by` (附件1: per visit), else per unit, form and
     period. `forms` are the specs as the workspace uses them (`forms_in_use`)."""
+    from .specs import TableSpec as table_spec
+
     eff = Effective()
     by_record: dict[tuple, list[tuple[FileRow, dict]]] = {}  # key -> the records of the file that holds it now
     whole: dict[tuple[str, str, str], FileRow] = {}
@@ -192,7 +197,7 @@ def effective(files: list[FileRow], forms: Forms) -> Effective:
         eff.records.setdefault(form_id, []).extend(group)
     for (unit_id, form_id, period), f in whole.items():
         recs = [r["values"] for r in f.records]
-        if isinstance(forms.get(form_id), TableSpec):
+        if isinstance(forms.get(form_id), table_spec):
             eff.tables.setdefault(form_id, {})[(unit_id, period)] = (f, recs)
         else:
             eff.records.setdefault(form_id, []).extend((f, r) for r in recs)

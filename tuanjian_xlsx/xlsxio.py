@@ -15,6 +15,7 @@ import xlsxwriter.worksheet
 from xlsxwriter.utility import xl_rowcol_to_cell_fast
 
 from .issues import Issue, TuanjianError
+from .periods import excel_serial  # noqa: F401 — where writers look for it
 
 # Pinned so that the same inputs give byte-identical files (the plan's own date).
 BUILD_DATE = dt.datetime(2020, 7, 3, 0, 0, 0)
@@ -159,8 +160,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def excel_serial(d: dt.date) -> int:
-    """Excel's 1900 date system serial of a date (after 1900-03-01)."""
-    return (d - dt.date(1899, 12, 30)).days
