@@ -88,6 +88,29 @@ def test_supersession_follows_supersede_by(registry):
     assert [(f.id, new, old) for f, new, old in close_names([a, near], {4}, forms)] == [(4, "一中团支部", "一中团委")]
 
 
+def test_close_names_are_two_edits_apart_by_the_full_distance():
+    """The banded distance close_names uses decides "two edits or fewer" as the full Levenshtein table does."""
+    import itertools
+    import random
+
+    from tuanjian_xlsx.status import _within_two
+
+    def distance(a: str, b: str) -> int:
+        prev = list(range(len(b) + 1))
+        for i, ca in enumerate(a, start=1):
+            row = [i]
+            for j, cb in enumerate(b, start=1):
+                row.append(min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            prev = row
+        return prev[-1]
+
+    rng = random.Random(17)
+    words = ["".join(rng.choice("一中团委支") for _ in range(rng.randint(0, 8))) for _ in range(300)]
+    pairs = [(a, b) for a, b in itertools.product(words[:60], words) if a != b]
+    assert [_within_two(a, b) for a, b in pairs] == [distance(a, b) <= 2 for a, b in pairs]
+    assert any(_within_two(a, b) for a, b in pairs) and not all(_within_two(a, b) for a, b in pairs)
+
+
 def test_the_diff_is_records_and_its_text_is_rendered_from_them(registry):
     diff = spec_changes(registry, "visit_report", 1, 2)
     assert [(c.kind, c.field) for c in diff.changes if c.kind != "moved"] == [("added", "visit_date"),

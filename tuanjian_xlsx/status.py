@@ -122,43 +122,64 @@ def _bare(name: str) -> str:
 _NUMERALS = set("0123456789零〇一二三四五六七八九十百两")
 
 
+@lru_cache(maxsize=65536)
+def _unnumbered(bare: str) -> str:
+    return "".join(c for c in bare if c not in _NUMERALS)
+
+
 def _near(a: str, b: str) -> bool:
     """Equal but for spaces and punctuation, or a character or two apart (in names of four or more) — unless
     they differ only in numbers (一中 and 二中 are two schools)."""
     a, b = _bare(a), _bare(b)
     if a == b:
         return True
-    if [c for c in a if c not in _NUMERALS] == [c for c in b if c not in _NUMERALS]:
-        return False
     if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 2:
         return False
-    prev = list(range(len(b) + 1))  # Levenshtein distance, row by row
+    if _unnumbered(a) == _unnumbered(b):
+        return False
+    return _within_two(a, b)
+
+
+def _within_two(a: str, b: str) -> bool:
+    """Levenshtein distance of at most 2, row by row over the only cells that can hold 2 or less (|i - j| ≤ 2;
+    the others count as 3, which no path of 2 edits goes through); stops at a row where every cell exceeds 2."""
+    far = 3
+    prev = [j if j < far else far for j in range(len(b) + 1)]
     for i, ca in enumerate(a, start=1):
-        row = [i]
-        for j, cb in enumerate(b, start=1):
-            row.append(min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        row = [far] * (len(b) + 1)
+        row[0] = i if i < far else far
+        lo, hi = max(1, i - 2), min(len(b), i + 2)
+        for j in range(lo, hi + 1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != b[j - 1]))
+        if min(row[lo - 1:hi + 1]) >= far:
+            return False
         prev = row
-    return prev[-1] <= 2
+    return prev[-1] < far
 
 
 def close_names(files: list[FileRow], new_ids: set[int], forms: Forms) -> list[tuple[FileRow, str, str]]:
     """New records whose `close_names` field (附件1's organisation visited) reads almost, not exactly, like one
     already received from the same unit for the same form and period: (new file, its name, the other name). They
     count as two records; staff should know."""
-    earlier: dict[tuple, set[str]] = {}
+    # (unit, form, period) -> the names received so far, by the length of their bare form: a name can be near only
+    # to one at most two characters longer or shorter, so only those are compared (10,000 visits in a second)
+    earlier: dict[tuple, dict[int, set[str]]] = {}
     out = []
     for f in files:  # in order received
         spec = forms.get(f.form_id or "")
         if not f.valid or spec is None or spec.close_names is None:
             continue
         names = {str(r["values"].get(spec.close_names) or "") for r in f.records}
-        seen = earlier.setdefault((f.form_id, f.unit_id, f.period), set())
+        seen = earlier.setdefault((f.form_id, f.unit_id, f.period), {})
         if f.id in new_ids:
             for name in sorted(names):
-                other = next((o for o in sorted(seen) if _same(o) != _same(name) and _near(o, name)), None)
-                if other is not None:
+                size = len(_bare(name))
+                others = (o for n in range(size - 2, size + 3) for o in seen.get(n, ()))
+                other = min((o for o in others if _same(o) != _same(name) and _near(o, name)), default=None)
+                if other is not None:  # the first in sorted order, as staff read the list
                     out.append((f, name, other))
-        seen |= names
+        for name in names:
+            seen.setdefault(len(_bare(name)), set()).add(name)
     return out
 
 
