@@ -13,9 +13,11 @@ import functools
 import gc
 import io
 import math
+import re
+import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import formulas as F
 from .plan import Workspace
@@ -27,6 +29,8 @@ from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
 from .status import STATUS_ZH, Effective, StatusItem, effective, forms_in_use, period_order, statuses
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
+from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
+
 OVERVIEW, STATUS, ISSUES, SOURCES = "总览", "报送情况", "问题清单", "来源"  # every form's sheets stand between
 # Column widths, in characters. A landscape A4 page holds about DETAIL_BUDGET of them at a readable scale: the
 # detail sheets' long texts share what the other columns leave, and wrap.
@@ -34,6 +38,10 @@ UNIT_WIDTH, TYPE_WIDTH = 21, 12  # 城乡一体化示范区团工委, 功能区�
 DETAIL_WIDTHS = {"integer": 5, "number": 7, "date": 10.5}  # text and choices 8
 DETAIL_BUDGET = 165
 STATUS_COLOURS = {"按时": "#C6EFCE", "逾期": "#FFEB9C", "未报": "#FFC7CE", "未到期": "#EDEDED"}
+
+
+# the ledger's period codes, each parsed once (a row per record or file names one of a few dozen)
+_period = functools.lru_cache(maxsize=4096)(parse_period)
 
 
 def period_key(p: Period) -> int:
@@ -68,21 +76,42 @@ def _styles(wb) -> dict:
 
 class Sheet:
     """A worksheet with the writes the master needs; strings are always strings. Every value written goes into the
-    workbook's grid; a formula is an expression whose writing waits for `write_formulas`, when every sheet is
-    filled (总览 refers to sheets filled after it), and its cached value is its evaluation over that grid.
+    workbook's grid (of a sheet with `keep`, only those columns: the ones formulas read); a formula is an expression
+    whose writing waits for `write_formulas`, when every sheet is filled (总览 refers to sheets filled after it),
+    and its cached value is its evaluation over that grid.
+    A streamed sheet (`stream=True`: the sheets with a row per file or record) goes to disk row by row as it is
+    written (XlsxWriter's constant_memory, its strings inline): its rows must come in order and it holds no formula.
     It remembers the last row and column written (the print area), the columns' widths and the height each row's
     wrapped text needs: neither Excel nor LibreOffice grows a row for wrapped text on opening a file."""
 
-    def __init__(self, wb, name: str, fmt: dict, grid: F.Grid, banner: tuple[str, str] = ("", "")):
-        self.ws = wb.add_worksheet(name)
+    def __init__(self, wb, name: str, fmt: dict, grid: F.Grid, banner: tuple[str, str] = ("", ""), *,
+                 stream: bool = False, keep: frozenset[int] | None = None):
+        wb.constant_memory = stream  # XlsxWriter reads it as it adds the sheet (see _render)
+        try:
+            self.ws = wb.add_worksheet(name)
+        finally:
+            wb.constant_memory = False
+        self._rows = _Rows(self.ws) if stream else None
         self.name = name
         self.fmt = fmt
         self.grid = grid
         self.banner = banner  # the printed page header's left and right parts
+        self.stream = stream
+        self.keep: frozenset[int] | None = None
+        if keep is not None:
+            self.keep_only(keep)
+        self.row = -1  # the row being written
         self.last_row = self.last_col = 0
         self.widths: dict[int, float] = {}
+        self._fits: dict[tuple[int, str], int] = {}  # (column, style) -> the longest text sure to fit on one line
         self.heights: dict[int, float] = {}  # points, only rows taller than the default
         self._formulas: list[tuple[int, int, F.Expr, str]] = []
+
+    def keep_only(self, cols: frozenset[int]) -> None:
+        """Only these columns go into the grid: the ones formulas read (reading another is an error)."""
+        self.keep = cols
+        if isinstance(self.grid, _Kept):
+            self.grid.kept[self.name] = cols
 
     def at(self, r: int, c: int) -> F.Ref:
         """A cell of this sheet as other sheets' formulas refer to it."""
@@ -95,9 +124,25 @@ class Sheet:
     def width(self, c1: int, c2: int, w: float) -> None:
         self.ws.set_column(c1, c2, w)
         self.widths.update(dict.fromkeys(range(c1, c2 + 1), w))
+        self._fits.clear()
+
+    def _next_row(self, r: int) -> None:
+        """Row r is written next: a streamed sheet's row before it gets its height before XlsxWriter writes it out
+        (and comes never again)."""
+        if self._rows is not None:
+            if r < self.row:
+                raise ValueError(f"{self.name}: row {r + 1} written after row {self.row + 1}")
+            self._rows.write(self.row, self.heights.get(self.row))
+            self._rows.start(r)
+        self.row = r
+        if r > self.last_row:
+            self.last_row = r
 
     def _seen(self, r: int, c: int) -> None:
-        self.last_row, self.last_col = max(self.last_row, r), max(self.last_col, c)
+        if r != self.row:
+            self._next_row(r)
+        if c > self.last_col:
+            self.last_col = c
 
     def _grow(self, r: int, c: int, text: str, style: str, minimum: float = 0) -> None:
         size, per_line = WRAPPED[style]
@@ -105,30 +150,52 @@ class Sheet:
         if lines > 1 or minimum:
             self.heights[r] = max(self.heights.get(r, 0), minimum, lines * per_line + 2)
 
+    def _fit(self, c: int, style: str) -> int:
+        """How many characters of any width surely take one line in column c (a text no longer, without a line
+        break, leaves the row's height alone): worked out once per column and style, not per cell."""
+        key = (c, style)
+        if key not in self._fits:
+            size = WRAPPED[style][0]
+            room = max(self.widths.get(c, DEFAULT_WIDTH) - 0.3, 1)
+            n = int(room * 12 / size / 2)  # every character wide (two half-width units)
+            while n > 0 and math.ceil(2 * n * (size / 12) / room) > 1:
+                n -= 1
+            self._fits[key] = n
+        return self._fits[key]
+
     def put(self, r: int, c: int, v, style: str = "cell") -> None:
         # (XlsxWriter's undecorated writers: the master writes tens of thousands of cells, always by number)
-        if r > self.last_row:
-            self.last_row = r
+        if r != self.row:
+            self._next_row(r)
         if c > self.last_col:
             self.last_col = c
         f = self.fmt[style]
-        ws = self.ws
+        ws, rows = self.ws, self._rows
         if v is None or v == "":
-            ws._write_blank(r, c, None, f)
+            v = None
+            rows.blank(r, c, f) if rows else ws._write_blank(r, c, None, f)
         elif isinstance(v, str):
-            ws._write_string(r, c, v, f)  # never a formula, whatever it starts with
-            if style in WRAPPED:
+            rows.text(r, c, v, f) if rows else ws._write_string(r, c, v, f)  # never a formula, whatever it starts with
+            if style in WRAPPED and (len(v) > self._fit(c, style) or "\n" in v):
                 self._grow(r, c, v, style)
-        elif isinstance(v, dt.datetime):
-            ws._write_datetime(r, c, v, f)
         elif isinstance(v, dt.date):
-            ws._write_datetime(r, c, dt.datetime.combine(v, dt.time()), f)
+            moment = v if isinstance(v, dt.datetime) else dt.datetime.combine(v, dt.time())
+            rows.number(r, c, ws._convert_date_time(moment), f) if rows else ws._write_datetime(r, c, moment, f)
         else:
             v = float(v)  # as the file stores it (TRUE would be written as the number 1)
-            ws._write_number(r, c, v, f)
-        self.grid.set(self.name, r, c, v)
+            rows.number(r, c, v, f) if rows and math.isfinite(v) else ws._write_number(r, c, v, f)
+        keep = self.keep
+        if keep is None or c in keep:
+            self.grid.set(self.name, r, c, v)
+
+    def end_rows(self) -> None:
+        """A streamed sheet's last row written out (before the workbook closes)."""
+        if self._rows is not None:
+            self._rows.write(self.row, self.heights.get(self.row))
 
     def formula(self, r: int, c: int, expr: F.Expr, style: str = "cell") -> None:
+        if self.stream:
+            raise ValueError(f"{self.name}: a streamed sheet holds no formula")
         self._seen(r, c)
         self.grid.set(self.name, r, c, expr)
         self._formulas.append((r, c, expr, style))
@@ -141,13 +208,17 @@ class Sheet:
         self._formulas.clear()
 
     def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
+        self._seen(r, len(titles) - 1)
         for c, t in enumerate(titles):
             if widths:
                 self.width(c, c, widths[c])
-            self.ws.write_string(r, c, t, self.fmt["head"])
-            self.grid.set(self.name, r, c, t)
+            if self._rows is not None:
+                self._rows.text(r, c, t, self.fmt["head"])
+            else:
+                self.ws.write_string(r, c, t, self.fmt["head"])
+            if self.keep is None or c in self.keep:
+                self.grid.set(self.name, r, c, t)
             self._grow(r, c, t, "head", minimum=30)
-        self._seen(r, len(titles) - 1)
 
     def row_px(self, r: int) -> int:
         """A row's height in XlsxWriter's pixels, which place the charts."""
@@ -165,7 +236,7 @@ class Sheet:
         the sheet's name in the page header and 第 n 页 / 共 m 页 in the footer; breaks are rows that start a page.
         The last step of a sheet: it also sets the rows' heights."""
         ws = self.ws
-        for r, h in sorted(self.heights.items()):
+        for r, h in sorted(self.heights.items()) if self._rows is None else ():  # (a streamed one's go with its rows)
             ws.set_row(r, h)
         ws.set_paper(9)
         ws.set_landscape() if landscape else ws.set_portrait()
@@ -182,6 +253,82 @@ class Sheet:
         left, right = (t.replace("&", "&&") for t in self.banner)
         ws.set_header(f"&L&9{left}&C&11&A&R&9{right}", {"margin": 0.3})
         ws.set_footer("&C&9第 &P 页 / 共 &N 页", {"margin": 0.3})
+
+
+# What a string written inline needs XlsxWriter's own escaping for: XML's specials, control characters, the
+# _xHHHH_ escape itself (a text starting or ending with a space is left to it too)
+_ESCAPED = re.compile("[&<>\\x00-\\x08\\x0b-\\x1f\\ufffe\\uffff]|_x[0-9a-fA-F]{4}_")
+
+
+class _Parts:
+    """A file that keeps what is written to it in a list."""
+
+    def __init__(self, parts: list[str]):
+        self.write = parts.append
+
+
+@functools.lru_cache(maxsize=256)
+def _letters(c: int) -> str:
+    """A column's letters in a cell reference (0 -> A)."""
+    return xl_rowcol_to_cell_fast(0, c)[:-1]
+
+
+class _Rows:
+    """A streamed sheet's current row, its cells as XlsxWriter writes them in constant_memory mode (strings inline),
+    written to XlsxWriter's file of the sheet's rows in one piece when the next row begins — without going through
+    the table XlsxWriter keeps of a row (tuples per cell, written out cell by cell). The row's own element and any
+    text that needs escaping are XlsxWriter's own writers'."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.cells: dict[int, str] = {}
+        self.number_of_row = ""  # the row's number as cell references spell it
+
+    def start(self, r: int) -> None:
+        self.number_of_row = str(r + 1)
+
+    def blank(self, r: int, c: int, f) -> None:
+        self.cells[c] = f'<c r="{_letters(c)}{self.number_of_row}" s="{f._get_xf_index()}"/>'
+
+    def number(self, r: int, c: int, x: float, f) -> None:
+        self.cells[c] = f'<c r="{_letters(c)}{self.number_of_row}" s="{f._get_xf_index()}"><v>{x:.16G}</v></c>'
+
+    def text(self, r: int, c: int, text: str, f) -> None:
+        ws = self.ws
+        if len(text) > ws.xls_strmax // 2 and _utf16_len(text) > ws.xls_strmax:
+            text = _utf16_truncate(text, ws.xls_strmax)
+        ref, xf = f"{_letters(c)}{self.number_of_row}", f._get_xf_index()
+        if text and not _ESCAPED.search(text) and not text[0].isspace() and not text[-1].isspace():
+            self.cells[c] = f'<c r="{ref}" s="{xf}" t="inlineStr"><is><t>{text}</t></is></c>'
+            return
+        text = ws._escape_control_characters(text)
+        self.cells[c] = self._xml(ws._xml_inline_string, text, _preserve_whitespace(text), [("r", ref), ("s", xf)])
+
+    def _xml(self, writer, *args) -> str:
+        """What one of XlsxWriter's writers writes, as text."""
+        ws, parts = self.ws, list[str]()
+        fh, ws.fh = ws.fh, _Parts(parts)
+        try:
+            writer(*args)
+        finally:
+            ws.fh = fh
+        return "".join(parts)
+
+    def write(self, r: int, height: float | None) -> None:
+        """Row r, with its height if it has one of its own."""
+        if not self.cells:
+            return
+        ws, info = self.ws, None
+        cols = sorted(self.cells)
+        if ws._check_dimensions(r, cols[0]) or ws._check_dimensions(r, cols[-1]):  # past the sheet's last row
+            self.cells = {}
+            return
+        if height is not None:
+            ws.set_row(r, height)
+            info = ws.row_info.pop(r)  # written here, never again by XlsxWriter
+        ws.fh.write(self._xml(ws._write_row, r, None, info) + "".join(self.cells[c] for c in cols)
+                    + "</row>")
+        self.cells = {}
 
 
 # Wrapped styles: (font size as 仿宋 would take the room, points per line); bold headings are a little wider and
@@ -376,21 +523,28 @@ class Detail:
     first: int
     last: int
     cols: dict[str, int]  # 'unit_no', 'period_key' and each field id -> column
+    _ranges: dict[str, F.Range] = field(default_factory=dict, repr=False)
 
     def rng(self, col_id: str) -> F.Range:
-        return self.sheet.col(self.cols[col_id], self.first, self.last)
+        """A column's records as a range: one object however many formulas read it."""
+        if col_id not in self._ranges:
+            self._ranges[col_id] = self.sheet.col(self.cols[col_id], self.first, self.last)
+        return self._ranges[col_id]
 
 
-def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]]) -> Detail:
+def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]],
+                  reads: tuple[str, ...]) -> Detail:
     """One row per record, every field; 单位序号 and 期序 are numbers for the statistics' criteria (a unit's name
-    could hold * or ? and a period like 2026-03 may be read as a date: numbers match exactly everywhere)."""
+    could hold * or ? and a period like 2026-03 may be read as a date: numbers match exactly everywhere).
+    `reads` are the columns (`Detail.rng`'s ids) the statistics will read: the grid keeps only those."""
     fields = _detail_columns(ws, form_id)
     cols = Columns(*DETAIL_LEAD.cols, *(Col("field:" + fid, label) for fid, label, _ in fields), *DETAIL_TAIL.cols)
+    sh.keep_only(frozenset(cols[c if c in ("unit_no", "period_key") else "field:" + c] for c in reads))
     sh.header(0, cols.titles, _detail_widths([t for _, _, t in fields]))
     units: dict[str | None, tuple[int | None, str]] = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
     for k, (f, rec) in enumerate(rows, start=1):
         assert f.period is not None  # status.effective keeps only files with a unit and a period
-        p = parse_period(f.period)
+        p = _period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
         sh.put(k, cols["unit"], f.unit)
         sh.put(k, cols["unit_no"], number, "int")
@@ -486,7 +640,7 @@ SUMMARY = Columns(Col("code", "编号", 6), Col("indicator", "量化指标", 24)
 
 
 def _period_key(code: str) -> tuple:
-    p = parse_period(code)
+    p = _period(code)
     assert p is not None  # a valid file's period is a parsed Period's code
     return period_order(p)
 
@@ -496,7 +650,7 @@ def _tracker_rows(ws: Workspace, form_id: str, tables: dict[tuple[str, str], tup
     """Per task, per unit that reports it: the latest tracker row received for a period up to the as-of date."""
     latest: dict[str, tuple[FileRow, list[dict]]] = {}
     for (unit_id, period), (f, recs) in sorted(tables.items(), key=lambda kv: _period_key(kv[0][1])):
-        p = parse_period(period)
+        p = _period(period)
         if p and p.first_day <= as_of:
             latest[unit_id] = (f, recs)
     out = []
@@ -531,7 +685,7 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, form_id: str, tables: dict, 
             sh.put(r, P["kind"], KINDS_ZH[task.kind], "center")
             sh.put(r, P["unit"], u.name)
             sh.put(r, P["unit_type"], u.type, "center")
-            p = parse_period(f.period) if f else None
+            p = _period(f.period) if f else None
             sh.put(r, P["period"], p.label if p else "未报", "center")
             sh.put(r, P["done"], rec.get("done") if task.kind != "qualitative" else None,
                    "num" if task.kind != "yesno" else "center")
@@ -779,7 +933,7 @@ def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> 
     names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
     for r, f in enumerate(files, start=1):
-        p = parse_period(f.period) if f.period else None
+        p = _period(f.period) if f.period else None
         state = "退回" if not f.valid else "被替换" if f.id in eff.superseded_by else "有效"
         sh.put(r, C["file"], f.name)
         sh.put(r, C["sha256"], f.sha256, "hash")
@@ -824,7 +978,8 @@ def _form_sheets(sheets: dict[str, Sheet], ws: Workspace, spec: FormSpec | Table
     """One form's sheets as its spec's [master] asks; a table form's ratio tasks (task, 全市完成率 cell) for 总览."""
     m = spec.master
     if m.detail_sheet:
-        detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, eff.records.get(spec.form_id, []))
+        reads = ("unit_no", "period_key", *(s.field for s in m.statistics.sums)) if m.statistics else ()
+        detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, eff.records.get(spec.form_id, []), reads)
         if m.statistics:
             draw = _stats_by_period if m.statistics.rows == "unit_period" else _stats_by_unit
             draw(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items)
@@ -847,14 +1002,20 @@ def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
         return _render(ws, files, as_of, eff, items), eff, items
 
 
-class _Unread(F.Grid):
-    """The grid of the sheets no formula reads: nothing is kept."""
+class _Kept(F.Grid):
+    """The workbook's grid, holding of some sheets only the columns formulas read (`kept`): the detail sheets'
+    units, periods and summed fields, nothing of 问题清单 and 来源. Reading any other cell of them is a mistake
+    in this module, never a blank."""
 
-    def set(self, sheet: str, r: int, c: int, value) -> None:
-        pass
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: dict[str, frozenset[int]] = {}
 
-
-_UNREAD = _Unread()
+    def value(self, sheet: str, r: int, c: int):
+        cols = self.kept.get(sheet)
+        if cols is not None and c not in cols:
+            raise AssertionError(f"a formula reads {sheet}!{r},{c}, a cell the grid does not keep")
+        return super().value(sheet, r, c)
 
 
 @contextlib.contextmanager
@@ -872,15 +1033,36 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective, items: list[StatusItem]) -> bytes:
+    """The sheets with a row per record or file are streamed: each row goes to a file in a temporary folder as the
+    next begins, and the package's parts wait there too until zipped, so memory does not grow with the ledger."""
     buf = io.BytesIO()
-    wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
+    with tempfile.TemporaryDirectory(prefix="tj-master-") as tmp:
+        wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
+        wb.in_memory, wb.tmpdir = False, tmp
+        sheets: dict[str, Sheet] = {}
+        try:
+            _fill(wb, sheets, ws, files, as_of, eff, items)
+            for sheet in sheets.values():
+                sheet.end_rows()
+            return close_workbook(wb, buf)
+        finally:
+            for sheet in sheets.values():  # XlsxWriter leaves a streamed sheet's file open
+                if sheet.stream:
+                    sheet.ws._opt_close()
+
+
+def _fill(wb, sheets: dict[str, Sheet], ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective,
+          items: list[StatusItem]) -> None:
     fmt = _styles(wb)
     banner = (f"{ws.settings.organisation.name} 活力团建报表汇总", f"数据截至 {as_of.isoformat()}")
-    grid = F.Grid()  # every sheet's cells, for the formulas' values
+    grid = _Kept()  # every sheet's cells that formulas read, for the formulas' values
     specs = master_forms(ws)
-    # no formula reads 问题清单 or 来源 (a row per issue, a row per file): their cells stay out of the grid
-    sheets = {name: Sheet(wb, name, fmt, _UNREAD if name in (ISSUES, SOURCES) else grid, banner)
-              for name in master_sheets(specs)}
+    details = {spec.master.detail_sheet for spec in specs if spec.master.detail_sheet}
+    for name in master_sheets(specs):
+        # no formula reads 问题清单 or 来源 (a row per issue, a row per file): their cells stay out of the grid
+        stream = name in details or name in (ISSUES, SOURCES)
+        sheets[name] = Sheet(wb, name, fmt, grid, banner, stream=stream,
+                             keep=frozenset() if name in (ISSUES, SOURCES) else None)
     blocks = _status_sheet(sheets[STATUS], ws, items)
     ratio_rows = [row for spec in specs for row in _form_sheets(sheets, ws, spec, eff, items, as_of)]
     _overview(sheets[OVERVIEW], wb, ws, blocks, sheets[STATUS], items, files, as_of, ratio_rows)
@@ -888,4 +1070,3 @@ def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective,
     _sources(sheets[SOURCES], ws, files, eff)
     for sheet in sheets.values():
         sheet.write_formulas()
-    return close_workbook(wb, buf)
