@@ -497,3 +497,37 @@ def test_two_archives_in_one_file_are_refused_so_the_checks_and_the_reader_see_t
     plain = tmp_path / "plain.xlsx"
     plain.write_bytes(shown)
     assert open_package(plain).issues == []
+
+
+def _with_crc(data: bytes, member: str, crc: int) -> bytes:
+    """The same bytes with the central directory stating another CRC-32 for `member` (an archive without comment)."""
+    at = int.from_bytes(data[-6:-2], "little")  # where the directory starts, from the end record
+    while True:
+        name_len, extra_len, comment_len = (int.from_bytes(data[at + k:at + k + 2], "little") for k in (28, 30, 32))
+        if data[at + 46:at + 46 + name_len] == member.encode():
+            return data[:at + 16] + crc.to_bytes(4, "little") + data[at + 20:]
+        at += 46 + name_len + extra_len + comment_len
+
+
+def test_what_one_file_taught_the_reader_never_excuses_another(good_files, builtin, tmp_path):
+    """Parts met before (a template's workbook.xml, its styles) are remembered by their bytes: a later file with the
+    same bytes but a wrong checksum is still refused, and one whose workbook.xml differs reads its own names."""
+    from tuanjian_xlsx import read
+    from tuanjian_xlsx.validate import validate_file
+
+    first = good_files[0]
+    assert read.open_package(tmp_path / "a.xlsx", first).issues == []
+    broken = _with_crc(first, "xl/workbook.xml", 0)
+    assert [i.code for i in read.open_package(tmp_path / "b.xlsx", broken).issues] == ["file-unreadable"]
+    moved = rewrite(first, lambda n, b: b.replace(b"$B$6<", b"$B$9<") if n == "xl/workbook.xml" else b)
+    for data, cell in ((first, "B6"), (moved, "B9"), (first, "B6")):
+        assert read.open_package(tmp_path / "c.xlsx", data).names["tj_name"][1] == cell
+    # a sheet whose quick bound is large (a comment full of c's) is measured exactly, and read as before
+    padded = rewrite(first, lambda n, b: b.replace(b"</sheetData>", b"</sheetData><!--" + b"c" * 20000 + b"-->")
+                     if n == "xl/worksheets/sheet1.xml" else b)
+    body = zipfile.ZipFile(io.BytesIO(padded)).read("xl/worksheets/sheet1.xml")
+    from tuanjian_xlsx.guard import MAX_SHEET_CELLS, _quick_bound, bound
+
+    assert _quick_bound(body) > MAX_SHEET_CELLS // 4 > bound(body)
+    same = [validate_file(tmp_path / "d.xlsx", builtin, data=d) for d in (first, padded)]
+    assert same[0].issues == same[1].issues and same[0].records == same[1].records and same[0].valid

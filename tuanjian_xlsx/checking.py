@@ -38,14 +38,14 @@ def job(sub: Submission, data: bytes, received: dt.date | None) -> tuple:
     return str(sub.source or sub.path), data, sub.name, sub.sender, sub.notes, received
 
 
-def validated(ws: Plan, job: tuple) -> FileResult:
+def validated(ws: Plan, job: tuple, sha256: str | None = None) -> FileResult:
     """In a worker: one submission read and checked (and its sender compared with the roster's address); what
-    intake noticed about its arrival is added to its issues."""
+    intake noticed about its arrival is added to its issues. `sha256`: the bytes' hash, when already known."""
     path_text, data, name, sender, notes, received = job
     path = Path(path_text)
     if name != path.name:
         path = path.with_name(name)  # the suffix and name of the member itself
-    result = validate_file(path, ws, data=data, display=name, received=received)
+    result = validate_file(path, ws, data=data, display=name, received=received, sha256=sha256)
     result.issues += list(notes)
     if sender and result.unit_id:
         unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
@@ -95,7 +95,7 @@ def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
     the result with its 退回件 made right here (on this core, not the main one)."""
     path_text, data, name, sender, notes, received, sha, archive_dir = job
-    result = validated(ws, (path_text, data, name, sender, notes, received))
+    result = validated(ws, (path_text, data, name, sender, notes, received), sha)
     ext = ext_of(name)
     archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))
     return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)

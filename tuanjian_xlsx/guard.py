@@ -7,13 +7,17 @@ The same checks serve submissions and the workspace's own 名单与目标.xlsx."
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from collections.abc import Callable
+
+T = TypeVar("T")
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024  # one XML part of a report form is a few KB
 MAX_TOTAL_BYTES = 200 * 1024 * 1024
@@ -63,7 +67,7 @@ def _attrs(text: bytes) -> dict[bytes, bytes]:
 
 
 def _visible(body: bytes) -> bytes:
-    if b"<!" not in body:
+    if b"!" not in body or b"<!" not in body:  # a one-byte search runs at memchr speed, a two-byte one does not
         return body
     return _CDATA.sub(b"x", _COMMENT.sub(b"", body))
 
@@ -284,14 +288,27 @@ class Parts:
         raw = self._data[start:start + info.compress_size]
         limit = info.file_size if size is None else min(size, info.file_size)
         if limit <= 0:
-            data = b""
+            data, crc = b"", 0
         elif info.compress_type == zipfile.ZIP_STORED:
             data = bytes(raw[:limit])
+            crc = zlib.crc32(data) if size is None else 0
+        elif len(raw) <= 8192 and limit <= 32768:
+            data, crc = _inflated(bytes(raw), limit)
         else:
             data = zlib.decompressobj(-15).decompress(raw, limit)
-        if size is None and (len(data) != info.file_size or zlib.crc32(data) != info.CRC):
+            crc = zlib.crc32(data) if size is None else 0
+        if size is None and (len(data) != info.file_size or crc != info.CRC):
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
         return data
+
+
+@functools.lru_cache(maxsize=128)
+def _inflated(raw: bytes, limit: int) -> tuple[bytes, int]:
+    """A small deflated member's first `limit` bytes and their CRC-32, remembered by its compressed bytes: copies of
+    one template saved by one program share their theme, styles, relationships and workbook.xml byte for byte, and
+    equal compressed bytes inflate to equal bytes. (Parts whose bytes are new each time only pass through.)"""
+    data = zlib.decompressobj(-15).decompress(raw, limit)
+    return data, zlib.crc32(data)
 
 
 Zip = zipfile.ZipFile | Parts
@@ -326,15 +343,36 @@ def sheet_parts(z: Zip) -> list[str]:
     rels = "xl/_rels/workbook.xml.rels"
     if rels in names and z.getinfo(rels).file_size <= MAX_MEMBER_BYTES:
         lowered = {n.lower(): n for n in names}
-        for m in _ATTRS_RELATIONSHIP.finditer(z.read(rels)):
-            a = _attrs(m.group(1))
-            if not a.get(b"Type", b"").endswith((b"/worksheet", b"/chartsheet", b"/dialogsheet", b"/macrosheet")):
-                continue
-            target = a.get(b"Target", b"").decode("utf-8", "replace").replace("\\", "/")
-            path = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
+        for path in _sheet_targets(z.read(rels)):
             if path.lower() in lowered:
                 found.add(lowered[path.lower()])
     return sorted(found)
+
+
+def by_content(fn: Callable[[bytes], T]) -> Callable[[bytes], T]:
+    """`fn` of a part's bytes, remembered for the last 64 small parts seen in this process: copies of one template
+    saved by one program carry the same workbook.xml and relationships, read once. The bytes themselves are the key
+    (equal bytes, equal answer); a part over 64 KB is read every time (and never kept in memory)."""
+    cached = functools.lru_cache(maxsize=64)(fn)
+
+    @functools.wraps(fn)
+    def call(data: bytes) -> T:
+        return cached(data) if len(data) <= 65536 else fn(data)
+
+    return call
+
+
+@by_content
+def _sheet_targets(rels: bytes) -> tuple[str, ...]:
+    """The parts workbook.xml's relationships point to as sheets, as paths in the package."""
+    out = []
+    for m in _ATTRS_RELATIONSHIP.finditer(rels):
+        a = _attrs(m.group(1))
+        if not a.get(b"Type", b"").endswith((b"/worksheet", b"/chartsheet", b"/dialogsheet", b"/macrosheet")):
+            continue
+        target = a.get(b"Target", b"").decode("utf-8", "replace").replace("\\", "/")
+        out.append(target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target))
+    return tuple(out)
 
 
 _ATTRS_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship(?=[\s/>])" + _attrs_group(2) + rb">")
@@ -351,18 +389,41 @@ def bound(body: bytes) -> int | None:
     row and column any r="…" names (wherever it stands), plus one row per <row and one column per <c that could
     lack a reference. None when a reference is written in a way this pass does not read (the full scan decides).
     (Patterns that start with a letter let the regex engine skip ahead at C speed; no Python code runs per cell.)"""
+    return _bound(body, body.count(b"<row") + body.count(b":row"), body.count(b"<c") + body.count(b":c"))
+
+
+def _bound(body: bytes, row_tags: int, cell_tags: int) -> int | None:
+    """bound() with the counts of tags that may lack a reference given (exact, or more for a quicker upper bound)."""
     values = b'"'.join(_REF_VALUE.findall(body))
     if _ODD_VALUE.search(values):
         return None
     rows = cols = 0
-    shapes = _REF_SHAPE.findall(values)  # letters and digits in another order: no reference, counted below
-    letters = [a for a, _ in shapes if a]
+    shape = values.translate(_SHAPE)  # letters as a, digits as 0: is every value shaped A1?
+    if b"0a" in shape or b"aaaa" in shape or b"0" * 10 in shape:
+        shapes = _REF_SHAPE.findall(values)  # letters and digits in another order: no reference, counted below
+        letters = {a for a, _ in shapes if a}
+        digits = {d for _, d in shapes if d}
+    else:  # the usual case: each value's letters and digits, duplicates (a row's cells, a column's) dropped in C
+        letters = set(values.translate(None, _DIGITS).split(b'"'))
+        digits = set(values.translate(None, _ALPHA).split(b'"'))
+        letters.discard(b"")
+        digits.discard(b"")
     if letters:
         cols = _letters(max(letters, key=lambda a: (len(a), a.upper())))
-    digits = [d for _, d in shapes if d]
     if digits:
         rows = max(map(int, digits))
-    return (rows + body.count(b"<row") + body.count(b":row")) * (cols + body.count(b"<c") + body.count(b":c"))
+    return (rows + row_tags) * (cols + cell_tags)
+
+
+_DIGITS = b"0123456789"
+_ALPHA = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SHAPE = bytes.maketrans(_ALPHA + _DIGITS, b"a" * 52 + b"0" * 10)
+
+
+def _quick_bound(body: bytes) -> int | None:
+    """An upper bound of bound(), quicker: every <row and :row holds a "w", every <c and :c a "c" (one-byte counts
+    run at memchr speed where two-byte ones do not)."""
+    return _bound(body, body.count(b"w"), body.count(b"c"))
 
 
 def _extent(body: bytes) -> tuple[int, int]:
@@ -375,9 +436,15 @@ def _extent(body: bytes) -> tuple[int, int]:
 
 def huge_sheet(z: Zip) -> str | None:
     """A sheet whose used area is too large to read (a stray value far away, on purpose or not): in Chinese."""
-    extents = [_extent(z.read(name)) for name in sheet_parts(z)]
-    if "content.xml" in z.namelist():
-        extents += ods_tables(z.read("content.xml"))
+    bodies = [z.read(name) for name in sheet_parts(z)]
+    tables = ods_tables(z.read("content.xml")) if "content.xml" in z.namelist() else []
+    # A quicker, larger bound first: when even it leaves every sheet and the whole book within the limits, so do
+    # the exact figures below, and they would find nothing.
+    quick = [q for q in map(_quick_bound, bodies) if q is not None and q <= MAX_SHEET_CELLS // 4]
+    if len(quick) == len(bodies) and sum(quick) + sum(r * c for r, c in tables) <= MAX_BOOK_CELLS \
+            and all(r * c <= MAX_SHEET_CELLS for r, c in tables):
+        return None
+    extents = [_extent(body) for body in bodies] + tables
     total = 0
     for rows, cols in extents:
         if rows * cols > MAX_SHEET_CELLS:
@@ -392,15 +459,24 @@ def has_macros(z: Zip) -> bool:
     """Macros by content, whatever the file is called: a VBA project, Excel 4 macro sheets, LibreOffice Basic,
     or a content type that says so."""
     names = z.namelist()
-    if any(_MACRO_PARTS.search(n) for n in names):
+    if (_macro_parts if len(names) <= 256 else _macro_parts.__wrapped__)(tuple(names)):
         return True
     if "[Content_Types].xml" in names:
         info = z.getinfo("[Content_Types].xml")
-        if info.file_size <= MAX_MEMBER_BYTES:
-            types = z.read("[Content_Types].xml").lower()  # ASCII case folded, as the words are ASCII
-            if any(word in types for word in _MACRO_TYPES):
-                return True
+        if info.file_size <= MAX_MEMBER_BYTES and _macro_types(z.read("[Content_Types].xml")):
+            return True
     return False
+
+
+@functools.lru_cache(maxsize=64)  # copies of one template hold the same parts
+def _macro_parts(names: tuple[str, ...]) -> bool:
+    return any(_MACRO_PARTS.search(n) for n in names)
+
+
+@by_content
+def _macro_types(types: bytes) -> bool:
+    types = types.lower()  # ASCII case folded, as the words are ASCII
+    return any(word in types for word in _MACRO_TYPES)
 
 
 def xml_entities(z: Zip) -> bool:

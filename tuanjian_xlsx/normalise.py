@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from functools import lru_cache
 from typing import TypedDict
 
 from .issues import Issue
@@ -36,7 +37,10 @@ MAX_SERIAL = 2958465  # 9999-12-31
 
 def fold(text: str) -> str:
     """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text))
+
+
+_SPACES = re.compile(r"\s+")
 
 
 def is_blank(raw) -> bool:
@@ -188,10 +192,13 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
         return None, []
     if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
-    period = parse_period(str(raw))
+    period = _period(str(raw))
     if period is None:
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
     return period, []
+
+
+_period = lru_cache(maxsize=1024)(parse_period)  # one file's period is many files' (a Period is frozen)
 
 
 __all__ = ["UNIT_WORDS", "as_choice", "chinese_number", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "is_blank"]

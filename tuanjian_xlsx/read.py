@@ -46,8 +46,10 @@ class Package:
     local_names: dict[tuple[str, str], str] = field(default_factory=dict)  # (sheet, name) -> 'B4'
     sheets: list[tuple[str, bool]] = field(default_factory=list)  # (name, visible)
     properties: dict[str, str] = field(default_factory=dict)  # tj.* custom properties
-    # sheet -> {top-left (row, col): bottom-right (row, col)} of its merged ranges; a sheet absent: not known
+    # sheet -> {top-left (row, col): bottom-right (row, col)} of its merged ranges, read from its XML (sheet_xml)
+    # the first time they are asked for (only a label that moved asks); a sheet in neither: not known
     merges: dict[str, dict[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
+    sheet_xml: dict[str, bytes] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
     _rows: dict[str, list[list]] = field(default_factory=dict)
     _book: Any = None  # python_calamine's CalamineWorkbook, once opened
@@ -105,7 +107,9 @@ class Package:
     def right_edge(self, sheet: str, r: int, c: int, default: int) -> int:
         """The last column of the merged range whose top-left cell is (r, c); `default` when merges are not known."""
         if sheet not in self.merges:
-            return default
+            if sheet not in self.sheet_xml:
+                return default
+            self.merges[sheet] = _merges_in(self.sheet_xml.pop(sheet))
         return self.merges[sheet].get((r, c), (r, c))[1]
 
     def not_forms(self) -> set[str]:
@@ -122,7 +126,7 @@ class Package:
 
 def open_package(path: Path, data: bytes | None = None) -> Package:
     """Open a submission; problems with the file itself become file-level issues on the Package."""
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     pkg = Package(file=path.name, data=b"")
     try:
         if data is None and path.stat().st_size > MAX_FILE_BYTES:  # never read a huge file into memory
@@ -234,27 +238,36 @@ def parse_xml(data: bytes):
 
 
 def _read_workbook_xml(z: guard.Parts, pkg: Package, members: set[str]) -> None:
-    root = parse_xml(z.read("xl/workbook.xml"))
+    sheets, names, local_names = _workbook_facts(z.read("xl/workbook.xml"))
+    pkg.sheets += [(name, visible) for name, visible, _ in sheets]
+    _read_merges(z, pkg, members, {name: rid for name, visible, rid in sheets if visible})
+    pkg.names.update(names)
+    pkg.local_names.update(local_names)
+
+
+@guard.by_content
+def _workbook_facts(data: bytes) -> tuple[tuple, tuple, tuple]:
+    """What workbook.xml says: its sheets as (name, visible, relationship id), its defined names of workbook scope
+    as (name, (sheet, cell)) and of sheet scope as ((sheet, name), cell), in the order a dict keeps the last."""
+    root = parse_xml(data)
     sheets = root.find(f"{NS_MAIN}sheets")
     order = []
-    parts = {}  # visible sheet -> its relationship id
     for s in sheets if sheets is not None else []:
-        name = s.get("name")
-        order.append(name)
-        pkg.sheets.append((name, s.get("state", "visible") == "visible"))
-        if pkg.sheets[-1][1]:
-            parts[name] = s.get(f"{NS_REL}id")
-    _read_merges(z, pkg, members, parts)
-    names = root.find(f"{NS_MAIN}definedNames")
-    for dn in names if names is not None else []:
+        order.append((s.get("name"), s.get("state", "visible") == "visible", s.get(f"{NS_REL}id")))
+    names: dict[str, tuple[str, str]] = {}
+    local_names: dict[tuple[str, str], str] = {}
+    defined = root.find(f"{NS_MAIN}definedNames")
+    for dn in defined if defined is not None else []:
         ref = parse_name_ref(dn.text or "")
         if ref is None:
             continue
         local = dn.get("localSheetId")
         if local is not None and local.isdigit() and int(local) < len(order):
-            pkg.local_names[(order[int(local)], dn.get("name"))] = ref[1] if ref[0] == order[int(local)] else ""
+            sheet = order[int(local)][0]
+            local_names[(sheet, dn.get("name"))] = ref[1] if ref[0] == sheet else ""
         else:
-            pkg.names[dn.get("name")] = ref
+            names[dn.get("name")] = ref
+    return tuple(order), tuple(names.items()), tuple(local_names.items())
 
 
 _CELL_REF = rb"\$?([A-Za-z]{1,3}\$?[0-9]{1,7})"
@@ -262,25 +275,43 @@ _MERGE = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="' + _CELL_REF + b":
 
 
 def _read_merges(z: guard.Parts, pkg: Package, members: set[str], parts: dict[str, str]) -> None:
-    """Merged ranges of the visible sheets (calamine does not give them), by a regex over each sheet's XML."""
+    """The XML of the visible sheets, for their merged ranges (calamine does not give them; see Package.merges)."""
     if "xl/_rels/workbook.xml.rels" not in members:
         return
-    rels = parse_xml(z.read("xl/_rels/workbook.xml.rels"))
-    targets = {r.get("Id"): r.get("Target") or "" for r in rels.findall(f"{NS_PKG_REL}Relationship")}
+    targets = dict(_rel_targets(z.read("xl/_rels/workbook.xml.rels")))
     for sheet, rid in parts.items():
         target = targets.get(rid, "")
         part = target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
-        if part not in members:
-            continue
-        merges = {}
-        body = z.read(part)
-        first = body.find(b"mergeCell")  # merged ranges follow the cells: the scan starts at the first of them
-        for a, b in _MERGE.findall(body, max(body.rfind(b"<", 0, first), 0)) if first >= 0 else ():
-            try:
-                merges[parse_cell(a.decode().replace("$", ""))] = parse_cell(b.decode().replace("$", ""))
-            except ValueError:
-                continue
-        pkg.merges[sheet] = merges
+        if part in members:
+            pkg.sheet_xml[sheet] = z.read(part)
+
+
+def _merges_in(body: bytes) -> dict[tuple[int, int], tuple[int, int]]:
+    """A sheet's merged ranges, by a regex over its XML. They follow the cells: the scan runs from the tag holding
+    the first "mergeCell" to the end of the tag holding the last (a match lies within one tag and holds the word)."""
+    merges = {}
+    first = body.find(b"mergeCell")
+    last = body.find(b">", body.rfind(b"mergeCell")) + 1 or len(body)
+    for a, b in _MERGE.findall(body, max(body.rfind(b"<", 0, first), 0), last) if first >= 0 else ():
+        corners = _merge_corners(a, b)
+        if corners is not None:
+            merges[corners[0]] = corners[1]
+    return merges
+
+
+@guard.by_content
+def _rel_targets(data: bytes) -> tuple[tuple[str | None, str], ...]:
+    """workbook.xml.rels as (relationship id, target) pairs."""
+    rels = parse_xml(data)
+    return tuple((r.get("Id"), r.get("Target") or "") for r in rels.findall(f"{NS_PKG_REL}Relationship"))
+
+
+@functools.lru_cache(maxsize=4096)  # a template's merged ranges are the same in every copy
+def _merge_corners(a: bytes, b: bytes) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    try:
+        return parse_cell(a.decode().replace("$", "")), parse_cell(b.decode().replace("$", ""))
+    except ValueError:
+        return None
 
 
 _ODS_TAG = re.compile(rb'<table:table\s[^>]*>|</table:table>|<table:named-range\s[^>]*>')
@@ -316,11 +347,18 @@ def _read_ods_names(xml: bytes, pkg: Package) -> None:
 
 
 def _read_custom(xml: bytes, pkg: Package) -> None:
-    root = parse_xml(xml)
-    for prop in root.findall(f"{NS_CUSTOM}property"):
+    pkg.properties.update(_custom_properties(xml))
+
+
+@guard.by_content
+def _custom_properties(xml: bytes) -> tuple[tuple[str, str], ...]:
+    """The tj.* custom properties as (name, text) pairs, in the order a dict keeps the last."""
+    out: dict[str, str] = {}
+    for prop in parse_xml(xml).findall(f"{NS_CUSTOM}property"):
         name = prop.get("name") or ""
         if name.startswith(passport.PROPERTY_PREFIX) and len(prop):
-            pkg.properties[name] = prop[0].text or ""
+            out[name] = prop[0].text or ""
+    return tuple(out.items())
 
 
 # --- finding a form's fields on a sheet ------------------------------------------------------------------
@@ -367,20 +405,26 @@ def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
             if isinstance(v, str) and v:
-                found.setdefault(norm_label(v), (r, c))
-                label, value = _split_label(v)
+                whole, label, value = _label_parts(v)
+                found.setdefault(whole, (r, c))
                 if value:
                     typed.setdefault(label, (r, c))
     return typed | found
 
 
-def _input_beside(pkg: Package, sheet: str, rows: list[list], f, r: int, c: int) -> tuple[int, int]:
+@functools.lru_cache(maxsize=4096)
+def _label_parts(v: str) -> tuple[str, str, str]:
+    """A text cell as the label it reads as whole, and as _split_label's (label, value): one look-up per cell."""
+    return (norm_label(v),) + _split_label(v)
+
+
+def _input_beside(pkg: Package, sheet: str, rows: list[list], p: _Place, r: int, c: int) -> tuple[int, int]:
     """The input cell of a field whose label was found at (r, c): as far right of the label's right edge as the
     spec has it, so that a label merged across more (or fewer) columns still finds the cell to its right.
 
     A merge ends at the first cell in it that holds a value (a merge that no longer covers what it did)."""
-    lr1, lc1, _, lc2 = parse_range(f.label_range)
-    ir, ic = parse_cell(f.input_cell)
+    lr1, lc1, lc2 = p.label_at
+    ir, ic = p.input_at
     if ic <= lc2:  # an input below its label: keep the spec's offset from the label's first cell
         return r + ir - lr1, c + ic - lc1
     right = pkg.right_edge(sheet, r, c, default=c + lc2 - lc1)
@@ -392,6 +436,32 @@ def _blank(v) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a spec puts one field, worked out once per form version (every file of it asks the same)."""
+
+    field: Any  # the spec's field
+    name: str  # its defined name
+    label: str  # its label as compared (norm_label)
+    label_at: tuple[int, int, int]  # the label's first row and column, and its last column
+    input_at: tuple[int, int]  # the input cell
+
+
+_PLACES: dict[tuple[str, int, str], tuple[_Place, ...]] = {}
+
+
+def _places(spec) -> tuple[_Place, ...]:
+    key = (spec.form_id, spec.version, spec.fingerprint)
+    if key not in _PLACES:
+        _PLACES[key] = tuple(_place(f) for f in spec.fields)
+    return _PLACES[key]
+
+
+def _place(f) -> _Place:
+    lr1, lc1, _, lc2 = parse_range(f.label_range)
+    return _Place(f, passport.field_name(f.id), norm_label(f.label_text), (lr1, lc1, lc2), parse_cell(f.input_cell))
+
+
 def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
                  labels: dict) -> tuple[dict, list[str], list[Issue]]:
     """Each field by its defined name where the label beside it still reads right, else by its label; an empty
@@ -399,26 +469,27 @@ def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
     values: dict[str, FieldValue] = {}
     moved: list[str] = []
     notes: list[Issue] = []
-    for f in spec.fields:
-        ref = _named_cell(pkg, sheet, passport.field_name(f.id))
-        lr1, lc1, _, _ = parse_range(f.label_range)
-        ir, ic = parse_cell(f.input_cell)
+    for p in _places(spec):
+        f = p.field
+        ref = _named_cell(pkg, sheet, p.name)
+        lr1, lc1, _ = p.label_at
+        ir, ic = p.input_at
         at = None
         if ref is not None:
             r, c = parse_cell(ref)
             lr, lc = r - (ir - lr1), c - (ic - lc1)
-            if lr >= 0 and lc >= 0 and _split_label(_at(rows, lr, lc))[0] == norm_label(f.label_text):
+            if lr >= 0 and lc >= 0 and _split_label(_at(rows, lr, lc))[0] == p.label:
                 at = (lr, lc), (r, c)
         if at is None:
-            pos = labels.get(norm_label(f.label_text))
+            pos = labels.get(p.label)
             if pos is None:
                 continue
-            at = pos, _input_beside(pkg, sheet, rows, f, *pos)
+            at = pos, _input_beside(pkg, sheet, rows, p, *pos)
             moved.append(f.label)
         (lr, lc), (r, c) = at
         value, cell = _at(rows, r, c), cell_name(r, c)
-        typed = _split_label(_at(rows, lr, lc))[1]
-        if _blank(value) and typed:
+        typed = _split_label(_at(rows, lr, lc))[1] if _blank(value) else ""
+        if typed:
             value, cell = typed, cell_name(lr, lc)
             notes.append(Issue.make("value-in-label", file=pkg.file, sheet=sheet, cell=cell, field=f.label,
                                     value=typed, input=cell_name(r, c)))
@@ -430,7 +501,7 @@ def read_form_sheet(pkg: Package, spec: FormSpec, sheet: str) -> SheetForm | Non
     """The spec's fields on one sheet; None when the sheet does not read as this form (under half its labels)."""
     rows = pkg.rows(sheet)
     labels = _find_labels(rows)
-    present = sum(norm_label(f.label_text) in labels for f in spec.fields)
+    present = sum(p.label in labels for p in _places(spec))
     if present * 2 < len(spec.fields):
         return None
     values, moved, notes = _read_fields(pkg, spec, sheet, rows, labels)
@@ -456,11 +527,13 @@ def read_table_sheet(pkg: Package, spec: TableSpec, sheet: str) -> SheetForm | N
     if named != cell_name(hr + 1, cols["code"]) or any(cols.get(c.id) != i for i, c in enumerate(spec.columns)):
         moved.append("任务表")
     table = []
+    at = tuple(cols.items())
     for r in range(hr + 1, len(rows)):
-        found = {cid: FieldValue(_at(rows, r, c), sheet, cell_name(r, c)) for cid, c in cols.items()}
-        if all(fv.value in ("", None) for fv in found.values()):
+        row = rows[r]
+        got = [row[c] if c < len(row) else "" for _, c in at]
+        if all(v in ("", None) for v in got):
             continue  # an empty row: nothing to read, and rows below it still count
-        table.append(found)
+        table.append({cid: FieldValue(v, sheet, cell_name(r, c)) for (cid, c), v in zip(at, got)})
     issues = [Issue.make("template-modified", file=pkg.file, sheet=sheet, fields=moved)] if moved else []
     return SheetForm(sheet, values, issues + notes, table)
 

@@ -83,15 +83,16 @@ def _make_model(spec: FormSpec | TableSpec) -> type[BaseModel]:
     return create_model(f"{spec.form_id}_v{spec.version}", **fields)
 
 
-def validate_file(path: Path, workspace: Plan, *, data: bytes | None = None,
-                  display: str | None = None, received: dt.date | None = None) -> FileResult:
+def validate_file(path: Path, workspace: Plan, *, data: bytes | None = None, display: str | None = None,
+                  received: dt.date | None = None, sha256: str | None = None) -> FileResult:
     """Read and check one submission. Whatever the file holds, this returns a result and never raises.
     `received` is the day it arrived: an old template version is judged by it (not by the day of the run);
-    without it, a version's last accepted day is not applied."""
-    path = Path(path)
+    without it, a version's last accepted day is not applied. `sha256`, when the caller has already hashed `data`,
+    spares hashing it again."""
+    path = path if isinstance(path, Path) else Path(path)
     result = FileResult(path=path, file=display or path.name, received=received)
     try:
-        _validate(result, workspace, data)
+        _validate(result, workspace, data, sha256)
     except MemoryError:  # under the worker's memory cap (see isolation.py)
         result.issues.append(Issue.make("reader-crashed", file=result.file, reason="读取时内存不足（文件可能含异常内容）"))
     except Exception:  # a bug must not stop the batch; say so plainly with the file's name
@@ -100,12 +101,15 @@ def validate_file(path: Path, workspace: Plan, *, data: bytes | None = None,
     return result
 
 
-def _validate(result: FileResult, ws: Plan, data: bytes | None) -> None:
+def _validate(result: FileResult, ws: Plan, data: bytes | None, sha256: str | None = None) -> None:
     pkg = open_package(result.path, data)
     pkg.file = result.file
     for i, issue in enumerate(pkg.issues):
         pkg.issues[i] = _renamed(issue, result.file)
-    result.sha256 = hashlib.sha256(pkg.data).hexdigest() if pkg.data else ""
+    if not pkg.data:
+        result.sha256 = ""
+    else:
+        result.sha256 = sha256 if sha256 is not None and pkg.data is data else hashlib.sha256(pkg.data).hexdigest()
     if not pkg.ok:
         result.issues += pkg.issues
         return
@@ -137,36 +141,42 @@ def _renamed(issue: Issue, file: str) -> Issue:
 def _identify(pkg: Package, passport: dict, ws: Plan, result: FileResult):
     at: Place = {"file": result.file}
     form_id = passport.get("form_id") or ""
-    known = ws.registry.form_ids
-    names = {f: ws.registry.get(f).display_name for f in known}
-    if form_id and form_id not in known:
-        result.issues.append(Issue.make("unknown-form", value=form_id, known=known, **at))
+    registry = ws.registry
+
+    def name(f: str) -> str:
+        return registry.get(f).display_name
+
+    def names() -> list[str]:  # only where a file is refused: the happy path never sorts the forms
+        return [name(f) for f in registry.form_ids]
+
+    if form_id and not any(f == form_id for f, _ in registry.specs):
+        result.issues.append(Issue.make("unknown-form", value=form_id, known=registry.form_ids, **at))
         return None, []
     if form_id:
         version = _int(passport.get("version"))
-        versions = ws.registry.versions(form_id)
+        versions = registry.versions(form_id)
         if version is None or version not in versions:
             latest = versions[-1]
             if version is not None and version > latest:
-                result.issues.append(Issue.make("newer-version", form=names[form_id], version=version, latest=latest, **at))
+                result.issues.append(Issue.make("newer-version", form=name(form_id), version=version, latest=latest, **at))
             else:
-                result.issues.append(Issue.make("unknown-version", form=names[form_id], version=passport.get("version"), **at))
+                result.issues.append(Issue.make("unknown-version", form=name(form_id), version=passport.get("version"), **at))
             result.form_id, result.version = form_id, version
             return None, []
-        spec = ws.registry.get(form_id, version)
+        spec = registry.get(form_id, version)
         forms = read_forms(pkg, spec)
         if forms:
             return spec, forms
         other = _sniff(pkg, ws)
         if other:
-            result.issues.append(Issue.make("passport-other-form", claimed=names[form_id],
+            result.issues.append(Issue.make("passport-other-form", claimed=name(form_id),
                                             actual=other[0].display_name, **at))
         else:
-            result.issues.append(Issue.make("not-a-form", known=list(names.values()), **at))
+            result.issues.append(Issue.make("not-a-form", known=names(), **at))
         return None, []
     found = _sniff(pkg, ws)
     if not found:
-        result.issues.append(Issue.make("not-a-form", known=list(names.values()), **at))
+        result.issues.append(Issue.make("not-a-form", known=names(), **at))
         return None, []
     result.issues.append(Issue.make("no-passport", form=found[0].display_name, **at))
     return found
