@@ -130,11 +130,12 @@ print(result.new, result.duplicates, len(result.missing), "pydantic" in sys.modu
 """
 
 
-def _quick(root) -> str:
+def _quick(root, **env) -> str:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", _QUICK, str(root)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", _QUICK, str(root)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **env})
     assert run.returncode == 0, run.stderr
     return run.stdout.strip()
 
@@ -163,6 +164,9 @@ def test_nothing_new_needs_no_loading_and_a_changed_configuration_is_loaded(tmp_
     names = {c.value for ws in openpyxl.load_workbook(master).worksheets for r in ws.iter_rows() for c in r}
     assert "舞阳县团委（更名）" in names and "舞阳县团委" not in names
     assert _quick(root) == f"0 5 {missing} False False"  # and rests on it again
+    extra = tmp_path / "自定义报表"
+    extra.mkdir()
+    assert _quick(root, TUANJIAN_FORMS=str(extra)).endswith("True True")  # more forms named: loaded again
 
     # a configuration broken meanwhile is said, not skipped over
     (root / "tuanjian.toml").write_text("[roster\n", encoding="utf-8")

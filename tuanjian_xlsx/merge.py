@@ -342,9 +342,10 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
 # Loading a workspace (tuanjian.toml, 名单与目标.xlsx, every form spec, validated by their models) costs more than
 # the rest of a merge that finds nothing new. So the ledger keeps, from the last run that loaded it, the list of
 # files the configuration was read from (Workspace.config_files), one digest of their bytes (and of the spec
-# folders' listings), and the two paths merge needs of it: the inbox and the master. A run whose digest of those
-# same files comes out the same takes them from there; any byte changed, a file gone or a spec added, and the
-# workspace is loaded as always (and says what is wrong with it, if anything is).
+# folders' listings), the environment variables it read, and the two paths merge needs of it: the inbox and the
+# master. A run whose digest of those same files comes out the same (and whose variables are the same) takes them
+# from there; any byte changed, a file gone or a spec added, and the workspace is loaded as always (and says what
+# is wrong with it, if anything is).
 
 CONFIG_KEY = "merge-config"
 
@@ -375,9 +376,12 @@ def config_print(paths: list[str]) -> str | None:
 
 def _note_config(ledger: Ledger, ws: Workspace) -> dict:
     """What this run loaded, for the next run to rest on (stored only when it changed)."""
+    from .specs import FORMS_PATH
+
     files = [str(p) for p in ws.config_files()]
     known = {"files": files, "print": config_print(files) or "", "inbox": str(ws.folder("inbox")),
-             "master": str(ws.folder("master") / MASTER_NAME)}
+             "master": str(ws.folder("master") / MASTER_NAME),
+             "env": {FORMS_PATH: os.environ.get(FORMS_PATH, "")}}  # the variables the configuration reads
     text = json.dumps(known, ensure_ascii=False)
     if ledger.get(CONFIG_KEY) != text:
         ledger.put(CONFIG_KEY, text)
@@ -390,8 +394,11 @@ def _known_config(ledger: Ledger, root: Path) -> dict | None:
         known = json.loads(ledger.get(CONFIG_KEY) or "null")
     except ValueError:
         return None
-    if not isinstance(known, dict) or not known.get("print") or not isinstance(known.get("files"), list):
+    if not isinstance(known, dict) or not known.get("print") or not isinstance(known.get("files"), list) \
+            or not isinstance(known.get("env"), dict):
         return None
+    if any(os.environ.get(name, "") != value for name, value in known["env"].items()):
+        return None  # another folder of form specs named, say
     files = [str(f) for f in known["files"]]
     if not files or Path(files[0]).parent != root or config_print(files) != known["print"]:
         return None
