@@ -172,3 +172,39 @@ def test_nothing_new_needs_no_loading_and_a_changed_configuration_is_loaded(tmp_
     (root / "tuanjian.toml").write_text("[roster\n", encoding="utf-8")
     with pytest.raises(ConfigError):
         merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
+
+
+def test_the_stored_configuration_is_the_same_by_any_path_and_sees_a_new_form(tmp_path, forms):
+    from tuanjian_xlsx.issues import ConfigError
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    (root / "收件箱" / "甲.xlsx").write_bytes(forms[0])
+    os.utime(root / "收件箱" / "甲.xlsx", (OLD, OLD))
+    merge(root, as_of=AS_OF, now=NOW)
+    master = root / "汇总" / "汇总表.xlsx"
+    made = master.stat().st_ino
+    other = tmp_path / "另一条路径"
+    other.symlink_to(root, target_is_directory=True)  # the same workspace by another path: the master stands
+    for path in (other, root, other):
+        assert merge(path, as_of=AS_OF, now=NOW).new == 0
+    assert master.stat().st_ino == made and not (root / "汇总" / "汇总表.bak.xlsx").exists()
+
+    # a killed render left its scratch folder in the workspace: cleared by the next render, none left behind
+    stale = root / ".tuanjian" / "tj-master-killed"
+    stale.mkdir()
+    os.utime(stale, (OLD - 86400, OLD - 86400))
+    merge(root, as_of=AS_OF + dt.timedelta(days=1), now=NOW)  # another date: rendered again
+    assert not list((root / ".tuanjian").glob("tj-master-*"))
+
+    # a form folder added under a spec folder, its spec broken: said on the next merge, new files or not
+    extra = tmp_path / "自定义报表"
+    (extra / "my_form").mkdir(parents=True)
+    os.environ["TUANJIAN_FORMS"] = str(extra)
+    try:
+        assert merge(root, as_of=AS_OF, now=NOW).new == 0
+        (extra / "my_form" / "v1.toml").write_text("form_id = \n", encoding="utf-8")
+        with pytest.raises(ConfigError):
+            merge(root, as_of=AS_OF, now=NOW)
+    finally:
+        del os.environ["TUANJIAN_FORMS"]

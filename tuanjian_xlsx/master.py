@@ -14,16 +14,19 @@ import gc
 import io
 import math
 import re
+import shutil
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import formulas as F
 from .plan import Workspace
 from .roster import Task
 from .issues import KINDS_ZH, ConfigError, Issue
-from .ledger import RECEIVED_BASES, FileRow
+from .ledger import LEDGER_DIR, RECEIVED_BASES, FileRow
 from .periods import Period, parse_period
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
 from .status import STATUS_ZH, Effective, StatusItem, effective, forms_in_use, period_order, statuses
@@ -1032,11 +1035,31 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+SCRATCH_PREFIX = "tj-master-"
+SCRATCH_STALE_SECONDS = 6 * 3600  # a render takes seconds: a folder this old was left by a run that was killed
+
+
+def _scratch(root: Path) -> str | None:
+    """Where a render keeps its parts: inside the workspace's own folder (they hold what units submitted, so they
+    stay where the ledger and the originals are), after clearing what a killed run left there."""
+    folder = Path(root) / LEDGER_DIR
+    if not folder.is_dir():
+        return None
+    now = time.time()
+    for old in folder.glob(SCRATCH_PREFIX + "*"):
+        try:
+            if now - old.stat().st_mtime > SCRATCH_STALE_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return str(folder)
+
+
 def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective, items: list[StatusItem]) -> bytes:
     """The sheets with a row per record or file are streamed: each row goes to a file in a temporary folder as the
     next begins, and the package's parts wait there too until zipped, so memory does not grow with the ledger."""
     buf = io.BytesIO()
-    with tempfile.TemporaryDirectory(prefix="tj-master-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=_scratch(ws.root)) as tmp:
         wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
         wb.in_memory, wb.tmpdir = False, tmp
         sheets: dict[str, Sheet] = {}

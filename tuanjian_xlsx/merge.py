@@ -285,19 +285,18 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     with Ledger(root) as ledger:
         known = _known_config(ledger, root) if ws is None else None
         if known is None:
-            ws = ws or _load(root)
-            known = _note_config(ledger, ws)
-        sources = [Path(p) for p in paths] if paths else [Path(known["inbox"])]
+            known, ws = _note_config(ledger, ws or _load(root))
+        sources = [Path(p) for p in paths] if paths else [Path(_located(known["inbox"], root))]
         missing = [p for p in sources if not p.exists()]
         if missing:
             raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
-        target = Path(out) if out else Path(known["master"])
+        target = Path(out) if out else Path(_located(known["master"], root))
         todo, found = _gather(ledger, sources)
         if received_at is not None:
             received = {**{sub.path: received_at for sub in todo}, **(received or {})}
         if ws is None and (received or any(not isinstance(t, Seen) for t in todo) or ledger.unreturned()):
-            ws = _load(root)  # something to read, check or return: the configuration as it is now
-            known = _note_config(ledger, ws)
+            # something to read, check or return: the configuration as it is now
+            known, ws = _note_config(ledger, _load(root))
         if ws is None:  # every file known and unchanged: only sightings, nothing to validate or return
             result.ingested = ingest_many(ledger, None, todo, now=now, progress=progress)
         else:
@@ -309,7 +308,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             ledger.note_seen(_remember(found, todo, result.ingested))
             result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
-        inputs = _inputs_key(known["print"], ledger.arrivals(), as_of)
+        inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
         made_from = ledger.master_made_from()
         unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
         items = _stored_items(ledger, inputs) if unchanged else None
@@ -340,14 +339,18 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
 # --- what the configuration was, without loading it -----------------------------------------------------------
 #
 # Loading a workspace (tuanjian.toml, 名单与目标.xlsx, every form spec, validated by their models) costs more than
-# the rest of a merge that finds nothing new. So the ledger keeps, from the last run that loaded it, the list of
-# files the configuration was read from (Workspace.config_files), one digest of their bytes (and of the spec
-# folders' listings), the environment variables it read, and the two paths merge needs of it: the inbox and the
-# master. A run whose digest of those same files comes out the same (and whose variables are the same) takes them
-# from there; any byte changed, a file gone or a spec added, and the workspace is loaded as always (and says what
-# is wrong with it, if anything is).
+# the rest of a merge that finds nothing new. So the ledger keeps, from the last run that loaded it: the files the
+# configuration was read from (Workspace.config_files: named relative to the workspace or to the tool's own folder,
+# so that the same workspace reached by another path, or the tool unpacked elsewhere, is the same), one digest of
+# their bytes and of the spec folders' listings, the environment variables it read, the inbox and master paths, and
+# `content`, a digest of the configuration as loaded (the models themselves: what the master is a function of). A
+# run whose files hash the same (and whose variables are the same) takes `content` and the paths from there; any
+# byte changed, a file gone, unreadable or added, and the workspace is loaded as always (and says what is wrong with
+# it, if anything is). The digest of the bytes is taken between two loads that agree, so a file saved while merge
+# was loading it is never taken for what was loaded.
 
 CONFIG_KEY = "merge-config"
+_TOOL = Path(__file__).resolve().parent.parent  # the folder holding the package (and workbook_templates/)
 
 
 def _load(root: Path) -> Workspace:
@@ -356,51 +359,83 @@ def _load(root: Path) -> Workspace:
     return Workspace.load(root)
 
 
-def config_print(paths: list[str]) -> str | None:
-    """One digest of the tool's version, each file's bytes and each folder's listing; None if one cannot be read."""
+def _named(path: Path, root: Path) -> str:
+    """A path as stored: relative to the workspace ("ws:…") or to the tool ("tool:…") where it is inside one."""
+    for tag, base in (("ws", root), ("tool", _TOOL)):
+        try:
+            return f"{tag}:{Path(os.path.abspath(path)).relative_to(os.path.abspath(base)).as_posix()}"
+        except ValueError:
+            continue
+    return f"abs:{os.path.abspath(path)}"
+
+
+def _located(name: str, root: Path) -> str:
+    tag, _, rest = name.partition(":")
+    return os.path.join(root, rest) if tag == "ws" else os.path.join(_TOOL, rest) if tag == "tool" else rest
+
+
+def config_print(names: list[str], root: Path) -> str | None:
+    """One digest of the tool's version and, for each stored name, its bytes (a folder: its listing); None if one
+    cannot be read (then nothing is taken as known)."""
     from . import __version__
 
     h = hashlib.sha256(__version__.encode())
-    for p in paths:
-        h.update(b"\0" + p.encode("utf-8", "surrogateescape") + b"\0")
+    for name in names:
+        h.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        path = _located(name, root)
         try:
-            if os.path.isdir(p):
-                h.update("\0".join(sorted(os.listdir(p))).encode("utf-8", "surrogateescape"))
+            if os.path.isdir(path):
+                h.update("\0".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape"))
             else:
-                with open(p, "rb") as f:
+                with open(path, "rb") as f:
                     h.update(f.read())
         except OSError:
             return None
     return h.hexdigest()
 
 
-def _note_config(ledger: Ledger, ws: Workspace) -> dict:
-    """What this run loaded, for the next run to rest on (stored only when it changed)."""
+def _content(ws: Workspace) -> str:
+    """The configuration as loaded, whatever files and paths it came from."""
+    h = hashlib.sha256()
+    h.update(ws.settings.model_dump_json().encode())
+    h.update(ws.roster.model_dump_json().encode())
+    for spec in ws.registry.specs.values():
+        h.update(spec.digest.encode())  # the whole spec: a change to its [master] section re-renders
+    return h.hexdigest()
+
+
+def _note_config(ledger: Ledger, ws: Workspace) -> tuple[dict, Workspace]:
+    """What this run loaded, for the next run to rest on (stored only when it changed), and the workspace to go on
+    with: when the record changes, the files are hashed and the workspace loaded once more, and the digest is kept
+    only if both loads agree (else the newer load is used and nothing is taken as known next time)."""
     from .specs import FORMS_PATH
 
-    files = [str(p) for p in ws.config_files()]
-    known = {"files": files, "print": config_print(files) or "", "inbox": str(ws.folder("inbox")),
-             "master": str(ws.folder("master") / MASTER_NAME),
+    root = Path(ws.root)
+    names = [_named(p, root) for p in ws.config_files()]
+    known = {"files": names, "print": config_print(names, root) or "", "content": _content(ws),
+             "inbox": _named(ws.folder("inbox"), root), "master": _named(ws.folder("master") / MASTER_NAME, root),
              "env": {FORMS_PATH: os.environ.get(FORMS_PATH, "")}}  # the variables the configuration reads
-    text = json.dumps(known, ensure_ascii=False)
-    if ledger.get(CONFIG_KEY) != text:
-        ledger.put(CONFIG_KEY, text)
-    return known
+    if ledger.get(CONFIG_KEY) == json.dumps(known, ensure_ascii=False):
+        return known, ws
+    again = _load(root)  # a file saved meanwhile: the bytes hashed may not be the ones loaded
+    if _content(again) != known["content"]:
+        known = dict(known, print="", content=_content(again))
+    ledger.put(CONFIG_KEY, json.dumps(known, ensure_ascii=False))
+    return known, again
 
 
 def _known_config(ledger: Ledger, root: Path) -> dict | None:
-    """The stored configuration, if every file it was read from is as it was (and it was this workspace's)."""
+    """The stored configuration, if every file it was read from is as it was."""
     try:
         known = json.loads(ledger.get(CONFIG_KEY) or "null")
     except ValueError:
         return None
-    if not isinstance(known, dict) or not known.get("print") or not isinstance(known.get("files"), list) \
-            or not isinstance(known.get("env"), dict):
+    if not isinstance(known, dict) or not known.get("print") or not known.get("content") \
+            or not isinstance(known.get("files"), list) or not isinstance(known.get("env"), dict):
         return None
     if any(os.environ.get(name, "") != value for name, value in known["env"].items()):
         return None  # another folder of form specs named, say
-    files = [str(f) for f in known["files"]]
-    if not files or Path(files[0]).parent != root or config_print(files) != known["print"]:
+    if config_print([str(n) for n in known["files"]], root) != known["print"]:
         return None
     return known
 
@@ -600,10 +635,11 @@ def _digest(path: Path) -> str | None:
 
 def _inputs_key(config: str, arrivals: list[tuple[int, str, str]], as_of: dt.date) -> str:
     """Everything the master is a function of: the ledger's files (`Ledger.arrivals`: a file's records never
-    change, its received time may), the configuration (`config_print`: the tool's version and the bytes it was
-    read from), the date."""
+    change, its received time may), the configuration (`_content`), the date, the tool."""
+    from . import __version__
+
     h = hashlib.sha256()
-    h.update(f"{config}|{as_of.isoformat()}|{len(arrivals)}".encode())
+    h.update(f"{__version__}|{config}|{as_of.isoformat()}|{len(arrivals)}".encode())
     for file_id, received_at, basis in arrivals:  # received times move when an earlier copy turns up
         h.update(f"{file_id}|{dt.datetime.fromisoformat(received_at).isoformat()}|{basis}\n".encode())
     return h.hexdigest()

@@ -192,7 +192,7 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
         return None, []
     if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
-    period = _period(str(raw))
+    period = _period(str(raw)) if len(str(raw)) <= 32 else parse_period(str(raw))  # (long texts not remembered)
     if period is None:
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
     return period, []

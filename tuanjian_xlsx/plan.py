@@ -85,12 +85,15 @@ class Workspace(Plan):
 
     def config_files(self) -> list[Path]:
         """What this workspace's configuration is read from: its tuanjian.toml and 名单与目标.xlsx, the plan's own
-        defaults, and the folders of form specs (each folder for its listing — a version added — and each spec)."""
+        defaults, and the folders of form specs — each folder for its listing (a form or a version added) and each
+        spec file in them."""
         from .settings import DATA
+        from .specs import is_spec_file
 
-        specs = [p for f in sorted(set(self.registry.folders.values())) for p in sorted(f.iterdir()) if p.is_file()]
+        forms = sorted(p for base in self.registry.bases for p in Path(base).iterdir() if p.is_dir())
+        specs = [p for f in forms for p in sorted(f.iterdir()) if is_spec_file(p)]
         return [self.root / SETTINGS_FILE, self.root / self.settings.roster.file, *sorted(DATA.iterdir()),
-                *self.registry.bases, *sorted(set(self.registry.folders.values())), *specs]
+                *self.registry.bases, *forms, *specs]
 
     def assessment_rules(self) -> Rules:
         """考核细则 of the workspace's 名单与目标.xlsx (read only when asked: its mistakes stop nothing else); the

@@ -405,7 +405,10 @@ def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
             if isinstance(v, str) and v:
-                whole, label, value = _label_parts(v)
+                # (a long text is no template's label: worked out without being remembered, so that crafted cells
+                # cannot fill the caches)
+                whole, label, value = _label_parts(v) if len(v) <= 64 else \
+                    (norm_label.__wrapped__(v),) + _split_label.__wrapped__(v)
                 found.setdefault(whole, (r, c))
                 if value:
                     typed.setdefault(label, (r, c))

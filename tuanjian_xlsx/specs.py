@@ -351,6 +351,11 @@ def specs_root() -> Path:
 _VERSION_FILE = re.compile(r"^v([0-9]+)\.toml$")
 
 
+def is_spec_file(path: Path) -> bool:
+    """A form folder's file the registry reads as one version of the form (vN.toml)."""
+    return bool(_VERSION_FILE.match(path.name))
+
+
 def load_spec(path: Path) -> FormSpec | TableSpec:
     data, lines = load_toml(path)
     try:
@@ -389,7 +394,7 @@ class SpecRegistry:
 
     def _load_form(self, form_dir: Path) -> None:
         for f in sorted(form_dir.iterdir()):
-            if not _VERSION_FILE.match(f.name):
+            if not is_spec_file(f):
                 continue
             spec = load_spec(f)
             where = self.folders.setdefault(spec.form_id, form_dir)
