@@ -216,3 +216,71 @@ def test_user_text_starting_with_equals_is_never_a_formula(builtin, tmp_path):
     p.write_bytes(build_template(spec, roster, prefill=Prefill(roster.units[0], "2026-03", "2026年3月")))
     wb = openpyxl.load_workbook(p)
     assert wb[spec.sheet_name]["B4"].data_type == "s" and wb["_lists"]["A2"].data_type == "s"
+
+
+# --- a recorded build is written again for the next copy of its shape: nothing of one copy reaches the next ------
+
+
+def _fresh() -> None:
+    """Forget the recorded builds and styles parts, as a new process has none."""
+    from tuanjian_xlsx import build, xlsxio
+
+    build._PROGRAMS.clear()
+    xlsxio._Packager._STYLES.clear()
+
+
+def _problems(wb, mark: bool = False) -> None:
+    """A first sheet as a 退回件's 问题清单 stands; `mark`: with a conditional format of its own."""
+    ws = wb.add_worksheet("问题清单")
+    ws.write_string(0, 0, "问题")
+    if mark:
+        ws.conditional_format(0, 0, 0, 0, {"type": "cell", "criteria": ">", "value": 0,
+                                           "format": wb.add_format({"bold": True})})
+
+
+def _return(spec, roster, *records: tuple[dict, dict], mark: bool = False) -> bytes:
+    from tuanjian_xlsx.build import Filled
+
+    return build_template(spec, roster, filled=[Filled(v, m) for v, m in records],
+                          first_sheet=lambda wb: _problems(wb, mark))
+
+
+def test_copies_of_one_shape_are_each_what_a_fresh_build_makes(builtin):
+    roster = builtin.roster
+    one, other = [u for u in roster.units if u.type == "县区团委"][:2]
+    for form_id in ALL:
+        spec = builtin.registry.get(form_id, 1)
+        build_template(spec, roster, prefill=Prefill(one, "2026-03", "2026年3月", dt.date(2026, 4, 10)))
+        second = Prefill(other, "2026-Q1", "2026年第1季度", dt.date(2026, 4, 28))
+        warm = build_template(spec, roster, prefill=second)
+        _fresh()
+        assert warm == build_template(spec, roster, prefill=second), form_id
+
+
+def test_returns_of_one_shape_are_each_what_a_fresh_build_makes(builtin):
+    roster = builtin.roster
+    visit, tracker = builtin.registry.get("visit_report", 1), builtin.registry.get("target_tracker", 1)
+    cases = [
+        (visit, [({"name": "张三", "cadre_count": 2.5}, {"cadre_count": "应填写整数"})],
+         [({"name": "李四", "fill_date": dt.datetime(2026, 3, 5), "unit": "某单位"}, {"unit": "不在名单中"}),
+          ({"youth_count": "五人", "problems": "=1+1"}, {"youth_count": "应填写整数"})]),
+        (tracker, [({"1-1-1:done": 3.0, "1-1-1:base": 2.0}, {"1-1-1:done": "完成数大于基数"})],
+         [({"1-2:done": "三个", "fill_date": "三月"}, {"1-2:done": "应填写数字", "fill_date": "不是日期"})]),
+    ]
+    for spec, first, second in cases:
+        _return(spec, roster, *first)
+        _return(spec, roster, *([first[0]] * len(second)))  # the second's shape, with the first's values
+        warm = _return(spec, roster, *second)
+        _fresh()
+        assert warm == _return(spec, roster, *second), spec.form_id
+
+
+def test_a_first_sheet_with_marks_of_its_own_leaves_the_forms_marks_theirs(builtin):
+    """The form's conditional formats are numbered after the first sheet's: the text kept from a copy where they
+    came first cannot serve."""
+    spec = builtin.registry.get("visit_report", 1)
+    values = ({"name": "张三"}, {})
+    _return(spec, builtin.roster, values)
+    warm = _return(spec, builtin.roster, values, mark=True)
+    _fresh()
+    assert warm == _return(spec, builtin.roster, values, mark=True)

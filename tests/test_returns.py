@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zipfile
 
 import openpyxl
 import pytest
@@ -36,6 +37,9 @@ def test_return_carries_values_and_marks_exactly_the_bad_cells(bad_file, builtin
     (piece,) = write_returns([result], builtin, tmp_path / "退回")
     assert piece.workbook.name == "源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx"
     assert hashlib.sha256(bad_file.read_bytes()).hexdigest() == before  # the original is never changed
+    # its parts stored, not compressed (xlsxio.StoredBuffer): test_return_loop sends one back as it is and opens
+    # one in LibreOffice
+    assert {i.compress_type for i in zipfile.ZipFile(piece.workbook).infolist()} == {zipfile.ZIP_STORED}
 
     wb = openpyxl.load_workbook(piece.workbook)
     assert wb.sheetnames == ["问题清单", "走基层报告单", "_lists", "_passport"]

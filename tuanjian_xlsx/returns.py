@@ -215,8 +215,9 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
         # a unit or period in question is not locked in: the submitter must be able to correct it
         due = ws.roster.due(unit, spec.form_id, period)
         prefill = Prefill(unit, period.code, period.label, due) if fixed and period is not None else Prefill()
+        # stored, not compressed: made by the hundred in a merge, each a few tens of KB (see xlsxio.StoredBuffer)
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
-                              filled=filled, first_sheet=_problem_sheet(rows))
+                              filled=filled, first_sheet=_problem_sheet(rows), compress=False)
     else:
         rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues]
     return data, rows, spec

@@ -8,9 +8,13 @@ import io
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
+import xlsxwriter.packager
+import xlsxwriter.workbook
 import xlsxwriter.worksheet
 from xlsxwriter.utility import xl_rowcol_to_cell_fast
 
@@ -32,6 +36,9 @@ _NEWER_FUNCTIONS = re.compile(
     r"WRAPCOLS|WRAPROWS|XLOOKUP|XMATCH|IFS|MAXIFS|MINIFS|CONCAT|TEXTJOIN)\(")
 
 
+_FAST_CELLS = ("String", "Number", "Datetime", "Blank")
+
+
 class Worksheet(xlsxwriter.worksheet.Worksheet):
     """XlsxWriter's worksheet without its per-formula pass of ~30 regular expressions (a tenth of the master's
     rendering time): our formulas use only functions every target program has, which is checked here instead.
@@ -47,16 +54,57 @@ class Worksheet(xlsxwriter.worksheet.Worksheet):
 
     def _write_cell(self, row: int, col: int, cell) -> None:
         """XlsxWriter's own, for the cells a master holds by the ten thousand (a shared string, a number or a date
-        with a format) in one step: the same bytes (the reference and the format's index need no escaping)."""
+        with a format) and a template's bordered blanks in one step: the same bytes (the reference and the format's
+        index need no escaping)."""
         kind = cell.__class__.__name__
-        if cell.format is None or kind not in ("String", "Number", "Datetime") or self.constant_memory:
+        if cell.format is None or kind not in _FAST_CELLS or self.constant_memory:
             return super()._write_cell(row, col, cell)
         ref, xf = xl_rowcol_to_cell_fast(row, col), cell.format._get_xf_index()
         if kind == "String":
             self.fh.write(f'<c r="{ref}" s="{xf}" t="s"><v>{cell.string}</v></c>')
+        elif kind == "Blank":
+            self.fh.write(f'<c r="{ref}" s="{xf}"/>')
         else:
             self.fh.write(f'<c r="{ref}" s="{xf}"><v>{cell.number:.16G}</v></c>')
         return None
+
+    # A recorded build's conditional formats and validations are the same text in every copy of it (see
+    # build.chrome.Program): XlsxWriter writes them once into `captured_sections`, later copies are given them.
+    frozen_sections: dict[str, str] | None = None
+    captured_sections: dict[str, str] | None = None
+
+    def _write_conditional_formats(self) -> None:
+        self._section("conditional_formats", super()._write_conditional_formats)
+
+    def _write_data_validations(self) -> None:
+        self._section("data_validations", super()._write_data_validations)
+
+    def _section(self, name: str, write) -> None:
+        sheet: Any = self  # XlsxWriter's attributes are untyped
+        if self.frozen_sections is not None:
+            sheet.fh.write(self.frozen_sections[name])
+        elif self.captured_sections is None:
+            write()
+        else:
+            fh, sheet.fh = sheet.fh, io.StringIO()
+            try:
+                write()
+                text = sheet.fh.getvalue()
+            finally:
+                sheet.fh = fh
+            fh.write(text)
+            self.captured_sections[name] = text
+
+    def stored_formula(self, row: int, col: int) -> str | None:
+        """The text write_formula stored for a cell, if it stored a plain formula there (not an array formula)."""
+        cell = self.table.get(row, {}).get(col)
+        return cell.formula if type(cell) is xlsxwriter.worksheet.CellFormulaTuple else None
+
+    def write_formula_again(self, row: int, col: int, stored: str, cell_format, value) -> None:
+        """write_formula for a formula written before, `stored` being the text it stored then: its checks (XlsxWriter's
+        and ours) look at the text alone and took the plain way, so it is stored as they stored it."""
+        if not self._check_dimensions(row, col):
+            self.table[row][col] = xlsxwriter.worksheet.CellFormulaTuple(stored, cell_format, value)
 
     def _xml_formula_element(self, formula, result, attributes=()):
         if isinstance(result, str) and result == "" and all(k != "t" for k, _ in attributes):
@@ -64,8 +112,67 @@ class Worksheet(xlsxwriter.worksheet.Worksheet):
         super()._xml_formula_element(formula, result, list(attributes))
 
 
+class Workbook(xlsxwriter.Workbook):
+    """XlsxWriter's workbook, each format knowing the properties it was made from (`_tj_props`): a styles part is
+    then a function of its formats' properties in order, and made once per process (see _Packager)."""
+
+    def add_format(self, properties=None):
+        made = super().add_format(properties)
+        made._tj_props = tuple((properties or {}).items())
+        return made
+
+    def _get_packager(self):  # XlsxWriter's hook for its own packager
+        return _Packager()
+
+
+class _Packager(xlsxwriter.packager.Packager):
+    _STYLES: dict[tuple, str] = {}  # the styles part by what it is made from (bounded: see _write_styles_file)
+
+    def _write_styles_file(self) -> None:
+        """XlsxWriter's styles.xml, which depends only on the formats in use (in their order), the properties they
+        were made from with the workbook's defaults (never changed after: nothing here calls a Format's set_
+        methods), the palette and whether there are comments: written once, then the same text for every workbook
+        made of the same formats."""
+        wb = self.workbook
+        if not self.in_memory:  # the parts go to files (the master): XlsxWriter's own
+            super()._write_styles_file()
+            return
+        try:
+            key = (tuple(wb.default_format_properties.items()), wb.excel2003_style,
+                   tuple(f._tj_props for f in wb.xf_formats), tuple(f._tj_props for f in wb.dxf_formats),
+                   tuple(wb.palette), tuple(wb.custom_colors), wb.has_comments)
+            text = self._STYLES.get(key)
+        except (AttributeError, TypeError):  # a format not made by Workbook.add_format, or not a key
+            super()._write_styles_file()
+            return
+        if text is None:
+            super()._write_styles_file()
+            text = self.filenames[-1][0].getvalue()
+            if len(self._STYLES) < 256:
+                self._STYLES[key] = text
+        else:
+            self._filename("xl/styles.xml").write(text)
+
+
+class StoredBuffer(io.BytesIO):
+    """A buffer for a workbook whose package is stored, not compressed: about 4 × the bytes (tens of KB for a
+    form), written in a fraction of the time — for workbooks made by the hundred and read once (退回件)."""
+
+
+class _Package(zipfile.ZipFile):
+    """The zip XlsxWriter makes a package with (always ZIP_DEFLATED, it has no option for it): the same, except
+    that a workbook written into a StoredBuffer has its parts stored."""
+
+    def __init__(self, file, mode="r", compression=zipfile.ZIP_STORED, *args, **kwargs):
+        super().__init__(file, mode, zipfile.ZIP_STORED if isinstance(file, StoredBuffer) else compression,
+                         *args, **kwargs)
+
+
+xlsxwriter.workbook.ZipFile = _Package  # the name XlsxWriter's _store_workbook makes its zip with
+
+
 def new_workbook(buffer: io.BytesIO, *, title: str = "", company: str = "") -> xlsxwriter.Workbook:
-    wb = xlsxwriter.Workbook(
+    wb = Workbook(
         buffer,
         {
             "in_memory": True,

@@ -6,8 +6,8 @@ a blank template and a 退回件 (with the submitter's own values, typed text an
 Excel, WPS and LibreOffice will compute. What an input accepts and how 自查 judges it come from `fieldtypes`; the
 names and hidden sheets a reader finds come from `passport`.
 
-  chrome   what every sheet shares: Prefill/Filled, formats, Book/Sheet (cell + grid), page setup, protection,
-           the hidden _lists and _passport sheets, header fields and their 自查
+  chrome   what every sheet shares: Prefill/Filled, formats, Book/Sheet (cell + grid) and the Program they record,
+           page setup, protection, the hidden _lists and _passport sheets, header fields and their 自查
   forms    one-record forms, a sheet per record
   tracker  the table form: a row per task, as its kind asks
 """
@@ -15,6 +15,8 @@ names and hidden sheets a reader finds come from `passport`.
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +24,8 @@ from pathlib import Path
 from ..plan import Workspace
 from ..roster import Roster
 from ..specs import FormSpec, TableSpec
-from ..xlsxio import atomic_write, close_workbook, new_workbook
-from .chrome import Book, Filled, Prefill, styles
+from ..xlsxio import StoredBuffer, atomic_write, close_workbook, new_workbook
+from .chrome import Book, Filled, Prefill, Program, Shape
 from .forms import build_form, sheet_names
 from .tracker import build_table
 
@@ -32,22 +34,54 @@ __all__ = ["Filled", "Prefill", "build_template", "build_templates", "sheet_name
 
 def build_template(spec: FormSpec | TableSpec, roster: Roster, *, prefill: Prefill | None = None,
                    password: str = "", filled: list[Filled] | None = None,
-                   first_sheet: Callable | None = None) -> bytes:
+                   first_sheet: Callable | None = None, compress: bool = True) -> bytes:
     """The .xlsx bytes of one form version: a blank template, a prefilled copy for one unit and period, or
-    (with `filled`) a 退回件 carrying the submitter's values. `first_sheet(wb)` may add a sheet in front."""
+    (with `filled`) a 退回件 carrying the submitter's values. `first_sheet(wb)` may add a sheet in front;
+    `compress=False` stores the package's parts as they are (see xlsxio.StoredBuffer)."""
     prefill = prefill or Prefill()
-    buf = io.BytesIO()
+    buf = io.BytesIO() if compress else StoredBuffer()
     wb = new_workbook(buf, title=spec.display_name)
-    book = Book(wb, styles(wb))
     if first_sheet is not None:  # the workbook's first sheet is the one selected and shown: never the form too
         first_sheet(wb)
         prefill = replace(prefill, not_forms=tuple(w.name for w in wb.worksheets()))
+    made = program(spec, roster, prefill.shape(), password, len(filled or ()))
+    sheets = made.write(wb, prefill.values(), filled or [])
+    data = close_workbook(wb, buf)
+    made.keep(sheets)
+    return data
+
+
+_PROGRAMS: OrderedDict[tuple, tuple[object, Roster, Program]] = OrderedDict()
+_KEPT = 24  # programs kept per process: a form's shapes (blank, distributed, 退回件 of 1–3 records) for a few forms
+_LOCK = threading.Lock()
+
+
+def program(spec: FormSpec | TableSpec, roster: Roster, shape: Shape, password: str, records: int) -> Program:
+    """The recorded build of a form version for copies of one shape (with a sheet per record of a one-record form),
+    made once per process and kept while it is used. A spec is immutable and a roster is never changed in place
+    (a changed one is a new object), so the objects themselves are the key, held here so that their ids stay theirs.
+    A one-record form does not depend on the unit's type, nor a tracker on the number of records."""
     if isinstance(spec, TableSpec):
-        build_table(book, spec, roster, prefill, password, filled or [])
+        records = 1
     else:
-        build_form(book, spec, roster, prefill, password, filled or [])
-    book.finish()
-    return close_workbook(wb, buf)
+        shape = replace(shape, unit_type=None)
+    key = (id(spec), id(roster), shape, password, max(records, 1))
+    with _LOCK:
+        kept = _PROGRAMS.get(key)
+        if kept is not None and kept[0] is spec and kept[1] is roster:
+            _PROGRAMS.move_to_end(key)
+            return kept[2]
+    book = Book()
+    if isinstance(spec, TableSpec):
+        build_table(book, spec, roster, shape, password)
+    else:
+        build_form(book, spec, roster, shape, password, records)
+    made = book.finish()
+    with _LOCK:
+        _PROGRAMS[key] = (spec, roster, made)
+        while len(_PROGRAMS) > _KEPT:
+            _PROGRAMS.popitem(last=False)
+    return made
 
 
 def template_filename(spec) -> str:

@@ -1,12 +1,19 @@
 """What every sheet the builder writes shares: what a build is given (Prefill, Filled), the formats, the Book and
 Sheet that write a cell and its grid value together (formulas wait for `Book.finish`), page setup and protection,
-the hidden _lists and _passport sheets, and the header fields with their 自查 state and marks."""
+the hidden _lists and _passport sheets, and the header fields with their 自查 state and marks.
+
+A build is recorded before it is written: the builders describe a workbook to a `Book`, which keeps each step as a
+`Program`; `Program.write` then makes it with XlsxWriter, with the formats, a copy's unit, period and due date
+(`Slot`s in the program) and a 退回件's values and marks. Everything else — the layout, every formula's text, the
+validations, names and marks — is the same for every copy of one shape (`Shape`), so a program is made once per
+form version, shape and number of record sheets and written as often as needed (see build_template)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from .. import formulas as F
 from .. import passport
@@ -21,6 +28,45 @@ DATE_FORMAT = 'yyyy"年"m"月"d"日"'
 
 
 @dataclass(frozen=True)
+class Slot:
+    """A value a recorded build leaves open, given when the program is written: one of `Prefill.values()`."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a build knows of a Prefill: which parts are given and the unit's type (a tracker's rows follow it).
+    Copies of one shape differ only in the values their `Slot`s stand for."""
+
+    unit: bool = False
+    unit_type: str | None = None
+    period: bool = False
+    due: bool = False
+    not_forms: tuple[str, ...] = ()
+
+    def fixed(self, field_id: str) -> Slot | None:
+        """The prefilled value of a header field (locked in a distributed copy), or None where it is an input."""
+        if field_id == "unit" and self.unit:
+            return Slot("unit")
+        if field_id == "period" and self.period:
+            return Slot("period_shown")
+        return None
+
+    @property
+    def due_line(self) -> Slot | None:
+        return Slot("due_line") if self.due else None
+
+    def passport(self, spec) -> dict[str, object]:
+        """The passport entries this copy carries, in the order written (see passport.entries)."""
+        out = passport.entries(spec, not_forms=self.not_forms)
+        for key, given in (("unit_id", self.unit), ("unit", self.unit), ("period", self.period), ("due", self.due)):
+            if given:
+                out[key] = Slot(key)
+        return out
+
+
+@dataclass(frozen=True)
 class Prefill:
     """What a distributed copy carries: blank in a blank template."""
 
@@ -30,14 +76,24 @@ class Prefill:
     due: dt.date | None = None
     not_forms: tuple[str, ...] = ()  # set by build_template for the sheets `first_sheet` adds
 
+    def shape(self) -> Shape:
+        return Shape(self.unit is not None, self.unit.type if self.unit else None, bool(self.period),
+                     self.due is not None, self.not_forms)
+
     def passport(self, spec) -> dict[str, object]:
         """The passport entries this copy carries, in the order written (see passport.entries)."""
-        return passport.entries(spec, unit_id=self.unit.id if self.unit else "",
-                                unit=self.unit.name if self.unit else "", period=self.period,
-                                due=self.due.isoformat() if self.due else "", not_forms=self.not_forms)
+        values = self.values()
+        return {k: values[v.key] if isinstance(v, Slot) else v for k, v in self.shape().passport(spec).items()}
+
+    def values(self) -> dict[str, object]:
+        """What the `Slot`s of this copy's shape hold."""
+        unit, due = self.unit, self.due
+        return {"unit": unit.name if unit else "", "unit_id": unit.id if unit else "", "period": self.period,
+                "period_shown": self.period_label or self.period, "due": due.isoformat() if due else "",
+                "due_line": f"截止日期：{due.year}年{due.month}月{due.day}日" if due else None}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Filled:
     """A submitter's values written back into a template (a 退回件), and the cells to mark with why.
 
@@ -53,13 +109,13 @@ class Filled:
 _GRID = {"border": 1}
 
 
-def styles(wb) -> Styles:
+def _style_props() -> dict[str, dict]:
     """The named formats every sheet of a template draws from."""
     body = {"font_name": FONT_BODY, "font_size": 12, "valign": "vcenter", "text_wrap": True}
     label = {**body, "font_size": 13, "align": "center", **_GRID}
     inp = {**body, "locked": False, "align": "left", **_GRID}
     head_in = {**body, "locked": False, "align": "left", "bottom": 1}
-    s: dict[str, dict] = {
+    return {
         "title": {"font_name": FONT_TITLE, "font_size": 20, "bold": True, "align": "center", "valign": "vcenter"},
         "attachment": {"font_name": "黑体", "font_size": 14, "align": "left", "valign": "vcenter"},
         "label": label,
@@ -96,46 +152,232 @@ def styles(wb) -> Styles:
         "passport": {"font_name": "Arial", "font_size": 10},
         "due": {**body, "align": "right", "bold": True},
     }
-    return Styles(wb, s)
 
 
+STYLES = _style_props()
 BAD_FILL = {"bg_color": "#FF9999", "font_color": "#9C0006"}
 
 
-class Styles(dict):
-    """Named formats; `bad(name)` is the same format filled red, for a cell a 退回件 points at."""
+class Style(NamedTuple):
+    """A named format in a recorded build (`bad`: the same filled red, for a cell a 退回件 points at)."""
 
-    def __init__(self, wb, props: dict[str, dict]):
-        super().__init__({k: wb.add_format(v) for k, v in props.items()})
-        self.wb, self.props = wb, props
-        self._bad: dict[str, object] = {}
-
-    def bad(self, name: str):
-        if name not in self._bad:
-            self._bad[name] = self.wb.add_format({**self.props[name], **BAD_FILL})
-        return self._bad[name]
+    name: str
+    bad: bool = False
 
 
-# --- writing cells: the sheet and the grid together -----------------------------------------------------------
+class StyleNames:
+    """The formats a build names: `fmt["label"]`, and `fmt.bad("input")` for a cell a 退回件 points at."""
+
+    def __getitem__(self, name: str) -> Style:
+        if name not in STYLES:
+            raise KeyError(name)
+        return Style(name)
+
+    def bad(self, name: str) -> Style:
+        return self[name]._replace(bad=True)
+
+
+class Styles:
+    """The workbook's format of each Style, made on its first use (XlsxWriter numbers and writes only formats that
+    cells use, in the order they are first used, so when a format is made changes nothing in the file)."""
+
+    def __init__(self, wb):
+        self.wb = wb
+        self._made: dict[Style, object] = {}
+
+    def __getitem__(self, style: Style):
+        made = self._made.get(style)
+        if made is None:
+            props = STYLES[style.name]
+            made = self._made[style] = self.wb.add_format({**props, **BAD_FILL} if style.bad else props)
+        return made
+
+
+# --- the recorded build: a Book describes the workbook, its Program writes it ----------------------------------
+
+
+class Input(NamedTuple):
+    """An input cell's value in a record sheet (`rec`: which of a 退回件's records; none in a blank copy)."""
+
+    rec: int
+    key: str
+
+
+class _Calls:
+    """Stands for an XlsxWriter workbook (sheet -1) or worksheet while a build is recorded: a call is a step."""
+
+    def __init__(self, program: Program, sheet: int, name: str = ""):
+        self._program, self._sheet, self.name = program, sheet, name
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        def call(*args, **kwargs) -> None:
+            self._program.steps.append(("call", self._sheet, method, args, kwargs, _given(args), _given(kwargs)))
+        return call
+
+
+Given = Callable[[Styles, dict], Any]
+
+
+def _given(x) -> Given | None:
+    """How to make an argument that holds a Style or Slot when the program is written (None: it holds neither)."""
+    if isinstance(x, Style):
+        return lambda fmt, values: fmt[x]
+    if isinstance(x, Slot):
+        return lambda fmt, values: values[x.key]
+    if isinstance(x, (dict, tuple, list)):
+        items = list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+        open_ = [(k, _given(v)) for k, v in items]
+        if all(g is None for _, g in open_):
+            return None
+        parts = [(k, g if g is not None else (lambda fmt, values, v=v: v)) for (k, v), (_, g) in zip(items, open_)]
+        if isinstance(x, dict):
+            return lambda fmt, values: {k: g(fmt, values) for k, g in parts}
+        return lambda fmt, values: type(x)(g(fmt, values) for _, g in parts)
+    return None
+
+
+def _writer(value) -> str:
+    """The XlsxWriter method write() uses for a value in our workbooks (new_workbook: text stays text, never a
+    formula or a link), called directly: a recorded value's is chosen once, when it is recorded."""
+    kind = type(value)
+    if value is None or value == "":
+        return "_write_blank"
+    if kind is str:
+        return "_write_string"
+    if kind is float or kind is int:
+        return "_write_number"
+    if kind is dt.datetime or kind is dt.date or kind is dt.time:
+        return "_write_datetime"
+    if kind is bool:
+        return "_write_boolean"
+    return "write"
+
+
+_SECTIONS = {"conditional_format": "conditional_formats", "data_validation": "data_validations"}
+
+
+class Program:
+    """A recorded build: XlsxWriter calls in order, the cells as the grid holds them, the formulas' texts.
+
+    Its conditional formats and validations are the same XML every time it is written: XlsxWriter writes them the
+    first time (`keep` takes them from the closed workbook), later copies carry that text instead of making them
+    again (`xlsxio.Worksheet.frozen_sections`) — as long as no sheet before the program's has a conditional
+    format, so that theirs are numbered (dxf) as the first time. Its formulas' texts, checked when first written,
+    are stored as they were then (`xlsxio.Worksheet.write_formula_again`)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple] = []
+        self.sheets: list[str] = []
+        self.cells: dict[tuple[str, int, int], object] = {}  # the grid: a value, an Expr, a Slot or an Input
+        self.frozen: list[dict[str, str]] | None = None  # per sheet: XlsxWriter's text of each of _SECTIONS
+        self.stored: list[str] | None = None  # per formula step: the text XlsxWriter stored for it
+
+    def write(self, wb, values: dict[str, object], filled: list[Filled]) -> list:
+        """Make the recorded workbook in `wb`, with `values` for its Slots and `filled` for its Inputs; its
+        worksheets, for `keep` once the workbook is closed."""
+        fmt = Styles(wb)
+        grid = F.Grid()
+        for (name, r, c), v in self.cells.items():
+            if isinstance(v, Input):
+                v = _as_stored(_input(filled, v)[0])
+            elif isinstance(v, Slot):
+                v = _as_stored(values[v.key])
+            grid.set(name, r, c, v)
+
+        first = not wb.dxf_format_indices  # the program's conditional formats number the workbook's dxf formats
+        frozen = self.frozen if first else None
+        stored = iter(self.stored) if self.stored is not None else None
+        sheets: list[Any] = []
+        for step in self.steps:
+            kind = step[0]
+            if kind == "put":
+                _, i, r, c, value, method, style = step
+                if method is None:  # a Slot
+                    value = values[value.key]
+                    method = _writer(value)
+                getattr(sheets[i], method)(r, c, value, fmt[style] if style is not None else None)
+            elif kind == "call":
+                _, i, method, args, kwargs, open_args, open_kwargs = step
+                if frozen is not None and method in _SECTIONS:
+                    if "format" in args[-1]:  # numbered as the conditional format would have numbered it
+                        fmt[args[-1]["format"]]._get_dxf_index()
+                    continue
+                if open_args is not None:
+                    args = open_args(fmt, values)
+                if open_kwargs is not None:
+                    kwargs = open_kwargs(fmt, values)
+                getattr(wb if i < 0 else sheets[i], method)(*args, **kwargs)
+            elif kind == "input":
+                _, i, (r1, c1, r2, c2), where, style = step
+                value, mark = _input(filled, where)
+                style = fmt[style._replace(bad=True) if mark else style]
+                ws = sheets[i]
+                if (r1, c1) != (r2, c2):
+                    ws.merge_range(r1, c1, r2, c2, "", style)
+                getattr(ws, _writer(value))(r1, c1, value, style)
+                if mark:
+                    ws.write_comment(r1, c1, mark, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
+            elif kind == "formula":
+                _, i, r, c, text, style = step
+                value = F.cached(grid.value(self.sheets[i], r, c))
+                if stored is not None:
+                    sheets[i].write_formula_again(r, c, next(stored), fmt[style] if style is not None else None, value)
+                else:
+                    sheets[i].write_formula(r, c, text, fmt[style] if style is not None else None, value)
+            else:  # "sheet"
+                ws = wb.add_worksheet(step[1])
+                if frozen is not None:
+                    ws.frozen_sections = frozen[len(sheets)]
+                elif first:
+                    ws.captured_sections = {}
+                sheets.append(ws)
+        return sheets
+
+    def keep(self, sheets: list) -> None:
+        """The sections XlsxWriter wrote for each sheet and the formulas' texts as it stored them (see `write`), once
+        its workbook is closed."""
+        captured = [ws.captured_sections for ws in sheets]
+        if self.frozen is None and all(c is not None and set(c) == set(_SECTIONS.values()) for c in captured):
+            self.frozen = captured
+        if self.stored is None:
+            texts = [sheets[s[1]].stored_formula(s[2], s[3]) for s in self.steps if s[0] == "formula"]
+            if None not in texts:
+                self.stored = texts
+
+
+def _input(filled: list[Filled], where: Input) -> tuple[object, str | None]:
+    """An input's value and mark in a 退回件 (nothing in a blank or distributed copy)."""
+    rec = filled[where.rec] if where.rec < len(filled) else None
+    if rec is None:
+        return None, None
+    return rec.values.get(where.key), rec.marks.get(where.key)
 
 
 class Book:
-    """The workbook and its cells as the programs will see them. Values are written at once; formulas wait for
-    `finish`, when every cell is known, and carry the value their expression computes over the grid."""
+    """A workbook described for its Program. Values are recorded at once; formulas wait for `finish`, when every
+    cell is known, and are written with the value their expression computes over the grid."""
 
-    def __init__(self, wb, fmt: Styles):
-        self.wb, self.fmt, self.grid = wb, fmt, F.Grid()
-        self._formulas: list[tuple[Sheet, int, int, F.Expr, object]] = []
+    def __init__(self) -> None:
+        self.program = Program()
+        self.wb = _Calls(self.program, -1)
+        self.fmt = StyleNames()
+        self._formulas: list[tuple[Sheet, int, int, F.Expr, Style | None]] = []
 
     def sheet(self, name: str) -> Sheet:
-        return Sheet(self, self.wb.add_worksheet(name))
+        return Sheet(self, self.add_worksheet(name))
 
-    def finish(self) -> None:
-        """Write every formula with its cached value (the one place the package writes formula cells)."""
+    def add_worksheet(self, name: str) -> _Calls:
+        self.program.steps.append(("sheet", name))
+        self.program.sheets.append(name)
+        return _Calls(self.program, len(self.program.sheets) - 1, name)
+
+    def finish(self) -> Program:
+        """The program, every formula written last with its text (the one place the package writes formula
+        cells: Program.write, with the value computed over the grid)."""
         for sh, r, c, expr, style in self._formulas:
-            value = F.cached(self.grid.value(sh.name, r, c))
-            sh.ws.write_formula(r, c, expr.formula(sh.name), style, value)
+            self.program.steps.append(("formula", sh.ws._sheet, r, c, expr.formula(sh.name), style))
         self._formulas.clear()
+        return self.program
 
 
 def _as_stored(value):
@@ -146,32 +388,38 @@ def _as_stored(value):
 
 
 class Sheet:
-    def __init__(self, book: Book, ws):
+    def __init__(self, book: Book, ws: _Calls):
         self.book, self.ws, self.name = book, ws, ws.name
 
     @property
-    def fmt(self) -> Styles:
+    def fmt(self) -> StyleNames:
         return self.book.fmt
 
-    def put(self, r: int, c: int, value, style=None) -> None:
-        """A value (None or "" for a blank cell) as XlsxWriter writes it: text stays text."""
-        self.book.grid.set(self.name, r, c, _as_stored(value))
-        if value is None or value == "":
-            self.ws.write_blank(r, c, None, style)
-        else:
-            self.ws.write(r, c, value, style)
+    def put(self, r: int, c: int, value, style: Style | None = None) -> None:
+        """A value (None or "" for a blank cell; a Slot for a copy's own) as XlsxWriter writes it: text stays text."""
+        slot = isinstance(value, Slot)
+        self.book.program.cells[(self.name, r, c)] = value if slot else _as_stored(value)
+        self.book.program.steps.append(("put", self.ws._sheet, r, c, value, None if slot else _writer(value), style))
 
-    def put_range(self, ref: str, value, style) -> None:
+    def put_range(self, ref: str, value, style: Style) -> None:
         r1, c1, r2, c2 = parse_range(ref)
         if (r1, c1) != (r2, c2):
             self.ws.merge_range(r1, c1, r2, c2, "", style)
         self.put(r1, c1, value, style)
 
-    def formula(self, r: int, c: int, expr: F.Expr, style=None) -> None:
-        self.book.grid.set(self.name, r, c, expr)
+    def input(self, ref: str | tuple[int, int], rec: int, key: str, style: str) -> None:
+        """An input cell (a range is merged): empty in a blank copy; in a 退回件 the submitter's value, the format
+        filled red and a comment saying why where it was wrong."""
+        rng = parse_range(ref) if isinstance(ref, str) else (*ref, *ref)
+        where = Input(rec, key)
+        self.book.program.cells[(self.name, rng[0], rng[1])] = where
+        self.book.program.steps.append(("input", self.ws._sheet, rng, where, self.fmt[style]))
+
+    def formula(self, r: int, c: int, expr: F.Expr, style: Style | None = None) -> None:
+        self.book.program.cells[(self.name, r, c)] = expr
         self.book._formulas.append((self, r, c, expr, style))
 
-    def formula_range(self, ref: str, expr: F.Expr, style) -> None:
+    def formula_range(self, ref: str, expr: F.Expr, style: Style) -> None:
         r1, c1, r2, c2 = parse_range(ref)
         if (r1, c1) != (r2, c2):
             self.ws.merge_range(r1, c1, r2, c2, "", style)
@@ -181,9 +429,6 @@ class Sheet:
         """A conditional format whose condition is an expression of this sheet's cells."""
         self.ws.conditional_format(*rng, {"type": "formula", "criteria": condition.formula(self.name),
                                           "format": self.fmt[style]})
-
-    def comment(self, r: int, c: int, text: str) -> None:
-        self.ws.write_comment(r, c, text, {"author": "tuanjian", "x_scale": 2, "y_scale": 1.5})
 
 
 # --- page setup and protection ----------------------------------------------------------------------------
@@ -256,18 +501,18 @@ class Lists:
         sh.ws.protect(password)
 
 
-def write_passport(book: Book, spec, prefill: Prefill, password: str) -> None:
+def write_passport(book: Book, spec, shape: Shape, password: str) -> None:
     """The hidden _passport sheet (key | value rows) and the same entries as tj.* custom properties."""
     wb, fmt = book.wb, book.fmt
-    ws = wb.add_worksheet(passport.PASSPORT_SHEET)
+    ws = book.add_worksheet(passport.PASSPORT_SHEET)
     ws.set_column(0, 0, 14)
     ws.set_column(1, 1, 70)
-    for r, (key, v) in enumerate(prefill.passport(spec).items()):
+    for r, (key, v) in enumerate(shape.passport(spec).items()):
         ws.write_string(r, 0, key, fmt["passport"])
         if isinstance(v, int):
             ws.write_number(r, 1, v, fmt["passport"])
-        else:
-            ws.write_string(r, 1, str(v), fmt["passport"])
+        else:  # text, or a Slot for text given when the program is written
+            ws.write_string(r, 1, v if isinstance(v, Slot) else str(v), fmt["passport"])
         wb.set_custom_property(passport.property_name(key), v)
     ws.hide()
     ws.protect(password)
@@ -315,11 +560,10 @@ def layout(sh: Sheet, spec) -> None:
         sh.put_range(t.range, t.text, fmt[t.style])
 
 
-def due_line(sh: Sheet, spec, prefill: Prefill) -> None:
+def due_line(sh: Sheet, spec, shape: Shape) -> None:
     """截止日期 on a distributed copy (blank in a blank template)."""
     if spec.layout.due:
-        text = f"截止日期：{prefill.due.year}年{prefill.due.month}月{prefill.due.day}日" if prefill.due else None
-        sh.put_range(spec.layout.due, text, sh.fmt["due"])
+        sh.put_range(spec.layout.due, shape.due_line, sh.fmt["due"])
 
 
 def own_inputs(spec) -> list[F.Ref]:
@@ -327,38 +571,28 @@ def own_inputs(spec) -> list[F.Ref]:
     return [F.ref(*parse_range(f.input_range)[:2], absolute=True) for f in spec.fields if not f.header]
 
 
-def _prefill_value(f: FormField, prefill: Prefill):
-    if f.id == "unit" and prefill.unit:
-        return prefill.unit.name
-    if f.id == "period" and prefill.period:
-        return prefill.period_label or prefill.period
-    return None
-
-
 def _inside(rc: tuple[int, int], rng: tuple[int, int, int, int]) -> bool:
     return rng[0] <= rc[0] <= rng[2] and rng[1] <= rc[1] <= rng[3]
 
 
-def header_fields(book: Book, sh: Sheet, spec, lists: Lists, prefill: Prefill, table: tuple | None,
-                  started: F.Expr, state_at: Callable[[int], tuple[int, int]], filled: Filled | None = None,
+def header_fields(book: Book, sh: Sheet, spec, lists: Lists, shape: Shape, table: tuple | None,
+                  started: F.Expr, state_at: Callable[[int], tuple[int, int]], rec: int = 0,
                   local: bool = False) -> None:
-    """Labels, inputs, validations, names, states and marks of spec.fields (field i's state at state_at(i))."""
+    """Labels, inputs (record `rec`'s in a 退回件), validations, names, states and marks of spec.fields (field i's
+    state at state_at(i))."""
     fmt = sh.fmt
     for i, f in enumerate(spec.fields):
         ftype = FIELD_TYPES[f.type]
         rng = parse_range(f.input_range)
         r1, c1 = rng[:2]
         in_table = table is not None and _inside((r1, c1), table)
-        value = _prefill_value(f, prefill)
+        value = shape.fixed(f.id)
         fixed = value is not None
-        if not fixed and filled is not None:
-            value = filled.values.get(f.id)
-        style = "head_fixed" if fixed else ftype.style if in_table else ftype.head_style
-        bad = filled.marks.get(f.id) if filled is not None else None
         sh.put_range(f.label_range, f.label_text, fmt["label" if in_table else "header"])
-        sh.put_range(f.input_range, value, fmt.bad(style) if bad else fmt[style])
-        if bad:
-            sh.comment(r1, c1, bad)
+        if fixed:
+            sh.put_range(f.input_range, value, fmt["head_fixed"])
+        else:
+            sh.input(f.input_range, rec, f.id, ftype.style if in_table else ftype.head_style)
         choices = lists.for_field(f, ftype)
         if not fixed:
             sh.ws.data_validation(f.input_range, ftype.data_validation(f.label, f.help, choices))

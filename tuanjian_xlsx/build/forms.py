@@ -8,7 +8,7 @@ from ..cells import parse_range
 from ..roster import Roster
 from ..selfcheck import summary_over
 from ..specs import FormSpec
-from .chrome import (Book, Filled, Lists, Prefill, due_line, header_fields, layout, own_inputs, protect, setup_page,
+from .chrome import (Book, Lists, Shape, due_line, header_fields, layout, own_inputs, protect, setup_page,
                      state_column, write_passport)
 
 
@@ -17,25 +17,24 @@ def sheet_names(spec, n: int) -> list[str]:
     return [spec.sheet_name] + [f"{spec.sheet_name} ({i})" for i in range(2, n + 1)]
 
 
-def build_form(book: Book, spec: FormSpec, roster: Roster, prefill: Prefill, password: str,
-               filled: list[Filled]) -> None:
-    """A one-record form: a sheet per filled record (one blank sheet without), then _lists and _passport."""
+def build_form(book: Book, spec: FormSpec, roster: Roster, shape: Shape, password: str, records: int) -> None:
+    """A one-record form: a sheet per record of a 退回件 (one in a blank or distributed copy), then _lists and
+    _passport."""
     lists = Lists(roster)
-    records: list[Filled | None] = list(filled) or [None]
     # FormSpec's validator requires both for a one-record form
     assert spec.layout.table is not None and spec.layout.print_area is not None
     state_c = len(spec.layout.columns) + 1  # a hidden column, one row per field, right of the printed form
-    for i, (name, rec) in enumerate(zip(sheet_names(spec, len(records)), records)):
+    for i, name in enumerate(sheet_names(spec, max(records, 1))):
         sh = book.sheet(name)
         layout(sh, spec)
-        due_line(sh, spec, prefill)
+        due_line(sh, spec, shape)
         state_column(sh, state_c)
         started = F.cmp(F.COUNTA(*own_inputs(spec)), ">", 0)
-        header_fields(book, sh, spec, lists, prefill, parse_range(spec.layout.table), started,
-                      lambda k: (1 + k, state_c), rec, local=i > 0)
+        header_fields(book, sh, spec, lists, shape, parse_range(spec.layout.table), started,
+                      lambda k: (1 + k, state_c), i, local=i > 0)
         states = F.rng(1, state_c, len(spec.fields), state_c)
         sh.formula_range(spec.layout.self_check, summary_over(states), sh.fmt["self_check"])
         setup_page(sh.ws, spec, spec.layout.print_area)
         protect(sh.ws, password)
     lists.write(book, password)
-    write_passport(book, spec, prefill, password)
+    write_passport(book, spec, shape, password)

@@ -14,8 +14,8 @@ from ..fieldtypes import FIELD_TYPES, NOT_ASKED, RETYPE, TASK_KINDS, WRONG
 from ..roster import Roster, Task
 from ..selfcheck import TO_FILL, state, summary_over
 from ..specs import TableSpec
-from .chrome import (Book, Filled, Lists, Prefill, Sheet, checked, due_line, header_fields, layout, own_inputs,
-                     protect, setup_page, state_column, write_passport)
+from .chrome import (Book, Lists, Shape, Sheet, checked, due_line, header_fields, layout, own_inputs, protect,
+                     setup_page, state_column, write_passport)
 
 ROW_COUNTS = ((TO_FILL, "本行待填"), (WRONG, "本行有误"), (RETYPE, "本行需改"))  # helper columns beside the table
 FORMULA_STYLES = {"rate": "rate", "met": "met"}  # a tracker formula column's format, by its spec `formula`
@@ -57,16 +57,15 @@ class _Table:
         return F.rng(self.first, c, self.last, c)
 
 
-def build_table(book: Book, spec: TableSpec, roster: Roster, prefill: Prefill, password: str,
-                filled: list[Filled]) -> None:
-    """The tracker: header fields, a row per task of the unit's type (all tasks in a blank one), _lists, _passport."""
-    rec = filled[0] if filled else Filled({}, {})
+def build_table(book: Book, spec: TableSpec, roster: Roster, shape: Shape, password: str) -> None:
+    """The tracker: header fields, a row per task of the unit's type (all tasks in a blank one), _lists, _passport;
+    a 退回件's values are its one record's."""
     sh = book.sheet(spec.sheet_name)
     fmt = sh.fmt
     lists = Lists(roster)
     yes_no = FIELD_TYPES["yes_no"]
     lists.add(yes_no.list_name, yes_no.zh, list(yes_no.choices))
-    unit_type = prefill.unit.type if prefill.unit else None
+    unit_type = shape.unit_type
     tasks = roster.tasks_for(unit_type)
     hr = spec.header_row - 1
     tab = _Table(spec, hr + 1, hr + max(len(tasks), 1), len(spec.columns) + len(ROW_COUNTS))
@@ -76,13 +75,13 @@ def build_table(book: Book, spec: TableSpec, roster: Roster, prefill: Prefill, p
     for k in range(max(len(tab.inputs), len(spec.fields))):
         state_column(sh, tab.state_c + k)
     layout(sh, spec)
-    due_line(sh, spec, prefill)
+    due_line(sh, spec, shape)
 
     filled_in = [tab.col(col.id) for col in tab.inputs]
     not_asked = [F.COUNTIF(r, NOT_ASKED) for r in filled_in]
     started = F.OR(F.cmp(F.COUNTA(*own_inputs(spec)), ">", 0),
                    F.cmp(F.COUNTA(*filled_in) - F.plus(*not_asked), ">", 0))
-    header_fields(book, sh, spec, lists, prefill, None, started, lambda k: (hr - 1, tab.state_c + k), rec)
+    header_fields(book, sh, spec, lists, shape, None, started, lambda k: (hr - 1, tab.state_c + k))
 
     # the unit's type: looked up from the chosen unit in a blank template, written in a distributed copy
     type_range = parse_range(spec.unit_type_range)
@@ -100,7 +99,7 @@ def build_table(book: Book, spec: TableSpec, roster: Roster, prefill: Prefill, p
         sh.put(hr, tab.counts_c + k, title, fmt["helper"])
     for i, task in enumerate(tasks):
         applies = None if unit_type else F.OR(*(F.cmp(type_cell, "=", t) for t in task.unit_types))
-        _task_row(sh, tab, tab.first + i, task, unit_type, type_cell, lists, started, applies, rec)
+        _task_row(sh, tab, tab.first + i, task, unit_type, type_cell, lists, started, applies)
     for col in spec.columns:
         book.wb.define_name(passport.column_name(col.id),
                             F.rng(tab.first, tab.ci[col.id], tab.last, tab.ci[col.id], sheet=sh.name).formula())
@@ -112,7 +111,7 @@ def build_table(book: Book, spec: TableSpec, roster: Roster, prefill: Prefill, p
     setup_page(sh.ws, spec, range_name(1, 0, tab.last, len(spec.columns) - 1))
     protect(sh.ws, password)
     lists.write(book, password)
-    write_passport(book, spec, prefill, password)
+    write_passport(book, spec, shape, password)
 
 
 def _task_cell(sh: Sheet, r: int, c: int, task: Task, source: str, unit_type: str | None, target) -> None:
@@ -137,7 +136,7 @@ def _task_cell(sh: Sheet, r: int, c: int, task: Task, source: str, unit_type: st
 
 
 def _task_row(sh: Sheet, tab: _Table, r: int, task: Task, unit_type: str | None, type_cell: F.Expr, lists: Lists,
-              started: F.Expr, applies: F.Expr | None, rec: Filled) -> None:
+              started: F.Expr, applies: F.Expr | None) -> None:
     """One task's row: its locked cells, its inputs as its kind asks for them, its formulas, and its 自查 (a
     state per input in the hidden columns, and the row's counts beside the table)."""
     sh.ws.set_row(r, 40)
@@ -158,14 +157,14 @@ def _task_row(sh: Sheet, tab: _Table, r: int, task: Task, unit_type: str | None,
             else:
                 sh.formula(r, c, make(cells, task.comparison), fmt[FORMULA_STYLES[col.formula]])
         else:
-            _task_input(sh, tab, r, col, task, cells, lists, started, applies, rec)
+            _task_input(sh, tab, r, col, task, cells, lists, started, applies)
     block = F.rng(r, tab.state_c, r, tab.state_c + len(tab.inputs) - 1)
     for k, (which, _) in enumerate(ROW_COUNTS):
         sh.formula(r, tab.counts_c + k, F.COUNTIF(block, which), fmt["helper"])
 
 
 def _task_input(sh: Sheet, tab: _Table, r: int, col, task: Task, cells: dict[str, F.Expr], lists: Lists,
-                started: F.Expr, applies: F.Expr | None, rec: Filled) -> None:
+                started: F.Expr, applies: F.Expr | None) -> None:
     """An input cell of a task's row, typed as the task's kind asks (NOT_ASKED where it asks for none)."""
     fmt = sh.fmt
     kind = TASK_KINDS[task.kind]
@@ -175,12 +174,7 @@ def _task_input(sh: Sheet, tab: _Table, r: int, col, task: Task, cells: dict[str
         sh.put(r, c, NOT_ASKED, fmt["cell_off"])
         return
     ftype = FIELD_TYPES[field_type]
-    key = f"{task.code}:{col.id}"
-    bad = rec.marks.get(key)
-    style = "cell_text" if ftype.classify is None else "cell_in"
-    sh.put(r, c, rec.values.get(key), fmt.bad(style) if bad else fmt[style])
-    if bad:
-        sh.comment(r, c, bad)
+    sh.input((r, c), 0, f"{task.code}:{col.id}", "cell_text" if ftype.classify is None else "cell_in")
     choices = lists.add(ftype.list_name, ftype.zh, list(ftype.choices)) if ftype.choices else None
     if ftype.validation.get("validate") != "any":
         sh.ws.data_validation(r, c, r, c, ftype.data_validation(col.label, source=choices))
