@@ -4,14 +4,11 @@ e-mails (.eml). Each spreadsheet inside becomes one submission that remembers wh
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import functools
 import io
 import re
 import zipfile
 from dataclasses import dataclass, replace
-from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from collections.abc import Callable, Iterator
 
@@ -258,6 +255,8 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
     mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file."""
+    import email.policy  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
+
     head, problem, subs = MailHead(), None, []
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
@@ -366,6 +365,8 @@ def message_id(msg) -> str | None:
 def mail_date(text: str) -> dt.datetime | None:
     """An RFC 5322 date as local naive time; None for anything else (parsedate_to_datetime raises ValueError,
     TypeError, OverflowError or IndexError on odd input, and a year like 9999 overflows the time-zone shift)."""
+    from email.utils import parsedate_to_datetime
+
     try:
         parsed = parsedate_to_datetime(text)
     except Exception:  # noqa: BLE001
@@ -394,6 +395,8 @@ def _raw_header(msg, name: str) -> str | None:
 
 
 def _sender(msg, raw: str) -> str | None:
+    from email.utils import parseaddr
+
     candidates = []
     try:
         candidates += [a.addr_spec for a in msg["From"].addresses]
@@ -500,6 +503,8 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
 def _part_name(part) -> str:
     """An attachment's file name; when the strict parser trips on its header (a NUL in an RFC 2231 value, say),
     the lenient compat32 reading of the same header text, so one odd part does not cost the mail."""
+    import email.message
+
     try:
         return part.get_filename() or ""
     except Exception:  # noqa: BLE001
@@ -531,5 +536,7 @@ def _inner_mail(part):
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
         return payload[0]
+    import email.policy
+
     data = part.get_payload(decode=True)
     return email.message_from_bytes(data, policy=email.policy.default) if data else None

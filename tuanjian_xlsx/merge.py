@@ -142,7 +142,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.da
     out: list[tuple[int, Ingested]] = []
     # sha256 -> file id: what the ledger held when the run began (one query, not one per file), then this run's. A
     # file another run records meanwhile is checked here too, and the ledger then counts it as that run's.
-    ids: dict[str, int] = ledger.file_ids()
+    ids: dict[str, int] = ledger.file_ids() if any(isinstance(i, Submission) for i in items) else {}
     taken: set[str] = set()  # the shas this run has handed to a worker or refused
     pending: list[tuple[int, Submission, str, dict, FileResult | None, tuple[dt.datetime, str]]] = []
 
