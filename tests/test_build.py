@@ -284,3 +284,34 @@ def test_a_first_sheet_with_marks_of_its_own_leaves_the_forms_marks_theirs(built
     warm = _return(spec, builtin.roster, values, mark=True)
     _fresh()
     assert warm == _return(spec, builtin.roster, values, mark=True)
+
+
+def test_a_recorded_build_is_not_reused_for_another_roster_or_password(builtin):
+    """The recording is keyed by what the roster holds, not by the object: a roster changed in place, or another
+    password, builds what a fresh process builds."""
+    roster = builtin.roster.model_copy(deep=True)
+    spec = builtin.registry.get("target_tracker", 1)
+    unit = next(u for u in roster.units if u.type == "县区团委")
+    prefill = Prefill(unit, "2026-Q1", "2026年第1季度", dt.date(2026, 4, 28))
+    first = build_template(spec, roster, prefill=prefill)
+    roster.tasks[0].indicator = roster.tasks[0].indicator + "（改）"  # changed in place
+    changed = build_template(spec, roster, prefill=prefill)
+    locked = build_template(spec, roster, prefill=prefill, password="另一个")
+    _fresh()
+    assert changed != first and changed == build_template(spec, roster, prefill=prefill)
+    assert locked != changed and locked == build_template(spec, roster, prefill=prefill, password="另一个")
+
+
+def test_a_part_that_cannot_be_written_fails_as_the_os_error_it_is(tmp_path):
+    """A workbook made on disk (the master) whose temporary folder is gone: an OSError, which callers say in
+    Chinese, not XlsxWriter's own exception (a 内部错误)."""
+    import io
+
+    from tuanjian_xlsx.xlsxio import close_workbook, new_workbook
+
+    buf = io.BytesIO()
+    wb = new_workbook(buf)
+    wb.in_memory, wb.tmpdir = False, str(tmp_path / "已删除")
+    wb.add_worksheet("表").write(0, 0, "值")
+    with pytest.raises(FileNotFoundError):
+        close_workbook(wb, buf)

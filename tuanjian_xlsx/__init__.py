@@ -31,25 +31,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-__all__ = [
-    "ConfigError",
-    "FormSpec",
-    "Issue",
-    "Period",
-    "Plan",
-    "Prefill",
-    "Report",
-    "Roster",
-    "Settings",
-    "SpecRegistry",
-    "TableSpec",
-    "TuanjianError",
-    "Workspace",
-    "build_template",
-    "build_templates",
-    "build_workspace_templates",
-    "init_workspace",
-    "list_templates",
-    "load_spec",
-    "parse_period",
-]
+__all__ = sorted(_EXPORTS)

@@ -459,7 +459,8 @@ def has_macros(z: Zip) -> bool:
     """Macros by content, whatever the file is called: a VBA project, Excel 4 macro sheets, LibreOffice Basic,
     or a content type that says so."""
     names = z.namelist()
-    if (_macro_parts if len(names) <= 256 else _macro_parts.__wrapped__)(tuple(names)):
+    cached = len(names) <= 256 and sum(map(len, names)) <= 16384  # (what a crafted package names is not kept)
+    if (_macro_parts if cached else _macro_parts.__wrapped__)(tuple(names)):
         return True
     if "[Content_Types].xml" in names:
         info = z.getinfo("[Content_Types].xml")

@@ -27,7 +27,7 @@ from .plan import Workspace
 from .roster import Task
 from .issues import KINDS_ZH, ConfigError, Issue
 from .ledger import LEDGER_DIR, RECEIVED_BASES, FileRow
-from .periods import Period, parse_period
+from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
 from .status import STATUS_ZH, Effective, StatusItem, effective, forms_in_use, period_order, statuses
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
@@ -43,8 +43,7 @@ DETAIL_BUDGET = 165
 STATUS_COLOURS = {"按时": "#C6EFCE", "逾期": "#FFEB9C", "未报": "#FFC7CE", "未到期": "#EDEDED"}
 
 
-# the ledger's period codes, each parsed once (a row per record or file names one of a few dozen)
-_period = functools.lru_cache(maxsize=4096)(parse_period)
+_period = parse_period_kept  # the ledger's period codes, each parsed once
 
 
 def period_key(p: Period) -> int:

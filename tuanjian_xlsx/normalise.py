@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from functools import lru_cache
 from typing import TypedDict
 
 from .issues import Issue
-from .periods import Period, excel_serial, parse_period
+from .periods import Period, excel_serial, parse_period, parse_period_kept
 
 
 
@@ -192,13 +191,12 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
         return None, []
     if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
-    period = _period(str(raw)) if len(str(raw)) <= 32 else parse_period(str(raw))  # (long texts not remembered)
+    period = parse_period_kept(str(raw)) if len(str(raw)) <= 32 else parse_period(str(raw))  # (long ones not kept)
     if period is None:
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
     return period, []
 
 
-_period = lru_cache(maxsize=1024)(parse_period)  # one file's period is many files' (a Period is frozen)
 
 
 __all__ = ["UNIT_WORDS", "as_choice", "chinese_number", "as_date", "as_number", "as_period", "as_text", "excel_serial", "fold", "is_blank"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -98,6 +99,13 @@ def _parse(text: str) -> Period | None:
     if m:
         return Period(int(m.group(1)), "year", 1)
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_period_kept(text: str) -> Period | None:
+    """parse_period for the codes the ledger and the files repeat (a row per record names one of a few dozen): each
+    parsed once. Only for short texts (a long one is no period and is not kept)."""
+    return parse_period(text)
 
 
 def excel_serial(d: dt.date) -> int:

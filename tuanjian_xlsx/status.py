@@ -113,9 +113,14 @@ def record_key(spec: FormSpec | TableSpec, file: FileRow, record: dict) -> tuple
     return (file.unit_id, file.period, *(_same(record.get(f)) for f in spec.supersede_by))
 
 
-@lru_cache(maxsize=65536)  # each name is compared with every other of its unit and period
 def _bare(name: str) -> str:
-    """A name with spaces and punctuation gone: what two spellings of one organisation share."""
+    """A name with spaces and punctuation gone: what two spellings of one organisation share. (Each name is compared
+    with every other of its unit and period: remembered, unless it is too long to be a name.)"""
+    return _bare_kept(name) if len(name) <= 64 else _bare_kept.__wrapped__(name)
+
+
+@lru_cache(maxsize=65536)
+def _bare_kept(name: str) -> str:
     return "".join(ch for ch in fold(name).casefold() if ch.isalnum())
 
 
@@ -135,7 +140,8 @@ def _near(a: str, b: str) -> bool:
         return True
     if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 2:
         return False
-    if _unnumbered(a) == _unnumbered(b):
+    if (_unnumbered(a) == _unnumbered(b)) if len(a) + len(b) <= 128 else \
+            (_unnumbered.__wrapped__(a) == _unnumbered.__wrapped__(b)):  # (long texts not remembered)
         return False
     return _within_two(a, b)
 

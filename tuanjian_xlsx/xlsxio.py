@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
+import xlsxwriter.exceptions
 import xlsxwriter.packager
 import xlsxwriter.workbook
 import xlsxwriter.worksheet
@@ -187,8 +188,14 @@ def new_workbook(buffer: io.BytesIO, *, title: str = "", company: str = "") -> x
 
 
 def close_workbook(wb: xlsxwriter.Workbook, buffer: io.BytesIO) -> bytes:
-    """The finished package (XlsxWriter's zip, fixed entry times: the same workbook gives the same bytes)."""
-    wb.close()
+    """The finished package (XlsxWriter's zip, fixed entry times: the same workbook gives the same bytes). A part
+    that cannot be written to its temporary file (a workbook made on disk: the master) fails as the OSError it is,
+    which callers say in Chinese, not as XlsxWriter's own exception."""
+    try:
+        wb.close()
+    except xlsxwriter.exceptions.FileCreateError as exc:
+        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc))
+        raise cause from None
     return buffer.getvalue()
 
 

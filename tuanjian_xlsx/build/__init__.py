@@ -14,7 +14,9 @@ names and hidden sheets a reader finds come from `passport`.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -51,26 +53,36 @@ def build_template(spec: FormSpec | TableSpec, roster: Roster, *, prefill: Prefi
     return data
 
 
-_PROGRAMS: OrderedDict[tuple, tuple[object, Roster, Program]] = OrderedDict()
+_PROGRAMS: OrderedDict[tuple, Program] = OrderedDict()
 _KEPT = 24  # programs kept per process: a form's shapes (blank, distributed, 退回件 of 1–3 records) for a few forms
 _LOCK = threading.Lock()
 
 
+def _forked() -> None:  # a worker forked while another thread held the lock must not inherit it held
+    global _LOCK
+    _LOCK = threading.Lock()
+    _PROGRAMS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def program(spec: FormSpec | TableSpec, roster: Roster, shape: Shape, password: str, records: int) -> Program:
     """The recorded build of a form version for copies of one shape (with a sheet per record of a one-record form),
-    made once per process and kept while it is used. A spec is immutable and a roster is never changed in place
-    (a changed one is a new object), so the objects themselves are the key, held here so that their ids stay theirs.
-    A one-record form does not depend on the unit's type, nor a tracker on the number of records."""
+    made once per process and kept while it is used; keyed by what the spec and the roster hold (their content, not
+    the objects: a roster changed in place is another roster). A one-record form does not depend on the unit's type,
+    nor a tracker on the number of records."""
     if isinstance(spec, TableSpec):
         records = 1
     else:
         shape = replace(shape, unit_type=None)
-    key = (id(spec), id(roster), shape, password, max(records, 1))
+    key = (spec.digest, hashlib.sha256(roster.model_dump_json().encode()).digest(), shape, password, max(records, 1))
     with _LOCK:
         kept = _PROGRAMS.get(key)
-        if kept is not None and kept[0] is spec and kept[1] is roster:
+        if kept is not None:
             _PROGRAMS.move_to_end(key)
-            return kept[2]
+            return kept
     book = Book()
     if isinstance(spec, TableSpec):
         build_table(book, spec, roster, shape, password)
@@ -78,7 +90,7 @@ def program(spec: FormSpec | TableSpec, roster: Roster, shape: Shape, password: 
         build_form(book, spec, roster, shape, password, records)
     made = book.finish()
     with _LOCK:
-        _PROGRAMS[key] = (spec, roster, made)
+        _PROGRAMS[key] = made
         while len(_PROGRAMS) > _KEPT:
             _PROGRAMS.popitem(last=False)
     return made

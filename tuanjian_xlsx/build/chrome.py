@@ -93,7 +93,7 @@ class Prefill:
                 "due_line": f"截止日期：{due.year}年{due.month}月{due.day}日" if due else None}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filled:
     """A submitter's values written back into a template (a 退回件), and the cells to mark with why.
 
@@ -166,15 +166,12 @@ class Style(NamedTuple):
 
 
 class StyleNames:
-    """The formats a build names: `fmt["label"]`, and `fmt.bad("input")` for a cell a 退回件 points at."""
+    """The formats a build names: `fmt["label"]` (a cell a 退回件 points at is its style with `bad` set)."""
 
     def __getitem__(self, name: str) -> Style:
         if name not in STYLES:
             raise KeyError(name)
         return Style(name)
-
-    def bad(self, name: str) -> Style:
-        return self[name]._replace(bad=True)
 
 
 class Styles:
