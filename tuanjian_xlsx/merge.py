@@ -640,8 +640,9 @@ def _inputs_key(config: str, arrivals: list[tuple[int, str, str]], as_of: dt.dat
 
     h = hashlib.sha256()
     h.update(f"{__version__}|{config}|{as_of.isoformat()}|{len(arrivals)}".encode())
-    for file_id, received_at, basis in arrivals:  # received times move when an earlier copy turns up
-        h.update(f"{file_id}|{dt.datetime.fromisoformat(received_at).isoformat()}|{basis}\n".encode())
+    iso = dt.datetime.fromisoformat  # received times move when an earlier copy turns up
+    h.update("".join(f"{file_id}|{iso(received_at).isoformat()}|{basis}\n" for file_id, received_at, basis in arrivals)
+             .encode())
     return h.hexdigest()
 
 
