@@ -159,6 +159,8 @@ EDGES = [
     [2.675, 1.005, None, None],  # ROUND half away from zero as the number shows: 2.68, not 2.67
     [-2.5, "3", 2.0, None],      # MIN/MAX skip text in a cell, count it when computed
     [16.67, 16.67, None, None],  # equal ranks
+    ["0.3", 0.1 + 0.2, None, None],  # a - b and a + (-b) of operands equal to 15 digits: exactly 0 in both programs
+    [0.1 + 0.2, "0.3", -0.3, 0.3],
 ]
 
 

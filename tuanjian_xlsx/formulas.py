@@ -94,6 +94,28 @@ def text_number(s: str) -> float | None:
     return None
 
 
+_E44, _E48 = 2.0 ** -44, 2.0 ** -48
+
+
+def approx_equal(a: float, b: float) -> bool:
+    """Equal but for the last 4 bits of their magnitude (LibreOffice's rtl::math::approxEqual): a + and a - whose
+    operands are equal so are exactly 0, as in Excel and LibreOffice — "0.3" typed as text minus 0.1+0.2 is 0, not
+    -5.55e-17 (both programs cancel such operands; a cached value must say what they show)."""
+    if a == b:
+        return True
+    if a == 0 or b == 0:
+        return False
+    d = abs(a - b)
+    if not math.isfinite(d):
+        return False
+    a, b = abs(a), abs(b)
+    if d > a * _E44 or d > b * _E44:
+        return False
+    if all(v.is_integer() and v <= 2.0 ** 53 for v in (d, a, b)):
+        return False  # integers that differ: different
+    return d < a * _E48 and d < b * _E48
+
+
 def to_number(v) -> float | Error:
     if isinstance(v, Error):
         return v
@@ -372,9 +394,9 @@ class Op(Expr):
         if isinstance(y, Error):
             return y
         if self.op == "+":
-            return x + y
+            return 0.0 if ((x < 0 < y) or (y < 0 < x)) and approx_equal(x, -y) else x + y
         if self.op == "-":
-            return x - y
+            return 0.0 if ((x < 0 and y < 0) or (x > 0 and y > 0)) and approx_equal(x, y) else x - y
         if self.op == "*":
             return x * y
         return DIV0 if y == 0 else x / y
