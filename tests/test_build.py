@@ -315,3 +315,28 @@ def test_a_part_that_cannot_be_written_fails_as_the_os_error_it_is(tmp_path):
     wb.add_worksheet("表").write(0, 0, "值")
     with pytest.raises(FileNotFoundError):
         close_workbook(wb, buf)
+
+
+def test_a_recorded_value_is_written_as_write_would_write_it():
+    """A recorded build picks XlsxWriter's writer for a value once (chrome._writer); for every kind of value our
+    workbooks hold, it writes the same cell as write() itself under new_workbook's options (text stays text)."""
+    import io
+
+    from tuanjian_xlsx.build.chrome import _writer
+    from tuanjian_xlsx.xlsxio import close_workbook, new_workbook
+
+    values = [None, "", "文字", "=1+1", "http://example.com", "123", " 1 ", 0, 7, 2.5, -0.0, 1e15, True, False,
+              dt.date(2026, 3, 1), dt.datetime(2026, 3, 1, 9, 30), dt.time(9, 30)]
+
+    def book(direct: bool) -> bytes:
+        buf = io.BytesIO()
+        wb = new_workbook(buf)
+        ws, fmt = wb.add_worksheet("表"), wb.add_format({"num_format": "yyyy-mm-dd"})
+        for r, v in enumerate(values):
+            if direct:
+                getattr(ws, _writer(v))(r, 0, v, fmt)
+            else:
+                ws.write(r, 0, v, fmt)
+        return close_workbook(wb, buf)
+
+    assert book(True) == book(False)
