@@ -39,8 +39,7 @@ def _inside(path: Path, top: Path) -> bool:
 
 
 def _wanted(name: str, suffixes: set[str]) -> bool:
-    dot = name.rfind(".")  # os.path.splitext's suffix, without its general machinery: leading dots are no suffix
-    return dot > 0 and name[dot:].lower() in suffixes and name[:dot].lstrip(".") != "" and not name.startswith("~$")
+    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith("~$")
 
 
 def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS, *,
