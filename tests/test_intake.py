@@ -141,3 +141,18 @@ def test_unflagged_utf8_names_and_attachment_names_with_paths(tmp_path, filled):
     assert names == ["三月走基层.xlsx", "表.xlsx"]
     result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
     assert result.received == 2 and result.duplicates == 1  # the same workbook twice: counted once
+
+
+def test_progress_counts_the_members_a_zip_brings_as_it_is_opened(tmp_path, filled):
+    """The inbox is opened as the checking goes (a zip's members are known only once it is opened): the progress
+    total grows with them and ends at what was received, never below the count done."""
+    init_workspace(tmp_path / "ws")
+    inbox = tmp_path / "ws" / "收件箱"
+    other = fill_other(filled)
+    (inbox / "a.zip").write_bytes(gbk_zip({"一.xlsx": filled, "二.xlsx": other, "三.xlsx": b"not a workbook"}))
+    (inbox / "z.xlsx").write_bytes(filled[:-1] + b"\0")  # damaged: refused, still counted
+    calls: list[tuple[int, int]] = []
+    result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9),
+                   progress=lambda n, total, item: calls.append((n, total)))
+    assert result.received == 4 and calls[-1] == (4, 4)
+    assert all(n <= total for n, total in calls) and [t for _, t in calls] == sorted(t for _, t in calls)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .issues import Issue, TuanjianError
 from .filenames import display_name
@@ -32,9 +33,9 @@ if TYPE_CHECKING:  # (reading and checking are imported when there is something 
 MASTER_NAME = "汇总表.xlsx"
 
 
-@dataclass
+@dataclass(slots=True)
 class Ingested:
-    path: Path
+    shown: str  # the submission as people see it (`path`): a text, lighter than a Path for 100,000 of them
     outcome: str  # new | duplicate
     file_id: int
     valid: bool = True
@@ -43,17 +44,25 @@ class Ingested:
     arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
     moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
 
+    @property
+    def path(self) -> Path:
+        return Path(self.shown)
+
 
 @dataclass(slots=True)
 class Seen:
     """A submission an earlier run read from a file unchanged since (same path, size, modification time to the
     nanosecond and inode): known by the sha256 recorded then, not read again."""
 
-    path: Path  # as Submission.path
+    shown: str  # as Submission.path shows it, with the member's own name (Ingested.shown)
     origin: str
     name: str
     sha256: str
     file_id: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.shown)
 
 
 @dataclass
@@ -126,30 +135,45 @@ BATCH = 256  # files per ledger transaction: a killed run loses at most a batch 
 # workers' hands), which the next run redoes
 
 
-def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.datetime,
+def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: dt.datetime,
                 received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
                 progress: Callable[[int, int, Ingested], None] | None = None,
-                received_basis: str = "stated",
-                batch_done: Callable[[list[Ingested]], None] | None = None) -> list[Ingested]:
+                received_basis: str = "stated", received_all: dt.datetime | None = None,
+                batch_done: Callable[[list[Ingested]], None] | None = None,
+                total: Callable[[], int] | None = None) -> list[Ingested]:
     """Submissions into the ledger: each read and hashed once; content already known is a duplicate and is not
     parsed (its original archived again if the archive lost it); new content is validated and archived in
     crash-isolated worker processes — each file read only as a worker has room for it, so reading overlaps with
     checking and memory stays flat — and recorded BATCH at a time in one transaction, `batch_done` getting what
     each batch brought (merge writes its 退回件 there and then). A file that cannot be read, or kills its reader,
     is recorded as refused: never retried, never a stop. A `Seen` item is a duplicate without reading; it counts
-    as arriving again only when `received` states a time for it."""
-    items = [i if isinstance(i, (Submission, Seen)) else Submission(Path(i), str(i)) for i in items]
+    as arriving again only when a received time is stated for it: `received` (per path) or `received_all`.
+    `items` may be a generator, drawn on as the workers have room; `total` then says how many there are so far
+    (for `progress`). The answers are in the order of `items`."""
+    if isinstance(items, list):
+        listed = items
+        total = total or (lambda: len(listed))
+        expected = sum(1 for i in listed if not isinstance(i, Seen))
+    else:
+        expected = total() if total else PARALLEL_HINT
     out: list[tuple[int, Ingested]] = []
-    # sha256 -> file id: what the ledger held when the run began (one query, not one per file), then this run's. A
-    # file another run records meanwhile is checked here too, and the ledger then counts it as that run's.
-    ids: dict[str, int] = ledger.file_ids() if any(isinstance(i, Submission) for i in items) else {}
+    # sha256 -> file id: what the ledger held when the run began (one query, not one per file, made when the first
+    # submission to read comes), then this run's. A file another run records meanwhile is checked here too, and the
+    # ledger then counts it as that run's.
+    ids: dict[str, int] = {}
+    loaded = False
     taken: set[str] = set()  # the shas this run has handed to a worker or refused
+    origins: dict[int, str] = {}  # the duplicates stated or known to have arrived at a time of their own: origin
     pending: list[tuple[int, Submission, str, dict, FileResult | None, tuple[dt.datetime, str]]] = []
+
+    def stated(path: Path) -> dt.datetime | None:
+        return received[path] if received and path in received else received_all
 
     def when(sub: Submission) -> tuple[dt.datetime, str]:
         """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
-        if received and sub.path in received:
-            return received[sub.path], received_basis
+        said = stated(sub.path)
+        if said is not None:
+            return said, received_basis
         if sub.received_at is not None:
             return sub.received_at, sub.basis or "first-seen"
         return now, "first-seen"
@@ -162,25 +186,36 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.da
         for (k, sub, sha, r, result, arrival), (file_id, new) in zip(pending, ledger.add_many(rows) if rows else []):
             ids[sha] = file_id
             # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
-            item = Ingested(sub.path.with_name(sub.name), "new" if new else "duplicate", file_id, r["valid"],
+            item = Ingested(_shown(sub.path, sub.name), "new" if new else "duplicate", file_id, r["valid"],
                             result if new else None, sha, arrival=None if new else arrival)
+            if not new:
+                origins[k] = sub.origin
             out.append((k, item))
             fresh.append(item)
         pending.clear()
         if batch_done is not None and fresh:
             batch_done(fresh)
         if progress and out:
-            progress(len(out), len(items), out[-1][1])
+            progress(len(out), max(total() if total else 0, len(out)), out[-1][1])
 
     def to_check() -> Iterator[tuple]:
         """The jobs for the workers, one file at a time; duplicates and refusals are settled here."""
+        nonlocal loaded
         for k, sub in enumerate(items):
             if isinstance(sub, Seen):
-                stated = received.get(sub.path) if received else None
-                shown = sub.path if sub.path.name == sub.name else sub.path.with_name(sub.name)
-                out.append((k, Ingested(shown, "duplicate", sub.file_id, sha256=sub.sha256,
-                                        arrival=(stated, received_basis) if stated else None)))
+                said = stated(sub.path) if received else received_all
+                out.append((k, Ingested(sub.shown, "duplicate", sub.file_id, sha256=sub.sha256,
+                                        arrival=(said, received_basis) if said else None)))
+                if said:
+                    origins[k] = sub.origin
                 continue
+            if not isinstance(sub, Submission):
+                sub = Submission(Path(sub), str(sub))
+            if ws is None:
+                raise ValueError("submissions to check need the workspace")
+            if not loaded:
+                ids.update(ledger.file_ids())
+                loaded = True
             sub, data = _read(sub)
             if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
                 sha = refusal_key(sub.origin)
@@ -204,17 +239,15 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.da
             else:
                 if data is not None:
                     ledger.rearchive(sha, data)
-                out.append((k, Ingested(sub.path.with_name(sub.name), "duplicate", known or -1, sha256=sha,
+                out.append((k, Ingested(_shown(sub.path, sub.name), "duplicate", known or -1, sha256=sha,
                                         arrival=when(sub))))
+                origins[k] = sub.origin
 
-    expected = sum(1 for i in items if isinstance(i, Submission))
-    if expected:
-        if ws is None:
-            raise ValueError("submissions to check need the workspace")
+    if ws is not None:
         from .checking import ext_of, ingest_jobs, row
         from .validate import FileResult
     for (sub, sha, _, _, k, arrival), (r, result) in (ingest_jobs(ws, to_check(), str(ledger.archive_dir), expected)
-                                                      if expected and ws is not None else to_check()):
+                                                      if ws is not None else to_check()):
         pending.append((k, sub, sha, r, result, arrival))
         if len(pending) >= BATCH:
             record()
@@ -224,8 +257,16 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: list, *, now: dt.da
         if item.file_id == -1:
             item.file_id = ids[item.sha256]
         if item.outcome == "duplicate" and item.arrival is not None:  # the earliest arrival of the same content counts
-            item.moved = ledger.seen_again(item.file_id, item.path.name, items[k].origin, now, *item.arrival)
+            item.moved = ledger.seen_again(item.file_id, item.path.name, origins[k], now, *item.arrival)
     return [item for _, item in out]
+
+
+PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as there are cores
+
+
+def _shown(path: Path, name: str) -> str:
+    """How a submission is shown: its path, with the member's own name for a zip member or attachment."""
+    return str(path) if path.name == name else str(path.with_name(name))
 
 
 def _read(sub: Submission) -> tuple[Submission, bytes | None]:
@@ -291,21 +332,21 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         if missing:
             raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
         target = Path(out) if out else Path(_located(known["master"], root))
-        todo, found = _gather(ledger, sources)
-        if received_at is not None:
-            received = {**{sub.path: received_at for sub in todo}, **(received or {})}
-        if ws is None and (received or any(not isinstance(t, Seen) for t in todo) or ledger.unreturned()):
+        gathering = _Gathering(ledger, sources)
+        todo, fresh = _first_fresh(iter(gathering))
+        if ws is None and (received or received_at is not None or fresh or ledger.unreturned()):
             # something to read, check or return: the configuration as it is now
             known, ws = _note_config(ledger, _load(root))
         if ws is None:  # every file known and unchanged: only sightings, nothing to validate or return
             result.ingested = ingest_many(ledger, None, todo, now=now, progress=progress)
         else:
             with _Returns(ledger, ws) as returns:  # 退回件 written as they come: memory stays flat
-                result.ingested = ingest_many(ledger, ws, todo, now=now, received=received,
+                result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, received_all=received_at,
                                               parse_counter=parse_counter, progress=progress,
-                                              received_basis=received_basis, batch_done=returns.add)
+                                              received_basis=received_basis, batch_done=returns.add,
+                                              total=lambda: gathering.total)
             result.returns += returns.pieces
-            ledger.note_seen(_remember(found, todo, result.ingested))
+            ledger.note_seen(_remember(gathering.found, result.ingested))
             result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
@@ -454,51 +495,87 @@ def _known_config(ledger: Ledger, root: Path) -> dict | None:
 SETTLE_SECONDS = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Found:
-    """A file walked and read in this run, and where its submissions stand in the run's list."""
+    """A file walked and read in this run, and where its submissions stand in the run's sequence."""
 
     path: str
-    stat: os.stat_result
+    key: tuple[int, int, int]  # size, modification time (ns) and inode when it was looked at
+    mtime: float
     first: int
     count: int
     box_sha: str | None  # a zip's or a mail's own sha256 (archived as received)
-    seen_at: float  # when `stat` was taken (time.time())
+    seen_at: float  # when `key` was taken (time.time())
+    # a container's submissions as _remember records them: (shown, origin, name, refused for what it holds) each
+    members: tuple[tuple[str, str, str, bool], ...] | None = None
 
 
-def _gather(ledger: Ledger, sources: list[Path]) -> tuple[list[Submission | Seen], list[Found]]:
-    """What to ingest, in the order found: a file unchanged since an earlier run read it as `Seen` entries, every
-    other one opened into its submissions (a zip or mail archived first, as received)."""
-    cache = ledger.seen_paths()
-    ids = ledger.file_ids() if cache else {}
-    kept = _archived(ledger) if cache else set()
-    todo: list[Submission | Seen] = []
-    found: list[Found] = []
-    named = set(sources)
-    for path in walk(sources, check_access=False):  # (asked below only of the files to be read)
+class _Gathering:
+    """What to ingest, drawn on as the workers have room (so that opening zips and mails overlaps with checking,
+    and nothing is held for the whole inbox at once): a file unchanged since an earlier run read it as `Seen`
+    entries, every other one opened into its submissions (a zip or mail archived first, as received). The walk
+    itself is done first — it is quick, and says how many files there are (`total`, for the progress bar; a
+    container's extra members are added as it is opened). `found` collects, in order, the files
+    read, for the stat cache (_remember)."""
+
+    def __init__(self, ledger: Ledger, sources: list[Path]):
+        self.ledger = ledger
+        self.named = set(sources)
+        self.walked = list(walk(sources, check_access=False))  # (asked below only of the files to be read)
+        self.total = len(self.walked)
+        self.found: list[Found] = []
+        self.drawn = 0  # submissions handed out so far
+
+    def __iter__(self) -> Iterator[Submission | Seen]:
+        ledger = self.ledger
+        cache = ledger.seen_paths()
+        ids = ledger.file_ids() if cache else {}
+        kept = _archived(ledger) if cache else set()
+        walked, self.walked = self.walked, []  # each entry let go as it is taken
+        walked.reverse()
+        while walked:
+            entry = walked.pop()
+            subs = self._entry(entry, cache, ids, kept)
+            self.total += len(subs) - 1
+            self.drawn += len(subs)
+            yield from subs
+
+    def _entry(self, path: Path | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
         if isinstance(path, Refused):
-            todo += expand_one(path)
-            continue
+            return list(expand_one(path))
         text = str(path)
         st, seen_at = _stat(text), time.time()
-        seen = _unchanged(path, text, cache.get(text), st, ids, kept) if st is not None else None
+        seen = _unchanged(text, cache.get(text), st, ids, kept) if st is not None else None
         if seen is not None:
-            todo += seen
-            continue
-        refused = unreadable(path) if path not in named else None  # (walk takes a file named as it is)
+            return seen
+        refused = unreadable(path) if path not in self.named else None  # (walk takes a file named as it is)
         if refused is not None:
-            todo += expand_one(refused)
-            continue
-        first, box_sha = len(todo), None
-        if st is not None and path.suffix.lower() in CONTAINERS:  # the zip or mail as received is an original too
+            return list(expand_one(refused))
+        box_sha = None
+        container = path.suffix.lower() in CONTAINERS
+        if st is not None and container:  # the zip or mail as received is an original too
             try:
-                box_sha = archive_file(ledger.archive_dir, path, path.suffix.lower(), mode=st.st_mode)
+                box_sha = archive_file(self.ledger.archive_dir, path, path.suffix.lower(), mode=st.st_mode)
             except OSError:  # unreadable: its contents are refused with the reason, one by one
                 st = None
-        todo += expand_one(path)
+        subs: list[Submission | Seen] = list(expand_one(path))
         if st is not None:
-            found.append(Found(text, st, first, len(todo) - first, box_sha, seen_at))
-    return todo, found
+            members = tuple((str(s.path), s.origin, s.name, _refused_for_content(s)) for s in subs
+                            if isinstance(s, Submission)) if container else None
+            self.found.append(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn,
+                                    len(subs), box_sha, seen_at, members))
+        return subs
+
+
+def _first_fresh(items: Iterator[Submission | Seen]) -> tuple[Iterator[Submission | Seen], bool]:
+    """The same items, and whether any is to be read: drawn until the first that is not a `Seen` (a run that finds
+    only files it knows draws them all, and loads nothing)."""
+    head: list[Submission | Seen] = []
+    for item in items:
+        head.append(item)
+        if not isinstance(item, Seen):
+            return itertools.chain(head, items), True
+    return iter(head), False
 
 
 def _stat(path: Path | str) -> os.stat_result | None:
@@ -516,7 +593,7 @@ def _archived(ledger: Ledger) -> set[str]:
         return set()
 
 
-def _unchanged(path: Path, text: str, entry, st: os.stat_result, ids: dict[str, int],
+def _unchanged(text: str, entry, st: os.stat_result, ids: dict[str, int],
                kept: set[str]) -> list[Submission | Seen] | None:
     """The file's submissions as an earlier run recorded them, if the file is as it was then and the ledger and
     the archive still hold what it brought; else None (read it)."""
@@ -527,42 +604,39 @@ def _unchanged(path: Path, text: str, entry, st: os.stat_result, ids: dict[str, 
         return None
     if members is None:  # a spreadsheet, shown as intake.expand_one shows it
         shown_text = display_name(text)  # (the same as Path(text).name and str(Path(text)) would give, quicker)
-        shown = path if shown_text == text else Path(shown_text)
-        shown_text = shown_text if shown is path else str(shown)
-        return [Seen(shown, shown_text, os.path.basename(shown_text), sha, ids[sha])]
+        shown_text = shown_text if shown_text == text else str(Path(shown_text))
+        return [Seen(shown_text, shown_text, os.path.basename(shown_text), sha, ids[sha])]
     out: list[Submission | Seen] = []
     for shown_text, origin, name, member_sha, refused in json.loads(members):
         if member_sha not in ids or not (refused or member_sha in kept):
             return None
-        out.append(Seen(Path(shown_text), origin, name, member_sha, ids[member_sha]))
+        out.append(Seen(_shown(Path(shown_text), name), origin, name, member_sha, ids[member_sha]))
     return out
 
 
-def _remember(found: list[Found], todo: list[Submission | Seen], ingested: list[Ingested]) -> list[tuple]:
+def _remember(found: list[Found], ingested: list[Ingested]) -> list[tuple]:
     """The stat-cache rows for the files read in this run whose every submission is now in the ledger: read, or
     refused for what it holds — never one that could not be read, which may be readable next time. Nor one modified
     less than SETTLE_SECONDS before it was looked at, or changed since (looked at again now, after its bytes were
     read): the bytes recorded are then surely the ones its size, time and inode stand for."""
     rows: list[tuple] = []
     for f in found:
-        if f.stat.st_mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
+        if f.mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
             continue
-        again = _stat(Path(f.path))
-        if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != (
-                f.stat.st_size, f.stat.st_mtime_ns, f.stat.st_ino):
+        again = _stat(f.path)
+        if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != f.key:
             continue
-        pairs = list(zip(todo[f.first:f.first + f.count], ingested[f.first:f.first + f.count]))
-        if not all(isinstance(s, Submission) and i.file_id > 0 and (_refused_for_content(s) or
-                   i.sha256 != refusal_key(s.origin)) for s, i in pairs):
+        got = ingested[f.first:f.first + f.count]
+        if f.members is None:  # a spreadsheet: its one submission, read (a failed read is kept under its refusal key)
+            if len(got) == 1 and got[0].file_id > 0 and got[0].sha256 != refusal_key(str(Path(display_name(f.path)))):
+                rows.append((f.path, *f.key, got[0].sha256, None))
             continue
-        key = (f.path, f.stat.st_size, f.stat.st_mtime_ns, f.stat.st_ino)
-        if f.box_sha is None:  # a spreadsheet: its one submission, read
-            if len(pairs) == 1:
-                rows.append((*key, pairs[0][1].sha256, None))
+        if len(f.members) != len(got) or not all(
+                i.file_id > 0 and (refused or i.sha256 != refusal_key(origin))
+                for (_, origin, _, refused), i in zip(f.members, got)):
             continue
-        members = [[str(s.path), s.origin, s.name, i.sha256, _refused_for_content(s)] for s, i in pairs
-                   if isinstance(s, Submission)]
-        rows.append((*key, f.box_sha, json.dumps(members, ensure_ascii=False)))
+        members = [[shown, origin, name, i.sha256, refused] for (shown, origin, name, refused), i in zip(f.members, got)]
+        rows.append((f.path, *f.key, f.box_sha, json.dumps(members, ensure_ascii=False)))
     return rows
 
 
