@@ -129,3 +129,33 @@ def test_validate_missing_path_and_usage(tmp_path, capsys):
     assert r.exit_code == 1 and "找不到文件" in r.output
     assert main(["validate"]) == 2
     assert "缺少参数 路径..." in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal_ends_at_every_file(tmp_path, templates):
+    """On a terminal merge shows a bar that ends at all the files received: the library reports how many are done
+    once per batch (a copy of content already seen counts too), so the bar moves to that count, not one step."""
+    import os
+    import pty
+    import shutil
+
+    ws = tmp_path / "ws"
+    assert run(["init", str(ws)]).exit_code == 0
+    for k in range(3):  # three copies of one (blank) template: one new file, two duplicates, recorded in one batch
+        shutil.copy(templates["visit_report"], ws / "收件箱" / f"copy{k}.xlsx")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws), "--as-of", "2026-04-20"],
+                            stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    proc.wait(timeout=120)
+    text = shown.decode("utf-8", "replace")
+    assert "登记与校验" in text and "3/3" in text, text
