@@ -16,6 +16,7 @@ import pytest
 
 from conftest import fill
 from test_intake import VISIT, _eml, gbk_zip
+from tuanjian_xlsx.ledger import Ledger
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.validate import validate_file
 from tuanjian_xlsx.workspace import init_workspace
@@ -55,15 +56,22 @@ def _seen(result) -> list[tuple]:
 
 def test_unchanged_files_are_taken_as_they_were(tmp_path, forms):
     root, inbox = _inbox(tmp_path, forms)
+    (inbox / "甲的副本.xlsx").write_bytes(forms[0])  # a copy of 甲 in the same run: its file id is known at the end
+    (inbox / "说明.zip").write_bytes(gbk_zip({"说明.txt": b"x"}))  # a zip holding no spreadsheet
+    for p in inbox.iterdir():
+        os.utime(p, (OLD, OLD))
     first = merge(root, as_of=AS_OF, now=NOW)
-    assert (first.received, first.new, first.duplicates) == (5, 5, 0)  # 甲, 乙, the unsafe member, two attachments
+    # 甲 and its copy, 乙, the unsafe member, two attachments
+    assert (first.received, first.new, first.duplicates) == (6, 5, 1)
+    with Ledger(root) as ledger:  # every file read is remembered, these two as well
+        assert set(ledger.seen_paths()) == {str(p) for p in inbox.iterdir()}
     sightings = _sightings(root)
     parsed: list = []
     again = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1), parse_counter=parsed)
-    assert parsed == [] and again.duplicates == again.received == 5
+    assert parsed == [] and again.duplicates == again.received == 6
     assert _seen(again) == _seen(first)  # zip members and attachments as a fresh read shows them
     assert _sightings(root) == sightings  # the same files in the same place are no new arrival
-    assert again.summary().startswith("没有新文件（已登记过的 5 份未重复计数）")
+    assert again.summary().startswith("没有新文件（已登记过的 6 份未重复计数）")
 
     # an original lost from the archive: the file is read again and its original kept again (a zip's member too)
     for shown, content in (("甲.xlsx", forms[0]), ("乙.xlsx", forms[1])):
@@ -124,6 +132,7 @@ def test_members_are_checked_as_zipfile_checks_them(tmp_path, forms, builtin, ch
 
 _QUICK = """
 import datetime as dt, sys
+from tuanjian_xlsx.ledger import Ledger
 from tuanjian_xlsx.merge import merge
 result = merge(sys.argv[1], as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 12))
 print(result.new, result.duplicates, len(result.missing), "pydantic" in sys.modules, "xlsxwriter" in sys.modules)

@@ -43,6 +43,7 @@ class Ingested:
     sha256: str = ""
     arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
     moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
+    whole: bool = True  # `result` still holds the records (see _Returns: else only what was wrong)
 
     @property
     def path(self) -> Path:
@@ -140,7 +141,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
                 progress: Callable[[int, int, Ingested], None] | None = None,
                 received_basis: str = "stated", received_all: dt.datetime | None = None,
                 batch_done: Callable[[list[Ingested]], None] | None = None,
-                total: Callable[[], int] | None = None) -> list[Ingested]:
+                total: Callable[[], int] | None = None,
+                answered: Callable[[int, Ingested], None] | None = None) -> list[Ingested]:
     """Submissions into the ledger: each read and hashed once; content already known is a duplicate and is not
     parsed (its original archived again if the archive lost it); new content is validated and archived in
     crash-isolated worker processes — each file read only as a worker has room for it, so reading overlaps with
@@ -149,7 +151,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     is recorded as refused: never retried, never a stop. A `Seen` item is a duplicate without reading; it counts
     as arriving again only when a received time is stated for it: `received` (per path) or `received_all`.
     `items` may be a generator, drawn on as the workers have room; `total` then says how many there are so far
-    (for `progress`). The answers are in the order of `items`."""
+    (for `progress`). The answers are in the order of `items`; `answered(k, answer)` hears of each as it comes
+    (k: its place in `items`; a copy of content another file of this run brought has file id -1 until the end)."""
     if isinstance(items, list):
         listed = items
         total = total or (lambda: len(listed))
@@ -165,6 +168,11 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     taken: set[str] = set()  # the shas this run has handed to a worker or refused
     origins: dict[int, str] = {}  # the duplicates stated or known to have arrived at a time of their own: origin
     pending: list[tuple[int, Submission, str, dict, FileResult | None, tuple[dt.datetime, str]]] = []
+
+    def put(k: int, item: Ingested) -> None:
+        out.append((k, item))
+        if answered is not None:
+            answered(k, item)
 
     def stated(path: Path) -> dt.datetime | None:
         return received[path] if received and path in received else received_all
@@ -185,12 +193,13 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
         fresh = []
         for (k, sub, sha, r, result, arrival), (file_id, new) in zip(pending, ledger.add_many(rows) if rows else []):
             ids[sha] = file_id
+            taken.discard(sha)  # (known by `ids` from now on: `taken` holds only what is in the workers' hands)
             # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
             item = Ingested(_shown(sub.path, sub.name), "new" if new else "duplicate", file_id, r["valid"],
                             result if new else None, sha, arrival=None if new else arrival)
             if not new:
                 origins[k] = sub.origin
-            out.append((k, item))
+            put(k, item)
             fresh.append(item)
         pending.clear()
         if batch_done is not None and fresh:
@@ -204,8 +213,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
         for k, sub in enumerate(items):
             if isinstance(sub, Seen):
                 said = stated(sub.path) if received else received_all
-                out.append((k, Ingested(sub.shown, "duplicate", sub.file_id, sha256=sub.sha256,
-                                        arrival=(said, received_basis) if said else None)))
+                put(k, Ingested(sub.shown, "duplicate", sub.file_id, sha256=sub.sha256,
+                                arrival=(said, received_basis) if said else None))
                 if said:
                     origins[k] = sub.origin
                 continue
@@ -239,8 +248,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
             else:
                 if data is not None:
                     ledger.rearchive(sha, data)
-                out.append((k, Ingested(_shown(sub.path, sub.name), "duplicate", known or -1, sha256=sha,
-                                        arrival=when(sub))))
+                put(k, Ingested(_shown(sub.path, sub.name), "duplicate", known or -1, sha256=sha, arrival=when(sub)))
                 origins[k] = sub.origin
 
     if ws is not None:
@@ -332,7 +340,8 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         if missing:
             raise TuanjianError([Issue.make("file-missing", file=p.name, detail=str(p)) for p in missing])
         target = Path(out) if out else Path(_located(known["master"], root))
-        gathering = _Gathering(ledger, sources)
+        remembering = _Remembering(ledger)
+        gathering = _Gathering(ledger, sources, remembering.found)
         todo, fresh = _first_fresh(iter(gathering))
         if ws is None and (received or received_at is not None or fresh or ledger.unreturned()):
             # something to read, check or return: the configuration as it is now
@@ -344,9 +353,9 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, received_all=received_at,
                                               parse_counter=parse_counter, progress=progress,
                                               received_basis=received_basis, batch_done=returns.add,
-                                              total=lambda: gathering.total)
+                                              total=lambda: gathering.total, answered=remembering.answered)
             result.returns += returns.pieces
-            ledger.note_seen(_remember(gathering.found, result.ingested))
+            remembering.finish()
             result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
         new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
         inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
@@ -515,15 +524,14 @@ class _Gathering:
     and nothing is held for the whole inbox at once): a file unchanged since an earlier run read it as `Seen`
     entries, every other one opened into its submissions (a zip or mail archived first, as received). The walk
     itself is done first — it is quick, and says how many files there are (`total`, for the progress bar; a
-    container's extra members are added as it is opened). `found` collects, in order, the files
-    read, for the stat cache (_remember)."""
+    container's extra members are added as it is opened). `found` hears of each file read, before its submissions
+    are handed out (for the stat cache: _Remembering)."""
 
-    def __init__(self, ledger: Ledger, sources: list[Path]):
-        self.ledger = ledger
+    def __init__(self, ledger: Ledger, sources: list[Path], found: Callable[[Found], None]):
+        self.ledger, self.found = ledger, found
         self.named = set(sources)
         self.walked = list(walk(sources, check_access=False))  # (asked below only of the files to be read)
         self.total = len(self.walked)
-        self.found: list[Found] = []
         self.drawn = 0  # submissions handed out so far
 
     def __iter__(self) -> Iterator[Submission | Seen]:
@@ -562,7 +570,7 @@ class _Gathering:
         if st is not None:
             members = tuple((str(s.path), s.origin, s.name, _refused_for_content(s)) for s in subs
                             if isinstance(s, Submission)) if container else None
-            self.found.append(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn,
+            self.found(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn,
                                     len(subs), box_sha, seen_at, members))
         return subs
 
@@ -614,30 +622,80 @@ def _unchanged(text: str, entry, st: os.stat_result, ids: dict[str, int],
     return out
 
 
-def _remember(found: list[Found], ingested: list[Ingested]) -> list[tuple]:
-    """The stat-cache rows for the files read in this run whose every submission is now in the ledger: read, or
-    refused for what it holds — never one that could not be read, which may be readable next time. Nor one modified
-    less than SETTLE_SECONDS before it was looked at, or changed since (looked at again now, after its bytes were
-    read): the bytes recorded are then surely the ones its size, time and inode stand for."""
-    rows: list[tuple] = []
-    for f in found:
-        if f.mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
-            continue
-        again = _stat(f.path)
-        if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != f.key:
-            continue
-        got = ingested[f.first:f.first + f.count]
-        if f.members is None:  # a spreadsheet: its one submission, read (a failed read is kept under its refusal key)
-            if len(got) == 1 and got[0].file_id > 0 and got[0].sha256 != refusal_key(str(Path(display_name(f.path)))):
-                rows.append((f.path, *f.key, got[0].sha256, None))
-            continue
-        if len(f.members) != len(got) or not all(
-                i.file_id > 0 and (refused or i.sha256 != refusal_key(origin))
-                for (_, origin, _, refused), i in zip(f.members, got)):
-            continue
-        members = [[shown, origin, name, i.sha256, refused] for (shown, origin, name, refused), i in zip(f.members, got)]
-        rows.append((f.path, *f.key, f.box_sha, json.dumps(members, ensure_ascii=False)))
-    return rows
+class _Remembering:
+    """The stat-cache rows for the files read in this run, written as each file's submissions are all settled:
+    only files whose every submission is now in the ledger — read, or refused for what it holds; never one that
+    could not be read, which may be readable next time. Nor one modified less than SETTLE_SECONDS before it was
+    looked at, or changed since (looked at again now, after its bytes were read): the bytes recorded are then surely
+    the ones its size, time and inode stand for. Only files still in the workers' hands are held here."""
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+        self.open: dict[int, tuple[Found, list[Ingested | None]]] = {}  # first index -> the file, its answers so far
+        self.owner: dict[int, int] = {}  # index of a submission of an open file -> that file's first index
+        self.left: dict[int, int] = {}  # first index -> answers still to come
+        self.later: list[tuple[Found, list[Ingested | None]]] = []  # holding a copy whose file id comes at the end
+        self.rows: list[tuple] = []
+
+    def found(self, f: Found) -> None:
+        if not f.count:  # a zip with no spreadsheet in it: nothing to wait for
+            self._settled(f, [])
+            return
+        self.open[f.first] = (f, [None] * f.count)
+        self.left[f.first] = f.count
+        for k in range(f.first, f.first + f.count):
+            self.owner[k] = f.first
+
+    def answered(self, k: int, item: Ingested) -> None:
+        first = self.owner.pop(k, None)
+        if first is None:
+            return
+        f, got = self.open[first]
+        got[k - first] = item
+        self.left[first] -= 1
+        if self.left[first]:
+            return
+        del self.open[first], self.left[first]
+        if any(i is not None and i.file_id == -1 for i in got):
+            self.later.append((f, got))
+        else:
+            self._settled(f, got)
+
+    def finish(self) -> None:
+        for f, got in self.later:
+            self._settled(f, got)
+        self.later = []
+        self._flush()
+
+    def _settled(self, f: Found, got: list[Ingested | None]) -> None:
+        row = _remembered(f, got)
+        if row is not None:
+            self.rows.append(row)
+            if len(self.rows) >= BATCH:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.rows:
+            self.ledger.note_seen(self.rows)
+            self.rows = []
+
+
+def _remembered(f: Found, got: list) -> tuple | None:
+    """The stat-cache row of one file read in this run, its submissions' answers in `got` (see _Remembering)."""
+    if f.mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
+        return None
+    again = _stat(f.path)
+    if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != f.key:
+        return None
+    if f.members is None:  # a spreadsheet: its one submission, read (a failed read is kept under its refusal key)
+        ok = len(got) == 1 and got[0].file_id > 0 and got[0].sha256 != refusal_key(str(Path(display_name(f.path))))
+        return (f.path, *f.key, got[0].sha256, None) if ok else None
+    if len(f.members) != len(got) or not all(
+            i.file_id > 0 and (refused or i.sha256 != refusal_key(origin))
+            for (_, origin, _, refused), i in zip(f.members, got)):
+        return None
+    members = [[shown, origin, name, i.sha256, refused] for (shown, origin, name, refused), i in zip(f.members, got)]
+    return (f.path, *f.key, f.box_sha, json.dumps(members, ensure_ascii=False))
 
 
 def _refused_for_content(sub: Submission) -> bool:
@@ -720,6 +778,10 @@ def _inputs_key(config: str, arrivals: list[tuple[int, str, str]], as_of: dt.dat
     return h.hexdigest()
 
 
+KEEP_WHOLE = 256  # invalid files of one run whose results keep their records after their 退回件 is written: what
+# the day's replies attach (replies.py reads the archived original again for any other, as for an earlier run's)
+
+
 class _Returns:
     """Each batch's 退回件 written by a thread of their own while the next files are read and checked (writing
     waits on the disk — every file is made durable — more than on the processor), then recorded as written, in
@@ -732,6 +794,7 @@ class _Returns:
         self.pieces: list[ReturnPiece] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tuanjian-returns")
         self._writing: list[tuple[Future, list[Ingested]]] = []
+        self.kept = 0  # results kept whole once their 退回件 is written
 
     def __enter__(self) -> _Returns:
         return self
@@ -757,8 +820,13 @@ class _Returns:
             self.pieces += future.result()  # a disk that failed them stops the run here, as any write would
             self.ledger.mark_returned([i.file_id for i in bad])
             for i in bad:
-                if i.result is not None:
-                    i.result.prepared_return = None
+                if i.result is None:
+                    continue
+                i.result.prepared_return = None
+                if self.kept < KEEP_WHOLE:
+                    self.kept += 1
+                else:  # what was wrong stays (the run's report lists it); the records go: memory stays flat
+                    i.result, i.whole = replace(i.result, records=[], header=None), False
 
 
 def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None]) -> list[ReturnPiece]:
