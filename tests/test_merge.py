@@ -329,3 +329,27 @@ def test_remerge_in_place_keeps_the_master_and_parses_nothing(demo, tmp_path):
     assert (again.duplicates, again.valid, len(again.invalid)) == (153, 0, 0)
     later = merge(root, as_of=AS_OF + dt.timedelta(days=30), now=NOW)  # another date: a new master
     assert later.master.stat().st_mtime_ns != stamp
+
+
+def test_a_large_run_keeps_what_was_wrong_with_each_file_but_not_every_record(tmp_path, templates, monkeypatch):
+    """Past KEEP_WHOLE invalid files in one run, a result keeps its issues (the report lists every one) but lets its
+    records go once the 退回件 is written; replies read such a file's archived original again."""
+    from conftest import fill
+    from test_intake import VISIT
+
+    import tuanjian_xlsx.merge as merging
+    from tuanjian_xlsx.api import Merged
+    from tuanjian_xlsx.workspace import init_workspace
+
+    monkeypatch.setattr(merging, "KEEP_WHOLE", 1)
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for n in range(3):  # text in a count cell: invalid
+        fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    bad = result.invalid
+    assert len(bad) == 3 and len(result.returns) == 3 and [i.whole for i in bad].count(True) == 1
+    for i in bad:
+        assert i.result is not None and any(x.code == "vague-number" for x in i.result.issues)
+        assert bool(i.result.records) == i.whole, (i.whole, i.result.records)
+    assert sum(line.startswith("  退回  ") for line in Merged(merge=result).lines()) == 3
