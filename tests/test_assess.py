@@ -24,6 +24,7 @@ from tuanjian_xlsx.assess import assess
 from tuanjian_xlsx.build import build_template
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.issues import ConfigError, TuanjianError
+from tuanjian_xlsx.ledger import Ledger
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.plan import Plan, Workspace
 from tuanjian_xlsx.roster import Roster
@@ -352,12 +353,13 @@ def test_the_command_line_and_its_json(ws_copy):
         ("源汇区团委", 25, 73.86, 3), ("西城区团工委", 19.53, 94.24, 2), ("组织部", 25, 100, 1)]
 
 
-def test_the_masters_overview_links_the_years_assessment_in_december_and_january(year_ws):
+def test_the_masters_overview_links_the_years_assessment_in_december_and_january(year_ws, tmp_path):
     from tuanjian_xlsx.master import render_master
 
     ws = Workspace.load(year_ws)
+    empty = Ledger(tmp_path, readonly=True)  # no ledger there: an empty one
     for day, year in ((dt.date(2026, 12, 20), 2026), (dt.date(2027, 1, 5), 2026), (dt.date(2026, 7, 15), None)):
-        data, _, _ = render_master(ws, [], day)
+        data, _, _ = render_master(ws, empty, day)
         cell = openpyxl.load_workbook(io.BytesIO(data))["总览"]["A3"]
         if year is None:
             assert cell.value is None and cell.hyperlink is None

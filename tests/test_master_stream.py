@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import tempfile
 import zipfile
 
@@ -41,10 +42,10 @@ def _ours() -> tuple[bytes, dict[int, float]]:
             for c, (v, style) in enumerate(row):
                 sh.put(r, c, v, style)
         sh.end_rows()
-        heights = dict(sh.heights)
         wb.close()
         sh.ws._opt_close()
-    return buf.getvalue(), heights
+    rows = re.finditer(rb'<row r="(\d+)"[^>]*? ht="([0-9.]+)"', _sheet_xml(buf.getvalue()))
+    return buf.getvalue(), {int(m[1]) - 1: float(m[2]) for m in rows}  # the heights it gave its rows
 
 
 def _xlsxwriters(heights: dict[int, float]) -> bytes:

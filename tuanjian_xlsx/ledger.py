@@ -13,10 +13,11 @@ import json
 import os
 import sqlite3
 import time
+from array import array
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from .issues import Issue, TuanjianError
 
@@ -138,6 +139,17 @@ REMINDER_COLUMNS = ("unit_id", "form_id", "period", "kind", "day", "state", "rec
 # What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
 RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "mailbox": "邮箱到达", "mail-date": "邮件日期",
                   "first-seen": "首次登记"}
+
+
+# How iter_files reads the files: the columns a FileRow is made from; the order that keeps each of supersession's
+# groups together (a form's files of one unit and period: status.supersession); the files received on or before a
+# day (received_at is ISO text, its first ten characters the date); how many rows a query reads.
+FILE_COLUMNS = ("id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, result, "
+                "received_basis")
+GROUPED_BY = "coalesce(form_id, ''), coalesce(unit_id, ''), coalesce(period, '')"
+RECEIVED_BY = "substr(received_at, 1, 10) <= ?"
+FILE_PAGE = 256  # rows read per query by iter_files
+_NO_ISSUES = '"issues": []}'  # how the JSON of a file without issues ends, as `add` writes it (its last member)
 
 
 @dataclass(frozen=True)
@@ -445,11 +457,75 @@ class Ledger:
 
     def files(self) -> list[FileRow]:
         """Every file, in the order received (ties by ingestion order)."""
+        return list(self.iter_files())
+
+    def iter_files(self, *, records: bool | Collection[str] = True, issues: bool = True,
+                   ids: Collection[int] | None = None, forms: Collection[str] | None = None,
+                   until: dt.date | None = None, grouped: bool = False, with_issues: bool = False) -> Iterator[FileRow]:
+        """The files page by page (FILE_PAGE rows at a time, never all at once), in the order received (ties by
+        ingestion order); `grouped`: by form, unit and period first (GROUPED_BY, each one's files together), in the
+        order received within. Only those in `ids` (a set), of `forms`, received on or before `until` (its day included),
+        and with `with_issues` only those that have issues (a few without may come too, with none).
+        A file's records (`records`: of every file, or only of these forms' files) and issues are parsed from its
+        JSON only when asked for (else empty lists).
+
+        The order is settled first (the ids alone), the rows then read a page at a time: SQLite sorting whole rows
+        would hold or spill every file's JSON. A file gone meanwhile is left out; `reading()` keeps passes whole."""
+        where: list[str] = []
+        params: list[object] = []
+        if until is not None:
+            where.append(RECEIVED_BY)
+            params.append(until.isoformat())
+        if forms is not None:
+            where.append(f"form_id IN ({','.join('?' * len(forms))})")
+            params += list(forms)
+        if with_issues:
+            where.append("substr(result, ?) != ?")
+            params += [-len(_NO_ISSUES), _NO_ISSUES]
+        order = f"{GROUPED_BY}, received_at, id" if grouped else "received_at, id"
         with _faults(self):
-            rows = self.db.execute(
-                "SELECT id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, "
-                "result, received_basis FROM files ORDER BY received_at, id").fetchall()
-        return [_file_row(r) for r in rows]
+            found = self.db.execute(f"SELECT id FROM files {'WHERE ' + ' AND '.join(where) if where else ''} "
+                                    f"ORDER BY {order}", params)
+            wanted = array("q", (i for (i,) in found if ids is None or i in ids))
+        columns = FILE_COLUMNS if records or issues else FILE_COLUMNS.replace("result", "NULL")
+        for start in range(0, len(wanted), FILE_PAGE):
+            page = wanted[start:start + FILE_PAGE]
+            with _faults(self):
+                rows = {r[0]: r for r in self.db.execute(
+                    f"SELECT {columns} FROM files WHERE id IN ({','.join('?' * len(page))})", page.tolist())}
+            for i in page:
+                if i in rows:
+                    r = rows[i]
+                    yield _file_row(r, records=records if isinstance(records, bool) else r[7] in records,
+                                    issues=issues)
+
+    def names(self, ids: Collection[int]) -> dict[int, str]:
+        """id -> name of these files (a few at a time: `来源` names the file that replaced each)."""
+        out: dict[int, str] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), FILE_PAGE):
+            page = wanted[start:start + FILE_PAGE]
+            with _faults(self):
+                out.update(self.db.execute(f"SELECT id, name FROM files WHERE id IN ({','.join('?' * len(page))})",
+                                           page).fetchall())
+        return out
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Several reads that must see one state of the ledger (the master's passes over it): one read transaction,
+        whatever another process records meanwhile. Nothing is written inside; nested, the outer one holds."""
+        if self.db.in_transaction:
+            yield
+            return
+        with _faults(self):
+            self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            try:
+                self.db.execute("ROLLBACK")  # nothing was written: ending the read is all there is to do
+            except sqlite3.Error:
+                pass
 
     # replies and reminders by mail (replies.py, reminders.py)
 
@@ -567,11 +643,22 @@ class ReplyRow:
     cc: str | None = None  # the mail's From, copied when the reply went to the unit's roster address
 
 
-def _file_row(r) -> FileRow:
-    """A FileRow from the columns files() selects, in its order."""
-    result = json.loads(r[12])
-    return FileRow(r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8], r[9], r[10],
-                   r[11], result.get("records", []), result.get("issues", []), r[13])
+_FILE_FIELDS = tuple(f.name for f in fields(FileRow))
+
+
+def _file_row(r, *, records: bool = True, issues: bool = True) -> FileRow:
+    """A FileRow from FILE_COLUMNS, in their order; records and issues only when asked for (issues alone of a file
+    whose JSON ends with an empty "issues" — its last member, the one json.loads keeps — need no parsing).
+
+    Its fields are filled directly: a frozen dataclass's __init__ sets each through object.__setattr__, three times
+    the cost of the rest, and the master reads every file several times over."""
+    parse = records or (issues and not r[12].endswith(_NO_ISSUES))
+    result = json.loads(r[12]) if parse else {}
+    row = object.__new__(FileRow)
+    row.__dict__.update(zip(_FILE_FIELDS, (
+        r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8], r[9], r[10], r[11],
+        result.get("records", []) if records else [], result.get("issues", []) if issues else [], r[13])))
+    return row
 
 
 # --- opening and faults ------------------------------------------------------------------------------------

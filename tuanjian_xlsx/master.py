@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +26,10 @@ from . import formulas as F
 from .plan import Workspace
 from .roster import Task
 from .issues import KINDS_ZH, ConfigError, Issue
-from .ledger import LEDGER_DIR, RECEIVED_BASES, FileRow
+from .ledger import FILE_PAGE, LEDGER_DIR, RECEIVED_BASES, FileRow, Ledger
 from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
-from .status import STATUS_ZH, Effective, StatusItem, effective, forms_in_use, period_order, statuses
+from .status import STATUS_ZH, StatusItem, Supersession, forms_in_use, period_order, statuses, supersession_in
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
 
 from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
@@ -106,7 +106,8 @@ class Sheet:
         self.last_row = self.last_col = 0
         self.widths: dict[int, float] = {}
         self._fits: dict[tuple[int, str], int] = {}  # (column, style) -> the longest text sure to fit on one line
-        self.heights: dict[int, float] = {}  # points, only rows taller than the default
+        self.heights: dict[int, float] = {}  # points, only rows taller than the default (of a streamed sheet, only
+        #                                      the row being written)
         self._formulas: list[tuple[int, int, F.Expr, str]] = []
 
     def keep_only(self, cols: frozenset[int]) -> None:
@@ -130,11 +131,11 @@ class Sheet:
 
     def _next_row(self, r: int) -> None:
         """Row r is written next: a streamed sheet's row before it gets its height before XlsxWriter writes it out
-        (and comes never again)."""
+        (and comes never again: its height is let go)."""
         if self._rows is not None:
             if r < self.row:
                 raise ValueError(f"{self.name}: row {r + 1} written after row {self.row + 1}")
-            self._rows.write(self.row, self.heights.get(self.row))
+            self._rows.write(self.row, self.heights.pop(self.row, None))
             self._rows.start(r)
         self.row = r
         if r > self.last_row:
@@ -193,7 +194,7 @@ class Sheet:
     def end_rows(self) -> None:
         """A streamed sheet's last row written out (before the workbook closes)."""
         if self._rows is not None:
-            self._rows.write(self.row, self.heights.get(self.row))
+            self._rows.write(self.row, self.heights.pop(self.row, None))
 
     def formula(self, r: int, c: int, expr: F.Expr, style: str = "cell") -> None:
         if self.stream:
@@ -328,6 +329,7 @@ class _Rows:
         if height is not None:
             ws.set_row(r, height)
             info = ws.row_info.pop(r)  # written here, never again by XlsxWriter
+            ws.row_sizes.pop(r, None)  # (kept to place images: a streamed sheet has none)
         ws.fh.write(self._xml(ws._write_row, r, None, info) + "".join(self.cells[c] for c in cols)
                     + "</row>")
         self.cells = {}
@@ -534,7 +536,7 @@ class Detail:
         return self._ranges[col_id]
 
 
-def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileRow, dict]],
+def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: Iterable[tuple[FileRow, dict]],
                   reads: tuple[str, ...]) -> Detail:
     """One row per record, every field; 单位序号 and 期序 are numbers for the statistics' criteria (a unit's name
     could hold * or ? and a period like 2026-03 may be read as a date: numbers match exactly everywhere).
@@ -544,8 +546,9 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
     sh.keep_only(frozenset(cols[c if c in ("unit_no", "period_key") else "field:" + c] for c in reads))
     sh.header(0, cols.titles, _detail_widths([t for _, _, t in fields]))
     units: dict[str | None, tuple[int | None, str]] = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
+    k = 0
     for k, (f, rec) in enumerate(rows, start=1):
-        assert f.period is not None  # status.effective keeps only files with a unit and a period
+        assert f.period is not None  # status.supersession keeps only files with a unit and a period
         p = _period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
         sh.put(k, cols["unit"], f.unit)
@@ -560,7 +563,7 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: list[tuple[FileR
         sh.put(k, cols["version"], f.version, "int")
         sh.put(k, cols["file"], f.name)
         sh.put(k, cols["received"], f.received_at, "time")
-    last = max(len(rows), 1)
+    last = max(k, 1)
     # 版本, 来源文件 and 收到时间 are on screen and in 来源, not on paper
     sh.table(0, last, len(cols), last_col=cols["version"] - 1)
     keys = {"unit_no": cols["unit_no"], "period_key": cols["period_key"]}
@@ -772,15 +775,14 @@ RATIOS = Columns(Col("task", "指标"), Col("rate", "全市完成率"), Col("tar
 
 
 def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_sheet: Sheet, items: list[StatusItem],
-              files: list[FileRow], as_of: dt.date, ratio_rows: list[tuple[Task, F.Ref]]) -> None:
+              sup: Supersession, as_of: dt.date, ratio_rows: list[tuple[Task, F.Ref]]) -> None:
     org = ws.settings.organisation
     sh.width(0, 0, OVERVIEW_WIDTHS[0])
     sh.width(1, 1, 14)  # 报送期: 2026年第2季度
     sh.width(2, OVERVIEW_LAST_COL, OVERVIEW_WIDTHS[1])
     sh.put(0, 0, f"{org.name} 活力团建报表汇总", "title")
-    valid = sum(f.valid for f in files)
-    last = max((f.received_at for f in files), default=None)
-    made = (f"数据截至 {as_of.isoformat()}；据 {len(files)} 份文件生成（有效 {valid} 份，退回 {len(files) - valid} 份）"
+    valid, last = sup.valid, sup.last
+    made = (f"数据截至 {as_of.isoformat()}；据 {sup.files} 份文件生成（有效 {valid} 份，退回 {sup.files - valid} 份）"
             + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
     sh.put(1, 0, made, "note")
     if as_of.month in (12, 1):  # the year-end assessment (tuanjian assess), written beside the master
@@ -910,7 +912,7 @@ SOURCE_COLUMNS = Columns(Col("file", "文件", 22), Col("sha256", "SHA-256", 18)
                          Col("replaced_by", "被替换为", 20))  # SHA-256 in three lines
 
 
-def _issues(sh: Sheet, files: list[FileRow]) -> None:
+def _issues(sh: Sheet, files: Iterable[FileRow]) -> None:
     """Every issue the ledger keeps, its severity as it was recorded."""
     C = ISSUE_COLUMNS
     sh.header(0, C.titles, C.widths)
@@ -929,26 +931,42 @@ def _issues(sh: Sheet, files: list[FileRow]) -> None:
     sh.table(0, r - 1, len(C))
 
 
-def _sources(sh: Sheet, ws: Workspace, files: list[FileRow], eff: Effective) -> None:
+def _pages(files: Iterable[FileRow]) -> Iterator[list[FileRow]]:
+    """Files FILE_PAGE at a time."""
+    page: list[FileRow] = []
+    for f in files:
+        page.append(f)
+        if len(page) == FILE_PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, superseded_by: dict[int, int]) -> None:
+    """A row per file; a replaced one names the file that replaced it (looked up a page of rows at a time)."""
     C = SOURCE_COLUMNS
     sh.header(0, C.titles, C.widths)
-    names = {f.id: f.name for f in files}
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
-    for r, f in enumerate(files, start=1):
-        p = _period(f.period) if f.period else None
-        state = "退回" if not f.valid else "被替换" if f.id in eff.superseded_by else "有效"
-        sh.put(r, C["file"], f.name)
-        sh.put(r, C["sha256"], f.sha256, "hash")
-        sh.put(r, C["received"], f.received_at, "time")
-        sh.put(r, C["basis"], RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
-        sh.put(r, C["unit"], f.unit)
-        sh.put(r, C["form"], forms.get(f.form_id or "", f.form_id))
-        sh.put(r, C["period"], p.label if p else f.period, "center")
-        sh.put(r, C["version"], f.version, "int")
-        sh.put(r, C["state"], state, "center")
-        by = eff.superseded_by.get(f.id)
-        sh.put(r, C["replaced_by"], names.get(by) if by is not None else None)
-    sh.table(0, len(files), len(C))
+    r = 0
+    for page in _pages(ledger.iter_files(records=False, issues=False, until=as_of)):
+        names = ledger.names({by for f in page if (by := superseded_by.get(f.id)) is not None})
+        for f in page:
+            r += 1
+            p = _period(f.period) if f.period else None
+            state = "退回" if not f.valid else "被替换" if f.id in superseded_by else "有效"
+            sh.put(r, C["file"], f.name)
+            sh.put(r, C["sha256"], f.sha256, "hash")
+            sh.put(r, C["received"], f.received_at, "time")
+            sh.put(r, C["basis"], RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
+            sh.put(r, C["unit"], f.unit)
+            sh.put(r, C["form"], forms.get(f.form_id or "", f.form_id))
+            sh.put(r, C["period"], p.label if p else f.period, "center")
+            sh.put(r, C["version"], f.version, "int")
+            sh.put(r, C["state"], state, "center")
+            by = superseded_by.get(f.id)
+            sh.put(r, C["replaced_by"], names.get(by) if by is not None else None)
+    sh.table(0, r, len(C))
 
 
 # --- the whole workbook -------------------------------------------------------------------------------------
@@ -975,33 +993,41 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _form_sheets(sheets: dict[str, Sheet], ws: Workspace, spec: FormSpec | TableSpec, eff: Effective,
-                 items: list[StatusItem], as_of: dt.date) -> list[tuple[Task, F.Ref]]:
-    """One form's sheets as its spec's [master] asks; a table form's ratio tasks (task, 全市完成率 cell) for 总览."""
+def _form_sheets(sheets: dict[str, Sheet], ws: Workspace, spec: FormSpec | TableSpec, ledger: Ledger,
+                 sup: Supersession, items: list[StatusItem], as_of: dt.date) -> list[tuple[Task, F.Ref]]:
+    """One form's sheets as its spec's [master] asks; a table form's ratio tasks (task, 全市完成率 cell) for 总览.
+    The records that count are read from the ledger as the detail sheet is written: a file at a time."""
     m = spec.master
+
+    def files() -> Iterator[FileRow]:
+        return ledger.iter_files(issues=False, ids=sup.live.get(spec.form_id, set()), until=as_of)
+
     if m.detail_sheet:
         reads = ("unit_no", "period_key", *(s.field for s in m.statistics.sums)) if m.statistics else ()
-        detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, eff.records.get(spec.form_id, []), reads)
+        rows = sup.records_of(files()) if not isinstance(spec, TableSpec) else iter(())  # (a table has none)
+        detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, rows, reads)
         if m.statistics:
             draw = _stats_by_period if m.statistics.rows == "unit_period" else _stats_by_unit
             draw(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items)
     if m.progress_sheet and m.summary_sheet:
-        return _targets(sheets[m.progress_sheet], sheets[m.summary_sheet], ws, spec.form_id,
-                        eff.tables.get(spec.form_id, {}), as_of)
+        tables = sup.tables_of(files()) if isinstance(spec, TableSpec) else {}
+        return _targets(sheets[m.progress_sheet], sheets[m.summary_sheet], ws, spec.form_id, tables, as_of)
     return []
 
 
-def render_master(ws: Workspace, files: list[FileRow], as_of: dt.date, *,
-                  counts_only: bool = False) -> tuple[bytes | None, Effective, list[StatusItem]]:
+def render_master(ws: Workspace, ledger: Ledger, as_of: dt.date, *,
+                  counts_only: bool = False) -> tuple[bytes | None, Supersession, list[StatusItem]]:
     """The master's bytes from the ledger's files and the configuration: same inputs, same bytes.
-    With counts_only, just the supersession and statuses (the master on disk is already current)."""
-    files = [f for f in files if f.received_at.date() <= as_of]  # looking back, later arrivals did not exist yet
-    eff = effective(files, forms_in_use(ws))
-    items = statuses(ws, eff, as_of)
-    if counts_only:
-        return None, eff, items
-    with _collector_paused():
-        return _render(ws, files, as_of, eff, items), eff, items
+    With counts_only, just the supersession and statuses (the master on disk is already current).
+    The ledger is read in passes, a page of files at a time, never whole (one read transaction: one state of it);
+    looking back, files received after the as-of date did not exist yet."""
+    with ledger.reading():
+        sup = supersession_in(ledger, forms_in_use(ws), until=as_of)
+        items = statuses(ws, sup, as_of)
+        if counts_only:
+            return None, sup, items
+        with _collector_paused():
+            return _render(ws, ledger, as_of, sup, items), sup, items
 
 
 class _Kept(F.Grid):
@@ -1054,7 +1080,7 @@ def _scratch(root: Path) -> str | None:
     return str(folder)
 
 
-def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective, items: list[StatusItem]) -> bytes:
+def _render(ws: Workspace, ledger: Ledger, as_of: dt.date, sup: Supersession, items: list[StatusItem]) -> bytes:
     """The sheets with a row per record or file are streamed: each row goes to a file in a temporary folder as the
     next begins, and the package's parts wait there too until zipped, so memory does not grow with the ledger."""
     buf = io.BytesIO()
@@ -1063,7 +1089,7 @@ def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective,
         wb.in_memory, wb.tmpdir = False, tmp
         sheets: dict[str, Sheet] = {}
         try:
-            _fill(wb, sheets, ws, files, as_of, eff, items)
+            _fill(wb, sheets, ws, ledger, as_of, sup, items)
             for sheet in sheets.values():
                 sheet.end_rows()
             return close_workbook(wb, buf)
@@ -1073,7 +1099,7 @@ def _render(ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective,
                     sheet.ws._opt_close()
 
 
-def _fill(wb, sheets: dict[str, Sheet], ws: Workspace, files: list[FileRow], as_of: dt.date, eff: Effective,
+def _fill(wb, sheets: dict[str, Sheet], ws: Workspace, ledger: Ledger, as_of: dt.date, sup: Supersession,
           items: list[StatusItem]) -> None:
     fmt = _styles(wb)
     banner = (f"{ws.settings.organisation.name} 活力团建报表汇总", f"数据截至 {as_of.isoformat()}")
@@ -1086,9 +1112,9 @@ def _fill(wb, sheets: dict[str, Sheet], ws: Workspace, files: list[FileRow], as_
         sheets[name] = Sheet(wb, name, fmt, grid, banner, stream=stream,
                              keep=frozenset() if name in (ISSUES, SOURCES) else None)
     blocks = _status_sheet(sheets[STATUS], ws, items)
-    ratio_rows = [row for spec in specs for row in _form_sheets(sheets, ws, spec, eff, items, as_of)]
-    _overview(sheets[OVERVIEW], wb, ws, blocks, sheets[STATUS], items, files, as_of, ratio_rows)
-    _issues(sheets[ISSUES], files)
-    _sources(sheets[SOURCES], ws, files, eff)
+    ratio_rows = [row for spec in specs for row in _form_sheets(sheets, ws, spec, ledger, sup, items, as_of)]
+    _overview(sheets[OVERVIEW], wb, ws, blocks, sheets[STATUS], items, sup, as_of, ratio_rows)
+    _issues(sheets[ISSUES], ledger.iter_files(records=False, until=as_of, with_issues=True))
+    _sources(sheets[SOURCES], ws, ledger, as_of, sup.superseded_by)
     for sheet in sheets.values():
         sheet.write_formulas()

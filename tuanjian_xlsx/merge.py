@@ -368,11 +368,11 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         from .master import render_master
 
         ws = ws or _load(root)
-        files = ledger.files()
-        data, eff, items = render_master(ws, files, as_of, counts_only=unchanged)
-        result.items = items
-        result.superseded = sum(1 for by in eff.superseded_by.values() if by in new_ids)
-        result.notes += arrival_notes(ws, files, new_ids, items) if new_ids else []
+        with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
+            data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
+            result.items = items
+            result.superseded = sum(1 for by in sup.superseded_by.values() if by in new_ids)
+            result.notes += arrival_notes(ws, ledger, new_ids, items) if new_ids else []
         if unchanged:
             result.master = target
             _store_items(ledger, inputs, items)
@@ -731,31 +731,36 @@ def _store_items(ledger: Ledger, inputs: str, items: list[StatusItem]) -> None:
 LONG_PAST_DAYS = 30  # a form received this long after its due date is named, in case it is the wrong copy
 
 
-def arrival_notes(ws: Workspace, files: list, new_ids: set[int], items: list[StatusItem]) -> list[Issue]:
+def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[StatusItem]) -> list[Issue]:
     """What staff should check about this run's new files: plain files first registered after their due date
     (their real arrival may have been earlier), forms for a period long past, and visits whose organisation is
-    named almost like one already received (counted as a second visit)."""
+    named almost like one already received (counted as a second visit). The new files are read from the ledger a
+    page at a time, and every file of the forms with `close_names` a group at a time."""
     from .status import close_names, forms_in_use
 
-    due = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
-    fresh = [f for f in files if f.id in new_ids and f.valid and f.unit_id]
-    notes = []
-    late_plain = [f for f in fresh if f.received_basis == "first-seen"
-                  and due.get((f.unit_id, f.form_id, f.period), f.received_at.date()) < f.received_at.date()]
-    if late_plain:
-        notes.append(Issue.make("registered-after-due", count=len(late_plain),
-                                names=[f.name for f in late_plain[:10]] + (["……"] if len(late_plain) > 10 else [])))
-    names = {s.form_id: s.display_name for s in ws.registry.latest()}
-    for f in fresh:
+    due: dict[tuple[str | None, ...], dt.date] = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
+    names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
+    late_plain, first_late = 0, list[str]()  # plain files registered after their due date; the first ten's names
+    long_past: list[Issue] = []
+    for f in ledger.iter_files(records=False, issues=False, ids=new_ids):  # in order received
+        if not f.valid or not f.unit_id:
+            continue
         d = due.get((f.unit_id, f.form_id, f.period))
+        if f.received_basis == "first-seen" and (d if d is not None else f.received_at.date()) < f.received_at.date():
+            late_plain += 1
+            if len(first_late) < 10:
+                first_late.append(f.name)
         if d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS:
-            notes.append(Issue.make("period-long-past", file=f.name, unit=f.unit, period=f.period,
-                                    form=names.get(f.form_id, f.form_id), due=d.isoformat(),
-                                    days=(f.received_at.date() - d).days))
-    for f, new_name, old_name in close_names(files, new_ids, forms_in_use(ws)):
-        notes.append(Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name,
-                                old=old_name))
-    return notes
+            long_past.append(Issue.make("period-long-past", file=f.name, unit=f.unit, period=f.period,
+                                        form=names.get(f.form_id, f.form_id), due=d.isoformat(),
+                                        days=(f.received_at.date() - d).days))
+    notes = [Issue.make("registered-after-due", count=late_plain,
+                        names=first_late + (["……"] if late_plain > 10 else []))] if late_plain else []
+    forms = forms_in_use(ws)
+    named = [form_id for form_id, spec in forms.items() if spec.close_names is not None]
+    close = close_names(ledger.iter_files(issues=False, forms=named, grouped=True), new_ids, forms)
+    return notes + long_past + [Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name,
+                                           old=old_name) for f, new_name, old_name in close]
 
 
 def _digest(path: Path) -> str | None:
@@ -839,7 +844,8 @@ def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None])
     known = [fresh.get(file_id) for file_id, *_ in todo]
     results = [r for r in known if r is not None]
     if len(results) < len(known):  # some validated by an earlier run that stopped before writing them
-        rows = {f.id: f for f in ledger.files()}
+        redo = {file_id for (file_id, *_), r in zip(todo, known) if r is None}
+        rows = {f.id: f for f in ledger.iter_files(records=False, ids=redo)}
         again = [Submission(ledger.archive_path(sha, ext), name, member=name, received_at=rows[file_id].received_at)
                  for (file_id, sha, ext, name), r in zip(todo, known)
                  if r is None and ledger.archive_path(sha, ext).exists()]
@@ -863,13 +869,12 @@ def _stored(f) -> FileResult:
 def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
     """Who owes what as of a date, from the ledger (nothing is ingested)."""
     from .periods import parse_period
-    from .status import effective, forms_in_use, statuses
+    from .status import forms_in_use, statuses, supersession_in
 
     ws = _load(root)
     as_of = as_of or dt.date.today()
     with Ledger(ws.root, readonly=True) as ledger:  # status writes nothing: it works on a read-only workspace
-        files = ledger.files()
-    items = statuses(ws, effective(files, forms_in_use(ws)), as_of)
+        items = statuses(ws, supersession_in(ledger, forms_in_use(ws)), as_of)
     if period:
         p = parse_period(period)
         if p is None:

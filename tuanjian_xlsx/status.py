@@ -10,10 +10,10 @@ from functools import lru_cache
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from .issues import Issue, TuanjianError
-from .ledger import FileRow
+from .ledger import FileRow, Ledger
 from .normalise import fold
 from .periods import Period, parse_period
 
@@ -93,14 +93,46 @@ def forms_in_use(ws: Workspace) -> dict[str, FormSpec | TableSpec]:
 
 
 @dataclass
-class Effective:
-    """What the master shows: the records that count, and which file replaced which."""
+class Supersession:
+    """What supersession decides, small enough for any ledger: which files replaced which, which files' records
+    count (ids, and the indices of a file's records that count where some were replaced; never the records
+    themselves), each submission's first valid arrival, and how many files it went through (for 总览)."""
+
+    superseded_by: dict[int, int] = field(default_factory=dict)
+    first_valid: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)  # (unit id, form, period)
+    live: dict[str, set[int]] = field(default_factory=dict)  # form -> files holding records that count
+    partial: dict[int, frozenset[int]] = field(default_factory=dict)  # file id -> indices of its records that
+    #                                                                   count, when others were replaced
+    files: int = 0
+    valid: int = 0
+    last: dt.datetime | None = None  # the latest received
+
+    def records_of(self, files: Iterable[FileRow]) -> Iterator[tuple[FileRow, dict]]:
+        """The records that count of a one-record form's live files, in the files' order, each file's in its own
+        order, with their files."""
+        for f in files:
+            keep = self.partial.get(f.id)
+            for n, rec in enumerate(f.records):
+                if keep is None or n in keep:
+                    yield f, rec["values"]
+
+    @staticmethod
+    def tables_of(files: Iterable[FileRow]) -> dict[tuple[str, str], tuple[FileRow, list[dict]]]:
+        """A table form's live files (one per unit and period), by unit id and period, with their records."""
+        out = {}
+        for f in files:
+            assert f.unit_id is not None and f.period is not None  # supersession keeps only files with both
+            out[(f.unit_id, f.period)] = (f, [r["values"] for r in f.records])
+        return out
+
+
+@dataclass
+class Effective(Supersession):
+    """Supersession with the records that count, in memory: what the assessment and `status` read."""
 
     records: dict[str, list[tuple[FileRow, dict]]] = field(default_factory=dict)  # one-record forms, by form
     tables: dict[str, dict[tuple[str, str], tuple[FileRow, list[dict]]]] = field(default_factory=dict)  # by form,
     #                                                                            then (unit id, period)
-    superseded_by: dict[int, int] = field(default_factory=dict)
-    first_valid: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)
 
 
 def _same(value) -> object:
@@ -148,7 +180,11 @@ def _near(a: str, b: str) -> bool:
 
 def _within_two(a: str, b: str) -> bool:
     """Levenshtein distance of at most 2, row by row over the only cells that can hold 2 or less (|i - j| ≤ 2;
-    the others count as 3, which no path of 2 edits goes through); stops at a row where every cell exceeds 2."""
+    the others count as 3, which no path of 2 edits goes through); stops at a row where every cell exceeds 2.
+    Two names with more than four characters that only one of them has are further apart: an edit adds at most
+    one character to one side's and one to the other's (most names compared differ so)."""
+    if len(set(a) ^ set(b)) > 4:
+        return False
     far = 3
     prev = [j if j < far else far for j in range(len(b) + 1)]
     for i, ca in enumerate(a, start=1):
@@ -163,20 +199,54 @@ def _within_two(a: str, b: str) -> bool:
     return prev[-1] < far
 
 
-def close_names(files: list[FileRow], new_ids: set[int], forms: Forms) -> list[tuple[FileRow, str, str]]:
+def group_key(f: FileRow) -> tuple[str, str, str]:
+    """The group a file's supersession happens in — its form, unit and period — as `Ledger.iter_files(grouped=True)`
+    orders them (ledger.GROUPED_BY)."""
+    return f.form_id or "", f.unit_id or "", f.period or ""
+
+
+def by_group(files: Iterable[FileRow]) -> list[FileRow]:
+    """Files in the order received, grouped as `supersession` and `close_names` take them."""
+    return sorted(files, key=group_key)  # a stable sort: each group's files stay in the order received
+
+
+class _Groups:
+    """Says when a new group begins in files that come grouped (group_key) — and refuses files that do not."""
+
+    def __init__(self) -> None:
+        self.current: tuple[str, str, str] | None = None
+        self.done: set[tuple[str, str, str]] = set()
+
+    def begins(self, f: FileRow) -> bool:
+        key = group_key(f)
+        if key == self.current:
+            return False
+        if key in self.done:
+            raise ValueError(f"files not grouped by form, unit and period: {key} again")
+        if self.current is not None:
+            self.done.add(self.current)
+        self.current = key
+        return True
+
+
+def close_names(files: Iterable[FileRow], new_ids: Collection[int],
+                forms: Forms) -> list[tuple[FileRow, str, str]]:
     """New records whose `close_names` field (附件1's organisation visited) reads almost, not exactly, like one
-    already received from the same unit for the same form and period: (new file, its name, the other name). They
-    count as two records; staff should know."""
-    # (unit, form, period) -> the names received so far, by the length of their bare form: a name can be near only
-    # to one at most two characters longer or shorter, so only those are compared (10,000 visits in a second)
-    earlier: dict[tuple, dict[int, set[str]]] = {}
+    already received from the same unit for the same form and period: (new file, its name, the other name), in the
+    order the new files were received. They count as two records; staff should know. `files` come grouped
+    (`by_group`, `Ledger.iter_files(grouped=True)`): one group's names are held at a time."""
+    # the names received so far in the group, by the length of their bare form: a name can be near only to one at
+    # most two characters longer or shorter, so only those are compared (10,000 visits in a second)
+    seen: dict[int, set[str]] = {}
+    groups = _Groups()
     out = []
-    for f in files:  # in order received
+    for f in files:  # each group's in order received
         spec = forms.get(f.form_id or "")
         if not f.valid or spec is None or spec.close_names is None:
             continue
+        if groups.begins(f):
+            seen = {}
         names = {str(r["values"].get(spec.close_names) or "") for r in f.records}
-        seen = earlier.setdefault((f.form_id, f.unit_id, f.period), {})
         if f.id in new_ids:
             for name in sorted(names):
                 size = len(_bare(name))
@@ -186,50 +256,95 @@ def close_names(files: list[FileRow], new_ids: set[int], forms: Forms) -> list[t
                     out.append((f, name, other))
         for name in names:
             seen.setdefault(len(_bare(name)), set()).add(name)
-    return out
+    return sorted(out, key=lambda hit: (hit[0].received_at, hit[0].id))  # stable: a file's names stay sorted
+
+
+def supersession(files: Iterable[FileRow], forms: Forms) -> Supersession:
+    """Latest received wins: per record for a form with `supersede_by` (附件1: per visit), else per unit, form and
+    period. `forms` are the specs as the workspace uses them (`forms_in_use`). `files` come grouped (`by_group`,
+    `Ledger.iter_files(grouped=True)`): only one group's record keys are held at a time."""
+    s = Supersession()
+    groups = _Groups()
+    group = _Group(s, "")
+    for f in files:  # each group's in order received
+        s.files += 1
+        s.valid += f.valid
+        if s.last is None or f.received_at > s.last:
+            s.last = f.received_at
+        if not f.valid or not f.unit_id or not f.period:
+            continue
+        if groups.begins(f):
+            group.end()
+            group = _Group(s, f.form_id or "")
+        s.first_valid.setdefault((f.unit_id, f.form_id or "", f.period), f.received_at)
+        spec = forms.get(f.form_id or "")
+        if spec is not None and spec.supersede_by:
+            group.records(f, spec)
+        else:
+            group.whole(f)
+    group.end()
+    return s
+
+
+def supersession_in(ledger: Ledger, forms: Forms, until: dt.date | None = None) -> Supersession:
+    """`supersession` of the files a ledger holds (received on or before `until`), read a page at a time; only the
+    records of forms with `supersede_by` are read."""
+    keyed = [form_id for form_id, spec in forms.items() if spec.supersede_by]
+    return supersession(ledger.iter_files(records=keyed, issues=False, until=until, grouped=True), forms)
+
+
+class _Group:
+    """One form's files of one unit and period, as supersession goes through them in the order received."""
+
+    def __init__(self, s: Supersession, form_id: str):
+        self.s, self.form_id = s, form_id
+        self.by_record: dict[tuple, tuple[int, list[int]]] = {}  # record key -> (file id, its records' indices)
+        self.replaced: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
+        self.latest: int | None = None  # the file that counts, of a form replaced whole
+
+    def records(self, f: FileRow, spec: FormSpec | TableSpec) -> None:
+        mine: dict[tuple, list[int]] = {}
+        for n, rec in enumerate(f.records):  # two records with one key in one file are two records
+            mine.setdefault(record_key(spec, f, rec["values"]), []).append(n)
+        for k, indices in mine.items():  # a later file replaces an earlier file's records with the same key
+            if k in self.by_record:
+                self.replaced.setdefault(self.by_record[k][0], set()).add(f.id)
+            self.by_record[k] = (f.id, indices)
+
+    def whole(self, f: FileRow) -> None:
+        if self.latest is not None:
+            self.s.superseded_by[self.latest] = f.id
+        self.latest = f.id
+
+    def end(self) -> None:
+        s = self.s
+        kept: dict[int, list[int]] = {}
+        for file_id, indices in self.by_record.values():
+            kept.setdefault(file_id, []).extend(indices)
+        for file_id, by in self.replaced.items():
+            if file_id not in kept:  # every record of that file was replaced
+                s.superseded_by[file_id] = max(by)
+            else:
+                s.partial[file_id] = frozenset(kept[file_id])
+        live = [*kept, *([self.latest] if self.latest is not None else [])]
+        if live:
+            s.live.setdefault(self.form_id, set()).update(live)
 
 
 def effective(files: list[FileRow], forms: Forms) -> Effective:
-    """Latest received wins: per record for a form with `supersede_by` (附件1: per visit), else per unit, form and
-    period. `forms` are the specs as the workspace uses them (`forms_in_use`)."""
+    """`supersession` of files in memory (in the order received), with the records that count: per form, in the
+    order received and each file's own order; a table form's (`TableSpec`) by unit and period."""
     from .specs import TableSpec as table_spec
 
-    eff = Effective()
-    by_record: dict[tuple, list[tuple[FileRow, dict]]] = {}  # key -> the records of the file that holds it now
-    whole: dict[tuple[str, str, str], FileRow] = {}
-    replaced_records: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
-    for f in files:  # already in order received
-        if not f.valid or not f.unit_id or not f.period:
+    eff = Effective(**vars(supersession(by_group(files), forms)))
+    for f in files:
+        form_id = f.form_id or ""
+        if f.id not in eff.live.get(form_id, ()):
             continue
-        key = (f.unit_id, f.form_id or "", f.period)
-        eff.first_valid.setdefault(key, f.received_at)
-        spec = forms.get(key[1])
-        if spec is not None and spec.supersede_by:
-            mine: dict[tuple, list[tuple[FileRow, dict]]] = {}
-            for rec in f.records:  # two records with one key in one file are two records
-                mine.setdefault((key[1], *record_key(spec, f, rec["values"])), []).append((f, rec["values"]))
-            for k, group in mine.items():  # a later file replaces an earlier file's records with the same key
-                if k in by_record:
-                    replaced_records.setdefault(by_record[k][0][0].id, set()).add(f.id)
-                by_record[k] = group
-        else:
-            if key in whole:
-                eff.superseded_by[whole[key].id] = f.id
-            whole[key] = f
-    live_files = {group[0][0].id for group in by_record.values()}
-    for fid, by in replaced_records.items():
-        if fid not in live_files:  # every record of that file was replaced
-            eff.superseded_by[fid] = max(by)
-    for (form_id, *_), group in by_record.items():
-        eff.records.setdefault(form_id, []).extend(group)
-    for (unit_id, form_id, period), f in whole.items():
-        recs = [r["values"] for r in f.records]
         if isinstance(forms.get(form_id), table_spec):
-            eff.tables.setdefault(form_id, {})[(unit_id, period)] = (f, recs)
+            eff.tables.setdefault(form_id, {}).update(eff.tables_of([f]))
         else:
-            eff.records.setdefault(form_id, []).extend((f, r) for r in recs)
-    for rows in eff.records.values():
-        rows.sort(key=lambda fr: (fr[0].received_at, fr[0].id))
+            eff.records.setdefault(form_id, []).extend(eff.records_of([f]))
     return eff
 
 
@@ -252,7 +367,7 @@ def timeliness(received: dt.datetime | None, due: dt.date, as_of: dt.date) -> st
     return "not_due" if as_of <= due else "missing"
 
 
-def statuses(ws: Workspace, eff: Effective, as_of: dt.date) -> list[StatusItem]:
+def statuses(ws: Workspace, eff: Supersession, as_of: dt.date) -> list[StatusItem]:
     """按时 / 逾期 / 未报 / 未到期 for every owed submission; the first valid file's arrival is what counts."""
     out = []
     for e in expected(ws, as_of):
