@@ -169,3 +169,19 @@ def test_a_later_return_for_the_same_unit_and_period_keeps_the_earlier(ws, templ
     books = sorted(p.name for p in (ws / "退回").glob("*.xlsx"))
     texts = sorted(p.name for p in (ws / "退回").glob("*.txt"))
     assert len(books) == 2 and len(texts) == 2 and books[1].endswith("_2.xlsx")
+
+
+def test_a_backlog_of_long_past_forms_is_named_then_counted(ws, templates, tmp_path, monkeypatch):
+    """A first merge of years of backlog names the first LONG_PAST_NAMED forms for periods long past and counts the
+    rest in one note (with the first names), not one line each."""
+    import tuanjian_xlsx.merge as merging
+
+    monkeypatch.setattr(merging, "LONG_PAST_NAMED", 1)
+    for n in range(3):
+        jan = fill(templates["visit_report"], tmp_path / f"{n}.xlsx", dict(VISIT, 报送期="2026-01", 走访团组织名称=f"第{n}中学团委",
+                                                                           填表时间=dt.datetime(2026, 1, 5)))
+        (ws / "收件箱" / f"一月{n}.xlsx").write_bytes(jan.read_bytes())
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9, 0))
+    assert [n.file for n in result.notes if n.code == "period-long-past"] == ["一月0.xlsx"]
+    (more,) = [n for n in result.notes if n.code == "period-long-past-more"]
+    assert more.message.startswith("另有 2 份文件") and "一月1.xlsx、一月2.xlsx" in more.message

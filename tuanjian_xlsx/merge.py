@@ -729,6 +729,7 @@ def _store_items(ledger: Ledger, inputs: str, items: list[StatusItem]) -> None:
 
 
 LONG_PAST_DAYS = 30  # a form received this long after its due date is named, in case it is the wrong copy
+LONG_PAST_NAMED = 20  # named one by one in a run; any more are counted in one note (a backlog of years: thousands)
 
 
 def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[StatusItem]) -> list[Issue]:
@@ -742,6 +743,7 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
     names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
     late_plain, first_late = 0, list[str]()  # plain files registered after their due date; the first ten's names
     long_past: list[Issue] = []
+    more, more_names = 0, list[str]()  # long past beyond LONG_PAST_NAMED: how many, the first ten's names
     for f in ledger.iter_files(records=False, issues=False, ids=new_ids):  # in order received
         if not f.valid or not f.unit_id:
             continue
@@ -750,12 +752,19 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
             late_plain += 1
             if len(first_late) < 10:
                 first_late.append(f.name)
-        if d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS:
+        if d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS and len(long_past) >= LONG_PAST_NAMED:
+            more += 1
+            if len(more_names) < 10:
+                more_names.append(f.name)
+        elif d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS:
             long_past.append(Issue.make("period-long-past", file=f.name, unit=f.unit, period=f.period,
                                         form=names.get(f.form_id, f.form_id), due=d.isoformat(),
                                         days=(f.received_at.date() - d).days))
     notes = [Issue.make("registered-after-due", count=late_plain,
                         names=first_late + (["……"] if late_plain > 10 else []))] if late_plain else []
+    if more:
+        long_past.append(Issue.make("period-long-past-more", count=more, days=LONG_PAST_DAYS,
+                                    names=more_names + (["……"] if more > 10 else [])))
     forms = forms_in_use(ws)
     named = [form_id for form_id, spec in forms.items() if spec.close_names is not None]
     close = close_names(ledger.iter_files(issues=False, forms=named, grouped=True), new_ids, forms)
