@@ -48,18 +48,31 @@ def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONT
     Inside a folder a symbolic link is followed only when it stays inside that folder. Excel's lock files ~$…
     are skipped silently. A file found in a folder that this user may not read is refused (`unreadable`) — with
     `check_access` False the caller asks that itself, for the files it will read."""
+    for found in _walk(paths, suffixes, check_access, False):
+        yield Path(found) if isinstance(found, str) else found
+
+
+def walk_texts(paths: Iterable[Path], *, check_access: bool = True) -> Iterator[str | Refused]:
+    """As `walk`, each file as the text of its path (what str() of walk's Path gives): for merge's walk of an
+    inbox of thousands of files, which keeps them all, no Path object is made for a file in a folder."""
+    for found in _walk(paths, SPREADSHEET_SUFFIXES | CONTAINERS, check_access, True):
+        yield str(found) if isinstance(found, Path) else found
+
+
+def _walk(paths: Iterable[Path], suffixes: set[str], check_access: bool, text: bool) -> Iterator[Path | str | Refused]:
     for p in paths:
         p = Path(p)
         try:
             if p.is_dir():
-                yield from _folder(p, p.resolve(), suffixes, 0, check_access)
+                yield from _folder(p, p.resolve(), suffixes, 0, check_access, text)
             elif not p.name.startswith("~$"):
                 yield p
         except OSError as exc:
             yield _refuse(p, read_reason(exc))
 
 
-def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_access: bool) -> Iterator[Path | Refused]:
+def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_access: bool,
+            text: bool) -> Iterator[Path | str | Refused]:
     if depth > MAX_FOLDER_DEPTH:
         yield _refuse(folder, f"文件夹层数超过 {MAX_FOLDER_DEPTH} 层")
         return
@@ -69,6 +82,10 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
         yield _refuse(folder, read_reason(exc))
         return
     for entry in entries:
+        if text and _plain(entry):  # the common case, quickly: a plain file, its path's text made by scandir
+            if _wanted(entry.name, suffixes):
+                yield (unreadable(_child(folder, entry.name)) if check_access else None) or entry.path
+            continue
         path = _child(folder, entry.name)  # (an inbox holds thousands of files: each step here counts)
         try:
             if entry.is_symlink():
@@ -84,11 +101,19 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
                 if target.is_dir():
                     continue  # a link to a folder inside the folder: that folder is walked anyway
             if entry.is_dir(follow_symlinks=False):
-                yield from _folder(path, top, suffixes, depth + 1, check_access)
+                yield from _folder(path, top, suffixes, depth + 1, check_access, text)
             elif _wanted(entry.name, suffixes) and entry.is_file():
                 yield (unreadable(path) if check_access else None) or path
         except OSError as exc:
             yield _refuse(path, read_reason(exc))
+
+
+def _plain(entry: os.DirEntry) -> bool:
+    """A regular file, not a link (False too when that cannot be told: the careful path then says why)."""
+    try:
+        return not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def unreadable(path: Path) -> Refused | None:

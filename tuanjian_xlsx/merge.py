@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .issues import Issue, TuanjianError
 from .filenames import display_name
-from .inbox import CONTAINERS, Refused, unreadable, walk
+from .inbox import CONTAINERS, Refused, unreadable, walk_texts
 from .intake import Submission, expand_one, load
 from .ledger import LEDGER_DIR, LEDGER_FILE, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
@@ -530,7 +530,9 @@ class _Gathering:
     def __init__(self, ledger: Ledger, sources: list[Path], found: Callable[[Found], None]):
         self.ledger, self.found = ledger, found
         self.named = set(sources)
-        self.walked = list(walk(sources, check_access=False))  # (asked below only of the files to be read)
+        # (asked below only of the files to be read; texts, not Paths: 100,000 of them are held, and inherited by the
+        # workers, which start once the walk is done)
+        self.walked = list(walk_texts(sources, check_access=False))
         self.total = len(self.walked)
         self.drawn = 0  # submissions handed out so far
 
@@ -548,14 +550,14 @@ class _Gathering:
             self.drawn += len(subs)
             yield from subs
 
-    def _entry(self, path: Path | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
-        if isinstance(path, Refused):
-            return list(expand_one(path))
-        text = str(path)
+    def _entry(self, text: str | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
+        if isinstance(text, Refused):
+            return list(expand_one(text))
         st, seen_at = _stat(text), time.time()
         seen = _unchanged(text, cache.get(text), st, ids, kept) if st is not None else None
         if seen is not None:
             return seen
+        path = Path(text)
         refused = unreadable(path) if path not in self.named else None  # (walk takes a file named as it is)
         if refused is not None:
             return list(expand_one(refused))
