@@ -12,7 +12,9 @@ Every figure is the wall time of a process of its own, started cold (a fresh Pyt
   invalid    merge of a corpus where one file in five has a mistake (per file, against the all-valid corpus)
   openpyxl   a hand-written loop: load_workbook each .xlsx, copy its named cells into one sheet, save
   floor      python-calamine opening each file (zips and mails unpacked) and reading every sheet's cells
-  memory     the peak of the merge process and its workers together (sampled), and of the largest single process
+  memory     the peak of the merge process and its workers together (sampled), and of the largest single process:
+             RSS summed (a page the workers share with the process they were forked from counts once per process)
+             and PSS summed (each shared page divided among the processes sharing it: the memory the run takes)
 The corpus is made once and cached under .bench/ (10,000 files take about ten minutes, LibreOffice most of it).
 """
 
@@ -94,14 +96,14 @@ def baseline_run(files: list[Path]) -> int:
 # --- measuring ----------------------------------------------------------------------------------------------
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident memory (KiB) of a process and all its descendants."""
+def _tree_rss(pid: int, key: str = "VmRSS:", where: str = "status") -> int:
+    """Resident memory (KiB) of a process and all its descendants: RSS, or with ("Pss:", "smaps_rollup") PSS."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/{where}") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith(key)), 0)
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(c) for c in f.read().split()]
         except (OSError, ValueError):
@@ -109,8 +111,12 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str], log: Path) -> tuple[float, int, int, str]:
-    """Wall time, peak RSS of the process tree (KiB, sampled), peak RSS of the largest process (KiB), output."""
+PSS_EVERY = 10  # samples: PSS costs the kernel a walk of the page tables, RSS is a counter
+
+
+def timed(cmd: list[str], log: Path, pss: list[int] | None = None) -> tuple[float, int, int, str]:
+    """Wall time, peak RSS of the process tree (KiB, sampled), peak RSS of the largest process (KiB), output;
+    the tree's peak PSS (KiB, sampled less often) into `pss` when given."""
     peak = [0]
     errors = log.with_suffix(".err")
     with open(log, "wb") as sink, open(errors, "wb") as err:  # files, not pipes: a long listing must not block
@@ -119,8 +125,12 @@ def timed(cmd: list[str], log: Path) -> tuple[float, int, int, str]:
         done = threading.Event()
 
         def sample() -> None:
+            n = 0
             while not done.is_set():
                 peak[0] = max(peak[0], _tree_rss(proc.pid))
+                if pss is not None and n % PSS_EVERY == 0:
+                    pss[0] = max(pss[0], _tree_rss(proc.pid, "Pss:", "smaps_rollup"))
+                n += 1
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -147,11 +157,12 @@ def run_merge(ws_dir: Path, fresh: bool) -> dict:
             if d != ".tuanjian":
                 (ws_dir / d).mkdir()
     cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(ws_dir), "--as-of", AS_OF, "--json"]
-    wall, tree, single, out = timed(cmd, ws_dir.parent / f"merge-{ws_dir.name}.log")
+    pss = [0]
+    wall, tree, single, out = timed(cmd, ws_dir.parent / f"merge-{ws_dir.name}.log", pss)
     counts = json.loads(out)
     if fresh and counts["new"] == 0 or not fresh and counts["new"]:
         raise SystemExit(f"merge of {ws_dir.name}: {counts['new']} new files (fresh={fresh})")
-    return {"wall": wall, "tree": tree, "single": single, "valid": counts["valid"], "invalid": counts["invalid"],
+    return {"wall": wall, "tree": tree, "single": single, "pss": pss[0], "valid": counts["valid"], "invalid": counts["invalid"],
             "received": counts["received"]}
 
 
@@ -183,6 +194,7 @@ def measure(n: int, repeat: int, baseline_cap: int, invalid: bool, log, copies: 
     row = {"n": n, "merge": statistics.median(m["wall"] for m in merges), "again": statistics.median(again),
            "floor": statistics.median(flo), "base_per": statistics.median(base), "base_files": len(plain),
            "tree_mb": max(m["tree"] for m in merges) / 1024, "single_mb": max(m["single"] for m in merges) / 1024,
+           "pss_mb": max(m["pss"] for m in merges) / 1024,
            "valid": merges[0]["valid"], "invalid": merges[0]["invalid"], "corpus": describe(info)}
     if invalid:
         bad_dir = corpus(n, 0.2, log=log)
@@ -195,7 +207,7 @@ def measure(n: int, repeat: int, baseline_cap: int, invalid: bool, log, copies: 
 
 def table(rows: list[dict], repeat: int) -> str:
     head = ("| 份数 | 合并总耗时 | 每份 | openpyxl 循环每份 | 快几倍 | calamine 下限每份 | 相对下限 | 再次合并（无新文件） "
-            "| 五分之一有错时每份 | 峰值内存 |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "| 五分之一有错时每份 | 峰值内存 RSS 之和 | 峰值内存 PSS 之和 |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
         per, flo = r["merge"] / r["n"] * 1000, r["floor"] / r["n"] * 1000
@@ -203,7 +215,7 @@ def table(rows: list[dict], repeat: int) -> str:
         times = f"{r['base_per'] * 1000 / per:.1f}×" if r["base_per"] else "—"
         bad = f"{r['bad'] / r['n'] * 1000:.2f} ms（{r['bad'] / r['merge']:.2f}×）" if "bad" in r else "—"
         lines.append(f"| {r['n']:,} | {r['merge']:.2f} s | {per:.2f} ms | {base} | {times} | {flo:.2f} ms | "
-                     f"{per / flo:.1f}× | {r['again']:.2f} s | {bad} | {r['tree_mb']:.0f} MB |")
+                     f"{per / flo:.1f}× | {r['again']:.2f} s | {bad} | {r['tree_mb']:.0f} MB | {r['pss_mb']:.0f} MB |")
     return "\n".join(lines)
 
 
