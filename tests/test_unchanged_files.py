@@ -217,3 +217,33 @@ def test_the_stored_configuration_is_the_same_by_any_path_and_sees_a_new_form(tm
             merge(root, as_of=AS_OF, now=NOW)
     finally:
         del os.environ["TUANJIAN_FORMS"]
+
+
+def test_a_run_killed_before_an_earlier_arrival_is_recorded_reads_that_copy_again(tmp_path, forms, monkeypatch):
+    """A mail copy dated before the registered plain file moves its arrival earlier at the end of the run; a run
+    killed before that must not have remembered the mail as read, or the correction would never be made."""
+    import tuanjian_xlsx.merge as merging
+    from tuanjian_xlsx.ledger import Ledger
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    inbox = root / "收件箱"
+    (inbox / "甲.xlsx").write_bytes(forms[0])
+    os.utime(inbox / "甲.xlsx", (OLD, OLD))
+    merge(root, as_of=AS_OF, now=dt.datetime(2026, 4, 12, 9))
+    (inbox / "来信.eml").write_bytes(_eml(forms[0], "someone@else.example", dt.datetime(2026, 4, 8, 9)))
+    os.utime(inbox / "来信.eml", (OLD, OLD))
+    monkeypatch.setattr(merging, "BATCH", 1)  # stat-cache rows written as soon as each file settles
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(Ledger, "seen_again", killed)
+        with pytest.raises(KeyboardInterrupt):
+            merge(root, as_of=AS_OF, now=dt.datetime(2026, 4, 13, 9))
+    again = merge(root, as_of=AS_OF, now=dt.datetime(2026, 4, 14, 9))
+    assert again.corrected == 1
+    with sqlite3.connect(root / ".tuanjian" / "ledger.sqlite") as con:
+        assert con.execute("SELECT received_at, received_basis FROM files WHERE name = '甲.xlsx'").fetchall() == [
+            ("2026-04-08T09:00:00", "mail-date")]

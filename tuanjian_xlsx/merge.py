@@ -153,12 +153,13 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     `items` may be a generator, drawn on as the workers have room; `total` then says how many there are so far
     (for `progress`). The answers are in the order of `items`; `answered(k, answer)` hears of each as it comes
     (k: its place in `items`; a copy of content another file of this run brought has file id -1 until the end)."""
+    expected: int | Callable[[], int]  # how many jobs there may be (so far: a generator's grows), for the workers
     if isinstance(items, list):
         listed = items
         total = total or (lambda: len(listed))
         expected = sum(1 for i in listed if not isinstance(i, Seen))
     else:
-        expected = total() if total else PARALLEL_HINT
+        expected = total or (lambda: PARALLEL_HINT)
     out: list[tuple[int, Ingested]] = []
     # sha256 -> file id: what the ledger held when the run began (one query, not one per file, made when the first
     # submission to read comes), then this run's. A file another run records meanwhile is checked here too, and the
@@ -658,7 +659,9 @@ class _Remembering:
         if self.left[first]:
             return
         del self.open[first], self.left[first]
-        if any(i is not None and i.file_id == -1 for i in got):
+        # a copy whose file id comes at the end, or one arriving at a time of its own (ingest_many records that
+        # sighting at the end): remembered only then, so a run killed before still reads it again next time
+        if any(i is not None and (i.file_id == -1 or i.outcome == "duplicate" and i.arrival is not None) for i in got):
             self.later.append((f, got))
         else:
             self._settled(f, got)
