@@ -156,3 +156,28 @@ def test_progress_counts_the_members_a_zip_brings_as_it_is_opened(tmp_path, fill
                    progress=lambda n, total, item: calls.append((n, total)))
     assert result.received == 4 and calls[-1] == (4, 4)
     assert all(n <= total for n, total in calls) and [t for _, t in calls] == sorted(t for _, t in calls)
+
+
+def test_an_inbox_of_zips_is_checked_by_as_many_workers_as_one_of_loose_files(tmp_path, monkeypatch):
+    """How many workers check an inbox is decided by how many submissions it holds, learnt as its zips are opened:
+    two zips of 40 members each are 80 jobs (two workers here), not the 2 files the walk found."""
+    import os
+
+    from tuanjian_xlsx.isolation import Workers
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: one worker whatever the count")
+    spawned = []
+    real = Workers._spawn
+
+    def spawn(self):
+        spawned.append(1)
+        return real(self)
+
+    monkeypatch.setattr(Workers, "_spawn", spawn)
+    init_workspace(tmp_path / "ws")
+    for z in range(2):
+        (tmp_path / "ws" / "收件箱" / f"{z}.zip").write_bytes(
+            gbk_zip({f"{z}-{n}.xlsx": f"not a workbook {z}-{n}".encode() for n in range(40)}))
+    result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    assert result.received == 80 and len(spawned) == 2

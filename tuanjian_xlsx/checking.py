@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .plan import Plan, Workspace
 from .intake import Submission, load
@@ -25,10 +25,14 @@ def worker_workspace(root: str | None) -> Plan:
     return Workspace.load(Path(root)) if root else Plan.builtin()
 
 
-def _workers(ws: Plan, n_jobs: int, fn) -> Workers:
+def _workers(ws: Plan, n_jobs: int | Callable[[], int], fn) -> Workers:
+    """The pool for `n_jobs` jobs (or as many as the callable says there are so far: an inbox whose zips and mails
+    are opened as the workers go learns its count as it goes)."""
     import python_calamine  # noqa: F401 — loaded once here, so forked workers start with it
 
-    count = min(os.cpu_count() or 1, 8) if n_jobs >= PARALLEL_FROM else 1
+    cores = min(os.cpu_count() or 1, 8)
+    count = (lambda: cores if n_jobs() >= PARALLEL_FROM else 1) if callable(n_jobs) else \
+        cores if n_jobs >= PARALLEL_FROM else 1
     return Workers(count, worker_workspace, (str(ws.root) if isinstance(ws, Workspace) else None,), fn)
 
 
@@ -102,7 +106,7 @@ def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
 
 
 def ingest_jobs(ws: Workspace, jobs: Iterable[tuple], archive_dir: str,
-                expected: int) -> Iterator[tuple[tuple, tuple[dict, FileResult | None]]]:
+                expected: int | Callable[[], int]) -> Iterator[tuple[tuple, tuple[dict, FileResult | None]]]:
     """(job, (row, result)) for each job (submission, sha256, bytes, day received, …anything else) drawn from `jobs`,
     in the order answers come. A generator is drawn on only as a worker has room, so the caller's reading of the
     next file overlaps with the workers' checking; `expected` (how many jobs there may be) decides how many workers.

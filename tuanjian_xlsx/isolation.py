@@ -154,7 +154,7 @@ class Workers:
     worker. A `TuanjianError` raised by `fn` (the workspace's fault, not the file's) is raised again here. Use it as
     a context manager."""
 
-    def __init__(self, count: int, setup: Callable, setup_args: tuple, fn: Callable, *,
+    def __init__(self, count: int | Callable[[], int], setup: Callable, setup_args: tuple, fn: Callable, *,
                  memory: int | None = None, timeout: float = JOB_SECONDS):
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
         self._ctx = multiprocessing.get_context(method)
@@ -162,7 +162,7 @@ class Workers:
             memory = int(os.environ.get("TUANJIAN_WORKER_MEMORY_MB") or WORKER_MEMORY_MB) * 1024 * 1024
         self._args = (setup, setup_args, fn, memory)
         self._timeout = timeout
-        self._count = max(1, count)
+        self._count = count  # a callable: asked again whenever another worker could start
         self._workers: list[_Worker] = []
         self.crashes = 0
         self._tried: set[int] = set()  # jobs that already lost one worker
@@ -209,7 +209,7 @@ class Workers:
                     index, job = todo.popleft()
                     w.jobs.append((index, job))
                     w.send(job)  # a worker that died before taking it is found below through its sentinel
-            if waiting() and len(self._workers) < self._count:
+            if waiting() and len(self._workers) < max(1, self._count() if callable(self._count) else self._count):
                 self._spawn()
                 continue
             busy = [w for w in self._workers if w.jobs]
