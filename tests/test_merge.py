@@ -348,8 +348,53 @@ def test_a_large_run_keeps_what_was_wrong_with_each_file_but_not_every_record(tm
         fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
     result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
     bad = result.invalid
-    assert len(bad) == 3 and len(result.returns) == 3 and [i.whole for i in bad].count(True) == 1
+    assert len(bad) == 3 and len(result.returns) == 3 and [i.result.partial for i in bad if i.result].count(False) == 1
     for i in bad:
         assert i.result is not None and any(x.code == "vague-number" for x in i.result.issues)
-        assert bool(i.result.records) == i.whole, (i.whole, i.result.records)
+        assert bool(i.result.records) != i.result.partial
     assert sum(line.startswith("  退回  ") for line in Merged(merge=result).lines()) == 3
+
+
+def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path, templates, monkeypatch):
+    """A result whose records were let go is read again from the archive for its reply, keeping what was found when
+    it arrived: the attached 退回件 says what the one in 退回/ says (the sender not on the roster included)."""
+    import io
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    from conftest import fill
+    from test_intake import VISIT
+
+    import tuanjian_xlsx.merge as merging
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.replies import answer
+    from tuanjian_xlsx.workspace import init_workspace
+
+    monkeypatch.setattr(merging, "KEEP_WHOLE", 0)
+    root = tmp_path / "ws"
+    init_workspace(root)
+    book = root / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(book)
+    wb["单位名单"]["D2"] = "yuanhui@county.example"
+    wb.save(book)
+    msg = EmailMessage()
+    msg["Subject"], msg["From"], msg["To"] = "走基层", "someone@else.example", "lhtswzxb@163.com"
+    msg["Date"] = format_datetime(dt.datetime(2026, 4, 19, 9).astimezone())
+    msg.set_content("请查收。")
+    bad = fill(templates["visit_report"], tmp_path / "b.xlsx", {**VISIT, "团干部": -2}).read_bytes()
+    msg.add_attachment(bad, maintype="application", subtype="octet-stream", filename="表.xlsx")
+    (root / "收件箱" / "来信.eml").write_bytes(bytes(msg))
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
+    (item,) = result.invalid
+    assert item.result is not None and item.result.partial
+    fresh = {i.sha256: i.result for i in result.ingested if i.outcome == "new" and i.result is not None}
+    (reply,) = answer(Workspace.load(root), now=dt.datetime(2026, 4, 20, 9), dry_run=True, results=fresh).would
+
+    def cells(book) -> dict:
+        return {sh.title: {(c.coordinate, c.value) for row in sh.iter_rows() for c in row if c.value is not None}
+                for sh in book.worksheets}
+
+    (attached,) = [data for name, data in reply.attachments if name.endswith(".xlsx")]
+    (written,) = (root / "退回").glob("*.xlsx")
+    assert cells(openpyxl.load_workbook(io.BytesIO(attached))) == cells(openpyxl.load_workbook(written))
+    assert any("someone@else.example" in str(v) for _, v in set().union(*cells(openpyxl.load_workbook(written)).values()))

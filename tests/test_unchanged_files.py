@@ -247,3 +247,93 @@ def test_a_run_killed_before_an_earlier_arrival_is_recorded_reads_that_copy_agai
     with sqlite3.connect(root / ".tuanjian" / "ledger.sqlite") as con:
         assert con.execute("SELECT received_at, received_basis FROM files WHERE name = '甲.xlsx'").fetchall() == [
             ("2026-04-08T09:00:00", "mail-date")]
+
+
+def test_a_name_not_utf8_on_disk_is_merged_again_and_again(tmp_path, forms):
+    """A file whose name is not UTF-8 on disk (GBK bytes a tool did not convert) is read, shown decoded, and — as its
+    path cannot be a key in the ledger — read again next time; it never stops a run."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    raw = os.fsencode(root / "收件箱") + b"/" + "甲乙".encode("gbk") + b".xlsx"
+    with open(raw, "wb") as f:
+        f.write(forms[0])
+    os.utime(raw, (OLD, OLD))
+    first = merge(root, as_of=AS_OF, now=NOW)
+    again = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
+    assert (first.new, again.duplicates) == (1, 1) and first.ingested[0].path.name == "甲乙.xlsx"
+    assert Ledger(root).seen_paths() == {}
+
+
+def test_a_file_moved_away_while_others_are_checked_is_not_refused(tmp_path, forms, monkeypatch):
+    """The inbox is walked first and each file opened when the workers get to it: one moved away meanwhile is not
+    this run's (no 退回件 saying it could not be read); it is read when it is back."""
+    import shutil
+
+    import tuanjian_xlsx.merge as merging
+
+    root, inbox = _inbox(tmp_path, forms)
+    walked = merging.walk_texts
+
+    def walk_then_move(*args, **kwargs):
+        found = list(walked(*args, **kwargs))
+        shutil.move(inbox / "甲.xlsx", tmp_path / "甲.xlsx")  # staff tidy the inbox while merge runs
+        return iter(found)
+
+    monkeypatch.setattr(merging, "walk_texts", walk_then_move)
+    first = merge(root, as_of=AS_OF, now=NOW)
+    assert "甲.xlsx" not in [i.path.name for i in first.ingested] and first.received == 4
+    monkeypatch.undo()
+    shutil.move(tmp_path / "甲.xlsx", inbox / "甲.xlsx")
+    back = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
+    assert [(i.path.name, i.outcome, i.valid) for i in back.ingested if i.outcome == "new"] == [("甲.xlsx", "new", True)]
+
+
+def test_a_run_stopped_midway_marks_the_returns_it_wrote(tmp_path, monkeypatch):
+    """A run that stops midway (a disk fault, say) has its 退回件 written so far marked as written: the next run
+    writes none of them again (nor under the archive's name)."""
+    import tuanjian_xlsx.merge as merging
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for n in range(20):  # (the workers are fed some files ahead: the run stops well after the first are recorded)
+        (root / "收件箱" / f"坏{n:02d}.xlsx").write_bytes(b"not a workbook %d" % n)
+    monkeypatch.setattr(merging, "BATCH", 1)
+    entry = merging._Gathering._entry
+
+    def failing(self, text, *args):
+        if str(text).endswith("坏15.xlsx"):
+            raise OSError(5, "Input/output error")
+        return entry(self, text, *args)
+
+    import time as clock
+
+    import tuanjian_xlsx.returns as returns
+
+    write = returns.write_returns
+
+    def slow(*args, **kwargs):  # a slow disk: the last batch's 退回件 are still being written when the run stops
+        clock.sleep(0.3)
+        return write(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(merging._Gathering, "_entry", failing)
+        m.setattr(returns, "write_returns", slow)
+        with pytest.raises(OSError):
+            merge(root, as_of=AS_OF, now=NOW)
+    merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
+    assert sorted(p.name for p in (root / "退回").iterdir()) == [f"坏{n:02d}_退回.txt" for n in range(20)]
+
+
+def test_the_walk_as_texts_names_each_file_as_the_walk_of_paths_does(tmp_path, monkeypatch):
+    """merge keys its stat cache by the walk's texts: for any folder given (".", relative, absolute, nested) they are
+    what str() of the Path walk gives."""
+    from pathlib import Path
+
+    from tuanjian_xlsx.inbox import walk, walk_texts
+
+    (tmp_path / "子" / "孙").mkdir(parents=True)
+    for name in ("a.xlsx", "子/b.XLSX", "子/孙/c.zip", "子/说明.txt", "子/~$d.xlsx"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    for given in (Path("."), Path("子"), Path("./子/"), tmp_path, tmp_path / "子" / "孙"):
+        assert list(walk_texts([given])) == [str(p) for p in walk([given])] != []

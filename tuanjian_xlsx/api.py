@@ -268,7 +268,7 @@ def _answer(root: Path, now: dt.datetime, ingested: list, dry_run: bool, resend:
     from .plan import Workspace
     from .replies import answer
 
-    fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None and i.whole}
+    fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None}
     return answer(Workspace.load(root), now=now, dry_run=dry_run, resend=resend, results=fresh)
 
 

@@ -245,7 +245,7 @@ def _progress(quiet: bool):
         if bar is None:
             bar = click.progressbar(length=total, label="登记与校验", show_pos=True)
             bar.__enter__()
-        bar.length = max(bar.length or 0, total)  # (a zip or mail opened meanwhile adds its members)
+        bar.length = total  # (a zip or mail opened meanwhile adds its members; a file gone since the walk, none)
         bar.update(n - bar.pos)  # (called once per batch of files recorded, with how many are done)
 
     try:

@@ -81,10 +81,12 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
     except OSError as exc:
         yield _refuse(folder, read_reason(exc))
         return
+    base = str(folder)
+    join = "" if base == "." else base if base.endswith(os.sep) else base + os.sep  # (what str(folder / name) gives)
     for entry in entries:
-        if text and _plain(entry):  # the common case, quickly: a plain file, its path's text made by scandir
+        if text and _plain(entry):  # the common case, quickly: a plain file, its path's text without a Path
             if _wanted(entry.name, suffixes):
-                yield (unreadable(_child(folder, entry.name)) if check_access else None) or entry.path
+                yield (unreadable(_child(folder, entry.name)) if check_access else None) or join + entry.name
             continue
         path = _child(folder, entry.name)  # (an inbox holds thousands of files: each step here counts)
         try:

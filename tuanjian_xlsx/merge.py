@@ -3,6 +3,7 @@ the run; the master is replaced atomically with the previous one kept beside it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -43,7 +44,6 @@ class Ingested:
     sha256: str = ""
     arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
     moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
-    whole: bool = True  # `result` still holds the records (see _Returns: else only what was wrong)
 
     @property
     def path(self) -> Path:
@@ -554,7 +554,12 @@ class _Gathering:
     def _entry(self, text: str | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
         if isinstance(text, Refused):
             return list(expand_one(text))
-        st, seen_at = _stat(text), time.time()
+        try:
+            st, seen_at = os.stat(text), time.time()
+        except FileNotFoundError:  # gone since the walk (moved away while the files before it were checked)
+            return []
+        except OSError:
+            st, seen_at = None, time.time()
         seen = _unchanged(text, cache.get(text), st, ids, kept) if st is not None else None
         if seen is not None:
             return seen
@@ -576,6 +581,16 @@ class _Gathering:
             self.found(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn,
                                     len(subs), box_sha, seen_at, members))
         return subs
+
+
+def _storable(text: str) -> bool:
+    """Whether a path can be kept in the ledger: a name that is not UTF-8 on disk reaches Python with surrogate
+    escapes, which SQLite cannot store."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _first_fresh(items: Iterator[Submission | Seen]) -> tuple[Iterator[Submission | Seen], bool]:
@@ -688,6 +703,8 @@ class _Remembering:
 def _remembered(f: Found, got: list) -> tuple | None:
     """The stat-cache row of one file read in this run, its submissions' answers in `got` (see _Remembering)."""
     if f.mtime > f.seen_at - SETTLE_SECONDS:  # file ages, not business time: the clock is right here
+        return None
+    if not _storable(f.path):  # a name not UTF-8 on disk: read again each time
         return None
     again = _stat(f.path)
     if again is None or (again.st_size, again.st_mtime_ns, again.st_ino) != f.key:
@@ -823,6 +840,9 @@ class _Returns:
             self._settle(wait=exc[0] is None)
         finally:
             self._pool.shutdown(wait=True)
+            if exc[0] is not None:  # the run stops: what was written meanwhile is on disk, and the ledger says so
+                with contextlib.suppress(Exception):  # (never in place of what stopped it)
+                    self._settle(wait=False)
 
     def add(self, batch: list[Ingested]) -> None:
         from .returns import write_returns
@@ -845,7 +865,7 @@ class _Returns:
                 if self.kept < KEEP_WHOLE:
                     self.kept += 1
                 else:  # what was wrong stays (the run's report lists it); the records go: memory stays flat
-                    i.result, i.whole = replace(i.result, records=[], header=None), False
+                    i.result = replace(i.result, records=[], header=None, partial=True)
 
 
 def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None]) -> list[ReturnPiece]:
@@ -866,11 +886,18 @@ def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None])
         from .checking import validate_many
 
         redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
-        results = [r if r is not None else next(redone) if ledger.archive_path(sha, ext).exists()
-                   else _stored(rows[file_id]) for r, (file_id, sha, ext, name) in zip(known, todo)]
+        results = [r if r is not None else _again(next(redone), name, rows[file_id])
+                   if ledger.archive_path(sha, ext).exists() else _stored(rows[file_id])
+                   for r, (file_id, sha, ext, name) in zip(known, todo)]
     pieces = write_returns(results, ws, ws.folder("returns"))
     ledger.mark_returned([file_id for file_id, *_ in todo])
     return pieces
+
+
+def _again(result: FileResult, name: str, f) -> FileResult:
+    """An archived original read again, shown under the name it arrived with and saying what was found when it
+    arrived (the ledger's issues: its sender and how it came are not in the original)."""
+    return replace(result, path=Path(name), file=name, issues=[Issue(**i) for i in f.issues])
 
 
 def _stored(f) -> FileResult:

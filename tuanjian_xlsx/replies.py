@@ -532,7 +532,7 @@ def _results(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], known: Mapping
     for row in rows:
         f = row.file
         done = known.get(f.sha256)
-        if done is not None:
+        if done is not None and not done.partial:
             out[f.sha256] = replace(done, path=Path(f.name), file=f.name)
             continue
         path = ledger.archive_path(f.sha256, f.ext)
@@ -542,7 +542,10 @@ def _results(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], known: Mapping
             out[f.sha256] = FileResult(path=Path(f.name), file=f.name, form_id=f.form_id, unit=f.unit,
                                        unit_id=f.unit_id, period=f.period, issues=[Issue(**i) for i in f.issues])
     for (row, _), result in zip(again, validate_many(ws, [sub for _, sub in again])):
-        out[row.file.sha256] = replace(result, path=Path(row.file.name), file=row.file.name)
+        # what was found when it arrived (its sender, how it came: not in the original), with its records read again
+        done = known.get(row.file.sha256)
+        out[row.file.sha256] = replace(result, path=Path(row.file.name), file=row.file.name,
+                                       issues=done.issues if done is not None else result.issues)
     return out
 
 

@@ -254,7 +254,7 @@ def cycle(root: Path, now: dt.datetime) -> Cycle:
         c.fetched = _step(c, lambda: fetch_mail(root, now=now))
     c.merged = _step(c, lambda: merge(root, now=now, as_of=now.date()))
     ingested = [*(c.fetched.ingested if c.fetched else []), *(c.merged.ingested if c.merged else [])]
-    fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None and i.whole}
+    fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None}
     c.sending = bool(ws.settings.mail.smtp_host)
     if not c.sending:  # replies stay owed (and run out after reply_within_days), reminders wait: said each cycle
         return c
