@@ -235,13 +235,12 @@ def _finish(result, as_json: bool = False) -> None:
 
 @contextlib.contextmanager
 def _progress(quiet: bool):
-    """A progress bar on a terminal (none with --json or when piped); yields the callback the library calls."""
+    """A progress bar on a terminal; yields the callback the library calls, None with --json or when piped (the
+    library then need not count what it will do)."""
     bar = None
 
     def step(n: int, total: int, item) -> None:
         nonlocal bar
-        if quiet or not sys.stdout.isatty():
-            return
         if bar is None:
             bar = click.progressbar(length=total, label="登记与校验", show_pos=True)
             bar.__enter__()
@@ -249,7 +248,7 @@ def _progress(quiet: bool):
         bar.update(n - bar.pos)  # (called once per batch of files recorded, with how many are done)
 
     try:
-        yield step
+        yield None if quiet or not sys.stdout.isatty() else step
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
