@@ -98,15 +98,20 @@ def fill_other(filled: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_saved_email_attachments_with_its_date_and_sender(tmp_path, filled):
-    root = tmp_path / "ws"
-    init_workspace(root)
-    book = root / "名单与目标.xlsx"
+def with_address(root):
+    """A new workspace whose roster gives 源汇区团委 its mail address (a mail from elsewhere is then noticed)."""
     import openpyxl
 
+    init_workspace(root)
+    book = root / "名单与目标.xlsx"
     wb = openpyxl.load_workbook(book)
     wb["单位名单"]["D2"] = "yuanhui@county.example"
     wb.save(book)
+    return root
+
+
+def test_saved_email_attachments_with_its_date_and_sender(tmp_path, filled):
+    root = with_address(tmp_path / "ws")
     when = dt.datetime(2026, 4, 12, 16, 30)  # after 源汇区's due date, 2026-04-10
     (root / "收件箱" / "来信.eml").write_bytes(_eml(filled, "someone@else.example", when))
     subs = list(expand([root / "收件箱"]))

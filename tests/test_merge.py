@@ -363,20 +363,14 @@ def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path,
     from email.utils import format_datetime
 
     from conftest import fill
-    from test_intake import VISIT
+    from test_intake import VISIT, with_address
 
     import tuanjian_xlsx.merge as merging
     from tuanjian_xlsx.plan import Workspace
     from tuanjian_xlsx.replies import answer
-    from tuanjian_xlsx.workspace import init_workspace
 
     monkeypatch.setattr(merging, "KEEP_WHOLE", 0)
-    root = tmp_path / "ws"
-    init_workspace(root)
-    book = root / "名单与目标.xlsx"
-    wb = openpyxl.load_workbook(book)
-    wb["单位名单"]["D2"] = "yuanhui@county.example"
-    wb.save(book)
+    root = with_address(tmp_path / "ws")
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = "走基层", "someone@else.example", "lhtswzxb@163.com"
     msg["Date"] = format_datetime(dt.datetime(2026, 4, 19, 9).astimezone())

@@ -556,7 +556,7 @@ class _Gathering:
             return list(expand_one(text))
         try:
             st, seen_at = os.stat(text), time.time()
-        except FileNotFoundError:  # gone since the walk (moved away while the files before it were checked)
+        except FileNotFoundError:  # gone since its folder was listed (moved away meanwhile): not this run's
             return []
         except OSError:
             st, seen_at = None, time.time()
@@ -578,8 +578,8 @@ class _Gathering:
         if st is not None:
             members = tuple((str(s.path), s.origin, s.name, _refused_for_content(s)) for s in subs
                             if isinstance(s, Submission)) if container else None
-            self.found(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn,
-                                    len(subs), box_sha, seen_at, members))
+            self.found(Found(text, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime, self.drawn, len(subs), box_sha,
+                             seen_at, members))
         return subs
 
 
