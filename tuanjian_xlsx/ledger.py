@@ -313,9 +313,13 @@ class Ledger:
         return archive(self.dir / ARCHIVE_DIR, sha256, ext, data, mode)
 
     def add_many(self, rows: list[dict]) -> list[tuple[int, bool]]:
-        """Several files in one transaction (see `add` for one)."""
+        """Several files in one transaction (see `add` for one); their replies and sightings inserted together at
+        the end of it (one statement each, not two per file)."""
+        later: tuple[list, list] = ([], [])
         with self.transaction():
-            return [self._add(**row) for row in rows]
+            out = [self._add(**row, later=later) for row in rows]
+            self._added(later)
+        return out
 
     def add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
             now: dt.datetime, result: dict, valid: bool, form_id, version, unit_id, unit, period) -> tuple[int, bool]:
@@ -327,7 +331,9 @@ class Ledger:
 
     def _add(self, *, sha256: str, name: str, origin: str, ext: str, size: int, received_at: dt.datetime,
              now: dt.datetime, result: dict | str, valid: bool, form_id, version, unit_id, unit, period,
-             received_basis: str = "first-seen") -> tuple[int, bool]:
+             received_basis: str = "first-seen", later: tuple[list, list] | None = None) -> tuple[int, bool]:
+        """One file's row; its reply (when new) and its sighting inserted here, or added to `later` (replies,
+        sightings) for _added to insert in the same transaction."""
         if not isinstance(result, str):
             result = json.dumps(result, ensure_ascii=False, default=_json_default)
         cur = self.db.execute(
@@ -343,12 +349,25 @@ class Ledger:
             self._earliest(file_id, received_at, received_basis)
         else:  # a new file is owed its reply from the moment it is recorded, in the same transaction (replies.py)
             mail, sender, automatic = self.mail if self.mail and origin.startswith(self.mail[0]) else (None,) * 3
-            self.db.execute("INSERT OR IGNORE INTO replies (sha256, state, at, recipient, mail, automatic) "
-                            "VALUES (?,?,?,?,?,?)", (sha256, "before" if self.answered else "due", _iso(now),
-                                                     sender, mail, automatic))
-        self.db.execute("INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)",
-                        (file_id, name, origin, _iso(now)))
+            reply = (sha256, "before" if self.answered else "due", _iso(now), sender, mail, automatic)
+            if later is None:
+                self.db.execute(_REPLY_INSERT, reply)
+            else:
+                later[0].append(reply)
+        sighting = (file_id, name, origin, _iso(now))
+        if later is None:
+            self.db.execute(_SIGHTING_INSERT, sighting)
+        else:
+            later[1].append(sighting)
         return file_id, new
+
+    def _added(self, later: tuple[list, list]) -> None:
+        """The replies and sightings _add set aside, inserted (inside the caller's transaction)."""
+        replies, sightings = later
+        if replies:
+            self.db.executemany(_REPLY_INSERT, replies)
+        if sightings:
+            self.db.executemany(_SIGHTING_INSERT, sightings)
 
     def _earliest(self, file_id: int, received_at: dt.datetime, basis: str) -> bool:
         """The same content arrived again: its received time becomes the earliest arrival known, whatever the order
@@ -888,6 +907,10 @@ def refusal_key(origin: str) -> str:
     """The sha256 a submission refused before reading is recorded under: made from where it was, as it has no
     bytes (so no archived original; `ledger check` tells such rows by this key)."""
     return hashlib.sha256(b"refused\0" + origin.encode("utf-8", "replace")).hexdigest()
+
+
+_REPLY_INSERT = "INSERT OR IGNORE INTO replies (sha256, state, at, recipient, mail, automatic) VALUES (?,?,?,?,?,?)"
+_SIGHTING_INSERT = "INSERT INTO sightings (file_id, name, origin, seen_at) VALUES (?,?,?,?)"
 
 
 def _iso(t: dt.datetime) -> str:
