@@ -255,11 +255,11 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
     mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file."""
-    import email.policy  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
+    import email  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
 
     head, problem, subs = MailHead(), None, []
     try:
-        msg = email.message_from_bytes(data, policy=email.policy.default)
+        msg = email.message_from_bytes(data, policy=mail_policy())
         head = read_head(msg)
         problem = head.problem
         if problem is None:
@@ -278,6 +278,43 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     refusal = Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
                                         refusal=refusal, member=shown.name, basis=basis)], refusal)
+
+
+def mail_policy():
+    """email.policy.default for reading one mail, each header parsed once: the default policy parses a header
+    again at every look (a part's Content-Type some ten times as the parser and attachments() ask for its type,
+    parameters and file name), which made reading a mail cost more than checking the workbook it carries. The
+    parsed headers are kept for this mail only (a fresh policy per mail), at most _HEADERS_KEPT of them, each at
+    most _HEADER_KEPT_CHARS long: a crafted mail cannot make it hold more than the parser would make anyway."""
+    import email.policy
+
+    return email.policy.default.clone(header_factory=_OnceParsed())
+
+
+class _OnceParsed:
+    """A header factory (email.headerregistry.HeaderRegistry's) that gives the header it made before for the same
+    name and text: parsed headers are immutable, so the same object serves every look."""
+
+    def __init__(self):
+        import email.headerregistry
+
+        self.registry = email.headerregistry.HeaderRegistry()
+        self.kept: dict[tuple[str, str], object] = {}
+
+    def __getitem__(self, name: str):  # the header class for a name (asked when a header is set)
+        return self.registry[name]
+
+    def __call__(self, name: str, value: str):
+        made = self.kept.get((name, value))
+        if made is None:
+            made = self.registry(name, value)
+            if len(self.kept) < _HEADERS_KEPT and len(value) <= _HEADER_KEPT_CHARS:
+                self.kept[(name, value)] = made
+        return made
+
+
+_HEADERS_KEPT = 256
+_HEADER_KEPT_CHARS = 4096
 
 
 def _when(received: dt.datetime | None, head: MailHead) -> dt.datetime | None:
@@ -536,7 +573,7 @@ def _inner_mail(part):
     payload = part.get_payload()
     if isinstance(payload, list) and payload:
         return payload[0]
-    import email.policy
+    import email
 
     data = part.get_payload(decode=True)
-    return email.message_from_bytes(data, policy=email.policy.default) if data else None
+    return email.message_from_bytes(data, policy=part.policy) if data else None
