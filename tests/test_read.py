@@ -92,6 +92,33 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def test_a_dtd_however_far_down_its_prolog_is_refused(tmp_path, filled):
+    """A DTD may follow comments and processing instructions of any length, and a part may be UTF-16: each is
+    found (the head alone missed them all); a long comment with no DTD after it is no attack."""
+    dtd = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    with zipfile.ZipFile(filled) as src:
+        parts = {i.filename: src.read(i) for i in src.infolist()}
+    decl = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+    def with_prolog(name: str, prolog: str, encoding: str = "utf-8") -> bytes:
+        body = parts[name].decode("utf-8")
+        body = body[body.index("?>") + 2:].lstrip() if body.startswith("<?xml") else body
+        text = decl.replace("UTF-8", encoding.upper()) + prolog + body
+        return _zip(dict(parts, **{name: ("\ufeff" + text).encode(encoding) if encoding != "utf-8"
+                                   else text.encode(encoding)}))
+
+    cases = {
+        "注释之后.xlsx": (with_prolog("xl/worksheets/sheet1.xml", "<!--" + "说明" * 5000 + "-->" + dtd), "xml-attack"),
+        "指令之后.xlsx": (with_prolog("xl/styles.xml", "<?note " + "x" * 70000 + "?>\n" + dtd), "xml-attack"),
+        "UTF16.xlsx": (with_prolog("xl/styles.xml", dtd, "utf-16-le"), "xml-attack"),
+        "只有注释.xlsx": (with_prolog("xl/worksheets/sheet1.xml", "<!--" + "说明" * 5000 + "-->"), None),
+    }
+    for name, (data, code) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        pkg = open_package(tmp_path / name)
+        assert [i.code for i in pkg.issues] == ([code] if code else []), name
+
+
 def test_file_level_problems_are_issues(tmp_path, filled):
     billion = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
                b'<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">&lol2;</workbook>')

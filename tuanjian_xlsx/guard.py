@@ -482,13 +482,63 @@ def _macro_types(types: bytes) -> bool:
 
 def xml_entities(z: Zip) -> bool:
     """Any XML part with a DTD: entity definitions are how "billion laughs" expands a few KB into gigabytes, and
-    calamine parses sharedStrings itself. A DTD must come before the root element, so the head of a part suffices."""
-    for info in z.infolist():
-        if info.filename.endswith((".xml", ".rels")) and info.file_size:
-            head = _head(z, info)
-            if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                return True
-    return False
+    calamine parses sharedStrings itself. A DTD stands before the root element, after nothing but the XML
+    declaration, comments, processing instructions and white space: the part is read as far as its root element
+    (a head first, more only where that prolog runs on), however long the comments before a DTD."""
+    return any(_dtd(z, info) for info in z.infolist() if info.filename.endswith((".xml", ".rels")) and info.file_size)
+
+
+def _dtd(z: Zip, info: zipfile.ZipInfo) -> bool:
+    size = 4096
+    while True:
+        head = _head(z, info, size)
+        if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+            return True
+        found = _prolog_dtd(head)
+        if found is not None:
+            return found
+        if len(head) < size or size >= info.file_size:
+            return False  # the whole part is prolog: no element, nothing a reader could expand
+        size *= 16
+
+
+_WHITE = re.compile("[ \t\r\n\ufeff]*")
+_PLAIN_PROLOG = re.compile(rb"(?:<\?xml[^<>]*\?>)?[ \t\r\n]*<[A-Za-z_]")
+
+
+def _prolog_dtd(head: bytes) -> bool | None:
+    """Whether the prolog at the start of a part holds a DTD: True, False (the root element starts first, or the
+    part is no XML), None (the prolog runs on past `head`). UTF-16 parts are read as such."""
+    if _PLAIN_PROLOG.match(head):  # the usual: the XML declaration, a line break, the root element
+        return False
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 2 and 0 in head[:2]):
+        encoding = "utf-16-be" if head[:2] == b"\xfe\xff" or head[:1] == b"\0" else "utf-16-le"
+        text = head[:len(head) & ~1].decode(encoding, "replace")
+    else:
+        text = head.decode("latin-1")  # markup is ASCII: every byte stands where it was
+    i = 0
+    while True:
+        i = _WHITE.match(text, i).end()  # type: ignore[union-attr]  # (matches the empty run too)
+        if i >= len(text) - 1:
+            return None
+        if text.startswith("<?", i):
+            end = text.find("?>", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+        elif text.startswith("<!--", i):
+            end = text.find("-->", i + 4)
+            if end < 0:
+                return None
+            i = end + 3
+        elif text.startswith("<!", i):
+            return True  # a DOCTYPE (written however: the case, the spaces), or another declaration
+        elif text[i] == "<":
+            return False  # the root element: no DTD can follow
+        else:  # text before the root (no XML, but a lenient reader reads on): look past it
+            i = text.find("<", i)
+            if i < 0:
+                return None
 
 
 _EOCD = 22  # the end-of-central-directory record without its comment
