@@ -20,6 +20,7 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from pathlib import Path
 
 from . import formulas as F
@@ -106,6 +107,7 @@ class Sheet:
         self.last_row = self.last_col = 0
         self.widths: dict[int, float] = {}
         self._fits: dict[tuple[int, str], int] = {}  # (column, style) -> the longest text sure to fit on one line
+        self._columns: dict[tuple[int, str], _Column] = {}  # of a streamed sheet: (column, style) -> how it writes
         self.heights: dict[int, float] = {}  # points, only rows taller than the default (of a streamed sheet, only
         #                                      the row being written)
         self._formulas: list[tuple[int, int, F.Expr, str]] = []
@@ -128,6 +130,7 @@ class Sheet:
         self.ws.set_column(c1, c2, w)
         self.widths.update(dict.fromkeys(range(c1, c2 + 1), w))
         self._fits.clear()
+        self._columns.clear()
 
     def _next_row(self, r: int) -> None:
         """Row r is written next: a streamed sheet's row before it gets its height before XlsxWriter writes it out
@@ -166,27 +169,65 @@ class Sheet:
             self._fits[key] = n
         return self._fits[key]
 
+    def _column(self, c: int, style: str) -> _Column:
+        """How a streamed sheet writes a cell of column c in `style`, worked out on the first such cell: the
+        format's index is taken then, where each cell would take it (XlsxWriter numbers formats in the order of
+        their first use)."""
+        f = self.fmt[style]
+        wrapped = WRAPPED.get(style)
+        col = _Column(_letters(c), f, f._get_xf_index(), self._fit(c, style) if wrapped else -1,
+                      self.widths.get(c, DEFAULT_WIDTH), *(wrapped or (0, 0)))
+        self._columns[(c, style)] = col
+        return col
+
     def put(self, r: int, c: int, v, style: str = "cell") -> None:
         # (XlsxWriter's undecorated writers: the master writes tens of thousands of cells, always by number)
         if r != self.row:
             self._next_row(r)
         if c > self.last_col:
             self.last_col = c
+        rows = self._rows
+        if rows is not None:  # a streamed sheet: most of the master's cells, each written here as its XML
+            col = self._columns.get((c, style)) or self._column(c, style)
+            kind = type(v)
+            if v is None or v == "":
+                v = None
+                rows.cells[c] = f'<c r="{col.letters}{rows.number_of_row}" s="{col.xf}"/>'
+            elif kind is str or isinstance(v, str):
+                rows.text(c, v, col)
+                if col.fit >= 0 and (len(v) > col.fit or "\n" in v):
+                    lines = text_lines(v, col.width, col.size)
+                    if lines > 1:
+                        self.heights[r] = max(self.heights.get(r, 0), lines * col.per_line + 2)
+            elif kind is float or kind is int or not isinstance(v, dt.date):
+                v = float(v)  # as the file stores it (TRUE would be written as the number 1)
+                if math.isfinite(v):
+                    rows.cells[c] = f'<c r="{col.letters}{rows.number_of_row}" s="{col.xf}"><v>{v:.16G}</v></c>'
+                else:
+                    self.ws._write_number(r, c, v, col.format)
+            else:
+                moment = v if isinstance(v, dt.datetime) else dt.datetime.combine(v, dt.time())
+                x = self.ws._convert_date_time(moment)
+                rows.cells[c] = f'<c r="{col.letters}{rows.number_of_row}" s="{col.xf}"><v>{x:.16G}</v></c>'
+            keep = self.keep
+            if keep is None or c in keep:
+                self.grid.set(self.name, r, c, v)
+            return
         f = self.fmt[style]
-        ws, rows = self.ws, self._rows
+        ws = self.ws
         if v is None or v == "":
             v = None
-            rows.blank(r, c, f) if rows else ws._write_blank(r, c, None, f)
+            ws._write_blank(r, c, None, f)
         elif isinstance(v, str):
-            rows.text(r, c, v, f) if rows else ws._write_string(r, c, v, f)  # never a formula, whatever it starts with
+            ws._write_string(r, c, v, f)  # never a formula, whatever it starts with
             if style in WRAPPED and (len(v) > self._fit(c, style) or "\n" in v):
                 self._grow(r, c, v, style)
         elif isinstance(v, dt.date):
             moment = v if isinstance(v, dt.datetime) else dt.datetime.combine(v, dt.time())
-            rows.number(r, c, ws._convert_date_time(moment), f) if rows else ws._write_datetime(r, c, moment, f)
+            ws._write_datetime(r, c, moment, f)
         else:
             v = float(v)  # as the file stores it (TRUE would be written as the number 1)
-            rows.number(r, c, v, f) if rows and math.isfinite(v) else ws._write_number(r, c, v, f)
+            ws._write_number(r, c, v, f)
         keep = self.keep
         if keep is None or c in keep:
             self.grid.set(self.name, r, c, v)
@@ -216,7 +257,7 @@ class Sheet:
             if widths:
                 self.width(c, c, widths[c])
             if self._rows is not None:
-                self._rows.text(r, c, t, self.fmt["head"])
+                self._rows.text(c, t, self._columns.get((c, "head")) or self._column(c, "head"))
             else:
                 self.ws.write_string(r, c, t, self.fmt["head"])
             if self.keep is None or c in self.keep:
@@ -276,6 +317,18 @@ def _letters(c: int) -> str:
     return xl_rowcol_to_cell_fast(0, c)[:-1]
 
 
+class _Column(NamedTuple):
+    """How a streamed sheet writes the cells of one column in one style (see Sheet._column)."""
+
+    letters: str  # the column's letters in a cell reference
+    format: Any
+    xf: int  # the format's index
+    fit: int  # a wrapped style's longest text sure to take one line (-1: not wrapped)
+    width: float
+    size: float  # a wrapped style's font size and points per line, as WRAPPED gives them
+    per_line: float
+
+
 class _Rows:
     """A streamed sheet's current row, its cells as XlsxWriter writes them in constant_memory mode (strings inline),
     written to XlsxWriter's file of the sheet's rows in one piece when the next row begins — without going through
@@ -286,26 +339,25 @@ class _Rows:
         self.ws = ws
         self.cells: dict[int, str] = {}
         self.number_of_row = ""  # the row's number as cell references spell it
+        self._half = ws.xls_strmax // 2
+        self._row_tags: dict[float | None, str] = {}  # a row's height -> its element after r="…", as XlsxWriter wrote it
 
     def start(self, r: int) -> None:
         self.number_of_row = str(r + 1)
 
-    def blank(self, r: int, c: int, f) -> None:
-        self.cells[c] = f'<c r="{_letters(c)}{self.number_of_row}" s="{f._get_xf_index()}"/>'
-
-    def number(self, r: int, c: int, x: float, f) -> None:
-        self.cells[c] = f'<c r="{_letters(c)}{self.number_of_row}" s="{f._get_xf_index()}"><v>{x:.16G}</v></c>'
-
-    def text(self, r: int, c: int, text: str, f) -> None:
-        ws = self.ws
-        if len(text) > ws.xls_strmax // 2 and _utf16_len(text) > ws.xls_strmax:
-            text = _utf16_truncate(text, ws.xls_strmax)
-        ref, xf = f"{_letters(c)}{self.number_of_row}", f._get_xf_index()
-        if text and not _ESCAPED.search(text) and not text[0].isspace() and not text[-1].isspace():
-            self.cells[c] = f'<c r="{ref}" s="{xf}" t="inlineStr"><is><t>{text}</t></is></c>'
+    def text(self, c: int, text: str, col: _Column) -> None:
+        if len(text) > self._half and _utf16_len(text) > self.ws.xls_strmax:
+            text = _utf16_truncate(text, self.ws.xls_strmax)
+        # letters and digits alone (the names of units and periods) need no escaping: a quick test before the regex
+        if text and (text.isalnum() or (not _ESCAPED.search(text) and not text[0].isspace()
+                                        and not text[-1].isspace())):
+            self.cells[c] = (f'<c r="{col.letters}{self.number_of_row}" s="{col.xf}" t="inlineStr"><is><t>{text}'
+                             '</t></is></c>')
             return
+        ws = self.ws
         text = ws._escape_control_characters(text)
-        self.cells[c] = self._xml(ws._xml_inline_string, text, _preserve_whitespace(text), [("r", ref), ("s", xf)])
+        self.cells[c] = self._xml(ws._xml_inline_string, text, _preserve_whitespace(text),
+                                  [("r", f"{col.letters}{self.number_of_row}"), ("s", col.xf)])
 
     def _xml(self, writer, *args) -> str:
         """What one of XlsxWriter's writers writes, as text."""
@@ -321,17 +373,25 @@ class _Rows:
         """Row r, with its height if it has one of its own."""
         if not self.cells:
             return
-        ws, info = self.ws, None
+        ws = self.ws
         cols = sorted(self.cells)
         if ws._check_dimensions(r, cols[0]) or ws._check_dimensions(r, cols[-1]):  # past the sheet's last row
             self.cells = {}
             return
-        if height is not None:
-            ws.set_row(r, height)
-            info = ws.row_info.pop(r)  # written here, never again by XlsxWriter
-            ws.row_sizes.pop(r, None)  # (kept to place images: a streamed sheet has none)
-        ws.fh.write(self._xml(ws._write_row, r, None, info) + "".join(self.cells[c] for c in cols)
-                    + "</row>")
+        start = f'<row r="{r + 1}"'
+        tag = self._row_tags.get(height)
+        if tag is None:  # XlsxWriter's own element for a row of this height, once per height
+            info = None
+            if height is not None:
+                ws.set_row(r, height)
+                info = ws.row_info.pop(r)  # written here, never again by XlsxWriter
+                ws.row_sizes.pop(r, None)  # (kept to place images: a streamed sheet has none)
+            element = self._xml(ws._write_row, r, None, info)
+            if not element.startswith(start):
+                raise AssertionError(f"XlsxWriter wrote a row as {element!r}")
+            tag = self._row_tags[height] = element[len(start):]
+        cells = self.cells
+        ws.fh.write(start + tag + "".join([cells[c] for c in cols]) + "</row>")
         self.cells = {}
 
 
