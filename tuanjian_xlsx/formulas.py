@@ -19,6 +19,7 @@ Excel's semantics, as far as the product's formulas use them:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ def to_bool(v) -> bool | Error:
 
 def round15(x: float) -> float:
     """A number at Excel's 15 significant digits, as its comparisons see it."""
-    if x == 0 or not math.isfinite(x):
+    if x == 0 or not math.isfinite(x) or (x.is_integer() and -1e15 < x < 1e15):  # (15 digits or fewer: itself)
         return x
     return float(f"{x:.15g}")
 
@@ -213,6 +214,9 @@ class Grid:
             self._matches.clear()
             self._numbers.clear()
 
+    def absent(self, sheet: str, r: int, c: int) -> None:
+        """A formula reads a cell holding nothing: a blank (a grid that keeps only some cells may say otherwise)."""
+
     def range_values(self, sheet: str, r1: int, c1: int, r2: int, c2: int) -> list:
         key = (sheet, r1, c1, r2, c2)
         if key not in self._ranges:
@@ -248,6 +252,8 @@ class Grid:
         key = (sheet, r, c)
         v = self._cells.get(key)
         if not isinstance(v, Expr):
+            if v is None:
+                self.absent(sheet, r, c)
             return v
         if key not in self._done:
             self._done[key] = VALUE  # a circular reference evaluates to an error, not a hang
@@ -349,8 +355,12 @@ class Range(Expr):
     absolute: bool | str = True  # as Ref's
 
     def text(self, sheet=None) -> str:
-        return (_qualified(self.sheet, sheet) + _cell(self.r1, self.c1, self.absolute) + ":"
-                + _cell(self.r2, self.c2, self.absolute))
+        return _qualified(self.sheet, sheet) + self._cells
+
+    @functools.cached_property
+    def _cells(self) -> str:
+        """C7:C9 (worked out once: a range of a detail sheet is read by thousands of formulas)."""
+        return _cell(self.r1, self.c1, self.absolute) + ":" + _cell(self.r2, self.c2, self.absolute)
 
     def values(self, grid, sheet) -> list:
         return grid.range_values(self.sheet or sheet, self.r1, self.c1, self.r2, self.c2)

@@ -31,9 +31,10 @@ from .ledger import FILE_PAGE, LEDGER_DIR, RECEIVED_BASES, FileRow, Ledger
 from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
 from .status import STATUS_ZH, StatusItem, Supersession, forms_in_use, period_order, statuses, supersession_in
-from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
+from .xlsxio import FONT_BODY, FONT_TITLE, Worksheet, close_workbook, new_workbook
 
 from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
+from xlsxwriter.worksheet import CellFormulaTuple
 
 OVERVIEW, STATUS, ISSUES, SOURCES = "总览", "报送情况", "问题清单", "来源"  # every form's sheets stand between
 # Column widths, in characters. A landscape A4 page holds about DETAIL_BUDGET of them at a readable scale: the
@@ -246,9 +247,9 @@ class Sheet:
 
     def write_formulas(self) -> None:
         """Each formula with its value over the whole workbook's grid: once every sheet is filled."""
+        ws, name, grid, fmt = self.ws, self.name, self.grid, self.fmt
         for r, c, expr, style in self._formulas:
-            value = F.cached(self.grid.value(self.name, r, c))
-            self.ws.write_formula(r, c, expr.formula(self.name), self.fmt[style], value)
+            ws.write_formula(r, c, expr.formula(name), fmt[style], F.cached(grid.value(name, r, c)))
         self._formulas.clear()
 
     def header(self, r: int, titles: list[str], widths: list[float] | None = None) -> None:
@@ -297,6 +298,38 @@ class Sheet:
         left, right = (t.replace("&", "&&") for t in self.banner)
         ws.set_header(f"&L&9{left}&C&11&A&R&9{right}", {"margin": 0.3})
         ws.set_footer("&C&9第 &P 页 / 共 &N 页", {"margin": 0.3})
+
+
+_ERROR_CODES = frozenset(("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!"))
+
+
+class _Worksheet(Worksheet):
+    """The master's worksheets: a formula (thousands of them) stored and written as XlsxWriter and `xlsxio.Worksheet`
+    store and write it, in one step each."""
+
+    def write_formula(self, row: int, col: int, formula: str, cell_format, value) -> None:  # type: ignore[override]
+        """XlsxWriter's, without its look at the text for array formulas (ours, `_prepare_formula`, refuses every
+        function it looks for) and for A1 references in the arguments (always numbers here)."""
+        if not self._check_dimensions(row, col):
+            self.table[row][col] = CellFormulaTuple(self._prepare_formula(formula), cell_format, value)
+
+    def _write_cell(self, row: int, col: int, cell) -> None:
+        """A formula cell with its cached value's type: t="b", "e" or "str" (also for "")."""
+        if cell.__class__ is not CellFormulaTuple or cell.format is None or self.constant_memory:
+            return super()._write_cell(row, col, cell)
+        value, kind = cell.value, ""
+        if isinstance(value, bool):
+            value, kind = int(value), ' t="b"'
+        elif isinstance(value, str):
+            kind = ' t="e"' if value in _ERROR_CODES else ' t="str"'
+            if "&" in value or "<" in value or ">" in value:
+                value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        formula = cell.formula
+        if "&" in formula or "<" in formula or ">" in formula:
+            formula = formula.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        self.fh.write(f'<c r="{xl_rowcol_to_cell_fast(row, col)}" s="{cell.format._get_xf_index()}"{kind}>'
+                      f'<f>{formula}</f><v>{value}</v></c>')
+        return None
 
 
 # What a string written inline needs XlsxWriter's own escaping for: XML's specials, control characters, the
@@ -1099,11 +1132,10 @@ class _Kept(F.Grid):
         super().__init__()
         self.kept: dict[str, frozenset[int]] = {}
 
-    def value(self, sheet: str, r: int, c: int):
+    def absent(self, sheet: str, r: int, c: int) -> None:
         cols = self.kept.get(sheet)
         if cols is not None and c not in cols:
             raise AssertionError(f"a formula reads {sheet}!{r},{c}, a cell the grid does not keep")
-        return super().value(sheet, r, c)
 
 
 @contextlib.contextmanager
@@ -1146,6 +1178,7 @@ def _render(ws: Workspace, ledger: Ledger, as_of: dt.date, sup: Supersession, it
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=_scratch(ws.root)) as tmp:
         wb = new_workbook(buf, title="活力团建报表汇总", company=ws.settings.organisation.name)
+        wb.worksheet_class = _Worksheet
         wb.in_memory, wb.tmpdir = False, tmp
         sheets: dict[str, Sheet] = {}
         try:
