@@ -307,7 +307,7 @@ class _Worksheet(Worksheet):
     """The master's worksheets: a formula (thousands of them) stored and written as XlsxWriter and `xlsxio.Worksheet`
     store and write it, in one step each."""
 
-    def write_formula(self, row: int, col: int, formula: str, cell_format, value) -> None:  # type: ignore[override]
+    def write_formula(self, row: int, col: int, formula: str, cell_format, value) -> None:
         """XlsxWriter's, without its look at the text for array formulas (ours, `_prepare_formula`, refuses every
         function it looks for) and for A1 references in the arguments (always numbers here)."""
         if not self._check_dimensions(row, col):
@@ -639,23 +639,27 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: Iterable[tuple[F
     sh.keep_only(frozenset(cols[c if c in ("unit_no", "period_key") else "field:" + c] for c in reads))
     sh.header(0, cols.titles, _detail_widths([t for _, _, t in fields]))
     units: dict[str | None, tuple[int | None, str]] = {u.id: (n, u.type) for n, u in enumerate(ws.roster.units, start=1)}
+    # each field's column and style, and the lead and tail columns, looked up once
+    by_field = [(fid, cols["field:" + fid], t, "date" if t == "date" else "num" if t in ("integer", "number") else
+                 "wrap" if t == "long_text" else "cell") for fid, _, t in fields]
+    c_unit, c_no, c_type, c_period, c_key = (cols[c] for c in ("unit", "unit_no", "unit_type", "period", "period_key"))
+    c_version, c_file, c_received = cols["version"], cols["file"], cols["received"]
+    put = sh.put
     k = 0
     for k, (f, rec) in enumerate(rows, start=1):
         assert f.period is not None  # status.supersession keeps only files with a unit and a period
         p = _period(f.period)
         number, utype = units.get(f.unit_id, (None, ""))
-        sh.put(k, cols["unit"], f.unit)
-        sh.put(k, cols["unit_no"], number, "int")
-        sh.put(k, cols["unit_type"], utype, "center")
-        sh.put(k, cols["period"], p.label if p else f.period, "center")
-        sh.put(k, cols["period_key"], period_key(p) if p else None, "int")
-        for fid, _, t in fields:
-            v = _value(rec.get(fid), t)
-            sh.put(k, cols["field:" + fid], v, "date" if t == "date" else "num" if t in ("integer", "number") else
-                   "wrap" if t == "long_text" else "cell")
-        sh.put(k, cols["version"], f.version, "int")
-        sh.put(k, cols["file"], f.name)
-        sh.put(k, cols["received"], f.received_at, "time")
+        put(k, c_unit, f.unit)
+        put(k, c_no, number, "int")
+        put(k, c_type, utype, "center")
+        put(k, c_period, p.label if p else f.period, "center")
+        put(k, c_key, period_key(p) if p else None, "int")
+        for fid, c, t, style in by_field:
+            put(k, c, _value(rec.get(fid), t), style)
+        put(k, c_version, f.version, "int")
+        put(k, c_file, f.name)
+        put(k, c_received, f.received_at, "time")
     last = max(k, 1)
     # 版本, 来源文件 and 收到时间 are on screen and in 来源, not on paper
     sh.table(0, last, len(cols), last_col=cols["version"] - 1)
