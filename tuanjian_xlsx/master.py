@@ -1045,6 +1045,10 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
     C = SOURCE_COLUMNS
     sh.header(0, C.titles, C.widths)
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
+    c_file, c_sha, c_received, c_basis, c_unit, c_form, c_period, c_version, c_state, c_by = (
+        C[c] for c in ("file", "sha256", "received", "basis", "unit", "form", "period", "version", "state",
+                       "replaced_by"))  # looked up once, not per row
+    put = sh.put
     r = 0
     for page in _pages(ledger.iter_files(records=False, issues=False, until=as_of)):
         names = ledger.names({by for f in page if (by := superseded_by.get(f.id)) is not None})
@@ -1052,17 +1056,17 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
             r += 1
             p = _period(f.period) if f.period else None
             state = "退回" if not f.valid else "被替换" if f.id in superseded_by else "有效"
-            sh.put(r, C["file"], f.name)
-            sh.put(r, C["sha256"], f.sha256, "hash")
-            sh.put(r, C["received"], f.received_at, "time")
-            sh.put(r, C["basis"], RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
-            sh.put(r, C["unit"], f.unit)
-            sh.put(r, C["form"], forms.get(f.form_id or "", f.form_id))
-            sh.put(r, C["period"], p.label if p else f.period, "center")
-            sh.put(r, C["version"], f.version, "int")
-            sh.put(r, C["state"], state, "center")
+            put(r, c_file, f.name)
+            put(r, c_sha, f.sha256, "hash")
+            put(r, c_received, f.received_at, "time")
+            put(r, c_basis, RECEIVED_BASES.get(f.received_basis, f.received_basis), "center")
+            put(r, c_unit, f.unit)
+            put(r, c_form, forms.get(f.form_id or "", f.form_id))
+            put(r, c_period, p.label if p else f.period, "center")
+            put(r, c_version, f.version, "int")
+            put(r, c_state, state, "center")
             by = superseded_by.get(f.id)
-            sh.put(r, C["replaced_by"], names.get(by) if by is not None else None)
+            put(r, c_by, names.get(by) if by is not None else None)
     sh.table(0, r, len(C))
 
 
