@@ -531,3 +531,93 @@ def test_what_one_file_taught_the_reader_never_excuses_another(good_files, built
     assert _quick_bound(body) > MAX_SHEET_CELLS // 4 > bound(body)
     same = [validate_file(tmp_path / "d.xlsx", builtin, data=d) for d in (first, padded)]
     assert same[0].issues == same[1].issues and same[0].records == same[1].records and same[0].valid
+
+
+def _package(data: bytes, change=lambda n, b: b, rename: dict | None = None, add: dict | None = None) -> bytes:
+    """The package with members changed (change(name, body)), renamed and added, written as given (no check of
+    the names: a backslash stays a backslash)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = change(info.filename, src.read(info))
+            dst.writestr(zipfile.ZipInfo((rename or {}).get(info.filename, info.filename)), body)
+        for name, body in (add or {}).items():
+            dst.writestr(zipfile.ZipInfo(name), body)
+    return out.getvalue()
+
+
+def test_packages_that_two_readers_would_read_differently_are_refused(good_files, tmp_path):
+    """Crafted packages the checks once let through to calamine (an attacker review): a sheet under a name with a
+    backslash or in capitals, references of more letters or digits than any reference holds, a shared-strings part
+    that asks for tens of millions of strings, an .xlsb (binary sheets no check can read), a sheet listed twice in
+    workbook.xml or two sheets of one name, an .ods repeat count with a plus sign. Each is refused, in Chinese,
+    before calamine sees it. (Each is sized so that calamine could read it without dying: a test that fails before
+    the mend fails, it does not kill the test run.)"""
+    from tuanjian_xlsx.read import open_package
+
+    good = good_files[0]
+    sheet, rels, book = "xl/worksheets/sheet1.xml", "xl/_rels/workbook.xml.rels", "xl/workbook.xml"
+
+    def far(ref: bytes):
+        row = bytes(c for c in ref if 48 <= c <= 57)  # (written as the cell's, leading zeros and all)
+        return lambda n, b: b.replace(b"</sheetData>", b'<row r="' + row + b'"><c r="' + ref
+                                      + b'" t="inlineStr"><is><t>x</t></is></c></row></sheetData>') if n == sheet else b
+
+    def both(*changes):
+        def change(n, b):
+            for c in changes:
+                b = c(n, b)
+            return b
+        return change
+
+    retarget = lambda n, b: b.replace(b"/xl/worksheets/sheet1.xml", b"/xl/s1.dat") if n == rels else b  # noqa: E731
+    dtd = b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>'
+    twice = lambda n, b: b.replace(b"</sheets>", b[b.index(b"<sheet "):b.index(b"/>", b.index(b"<sheet ")) + 2]  # noqa: E731
+                                   .replace(b'sheetId="1"', b'sheetId="9"') + b"</sheets>") if n == book else b
+
+    def same_name(n, b):
+        if n != book:
+            return b
+        first, second = [b.index(b'name="', b.index(b"<sheet ", 0 if k == 0 else b.index(b"<sheet ") + 1)) for k in (0, 1)]
+        name1 = b[first:b.index(b'"', first + 6) + 1]
+        return b[:second] + name1 + b[b.index(b'"', second + 6) + 1:]
+
+    sst = (b'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+           b'count="1" uniqueCount="40000000"><si><t>x</t></si></sst>')
+    ods = (b'<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:'
+           b'opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
+           b'<office:body><office:spreadsheet><table:table table:name="S"><table:table-row '
+           b'table:number-rows-repeated="+3000000"><table:table-cell table:number-columns-repeated="2" '
+           b'office:value-type="float" office:value="1"/>'
+           b"</table:table-row></table:table></office:spreadsheet></office:body></office:document-content>")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
+        z.writestr("content.xml", ods)
+        z.writestr("META-INF/manifest.xml", b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                   b'"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" '
+                   b'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
+    cases = {
+        "反斜杠.xlsx": (_package(good, both(far(b"Z100000"), lambda n, b: b.replace(b"/xl/worksheets/sheet1.xml",
+                                                                                      b"/xl\\s1.dat") if n == rels else b),
+                                  rename={sheet: "xl\\s1.dat"}), "file-unreadable"),
+        "大小写重名.xlsx": (_package(good, add={"XL/worksheets/sheet1.xml": b"<worksheet/>"}), "file-unreadable"),
+        "前导零.xlsx": (_package(good, far(b"Z0000100000")), "sheet-too-large"),
+        "四个字母.xlsx": (_package(good, far(b"AAAA120")), "sheet-too-large"),
+        "字符串表.xlsx": (_package(good, add={"xl/sharedStrings.xml": sst}), "zip-bomb"),
+        "二进制.xlsb": (good, "unsupported-format"),
+        "改了名的二进制.xlsx": (_package(good, add={"xl/workbook.bin": b"\0" * 64}), "unsupported-format"),
+        "列了两次.xlsx": (_package(good, twice), "file-unreadable"),
+        "两张同名.xlsx": (_package(good, same_name), "file-unreadable"),
+        "大写的表.xlsx": (_package(good, lambda n, b: dtd + b if n == sheet else b,
+                                  rename={sheet: "xl/worksheets/sheet1.XML"}), "xml-attack"),
+        "另一个名字.xlsx": (_package(good, both(retarget, lambda n, b: dtd + b if n == sheet else b),
+                                  rename={sheet: "xl/s1.dat"}), "xml-attack"),
+        "加号.ods": (buf.getvalue(), "sheet-too-large"),
+    }
+    for name, (data, code) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        pkg = open_package(tmp_path / name)
+        assert [i.code for i in pkg.issues] == [code], name
+        assert all("Error" not in i.message for i in pkg.issues)

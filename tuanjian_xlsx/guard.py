@@ -213,7 +213,12 @@ def ods_tables(body: bytes) -> list[tuple[int, int]]:
 
 
 def _count(text: bytes | None) -> int:
-    return int(text) if text and text.isdigit() else 1
+    """A repeat count as calamine reads it (digits, a leading + allowed); one it could not read counts as very
+    many, so that a count written some other way is never taken for 1."""
+    if text is None:
+        return 1
+    digits = text[1:] if text.startswith(b"+") else text
+    return int(digits) if digits.isdigit() else MAX_SHEET_CELLS
 
 
 def ods_extent(body: bytes) -> tuple[int, int]:
@@ -401,6 +406,8 @@ def _bound(body: bytes, row_tags: int, cell_tags: int) -> int | None:
     shape = values.translate(_SHAPE)  # letters as a, digits as 0: is every value shaped A1?
     if b"0a" in shape or b"aaaa" in shape or b"0" * 10 in shape:
         shapes = _REF_SHAPE.findall(values)  # letters and digits in another order: no reference, counted below
+        if len(shapes) != values.count(b'"') + 1:  # a value of more letters or digits than any reference holds
+            return None  # (XFD0001048576, AAAA1: calamine reads them as far cells): the full scan decides
         letters = {a for a, _ in shapes if a}
         digits = {d for _, d in shapes if d}
     else:  # the usual case: each value's letters and digits, duplicates (a row's cells, a column's) dropped in C
@@ -480,12 +487,49 @@ def _macro_types(types: bytes) -> bool:
     return any(word in types for word in _MACRO_TYPES)
 
 
+def odd_names(z: Zip) -> str | None:
+    """Member names no Office program writes, which two readers may resolve differently: a backslash (calamine
+    reads it as a folder separator where Python does not), or two names that differ only in case (calamine looks
+    names up case-blind)."""
+    seen: set[str] = set()
+    for name in z.namelist():
+        if "\\" in name:
+            return f"文件名含反斜杠：{name[:60]}"
+        key = name.lower()
+        if key in seen:
+            return f"有两个同名的部件：{name[:60]}"
+        seen.add(key)
+    return None
+
+
+_SST = re.compile(rb"<(?:[\w.-]+:)?sst(?=[\s/>])" + _attrs_group(2) + rb">")
+
+
+def shared_strings(z: Zip) -> str | None:
+    """A shared-strings part announcing more strings than any workbook this product reads holds: calamine reserves
+    room for `uniqueCount` strings (of its first <sst> element) before reading one, so 4,000,000,000 is ~100 GB
+    asked for at once. Every part named sharedStrings.xml counts, in whatever folder (the one calamine reads is
+    found through relationships)."""
+    for info in z.infolist():
+        if not info.filename.lower().endswith("sharedstrings.xml") or not info.file_size:
+            continue
+        m = _SST.search(z.read(info.filename))
+        if m is None:
+            continue
+        count = _attrs(m.group(1)).get(b"uniqueCount")
+        if count is not None and (not count.isdigit() or len(count) > 12 or int(count) > MAX_BOOK_CELLS):
+            return f"共享字符串表声明有 {count[:20].decode('ascii', 'replace')} 个字符串"
+    return None
+
+
 def xml_entities(z: Zip) -> bool:
     """Any XML part with a DTD: entity definitions are how "billion laughs" expands a few KB into gigabytes, and
     calamine parses sharedStrings itself. A DTD stands before the root element, after nothing but the XML
     declaration, comments, processing instructions and white space: the part is read as far as its root element
     (a head first, more only where that prolog runs on), however long the comments before a DTD."""
-    return any(_dtd(z, info) for info in z.infolist() if info.filename.endswith((".xml", ".rels")) and info.file_size)
+    sheets = set(sheet_parts(z))
+    return any(_dtd(z, info) for info in z.infolist()
+               if info.file_size and (info.filename.lower().endswith((".xml", ".rels")) or info.filename in sheets))
 
 
 def _dtd(z: Zip, info: zipfile.ZipInfo) -> bool:
@@ -575,7 +619,12 @@ def problem(z: Zip) -> tuple[str, dict] | None:
         odd = zip_layout(z, bytes(z._data[-(_EOCD + 0xFFFF):]), len(z._data))
         if odd:
             return "file-unreadable", {"detail": f"不是有效的 xlsx 文件（压缩结构不规范：{odd}）"}
-    bomb = zip_bomb(z)
+    odd = odd_names(z)
+    if odd:
+        return "file-unreadable", {"detail": f"不是有效的 xlsx 文件（压缩结构不规范：{odd}）"}
+    if any(n.lower() == "xl/workbook.bin" for n in z.namelist()):  # an .xlsb, whatever it is called
+        return "unsupported-format", {"ext": ".xlsb"}
+    bomb = zip_bomb(z) or shared_strings(z)
     if bomb:
         return "zip-bomb", {"detail": bomb}
     if xml_entities(z):

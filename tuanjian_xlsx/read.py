@@ -152,8 +152,12 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
                     return pkg
                 members = set(z.namelist())
                 if "xl/workbook.xml" in members:
-                    _read_workbook_xml(z, pkg, members)
-                elif path.suffix.lower() not in (".ods", ".et", ".xlsb"):
+                    odd = _read_workbook_xml(z, pkg, members)
+                    if odd:
+                        pkg.issues.append(Issue.make("file-unreadable", file=pkg.file,
+                                                     detail=f"不是有效的 xlsx 文件（{odd}）"))
+                        return pkg
+                elif path.suffix.lower() not in (".ods", ".et"):
                     raise KeyError("xl/workbook.xml")
                 elif "content.xml" in members:  # an .ods: calamine reads its values, its names are read here
                     _read_ods_names(z.read("content.xml"), pkg)
@@ -179,13 +183,22 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
 
         pkg._book = CalamineWorkbook.from_filelike(io.BytesIO(pkg.data))
     except Exception:  # calamine's own error types
-        if path.suffix.lower() in (".et", ".ods", ".xlsb"):
+        if path.suffix.lower() in (".et", ".ods"):
             pkg.issues.append(Issue.make("unsupported-format", file=pkg.file, ext=path.suffix.lower()))
         else:
             pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="文件已损坏，或不是 Excel 工作簿"))
         return pkg
     if not pkg.sheets:
         pkg.sheets = [(m.name, str(m.visible).endswith("Visible")) for m in pkg._book.sheets_metadata]
+    seen: set[str] = set()
+    for name, _ in pkg.sheets:  # sheet names are one per workbook, whatever the case (calamine reads each listing)
+        key = str(name).casefold()
+        if key in seen:
+            pkg._book = None
+            pkg.issues.append(Issue.make("file-unreadable", file=pkg.file,
+                                         detail=f"不是有效的工作簿（工作表“{str(name)[:31]}”出现了两次）"))
+            return pkg
+        seen.add(key)
     return pkg
 
 
@@ -195,8 +208,8 @@ def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
         return "empty-file", {}
     if suffix in (".xlsm", ".xltm"):
         return "macro-workbook", {}
-    if suffix == ".csv":
-        return "unsupported-format", {"ext": ".csv"}
+    if suffix in (".csv", ".xlsb"):  # (an .xlsb's binary sheets cannot be checked before calamine reads them)
+        return "unsupported-format", {"ext": suffix}
     if len(data) > MAX_FILE_BYTES:
         return "file-too-large", {"size": len(data) // 1048576}
     if data.startswith(OLE_MAGIC):
@@ -237,12 +250,18 @@ def parse_xml(data: bytes):
     return ET.fromstring(data, forbid_dtd=True)
 
 
-def _read_workbook_xml(z: guard.Parts, pkg: Package, members: set[str]) -> None:
+def _read_workbook_xml(z: guard.Parts, pkg: Package, members: set[str]) -> str | None:
+    """The sheets, names and merged ranges workbook.xml gives; what makes it no workbook any Office program wrote
+    (a sheet listed twice, which calamine reads twice), or None."""
     sheets, names, local_names = _workbook_facts(z.read("xl/workbook.xml"))
+    rids = [rid for _, _, rid in sheets if rid is not None]
+    if len(set(rids)) != len(rids):
+        return "同一张工作表在工作簿里列了两次"
     pkg.sheets += [(name, visible) for name, visible, _ in sheets]
     _read_merges(z, pkg, members, {name: rid for name, visible, rid in sheets if visible})
     pkg.names.update(names)
     pkg.local_names.update(local_names)
+    return None
 
 
 @guard.by_content
