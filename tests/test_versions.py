@@ -141,3 +141,43 @@ def test_a_file_received_before_the_last_day_is_accepted_when_merged_after_it(tm
     assert item.valid and result.invalid == []
     r = CliRunner().invoke(cli, ["validate", str(v1), "-w", str(tmp_path)])  # received today: past the day
     assert r.exit_code == 1 and "不再接收" in r.output
+
+
+def test_upgrade_reads_each_file_apart_so_one_that_kills_its_reader_costs_only_itself(tmp_path):
+    """A file whose reading aborts the reader (here: a legal sheet of 450,000 numbers under a memory cap too small
+    for it, as a crafted file would make python-calamine abort) is refused alone, in Chinese; the good file given
+    in the same call is upgraded. Run as staff run it, in a fresh process (the cap counts from what a worker
+    starts with)."""
+    import io
+    import json
+    import os
+    import random
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    ws = _workspace(tmp_path)
+    good = _v1_copy(ws, tmp_path)
+    rng = random.Random(1)
+    columns = [b"A" + bytes([65 + i]) for i in range(26)] + [b"B" + bytes([65 + i]) for i in range(4)]  # AA..BD
+    rows = b"".join(b'<row r="%d">' % r + b"".join(b'<c r="%s%d"><v>%d</v></c>' % (col, r, rng.randrange(10 ** 6))
+                                                  for col in columns) + b"</row>" for r in range(30, 15030))
+    src, out = zipfile.ZipFile(good), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            dst.writestr(info.filename, body.replace(b"</sheetData>", rows + b"</sheetData>")
+                         if info.filename == "xl/worksheets/sheet1.xml" else body)
+    big = tmp_path / "大表_v1.xlsx"
+    big.write_bytes(out.getvalue())
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, TUANJIAN_WORKER_MEMORY_MB="12", PYTHONPATH=str(root))
+    cmd = [sys.executable, "-m", "tuanjian_xlsx", "upgrade", str(big), str(good), "-w", str(tmp_path),
+           "--out", str(tmp_path / "升级"), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    refused, done = json.loads(proc.stdout)["files"]
+    assert refused["target"] is None and [i["code"] for i in refused["issues"]] == ["reader-crashed"]
+    assert "已单独拒收此文件" in refused["issues"][0]["message"] and refused["issues"][0]["file"] == big.name
+    assert done["target"] and Path(done["target"]).exists() and done["issues"] == []

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .build import Filled, Prefill, build_template
+from .checking import validate_many
+from .intake import Submission
 from .plan import Workspace
 from .filenames import safe_filename
 from .issues import Issue, TuanjianError
 from .periods import parse_period
 from .specs import TYPE_ZH, SpecRegistry
-from .validate import validate_file
 from .xlsxio import atomic_write
 
 
@@ -115,11 +116,13 @@ class Upgraded:
 
 def upgrade(root: Path, files: list[Path], out: Path | None = None) -> list[Upgraded]:
     """Each filled older-version workbook rewritten onto the current template for the same unit and period:
-    values carried over, new fields blank and marked. The originals are never touched."""
+    values carried over, new fields blank and marked. The originals are never touched. Each file is read in a
+    worker process of its own (checking.validate_many), as every command reads what others sent: a file that
+    kills its reader is refused alone ("reader-crashed") and the others are upgraded."""
     ws = Workspace.load(root)
     done = []
-    for path in files:
-        result = validate_file(path, ws)
+    results = validate_many(ws, [Submission(Path(p), str(p), source=Path(p)) for p in files])
+    for path, result in zip(files, results):
         if result.form_id is None or result.version is None or not result.records:
             errors = [i for i in result.issues if i.severity == "error"] or [
                 Issue.make("not-a-form", file=path.name, known=ws.registry.form_ids)]
