@@ -186,3 +186,47 @@ def test_an_inbox_of_zips_is_checked_by_as_many_workers_as_one_of_loose_files(tm
             gbk_zip({f"{z}-{n}.xlsx": f"not a workbook {z}-{n}".encode() for n in range(40)}))
     result = merge(tmp_path / "ws", as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
     assert result.received == 80 and len(spawned) == 2
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, body in members.items():
+            z.writestr(name, body)
+    return buf.getvalue()
+
+
+def test_zips_inside_a_zip_share_its_member_limit(tmp_path):
+    """3 zips of 200 junk forms each, in one zip of a few KB: 600 files, over the 500 one zip may bring however
+    they are nested; the outer zip is refused whole, with one message (not 600 退回件). Within the limit, the
+    nested members come through as before."""
+    inner = [_zip_of({f"表{i}_{j}.xlsx": f"not a workbook {i} {j}".encode() for j in range(200)}) for i in range(3)]
+    (tmp_path / "套娃.zip").write_bytes(_zip_of({f"包{i}.zip": body for i, body in enumerate(inner)}))
+    (tmp_path / "两层.zip").write_bytes(_zip_of({"包0.zip": inner[0], "包1.zip": inner[1], "说明.txt": b"x"}))
+    subs = list(expand([tmp_path / "套娃.zip"]))
+    assert [(s.name, s.refusal.code if s.refusal else None) for s in subs] == [("套娃.zip", "zip-too-many")]
+    assert "至少 " in subs[0].refusal.message and "最多接收 500 个" in subs[0].refusal.message
+    subs = list(expand([tmp_path / "两层.zip"]))
+    assert len(subs) == 400 and all(s.refusal is None for s in subs)
+    assert subs[0].path.name == "两层.zip!包0.zip!表0_0.xlsx" and subs[0].read() == b"not a workbook 0 0"
+
+
+def _mail(sender: str, when: dt.datetime, files: dict[str, bytes]) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "lhtswzxb@163.com"
+    msg["Subject"] = "报表"
+    msg["Date"] = format_datetime(when.astimezone())
+    msg.set_content("见附件")
+    for name, body in files.items():
+        msg.add_attachment(body, maintype="application", subtype="octet-stream", filename=name)
+    return bytes(msg)
+
+
+def test_a_mail_brings_at_most_as_many_files_as_a_zip(tmp_path):
+    """A mail with 2 zips of 300 forms each (each within the limit alone) is refused whole."""
+    many = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(300)})
+    (tmp_path / "大信.eml").write_bytes(_mail("a@county.example", dt.datetime(2026, 4, 8),
+                                             {"一.zip": many, "二.zip": many}))
+    (sub,) = expand([tmp_path / "大信.eml"])
+    assert sub.refusal.code == "mail-unreadable" and "附件中的文件超过 500 个" in sub.refusal.message

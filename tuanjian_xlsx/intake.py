@@ -155,8 +155,43 @@ def _unsafe(name: str) -> bool:
     return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts
 
 
-def _zip(container: Path, data, origin: str, received, sender, depth: int) -> Iterator[Submission]:
-    """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed."""
+class _TooMany(Exception):
+    """A zip's files, counted through every level inside it, are more than MAX_MEMBERS: `count` so far."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+def _zip(container: Path, data, origin: str, received, sender, depth: int,
+         budget: list[int] | None = None) -> Iterator[Submission]:
+    """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed; the zips inside
+    opened in turn. One zip may hold MAX_MEMBERS files in all, however deep they lie: the zips
+    inside share its count (`budget`, given only to those), and one past it refuses the outermost zip whole, with
+    one message, as a flat zip over the limit is. So the outermost one is listed through before anything of it is
+    yielded (only names: a member's bytes are still read when needed)."""
+    if budget is not None:
+        yield from _zip_members(container, data, origin, received, sender, depth, budget)
+        return
+    budget = [MAX_MEMBERS]
+    try:
+        found = list(_zip_members(container, data, origin, received, sender, depth, budget))
+    except _TooMany as exc:  # refused whole, with one message: not a thousand 退回件
+        yield Submission(container, origin, received_at=received, sender=sender, refusal=Issue.make(
+            "zip-too-many", file=container.name, count=exc.count, limit=MAX_MEMBERS))
+        return
+    yield from found
+
+
+def _take(budget: list[int], n: int) -> None:
+    """Count `n` more files against an outermost zip's MAX_MEMBERS; _TooMany once past it."""
+    budget[0] -= n
+    if budget[0] < 0:
+        raise _TooMany(MAX_MEMBERS - budget[0])
+
+
+def _zip_members(container: Path, data, origin: str, received, sender, depth: int,
+                 budget: list[int]) -> Iterator[Submission]:
     source = data if hasattr(data, "open") else _MemoryZip(data)
     at = dict(received_at=received, sender=sender)
     try:
@@ -166,10 +201,7 @@ def _zip(container: Path, data, origin: str, received, sender, depth: int) -> It
         yield Submission(container, origin, **at, refusal=Issue.make(
             "file-unreadable", file=container.name, detail=f"压缩包损坏，无法打开（{_zip_reason(exc)}）"))
         return
-    if len(infos) > MAX_MEMBERS:  # refused whole, with one message: not a thousand 退回件
-        yield Submission(container, origin, **at, refusal=Issue.make(
-            "zip-too-many", file=container.name, count=len(infos), limit=MAX_MEMBERS))
-        return
+    _take(budget, len(infos))
     total = 0
     for info in infos:
         name = zip_name(info)
@@ -192,13 +224,12 @@ def _zip(container: Path, data, origin: str, received, sender, depth: int) -> It
             yield refused(Issue.make("zip-bomb", file=member.name, detail=f"{name} 解压后 {info.file_size // 1048576} MB"))
             continue
         load = functools.partial(_member_bytes, source, info.filename)
-        if suffix == ".zip":
-            if depth + 1 < MAX_DEPTH:
-                yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1)
-            else:
-                yield refused(Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
-            continue
-        yield Submission(shown, where, **at, member=member.name, loader=load)
+        if suffix == ".zip" and depth + 1 >= MAX_DEPTH:
+            yield refused(Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
+        elif suffix == ".zip":
+            yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1, budget)
+        else:
+            yield Submission(shown, where, **at, member=member.name, loader=load)
 
 
 class _NestedZip:
@@ -254,16 +285,21 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
               basis: str | None = None) -> ParsedMail:
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
-    mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file."""
+    mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file. One mail
+    brings at most MAX_MEMBERS files (its zips' included), or it is refused whole."""
     import email  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
 
-    head, problem, subs = MailHead(), None, []
+    head, problem = MailHead(), None
+    subs: list[Submission] = []
     try:
         msg = email.message_from_bytes(data, policy=mail_policy())
         head = read_head(msg)
         problem = head.problem
         if problem is None:
-            subs = list(attachments(msg, container, origin, _when(received, head), head.sender))
+            for sub in attachments(msg, container, origin, _when(received, head), head.sender):
+                subs.append(sub)
+                if len(subs) > MAX_MEMBERS:
+                    raise _Unreadable(f"附件中的文件超过 {MAX_MEMBERS} 个")
     except _Unreadable as exc:
         problem = str(exc)
     except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
