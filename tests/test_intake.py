@@ -223,8 +223,37 @@ def _mail(sender: str, when: dt.datetime, files: dict[str, bytes]) -> bytes:
     return bytes(msg)
 
 
-def test_a_mail_brings_at_most_as_many_files_as_a_zip(tmp_path):
-    """A mail with 2 zips of 300 forms each (each within the limit alone) is refused whole."""
+def test_a_saved_mail_in_a_zip_is_opened_like_one_given_alone(tmp_path, filled):
+    """A zip of saved mails (how a colleague passes on a folder of mail): each mail's attachments are submissions,
+    named zip!mail.eml#attachment, with the mail's sender and date; a mail without a report says so. The same
+    zip attached to a mail: the outer mail's sender and arrival stand, as for a forward."""
+    when, outer_when = dt.datetime(2026, 4, 8, 10, 0), dt.datetime(2026, 4, 9, 11, 0)
+    saved = _zip_of({"来信.eml": _mail("源汇区团委 <yuanhui@county.example>", when, {"报表.xlsx": filled}),
+                     "空信.eml": _mail("a@county.example", when, {}), "说明.txt": b"x"})
+    root = tmp_path / "ws"
+    init_workspace(root)
+    (root / "收件箱" / "转来的邮件.zip").write_bytes(saved)
+    subs = list(expand([root / "收件箱"]))
+    got = [(str(s.path.relative_to(root / "收件箱")), s.sender, s.received_at, s.refusal.code if s.refusal else None)
+           for s in subs]
+    assert got == [("转来的邮件.zip!来信.eml#报表.xlsx", "yuanhui@county.example", when, None),
+                   ("转来的邮件.zip!空信.eml", "a@county.example", when, "mail-no-report")]
+    assert subs[0].read() == filled
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
+    assert (result.received, result.valid) == (2, 1)
+    (tmp_path / "外层.eml").write_bytes(_mail("b@county.example", outer_when, {"转来的邮件.zip": saved}))
+    first = next(iter(expand([tmp_path / "外层.eml"])))
+    assert (first.path.name, first.sender, first.received_at) == (
+        "外层.eml#转来的邮件.zip!来信.eml#报表.xlsx", "b@county.example", outer_when)
+
+
+def test_mails_in_a_zip_count_in_its_limit_and_a_mail_brings_at_most_as_many(tmp_path):
+    """Saved mails do not multiply the limit either: 2 mails of 150 attached forms each and 201 other files in one
+    zip are 503 files, and the zip is refused whole; a mail with 2 zips of 300 forms each is refused whole."""
+    forms = {f"表{j}.xlsx": b"not a workbook" for j in range(150)}
+    mails = {f"信{i}.eml": _mail("a@county.example", dt.datetime(2026, 4, 8), forms) for i in range(2)}
+    (tmp_path / "信件.zip").write_bytes(_zip_of({**mails, **{f"其他{k}.txt": b"x" for k in range(201)}}))
+    assert [(s.name, s.refusal.code) for s in expand([tmp_path / "信件.zip"])] == [("信件.zip", "zip-too-many")]
     many = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(300)})
     (tmp_path / "大信.eml").write_bytes(_mail("a@county.example", dt.datetime(2026, 4, 8),
                                              {"一.zip": many, "二.zip": many}))

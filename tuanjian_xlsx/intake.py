@@ -165,8 +165,8 @@ class _TooMany(Exception):
 
 def _zip(container: Path, data, origin: str, received, sender, depth: int,
          budget: list[int] | None = None) -> Iterator[Submission]:
-    """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed; the zips inside
-    opened in turn. One zip may hold MAX_MEMBERS files in all, however deep they lie: the zips
+    """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed; the zips and saved
+    mails inside opened in turn. One zip may hold MAX_MEMBERS files in all, however deep they lie: the zips
     inside share its count (`budget`, given only to those), and one past it refuses the outermost zip whole, with
     one message, as a flat zip over the limit is. So the outermost one is listed through before anything of it is
     yielded (only names: a member's bytes are still read when needed)."""
@@ -209,7 +209,7 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
         shown = Path(f"{container}!{name}")
         where = f"{origin}!{name}"
         suffix = member.suffix.lower()
-        if suffix not in SPREADSHEET_SUFFIXES | {".zip"} or member.name.startswith("~$"):
+        if suffix not in SPREADSHEET_SUFFIXES | CONTAINERS or member.name.startswith("~$"):
             continue
         total += info.file_size
         refused = lambda issue: Submission(shown, where, **at, member=member.name, refusal=issue)  # noqa: E731, B023 — used within this iteration only
@@ -224,12 +224,33 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
             yield refused(Issue.make("zip-bomb", file=member.name, detail=f"{name} 解压后 {info.file_size // 1048576} MB"))
             continue
         load = functools.partial(_member_bytes, source, info.filename)
-        if suffix == ".zip" and depth + 1 >= MAX_DEPTH:
+        if suffix in CONTAINERS and depth + 1 >= MAX_DEPTH:
             yield refused(Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
         elif suffix == ".zip":
             yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1, budget)
+        elif suffix == ".eml":
+            yield from _zipped_mail(shown, load, where, received, sender, depth + 1, budget, refused)
         else:
             yield Submission(shown, where, **at, member=member.name, loader=load)
+
+
+def _zipped_mail(shown: Path, read_member: Callable[[], bytes], where: str, received, sender, depth: int,
+                 budget: list[int], refused: Callable[[Issue], Submission]) -> Iterator[Submission]:
+    """A saved mail inside a zip, opened as one given on its own: its attachments are submissions named
+    zip!mail.eml#attachment, counted in the zip's files; its zips lie one level deeper. When the zip came attached
+    to a mail, that mail's sender and arrival stand (as for a forward: who sent it to us, and when); otherwise
+    the saved mail's own, as for a loose .eml."""
+    data, problem = load(Submission(shown, where, member=shown.name, loader=read_member))
+    if problem is not None:
+        yield refused(problem)
+        return
+    assert data is not None  # load gives the bytes whenever it gives no problem
+    mail = read_mail(data, shown, where, within=(depth, budget))
+    subs = mail.submissions or [Submission(shown, where, received_at=mail.head.date, sender=mail.head.sender,
+                                           refusal=Issue.make("mail-no-report", file=shown.name), member=shown.name)]
+    if sender is not None:  # the zip came attached to a mail: its arrival is reckoned as the rest of that mail's
+        subs = [replace(s, received_at=received, sender=sender, basis=None, notes=()) for s in subs]
+    yield from subs
 
 
 class _NestedZip:
@@ -282,11 +303,12 @@ class ParsedMail:
 
 
 def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None,
-              basis: str | None = None) -> ParsedMail:
+              basis: str | None = None, within: tuple[int, list[int]] | None = None) -> ParsedMail:
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
     mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file. One mail
-    brings at most MAX_MEMBERS files (its zips' included), or it is refused whole."""
+    brings at most MAX_MEMBERS files (its zips' included), or it is refused whole; a mail saved inside a zip
+    (`within`: its nesting depth and that zip's count, see _zip) counts its files in the zip's instead."""
     import email  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
 
     head, problem = MailHead(), None
@@ -296,10 +318,12 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         head = read_head(msg)
         problem = head.problem
         if problem is None:
-            for sub in attachments(msg, container, origin, _when(received, head), head.sender):
+            for sub in attachments(msg, container, origin, _when(received, head), head.sender, within=within):
                 subs.append(sub)
-                if len(subs) > MAX_MEMBERS:
+                if within is None and len(subs) > MAX_MEMBERS:
                     raise _Unreadable(f"附件中的文件超过 {MAX_MEMBERS} 个")
+    except _TooMany:  # the zip this mail was saved in holds too many files: it is refused whole
+        raise
     except _Unreadable as exc:
         problem = str(exc)
     except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
@@ -537,10 +561,12 @@ def _eml(path: Path, data: bytes, origin: str) -> Iterator[Submission]:
 
 
 def attachments(msg, container: Path, origin: str, received, sender, depth: int = 0,
-                budget: list[int] | None = None) -> Iterator[Submission]:
+                budget: list[int] | None = None,
+                within: tuple[int, list[int]] | None = None) -> Iterator[Submission]:
     """Every spreadsheet (or zip) in a mail, names decoded from RFC 2047 / RFC 2231; forwarded mails
     (message/rfc822 parts, attached .eml files) opened in turn, MAX_MAIL_DEPTH deep. A forward keeps the
-    outer mail's sender and time: that is who sent it to us, and when it arrived."""
+    outer mail's sender and time: that is who sent it to us, and when it arrived. A mail saved in a zip
+    (`within`, see read_mail) counts each attachment in that zip's files, and its zips lie a level deeper."""
     budget = budget if budget is not None else [MAX_MAIL_PARTS]
     # a delivery report carries back a mail we sent (a template, say): never a submission
     bounce = msg.get_content_type() == "multipart/report"
@@ -560,15 +586,21 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
                 yield Submission(shown, where, received_at=received, sender=sender, member=name,
                                  refusal=Issue.make("mail-unreadable", file=name, detail=detail))
                 continue
-            yield from attachments(inner, shown, where, received, sender, depth + 1, budget)
+            yield from attachments(inner, shown, where, received, sender, depth + 1, budget, within)
             continue
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"}:
             continue
         body = part.get_payload(decode=True) or b""
         shown = Path(f"{container}#{name}")
         where = f"{origin}#{name}"
-        if suffix == ".zip":
-            yield from _zip(shown, body, where, received, sender, 0)
+        if within is not None:
+            _take(within[1], 1)
+        if suffix == ".zip" and within is not None and within[0] + 1 >= MAX_DEPTH:
+            yield Submission(shown, where, received_at=received, sender=sender, member=name, refusal=Issue.make(
+                "zip-bomb", file=name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
+        elif suffix == ".zip":
+            yield from _zip(shown, body, where, received, sender, within[0] + 1 if within else 0,
+                            within[1] if within else None)
         else:
             yield Submission(shown, where, data=body, received_at=received, sender=sender, member=name)
 
