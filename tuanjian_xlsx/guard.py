@@ -513,7 +513,9 @@ def shared_strings(z: Zip) -> str | None:
     for info in z.infolist():
         if not info.filename.lower().endswith("sharedstrings.xml") or not info.file_size:
             continue
-        m = _SST.search(z.read(info.filename))
+        m = _SST.search(_head(z, info, 65536))  # (the element opens the part: a large one is not read whole)
+        if m is None and info.file_size > 65536:
+            m = _SST.search(z.read(info.filename))
         if m is None:
             continue
         count = _attrs(m.group(1)).get(b"uniqueCount")
