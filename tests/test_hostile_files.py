@@ -606,6 +606,8 @@ def test_packages_that_two_readers_would_read_differently_are_refused(good_files
         "前导零.xlsx": (_package(good, far(b"Z0000100000")), "sheet-too-large"),
         "四个字母.xlsx": (_package(good, far(b"AAAA120")), "sheet-too-large"),
         "字符串表.xlsx": (_package(good, add={"xl/sharedStrings.xml": sst}), "zip-bomb"),
+        "注释里的字符串表.xlsx": (_package(good, add={"xl/sharedStrings.xml": sst.replace(
+            b"<sst ", b'<!-- <sst uniqueCount="1"> --><sst ', 1)}), "zip-bomb"),
         "二进制.xlsb": (good, "unsupported-format"),
         "改了名的二进制.xlsx": (_package(good, add={"xl/workbook.bin": b"\0" * 64}), "unsupported-format"),
         "列了两次.xlsx": (_package(good, twice), "file-unreadable"),

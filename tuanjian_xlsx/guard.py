@@ -508,19 +508,16 @@ _SST = re.compile(rb"<(?:[\w.-]+:)?sst(?=[\s/>])" + _attrs_group(2) + rb">")
 def shared_strings(z: Zip) -> str | None:
     """A shared-strings part announcing more strings than any workbook this product reads holds: calamine reserves
     room for `uniqueCount` strings (of its first <sst> element) before reading one, so 4,000,000,000 is ~100 GB
-    asked for at once. Every part named sharedStrings.xml counts, in whatever folder (the one calamine reads is
-    found through relationships)."""
+    asked for at once. Every <sst> start tag counts, wherever it stands (one in a comment or a processing
+    instruction is no decoy then), in every part named sharedStrings.xml, in whatever folder (the one calamine reads
+    is found through relationships)."""
     for info in z.infolist():
         if not info.filename.lower().endswith("sharedstrings.xml") or not info.file_size:
             continue
-        m = _SST.search(_head(z, info, 65536))  # (the element opens the part: a large one is not read whole)
-        if m is None and info.file_size > 65536:
-            m = _SST.search(z.read(info.filename))
-        if m is None:
-            continue
-        count = _attrs(m.group(1)).get(b"uniqueCount")
-        if count is not None and (not count.isdigit() or len(count) > 12 or int(count) > MAX_BOOK_CELLS):
-            return f"共享字符串表声明有 {count[:20].decode('ascii', 'replace')} 个字符串"
+        for m in _SST.finditer(z.read(info.filename)):
+            count = _attrs(m.group(1)).get(b"uniqueCount")
+            if count is not None and (not count.isdigit() or len(count) > 12 or int(count) > MAX_BOOK_CELLS):
+                return f"共享字符串表声明有 {count[:20].decode('ascii', 'replace')} 个字符串"
     return None
 
 
