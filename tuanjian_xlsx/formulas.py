@@ -163,7 +163,7 @@ def to_bool(v) -> bool | Error:
 
 def round15(x: float) -> float:
     """A number at Excel's 15 significant digits, as its comparisons see it."""
-    if x == 0 or not math.isfinite(x) or (x.is_integer() and -1e15 < x < 1e15):  # (15 digits or fewer: itself)
+    if x == 0 or not math.isfinite(x) or (float(x).is_integer() and -1e15 < x < 1e15):  # (15 digits or fewer: itself)
         return x
     return float(f"{x:.15g}")
 
