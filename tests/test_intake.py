@@ -211,9 +211,10 @@ def test_zips_inside_a_zip_share_its_member_limit(tmp_path):
     assert subs[0].path.name == "两层.zip!包0.zip!表0_0.xlsx" and subs[0].read() == b"not a workbook 0 0"
 
 
-def _mail(sender: str, when: dt.datetime, files: dict[str, bytes]) -> bytes:
+def _mail(sender: str | None, when: dt.datetime, files: dict[str, bytes]) -> bytes:
     msg = EmailMessage()
-    msg["From"] = sender
+    if sender is not None:
+        msg["From"] = sender
     msg["To"] = "lhtswzxb@163.com"
     msg["Subject"] = "报表"
     msg["Date"] = format_datetime(when.astimezone())
@@ -241,21 +242,54 @@ def test_a_saved_mail_in_a_zip_is_opened_like_one_given_alone(tmp_path, filled):
     assert subs[0].read() == filled
     result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
     assert (result.received, result.valid) == (2, 1)
+    # its receipt goes to the saved mail's sender, read again from inside the zip (was: no address known)
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.replies import answer
+
+    report = answer(Workspace.load(root), now=when + dt.timedelta(days=1), dry_run=True)
+    assert [(r.to, r.cc) for r in report.would] == [("yuanhui@county.example", None)] and not report.no_address
     (tmp_path / "外层.eml").write_bytes(_mail("b@county.example", outer_when, {"转来的邮件.zip": saved}))
     first = next(iter(expand([tmp_path / "外层.eml"])))
     assert (first.path.name, first.sender, first.received_at) == (
         "外层.eml#转来的邮件.zip!来信.eml#报表.xlsx", "b@county.example", outer_when)
+    # an outer mail without a sender: still its arrival, never the saved mail's earlier date (on time, not late)
+    (tmp_path / "无名.eml").write_bytes(_mail(None, outer_when, {"转来的邮件.zip": saved}))
+    first = next(iter(expand([tmp_path / "无名.eml"])))
+    assert (first.sender, first.received_at) == (None, outer_when)
 
 
-def test_mails_in_a_zip_count_in_its_limit_and_a_mail_brings_at_most_as_many(tmp_path):
-    """Saved mails do not multiply the limit either: 2 mails of 150 attached forms each and 201 other files in one
-    zip are 503 files, and the zip is refused whole; a mail with 2 zips of 300 forms each is refused whole."""
+def test_what_a_zip_brings_counts_by_its_files_and_a_mail_brings_at_most_as_many(tmp_path):
+    """A zip's limit counts the files it brings, not the zips and mails holding them, nor other files: a staff zip
+    of two units' zips of 250 forms each and a note brings its 500 forms; 4 saved mails of 150 forms each are 600,
+    and the zip is refused whole; a mail with 2 zips of 300 forms each is refused whole, saying why."""
+    forms250 = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(250)})
+    (tmp_path / "汇总.zip").write_bytes(_zip_of({"甲.zip": forms250, "乙.zip": forms250, "说明.docx": b"x"}))
+    subs = list(expand([tmp_path / "汇总.zip"]))
+    assert len(subs) == 500 and all(s.refusal is None for s in subs)
     forms = {f"表{j}.xlsx": b"not a workbook" for j in range(150)}
-    mails = {f"信{i}.eml": _mail("a@county.example", dt.datetime(2026, 4, 8), forms) for i in range(2)}
-    (tmp_path / "信件.zip").write_bytes(_zip_of({**mails, **{f"其他{k}.txt": b"x" for k in range(201)}}))
+    mails = {f"信{i}.eml": _mail("a@county.example", dt.datetime(2026, 4, 8), forms) for i in range(4)}
+    (tmp_path / "信件.zip").write_bytes(_zip_of(mails))
     assert [(s.name, s.refusal.code) for s in expand([tmp_path / "信件.zip"])] == [("信件.zip", "zip-too-many")]
     many = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(300)})
     (tmp_path / "大信.eml").write_bytes(_mail("a@county.example", dt.datetime(2026, 4, 8),
                                              {"一.zip": many, "二.zip": many}))
     (sub,) = expand([tmp_path / "大信.eml"])
-    assert sub.refusal.code == "mail-unreadable" and "附件中的文件超过 500 个" in sub.refusal.message
+    assert sub.refusal.code == "mail-too-many" and "至少 501 个" in sub.refusal.message
+
+
+def test_a_zip_with_nothing_to_read_says_so_and_a_macs_finder_files_are_no_files(tmp_path, filled):
+    """A zip holding no report is refused with one message naming what it holds (it was silently nothing); what
+    a Mac's Finder adds to a zip (__MACOSX/…, ._name) is no file of the sender's (each became a 退回件), nor is
+    such a file left beside a form in the inbox."""
+    (tmp_path / "资料.zip").write_bytes(_zip_of({"报表.rar": b"x", "说明.docx": b"x"}))
+    (sub,) = expand([tmp_path / "资料.zip"])
+    assert sub.refusal.code == "zip-no-report" and "报表.rar" in sub.refusal.message
+    (tmp_path / "苹果.zip").write_bytes(_zip_of({"表.xlsx": filled, "__MACOSX/._表.xlsx": b"\0\5\26\7",
+                                                 "._表.xlsx": b"\0\5\26\7"}))
+    inbox = tmp_path / "收件箱"
+    inbox.mkdir()
+    (inbox / "表.xlsx").write_bytes(filled)
+    (inbox / "._表.xlsx").write_bytes(b"\0\5\26\7")
+    assert [(s.name, s.refusal) for s in expand([tmp_path / "苹果.zip", inbox])] == [("表.xlsx", None)] * 2
+
+

@@ -61,17 +61,17 @@ def test_unchanged_files_are_taken_as_they_were(tmp_path, forms):
     for p in inbox.iterdir():
         os.utime(p, (OLD, OLD))
     first = merge(root, as_of=AS_OF, now=NOW)
-    # 甲 and its copy, 乙, the unsafe member, two attachments
-    assert (first.received, first.new, first.duplicates) == (6, 5, 1)
+    # 甲 and its copy, 乙, the unsafe member, two attachments, and 说明.zip said to hold no report
+    assert (first.received, first.new, first.duplicates) == (7, 6, 1)
     with Ledger(root) as ledger:  # every file read is remembered, these two as well
         assert set(ledger.seen_paths()) == {str(p) for p in inbox.iterdir()}
     sightings = _sightings(root)
     parsed: list = []
     again = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1), parse_counter=parsed)
-    assert parsed == [] and again.duplicates == again.received == 6
+    assert parsed == [] and again.duplicates == again.received == 7
     assert _seen(again) == _seen(first)  # zip members and attachments as a fresh read shows them
     assert _sightings(root) == sightings  # the same files in the same place are no new arrival
-    assert again.summary().startswith("没有新文件（已登记过的 6 份未重复计数）")
+    assert again.summary().startswith("没有新文件（已登记过的 7 份未重复计数）")
 
     # an original lost from the archive: the file is read again and its original kept again (a zip's member too)
     for shown, content in (("甲.xlsx", forms[0]), ("乙.xlsx", forms[1])):

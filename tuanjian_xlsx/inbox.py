@@ -39,15 +39,16 @@ def _inside(path: Path, top: Path) -> bool:
 
 
 def _wanted(name: str, suffixes: set[str]) -> bool:
-    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith("~$")
+    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith(("~$", "._"))
 
 
 def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS, *,
          check_access: bool = True) -> Iterator[Path | Refused]:
     """Files given by name are taken as they are; folders are searched (sub-folders too, names in sorted order).
     Inside a folder a symbolic link is followed only when it stays inside that folder. Excel's lock files ~$…
-    are skipped silently. A file found in a folder that this user may not read is refused (`unreadable`) — with
-    `check_access` False the caller asks that itself, for the files it will read."""
+    and what a Mac leaves beside a file it copied (._name) are skipped silently. A file found in a folder that
+    this user may not read is refused (`unreadable`) — with `check_access` False the caller asks that itself, for
+    the files it will read."""
     for found in _walk(paths, suffixes, check_access, False):
         yield Path(found) if isinstance(found, str) else found
 

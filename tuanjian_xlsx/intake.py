@@ -155,43 +155,30 @@ def _unsafe(name: str) -> bool:
     return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in p.parts
 
 
-class _TooMany(Exception):
-    """A zip's files, counted through every level inside it, are more than MAX_MEMBERS: `count` so far."""
-
-    def __init__(self, count: int):
-        super().__init__(count)
-        self.count = count
-
-
-def _zip(container: Path, data, origin: str, received, sender, depth: int,
-         budget: list[int] | None = None) -> Iterator[Submission]:
+def _zip(container: Path, data, origin: str, received, sender, depth: int, mailed: bool = False) -> Iterator[Submission]:
     """The spreadsheets in a zip (bytes, or a zip on disk), each read only when it is needed; the zips and saved
-    mails inside opened in turn. One zip may hold MAX_MEMBERS files in all, however deep they lie: the zips
-    inside share its count (`budget`, given only to those), and one past it refuses the outermost zip whole, with
-    one message, as a flat zip over the limit is. So the outermost one is listed through before anything of it is
-    yielded (only names: a member's bytes are still read when needed)."""
-    if budget is not None:
-        yield from _zip_members(container, data, origin, received, sender, depth, budget)
-        return
-    budget = [MAX_MEMBERS]
-    try:
-        found = list(_zip_members(container, data, origin, received, sender, depth, budget))
-    except _TooMany as exc:  # refused whole, with one message: not a thousand 退回件
-        yield Submission(container, origin, received_at=received, sender=sender, refusal=Issue.make(
-            "zip-too-many", file=container.name, count=exc.count, limit=MAX_MEMBERS))
-        return
+    mails inside opened in turn. One zip brings at most MAX_MEMBERS submissions, however deep they lie in it (the
+    zips and mails inside count by what they bring, not themselves): one past it refuses the zip whole, with one
+    message, as a flat zip over the limit is — so the zip is gone through before anything of it is yielded (its
+    members' bytes are still read only when needed). A zip with nothing to read is said to be one, never silence.
+    `mailed`: the zip came attached to a mail (whose sender and arrival stand for what it holds)."""
+    found: list[Submission] = []
+    skipped: list[str] = []
+    for sub in _zip_members(container, data, origin, received, sender, depth, mailed, skipped):
+        found.append(sub)
+        if len(found) > MAX_MEMBERS:  # refused whole, with one message: not a thousand 退回件
+            yield Submission(container, origin, received_at=received, sender=sender, refusal=Issue.make(
+                "zip-too-many", file=container.name, count=len(found), limit=MAX_MEMBERS))
+            return
+    if not found:
+        shown = "、".join(skipped[:5]) + (f" 等 {len(skipped)} 个文件" if len(skipped) > 5 else "") if skipped else "空的压缩包"
+        found.append(Submission(container, origin, received_at=received, sender=sender, refusal=Issue.make(
+            "zip-no-report", file=container.name, detail=shown)))
     yield from found
 
 
-def _take(budget: list[int], n: int) -> None:
-    """Count `n` more files against an outermost zip's MAX_MEMBERS; _TooMany once past it."""
-    budget[0] -= n
-    if budget[0] < 0:
-        raise _TooMany(MAX_MEMBERS - budget[0])
-
-
-def _zip_members(container: Path, data, origin: str, received, sender, depth: int,
-                 budget: list[int]) -> Iterator[Submission]:
+def _zip_members(container: Path, data, origin: str, received, sender, depth: int, mailed: bool,
+                 skipped: list[str]) -> Iterator[Submission]:
     source = data if hasattr(data, "open") else _MemoryZip(data)
     at = dict(received_at=received, sender=sender)
     try:
@@ -201,7 +188,10 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
         yield Submission(container, origin, **at, refusal=Issue.make(
             "file-unreadable", file=container.name, detail=f"压缩包损坏，无法打开（{_zip_reason(exc)}）"))
         return
-    _take(budget, len(infos))
+    if len(infos) > MAX_MEMBERS:  # refused whole, with one message, whatever its files are
+        yield Submission(container, origin, **at, refusal=Issue.make(
+            "zip-too-many", file=container.name, count=len(infos), limit=MAX_MEMBERS))
+        return
     total = 0
     for info in infos:
         name = zip_name(info)
@@ -209,7 +199,10 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
         shown = Path(f"{container}!{name}")
         where = f"{origin}!{name}"
         suffix = member.suffix.lower()
+        if _apple_double(member):  # what a Mac's Finder adds to every zip it makes: no file of the sender's
+            continue
         if suffix not in SPREADSHEET_SUFFIXES | CONTAINERS or member.name.startswith("~$"):
+            skipped.append(member.name)
             continue
         total += info.file_size
         refused = lambda issue: Submission(shown, where, **at, member=member.name, refusal=issue)  # noqa: E731, B023 — used within this iteration only
@@ -227,30 +220,43 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
         if suffix in CONTAINERS and depth + 1 >= MAX_DEPTH:
             yield refused(Issue.make("zip-bomb", file=member.name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
         elif suffix == ".zip":
-            yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1, budget)
+            yield from _zip(shown, _NestedZip(load), where, received, sender, depth + 1, mailed)
         elif suffix == ".eml":
-            yield from _zipped_mail(shown, load, where, received, sender, depth + 1, budget, refused)
+            yield from _zipped_mail(shown, load, where, received, sender, depth + 1, refused, mailed)
         else:
             yield Submission(shown, where, **at, member=member.name, loader=load)
 
 
+def _apple_double(member: PurePosixPath) -> bool:
+    """macOS's resource forks and Finder data (__MACOSX/…, ._name): never a file anyone sent."""
+    return member.parts[:1] == ("__MACOSX",) or member.name.startswith("._")
+
+
 def _zipped_mail(shown: Path, read_member: Callable[[], bytes], where: str, received, sender, depth: int,
-                 budget: list[int], refused: Callable[[Issue], Submission]) -> Iterator[Submission]:
+                 refused: Callable[[Issue], Submission], mailed: bool) -> Iterator[Submission]:
     """A saved mail inside a zip, opened as one given on its own: its attachments are submissions named
-    zip!mail.eml#attachment, counted in the zip's files; its zips lie one level deeper. When the zip came attached
-    to a mail, that mail's sender and arrival stand (as for a forward: who sent it to us, and when); otherwise
-    the saved mail's own, as for a loose .eml."""
+    zip!mail.eml#attachment; its zips lie one level deeper. When the zip came attached to a mail (`mailed`), that
+    mail's sender and arrival stand (as for a forward: who sent it to us, and when — never the saved mail's own
+    date, which would say it came earlier than it did); otherwise the saved mail's own, as for a loose .eml."""
     data, problem = load(Submission(shown, where, member=shown.name, loader=read_member))
     if problem is not None:
         yield refused(problem)
         return
     assert data is not None  # load gives the bytes whenever it gives no problem
-    mail = read_mail(data, shown, where, within=(depth, budget))
+    mail = read_mail(data, shown, where, within=depth)
     subs = mail.submissions or [Submission(shown, where, received_at=mail.head.date, sender=mail.head.sender,
                                            refusal=Issue.make("mail-no-report", file=shown.name), member=shown.name)]
-    if sender is not None:  # the zip came attached to a mail: its arrival is reckoned as the rest of that mail's
+    if mailed:
         subs = [replace(s, received_at=received, sender=sender, basis=None, notes=()) for s in subs]
     yield from subs
+
+
+class _TooManyFiles(Exception):
+    """A mail brings more than MAX_MEMBERS files: `count` so far."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
 
 
 class _NestedZip:
@@ -303,15 +309,15 @@ class ParsedMail:
 
 
 def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None,
-              basis: str | None = None, within: tuple[int, list[int]] | None = None) -> ParsedMail:
+              basis: str | None = None, within: int | None = None) -> ParsedMail:
     """A mail's head and its reports (forwarded mails opened too); a mail that cannot be read is one refusal,
     never an exception. `received` is the arrival the caller knows (IMAP's INTERNALDATE); without it the
     mail's own Date, and with no usable Date None, so the caller's `now` applies as for any file. One mail
-    brings at most MAX_MEMBERS files (its zips' included), or it is refused whole; a mail saved inside a zip
-    (`within`: its nesting depth and that zip's count, see _zip) counts its files in the zip's instead."""
+    brings at most MAX_MEMBERS files (its zips' included), or it is refused whole (a mail saved inside a zip
+    counts in that zip's too, see _zip; `within`: that zip's nesting depth)."""
     import email  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
 
-    head, problem = MailHead(), None
+    head, problem, too_many = MailHead(), None, 0
     subs: list[Submission] = []
     try:
         msg = email.message_from_bytes(data, policy=mail_policy())
@@ -320,10 +326,10 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         if problem is None:
             for sub in attachments(msg, container, origin, _when(received, head), head.sender, within=within):
                 subs.append(sub)
-                if within is None and len(subs) > MAX_MEMBERS:
-                    raise _Unreadable(f"附件中的文件超过 {MAX_MEMBERS} 个")
-    except _TooMany:  # the zip this mail was saved in holds too many files: it is refused whole
-        raise
+                if len(subs) > MAX_MEMBERS:
+                    raise _TooManyFiles(len(subs))
+    except _TooManyFiles as exc:
+        too_many, problem = exc.count, "too many"
     except _Unreadable as exc:
         problem = str(exc)
     except Exception:  # noqa: BLE001 — whatever the parser trips on, this mail alone is refused
@@ -335,7 +341,8 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         return ParsedMail(head, [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
                                  if s.received_at is not None else s for s in subs])
     shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
-    refusal = Issue.make("mail-unreadable", file=shown.name, detail=problem)
+    refusal = Issue.make("mail-too-many", file=shown.name, count=too_many, limit=MAX_MEMBERS) if too_many else \
+        Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
                                         refusal=refusal, member=shown.name, basis=basis)], refusal)
 
@@ -561,12 +568,11 @@ def _eml(path: Path, data: bytes, origin: str) -> Iterator[Submission]:
 
 
 def attachments(msg, container: Path, origin: str, received, sender, depth: int = 0,
-                budget: list[int] | None = None,
-                within: tuple[int, list[int]] | None = None) -> Iterator[Submission]:
+                budget: list[int] | None = None, within: int | None = None) -> Iterator[Submission]:
     """Every spreadsheet (or zip) in a mail, names decoded from RFC 2047 / RFC 2231; forwarded mails
     (message/rfc822 parts, attached .eml files) opened in turn, MAX_MAIL_DEPTH deep. A forward keeps the
-    outer mail's sender and time: that is who sent it to us, and when it arrived. A mail saved in a zip
-    (`within`, see read_mail) counts each attachment in that zip's files, and its zips lie a level deeper."""
+    outer mail's sender and time: that is who sent it to us, and when it arrived. The zips of a mail saved in a
+    zip (`within`: that zip's nesting depth) lie a level deeper."""
     budget = budget if budget is not None else [MAX_MAIL_PARTS]
     # a delivery report carries back a mail we sent (a template, say): never a submission
     bounce = msg.get_content_type() == "multipart/report"
@@ -593,14 +599,11 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
         body = part.get_payload(decode=True) or b""
         shown = Path(f"{container}#{name}")
         where = f"{origin}#{name}"
-        if within is not None:
-            _take(within[1], 1)
-        if suffix == ".zip" and within is not None and within[0] + 1 >= MAX_DEPTH:
+        if suffix == ".zip" and within is not None and within + 1 >= MAX_DEPTH:
             yield Submission(shown, where, received_at=received, sender=sender, member=name, refusal=Issue.make(
                 "zip-bomb", file=name, detail=f"压缩包嵌套超过 {MAX_DEPTH} 层"))
         elif suffix == ".zip":
-            yield from _zip(shown, body, where, received, sender, within[0] + 1 if within else 0,
-                            within[1] if within else None)
+            yield from _zip(shown, body, where, received, sender, within + 1 if within is not None else 0, mailed=True)
         else:
             yield Submission(shown, where, data=body, received_at=received, sender=sender, member=name)
 

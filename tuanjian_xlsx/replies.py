@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -552,7 +553,7 @@ def _results(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], known: Mapping
 def _saved_mail(origin: str, cache: dict[str, tuple[str, MailHead] | None]) -> tuple[str, MailHead] | None:
     """The saved mail (.eml) a file was taken out of, if that mail is still where it was: its path and what its
     headers say (From; whether a machine sent it). Files fetched from the mailbox have these in the ledger."""
-    from .intake import MAX_MAIL_BYTES, read_head
+    from .intake import read_head
 
     cut = origin.lower().find(".eml#")
     if cut < 0:
@@ -561,14 +562,37 @@ def _saved_mail(origin: str, cache: dict[str, tuple[str, MailHead] | None]) -> t
     if where not in cache:
         cache[where] = None
         try:
-            path = Path(where)
-            if path.stat().st_size <= MAX_MAIL_BYTES:
-                cache[where] = (where, read_head(email.message_from_bytes(path.read_bytes(), policy=email.policy.default)))
+            data = _saved_bytes(where)
+            if data is not None:
+                cache[where] = (where, read_head(email.message_from_bytes(data, policy=email.policy.default)))
         except OSError:
             pass
         except Exception:  # noqa: BLE001 — read_head guards each header; this is the parser itself
             pass
     return cache[where]
+
+
+def _saved_bytes(where: str) -> bytes | None:
+    """A saved mail's bytes: a file on disk, or a member of a zip on disk (zip!mail.eml, zip!inner.zip!mail.eml, as
+    intake names them); None when it is no longer there or larger than a mail may be."""
+    import zipfile
+
+    from .intake import MAX_MAIL_BYTES, MAX_MEMBER_BYTES, zip_name
+
+    path, *members = where.split("!")
+    if not members:
+        return Path(path).read_bytes() if Path(path).stat().st_size <= MAX_MAIL_BYTES else None
+    source: Path | io.BytesIO = Path(path)
+    data = None
+    for k, member in enumerate(members):
+        with zipfile.ZipFile(source) as z:
+            info = next((i for i in z.infolist() if zip_name(i) == member), None)
+            limit = MAX_MAIL_BYTES if k == len(members) - 1 else MAX_MEMBER_BYTES
+            if info is None or info.file_size > limit:
+                return None
+            data = z.read(info)
+        source = io.BytesIO(data)
+    return data
 
 
 def _send(ws: Workspace, ledger: Ledger, drafts: list[Reply], now: dt.datetime, report: ReplyReport) -> None:
