@@ -196,19 +196,28 @@ def test_a_file_that_exhausts_its_reader_is_refused_alone(ws, good_files):
     assert parsed == []
 
 
-def test_ods_that_repeats_a_row_a_million_times(ws):
+def _ods(rows: bytes, cols: bytes) -> bytes:
+    """An .ods of one table: a row of `cols` numbers repeated `rows` times (the attributes' text as given)."""
     content = (b'<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:'
-               b'opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-               b'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet>'
-               b'<table:table table:name="S"><table:table-row table:number-rows-repeated="1048576">'
-               b'<table:table-cell table:number-columns-repeated="1024" office:value-type="float" office:value="1"/>'
+               b'opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
+               b'<office:body><office:spreadsheet><table:table table:name="S"><table:table-row '
+               b'table:number-rows-repeated="' + rows + b'"><table:table-cell table:number-columns-repeated="' + cols
+               + b'" office:value-type="float" office:value="1"/>'
                b"</table:table-row></table:table></office:spreadsheet></office:body></office:document-content>")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
         z.writestr("content.xml", content)
-    assert len(buf.getvalue()) < 1000
-    (ws / "收件箱" / "炸弹.ods").write_bytes(buf.getvalue())
+        z.writestr("META-INF/manifest.xml", b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                   b'"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" '
+                   b'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
+    return buf.getvalue()
+
+
+def test_ods_that_repeats_a_row_a_million_times(ws):
+    data = _ods(b"1048576", b"1024")
+    assert len(data) < 1200
+    (ws / "收件箱" / "炸弹.ods").write_bytes(data)
     result = merge(ws, as_of=AS_OF, now=NOW)
     assert outcome(result) == {"炸弹.ods": (False, ["sheet-too-large"])}
 
@@ -585,19 +594,6 @@ def test_packages_that_two_readers_would_read_differently_are_refused(good_files
 
     sst = (b'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
            b'count="1" uniqueCount="40000000"><si><t>x</t></si></sst>')
-    ods = (b'<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:'
-           b'opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
-           b'<office:body><office:spreadsheet><table:table table:name="S"><table:table-row '
-           b'table:number-rows-repeated="+3000000"><table:table-cell table:number-columns-repeated="2" '
-           b'office:value-type="float" office:value="1"/>'
-           b"</table:table-row></table:table></office:spreadsheet></office:body></office:document-content>")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
-        z.writestr("content.xml", ods)
-        z.writestr("META-INF/manifest.xml", b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
-                   b'"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" '
-                   b'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
     cases = {
         "反斜杠.xlsx": (_package(good, both(far(b"Z100000"), lambda n, b: b.replace(b"/xl/worksheets/sheet1.xml",
                                                                                       b"/xl\\s1.dat") if n == rels else b),
@@ -616,7 +612,7 @@ def test_packages_that_two_readers_would_read_differently_are_refused(good_files
                                   rename={sheet: "xl/worksheets/sheet1.XML"}), "xml-attack"),
         "另一个名字.xlsx": (_package(good, both(retarget, lambda n, b: dtd + b if n == sheet else b),
                                   rename={sheet: "xl/s1.dat"}), "xml-attack"),
-        "加号.ods": (buf.getvalue(), "sheet-too-large"),
+        "加号.ods": (_ods(b"+3000000", b"2"), "sheet-too-large"),
     }
     for name, (data, code) in cases.items():
         (tmp_path / name).write_bytes(data)

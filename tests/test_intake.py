@@ -12,6 +12,7 @@ from email.utils import format_datetime
 import pytest
 
 from conftest import fill
+from test_read import _zip
 from tuanjian_xlsx.intake import expand
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
@@ -188,21 +189,13 @@ def test_an_inbox_of_zips_is_checked_by_as_many_workers_as_one_of_loose_files(tm
     assert result.received == 80 and len(spawned) == 2
 
 
-def _zip_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, body in members.items():
-            z.writestr(name, body)
-    return buf.getvalue()
-
-
 def test_zips_inside_a_zip_share_its_member_limit(tmp_path):
     """3 zips of 200 junk forms each, in one zip of a few KB: 600 files, over the 500 one zip may bring however
     they are nested; the outer zip is refused whole, with one message (not 600 退回件). Within the limit, the
     nested members come through as before."""
-    inner = [_zip_of({f"表{i}_{j}.xlsx": f"not a workbook {i} {j}".encode() for j in range(200)}) for i in range(3)]
-    (tmp_path / "套娃.zip").write_bytes(_zip_of({f"包{i}.zip": body for i, body in enumerate(inner)}))
-    (tmp_path / "两层.zip").write_bytes(_zip_of({"包0.zip": inner[0], "包1.zip": inner[1], "说明.txt": b"x"}))
+    inner = [_zip({f"表{i}_{j}.xlsx": f"not a workbook {i} {j}".encode() for j in range(200)}) for i in range(3)]
+    (tmp_path / "套娃.zip").write_bytes(_zip({f"包{i}.zip": body for i, body in enumerate(inner)}))
+    (tmp_path / "两层.zip").write_bytes(_zip({"包0.zip": inner[0], "包1.zip": inner[1], "说明.txt": b"x"}))
     subs = list(expand([tmp_path / "套娃.zip"]))
     assert [(s.name, s.refusal.code if s.refusal else None) for s in subs] == [("套娃.zip", "zip-too-many")]
     assert "至少 " in subs[0].refusal.message and "最多接收 500 个" in subs[0].refusal.message
@@ -229,7 +222,7 @@ def test_a_saved_mail_in_a_zip_is_opened_like_one_given_alone(tmp_path, filled):
     named zip!mail.eml#attachment, with the mail's sender and date; a mail without a report says so. The same
     zip attached to a mail: the outer mail's sender and arrival stand, as for a forward."""
     when, outer_when = dt.datetime(2026, 4, 8, 10, 0), dt.datetime(2026, 4, 9, 11, 0)
-    saved = _zip_of({"来信.eml": _mail("源汇区团委 <yuanhui@county.example>", when, {"报表.xlsx": filled}),
+    saved = _zip({"来信.eml": _mail("源汇区团委 <yuanhui@county.example>", when, {"报表.xlsx": filled}),
                      "空信.eml": _mail("a@county.example", when, {}), "说明.txt": b"x"})
     root = tmp_path / "ws"
     init_workspace(root)
@@ -262,15 +255,15 @@ def test_what_a_zip_brings_counts_by_its_files_and_a_mail_brings_at_most_as_many
     """A zip's limit counts the files it brings, not the zips and mails holding them, nor other files: a staff zip
     of two units' zips of 250 forms each and a note brings its 500 forms; 4 saved mails of 150 forms each are 600,
     and the zip is refused whole; a mail with 2 zips of 300 forms each is refused whole, saying why."""
-    forms250 = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(250)})
-    (tmp_path / "汇总.zip").write_bytes(_zip_of({"甲.zip": forms250, "乙.zip": forms250, "说明.docx": b"x"}))
+    forms250 = _zip({f"表{j}.xlsx": b"not a workbook" for j in range(250)})
+    (tmp_path / "汇总.zip").write_bytes(_zip({"甲.zip": forms250, "乙.zip": forms250, "说明.docx": b"x"}))
     subs = list(expand([tmp_path / "汇总.zip"]))
     assert len(subs) == 500 and all(s.refusal is None for s in subs)
     forms = {f"表{j}.xlsx": b"not a workbook" for j in range(150)}
     mails = {f"信{i}.eml": _mail("a@county.example", dt.datetime(2026, 4, 8), forms) for i in range(4)}
-    (tmp_path / "信件.zip").write_bytes(_zip_of(mails))
+    (tmp_path / "信件.zip").write_bytes(_zip(mails))
     assert [(s.name, s.refusal.code) for s in expand([tmp_path / "信件.zip"])] == [("信件.zip", "zip-too-many")]
-    many = _zip_of({f"表{j}.xlsx": b"not a workbook" for j in range(300)})
+    many = _zip({f"表{j}.xlsx": b"not a workbook" for j in range(300)})
     (tmp_path / "大信.eml").write_bytes(_mail("a@county.example", dt.datetime(2026, 4, 8),
                                              {"一.zip": many, "二.zip": many}))
     (sub,) = expand([tmp_path / "大信.eml"])
@@ -281,10 +274,10 @@ def test_a_zip_with_nothing_to_read_says_so_and_a_macs_finder_files_are_no_files
     """A zip holding no report is refused with one message naming what it holds (it was silently nothing); what
     a Mac's Finder adds to a zip (__MACOSX/…, ._name) is no file of the sender's (each became a 退回件), nor is
     such a file left beside a form in the inbox."""
-    (tmp_path / "资料.zip").write_bytes(_zip_of({"报表.rar": b"x", "说明.docx": b"x"}))
+    (tmp_path / "资料.zip").write_bytes(_zip({"报表.rar": b"x", "说明.docx": b"x"}))
     (sub,) = expand([tmp_path / "资料.zip"])
     assert sub.refusal.code == "zip-no-report" and "报表.rar" in sub.refusal.message
-    (tmp_path / "苹果.zip").write_bytes(_zip_of({"表.xlsx": filled, "__MACOSX/._表.xlsx": b"\0\5\26\7",
+    (tmp_path / "苹果.zip").write_bytes(_zip({"表.xlsx": filled, "__MACOSX/._表.xlsx": b"\0\5\26\7",
                                                  "._表.xlsx": b"\0\5\26\7"}))
     inbox = tmp_path / "收件箱"
     inbox.mkdir()
