@@ -251,6 +251,22 @@ def test_a_saved_mail_in_a_zip_is_opened_like_one_given_alone(tmp_path, filled):
     assert (first.sender, first.received_at) == (None, outer_when)
 
 
+def test_a_saved_mail_is_found_again_for_its_reply_wherever_it_lies(tmp_path):
+    """The mail a form came in, read again for its reply: on its own (in a folder whose name holds a "!"), in a zip,
+    in a zip in a zip (named as intake names them); gone, or no mail at all: nothing."""
+    from tuanjian_xlsx.replies import _saved_bytes
+
+    mail = _mail("a@county.example", dt.datetime(2026, 4, 8), {})
+    folder = tmp_path / "收件!箱"
+    folder.mkdir()
+    (folder / "来信.eml").write_bytes(mail)
+    (folder / "包.zip").write_bytes(_zip({"子/来信.eml": mail, "内.zip": _zip({"来信.eml": mail})}))
+    assert _saved_bytes(str(folder / "来信.eml")) == mail
+    assert _saved_bytes(f"{folder / '包.zip'}!子/来信.eml") == mail
+    assert _saved_bytes(f"{folder / '包.zip'}!内.zip!来信.eml") == mail
+    assert _saved_bytes(f"{folder / '包.zip'}!别的.eml") is None and _saved_bytes(str(folder / "没有.eml")) is None
+
+
 def test_what_a_zip_brings_counts_by_its_files_and_a_mail_brings_at_most_as_many(tmp_path):
     """A zip's limit counts the files it brings, not the zips and mails holding them, nor other files: a staff zip
     of two units' zips of 250 forms each and a note brings its 500 forms; 4 saved mails of 150 forms each are 600,

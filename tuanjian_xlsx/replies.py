@@ -579,9 +579,12 @@ def _saved_bytes(where: str) -> bytes | None:
 
     from .intake import MAX_MAIL_BYTES, MAX_MEMBER_BYTES, zip_name
 
-    path, *members = where.split("!")
-    if not members:
-        return Path(path).read_bytes() if Path(path).stat().st_size <= MAX_MAIL_BYTES else None
+    if Path(where).is_file():  # a mail saved on its own (its folder's name may hold a "!")
+        return Path(where).read_bytes() if Path(where).stat().st_size <= MAX_MAIL_BYTES else None
+    cuts = [k for k, ch in enumerate(where) if ch == "!" and Path(where[:k]).is_file()]
+    if not cuts:
+        return None
+    path, members = where[:cuts[0]], where[cuts[0] + 1:].split("!")
     source: Path | io.BytesIO = Path(path)
     data = None
     for k, member in enumerate(members):
