@@ -67,7 +67,9 @@ def test_copied_sheet_is_a_second_record_found_by_label(filled, registry, tmp_pa
     forms = read_forms(open_package(tmp_path / "two.xlsx"), spec)
     assert [f.sheet for f in forms] == [spec.sheet_name, copy.title]
     assert _values(forms[1])["org_name"] == ("召陵区实验中学团委", "B7")
-    assert [(i.code, i.sheet) for i in forms[1].issues] == [("template-modified", copy.title)]
+    # the copy keeps no names (a sheet copy does not carry workbook names), but every field stands where the
+    # template puts it: what 填报说明 tells units to do is no "structure changed" (it was said on every copy)
+    assert forms[1].issues == []
 
 
 def test_inserted_rows_fall_back_to_labels_with_a_warning(filled, registry, tmp_path):

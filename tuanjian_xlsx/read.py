@@ -507,7 +507,8 @@ def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
             if pos is None:
                 continue
             at = pos, _input_beside(pkg, sheet, rows, p, *pos)
-            moved.append(f.label)
+            if at != (p.label_at[:2], p.input_at):  # (a copied sheet keeps no names, its fields stand where they did)
+                moved.append(f.label)
         (lr, lc), (r, c) = at
         value, cell = _at(rows, r, c), cell_name(r, c)
         typed = _split_label(_at(rows, lr, lc))[1] if _blank(value) else ""
