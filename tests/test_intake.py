@@ -267,6 +267,19 @@ def test_a_saved_mail_is_found_again_for_its_reply_wherever_it_lies(tmp_path):
     assert _saved_bytes(f"{folder / '包.zip'}!别的.eml") is None and _saved_bytes(str(folder / "没有.eml")) is None
 
 
+def test_a_report_packed_by_outlook_into_winmail_dat_is_said_to_be(tmp_path):
+    """Outlook in rich text packs the attachments into winmail.dat: the mail is refused saying so and what to do
+    (it said 邮件中没有报表附件, though the unit had attached its form)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@county.example", "lhtswzxb@163.com", "报表"
+    msg["Date"] = format_datetime(dt.datetime(2026, 4, 8, 10).astimezone())
+    msg.set_content("见附件")
+    msg.add_attachment(b"\x78\x9f\x3e\x22" + bytes(60), maintype="application", subtype="ms-tnef", filename="winmail.dat")
+    (tmp_path / "来信.eml").write_bytes(bytes(msg))
+    (sub,) = expand([tmp_path / "来信.eml"])
+    assert sub.refusal.code == "mail-winmail" and "winmail.dat" in sub.refusal.message and sub.name == "winmail.dat"
+
+
 def test_what_a_zip_brings_counts_by_its_files_and_a_mail_brings_at_most_as_many(tmp_path):
     """A zip's limit counts the files it brings, not the zips and mails holding them, nor other files: a staff zip
     of two units' zips of 250 forms each and a note brings its 500 forms; 4 saved mails of 150 forms each are 600,

@@ -594,6 +594,12 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
                 continue
             yield from attachments(inner, shown, where, received, sender, depth + 1, budget, within)
             continue
+        if part.get_content_type() == "application/ms-tnef" or name.lower() == "winmail.dat":
+            # Outlook's own packing of the attachments (rich text mail): the reports are in it, not readable here
+            name = name or "winmail.dat"
+            yield Submission(Path(f"{container}#{name}"), f"{origin}#{name}", received_at=received, sender=sender,
+                             member=name, refusal=Issue.make("mail-winmail", file=name))
+            continue
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"}:
             continue
         body = part.get_payload(decode=True) or b""
