@@ -167,3 +167,23 @@ def test_two_returns_with_one_name_each_name_their_own_file(bad_file, builtin, t
     assert [p.workbook.name for p in pieces] == ["源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx",
                                                  "源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回_2.xlsx"]
     assert "退回_2.xlsx》" in pieces[1].message.read_text(encoding="utf-8-sig")
+
+
+def test_a_formula_whose_result_is_an_error_is_said_to_be_and_comes_back_as_typed(templates, builtin, tmp_path):
+    """A unit typed a formula in 团干部 and its result is an error (#VALUE!): calamine reads such a cell as empty,
+    and it was reported as 必须填写 with an empty 原值 and an empty cell in the 退回件. It is said to be a formula
+    error, and the 退回件 shows what the cell showed."""
+    good = fill(templates["visit_report"], tmp_path / "好.xlsx", {**BAD, "走访形式": "实地走访", "团干部": 2,
+                                                                   "团员青年": 9, "单位职务": "书记",
+                                                                   "基层团组织工作亮点": "有"})
+    wb = openpyxl.load_workbook(good)
+    cell = wb.worksheets[0]["C9"]
+    cell.value, cell.data_type = "#VALUE!", "e"  # as Excel or LibreOffice save =A1+"人" typed there
+    wb.save(tmp_path / "公式.xlsx")
+    result = validate_file(tmp_path / "公式.xlsx", builtin)
+    (error,) = [i for i in result.issues if i.severity == "error"]
+    assert (error.code, error.cell, error.field) == ("formula-error", "C9", "团干部") and "#VALUE!" in error.message
+    (piece,) = write_returns([result], builtin, tmp_path / "退回")
+    back = openpyxl.load_workbook(piece.workbook)
+    assert back["走基层报告单"]["C9"].value == "#VALUE!" and back["走基层报告单"]["C9"].comment is not None
+    assert [r[3].value for r in back["问题清单"].iter_rows(min_row=2) if r[1].value == "C9"] == ["#VALUE!"]

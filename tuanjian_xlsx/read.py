@@ -50,6 +50,7 @@ class Package:
     # the first time they are asked for (only a label that moved asks); a sheet in neither: not known
     merges: dict[str, dict[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
     sheet_xml: dict[str, bytes] = field(default_factory=dict)
+    errors: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)  # see error_at
     issues: list[Issue] = field(default_factory=list)
     _rows: dict[str, list[list]] = field(default_factory=dict)
     _book: Any = None  # python_calamine's CalamineWorkbook, once opened
@@ -109,8 +110,16 @@ class Package:
         if sheet not in self.merges:
             if sheet not in self.sheet_xml:
                 return default
-            self.merges[sheet] = _merges_in(self.sheet_xml.pop(sheet))
+            self.merges[sheet] = _merges_in(self.sheet_xml[sheet])
         return self.merges[sheet].get((r, c), (r, c))[1]
+
+    def error_at(self, sheet: str, r: int, c: int) -> str | None:
+        """The error a formula left in cell (r, c) (#VALUE!, #DIV/0!…), which calamine reads as an empty cell; None
+        for any other cell, or where the sheet's XML is not known (an .ods)."""
+        if sheet not in self.errors:
+            body = self.sheet_xml.get(sheet, b"")
+            self.errors[sheet] = _errors_in(body) if b't="e"' in body or b"t='e'" in body else {}
+        return self.errors[sheet].get((r, c))
 
     def not_forms(self) -> set[str]:
         """Sheets never read as a form: this product's hidden sheets, those its passport calls not forms (a
@@ -318,6 +327,25 @@ def _merges_in(body: bytes) -> dict[tuple[int, int], tuple[int, int]]:
     return merges
 
 
+_ERROR_CELL = re.compile(rb"<(?:[\w.-]+:)?c(?=[\s/>])([^>]*)>(.*?)</(?:[\w.-]+:)?c\s*>", re.S)
+_CELL_VALUE = re.compile(rb"<(?:[\w.-]+:)?v(?:\s[^>]*)?>([^<]*)<")
+
+
+def _errors_in(body: bytes) -> dict[tuple[int, int], str]:
+    """The cells of a sheet's XML holding a formula's error (t="e"), by (row, column): their text, #VALUE! say."""
+    out = {}
+    for m in _ERROR_CELL.finditer(body):
+        attrs = guard._attrs(m.group(1))
+        v = _CELL_VALUE.search(m.group(2))
+        if attrs.get(b"t") != b"e" or v is None or not attrs.get(b"r"):
+            continue
+        try:
+            out[parse_cell(attrs[b"r"].decode("ascii"))] = html.unescape(v.group(1).decode("utf-8", "replace"))[:20]
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return out
+
+
 @guard.by_content
 def _rel_targets(data: bytes) -> tuple[tuple[str | None, str], ...]:
     """workbook.xml.rels as (relationship id, target) pairs."""
@@ -391,6 +419,10 @@ def norm_label(text) -> str:
 
 _NOT_IN_LABEL = re.compile(r"[\s:：]")
 _COLON = re.compile(r"[:：]")
+
+
+class FormulaError(str):
+    """An input cell holding a formula whose result is an error (its text: #VALUE!, #DIV/0!…)."""
 
 
 @dataclass
@@ -511,6 +543,10 @@ def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
                 moved.append(f.label)
         (lr, lc), (r, c) = at
         value, cell = _at(rows, r, c), cell_name(r, c)
+        error = pkg.error_at(sheet, r, c) if _blank(value) else None
+        if error is not None:  # a formula typed in the input whose result is an error: not an empty cell
+            values[f.id] = FieldValue(FormulaError(error), sheet, cell)
+            continue
         typed = _split_label(_at(rows, lr, lc))[1] if _blank(value) else ""
         if typed:
             value, cell = typed, cell_name(lr, lc)

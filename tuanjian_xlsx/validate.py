@@ -17,7 +17,7 @@ from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .issues import Issue
 from .normalise import Place, as_text, fold, is_blank
 from .periods import Period, in_visit_week
-from .read import FieldValue, Package, SheetForm, open_package, read_forms
+from .read import FieldValue, FormulaError, Package, SheetForm, open_package, read_forms
 from .specs import FormSpec, TableSpec
 
 _KIND_OF_CADENCE = {"monthly": ("month", "月份", "2026-03"), "quarterly": ("quarter", "季度", "2026-Q1"),
@@ -329,6 +329,11 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
         if fv is None:
             if f.required:
                 result.issues.append(Issue.make("required-value", **at, note="表格中找不到这一项"))
+            continue
+        if isinstance(fv.value, FormulaError):  # what was typed is a formula whose result is an error
+            raw[f.id] = str(fv.value)
+            result.issues.append(Issue.make("formula-error", value=str(fv.value), **at))
+            values[f.id] = None
             continue
         value, issues = FIELD_TYPES[f.type].normaliser(choices=f.choices, period=head.period)(fv.value, at)
         result.issues += issues
