@@ -169,6 +169,19 @@ def test_several_visits_in_one_file(templates, tmp_path, builtin):
     assert [(i.sheet, i.cell, i.code) for i in r.issues if i.severity == "error"] == [(third.title, "B4", "record-mismatch")]
 
 
+def test_a_sheet_copied_for_the_next_visit_and_left_unchanged_is_pointed_out(templates, tmp_path, builtin):
+    """Two sheets holding the very same record count as two visits (the master's totals double): the copy is
+    pointed out, as a warning — the file is still taken, both records kept."""
+    path = fill(templates["visit_report"], tmp_path / "a.xlsx", VISIT)
+    wb = openpyxl.load_workbook(path)
+    copy = wb.copy_worksheet(wb.worksheets[0])
+    wb.save(tmp_path / F)
+    r = validate_file(tmp_path / F, builtin)
+    assert r.valid and len(r.records) == 2
+    (issue,) = [i for i in r.issues if i.code == "record-repeated"]
+    assert issue.sheet == copy.title and wb.worksheets[0].title in issue.message
+
+
 def test_form_this_unit_does_not_file(templates, tmp_path, builtin):
     path = fill(templates["target_tracker"], tmp_path / F, {"报送单位": "市青年创业服务中心（市志愿者服务中心）",
                                                             "报送期": "2026-Q1", "填表时间": dt.datetime(2026, 4, 2)})

@@ -358,7 +358,11 @@ def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Pla
         head = _header(spec, form, passport, ws, result)
         _agree(result, head.unit, head.period, form, spec)
         values, cells, raw = _check_fields(spec, form, head, result)
-        result.records.append(Record(form.sheet, model(**values).model_dump(), cells, raw))
+        record = Record(form.sheet, model(**values).model_dump(), cells, raw)
+        same = next((r for r in result.records if r.raw == record.raw), None)
+        if same is not None:  # a sheet copied for the next visit and not changed: counted twice unless corrected
+            result.issues.append(Issue.make("record-repeated", file=result.file, sheet=form.sheet, first=same.sheet))
+        result.records.append(record)
 
 
 # --- the target tracker ----------------------------------------------------------------------------------
