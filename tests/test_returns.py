@@ -187,3 +187,18 @@ def test_a_formula_whose_result_is_an_error_is_said_to_be_and_comes_back_as_type
     back = openpyxl.load_workbook(piece.workbook)
     assert back["走基层报告单"]["C9"].value == "#VALUE!" and back["走基层报告单"]["C9"].comment is not None
     assert [r[3].value for r in back["问题清单"].iter_rows(min_row=2) if r[1].value == "C9"] == ["#VALUE!"]
+
+
+def test_every_problem_names_a_sheet_of_the_return(templates, builtin, tmp_path):
+    """A unit's own sheet name (第二次) is not the 退回件's (走基层报告单 (2)): a problem of the whole sheet (its
+    record repeated) names the sheet as the 退回件 has it, as a problem of a cell does (it named 第二次)."""
+    path = fill(templates["visit_report"], tmp_path / "a.xlsx", BAD)
+    wb = openpyxl.load_workbook(path)
+    wb.copy_worksheet(wb.worksheets[0]).title = "第二次"
+    wb.save(tmp_path / "b.xlsx")
+    result = validate_file(tmp_path / "b.xlsx", builtin)
+    assert any(i.code == "record-repeated" and i.sheet == "第二次" for i in result.issues)
+    (piece,) = write_returns([result], builtin, tmp_path / "r")
+    back = openpyxl.load_workbook(piece.workbook)
+    named = {row[0].value for row in back["问题清单"].iter_rows(min_row=2)}
+    assert named == {"走基层报告单", "走基层报告单 (2)"} and named <= set(back.sheetnames)

@@ -196,9 +196,12 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
         cells = (_tracker_cells(spec, ws, unit.type if fixed and unit is not None else None)
                  if isinstance(spec, TableSpec) else {})
         where = {id(i): k for k, issues in bad.items() for i in issues}
+        # a record's sheet as the 退回件 names it (a one-record form's sheets are named anew, in order)
+        renamed = ({rec.sheet: new for rec, new in zip(result.records, new_sheets)} if isinstance(spec, FormSpec)
+                   else {})
         for issue in result.issues:
             k = where.get(id(issue))
-            sheet, cell = issue.sheet, issue.cell
+            sheet, cell = renamed.get(issue.sheet or "", issue.sheet), issue.cell
             raw: object = ""
             if k is not None:
                 rec_i, key = k
