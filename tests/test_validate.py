@@ -53,6 +53,8 @@ def test_clean_form(visit):
     ("填表时间", "2026/3/5", "D5", "normalised-date", dt.date(2026, 3, 5)),
     ("填表时间", "3月5日", "D5", "normalised-date", dt.date(2026, 3, 5)),
     ("填表时间", "２０２６年３月５日", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "三月五日", "D5", "normalised-date", dt.date(2026, 3, 5)),
+    ("填表时间", "二〇二六年三月五日", "D5", "normalised-date", dt.date(2026, 3, 5)),
     ("填表时间", excel_serial(dt.date(2026, 3, 5)), "D5", None, dt.date(2026, 3, 5)),  # the cell is a date cell
 ])
 def test_normalised_with_a_warning(visit, label, typed, cell, code, value):

@@ -134,7 +134,8 @@ def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Iss
 
 
 def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list[Issue]]:
-    """Date cells, Excel serials, and typed 2020年7月3日 / 2020.7.3 / 2020/7/3 / 7月3日 (year from the period)."""
+    """Date cells, Excel serials, and typed 2020年7月3日 / 2020.7.3 / 2020/7/3 / 7月3日 (year from the period), in
+    Chinese numerals too (七月三日, 二〇二〇年七月三日)."""
     if is_blank(raw):
         return None, []
     if isinstance(raw, dt.datetime):
@@ -146,7 +147,7 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
             day = _EPOCH + dt.timedelta(days=int(raw))
             return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
-    text = fold(str(raw))
+    text = _arabic_date(fold(str(raw)))
     value: dt.date | None = None
     m = _FULL_DATE.match(text)
     if m:
@@ -162,6 +163,25 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
     if value is None:
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     return value, [Issue.make("normalised-date", value=value.isoformat(), raw=raw, **at)]
+
+
+_CN_RUN = re.compile(rf"[{''.join(_CN_DIGITS)}十]+")
+
+
+def _arabic_date(text: str) -> str:
+    """A date written in Chinese numerals in Arabic ones: 七月五日 -> 7月5日, 二〇二六年十二月三十一日 -> 2026年12月31日
+    (a year digit by digit, a month or day as spoken); text without a 月 as it is."""
+    if "月" not in text or not _CN_RUN.search(text):
+        return text
+
+    def arabic(m: re.Match) -> str:
+        run = m.group(0)
+        if len(run) == 4 and all(ch in _CN_DIGITS for ch in run):  # a year: 二〇二六
+            return "".join(str(_CN_DIGITS[ch]) for ch in run)
+        n = chinese_number(run)
+        return str(n) if n is not None else run
+
+    return _CN_RUN.sub(arabic, text)
 
 
 def _safe_date(y: int, m: int, d: int) -> dt.date | None:
