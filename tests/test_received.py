@@ -87,6 +87,22 @@ def test_a_later_run_that_sees_an_earlier_copy_corrects_the_ledger(ws, filled):
     assert third.corrected == 0 and third.summary().startswith("没有新文件")
 
 
+def test_a_mail_without_a_date_is_told_apart_from_a_file_put_in_by_hand(ws, filled):
+    """A mail with no Date counts from its first registration, as a file put into 收件箱 by hand does; the advice
+    fits it (it was told to use the mail itself, which it is)."""
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "someone@county.example", "lhtswzxb@163.com", "报表"
+    msg.set_content("见附件")
+    msg.add_attachment(filled, maintype="application", subtype="octet-stream", filename="无日期.xlsx")
+    (ws / "收件箱" / "来信.eml").write_bytes(bytes(msg))
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9, 0))
+    assert status_of(result).status == "late"
+    (note,) = [n for n in result.notes if "无日期.xlsx" in n.message]
+    assert note.code == "undated-mail-after-due" and "--received-at" in note.message and ".eml" not in note.message
+
+
 def test_a_stated_arrival_date(ws, filled):
     saved = ws.parent / "晚存的附件"
     saved.mkdir()

@@ -122,6 +122,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "zip-too-many": ("error", "压缩包内文件过多（至少 {count} 个，最多接收 {limit} 个），整个压缩包不予读取；请只打包报表文件", "a zip with too many members"),
     "zip-encrypted": ("error", "压缩包有密码，无法读取其中的“{name}”；请去掉密码后重新发送", "an encrypted zip member"),
     "text-cut": ("warning", "“{field}”有 {length} 个字，超过 Excel 单元格上限 32767 字，汇总表中只保留前 32767 字", "a text longer than an Excel cell holds"),
+    "undated-mail-after-due": ("warning", "{count} 份来自邮件的文件，邮件上没有日期，已按首次登记时间（截止日之后）判为逾期：{names}。若实际收到得更早，请用 tuanjian merge --received-at 日期 文件… 写明收到日期", "files of dateless mails first registered after their due date"),
     "registered-after-due": ("warning", "{count} 份直接放进收件箱的文件在截止日之后才首次登记，已按首次登记时间判为逾期：{names}。若实际收到得更早，请改用邮件原件（.eml）或 tuanjian merge --fetch 收取，或用 tuanjian merge --received-at 日期 文件… 写明收到日期", "plain files first registered after their due date"),
     "period-long-past": ("warning", "这是{unit}{period}的《{form}》（截止 {due}），截止后 {days} 天才收到；请确认不是发错了期", "a form for a period long past"),
     "period-long-past-more": ("warning", "另有 {count} 份文件也是截止 {days} 天以后才收到的报送期：{names}。请在汇总表“来源”中逐份核对不是发错了期", "more forms for periods long past, counted in one note"),

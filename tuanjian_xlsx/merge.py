@@ -764,6 +764,7 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
     due: dict[tuple[str | None, ...], dt.date] = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
     names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
     late_plain, first_late = 0, list[str]()  # plain files registered after their due date; the first ten's names
+    late_mail, first_mail = 0, list[str]()  # the same for files of mails that carry no date
     long_past: list[Issue] = []
     more, more_names = 0, list[str]()  # long past beyond LONG_PAST_NAMED: how many, the first ten's names
     for f in ledger.iter_files(records=False, issues=False, ids=new_ids):  # in order received
@@ -771,9 +772,14 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
             continue
         d = due.get((f.unit_id, f.form_id, f.period))
         if f.received_basis == "first-seen" and (d if d is not None else f.received_at.date()) < f.received_at.date():
-            late_plain += 1
-            if len(first_late) < 10:
-                first_late.append(f.name)
+            if ".eml#" in f.origin.lower():  # a mail without a date: no mail to go back to for an earlier time
+                late_mail += 1
+                if len(first_mail) < 10:
+                    first_mail.append(f.name)
+            else:
+                late_plain += 1
+                if len(first_late) < 10:
+                    first_late.append(f.name)
         if d is not None and (f.received_at.date() - d).days > LONG_PAST_DAYS and len(long_past) >= LONG_PAST_NAMED:
             more += 1
             if len(more_names) < 10:
@@ -784,6 +790,8 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
                                         days=(f.received_at.date() - d).days))
     notes = [Issue.make("registered-after-due", count=late_plain,
                         names=first_late + (["……"] if late_plain > 10 else []))] if late_plain else []
+    notes += [Issue.make("undated-mail-after-due", count=late_mail,
+                         names=first_mail + (["……"] if late_mail > 10 else []))] if late_mail else []
     if more:
         long_past.append(Issue.make("period-long-past-more", count=more, days=LONG_PAST_DAYS,
                                     names=more_names + (["……"] if more > 10 else [])))
