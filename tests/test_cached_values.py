@@ -67,7 +67,7 @@ def _generated(tmp_path: Path, demo, templates) -> list[Path]:
     sent = tmp_path / "sent"
     sent.mkdir()
     tracker = next(f for p in copies if p.unit.id == "yuanhui" for f in p.files if "台账" in f.name)
-    fill(tracker, sent / "台账_文字数字.xlsx", {"填表时间": "四月二日"})  # also one real mistake: a 退回件
+    fill(tracker, sent / "台账_文字数字.xlsx", {"填表时间": "四月三十一日"})  # also one real mistake: a 退回件
     wb = openpyxl.load_workbook(sent / "台账_文字数字.xlsx")
     sheet = wb.worksheets[0]
     for row in sheet.iter_rows():
