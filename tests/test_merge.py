@@ -392,3 +392,19 @@ def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path,
     (written,) = (root / "退回").glob("*.xlsx")
     assert cells(openpyxl.load_workbook(io.BytesIO(attached))) == cells(openpyxl.load_workbook(written))
     assert any("someone@else.example" in str(v) for _, v in set().union(*cells(openpyxl.load_workbook(written)).values()))
+
+
+def test_a_reply_never_tried_and_now_too_late_is_not_said_to_have_failed(templates, tmp_path):
+    """A file merged without --reply and, days later, too old for an automatic reply: the list says it was never
+    sent (it said 此前一直未能发出, as if sending had been tried and failed)."""
+    from conftest import fill
+    from test_intake import VISIT, with_address
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.replies import answer
+
+    root = with_address(tmp_path / "ws")
+    fill(templates["visit_report"], root / "收件箱" / "表.xlsx", VISIT)
+    merge(root, as_of=dt.date(2026, 4, 10), now=dt.datetime(2026, 4, 10, 9))
+    report = answer(Workspace.load(root), now=dt.datetime(2026, 4, 30, 9), dry_run=True)
+    (line,) = [line for line in report.lines() if line.startswith("  不再回复")]
+    assert "一直没有发过" in line and "未能发出" not in line

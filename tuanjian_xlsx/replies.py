@@ -182,7 +182,7 @@ class ReplyReport:
         if self.expired:
             out.append(f"  {len(self.expired)} 份文件收到已超过 {self.within_days} 天，不再自动回复"
                        "（tuanjian.toml 的 [watch] reply_within_days）：")
-            out += [f"  不再回复 {r.file.name}（{r.file.unit or '单位不明'}）：此前{r.detail or '一直未能发出'}；"
+            out += [f"  不再回复 {r.file.name}（{r.file.unit or '单位不明'}）：{'此前' + r.detail if r.detail else '一直没有发过'}；"
                     f"确需回复时运行 {_resend([r])}" for r in self.expired]
         return out
 
