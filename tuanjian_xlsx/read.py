@@ -327,17 +327,30 @@ def _merges_in(body: bytes) -> dict[tuple[int, int], tuple[int, int]]:
     return merges
 
 
-_ERROR_CELL = re.compile(rb"<(?:[\w.-]+:)?c(?=[\s/>])([^>]*)>(.*?)</(?:[\w.-]+:)?c\s*>", re.S)
+_CELL_START = re.compile(rb"<(?:[\w.-]+:)?c(?=[\s/>])" + guard._attrs_group(2) + rb">")  # linear (see guard)
+_CELL_CLOSE = re.compile(rb"</(?:[\w.-]+:)?c\s*>")
 _CELL_VALUE = re.compile(rb"<(?:[\w.-]+:)?v(?:\s[^>]*)?>([^<]*)<")
+_ERRORS_READ = 10_000  # error cells read per sheet: a form has a few dozen inputs (a crafted sheet, millions)
 
 
 def _errors_in(body: bytes) -> dict[tuple[int, int], str]:
-    """The cells of a sheet's XML holding a formula's error (t="e"), by (row, column): their text, #VALUE! say."""
-    out = {}
-    for m in _ERROR_CELL.finditer(body):
+    """The cells of a sheet's XML holding a formula's error (t="e"), by (row, column): their text, #VALUE! say.
+    Linear in the sheet's size whatever it holds: each cell's value is looked for within 4 KB of its start tag, and
+    at most _ERRORS_READ such cells are looked at."""
+    out: dict[tuple[int, int], str] = {}
+    looked = 0
+    for m in _CELL_START.finditer(body):
+        if b"e" not in m.group(1) or m.group(1).endswith(b"/"):
+            continue
         attrs = guard._attrs(m.group(1))
-        v = _CELL_VALUE.search(m.group(2))
-        if attrs.get(b"t") != b"e" or v is None or not attrs.get(b"r"):
+        if attrs.get(b"t") != b"e" or not attrs.get(b"r"):
+            continue
+        looked += 1
+        if looked > _ERRORS_READ:
+            break
+        close = _CELL_CLOSE.search(body, m.end(), m.end() + 4096)
+        v = _CELL_VALUE.search(body, m.end(), close.start() + 1) if close else None
+        if v is None:
             continue
         try:
             out[parse_cell(attrs[b"r"].decode("ascii"))] = html.unescape(v.group(1).decode("utf-8", "replace"))[:20]
