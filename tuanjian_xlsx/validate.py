@@ -354,15 +354,15 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
 
 def _check_forms(spec: FormSpec, forms: list[SheetForm], passport: dict, ws: Plan, result: FileResult) -> None:
     model = record_model(spec)
+    first: dict[tuple, str] = {}  # a record's values as typed -> the sheet that first held them
     for form in forms:
         head = _header(spec, form, passport, ws, result)
         _agree(result, head.unit, head.period, form, spec)
         values, cells, raw = _check_fields(spec, form, head, result)
-        record = Record(form.sheet, model(**values).model_dump(), cells, raw)
-        same = next((r for r in result.records if r.raw == record.raw), None)
-        if same is not None:  # a sheet copied for the next visit and not changed: counted twice unless corrected
-            result.issues.append(Issue.make("record-repeated", file=result.file, sheet=form.sheet, first=same.sheet))
-        result.records.append(record)
+        same = first.setdefault(tuple(raw.items()), form.sheet)
+        if same != form.sheet:  # a sheet copied for the next visit and not changed: counted twice unless corrected
+            result.issues.append(Issue.make("record-repeated", file=result.file, sheet=form.sheet, first=same))
+        result.records.append(Record(form.sheet, model(**values).model_dump(), cells, raw))
 
 
 # --- the target tracker ----------------------------------------------------------------------------------
