@@ -355,6 +355,49 @@ def test_a_large_run_keeps_what_was_wrong_with_each_file_but_not_every_record(tm
     assert sum(line.startswith("  退回  ") for line in Merged(merge=result).lines()) == 3
 
 
+def test_returns_made_by_their_own_workers_are_the_ones_made_here_and_a_worker_killed_costs_none(tmp_path, templates,
+                                                                                              monkeypatch):
+    """退回件 are made by worker processes after the checking (while the master renders), or at once when
+    RETURNS_HELD are waiting: each is the workbook this process would make, they are numbered in the order the files
+    came, and each is recorded as returned (the next run makes none). One whose making kills its worker (twice) is
+    made by this process instead."""
+    from conftest import fill
+    from test_intake import VISIT
+
+    import tuanjian_xlsx.merge as merging
+    import tuanjian_xlsx.returns as returning
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.workspace import init_workspace
+
+    monkeypatch.setattr(merging, "RETURNS_HELD", 2)  # made at once twice, the last one at the end
+    here, made = os.getpid(), returning.prepare_return
+
+    def killing(result, ws):
+        if os.getpid() != here and result.file.startswith("2"):
+            (tmp_path / f"killed-{os.getpid()}").touch()
+            os.abort()
+        return made(result, ws)
+
+    monkeypatch.setattr(returning, "prepare_return", killing)
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for n in range(5):  # text in a count cell: invalid, one unit and period, so numbered _2 … _5 in order
+        fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
+    assert [p.source for p in result.returns] == [f"{n}.xlsx" for n in range(5)]
+    assert len(list(tmp_path.glob("killed-*"))) == 2  # (a worker lost is replaced, and the file tried once more)
+    books = [p.workbook for p in result.returns]
+    assert [b.stem for b in books] == [books[0].stem] + [f"{books[0].stem}_{n}" for n in range(2, 6)]
+    ws = Workspace.load(root)
+    for n, (item, book) in enumerate(zip(result.invalid, books)):
+        assert item.result is not None
+        assert returning.build_return(item.result, ws, book.stem)[0] == book.read_bytes()
+        sheet = openpyxl.load_workbook(book).worksheets[1]
+        assert f"第{n}中学团委" in {c.value for row in sheet.iter_rows() for c in row}
+    again = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 10))
+    assert again.returns == [] and len(list((root / "退回").glob("*.xlsx"))) == 5
+
+
 def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path, templates, monkeypatch):
     """A result whose records were let go is read again from the archive for its reply, keeping what was found when
     it arrived: the attached 退回件 says what the one in 退回/ says (the sender not on the roster included)."""

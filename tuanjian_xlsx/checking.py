@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
 
 from .plan import Plan, Workspace
@@ -16,6 +17,9 @@ from .isolation import Crashed, Workers
 from .issues import Issue
 from .ledger import _json_default, archive, source_mode
 from .validate import FileResult, validate_file
+
+if TYPE_CHECKING:
+    from .returns import ReturnPiece
 
 PARALLEL_FROM = 64  # below this, a second worker process costs more than it saves
 
@@ -28,11 +32,18 @@ def worker_workspace(root: str | None) -> Plan:
 def _workers(ws: Plan, n_jobs: int | Callable[[], int], fn) -> Workers:
     """The pool for `n_jobs` jobs (or as many as the callable says there are so far: an inbox whose zips and mails
     are opened as the workers go learns its count as it goes)."""
+    cores = _cores()
+    return _pool(ws, (lambda: cores if n_jobs() >= PARALLEL_FROM else 1) if callable(n_jobs) else
+                 cores if n_jobs >= PARALLEL_FROM else 1, fn)
+
+
+def _cores() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+def _pool(ws: Plan, count: int | Callable[[], int], fn) -> Workers:
     import python_calamine  # noqa: F401 — loaded once here, so forked workers start with it
 
-    cores = min(os.cpu_count() or 1, 8)
-    count = (lambda: cores if n_jobs() >= PARALLEL_FROM else 1) if callable(n_jobs) else \
-        cores if n_jobs >= PARALLEL_FROM else 1
     return Workers(count, worker_workspace, (str(ws.root) if isinstance(ws, Workspace) else None,), fn)
 
 
@@ -97,7 +108,7 @@ def validate_many(ws: Plan, subs: list[Submission], today: dt.date | None = None
 
 def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     """In a worker: validate and archive one new file; its ledger row (JSON already made) and, when it is invalid,
-    the result with its 退回件 made right here (on this core, not the main one)."""
+    the result its 退回件 is made from."""
     path_text, data, name, sender, notes, received, sha, archive_dir = job
     result = validated(ws, (path_text, data, name, sender, notes, received), sha)
     ext = ext_of(name)
@@ -144,13 +155,29 @@ def row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
 
 
 def keep_invalid(result: FileResult, ws: Workspace) -> FileResult | None:
-    """An invalid result, with its 退回件 workbook prepared; None for a valid one (nothing more is needed)."""
-    from .returns import prepare_return
+    """An invalid result, kept for its 退回件 (made later: see written_returns); None for a valid one."""
+    return None if result.valid else result
 
-    if result.valid:
-        return None
-    try:
-        result.prepared_return = prepare_return(result, ws)
-    except Exception:  # the main process tries again and reports what goes wrong
-        result.prepared_return = None
-    return result
+
+def written_returns(ws: Plan, jobs: list[tuple[FileResult, str]], out_dir: Path,
+                    free: Callable[[], bool]) -> list[ReturnPiece]:
+    """The 退回件 and message of each (invalid result, name without suffix), written in out_dir by worker processes
+    of their own: one while the other cores are busy (checking, or rendering the master), one per core once
+    `free()` says they are no longer. One that kills its worker (twice) is written by this process instead."""
+    from .returns import write_return
+
+    pieces: list[ReturnPiece | None] = [None] * len(jobs)
+    cores = _cores()
+    with _pool(ws, lambda: cores if free() and len(jobs) > 1 else 1, _written) as pool:
+        for i, answer in pool.run([(result, stem, str(out_dir)) for result, stem in jobs]):
+            if isinstance(answer, Crashed):
+                answer = write_return(jobs[i][0], ws, out_dir, jobs[i][1])
+            pieces[i] = answer
+    return [p for p in pieces if p is not None]
+
+
+def _written(ws: Plan, job: tuple[FileResult, str, str]) -> ReturnPiece:
+    from .returns import write_return
+
+    result, stem, out_dir = job
+    return write_return(result, ws, Path(out_dir), stem)

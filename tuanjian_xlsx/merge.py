@@ -347,44 +347,56 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         if ws is None and (received or received_at is not None or fresh or ledger.unreturned()):
             # something to read, check or return: the configuration as it is now
             known, ws = _note_config(ledger, _load(root))
-        if ws is None:  # every file known and unchanged: only sightings, nothing to validate or return
-            result.ingested = ingest_many(ledger, None, todo, now=now, progress=progress)
-        else:
-            with _Returns(ledger, ws) as returns:  # 退回件 written as they come: memory stays flat
+        with contextlib.ExitStack() as stack:
+            returns: _Returns | None = None
+            if ws is None:  # every file known and unchanged: only sightings, nothing to validate or return
+                result.ingested = ingest_many(ledger, None, todo, now=now, progress=progress)
+            else:  # 退回件 made while the master renders (see _Returns), and any a killed run left without one
+                returns = stack.enter_context(_Returns(ledger, ws))
                 result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, received_all=received_at,
                                               parse_counter=parse_counter, progress=progress,
                                               received_basis=received_basis, batch_done=returns.add,
                                               total=lambda: gathering.total, answered=remembering.answered)
-            result.returns += returns.pieces
-            remembering.finish()
-            result.returns += _returns(ledger, ws, {})  # any a killed run left without its 退回件
-        new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
-        inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
-        made_from = ledger.master_made_from()
-        unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
-        items = _stored_items(ledger, inputs) if unchanged else None
-        if items is not None:  # same ledger, same configuration, same date: the master on disk is already this one
-            result.items, result.master = items, target
-            return result
-        from .master import render_master
-
-        ws = ws or _load(root)
-        with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
-            data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
-            result.items = items
-            result.superseded = sum(1 for by in sup.superseded_by.values() if by in new_ids)
-            result.notes += arrival_notes(ws, ledger, new_ids, items) if new_ids else []
-        if unchanged:
-            result.master = target
-            _store_items(ledger, inputs, items)
-        else:
-            assert data is not None  # render_master leaves the bytes out only with counts_only
-            result.master, written = write_master(target, data)
-            result.notes += written
-            if result.master == target:  # with the written file's hash: a master damaged on disk is written again
-                ledger.note_master(f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
-                _store_items(ledger, inputs, items)
+                returns.start()
+                remembering.finish()
+            _render(ledger, root, known, target, as_of, ws, result)
+            if returns is not None:
+                returns.finish()
+                result.returns += returns.pieces
+                result.returns += _returns(ledger, returns.ws, {})
     return result
+
+
+def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.date, ws: Workspace | None,
+            result: MergeResult) -> None:
+    """The master and the run's notes (into `result`), unless the master on disk is already the one this ledger,
+    configuration and date make."""
+    new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
+    inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
+    made_from = ledger.master_made_from()
+    unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
+    items = _stored_items(ledger, inputs) if unchanged else None
+    if items is not None:  # same ledger, same configuration, same date: the master on disk is already this one
+        result.items, result.master = items, target
+        return
+    from .master import render_master
+
+    ws = ws or _load(root)
+    with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
+        data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
+        result.items = items
+        result.superseded = sum(1 for by in sup.superseded_by.values() if by in new_ids)
+        result.notes += arrival_notes(ws, ledger, new_ids, items) if new_ids else []
+    if unchanged:
+        result.master = target
+        _store_items(ledger, inputs, items)
+    else:
+        assert data is not None  # render_master leaves the bytes out only with counts_only
+        result.master, written = write_master(target, data)
+        result.notes += written
+        if result.master == target:  # with the written file's hash: a master damaged on disk is written again
+            ledger.note_master(f"{inputs} {target.resolve()} {hashlib.sha256(data).hexdigest()}")
+            _store_items(ledger, inputs, items)
 
 
 # --- what the configuration was, without loading it -----------------------------------------------------------
@@ -826,10 +838,15 @@ KEEP_WHOLE = 256  # invalid files of one run whose results keep their records af
 # the day's replies attach (replies.py reads the archived original again for any other, as for an earlier run's)
 
 
+RETURNS_HELD = 1024  # records of invalid results waiting for their 退回件 at most (≈ 8 KB each): past this many,
+# they are made at once
+
+
 class _Returns:
-    """Each batch's 退回件 written by a thread of their own while the next files are read and checked (writing
-    waits on the disk — every file is made durable — more than on the processor), then recorded as written, in
-    order, by the ledger's own thread; their workbooks' bytes are let go once on disk."""
+    """退回件 of a run. The invalid results are gathered as their batches are recorded, and named in that order;
+    their 退回件 are made and written by worker processes of their own after the checking (which has every core
+    until then), while this process renders the master — or at once when RETURNS_HELD records are waiting, so that
+    memory stays flat — then recorded as written. A thread of its own hands them to the workers."""
 
     def __init__(self, ledger: Ledger, ws: Workspace):
         from concurrent.futures import ThreadPoolExecutor
@@ -837,15 +854,20 @@ class _Returns:
         self.ledger, self.ws = ledger, ws
         self.pieces: list[ReturnPiece] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tuanjian-returns")
+        self._waiting: list[Ingested] = []
+        self._held = 0  # records in the results waiting
+        self._used: set[str] = set()  # the names given so far (some not yet on disk)
         self._writing: list[tuple[Future, list[Ingested]]] = []
         self.kept = 0  # results kept whole once their 退回件 is written
+        self.free = False  # every core may make 退回件 now (the checking and the master are done)
 
     def __enter__(self) -> _Returns:
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self._settle(wait=exc[0] is None)
+            if exc[0] is None:
+                self.finish()
         finally:
             self._pool.shutdown(wait=True)
             if exc[0] is not None:  # the run stops: what was written meanwhile is on disk, and the ledger says so
@@ -853,13 +875,30 @@ class _Returns:
                     self._settle(wait=False)
 
     def add(self, batch: list[Ingested]) -> None:
-        from .returns import write_returns
-
         bad = [i for i in batch if i.outcome == "new" and not i.valid and i.result is not None]
-        if bad:
-            results = [i.result for i in bad if i.result is not None]
-            self._writing.append((self._pool.submit(write_returns, results, self.ws, self.ws.folder("returns")), bad))
+        self._waiting += bad
+        self._held += sum(max(1, len(i.result.records)) for i in bad if i.result is not None)
+        if self._held >= RETURNS_HELD:
+            self.start()
         self._settle(wait=False)
+
+    def start(self) -> None:
+        """Have the 退回件 waiting made and written (by the thread; this returns at once)."""
+        from .checking import written_returns
+        from .returns import next_stem
+
+        if not self._waiting:
+            return
+        bad, self._waiting, self._held = self._waiting, [], 0
+        out = self.ws.folder("returns")
+        jobs = [(i.result, next_stem(i.result, self.ws, out, self._used)) for i in bad if i.result is not None]
+        self._writing.append((self._pool.submit(written_returns, self.ws, jobs, out, lambda: self.free), bad))
+
+    def finish(self) -> None:
+        """Every 退回件 of the run written and recorded as such (by every core: nothing else is left to do)."""
+        self.free = True
+        self.start()
+        self._settle(wait=True)
 
     def _settle(self, wait: bool) -> None:
         while self._writing and (wait or self._writing[0][0].done()):
@@ -869,7 +908,6 @@ class _Returns:
             for i in bad:
                 if i.result is None:
                     continue
-                i.result.prepared_return = None
                 if self.kept < KEEP_WHOLE:
                     self.kept += 1
                 else:  # what was wrong stays (the run's report lists it); the records go: memory stays flat

@@ -466,7 +466,7 @@ def _return(ws: Workspace, row: ReplyRow, results: dict[str, FileResult]) -> tup
     result = results[f.sha256]
     stem = return_stem(result, ws)
     try:
-        data, rows, spec = result.prepared_return or prepare_return(result, ws)
+        data, rows, spec = prepare_return(result, ws)
     except Exception:  # noqa: BLE001 — as write_returns: one file's 退回件 must not stop the others; its words still go
         data, spec = None, None
         rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues]

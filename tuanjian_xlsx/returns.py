@@ -4,6 +4,7 @@ a first sheet 问题清单, and a short message ready to paste into WeChat or an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,13 +175,12 @@ def _problem_sheet(rows: list[ProblemRow]):
 def build_return(result: FileResult, ws: Plan, stem: str | None = None) -> tuple[bytes | None, list[ProblemRow], str]:
     """The 退回件 workbook bytes (None if the form is unknown), its 问题清单 rows, and the message text."""
     stem = stem or return_stem(result, ws)
-    data, rows, spec = result.prepared_return or prepare_return(result, ws)
+    data, rows, spec = prepare_return(result, ws)
     return data, rows, _message(result, ws, spec, rows, stem)
 
 
 def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[ProblemRow], object]:
-    """The part of a 退回件 that does not depend on its file name (the workbook and its 问题清单), so that it can
-    be made where the file was validated (a worker process)."""
+    """The part of a 退回件 that does not depend on its file name: the workbook and its 问题清单."""
     spec = None
     if result.form_id in ws.settings.forms and result.form_id in ws.registry.form_ids:
         spec = ws.registry.get(result.form_id, ws.settings.forms[result.form_id].current_version)
@@ -297,26 +297,33 @@ def _plain_message(result: FileResult, exc: Exception) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_returns(results: list[FileResult], ws: Plan, out_dir: Path) -> list[ReturnPiece]:
-    """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched. A later
-    退回件 for the same unit and period never replaces an earlier one: it gets the next number (_2, _3, …)."""
-    pieces = []
+def write_returns(results: Iterable[FileResult], ws: Plan, out_dir: Path) -> list[ReturnPiece]:
+    """For every file with errors: its 退回件 (.xlsx) and message (.txt) in out_dir; originals untouched (see
+    next_stem and write_return)."""
     used: set[str] = set()
-    out_dir = Path(out_dir)
-    for result in results:
-        if result.valid:
-            continue
-        stem = base = return_stem(result, ws)
-        n = 2
-        while stem in used or (out_dir / f"{stem}.xlsx").exists() or (out_dir / f"{stem}.txt").exists():
-            stem, n = f"{base}_{n}", n + 1
-        used.add(stem)
-        try:
-            data, _, text = build_return(result, ws, stem)
-        except Exception as exc:  # one file's 退回件 must not stop the others; its message still goes out
-            data = None
-            text = _plain_message(result, exc)
-        book = atomic_write(Path(out_dir) / f"{stem}.xlsx", data) if data is not None else None
-        msg = atomic_write(Path(out_dir) / f"{stem}.txt", text.encode("utf-8-sig"))
-        pieces.append(ReturnPiece(result.file, book, msg))
-    return pieces
+    return [write_return(r, ws, out_dir, next_stem(r, ws, out_dir, used)) for r in results if not r.valid]
+
+
+def next_stem(result: FileResult, ws: Plan, out_dir: Path, used: set[str]) -> str:
+    """The name of a file's 退回件 and message, without suffix. A later 退回件 for the same unit and period never
+    replaces an earlier one, on disk or in `used` (the names given so far; the new one is added): it gets the next
+    number (_2, _3, …)."""
+    stem = base = return_stem(result, ws)
+    n = 2
+    while stem in used or (Path(out_dir) / f"{stem}.xlsx").exists() or (Path(out_dir) / f"{stem}.txt").exists():
+        stem, n = f"{base}_{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def write_return(result: FileResult, ws: Plan, out_dir: Path, stem: str) -> ReturnPiece:
+    """One file's 退回件 and message written as `stem` in out_dir. A 退回件 that cannot be made must not stop the
+    others: its message still goes out."""
+    try:
+        data, _, text = build_return(result, ws, stem)
+    except Exception as exc:
+        data = None
+        text = _plain_message(result, exc)
+    book = atomic_write(Path(out_dir) / f"{stem}.xlsx", data) if data is not None else None
+    msg = atomic_write(Path(out_dir) / f"{stem}.txt", text.encode("utf-8-sig"))
+    return ReturnPiece(result.file, book, msg)

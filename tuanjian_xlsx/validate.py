@@ -47,7 +47,6 @@ class FileResult:
     records: list[Record] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     header: dict | None = None  # a tracker's header fields as read (values, cells, raw, sheet)
-    prepared_return: tuple | None = None  # (退回件 bytes, 问题清单 rows, spec), made beside validation when invalid
     received: dt.date | None = None  # the day it arrived, when known
     partial: bool = False  # its records were let go (merge.KEEP_WHOLE): what was wrong is all it still says
 
