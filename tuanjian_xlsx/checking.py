@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .plan import Plan, Workspace
 from .intake import Submission, load
-from .isolation import Crashed, Workers
+from .isolation import FORKS, Crashed, Workers
 from .issues import Issue
 from .ledger import _json_default, archive, source_mode
 from .validate import FileResult, validate_file
@@ -44,7 +44,13 @@ def _cores() -> int:
 def _pool(ws: Plan, count: int | Callable[[], int], fn) -> Workers:
     import python_calamine  # noqa: F401 — loaded once here, so forked workers start with it
 
+    if FORKS:  # the workspace this process loaded, as it is (the workers never load another version of it)
+        return Workers(count, _as_is, (ws,), fn)
     return Workers(count, worker_workspace, (str(ws.root) if isinstance(ws, Workspace) else None,), fn)
+
+
+def _as_is(ws: Plan) -> Plan:
+    return ws
 
 
 def job(sub: Submission, data: bytes, received: dt.date | None) -> tuple:

@@ -34,6 +34,8 @@ WORKER_MEMORY_MB = 2048  # address space a worker may add to what it starts with
 JOB_SECONDS = 120.0  # a form is read in milliseconds; a file still being read after this is given up
 DEPTH = 8  # jobs in line at each worker (sent by its feeding thread, so a full pipe holds up nothing else):
 # enough for the worker to go on while this process records a batch in the ledger
+FORKS = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"  # workers start as copies
+# of this process (so a setup argument is handed over as it is, never pickled); else each starts afresh
 _STOP = object()  # tells a worker's feeding thread to send the worker home and end
 
 
@@ -156,8 +158,7 @@ class Workers:
 
     def __init__(self, count: int | Callable[[], int], setup: Callable, setup_args: tuple, fn: Callable, *,
                  memory: int | None = None, timeout: float = JOB_SECONDS):
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
-        self._ctx = multiprocessing.get_context(method)
+        self._ctx = multiprocessing.get_context("fork" if FORKS else "spawn")
         if memory is None:
             memory = int(os.environ.get("TUANJIAN_WORKER_MEMORY_MB") or WORKER_MEMORY_MB) * 1024 * 1024
         self._args = (setup, setup_args, fn, memory)
