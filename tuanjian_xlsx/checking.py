@@ -109,7 +109,7 @@ def validate_many(ws: Plan, subs: list[Submission], today: dt.date | None = None
     return [r for r in results if r is not None]
 
 
-# --- merge: validate, archive, and the 退回件's workbook, in the worker --------------------------------------
+# --- merge: validate and archive in the workers; then the 退回件, in workers of their own -----------------------
 
 
 def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
@@ -119,7 +119,7 @@ def checked(ws: Workspace, job: tuple) -> tuple[dict, FileResult | None]:
     result = validated(ws, (path_text, data, name, sender, notes, received), sha)
     ext = ext_of(name)
     archive(Path(archive_dir), sha, ext, data, mode=source_mode(Path(path_text)))
-    return row(result, sha, name, ext, len(data)), keep_invalid(result, ws)
+    return row(result, sha, name, ext, len(data)), None if result.valid else result
 
 
 def ingest_jobs(ws: Workspace, jobs: Iterable[tuple], archive_dir: str,
@@ -158,11 +158,6 @@ def row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
                 result=json.dumps({"records": [{"sheet": r.sheet, "values": r.values} for r in result.records],
                                    "issues": [i.to_dict() for i in result.issues]},
                                   ensure_ascii=False, default=_json_default))
-
-
-def keep_invalid(result: FileResult, ws: Workspace) -> FileResult | None:
-    """An invalid result, kept for its 退回件 (made later: see written_returns); None for a valid one."""
-    return None if result.valid else result
 
 
 def written_returns(ws: Plan, jobs: list[tuple[FileResult, str]], out_dir: Path,

@@ -147,8 +147,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     parsed (its original archived again if the archive lost it); new content is validated and archived in
     crash-isolated worker processes — each file read only as a worker has room for it, so reading overlaps with
     checking and memory stays flat — and recorded BATCH at a time in one transaction, `batch_done` getting what
-    each batch brought (merge writes its 退回件 there and then). A file that cannot be read, or kills its reader,
-    is recorded as refused: never retried, never a stop. A `Seen` item is a duplicate without reading; it counts
+    each batch brought (merge gathers the invalid ones for their 退回件). A file that cannot be read, or kills its
+    reader, is recorded as refused: never retried, never a stop. A `Seen` item is a duplicate without reading; it counts
     as arriving again only when a received time is stated for it: `received` (per path) or `received_all`.
     `items` may be a generator, drawn on as the workers have room; `total` then says how many there are so far
     (for `progress`). The answers are in the order of `items`; `answered(k, answer)` hears of each as it comes
