@@ -358,9 +358,9 @@ def test_a_large_run_keeps_what_was_wrong_with_each_file_but_not_every_record(tm
 def test_returns_made_by_their_own_workers_are_the_ones_made_here_and_a_worker_killed_costs_none(tmp_path, templates,
                                                                                               monkeypatch):
     """退回件 are made by worker processes after the checking (while the master renders), or at once when
-    RETURNS_HELD are waiting: each is the workbook this process would make, they are numbered in the order the files
-    came, and each is recorded as returned (the next run makes none). One whose making kills its worker (twice) is
-    made by this process instead."""
+    RETURNS_HELD records are waiting: each is the workbook this process would make, they are numbered in the order
+    the files came, and each is recorded as returned (the next run makes none). One whose making kills its worker
+    (twice) gets its message alone, and the others are made as ever."""
     from conftest import fill
     from test_intake import VISIT
 
@@ -369,7 +369,8 @@ def test_returns_made_by_their_own_workers_are_the_ones_made_here_and_a_worker_k
     from tuanjian_xlsx.plan import Workspace
     from tuanjian_xlsx.workspace import init_workspace
 
-    monkeypatch.setattr(merging, "RETURNS_HELD", 2)  # made at once twice, the last one at the end
+    monkeypatch.setattr(merging, "RETURNS_HELD", 4)
+    monkeypatch.setattr(merging, "BATCH", 5)  # two lots: 5 files at once, then 4 (after the first is written)
     here, made = os.getpid(), returning.prepare_return
 
     def killing(result, ws):
@@ -379,23 +380,69 @@ def test_returns_made_by_their_own_workers_are_the_ones_made_here_and_a_worker_k
         return made(result, ws)
 
     monkeypatch.setattr(returning, "prepare_return", killing)
+    lots, start = [], merging._Returns.start
+
+    def starting(self):  # how many lots are being written when another is handed over: memory stays flat
+        if self._waiting:
+            lots.append(len(self._writing))
+        start(self)
+
+    monkeypatch.setattr(merging._Returns, "start", starting)
     root = tmp_path / "ws"
     init_workspace(root)
-    for n in range(5):  # text in a count cell: invalid, one unit and period, so numbered _2 … _5 in order
+    for n in range(9):  # text in a count cell: invalid, one unit and period, so numbered _2 … _9 in order
         fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
     result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 9))
-    assert [p.source for p in result.returns] == [f"{n}.xlsx" for n in range(5)]
+    assert [p.source for p in result.returns] == [f"{n}.xlsx" for n in range(9)] and lots == [0, 0]
     assert len(list(tmp_path.glob("killed-*"))) == 2  # (a worker lost is replaced, and the file tried once more)
-    books = [p.workbook for p in result.returns]
-    assert [b.stem for b in books] == [books[0].stem] + [f"{books[0].stem}_{n}" for n in range(2, 6)]
+    stems = [p.message.stem for p in result.returns]
+    assert stems == [stems[0]] + [f"{stems[0]}_{n}" for n in range(2, 10)]
     ws = Workspace.load(root)
-    for n, (item, book) in enumerate(zip(result.invalid, books)):
+    for n, (item, piece) in enumerate(zip(result.invalid, result.returns)):
         assert item.result is not None
-        assert returning.build_return(item.result, ws, book.stem)[0] == book.read_bytes()
-        sheet = openpyxl.load_workbook(book).worksheets[1]
+        if n == 2:  # its message, saying the workbook could not be made
+            assert piece.workbook is None and "未能生成退回件表格" in piece.message.read_text(encoding="utf-8-sig")
+            continue
+        assert returning.build_return(item.result, ws, piece.message.stem)[0] == piece.workbook.read_bytes()
+        sheet = openpyxl.load_workbook(piece.workbook).worksheets[1]
         assert f"第{n}中学团委" in {c.value for row in sheet.iter_rows() for c in row}
     again = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 10))
-    assert again.returns == [] and len(list((root / "退回").glob("*.xlsx"))) == 5
+    assert again.returns == [] and len(list((root / "退回").glob("*.txt"))) == 9
+
+
+def test_a_run_killed_while_the_master_renders_has_recorded_each_return_written(tmp_path, templates):
+    """退回件 are written while the master renders; each is recorded as written as soon as it is on disk, so a run
+    killed then leaves none for the next run to write a second time (under the next number)."""
+    from conftest import fill
+    from test_intake import VISIT
+
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for n in range(6):
+        fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
+    script = f"""
+import os, signal, sys, time
+from pathlib import Path
+import tuanjian_xlsx.master as master
+from tuanjian_xlsx.merge import merge
+
+def render(*args, **kwargs):  # killed in the middle of the master, once every 退回件 is on disk
+    while len(list(Path({str(root / "退回")!r}).glob("*.txt"))) < 6:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+master.render_master = render
+merge(Path({str(root)!r}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(list((root / "退回").glob("*.xlsx"))) == 6
+    again = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 1, 10))
+    assert again.returns == [] and len(list((root / "退回").glob("*.xlsx"))) == 6
 
 
 def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path, templates, monkeypatch):

@@ -202,3 +202,18 @@ def test_every_problem_names_a_sheet_of_the_return(templates, builtin, tmp_path)
     back = openpyxl.load_workbook(piece.workbook)
     named = {row[0].value for row in back["问题清单"].iter_rows(min_row=2)}
     assert named == {"走基层报告单", "走基层报告单 (2)"} and named <= set(back.sheetnames)
+
+
+def test_names_given_before_either_is_on_disk_differ_as_windows_and_macos_compare_names(builtin, tmp_path):
+    """A run names its 退回件 before writing them: two that differ only in case (or in Unicode form) would be one
+    file on Windows and macOS, so the second is numbered."""
+    from tuanjian_xlsx.returns import next_stem
+
+    used: set[str] = set()
+    out = tmp_path / "r"
+    names = []
+    for folder, name in (("a", "Book1.xlsx"), ("b", "book1.xlsx"), ("c", "Café.xlsx"), ("d", "Cafe\u0301.xlsx")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"")
+        names.append(next_stem(validate_file(tmp_path / folder / name, builtin), builtin, out, used))
+    assert names == ["Book1_退回", "book1_退回_2", "Café_退回", "Cafe\u0301_退回_2"]

@@ -298,6 +298,7 @@ def test_a_run_stopped_midway_marks_the_returns_it_wrote(tmp_path, monkeypatch):
     for n in range(20):  # (the workers are fed some files ahead: the run stops well after the first are recorded)
         (root / "收件箱" / f"坏{n:02d}.xlsx").write_bytes(b"not a workbook %d" % n)
     monkeypatch.setattr(merging, "BATCH", 1)
+    monkeypatch.setattr(merging, "RETURNS_HELD", 1)  # each file's 退回件 handed over as it is recorded
     entry = merging._Gathering._entry
 
     def failing(self, text, *args):
@@ -309,19 +310,24 @@ def test_a_run_stopped_midway_marks_the_returns_it_wrote(tmp_path, monkeypatch):
 
     import tuanjian_xlsx.returns as returns
 
-    write = returns.write_returns
+    write = returns.write_return
+    begun: list[str] = []
 
-    def slow(*args, **kwargs):  # a slow disk: the last batch's 退回件 are still being written when the run stops
+    def slow(result, *args, **kwargs):  # a slow disk: 退回件 are still being written when the run stops
+        begun.append(result.file)
         clock.sleep(0.3)
-        return write(*args, **kwargs)
+        return write(result, *args, **kwargs)
 
     with monkeypatch.context() as m:
         m.setattr(merging._Gathering, "_entry", failing)
-        m.setattr(returns, "write_returns", slow)
+        m.setattr(returns, "write_return", slow)
         with pytest.raises(OSError):
             merge(root, as_of=AS_OF, now=NOW)
-    merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
+    written = sorted(p.name for p in (root / "退回").iterdir())
+    assert 0 < len(written) == len(begun) < 15  # those begun were finished; no more were begun once it stopped
+    again = merge(root, as_of=AS_OF, now=NOW + dt.timedelta(hours=1))
     assert sorted(p.name for p in (root / "退回").iterdir()) == [f"坏{n:02d}_退回.txt" for n in range(20)]
+    assert len(again.returns) == 20 - len(written)
 
 
 def test_the_walk_as_texts_names_each_file_as_the_walk_of_paths_does(tmp_path, monkeypatch):

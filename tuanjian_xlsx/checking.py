@@ -5,6 +5,7 @@ Chinese reason, and the rest go on."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 from pathlib import Path
@@ -160,20 +161,38 @@ def row(result: FileResult, sha: str, name: str, ext: str, size: int) -> dict:
                                   ensure_ascii=False, default=_json_default))
 
 
-def written_returns(ws: Plan, jobs: list[tuple[FileResult, str]], out_dir: Path,
-                    free: Callable[[], bool]) -> list[ReturnPiece]:
-    """The 退回件 and message of each (invalid result, name without suffix), written in out_dir by worker processes
-    of their own: one while the other cores are busy (checking, or rendering the master), one per core once
-    `free()` says they are no longer. One that kills its worker (twice) is written by this process instead."""
+RETURNS_FORKED_FROM = 4  # 退回件 written by worker processes from this many at once; fewer, by the calling thread
+
+
+def written_returns(ws: Plan, jobs: list[tuple[FileResult, str]], out_dir: Path, free: Callable[[], bool],
+                    stopping: Callable[[], bool], written: Callable[[int, ReturnPiece], None]) -> list[ReturnPiece]:
+    """The 退回件 and message of each (invalid result, name without suffix), written in out_dir, each told to
+    `written(index, piece)` as soon as it is on disk; none begun once `stopping()` says so. They are made by worker
+    processes of their own: one while the other cores are busy (checking, or rendering the master), one per core
+    once `free()` says they are not. One whose making kills its worker (twice) gets its message alone (its
+    workbook is not made again here). A handful, or where workers cannot start as copies of this process, are
+    written by the calling thread."""
     from .returns import write_return
 
     pieces: list[ReturnPiece | None] = [None] * len(jobs)
-    cores = _cores()
-    with _pool(ws, lambda: cores if free() and len(jobs) > 1 else 1, _written) as pool:
-        for i, answer in pool.run([(result, stem, str(out_dir)) for result, stem in jobs]):
+    todo = itertools.takewhile(lambda _: not stopping(), jobs)
+    if not FORKS or len(jobs) < RETURNS_FORKED_FROM:
+        answers: Iterable[tuple[int, ReturnPiece | Crashed]] = ((i, write_return(result, ws, out_dir, stem))
+                                                                for i, (result, stem) in enumerate(todo))
+        pool = None
+    else:
+        cores = _cores()
+        pool = _pool(ws, lambda: cores if free() else 1, _written)
+        answers = pool.run((result, stem, str(out_dir)) for result, stem in todo)
+    try:
+        for i, answer in answers:
             if isinstance(answer, Crashed):
-                answer = write_return(jobs[i][0], ws, out_dir, jobs[i][1])
+                answer = write_return(jobs[i][0], ws, out_dir, jobs[i][1], whole=False)
             pieces[i] = answer
+            written(i, answer)
+    finally:
+        if pool is not None:
+            pool.close()
     return [p for p in pieces if p is not None]
 
 

@@ -461,7 +461,7 @@ class Ledger:
 
     def mark_returned(self, file_ids: list[int]) -> None:
         with self.transaction():
-            self.db.executemany("UPDATE files SET returned = 1 WHERE id = ?", [(i,) for i in file_ids])
+            self.db.executemany(_RETURNED, [(i,) for i in file_ids])
 
     def seen_again(self, file_id: int, name: str, origin: str, now: dt.datetime,
                    received_at: dt.datetime | None = None, basis: str = "first-seen") -> bool:
@@ -907,6 +907,39 @@ def refusal_key(origin: str) -> str:
     """The sha256 a submission refused before reading is recorded under: made from where it was, as it has no
     bytes (so no archived original; `ledger check` tells such rows by this key)."""
     return hashlib.sha256(b"refused\0" + origin.encode("utf-8", "replace")).hexdigest()
+
+
+_RETURNED = "UPDATE files SET returned = 1 WHERE id = ?"
+
+
+class ReturnedMarks:
+    """A connection of its own to a ledger, for the thread that writes a run's 退回件: each is recorded as written
+    as soon as it is on disk (so that a run killed meanwhile never has the next one write it again), while the
+    ledger's own connection goes on reading (the ledger is in WAL mode: a reader never holds up this writer)."""
+
+    def __init__(self, ledger: Ledger):
+        self.path = ledger.path
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=False)
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise TuanjianError(_fault(exc, self.path, writing=True)) from None
+
+    def mark(self, file_ids: list[int]) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(_RETURNED, [(i,) for i in file_ids])
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise TuanjianError(_fault(exc, self.path, writing=True)) from None
+
+    def close(self) -> None:
+        self.db.close()
 
 
 _REPLY_INSERT = "INSERT OR IGNORE INTO replies (sha256, state, at, recipient, mail, automatic) VALUES (?,?,?,?,?,?)"

@@ -838,28 +838,34 @@ KEEP_WHOLE = 256  # invalid files of one run whose results keep their records af
 # the day's replies attach (replies.py reads the archived original again for any other, as for an earlier run's)
 
 
-RETURNS_HELD = 1024  # records of invalid results waiting for their 退回件 at most (≈ 8 KB each): past this many,
-# they are made at once
+RETURNS_HELD = 1024  # records of invalid results waiting for their 退回件 (≈ 8 KB each): past this many, they are
+# handed over at once, and never more than one such lot is being written while the next one gathers
 
 
 class _Returns:
     """退回件 of a run. The invalid results are gathered as their batches are recorded, and named in that order;
     their 退回件 are made and written by worker processes of their own after the checking (which has every core
     until then), while this process renders the master — or at once when RETURNS_HELD records are waiting, so that
-    memory stays flat — then recorded as written. A thread of its own hands them to the workers."""
+    memory stays flat. A thread of its own hands them to the workers and records each as written as soon as it is
+    on disk (ledger.ReturnedMarks): a run stopped or killed meanwhile leaves no 退回件 for the next to write again.
+    A run stopped by an error (or Ctrl+C) begins no more of them; the next run writes those left."""
 
     def __init__(self, ledger: Ledger, ws: Workspace):
         from concurrent.futures import ThreadPoolExecutor
 
+        from .ledger import ReturnedMarks
+
         self.ledger, self.ws = ledger, ws
         self.pieces: list[ReturnPiece] = []
+        self._marks = ReturnedMarks(ledger)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tuanjian-returns")
         self._waiting: list[Ingested] = []
         self._held = 0  # records in the results waiting
-        self._used: set[str] = set()  # the names given so far (some not yet on disk)
+        self._used: set[str] = set()  # the names given so far, as returns.name_key makes them (some not yet on disk)
         self._writing: list[tuple[Future, list[Ingested]]] = []
         self.kept = 0  # results kept whole once their 退回件 is written
-        self.free = False  # every core may make 退回件 now (the checking and the master are done)
+        self.free = False  # every core may make 退回件 now (nothing else is being done)
+        self.stopping = False  # the run stops: no more 退回件 begun
 
     def __enter__(self) -> _Returns:
         return self
@@ -869,30 +875,42 @@ class _Returns:
             if exc[0] is None:
                 self.finish()
         finally:
-            self._pool.shutdown(wait=True)
-            if exc[0] is not None:  # the run stops: what was written meanwhile is on disk, and the ledger says so
-                with contextlib.suppress(Exception):  # (never in place of what stopped it)
-                    self._settle(wait=False)
+            if exc[0] is not None:  # those in the workers' hands are finished, on every core; no more begun
+                self.stopping = self.free = True
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._marks.close()
 
     def add(self, batch: list[Ingested]) -> None:
         bad = [i for i in batch if i.outcome == "new" and not i.valid and i.result is not None]
         self._waiting += bad
         self._held += sum(max(1, len(i.result.records)) for i in bad if i.result is not None)
         if self._held >= RETURNS_HELD:
+            self.free = True  # the lot before is finished first, on every core (the checking waits meanwhile)
+            try:
+                self._settle(wait=True)
+            finally:
+                self.free = False
             self.start()
         self._settle(wait=False)
 
     def start(self) -> None:
         """Have the 退回件 waiting made and written (by the thread; this returns at once)."""
-        from .checking import written_returns
         from .returns import next_stem
 
         if not self._waiting:
             return
         bad, self._waiting, self._held = self._waiting, [], 0
         out = self.ws.folder("returns")
+        bad = [i for i in bad if i.result is not None]
         jobs = [(i.result, next_stem(i.result, self.ws, out, self._used)) for i in bad if i.result is not None]
-        self._writing.append((self._pool.submit(written_returns, self.ws, jobs, out, lambda: self.free), bad))
+        self._writing.append((self._pool.submit(self._write, jobs, [i.file_id for i in bad], out), bad))
+
+    def _write(self, jobs: list[tuple[FileResult, str]], file_ids: list[int], out: Path) -> list[ReturnPiece]:
+        """In the thread: the 退回件 written, each recorded as such once on disk."""
+        from .checking import written_returns
+
+        return written_returns(self.ws, jobs, out, lambda: self.free, lambda: self.stopping,
+                               lambda k, piece: self._marks.mark([file_ids[k]]))
 
     def finish(self) -> None:
         """Every 退回件 of the run written and recorded as such (by every core: nothing else is left to do)."""
@@ -904,7 +922,6 @@ class _Returns:
         while self._writing and (wait or self._writing[0][0].done()):
             future, bad = self._writing.pop(0)
             self.pieces += future.result()  # a disk that failed them stops the run here, as any write would
-            self.ledger.mark_returned([i.file_id for i in bad])
             for i in bad:
                 if i.result is None:
                     continue

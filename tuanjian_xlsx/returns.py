@@ -4,6 +4,7 @@ a first sheet 问题清单, and a short message ready to paste into WeChat or an
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,7 +292,7 @@ def message_values(result: FileResult, ws: Plan, spec, rows: list[ProblemRow], s
             "问题清单": "\n".join(problems), "修改办法": how}
 
 
-def _plain_message(result: FileResult, exc: Exception) -> str:
+def _plain_message(result: FileResult) -> str:
     lines = [f"文件 {Path(result.file).name} 有以下问题（未能生成退回件表格，请对照以下说明修改原表）："]
     lines += [f"{n}. {i.render()}" for n, i in enumerate(result.issues, start=1) if i.severity == "error"]
     return "\n".join(lines) + "\n"
@@ -306,24 +307,35 @@ def write_returns(results: Iterable[FileResult], ws: Plan, out_dir: Path) -> lis
 
 def next_stem(result: FileResult, ws: Plan, out_dir: Path, used: set[str]) -> str:
     """The name of a file's 退回件 and message, without suffix. A later 退回件 for the same unit and period never
-    replaces an earlier one, on disk or in `used` (the names given so far; the new one is added): it gets the next
-    number (_2, _3, …)."""
+    replaces an earlier one, on disk or in `used` (the names given so far, as name_key makes them; the new one is
+    added): it gets the next number (_2, _3, …)."""
     stem = base = return_stem(result, ws)
     n = 2
-    while stem in used or (Path(out_dir) / f"{stem}.xlsx").exists() or (Path(out_dir) / f"{stem}.txt").exists():
+    while name_key(stem) in used or (Path(out_dir) / f"{stem}.xlsx").exists() or (Path(out_dir) / f"{stem}.txt").exists():
         stem, n = f"{base}_{n}", n + 1
-    used.add(stem)
+    used.add(name_key(stem))
     return stem
 
 
-def write_return(result: FileResult, ws: Plan, out_dir: Path, stem: str) -> ReturnPiece:
-    """One file's 退回件 and message written as `stem` in out_dir. A 退回件 that cannot be made must not stop the
-    others: its message still goes out."""
+def name_key(stem: str) -> str:
+    """A name as Windows and macOS folders compare names: without case, and in one Unicode form (so that two names
+    given before either is on disk can never be one file there)."""
+    return unicodedata.normalize("NFC", stem).casefold()
+
+
+def write_return(result: FileResult, ws: Plan, out_dir: Path, stem: str, whole: bool = True) -> ReturnPiece:
+    """One file's 退回件 and message written as `stem` in out_dir; only the message when not `whole` (making the
+    workbook went wrong before). A 退回件 that cannot be made must not stop the others: its message still goes
+    out."""
+    data = None
     try:
-        data, _, text = build_return(result, ws, stem)
-    except Exception as exc:
+        if whole:
+            data, _, text = build_return(result, ws, stem)
+        else:
+            text = _plain_message(result)
+    except Exception:
         data = None
-        text = _plain_message(result, exc)
+        text = _plain_message(result)
     book = atomic_write(Path(out_dir) / f"{stem}.xlsx", data) if data is not None else None
     msg = atomic_write(Path(out_dir) / f"{stem}.txt", text.encode("utf-8-sig"))
     return ReturnPiece(result.file, book, msg)
