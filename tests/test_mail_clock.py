@@ -40,7 +40,9 @@ def _local(text: str) -> dt.datetime:
     ("from a by b; Thu, 9 Apr 2026 16:30:05 +0800 (CST)", "Thu, 9 Apr 2026 16:30:05 +0800"),
     ("from a (b [1.2.3.4]) by c (Postfix) with ESMTPS id X for <x@y>; Thu, 9 Apr 2026 08:30:05 +0000",
      "Thu, 9 Apr 2026 08:30:05 +0000"),
-    ("by mail.example.com; 9 Apr 2026 16:30:05 -0000", "9 Apr 2026 16:30:05 -0000"),
+    # "-0000" is UTC (qmail writes it; RFC 5322 3.3), not the local time Python's parser leaves it as
+    ("by mail.example.com; 9 Apr 2026 16:30:05 -0000", "9 Apr 2026 16:30:05 +0000"),
+    ("(qmail 1234 invoked by uid 0); 10 Apr 2026 16:30:05 -0000 (GMT)", "10 Apr 2026 16:30:05 +0000"),
     ("from a by b with SMTP id 1", None),                 # no date at all
     ("from a by b; Thu, 99 Foo 2026 25:61:00 +0800", None),  # malformed
     ("from a by b; Thu, 9 Apr 9999 16:30:05 +0800", None),   # out of range
@@ -102,3 +104,26 @@ def test_without_received_headers_the_date_is_used(tmp_path, templates):
     item = next(i for i in result.items if i.unit == "源汇区团委" and i.period.code == "2026-03"
                 and i.form_id == "visit_report")
     assert item.status == "on_time" and item.received == _local("Wed, 8 Apr 2026 09:00:00 +0800")
+
+
+@pytest.fixture
+def in_beijing(monkeypatch):
+    """The machine's zone set to Beijing time for one test (whatever this machine's is), then set back."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_mail_stamped_minus_0000_half_an_hour_after_the_deadline_is_late(in_beijing):
+    """qmail stamps its Received: header in UTC as "-0000": 16:30 UTC on 10 April is 00:30 on 11 April in Beijing,
+    half an hour after a deadline of 10 April (it was read as 16:30 Beijing time, on time)."""
+    from tuanjian_xlsx.intake import mail_date
+
+    assert received_date("(qmail 1234 invoked by uid 0); 10 Apr 2026 16:30:05 -0000") == dt.datetime(2026, 4, 11, 0, 30, 5)
+    assert mail_date("Fri, 10 Apr 2026 16:30:05 -0000") == dt.datetime(2026, 4, 11, 0, 30, 5)
+    assert mail_date("Fri, 10 Apr 2026 16:30:05 +0800") == dt.datetime(2026, 4, 10, 16, 30, 5)
+    assert mail_date("Fri, 10 Apr 2026 16:30:05") == dt.datetime(2026, 4, 10, 16, 30, 5)  # no zone: local time

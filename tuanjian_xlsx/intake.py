@@ -475,7 +475,12 @@ def mail_date(text: str) -> dt.datetime | None:
         parsed = parsedate_to_datetime(text)
     except Exception:  # noqa: BLE001
         return None
+    if parsed.tzinfo is None and _UNKNOWN_ZONE.search(text):  # "-0000": the time is UTC, the sender's zone unknown
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)  # (RFC 5322 3.3; Python leaves it without a zone)
     return local_time(parsed)
+
+
+_UNKNOWN_ZONE = re.compile(r"-0000(?![0-9])")
 
 
 def local_time(value: dt.datetime) -> dt.datetime | None:
