@@ -93,6 +93,29 @@ def test_visit_totals_equal_totals_from_the_submissions(demo):
         demo.merge.master)["走基层明细"].iter_rows(min_row=2))
 
 
+def test_visit_minimum_says_not_due_for_a_month_not_yet_due_and_nothing_for_a_type_not_assessed(demo, tmp_path):
+    """走基层统计's 是否达标: short of the minimum, 未到期 while the month's form is not yet due (more visits may
+    come), 未达标 once it is; "—" for a unit type whose 每月至少走访次数 is 0 (not assessed), never 达标 for nothing."""
+    root = _copy(demo, tmp_path)
+    book = root / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(book)
+    for c in wb["单位类型"]["A"]:
+        if c.value == "直属单位":
+            wb["单位类型"][f"B{c.row}"] = 0
+    wb.save(book)
+    master = merge(root, as_of=AS_OF, now=NOW).master
+    rows = {(r[0], r[3]): r for r in openpyxl.load_workbook(master, data_only=True)["走基层统计"].iter_rows(
+        min_row=2, values_only=True)}
+    # 源汇区团委 (县区团委: due the 10th of the next month): July is not yet due on 15 July, June is
+    july, june = rows[("源汇区团委", "2026年7月")], rows[("源汇区团委", "2026年6月")]
+    assert (july[5], july[8], july[9]) == (0, 1, "未到期")
+    assert june[5] >= 1 and june[9] == "达标"
+    late = [r for (unit, _), r in rows.items() if r[2] != "直属单位" and r[5] == 0 and r[9] == "未达标"]
+    assert late and all(r[3] != "2026年7月" for r in late)
+    direct = [r for r in rows.values() if r[2] == "直属单位"]
+    assert direct and all(r[8] is None and r[9] == "—" for r in direct)
+
+
 def test_resubmission_supersedes_and_sources_say_so(demo):
     ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["来源"]
     rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}

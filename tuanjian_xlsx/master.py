@@ -672,8 +672,10 @@ def _form_periods(spec, items: list[StatusItem]) -> list[Period]:
 
 
 def _stats_by_period(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: Detail,
-                     items: list[StatusItem]) -> None:
-    """A row per unit and period: the count of its records, the sums, and against the unit type's minimum 是否达标."""
+                     items: list[StatusItem], as_of: dt.date) -> None:
+    """A row per unit and period: the count of its records, the sums, and against the unit type's minimum 是否达标:
+    — where the minimum is 0 or none (not assessed); short of it, 未到期 while the period's form is not yet due
+    (more may come), else 未达标."""
     cols = Columns(Col("unit", "单位", UNIT_WIDTH), Col("unit_no", "单位序号", 4.5), Col("unit_type", "单位类型", TYPE_WIDTH),
                    Col("period", stats.period_heading, 9), Col("period_key", "期序", 6.5),
                    Col("count", stats.count_heading, 6), *(Col("sum:" + s.field, s.heading, s.width) for s in stats.sums),
@@ -681,10 +683,11 @@ def _stats_by_period(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: 
     sh.header(0, cols.titles, cols.widths)
     periods = _form_periods(spec, items)
     number = {u.id: n for n, u in enumerate(ws.roster.units, start=1)}
+    due = {(i.unit_id, i.period.code): i.due for i in items if i.form_id == spec.form_id}
     r = 1
     for u in ws.roster.units_filing(spec.form_id):
         utype = ws.roster.unit_type(u.type)
-        owed = getattr(utype, stats.minimum) if stats.minimum and utype else None
+        owed = (getattr(utype, stats.minimum) or None) if stats.minimum and utype else None  # 0: not assessed
         for p in periods:
             sh.put(r, cols["unit"], u.name)
             sh.put(r, cols["unit_no"], number[u.id], "int")
@@ -700,7 +703,9 @@ def _stats_by_period(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: 
             if stats.minimum:
                 sh.put(r, cols["minimum"], owed, "int")
                 n, i = F.ref(r, cols["count"], absolute=True), F.ref(r, cols["minimum"], absolute=True)
-                sh.formula(r, cols["met"], F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", "未达标")),
+                d = due.get((u.id, p.code))
+                short = "未到期" if d is not None and as_of <= d else "未达标"
+                sh.formula(r, cols["met"], F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", short)),
                            "center")
             r += 1
     sh.table(0, r - 1, len(cols), landscape=False)
@@ -1108,8 +1113,10 @@ def _form_sheets(sheets: dict[str, Sheet], ws: Workspace, spec: FormSpec | Table
         rows = sup.records_of(files()) if not isinstance(spec, TableSpec) else iter(())  # (a table has none)
         detail = _detail_sheet(sheets[m.detail_sheet], ws, spec.form_id, rows, reads)
         if m.statistics:
-            draw = _stats_by_period if m.statistics.rows == "unit_period" else _stats_by_unit
-            draw(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items)
+            if m.statistics.rows == "unit_period":
+                _stats_by_period(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items, as_of)
+            else:
+                _stats_by_unit(sheets[m.statistics.sheet], ws, spec, m.statistics, detail, items)
     if m.progress_sheet and m.summary_sheet:
         tables = sup.tables_of(files()) if isinstance(spec, TableSpec) else {}
         return _targets(sheets[m.progress_sheet], sheets[m.summary_sheet], ws, spec.form_id, tables, as_of)
