@@ -116,6 +116,12 @@ def test_visit_minimum_says_not_due_for_a_month_not_yet_due_and_nothing_for_a_ty
     assert direct and all(r[8] is None and r[9] == "—" for r in direct)
 
 
+def test_the_on_time_rate_says_which_months_it_counts(demo):
+    """总览's 各单位按时报送率 counts every period from the reporting start: its heading says from when, to when."""
+    cells = [c.value for row in openpyxl.load_workbook(demo.merge.master)["总览"].iter_rows() for c in row]
+    assert f"各单位按时报送率（全部报表，2026年1月起至统计日 {AS_OF.isoformat()}，不含未到期的）" in cells
+
+
 def test_resubmission_supersedes_and_sources_say_so(demo):
     ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["来源"]
     rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}

@@ -909,7 +909,9 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
 
     # each unit's on-time rate over every form: Σ按时 / Σ应报 from 报送情况
     r += 2
-    sh.put(r, 0, "各单位按时报送率（全部报表，截至统计日）", "block")
+    since = min((i.period.first_day for i in items), default=as_of)  # the range counted, said in the heading
+    sh.put(r, 0, f"各单位按时报送率（全部报表，{since.year}年{since.month}月起至统计日 {as_of.isoformat()}，"
+                 "不含未到期的）", "block")
     head = r + 1
     sh.header(head, ON_TIME.titles)
     first = head + 1
