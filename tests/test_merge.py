@@ -122,6 +122,29 @@ def test_the_on_time_rate_says_which_months_it_counts(demo):
     assert f"各单位按时报送率（全部报表，2026年1月起至统计日 {AS_OF.isoformat()}，不含未到期的）" in cells
 
 
+def test_status_says_files_wait_in_the_inbox_and_sends_no_reminder_until_they_are_merged(demo, tmp_path, templates):
+    """A unit's file dropped in the inbox and not merged yet: `status` still lists the unit as 未报 (it reads the
+    ledger), so it says files are waiting, and `status --send` mails no 催报 until a merge has taken them. A file
+    merged moments after it was saved (so not in merge's stat cache) is not taken for waiting."""
+    from conftest import fill
+    from test_intake import VISIT
+
+    root = _copy(demo, tmp_path)
+    fill(templates["visit_report"], root / "收件箱" / "舞阳补报.xlsx",
+         {**VISIT, "报送单位": "舞阳县团委", "报送期": "2026-05", "填表时间": dt.datetime(2026, 5, 20)})
+    args = ["status", "-w", str(root), "--as-of", AS_OF.isoformat(), "--period", "2026-05"]
+    r = CliRunner().invoke(cli, args)
+    def listed(output: str, state: str) -> bool:
+        return any(line.strip().startswith(f"{state}：") and "舞阳县团委" in line for line in output.splitlines())
+
+    assert r.exit_code == 0 and "收件箱里有 1 份文件还没有汇总：舞阳补报.xlsx" in r.output and listed(r.output, "未报")
+    r = CliRunner().invoke(cli, [*args, "--send"])
+    assert r.exit_code != 0 and "收件箱里有 1 份文件还没有汇总" in r.output and "Traceback" not in r.output
+    merge(root, as_of=AS_OF, now=NOW)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "还没有汇总" not in r.output and listed(r.output, "逾期")
+
+
 def test_resubmission_supersedes_and_sources_say_so(demo):
     ws = openpyxl.load_workbook(demo.merge.master, data_only=True)["来源"]
     rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported lazily at run time, to keep `tuanjian --help` quick
+    from .issues import Issue
     from .assess import Assessment
     from .demo import DemoResult
     from .distribute import Distribution
@@ -300,6 +301,7 @@ class StatusReport(Result):
     form_order: list[str]
     reminders: dict[str, str] = field(default_factory=dict)
     sent: ReminderReport | None = None  # with --send: the reminders mailed
+    notes: list[Issue] = field(default_factory=list)  # what the list cannot count (files waiting in the inbox)
 
     def lines(self) -> list[str]:
         from .status import STATUS_ZH
@@ -307,7 +309,7 @@ class StatusReport(Result):
         groups: dict[tuple, list] = {}
         for i in self.items:
             groups.setdefault((i.form_id, i.period), []).append(i)
-        out = [f"报送情况（截至 {self.as_of.isoformat()}）"]
+        out = [f"报送情况（截至 {self.as_of.isoformat()}）", *(f"注意：{n.message}" for n in self.notes)]
         for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (self.form_order.index(kv[0][0]), kv[0][1])):
             counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
             dues = " / ".join(sorted({r.due.isoformat() for r in rows}))  # unit types may be due on different days
@@ -323,7 +325,8 @@ class StatusReport(Result):
         return out
 
     def to_dict(self) -> dict:
-        out = {"as_of": self.as_of.isoformat(), "items": [i.to_dict() for i in self.items]}
+        out = {"as_of": self.as_of.isoformat(), "items": [i.to_dict() for i in self.items],
+               "notes": [n.to_dict() for n in self.notes]}
         return out | ({"send": self.sent.to_dict()} if self.sent is not None else {})
 
     @property
@@ -336,20 +339,28 @@ def status(root: Path, *, period: str | None = None, as_of: dt.date | None = Non
     """Who owes what as of a date (the ledger read only; works on a read-only workspace). With `send`, mail each
     unit its 催报 (every 未报), or with `before` its 提前提醒 (forms due within that many days), blank copies
     attached; `dry_run`: only say what would go (see reminders.py)."""
+    from .filenames import display_name
+    from .issues import Issue, TuanjianError
     from .merge import status as run
     from .status import reminders
 
     now = now or _now()
-    day, items, ws = run(root, as_of=as_of or now.date(), period=period)
+    waiting: list[str] = []
+    day, items, ws = run(root, as_of=as_of or now.date(), period=period, waiting=waiting)
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
     sent = None
+    shown = "、".join([display_name(Path(w).name) for w in waiting[:10]] + (["……"] if len(waiting) > 10 else []))
+    note = Issue.make("inbox-not-merged", count=len(waiting), names=shown) if waiting else None
+    if send and note is not None and not dry_run:  # a 催报 to a unit whose file is waiting in the inbox: never
+        raise TuanjianError(Issue.make("inbox-not-merged", severity="error", count=len(waiting), names=shown))
     if send:
         from .reminders import remind
 
         with _sending(root, now, "tuanjian status --send"):
             sent = remind(ws, items, day=day, now=now, kind="overdue" if before is None else "advance",
                           before_days=before or 0, repeat_days=ws.settings.watch.remind_every_days, dry_run=dry_run)
-    return StatusReport(day, items, names, ws.registry.form_ids, reminders(ws, items, day), sent)
+    return StatusReport(day, items, names, ws.registry.form_ids, reminders(ws, items, day), sent,
+                        [note] if note is not None else [])
 
 
 @dataclass

@@ -970,8 +970,10 @@ def _stored(f) -> FileResult:
     return FileResult(path=Path(f.name), file=f.name, issues=[Issue(**i) for i in f.issues])
 
 
-def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
-    """Who owes what as of a date, from the ledger (nothing is ingested)."""
+def status(root: Path, *, as_of: dt.date | None = None, period: str | None = None,
+           waiting: list[str] | None = None) -> tuple[dt.date, list[StatusItem], Workspace]:
+    """Who owes what as of a date, from the ledger (nothing is ingested). `waiting` gets the inbox's files no merge
+    has taken yet (see unmerged): what the list cannot count."""
     from .periods import parse_period
     from .status import forms_in_use, statuses, supersession_in
 
@@ -979,6 +981,8 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
     as_of = as_of or dt.date.today()
     with Ledger(ws.root, readonly=True) as ledger:  # status writes nothing: it works on a read-only workspace
         items = statuses(ws, supersession_in(ledger, forms_in_use(ws)), as_of)
+        if waiting is not None:
+            waiting += unmerged(ledger, ws.folder("inbox"))
     if period:
         p = parse_period(period)
         if p is None:
@@ -986,3 +990,24 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
         items = [i for i in items if i.period == p]
     return as_of, items, ws
 
+
+
+def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
+    """The inbox's files (their paths) that no merge has taken as they are now: new, or changed since. A file the
+    stat cache knows unchanged is taken; any other is hashed, and taken if the ledger or the archive holds its
+    content (one merged moments after it was saved is not in the cache). A file that cannot be read is left out:
+    merge refuses it, with the reason."""
+    if not Path(inbox).is_dir():
+        return []
+    cache = ledger.seen_paths()
+    ids, kept = ledger.file_ids(), _archived(ledger)
+    out = []
+    for text in walk_texts([Path(inbox)], check_access=False):
+        if isinstance(text, Refused) or (st := _stat(text)) is None:
+            continue
+        if _unchanged(text, cache.get(text), st, ids, kept) is not None:
+            continue
+        sha = _digest(Path(text))
+        if sha is not None and sha not in ids and sha not in kept:
+            out.append(text)
+    return out
