@@ -994,9 +994,9 @@ def status(root: Path, *, as_of: dt.date | None = None, period: str | None = Non
 
 def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     """The inbox's files (their paths) that no merge has taken as they are now: new, or changed since. A file the
-    stat cache knows unchanged is taken; any other is hashed, and taken if the ledger or the archive holds its
-    content (one merged moments after it was saved is not in the cache). A file that cannot be read is left out:
-    merge refuses it, with the reason."""
+    stat cache holds as it is now was taken (read, or refused for what it holds); any other is hashed, and taken if
+    the ledger or the archive holds its content (one merged moments after it was saved is not in the cache). A file
+    that cannot be read is left out: merge refuses it, with the reason."""
     if not Path(inbox).is_dir():
         return []
     cache = ledger.seen_paths()
@@ -1005,7 +1005,8 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     for text in walk_texts([Path(inbox)], check_access=False):
         if isinstance(text, Refused) or (st := _stat(text)) is None:
             continue
-        if _unchanged(text, cache.get(text), st, ids, kept) is not None:
+        entry = cache.get(text)
+        if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
             continue
         sha = _digest(Path(text))
         if sha is not None and sha not in ids and sha not in kept:
