@@ -226,6 +226,8 @@ def test_status_cli(demo):
     assert "附件1 团干部走基层情况报告单 2026年5月（截止 2026-05-28 / 2026-06-10）：" in r.output
     assert "    未报：舞阳县团委" in r.output.splitlines()
     assert "舞阳县团委：截至 7月15日，您单位以下报表尚未报送：" in r.output
+    r = CliRunner().invoke(cli, ["status", "-w", str(demo.root), "--as-of", AS_OF.isoformat(), "--period", "2025-12"])
+    assert r.exit_code == 0 and "没有应报的报表：所问的报送期不在统计范围内" in r.output  # (not a bare heading)
 
 
 def test_user_text_stays_text_in_the_master(demo, tmp_path, templates):

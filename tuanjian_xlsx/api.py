@@ -310,6 +310,9 @@ class StatusReport(Result):
         for i in self.items:
             groups.setdefault((i.form_id, i.period), []).append(i)
         out = [f"报送情况（截至 {self.as_of.isoformat()}）", *(f"注意：{n.message}" for n in self.notes)]
+        if not self.items:  # said, not left as a bare heading
+            out.append("没有应报的报表：所问的报送期不在统计范围内（tuanjian.toml 的 [reporting] start 起），"
+                       "或名单上没有单位要报它")
         for (form_id, p), rows in sorted(groups.items(), key=lambda kv: (self.form_order.index(kv[0][0]), kv[0][1])):
             counts = {s: [r.unit for r in rows if r.status == s] for s in STATUS_ZH}
             dues = " / ".join(sorted({r.due.isoformat() for r in rows}))  # unit types may be due on different days
