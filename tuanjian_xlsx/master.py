@@ -995,7 +995,7 @@ def _chart_font(size: int, colour: str = "#404040") -> dict:
 
 
 def _chart_labels(colour: str = "#404040") -> dict:
-    return {"value": True, "num_format": "0%", "position": "outside_end", "font": _chart_font(9, colour)}
+    return {"value": True, "num_format": "0.0%", "position": "outside_end", "font": _chart_font(9, colour)}
 
 
 def _chart_look(chart, title: str) -> None:
