@@ -140,9 +140,82 @@ def _same(value) -> object:
     return fold(value).casefold() if isinstance(value, str) else value
 
 
+class _Absent:
+    """In a record key, a `supersede_by` field its version does not have (a blank value is None)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
 def record_key(spec: FormSpec | TableSpec, file: FileRow, record: dict) -> tuple:
-    """A record's identity for supersession: unit, period and the values of the spec's `supersede_by` fields."""
-    return (file.unit_id, file.period, *(_same(record.get(f)) for f in spec.supersede_by))
+    """A record's identity for supersession: unit, period and the values of the spec's `supersede_by` fields;
+    ABSENT for a field the record's version does not have (a record holds every field of its own version, blank
+    ones as None: validate.record_model)."""
+    return (file.unit_id, file.period, *(_same(record[f]) if f in record else ABSENT for f in spec.supersede_by))
+
+
+def _keys(spec: FormSpec | TableSpec, f: FileRow) -> dict[tuple, list[int]]:
+    """A file's record keys, each with the indices of its records (two records with one key in one file are two)."""
+    mine: dict[tuple, list[int]] = {}
+    for n, rec in enumerate(f.records):
+        mine.setdefault(record_key(spec, f, rec["values"]), []).append(n)
+    return mine
+
+
+def _mask(key: tuple) -> tuple[bool, ...]:
+    return tuple(v is not ABSENT for v in key[2:])
+
+
+def _agree(a: tuple, b: tuple) -> bool:
+    """Two keys agree on every field both have."""
+    return all(x == y for x, y in zip(a[2:], b[2:]) if x is not ABSENT and y is not ABSENT)
+
+
+class _Live:
+    """The record keys that count so far in one group (form, unit, period), each with its file and records' indices.
+    A later key replaces the earlier ones that agree with it on every `supersede_by` field both have: of one version,
+    the same key; a record of a version without one of the fields (附件1 第 1 版 has no 走访日期) matches on the
+    others — it is replaced by a later record naming the same organisation whatever its date, and, later itself,
+    replaces every earlier record of that organisation."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple, tuple[int, list[int]]] = {}
+        self.masks: set[tuple[bool, ...]] = set()  # the fields present, of every key added
+        self.by_first: dict[object, set[tuple]] = {}  # the first field's value -> the keys holding it
+
+    def earlier(self, key: tuple) -> list[tuple]:
+        """The keys that `key` replaces."""
+        mask, out = _mask(key), []
+        for m in self.masks:
+            if m == mask:  # the same fields (the same version): the same key
+                if key in self.keys:
+                    out.append(key)
+            elif all(have or not need for need, have in zip(m, mask)):  # `key` has every field of these: one at most
+                p = (*key[:2], *(v if keep else ABSENT for v, keep in zip(key[2:], m)))
+                if p in self.keys:
+                    out.append(p)
+            else:  # `key` lacks a field these have (a later record of an older version): all that agree
+                pool = self.by_first.get(key[2], ()) if m[0] and mask[0] else list(self.keys)
+                out += [k for k in pool if _mask(k) == m and _agree(k, key)]
+        return out
+
+    def replace(self, file_id: int, mine: dict[tuple, list[int]]) -> dict[tuple, set[int]]:
+        """A later file's keys in, each replacing the earlier keys it agrees with: per key, the files those came from.
+        (Keys of one file never replace each other: of one version, different keys disagree on some field.)"""
+        out = {}
+        for k, indices in mine.items():
+            out[k] = {self._pop(old) for old in self.earlier(k)}
+            self.keys[k] = (file_id, indices)
+            self.masks.add(_mask(k))
+            self.by_first.setdefault(k[2], set()).add(k)
+        return out
+
+    def _pop(self, key: tuple) -> int:
+        self.by_first[key[2]].discard(key)
+        return self.keys.pop(key)[0]
 
 
 def _bare(name: str) -> str:
@@ -298,18 +371,14 @@ class _Group:
 
     def __init__(self, s: Supersession, form_id: str):
         self.s, self.form_id = s, form_id
-        self.by_record: dict[tuple, tuple[int, list[int]]] = {}  # record key -> (file id, its records' indices)
+        self.live = _Live()  # the records that count so far, by key
         self.replaced: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
         self.latest: int | None = None  # the file that counts, of a form replaced whole
 
     def records(self, f: FileRow, spec: FormSpec | TableSpec) -> None:
-        mine: dict[tuple, list[int]] = {}
-        for n, rec in enumerate(f.records):  # two records with one key in one file are two records
-            mine.setdefault(record_key(spec, f, rec["values"]), []).append(n)
-        for k, indices in mine.items():  # a later file replaces an earlier file's records with the same key
-            if k in self.by_record:
-                self.replaced.setdefault(self.by_record[k][0], set()).add(f.id)
-            self.by_record[k] = (f.id, indices)
+        for by in self.live.replace(f.id, _keys(spec, f)).values():  # a later file replaces earlier files' records
+            for file_id in by:
+                self.replaced.setdefault(file_id, set()).add(f.id)
 
     def whole(self, f: FileRow) -> None:
         if self.latest is not None:
@@ -319,7 +388,7 @@ class _Group:
     def end(self) -> None:
         s = self.s
         kept: dict[int, list[int]] = {}
-        for file_id, indices in self.by_record.values():
+        for file_id, indices in self.live.keys.values():
             kept.setdefault(file_id, []).extend(indices)
         for file_id, by in self.replaced.items():
             if file_id not in kept:  # every record of that file was replaced
