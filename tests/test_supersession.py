@@ -55,6 +55,7 @@ def test_a_visit_resent_on_the_new_version_replaces_the_old_versions(ws, tmp_pat
     _send(ws, tmp_path, 1, "第1版.xlsx", 1, 团干部=3)
     result = _send(ws, tmp_path, 2, "第2版.xlsx", 2, 团干部=5)
     assert _march(ws) == (1, 5) and result.superseded == 1
+    assert not [n for n in result.notes if n.code == "visit-other-date"]
 
 
 def test_an_old_version_resent_after_the_new_replaces_that_organisations_visits(ws, tmp_path):
@@ -65,3 +66,14 @@ def test_an_old_version_resent_after_the_new_replaces_that_organisations_visits(
     _send(ws, tmp_path, 1, "第1版.xlsx", 4, 团干部=3)  # no date: it stands for every visit to 第一中学团委
     assert _march(ws) == (2, 5)
 
+
+def test_a_visit_resent_with_another_date_counts_again_and_staff_are_told(ws, tmp_path):
+    _send(ws, tmp_path, 2, "初报.xlsx", 1, 走访日期=dt.datetime(2026, 3, 13))
+    result = _send(ws, tmp_path, 2, "更正.xlsx", 2, 走访日期=dt.datetime(2026, 3, 3))
+    assert _march(ws) == (2, 6)  # two dates, two visits: as the spec says
+    (note,) = [n for n in result.notes if n.code == "visit-other-date"]
+    assert note.file == "更正.xlsx"
+    assert note.message == ("源汇区团委2026-03的走访“第一中学团委”走访日期为 2026-03-03，与已收到的同一团组织的走访"
+                            "（走访日期 2026-03-13）不同，已按另一次走访计入；若是同一次走访更正了日期，请与该单位核对")
+    same = _send(ws, tmp_path, 2, "同日重报.xlsx", 3, 团干部=4)  # the same date again: it replaces, nothing to tell
+    assert _march(ws) == (2, 7) and not [n for n in same.notes if n.code == "visit-other-date"]

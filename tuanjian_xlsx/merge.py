@@ -19,7 +19,7 @@ from .issues import Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, Refused, unreadable, walk_texts
 from .intake import Submission, expand_one, load
-from .ledger import LEDGER_DIR, LEDGER_FILE, Ledger, archive_file, refusal_key
+from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
 
 if TYPE_CHECKING:  # (reading and checking are imported when there is something to read: a merge that finds
@@ -769,9 +769,10 @@ LONG_PAST_NAMED = 20  # named one by one in a run; any more are counted in one n
 def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[StatusItem]) -> list[Issue]:
     """What staff should check about this run's new files: plain files first registered after their due date
     (their real arrival may have been earlier), forms for a period long past, and visits whose organisation is
-    named almost like one already received (counted as a second visit). The new files are read from the ledger a
-    page at a time, and every file of the forms with `close_names` a group at a time."""
-    from .status import close_names, forms_in_use
+    named almost like one already received, or exactly so with another 走访日期 (each counted as a second visit).
+    The new files are read from the ledger a page at a time, and every file of the forms with `close_names` or a
+    `supersede_by` of more than one field a group (form, unit, period) at a time."""
+    from .status import close_names, forms_in_use, group_key, named_again
 
     due: dict[tuple[str | None, ...], dt.date] = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
     names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
@@ -808,10 +809,20 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
         long_past.append(Issue.make("period-long-past-more", count=more, days=LONG_PAST_DAYS,
                                     names=more_names + (["……"] if more > 10 else [])))
     forms = forms_in_use(ws)
-    named = [form_id for form_id, spec in forms.items() if spec.close_names is not None]
-    close = close_names(ledger.iter_files(issues=False, forms=named, grouped=True), new_ids, forms)
-    return notes + long_past + [Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name,
-                                           old=old_name) for f, new_name, old_name in close]
+    read = [form_id for form_id, spec in forms.items() if spec.close_names is not None or len(spec.supersede_by) > 1]
+    close: list[tuple[FileRow, str, str]] = []
+    again: list[tuple[FileRow, str, str, list[str]]] = []
+    for _, group in itertools.groupby(ledger.iter_files(issues=False, forms=read, grouped=True), key=group_key):
+        files = list(group)  # one form's files of one unit and period
+        if not new_ids.isdisjoint(f.id for f in files):
+            close += close_names(files, new_ids, forms)
+            again += named_again(files, new_ids, forms)
+    order = lambda hit: (hit[0].received_at, hit[0].id)  # noqa: E731 (stable: a file's own stay in their order)
+    return notes + long_past + [
+        Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name, old=old_name)
+        for f, new_name, old_name in sorted(close, key=order)] + [
+        Issue.make("visit-other-date", file=f.name, unit=f.unit, period=f.period, org=org, new=new, old="、".join(old))
+        for f, org, new, old in sorted(again, key=order)]
 
 
 def _digest(path: Path) -> str | None:

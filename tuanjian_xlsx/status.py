@@ -332,6 +332,40 @@ def close_names(files: Iterable[FileRow], new_ids: Collection[int],
     return sorted(out, key=lambda hit: (hit[0].received_at, hit[0].id))  # stable: a file's names stay sorted
 
 
+def named_again(files: Iterable[FileRow], new_ids: Collection[int],
+                forms: Forms) -> list[tuple[FileRow, str, str, list[str]]]:
+    """New records that replaced nothing, though a record still counting from an earlier file of the same unit, form
+    and period has the same first `supersede_by` field and differs in the others (附件1: the same organisation
+    visited on another 走访日期): (new file, that first field as written, its other fields as written, each such
+    earlier record's), in the order received. Counted as another record, as the spec says — two visits on two days
+    are real, a corrected date is not; staff should ask. `files` come grouped as for `close_names`."""
+    groups = _Groups()
+    live, written = _Live(), dict[tuple, str]()  # the group's keys that count; each one's other fields as written
+    out = []
+    for f in files:  # each group's in order received
+        spec = forms.get(f.form_id or "")
+        if not f.valid or not f.unit_id or not f.period or spec is None or len(spec.supersede_by) < 2:
+            continue
+        if groups.begins(f):
+            live, written = _Live(), {}
+        mine = _keys(spec, f)
+        rest = {k: " ".join(_written(f.records[n]["values"].get(r)) for r in spec.supersede_by[1:])
+                for k, (n, *_) in mine.items()}
+        replaced = live.replace(f.id, mine)
+        written.update(rest)
+        if f.id not in new_ids:
+            continue
+        for k, (n, *_) in mine.items():
+            others = sorted({written[o] for o in live.by_first.get(k[2], ()) if live.keys[o][0] != f.id})
+            if not replaced[k] and k[2] is not ABSENT and others:
+                out.append((f, _written(f.records[n]["values"].get(spec.supersede_by[0])), rest[k], others))
+    return out
+
+
+def _written(value: object) -> str:
+    return "" if value is None else str(value)
+
+
 def supersession(files: Iterable[FileRow], forms: Forms) -> Supersession:
     """Latest received wins: per record for a form with `supersede_by` (附件1: per visit), else per unit, form and
     period. `forms` are the specs as the workspace uses them (`forms_in_use`). `files` come grouped (`by_group`,
