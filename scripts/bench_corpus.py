@@ -229,6 +229,8 @@ def _fill_form(wb, spec, records: list[dict]) -> None:
 def _fill_tracker(wb, spec, rng: random.Random, p, unit, mistake: str | None) -> None:
     from openpyxl.utils import get_column_letter
 
+    from tuanjian_xlsx.fieldtypes import TASK_KINDS
+
     ws = _STATE["ws"]
     sheet = wb[spec.sheet_name]
     cells = _where(spec, sheet)
@@ -237,10 +239,10 @@ def _fill_tracker(wb, spec, rng: random.Random, p, unit, mistake: str | None) ->
     day = dt.date(p.year, p.months[-1], 28) if mistake != "other-period" else dt.date(p.year - 1, p.months[-1], 28)
     sheet[cells["fill_date"]] = None if mistake == "missing" else _date(rng, day)
     tasks = ws.roster.tasks_for(unit.type)
-    wrong = rng.choice([t for t in tasks if t.kind in ("ratio", "count")] or tasks).code
+    wrong = rng.choice([t for t in tasks if TASK_KINDS[t.kind].numeric] or tasks).code
     for task in tasks:
         r = where[task.code]
-        if task.kind == "ratio":
+        if TASK_KINDS[task.kind].pair:
             base = rng.randint(5, 40)
             sheet[f"{col['done']}{r}"] = min(base, int(base * rng.uniform(0.3, 1.0) + p.index))
             sheet[f"{col['base']}{r}"] = base

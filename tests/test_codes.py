@@ -140,7 +140,7 @@ def _own_rows_filled(builtin) -> tuple[openpyxl.Workbook, object, dict[str, int]
     ws["O3"] = dt.datetime(2026, 4, 3)
     for t in builtin.roster.tasks_for(unit.type):
         r = rows[t.code]
-        if t.kind == "ratio":
+        if t.kind in ("ratio", "growth"):
             ws[f"K{r}"], ws[f"L{r}"] = 3, 5
         elif t.kind in ("count", "yesno"):
             ws[f"K{r}"] = 3 if t.kind == "count" else "是"

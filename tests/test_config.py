@@ -181,7 +181,7 @@ def test_roster_book_has_dropdowns_and_protection(tmp_path):
     sources = {dv.formula1 for dv in ws.data_validations.dataValidation}
     assert "单位类型!$A$2:$A$501" in sources
     kinds = wb["目标任务"].data_validations.dataValidation
-    assert any(dv.formula1 == '"比率,数量,是否,定性"' for dv in kinds)
+    assert any(dv.formula1 == '"比率,增长,数量,是否,定性"' for dv in kinds)
 
 
 def test_protection_password_from_settings(tmp_path):

@@ -67,6 +67,20 @@ TABLE = [
     ("number", "-1", "wrong", "error"),
     ("number", "三个", "wrong", "warned"),
     ("number", "12345678901234567", "wrong", "warned"),  # more digits than a number keeps: declared
+    ("signed_number", 1.5, "ok", "ok"),
+    ("signed_number", -5.0, "ok", "ok"),
+    ("signed_number", -0.5, "ok", "ok"),
+    ("signed_number", 0.0, "ok", "ok"),
+    ("signed_number", "-5", "retype", "warned"),
+    ("signed_number", "-0.5", "retype", "warned"),
+    ("signed_number", " -5 人", "retype", "warned"),
+    ("signed_number", "12", "retype", "warned"),
+    ("signed_number", "--5", "wrong", "error"),
+    ("signed_number", "5-", "wrong", "error"),
+    ("signed_number", "abc", "wrong", "error"),
+    ("signed_number", "1e3", "wrong", "error"),
+    ("signed_number", "-40%", "wrong", "error"),
+    ("signed_number", "\u3000", "empty", "blank"),
     ("date", D(2026, 3, 5), "ok", "ok"),
     ("date", "2026年3月5日", "retype", "warned"),
     ("date", "2026-3-5", "retype", "warned"),
@@ -272,10 +286,10 @@ def test_a_task_kinds_declared_differences_hold():
                 grid.set(SHEET, 0, 0, done)
                 grid.set(SHEET, 0, 1, base)
                 cells = {"done": F.ref(0, 0), "base": F.ref(0, 1)}
-                col_types = {c: kind.inputs.get(c, "number") for c in kind.not_above}
+                col_types = {c: kind.inputs.get(c, "number") for c in kind.pair or ()}
                 sheet = state(col_types["done"], cells["done"], required=True, wrong_also=kind.over(cells))
                 verdict = sheet.value(grid, SHEET)
                 assert {RETYPE: "retype", WRONG: "wrong", RIGHT: "ok"}[verdict] == d.sheet
                 read = {c: FIELD_TYPES[col_types[c]].normaliser()(v, {"field": c})[0]
-                        for c, v in zip(kind.not_above, (done, base))}
+                        for c, v in zip(kind.pair or (), (done, base))}
                 assert kind.above(read) and d.validator == "error"

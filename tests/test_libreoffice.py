@@ -109,7 +109,7 @@ def test_tracker_formulas_compute_in_libreoffice(templates, libreoffice, tmp_pat
     assert got[f"R{rows['1-6']}"].value == 1  # 本行有误
     assert got[f"N{rows['1-1-1']}"].value in (None, "")
     county = [t for t in registry_tasks(spec) if "县区团委" in t.unit_types]
-    required = sum({"ratio": 2}.get(t.kind, 1) for t in county)
+    required = sum({"ratio": 2, "growth": 2}.get(t.kind, 1) for t in county)
     empty = 2 + required - 7  # 报送期, 填表时间, and the rows of 县区团委 less the 7 cells filled above
     assert got["A1"].value == f"自查：还有{empty}项必填未填，1项格式有误（见红色单元格）。"
 

@@ -42,9 +42,9 @@ def _tracker(ws: Workspace, unit, values: dict, path: Path) -> Path:
     col = {c: col_to_letters(spec.col_index(c)) for c in ("done", "base", "progress")}
     for r, task in enumerate(ws.roster.tasks_for(unit.type), start=spec.header_row + 1):
         done, base = values.get(task.code, ("是" if task.kind == "yesno" else 1, 1))
-        if task.kind in ("ratio", "count", "yesno"):
+        if task.kind in ("ratio", "growth", "count", "yesno"):
             sh[f"{col['done']}{r}"] = done
-        if task.kind == "ratio":
+        if task.kind in ("ratio", "growth"):
             sh[f"{col['base']}{r}"] = base
         sh[f"{col['progress']}{r}"] = "进行中"
     book.save(path)

@@ -361,7 +361,7 @@ def test_odd_names_zero_bases_and_empty_sheets_recalculate_to_cached_values(tmp_
     sh = book[tracker.sheet_name]
     sh["O3"] = dt.datetime(2026, 4, 2)
     for r, task in enumerate(ws.roster.tasks_for(units[0].type), start=tracker.header_row + 1):
-        if task.kind == "ratio":
+        if task.kind in ("ratio", "growth"):
             sh[f"K{r}"], sh[f"L{r}"] = 0, 0  # 基数 0: rates blank, never #DIV/0!
         elif task.kind == "count":
             sh[f"K{r}"] = 1

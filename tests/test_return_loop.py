@@ -122,13 +122,15 @@ def test_corrected_return_of_a_form_is_valid_with_exactly_its_own_record(form_id
 
 # --- the target tracker ---------------------------------------------------------------------------------------
 
-ROW_GOOD = {"done": {"ratio": 1, "count": 3, "yesno": "是"}, "base": {"ratio": 2}, "progress": "进展情况"}
-ROW_BAD = {"done": {"ratio": "三两个", "count": 2.5, "yesno": "可能"}, "base": {"ratio": -1}}
+ROW_GOOD = {"done": {"ratio": 1, "growth": -1, "count": 3, "yesno": "是"}, "base": {"ratio": 2, "growth": 2},
+            "progress": "进展情况"}
+ROW_BAD = {"done": {"ratio": "三两个", "growth": "三两个", "count": 2.5, "yesno": "可能"},
+           "base": {"ratio": -1, "growth": -1}}
 
 
 def _row_inputs(task) -> list[str]:
     """The cells of a task's row that can be wrong: its numbers, or its progress for a qualitative task."""
-    return {"ratio": ["done", "base"], "count": ["done"], "yesno": ["done"], "qualitative": ["progress"]}[task.kind]
+    return {"ratio": ["done", "base"], "growth": ["done", "base"], "count": ["done"], "yesno": ["done"], "qualitative": ["progress"]}[task.kind]
 
 
 def _row_value(task, col: str, good: bool):

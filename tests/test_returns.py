@@ -142,7 +142,7 @@ def test_tracker_return_lists_cells_where_they_are_in_the_return(templates, buil
     listed = {r[1] for r in wb["问题清单"].iter_rows(min_row=2, values_only=True)}
     commented = {c.coordinate for row in wb[spec.sheet_name].iter_rows() for c in row if c.comment}
     assert listed == commented and len(commented) == sum(
-        {"ratio": 2}.get(t.kind, 1) for t in builtin.roster.tasks_for("功能区团工委"))
+        {"ratio": 2, "growth": 2}.get(t.kind, 1) for t in builtin.roster.tasks_for("功能区团工委"))
     assert wb[spec.sheet_name]["O3"].value == dt.datetime(2026, 4, 2)  # header values carried over
 
 

@@ -171,7 +171,7 @@ def test_a_blank_template_return_follows_the_chosen_unit(key, unit_type, target,
     line = ws["A1"].value
     assert line.startswith("自查：还有") and "必填项已填齐" not in line
     empty = int(re.match(r"自查：还有(\d+)项", line).group(1))
-    assert empty >= 2 * sum(t.kind == "ratio" for t in builtin.roster.tasks_for(unit_type)) - 2
+    assert empty >= 2 * sum(t.kind in ("ratio", "growth") for t in builtin.roster.tasks_for(unit_type)) - 2
 
 
 def test_no_tracker_with_empty_required_cells_says_it_is_complete(generated, builtin):

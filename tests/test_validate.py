@@ -238,7 +238,7 @@ def test_an_unfilled_tracker_names_every_empty_input(templates, tmp_path, builti
     own = builtin.roster.tasks_for("功能区团工委")
     expected = [(F, "O3", "bad-date")]
     for t in own:
-        cols = {"ratio": "KL", "count": "K", "yesno": "K", "qualitative": "O"}[t.kind]
+        cols = {"ratio": "KL", "growth": "KL", "count": "K", "yesno": "K", "qualitative": "O"}[t.kind]
         expected += [(F, f"{c}{rows[t.code]}", "required-value") for c in cols]
     assert triples(r) == sorted(expected)
 
@@ -247,7 +247,7 @@ def _fill_own_rows(ws, rows, builtin, unit_type, done=1, base=2):
     """Every row of a unit type's tasks filled correctly, as a careful person would."""
     for t in builtin.roster.tasks_for(unit_type):
         r = rows[t.code]
-        if t.kind == "ratio":
+        if t.kind in ("ratio", "growth"):
             ws[f"K{r}"], ws[f"L{r}"] = done, base
         elif t.kind == "count":
             ws[f"K{r}"] = done

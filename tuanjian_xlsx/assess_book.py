@@ -20,6 +20,7 @@ from . import formulas as F
 from . import passport
 from .assess_facts import Basis, Fact
 from .assess_rules import ITEMS_ZH, Rule
+from .fieldtypes import TASK_KINDS
 from .master import TYPE_WIDTH, UNIT_WIDTH, Col, Columns, Sheet, text_lines
 from .plan import Workspace
 from .xlsxio import FONT_BODY, FONT_TITLE, close_workbook, new_workbook
@@ -120,7 +121,8 @@ def _task_met(x: Row) -> F.Expr:
 
 
 # how -> (计分, the 结果 when it follows from the numbers). A ratio task counts 完成率 ÷ 目标 (a base of 0 or a
-# target of 0 is met), a count 完成数 ÷ 目标值, each at most 1; 是否 counts 是.
+# target of 0 is met), a growth the same but a decline counts 0, a count 完成数 ÷ 目标值, each at most 1; 是否
+# counts 是. A task's how is its kind (fieldtypes.TASK_KINDS).
 SCORE_OF: dict[str, tuple[Callable[[Row], F.Expr], Callable[[Row], F.Expr] | None]] = {
     "status": (lambda x: F.IF(F.cmp(x.result, "=", "按时"), 1, F.IF(F.cmp(x.result, "=", "逾期"), x.late, 0)), None),
     "minimum": (lambda x: F.IF(F.cmp(x.value, ">=", x.standard), 1, 0),
@@ -130,6 +132,9 @@ SCORE_OF: dict[str, tuple[Callable[[Row], F.Expr], Callable[[Row], F.Expr] | Non
     "ratio": (lambda x: F.IF(F.OR(F.cmp(x.value, "=", ""), F.cmp(x.base, "=", "")), 0,
                              F.IF(F.OR(F.cmp(x.base, "=", 0), F.cmp(x.standard, "=", 0)), 1,
                                   F.MIN(1, x.value / x.base / x.standard))), _task_met),
+    "growth": (lambda x: F.IF(F.OR(F.cmp(x.value, "=", ""), F.cmp(x.base, "=", "")), 0,
+                              F.IF(F.OR(F.cmp(x.base, "=", 0), F.cmp(x.standard, "=", 0)), 1,
+                                   F.MAX(0, F.MIN(1, x.value / x.base / x.standard)))), _task_met),
     "count": (lambda x: F.IF(F.cmp(x.value, "=", ""), 0, F.IF(F.cmp(x.standard, "=", 0), 1,
                                                                F.MIN(1, x.value / x.standard))), _task_met),
     "yesno": (lambda x: F.IF(F.cmp(x.value, "=", "是"), 1, 0), _task_met),
@@ -172,7 +177,7 @@ def _basis_sheet(sh: Sheet, facts: list[Fact]) -> Facts:
             sh.formula(r, C["result"], result(x), "center")
         sh.put(r, C["value"], f.value, "date" if f.how == "week" else "num")
         sh.put(r, C["base"], f.base, "num")
-        sh.put(r, C["standard"], f.standard, "pct" if f.how == "ratio" else "num")
+        sh.put(r, C["standard"], f.standard, "pct" if f.how in TASK_KINDS and TASK_KINDS[f.how].percent else "num")
         sh.formula(r, C["score"], score(x), "score")
         sh.put(r, C["files"], "、".join(f.files))
     last = max(len(facts), 1)

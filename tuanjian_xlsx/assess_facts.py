@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .assess_rules import Rule, Rules
+from .fieldtypes import TASK_KINDS
 from .ledger import FileRow
 from .periods import Period, in_visit_week, parse_period
 from .plan import Workspace
@@ -155,7 +156,7 @@ def _task_fact(led: _Ledger, no: int, unit: Unit, rule: Rule, form_id: str, task
     target = task.target_for(unit.type)
     return Fact(no, unit, rule.item, how, led.name(form_id), content=f"{task.code} {task.indicator}",
                 period=p.label if p else "未报", value=rec.get("done"),
-                base=rec.get("base") if task.kind == "ratio" else None,
+                base=rec.get("base") if TASK_KINDS[task.kind].pair else None,
                 standard=target if target is not None else 1 if how == "research" else None,
                 files=[f.name] if f else [])
 

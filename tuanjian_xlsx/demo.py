@@ -19,6 +19,7 @@ from .plan import Workspace
 from .issues import Issue, TuanjianError
 from .merge import MergeResult, merge
 from .periods import Period
+from .fieldtypes import TASK_KINDS
 from .filenames import safe_filename
 from .status import reminders
 from .workspace import init_workspace
@@ -194,9 +195,10 @@ def _tracker_values(rng: random.Random, ws: Workspace, unit, q: int) -> list[dic
     rows = []
     for task in ws.roster.tasks_for(unit.type):
         row: dict[str, object] = {"code": task.code}
-        if task.kind == "ratio":
+        if TASK_KINDS[task.kind].pair:
             base = rng.randint(5, 40)
-            row["done"], row["base"] = min(base, int(base * rng.uniform(0.3, 1.0) + q)), base
+            done = int(base * rng.uniform(0.3, 1.0) + q)  # a growth may be more than its base
+            row["done"], row["base"] = min(base, done) if TASK_KINDS[task.kind].not_above else done, base
         elif task.kind == "count":
             row["done"] = rng.randint(0, 4)
         elif task.kind == "yesno":

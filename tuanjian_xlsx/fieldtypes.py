@@ -69,12 +69,13 @@ def _number_part(x: F.Expr) -> F.Expr:
     return F.LEFT(s, F.LEN(s) - F.ISNUMBER(F.FIND(F.RIGHT(s), _UNIT_CHARS)))
 
 
-def _plain_number_text(x: F.Expr, whole: bool) -> F.Expr:
+def _plain_number_text(x: F.Expr, whole: bool, signed: bool = False) -> F.Expr:
     """TRUE for text that is a plain non-negative number once spaces and a measure word go ("12", "5人", "1.5"):
     the number written back as text must give the same text, so "1e3", "40%", "1,000", "3/5", "-5" are not (each
-    program reads those differently). Fifteen digits at most (longer numbers are rounded)."""
+    program reads those differently; "-5" is, for a signed number). Fifteen digits at most (longer numbers are
+    rounded)."""
     c = _number_part(x)
-    n = F.ABS(c)
+    n = F.lit(0) + c if signed else F.ABS(c)
     if whole:
         n = F.INT(n)
     return F.IFERROR(F.AND(F.cmp(F.LEN(c), "<", 16), F.cmp(n & "", "=", c)), False)
@@ -103,6 +104,10 @@ def _integer(x, _choices) -> F.Expr:
 def _number(x, _choices) -> F.Expr:
     return F.IF(F.ISNUMBER(x), F.IF(F.cmp(x, "<", 0), WRONG, RIGHT),
                 F.IF(_plain_number_text(x, whole=False), RETYPE, WRONG))
+
+
+def _signed_number(x, _choices) -> F.Expr:
+    return F.IF(F.ISNUMBER(x), RIGHT, F.IF(_plain_number_text(x, whole=False, signed=True), RETYPE, WRONG))
 
 
 _DMIN, _DMAX = excel_serial(DATE_MIN), excel_serial(DATE_MAX)
@@ -231,6 +236,13 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
         error="“{label}”请填写不小于 0 的数。",
         lenient=_LENIENT_NUMBER, differences=_NUMBER_DIFFERENCES),
     FieldType(
+        "signed_number", "数（可为负）", "数，可为负数，如 12 或 -3", float, "input_num", "head_input",
+        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=False, signed=True),
+        classify=_signed_number,
+        validation={"validate": "decimal", "criteria": "between", "minimum": -1e307, "maximum": 1e307},
+        error="“{label}”请填写数（可为负数）。",
+        lenient=_LENIENT_NUMBER, differences=_NUMBER_DIFFERENCES),
+    FieldType(
         "date", "日期", "日期，如 2026-03-05", dt.date, "input_date", "head_date",
         normalise=lambda raw, at, choices, period: as_date(raw, at, period),
         classify=_date,
@@ -289,49 +301,65 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
 
 @dataclass(frozen=True)
 class TaskKind:
-    """One kind of task (roster.Task.kind): the inputs its tracker row asks for and its formulas.
+    """One kind of task (roster.Task.kind): the inputs its tracker row asks for and its formulas, and everything
+    else that differs by kind (its name, how its target is shown and checked, what its 填报口径 says).
 
     `inputs` overrides the spec's column types: a column listed with None is not asked (locked, NOT_ASKED), a
     column listed with a type takes that type, any other input column keeps the type the spec gives it."""
 
     id: str
+    zh: str  # its name in Chinese (名单与目标.xlsx's 指标类型, the master's 指标类型, messages)
     inputs: dict[str, str | None]
     required: tuple[str, ...]
-    not_above: tuple[str, str] | None = None  # (完成数, 基数): the first may not exceed the second
+    pair: tuple[str, str] | None = None  # (完成数, 基数): filled together, the rate is the one over the other
+    not_above: bool = False  # … and the first may not exceed the second
     formulas: dict[str, Callable[[dict[str, F.Expr], str], F.Expr]] = field(default_factory=dict)
+    percent: bool = False  # its target and 完成率 are percentages (目标值 0.2 = 20%)
+    target_max: float | None = None  # the largest target it takes (1 = 100% for a share)
+    basis: str = ""  # the tracker's 填报口径, over the task's fields ({numerator_label}, {indicator}…)
     differences: tuple[Difference, ...] = ()  # examples are (完成数, 基数) as typed
 
     def input_type(self, col) -> str | None:
         """The field type of an input column (a specs.Column) in a row of this kind; None if not asked."""
         return self.inputs.get(col.id, col.type)
 
+    @property
+    def numeric(self) -> bool:
+        """Whether its 完成数 is a number, against a target value, summed city-wide: a kind with a 完成率."""
+        return "rate" in self.formulas
+
     def over(self, cells: dict[str, F.Expr]) -> F.Expr:
         """自查 of 完成数 ≤ 基数: wrong when both are numbers and the first is the larger."""
-        assert self.not_above is not None  # asked only of a kind with the rule (TaskKind.not_above)
-        low, high = (cells[c] for c in self.not_above)
+        assert self.not_above and self.pair is not None  # asked only of a kind with the rule (TaskKind.not_above)
+        low, high = (cells[c] for c in self.pair)
         return F.AND(F.ISNUMBER(low), F.ISNUMBER(high), F.cmp(F.N(low), ">", F.N(high)))
 
     def above(self, values: dict[str, Any]) -> bool:
         """The validator's test of the same rule, on the values it read (numbers, or None)."""
-        assert self.not_above is not None  # asked only of a kind with the rule (TaskKind.not_above)
-        low, high = (values.get(c) for c in self.not_above)
+        assert self.not_above and self.pair is not None  # asked only of a kind with the rule (TaskKind.not_above)
+        low, high = (values.get(c) for c in self.pair)
         return low is not None and high is not None and low > high
 
 
 NOT_ABOVE_EXPECTED = "，且不小于完成数"
+_OVER_BASE = {"rate": lambda c, op: F.rate(c["done"], c["base"]),  # 完成数 ÷ 基数 against the target
+              "met": lambda c, op: F.met(c["rate"], c["target"], op)}
+_PAIR_BASIS = "完成数：{numerator_label}；基数：{denominator_label}"
 
 TASK_KINDS: dict[str, TaskKind] = {k.id: k for k in (
-    TaskKind("ratio", {}, ("done", "base"), ("done", "base"), {
-        "rate": lambda c, op: F.rate(c["done"], c["base"]),
-        "met": lambda c, op: F.met(c["rate"], c["target"], op)}, (
+    TaskKind("ratio", "比率", {}, ("done", "base"), ("done", "base"), True, _OVER_BASE, True, 1.0, _PAIR_BASIS, (
         Difference("retype", "error", (("12", 10.0),),
                    "完成数大于基数：表内只在两格都是数时比较，写成文字的数先提示改为纯数字（改后即比较）；"
                    "系统按读出的数比较"),)),
-    TaskKind("count", {"done": "integer", "base": None}, ("done",), None, {
+    # growth over a base (活跃度提升率): 完成数 is the change since the base, more than the base or below 0
+    TaskKind("growth", "增长", {"done": "signed_number"}, ("done", "base"), ("done", "base"), False, _OVER_BASE,
+             True, None, _PAIR_BASIS),
+    TaskKind("count", "数量", {"done": "integer", "base": None}, ("done",), formulas={
         "rate": lambda c, op: F.rate(c["done"], c["target"]),
-        "met": lambda c, op: F.met(c["done"], c["target"], op)}),
-    TaskKind("yesno", {"done": "yes_no", "base": None}, ("done",), None, {
-        "met": lambda c, op: F.met(c["done"], YES_NO[0], "=")}),
-    TaskKind("qualitative", {"done": None, "base": None}, ("progress",)),
+        "met": lambda c, op: F.met(c["done"], c["target"], op)}, basis="完成数：{indicator}"),
+    TaskKind("yesno", "是否", {"done": "yes_no", "base": None}, ("done",), formulas={
+        "met": lambda c, op: F.met(c["done"], YES_NO[0], "=")}, basis="完成值填“是”或“否”"),
+    TaskKind("qualitative", "定性", {"done": None, "base": None}, ("progress",), basis="在“进展情况”中填写"),
 )}
+KINDS_ZH = {k.id: k.zh for k in TASK_KINDS.values()}
 TRACKER_FORMULAS = ("rate", "met")  # what a tracker column's `formula` may name

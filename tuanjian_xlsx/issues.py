@@ -48,7 +48,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
     "task-without-target": ("error", "任务“{task}”是{kind}指标，但没有目标值（{detail}）", "a quantified task with no target"),
     "ratio-target-range": ("error", "任务“{task}”是比率指标，目标值应为 0%～100%，现为 {value}", "a ratio target outside 0..1"),
-    "ratio-needs-labels": ("error", "任务“{task}”是比率指标，须填写“完成数口径”和“基数口径”", "a ratio task without its two labels"),
+    "ratio-needs-labels": ("error", "任务“{task}”是{task_kind}指标，须填写“完成数口径”和“基数口径”", "a ratio or growth task without its two labels"),
     "task-no-unit-types": ("error", "任务“{task}”没有填写报送单位类型", "a task nobody reports"),
     "workspace-exists": ("error", "工作区里已有此文件，为免覆盖，未做任何改动", "init would overwrite a file"),
     "empty-file": ("error", "文件是空的（0 字节），请重新发送", "a 0-byte file"),
@@ -85,7 +85,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-task": ("error", "任务编号“{value}”不在目标任务中", "a tracker row of no known task"),
     "task-not-for-unit": ("error", "任务“{task}”不是{unit_type}的填报任务", "a tracker row of another unit type"),
     "task-missing": ("error", "缺少任务“{task}”这一行", "a task row deleted from the tracker"),
-    "ratio-incomplete": ("error", "任务“{task}”是比率指标，“完成数”和“基数”须同时填写", "a ratio with one of its two numbers"),
+    "ratio-incomplete": ("error", "任务“{task}”是{task_kind}指标，“完成数”和“基数”须同时填写", "a ratio or growth with one of its two numbers"),
     "done-above-base": ("error", "任务“{task}”的完成数 {done} 大于基数 {base}", "a numerator above its denominator"),
     "locked-changed": ("error", "“{field}”被改动：应为“{expected}”，现为“{value}”", "a locked cell typed over"),
     "not-in-visit-week": ("warning", "“{field}”{value} 不在走基层周（每月第一周，1—7日）", "a visit outside the first week"),
@@ -158,9 +158,6 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "assess-previous-unreadable": ("warning", "上次的考核表中{detail}，其中手工填写的加减分无法读出、未能保留；请从旧表的备份 {backup} 中抄回", "the previous assessment's 考核得分 cannot be found by its headings"),
     "assess-nothing-scored": ("warning", "考核表中没有任何得分：{reason}", "an assessment with nothing to score"),
 }
-
-KINDS_ZH = {"ratio": "比率", "count": "数量", "yesno": "是否", "qualitative": "定性"}
-
 
 @dataclass(frozen=True)
 class Issue:
@@ -273,7 +270,7 @@ _SAMPLES = {"field": "团干部", "value": "-2", "file": "源汇区团委_2026�
             "form": "附件1 团干部走基层情况报告单", "period": "2026-03", "version": 1, "current": 2, "latest": 2,
             "task": "1-3-2", "unit_type": "县区团委", "known": "visit_report、observation_report", "name": "问题清单",
             "column": "单位名称", "ext": ".xls", "size": 80, "reason": "没有写入权限", "count": 3, "limit": 500,
-            "until": "2026-12-31", "due": "2026-04-10", "days": 40, "kind": "月份", "example": "2026-03",
+            "until": "2026-12-31", "due": "2026-04-10", "days": 40, "kind": "月份", "task_kind": "比率", "example": "2026-03",
             "first": 5, "expected": "2026-03", "raw": "5人", "choices": "座谈交流、实地走访"}
 
 

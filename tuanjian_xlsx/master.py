@@ -26,7 +26,8 @@ from pathlib import Path
 from . import formulas as F
 from .plan import Workspace
 from .roster import Task
-from .issues import KINDS_ZH, ConfigError, Issue
+from .fieldtypes import KINDS_ZH, NOT_ASKED, TASK_KINDS
+from .issues import ConfigError, Issue
 from .ledger import FILE_PAGE, LEDGER_DIR, RECEIVED_BASES, FileRow, Ledger
 from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
@@ -785,7 +786,7 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, form_id: str, tables: dict, 
         if not rows:
             continue
         first = r
-        op = ">=" if task.comparison == ">=" else "="
+        kind = TASK_KINDS[task.kind]
         for u, f, rec in rows:
             sh.put(r, P["code"], task.code, "center")
             sh.put(r, P["indicator"], task.indicator)
@@ -794,29 +795,22 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, form_id: str, tables: dict, 
             sh.put(r, P["unit_type"], u.type, "center")
             p = _period(f.period) if f else None
             sh.put(r, P["period"], p.label if p else "未报", "center")
-            sh.put(r, P["done"], rec.get("done") if task.kind != "qualitative" else None,
-                   "num" if task.kind != "yesno" else "center")
-            sh.put(r, P["base"], rec.get("base") if task.kind == "ratio" else None, "num")
-            sh.put(r, P["target"], task.target_for(u.type), "pct" if task.kind == "ratio" else "num")
-            done, base, rate, target = (F.ref(r, P[c], absolute=True) for c in ("done", "base", "rate", "target"))
-            if task.kind == "ratio":
-                sh.formula(r, P["rate"], F.rate(done, base), "pct")
-                sh.formula(r, P["met"], F.met(rate, target, op), "center")
-            elif task.kind == "count":  # 完成率 against the unit type's target, as the tracker shows it
-                sh.formula(r, P["rate"], F.rate(done, target), "pct")
-                sh.formula(r, P["met"], F.met(done, target, op), "center")
-            elif task.kind == "yesno":
-                sh.put(r, P["rate"], None, "pct")
-                sh.formula(r, P["met"], F.IF(F.cmp(done, "=", ""), "", F.IF(F.cmp(done, "=", "是"), "达标", "未达标")),
-                           "center")
-            else:
-                sh.put(r, P["rate"], None, "pct")
-                sh.put(r, P["met"], "—", "center")
+            asked = {c: kind.inputs.get(c, c) is not None for c in ("done", "base")}
+            sh.put(r, P["done"], rec.get("done") if asked["done"] else None, "num" if kind.numeric else "center")
+            sh.put(r, P["base"], rec.get("base") if asked["base"] else None, "num")
+            sh.put(r, P["target"], task.target_for(u.type), "pct" if kind.percent else "num")
+            cells: dict[str, F.Expr] = {c: F.ref(r, P[c], absolute=True) for c in ("done", "base", "rate", "target")}
+            for c, style, none in (("rate", "pct", None), ("met", "center", NOT_ASKED)):
+                make = kind.formulas.get(c)  # as the tracker's row spells it
+                if make is None:
+                    sh.put(r, P[c], none, style)
+                else:
+                    sh.formula(r, P[c], make(cells, task.comparison), style)
             sh.put(r, P["progress"], rec.get("progress"), "wrap")
             sh.put(r, P["problems"], rec.get("problems"), "wrap")
             r += 1
         _city_row(city, cr, task, sh, first, r - 1)
-        if task.kind == "ratio":
+        if kind.pair:
             ratio_rows.append((task, city.at(cr, SUMMARY["rate"])))
         cr += 1
     sh.table(0, r - 1, len(P), key_cols=P["unit"] + 1)  # 编号 … 单位
@@ -827,6 +821,7 @@ def _targets(sh: Sheet, city: Sheet, ws: Workspace, form_id: str, tables: dict, 
 def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int) -> None:
     """Σ完成数 / Σ基数 over the units' rows of 目标进度 (`sh`), never an average of their ratios."""
     C = SUMMARY
+    kind = TASK_KINDS[task.kind]
     city.put(r, C["code"], task.code, "center")
     city.put(r, C["indicator"], task.indicator)
     city.put(r, C["kind"], KINDS_ZH[task.kind], "center")
@@ -839,13 +834,15 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int)
         city.formula(r, C["units"], _count_of(done_rng, ("是", "否")), "int")
     else:
         city.formula(r, C["units"], F.COUNT(done_rng), "int")
-    if task.kind in ("ratio", "count"):
+    if kind.numeric:
         city.formula(r, C["done"], F.SUM(done_rng), "num")
     else:
         city.put(r, C["done"], None, "num")
-    if task.kind == "ratio":
+    # a pair's city-wide 完成率 and 是否达标: the kind's own formulas over the sums and the general target
+    cells: dict[str, F.Expr] = {c: F.ref(r, C[c], absolute=True) for c in ("done", "base", "rate")}
+    if kind.pair:
         city.formula(r, C["base"], F.SUM(base_rng), "num")
-        city.formula(r, C["rate"], F.rate(F.ref(r, C["done"], absolute=True), F.ref(r, C["base"], absolute=True)), "pct")
+        city.formula(r, C["rate"], kind.formulas["rate"](cells, task.comparison), "pct")
     else:
         city.put(r, C["base"], None, "num")
         city.put(r, C["rate"], None, "pct")
@@ -854,9 +851,9 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int)
         city.put(r, C["met"], "—", "center")
         return
     city.formula(r, C["met_units"], F.COUNTIF(met_rng, "达标"), "int")
-    if task.kind == "ratio" and task.target is not None:
-        op = ">=" if task.comparison == ">=" else "="
-        city.formula(r, C["met"], F.met(F.ref(r, C["rate"], absolute=True), task.target, op), "center")
+    if kind.pair and task.target is not None:
+        city.formula(r, C["met"], kind.formulas["met"]({**cells, "target": F.lit(task.target)}, task.comparison),
+                     "center")
     else:  # per-type targets, counts and yes/no: the city is 达标 when every unit is
         every = F.cmp(F.ref(r, C["met_units"], absolute=True), "=", last - first + 1)
         city.formula(r, C["met"], F.IF(every, "达标", "未达标"), "center")
@@ -942,7 +939,8 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     if ratio_rows:
         r = last_unit + 3
         breaks.append(r)
-        sh.put(r, 0, "目标完成情况（比率指标，全市 Σ完成数 ÷ Σ基数）", "block")
+        sh.put(r, 0, f"目标完成情况（{'、'.join(k.zh for k in TASK_KINDS.values() if k.pair)}指标，全市 Σ完成数 ÷ Σ基数）",
+               "block")
         head = r + 1
         sh.header(head, RATIOS.titles)
         for k, (task, city_rate) in enumerate(ratio_rows, start=head + 1):
@@ -961,8 +959,8 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
                           "fill": {"color": "#D9D9D9"}, "border": {"color": "#7F7F7F"}, "gap": 60,
                           "data_labels": _chart_labels("#7F7F7F")})
         _chart_look(chart, "全市目标完成率与目标")
-        chart.set_x_axis({"min": 0, "num_format": "0%", "major_gridlines": {"visible": True},
-                          "num_font": _chart_font(9)})
+        # no fixed minimum: a growth may be negative
+        chart.set_x_axis({"num_format": "0%", "major_gridlines": {"visible": True}, "num_font": _chart_font(9)})
         chart.set_y_axis({"reverse": True, "num_font": _chart_font(9)})
         chart.set_legend({"position": "top", "font": _chart_font(9)})
         _beside(sh, chart, head, n, minimum=60 + 36 * len(ratio_rows))

@@ -102,9 +102,9 @@ def _strip_unit(text: str) -> str:
     return text
 
 
-def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Issue]]:
+def as_number(raw, at: Place, whole: bool, signed: bool = False) -> tuple[float | int | None, list[Issue]]:
     """5, 5.0, '5', '５人', '3 次', '十五人', '两' -> the number (text with a warning); vague amounts (三十余人, 十几,
-    若干) are refused, asking for an exact number; negatives and fractions are errors."""
+    若干) are refused, asking for an exact number; negatives (unless `signed`) and fractions are errors."""
     if is_blank(raw):
         return None, []
     warn: list[Issue] = []
@@ -124,7 +124,7 @@ def as_number(raw, at: Place, whole: bool) -> tuple[float | int | None, list[Iss
             code = "vague-number" if _VAGUE.search(text) else "not-a-number"
             return None, [Issue.make(code, value=_show(raw), **at)]
         warn.append(Issue.make("normalised-number", value=_show(value), raw=raw, **at))
-    if value < 0:
+    if value < 0 and not signed:
         return None, [Issue.make("negative", value=_show(value), **at)]
     if whole:
         if not value.is_integer():

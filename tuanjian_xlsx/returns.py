@@ -40,7 +40,7 @@ def _expected(spec, field_id: str | None, code: str, ws: Plan) -> str:
     if isinstance(spec, TableSpec) and ":" in field_id:
         code, col = field_id.split(":")
         kind = TASK_KINDS[_task(ws, code).kind] if _task(ws, code) else None
-        tail = NOT_ABOVE_EXPECTED if kind and kind.not_above and col == kind.not_above[1] else ""
+        tail = NOT_ABOVE_EXPECTED if kind and kind.not_above and kind.pair and col == kind.pair[1] else ""
     elif field_type == "choice":
         f = spec.field(field_id)
         return "从下拉列表选择" + ("：" + "、".join(f.choices) if f.choices else "本单位名称")

@@ -10,19 +10,23 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from .issues import KINDS_ZH, ConfigError, Issue
+from .fieldtypes import KINDS_ZH, TASK_KINDS
+from .issues import ConfigError, Issue
 from .periods import Period
 from .settings import DATA
 from .specs import SpecRegistry
 from .tomlfile import find_line, load_toml, pydantic_issues
 
 Cadence = Literal["monthly", "quarterly", "yearly", "none"]
-Kind = Literal["ratio", "count", "yesno", "qualitative"]
+if TYPE_CHECKING:
+    Kind = str
+else:
+    Kind = Literal[tuple(TASK_KINDS)]  # the entries of fieldtypes.TASK_KINDS
 Comparison = Literal[">=", "="]
 CADENCE_ZH = {"monthly": "按月", "quarterly": "按季", "yearly": "按年", "none": "不报送"}
 COMPARISON_ZH = {">=": "≥", "=": "="}
@@ -189,19 +193,13 @@ class Task(_Row):
     @property
     def basis(self) -> str:
         """How to fill the row, shown in the tracker's 填报口径 column."""
-        if self.kind == "ratio":
-            return f"完成数：{self.numerator_label}；基数：{self.denominator_label}"
-        if self.kind == "count":
-            return f"完成数：{self.indicator}"
-        if self.kind == "yesno":
-            return "完成值填“是”或“否”"
-        return "在“进展情况”中填写"
+        return TASK_KINDS[self.kind].basis.format_map(dict(self))
 
     def target_text(self, unit_type: str | None = None) -> str:
         sign = "≥" if self.comparison == ">=" else ""
 
         def show(v: float) -> str:
-            if self.kind == "ratio":
+            if TASK_KINDS[self.kind].percent:
                 pct = f"{v * 100:.10g}%"
                 return pct if v == 1 else f"{sign}{pct}"
             return f"{sign}{v:g}"
@@ -301,16 +299,17 @@ def _check_task(t: Task, types: list[str], at: Callable[[str], dict]) -> Iterato
     for ut in t.type_targets:
         if ut not in types:
             yield Issue.make("unknown-unit-type", value=ut, known=types, **at(f"type_targets.{ut}"))
-    if t.kind == "ratio" and not (t.numerator_label and t.denominator_label):
-        yield Issue.make("ratio-needs-labels", task=t.code, **at("numerator_label"))
-    if t.kind in ("ratio", "count"):
+    kind = TASK_KINDS[t.kind]
+    if kind.pair and not (t.numerator_label and t.denominator_label):
+        yield Issue.make("ratio-needs-labels", task=t.code, task_kind=kind.zh, **at("numerator_label"))
+    if kind.numeric:
         lacking = [ut for ut in t.unit_types if t.target_for(ut) is None]
         if lacking:
             detail = "、".join(lacking) + " 没有目标值"
             yield Issue.make("task-without-target", task=t.code, kind=KINDS_ZH[t.kind], detail=detail, **at("target"))
-    if t.kind == "ratio":
+    if kind.target_max is not None:
         for key, v in [("target", t.target)] + [(f"type_targets.{k}", v) for k, v in t.type_targets.items()]:
-            if v is not None and not 0 <= v <= 1:
+            if v is not None and not 0 <= v <= kind.target_max:
                 yield Issue.make("ratio-target-range", task=t.code, value=f"{v:g}", **at(key))
     for key, v in [("target", t.target)] + [(f"type_targets.{k}", v) for k, v in t.type_targets.items()]:
         if v is not None and v < 0:

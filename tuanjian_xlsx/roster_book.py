@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from . import guard
 from .assess_rules import ITEMS_ZH, Rule, Rules, builtin_late_credit, check_rules, default_rules, resolved
 from .cells import cell_name, col_to_letters
-from .issues import KINDS_ZH, ConfigError, Issue
+from .fieldtypes import KINDS_ZH, TASK_KINDS
+from .issues import ConfigError, Issue
 from .roster import CADENCE_ZH, COMPARISON_ZH, Roster, Task, Unit, UnitType, check_roster, form_names
 from .specs import SpecRegistry
 from .tomlfile import pydantic_detail
@@ -67,11 +68,11 @@ def task_cols(type_names: list[str]) -> list[Col]:
         Col("project", "工程", 11, required=False),
         Col("content", "任务内容", 36, required=False),
         Col("indicator", "量化指标", 24),
-        Col("kind", "指标类型", 9, note="比率 / 数量 / 是否 / 定性"),
-        Col("numerator_label", "完成数口径", 22, required=False, note="比率指标的分子，如“已建团的非公企业数”"),
-        Col("denominator_label", "基数口径", 22, required=False, note="比率指标的分母，如“已建立党组织的非公企业数”"),
+        Col("kind", "指标类型", 9, note=" / ".join(KINDS_ZH.values())),
+        Col("numerator_label", "完成数口径", 22, required=False, note="比率、增长指标的分子，如“已建团的非公企业数”“活跃度较基期增加数”"),
+        Col("denominator_label", "基数口径", 22, required=False, note="比率、增长指标的分母，如“已建立党组织的非公企业数”“基期活跃度”"),
         Col("comparison", "比较", 6, required=False, note="≥ 或 ="),
-        Col("target", "目标值", 8, required=False, note="比率填百分数（如 40%），数量填个数；各类型不同时填右侧各列"),
+        Col("target", "目标值", 8, required=False, note="比率、增长填百分数（如 40%），数量填个数；各类型不同时填右侧各列"),
     ]
     cols += [Col(f"type_targets.{t}", f"目标值·{t}", 10, required=False) for t in type_names]
     cols += [
@@ -209,7 +210,7 @@ def _write_task_cell(ws, r: int, c: int, col: Col, t: Task, fmt) -> None:
             ws.write_blank(r, c, None, fmt["date"])
     elif key == "target" or key.startswith("type_targets."):
         v = t.target if key == "target" else t.type_targets.get(key.split(".", 1)[1])
-        style = fmt["pct"] if t.kind == "ratio" else fmt["num"]
+        style = fmt["pct"] if TASK_KINDS[t.kind].percent else fmt["num"]
         if v is None:
             ws.write_blank(r, c, None, style)
         else:
@@ -268,7 +269,8 @@ _HELP = [
     "· 单位名单：每个报送单位一行。单位编号用英文字母，定下后不要改；单位类型从下拉列表选。",
     "· 单位类型：每种类型一行，逐表设置报送周期（按月/按季/按年/不报送）、截止日（几号）、顺延月数"
     "（0 = 报送期最后一个月当月，1 = 次月）。例如县区团委附件1“按月、10、1”即次月10日前报送。",
-    "· 目标任务：每项量化指标一行。比率指标须填完成数口径和基数口径，全市完成率按 Σ完成数 ÷ Σ基数 计算；"
+    "· 目标任务：每项量化指标一行。比率、增长指标须填完成数口径和基数口径，全市完成率按 Σ完成数 ÷ Σ基数 计算；"
+    "增长指标（如活跃度提升率）的完成数是较基期的增加数，可以大于基数，下降时填负数；"
     "目标值因单位类型不同时填“目标值·类型”各列；报送单位类型用顿号分隔。",
     "· 考核细则：年底考核（tuanjian assess）的考核范围、各项满分和计分方法，每项一行；不需要的项目可删去该行。"
     "“说明”写进年度考核表的“评分说明”。",

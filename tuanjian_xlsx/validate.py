@@ -427,15 +427,16 @@ def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_t
         values[col.id], read[col.id] = FIELD_TYPES[field_type].normaliser()(fv.value if fv else None, at(col.id))
         issues += read[col.id]
     missing = [c for c in kind.required if values.get(c) is None and not read.get(c)]
-    if kind.not_above:  # 完成数 and 基数 go together: nothing said of a missing one while the other is wrong
-        if any(i.severity == "error" for c in kind.not_above for i in read.get(c, [])):
+    if kind.pair:  # 完成数 and 基数 go together: nothing said of a missing one while the other is wrong
+        if any(i.severity == "error" for c in kind.pair for i in read.get(c, [])):
             missing = []
         elif len(missing) == 1:
-            issues.append(Issue.make("ratio-incomplete", task=task.code, **at(missing[0])))
+            issues.append(Issue.make("ratio-incomplete", task=task.code, task_kind=kind.zh, **at(missing[0])))
             missing = []
     issues += [Issue.make("required-value", **at(c)) for c in missing]
     if kind.not_above and kind.above(values):
-        done, base = kind.not_above
+        assert kind.pair is not None  # TaskKind.not_above compares the pair
+        done, base = kind.pair
         issues.append(Issue.make("done-above-base", task=task.code, done=values[done], base=values[base],
                                  **at(done)))
     result.issues += issues
@@ -461,7 +462,7 @@ def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], uni
         else:
             same = fold(str(got or "")) == fold(str(want or ""))
         if not same:
-            show = lambda v: "" if v is None else (f"{v:.0%}" if task.kind == "ratio" and isinstance(v, float) else str(v))  # noqa: E731
+            show = lambda v: "" if v is None else (f"{v:.0%}" if TASK_KINDS[task.kind].percent and isinstance(v, float) else str(v))  # noqa: E731
             yield Issue.make("locked-changed", expected=show(want), value=show(got), **at(cid))
 
 

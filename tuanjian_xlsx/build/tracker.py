@@ -118,7 +118,7 @@ def _task_cell(sh: Sheet, r: int, c: int, task: Task, source: str, unit_type: st
     """A locked cell of the task itself (编号, 任务内容, 目标, 目标值…)."""
     fmt = sh.fmt
     if source == "target":
-        style = fmt["task_pct"] if task.kind == "ratio" else fmt["task_num"]
+        style = fmt["task_pct"] if TASK_KINDS[task.kind].percent else fmt["task_num"]
         if isinstance(target, F.Expr):
             sh.formula(r, c, target, style)
         else:
@@ -180,7 +180,7 @@ def _task_input(sh: Sheet, tab: _Table, r: int, col, task: Task, cells: dict[str
         sh.ws.data_validation(r, c, r, c, ftype.data_validation(col.label, source=choices))
     # in a blank tracker a row is required only once the chosen unit's type is one that reports it
     required: bool | F.Expr = col.id in kind.required and (applies if applies is not None else True)
-    over = kind.over(cells) if kind.not_above and col.id == kind.not_above[0] else None
+    over = kind.over(cells) if kind.not_above and kind.pair and col.id == kind.pair[0] else None
     at = (r, tab.state_c + tab.inputs.index(col))
     checked(sh, at, (r, c, r, c), ftype,
             state(field_type, cells[col.id], required=required, choices=choices, wrong_also=over),
