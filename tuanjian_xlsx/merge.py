@@ -1008,6 +1008,8 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     stat cache holds as it is now was taken (read, or refused for what it holds); any other is hashed, and taken if
     the ledger or the archive holds its content (one merged moments after it was saved is not in the cache). A file
     that cannot be read is left out: merge refuses it, with the reason."""
+    from .read import MAX_FILE_BYTES
+
     if not Path(inbox).is_dir():
         return []
     cache = ledger.seen_paths()
@@ -1018,6 +1020,9 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
             continue
         entry = cache.get(text)
         if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            continue
+        if st.st_size > MAX_FILE_BYTES:  # never read whole here: no merge has taken it as it is now
+            out.append(text)
             continue
         sha = _digest(Path(text))
         if sha is not None and sha not in ids and sha not in kept:
