@@ -539,5 +539,18 @@ def ledger_rebuild(root: Path, now: dt.datetime | None = None):
         return rebuild(root, now=now)
 
 
+def ledger_void(root: Path, which: str, *, reason: str | None, undo: bool = False, now: dt.datetime | None = None):
+    """Withdraw a file sent by mistake, or restore it (`undo`): recorded with who ran it, when and why."""
+    import getpass
+
+    from .voiding import void
+
+    try:
+        who: str | None = getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no account name to be had (a container without one)
+        who = None
+    return void(root, which, reason=reason, undo=undo, who=who, now=now or _now())
+
+
 __all__ = ["assess", "build_templates", "demo", "diff_templates", "distribute", "fetch_mail", "init", "ledger_check",
-           "ledger_rebuild", "list_templates", "merge", "status", "upgrade", "validate", "watch"]
+           "ledger_rebuild", "ledger_void", "list_templates", "merge", "status", "upgrade", "validate", "watch"]

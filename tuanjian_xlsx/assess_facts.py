@@ -214,7 +214,7 @@ def gather(ws: Workspace, files: list[FileRow], rules: Rules, year: int, as_of: 
         by_unit.setdefault((i.unit_id, i.form_id), []).append(i)
     first: dict[tuple[str, str, str], FileRow] = {}
     for f in files:  # in order received
-        if f.valid and f.unit_id and f.form_id and f.period:
+        if f.counts and f.unit_id and f.form_id and f.period:
             first.setdefault((f.unit_id, f.form_id, f.period), f)
     led = _Ledger(ws, eff, by_unit, first, year, as_of, rules)
     units = [u for t in rules.assessed_types(ws.roster) for u in ws.roster.units if u.type == t]

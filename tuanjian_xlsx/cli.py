@@ -408,7 +408,7 @@ def fetch_mail_command(since, folder: str | None, dry_run: bool, workspace: Path
     _finish(api.fetch_mail(workspace, since=since, folder=folder, dry_run=dry_run), as_json)
 
 
-@cli.group(help="登记簿（.tuanjian/ledger.sqlite）与原件存档：检查、重建。")
+@cli.group(help="登记簿（.tuanjian/ledger.sqlite）与原件存档：检查、重建、作废误报的文件。")
 def ledger() -> None:
     pass
 
@@ -427,6 +427,19 @@ def ledger_check(workspace: Path, as_json: bool) -> None:
 @reports_errors
 def ledger_rebuild(workspace: Path, as_json: bool) -> None:
     _finish(api.ledger_rebuild(workspace), as_json)
+
+
+@ledger.command("void", help="作废误报的文件（如报送期或单位填错）：此后汇总、报送情况和考核都不再计入它，汇总表“来源”表中标为作废并写明原因；"
+                             "原件和登记保留，不删除。文件用收到时的文件名或“来源”表中 SHA-256 的前 8 位以上指明；"
+                             "加 --undo 恢复。之后运行 tuanjian merge 重新生成汇总表。")
+@click.argument("which", metavar="文件")
+@click.option("--reason", metavar="原因", default=None, help="作废（或恢复）的原因，必填，记入登记簿并显示在汇总表中")
+@click.option("--undo", is_flag=True, help="恢复一个已作废的文件，重新计入")
+@workspace_option
+@json_option
+@reports_errors
+def ledger_void(which: str, reason: str | None, undo: bool, workspace: Path, as_json: bool) -> None:
+    _finish(api.ledger_void(workspace, which, reason=reason, undo=undo), as_json)
 
 
 @cli.command(help="报送情况：按报表和报送期列出未报、逾期的单位，并给出可直接发送的催报文字；加 --send 直接发催报邮件。")

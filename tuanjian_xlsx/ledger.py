@@ -128,6 +128,20 @@ MIGRATIONS: list[list[str]] = [
             members   TEXT               -- a zip's or mail's submissions, JSON [[path, origin, name, sha256], ...]
         )""",
     ],
+    # files withdrawn by staff (tuanjian ledger void): every void and undo kept, the latest one saying whether a file
+    # is void now; keyed by sha256, as replies are, so that a rebuilt ledger keeps them. Nothing else is changed: the
+    # file's row and its archived original stay as they were.
+    [
+        """CREATE TABLE voids (
+            id      INTEGER PRIMARY KEY,
+            sha256  TEXT NOT NULL,   -- the file's (files.sha256)
+            action  TEXT NOT NULL,   -- void | undo
+            reason  TEXT NOT NULL,   -- why, as staff gave it
+            who     TEXT,            -- the account that ran the command
+            at      TEXT NOT NULL
+        )""",
+        "CREATE INDEX voids_file ON voids (sha256, id)",
+    ],
 ]
 # Each migration is a list of statements (never a script split on ";", which a default value or a comment with a
 # semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
@@ -135,6 +149,14 @@ MIGRATIONS: list[list[str]] = [
 # The columns a rebuild reads back from an old ledger's replies and reminders (ledger_tools.py).
 REPLY_COLUMNS = ("sha256", "state", "kind", "recipient", "at", "detail", "mail", "automatic", "message", "forced", "cc")
 REMINDER_COLUMNS = ("unit_id", "form_id", "period", "kind", "day", "state", "recipient", "at", "detail")
+VOID_COLUMNS = ("sha256", "action", "reason", "who", "at")
+
+
+def void_of(table: str) -> str:
+    """SQL for the reason a file of `table` (a name or alias of files) is void for, NULL when it counts: the latest
+    of its voids and undos decides."""
+    return (f"(SELECT CASE v.action WHEN 'void' THEN v.reason END FROM voids v WHERE v.sha256 = {table}.sha256 "
+            "ORDER BY v.id DESC LIMIT 1)")
 
 # What a received time rests on, most trusted first; the Chinese words are what 来源 shows.
 RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "mailbox": "邮箱到达", "mail-date": "邮件日期",
@@ -145,7 +167,7 @@ RECEIVED_BASES = {"stated": "人工指定", "server": "服务器收信时间", "
 # groups together (a form's files of one unit and period: status.supersession); the files received on or before a
 # day (received_at is ISO text, its first ten characters the date); how many rows a query reads.
 FILE_COLUMNS = ("id, sha256, name, origin, ext, received_at, valid, form_id, version, unit_id, unit, period, result, "
-                "received_basis")
+                f"received_basis, {void_of('files')}")
 GROUPED_BY = "coalesce(form_id, ''), coalesce(unit_id, ''), coalesce(period, '')"
 RECEIVED_BY = "substr(received_at, 1, 10) <= ?"
 FILE_PAGE = 256  # rows read per query by iter_files
@@ -169,6 +191,12 @@ class FileRow:
     records: list[dict]
     issues: list[dict]
     received_basis: str = "first-seen"  # a key of RECEIVED_BASES
+    void: str | None = None  # why staff withdrew it (tuanjian ledger void); None: not withdrawn
+
+    @property
+    def counts(self) -> bool:
+        """A submission whose records count: valid and not withdrawn. A void file is no submission at all."""
+        return self.valid and self.void is None
 
 
 class Ledger:
@@ -436,12 +464,58 @@ class Ledger:
         with _faults(self):
             return dict(self.db.execute("SELECT sha256, id FROM files").fetchall())
 
-    def arrivals(self) -> list[tuple[int, str, str]]:
-        """(id, received time as stored, its basis) of every file in the order received: all the master's inputs
-        key reads of the files, without their records."""
+    def arrivals(self) -> list[tuple[int, str, str, str | None]]:
+        """(id, received time as stored, its basis, why it is void or None) of every file in the order received: all
+        the master's inputs key reads of the files, without their records."""
         with _faults(self):
-            return self.db.execute("SELECT id, received_at, received_basis FROM files ORDER BY received_at, id"
-                                   ).fetchall()
+            return self.db.execute(f"SELECT id, received_at, received_basis, {void_of('files')} FROM files "
+                                   "ORDER BY received_at, id").fetchall()
+
+    # withdrawn files (voiding.py)
+
+    def find(self, text: str) -> list[FileRow]:
+        """The files a person means by `text`: their name as received, or the start of their sha256 (as 来源 shows
+        it), in the order received; records and issues not read."""
+        sha = "".join(text.split()).lower()
+        by_sha = len(sha) >= 8 and all(c in "0123456789abcdef" for c in sha)
+        with _faults(self):
+            ids = [i for (i,) in self.db.execute(
+                "SELECT id FROM files WHERE name = ? OR (? AND substr(sha256, 1, ?) = ?) ORDER BY received_at, id",
+                (text.strip(), by_sha, len(sha), sha))]
+        return list(self.iter_files(records=False, issues=False, ids=set(ids)))
+
+    def set_void(self, sha256: str, void: bool, reason: str, who: str | None, at: dt.datetime) -> str | None:
+        """Withdraw a file (`void`) or restore it, unless it is so already; returns why it was void before (None: it
+        counted), read in the transaction that writes, so that two runs at once record it once."""
+        with self.transaction():
+            was = self.db.execute(f"SELECT {void_of('files')} FROM files WHERE sha256 = ?", (sha256,)).fetchone()[0]
+            if (was is not None) != void:
+                self.db.execute("INSERT INTO voids (sha256, action, reason, who, at) VALUES (?,?,?,?,?)",
+                                (sha256, "void" if void else "undo", reason, who, _iso(at)))
+        return was
+
+    def voids(self) -> list[tuple]:
+        """Every void and undo recorded (rows of VOID_COLUMNS), oldest first."""
+        with _faults(self):
+            return self.db.execute(f"SELECT {', '.join(VOID_COLUMNS)} FROM voids ORDER BY id").fetchall()
+
+    def note_voids(self, rows: list[tuple]) -> None:
+        """Record voids and undos (rows of VOID_COLUMNS), in this order, in one transaction."""
+        with self.transaction():
+            self.db.executemany(f"INSERT INTO voids ({', '.join(VOID_COLUMNS)}) "
+                                f"VALUES ({','.join('?' * len(VOID_COLUMNS))})", rows)
+
+    def void_reasons(self, ids: Collection[int]) -> dict[int, str]:
+        """id -> why it is void, of those of these files that are void now."""
+        out: dict[int, str] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), FILE_PAGE):
+            page = wanted[start:start + FILE_PAGE]
+            with _faults(self):
+                out.update((i, r) for i, r in self.db.execute(
+                    f"SELECT id, {void_of('files')} FROM files WHERE id IN ({','.join('?' * len(page))})", page)
+                    if r is not None)
+        return out
 
     def mail_taken(self, key: str) -> bool:
         with _faults(self):
@@ -554,12 +628,13 @@ class Ledger:
         with _faults(self):
             rows = self.db.execute(
                 "SELECT f.id, f.sha256, f.name, f.origin, f.ext, f.received_at, f.valid, f.form_id, f.version, "
-                "f.unit_id, f.unit, f.period, f.result, f.received_basis, r.state, r.kind, r.recipient, r.at, r.detail, "
+                f"f.unit_id, f.unit, f.period, f.result, f.received_basis, {void_of('f')}, r.state, r.kind, r.recipient, "
+                "r.at, r.detail, "
                 "r.mail, r.automatic, r.message, r.forced, r.cc "
                 f"FROM replies r JOIN files f ON f.sha256 = r.sha256 WHERE r.state IN ({','.join('?' * len(states))}) "
                 "ORDER BY f.received_at, f.id", states).fetchall()
-        return [ReplyRow(_file_row(r), r[14], r[15], r[16], dt.datetime.fromisoformat(r[17]), r[18], r[19], r[20],
-                         r[21], bool(r[22]), r[23]) for r in rows]
+        return [ReplyRow(_file_row(r), r[15], r[16], r[17], dt.datetime.fromisoformat(r[18]), r[19], r[20], r[21],
+                         r[22], bool(r[23]), r[24]) for r in rows]
 
     def set_replies(self, shas: Iterable[str], state: str, at: dt.datetime, *, was: Iterable[str],
                     kinds: dict[str, str] | None = None, recipient: str | None = None, detail: str | None = None,
@@ -592,10 +667,11 @@ class Ledger:
 
     def first_valid(self, unit_id: str, form_id: str, period: str) -> tuple[dt.datetime, str, str] | None:
         """The first valid file received for a unit's form and period — what 按时 / 逾期 rests on (status.py):
-        (received, name, sha256)."""
+        (received, name, sha256). A void file is no submission."""
         with _faults(self):
             row = self.db.execute("SELECT received_at, name, sha256 FROM files WHERE valid = 1 AND unit_id = ? AND "
-                                  "form_id = ? AND period = ? ORDER BY received_at, id LIMIT 1",
+                                  f"form_id = ? AND period = ? AND {void_of('files')} IS NULL "
+                                  "ORDER BY received_at, id LIMIT 1",
                                   (unit_id, form_id, period)).fetchone()
         return (dt.datetime.fromisoformat(row[0]), row[1], row[2]) if row else None
 
@@ -676,7 +752,7 @@ def _file_row(r, *, records: bool = True, issues: bool = True) -> FileRow:
     row = object.__new__(FileRow)
     row.__dict__.update(zip(_FILE_FIELDS, (
         r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8], r[9], r[10], r[11],
-        result.get("records", []) if records else [], result.get("issues", []) if issues else [], r[13])))
+        result.get("records", []) if records else [], result.get("issues", []) if issues else [], r[13], r[14])))
     return row
 
 

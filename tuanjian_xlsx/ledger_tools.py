@@ -22,7 +22,7 @@ from pathlib import Path
 from .intake import CONTAINERS, Submission, expand  # containers are kept as received; not rows themselves
 from .issues import Issue, TuanjianError
 from .ledger import (ARCHIVE_DIR, LEDGER_DIR, LEDGER_FILE, LEDGER_SHOWN, MIGRATIONS, REMINDER_COLUMNS, REPLY_COLUMNS,
-                     TEMP_MAX_AGE, Ledger, _fault, _os_issue, connect_readonly, refusal_key, temp_files)
+                     TEMP_MAX_AGE, VOID_COLUMNS, Ledger, _fault, _os_issue, connect_readonly, refusal_key, temp_files)
 from .plan import Workspace
 
 _ARCHIVED = re.compile(r"([0-9a-f]{64})(\.[^.]+)?")
@@ -246,6 +246,7 @@ class Salvage:
     replies: list[tuple] = field(default_factory=list)  # rows of ledger.REPLY_COLUMNS: what became of each reply
     replies_complete: bool = False
     reminders: list[tuple] = field(default_factory=list)  # rows of ledger.REMINDER_COLUMNS
+    voids: list[tuple] = field(default_factory=list)  # rows of ledger.VOID_COLUMNS: files staff withdrew, restored
 
 
 @dataclass
@@ -259,6 +260,7 @@ class RebuildReport(_Verdict):
     mails_recovered: int = 0
     refusals_recovered: int = 0
     replies_recovered: int = 0
+    voids_recovered: int = 0
     issues: list[Issue] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -271,6 +273,8 @@ class RebuildReport(_Verdict):
             out.append(f"从原登记簿读回：{self.names_recovered} 个文件的原名、来源和收到时间 · "
                        f"{self.mails_recovered} 封邮件的收取记录 · {self.refusals_recovered} 个拒收记录 · "
                        f"{self.replies_recovered} 个文件的自动回复记录（其余文件算作已回复）")
+        if self.voids_recovered:
+            out.append(f"从原登记簿读回 {self.voids_recovered} 条作废/恢复记录（作废的文件仍不计入）")
         out += [i.render() for i in self.issues]
         return out
 
@@ -279,7 +283,7 @@ class RebuildReport(_Verdict):
                 "valid": self.valid, "invalid": self.invalid, "containers": self.containers,
                 "names_recovered": self.names_recovered, "mails_recovered": self.mails_recovered,
                 "refusals_recovered": self.refusals_recovered, "replies_recovered": self.replies_recovered,
-                "issues": [i.to_dict() for i in self.issues]}
+                "voids_recovered": self.voids_recovered, "issues": [i.to_dict() for i in self.issues]}
 
 
 def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
@@ -309,6 +313,7 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
             report.issues.append(Issue.make("rebuild-skipped", file=o.place, detail="内容与文件名中的 sha256 不符"))
     with Ledger(ws.root) as ledger:
         ledger.restore_replies(old.replies, old.reminders)
+        ledger.note_voids(old.voids)  # by sha256: they hold for the files as registered again
         ledger.answered = True
         ledger.mark_returned(_register(ledger, ws, sound, old, now, report))
         for key, folder, arrived, sender, subject, files, taken_at in old.mails:
@@ -318,6 +323,7 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
             ledger.put(key, value)
     report.mails_recovered = len(old.mails)
     report.replies_recovered = len(old.replies)
+    report.voids_recovered = len(old.voids)
     _say_what_is_lost(report, broken, old)
     return report
 
@@ -433,6 +439,7 @@ def _salvage(path: Path) -> Salvage:
         else:
             out.replies, out.replies_complete = _rows(db, f"SELECT {', '.join(REPLY_COLUMNS)} FROM replies", tuple)
             out.reminders, _ = _rows(db, f"SELECT {', '.join(REMINDER_COLUMNS)} FROM reminders", tuple)
+        out.voids, _ = _rows(db, f"SELECT {', '.join(VOID_COLUMNS)} FROM voids ORDER BY id", tuple)  # none before v7
     finally:
         db.close()
     return out

@@ -881,7 +881,9 @@ def _overview(sh: Sheet, wb, ws: Workspace, blocks: list[FormBlock], status_shee
     sh.width(2, OVERVIEW_LAST_COL, OVERVIEW_WIDTHS[1])
     sh.put(0, 0, f"{org.name} 活力团建报表汇总", "title")
     valid, last = sup.valid, sup.last
-    made = (f"数据截至 {as_of.isoformat()}；据 {sup.files} 份文件生成（有效 {valid} 份，退回 {sup.files - valid} 份）"
+    void = f"，作废 {sup.void} 份" if sup.void else ""
+    made = (f"数据截至 {as_of.isoformat()}；据 {sup.files} 份文件生成（有效 {valid} 份，退回 {sup.files - valid - sup.void} 份"
+            f"{void}）"
             + (f"；最后收到 {last:%Y-%m-%d %H:%M}" if last else ""))
     sh.put(1, 0, made, "note")
     if as_of.month in (12, 1):  # the year-end assessment (tuanjian assess), written beside the master
@@ -1011,7 +1013,7 @@ SEVERITY_ZH = {"error": "错误", "warning": "提醒"}
 SOURCE_COLUMNS = Columns(Col("file", "文件", 22), Col("sha256", "SHA-256", 18), Col("received", "收到时间", 16.5),
                          Col("basis", "时间依据", 8), Col("unit", "单位", 14), Col("form", "报表", 16),
                          Col("period", "报送期", 9), Col("version", "版本", 4), Col("state", "状态", 6),
-                         Col("replaced_by", "被替换为", 20))  # SHA-256 in three lines
+                         Col("replaced_by", "被替换为", 20), Col("note", "说明", 24))  # SHA-256 in three lines
 
 
 def _issues(sh: Sheet, files: Iterable[FileRow]) -> None:
@@ -1050,9 +1052,9 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
     C = SOURCE_COLUMNS
     sh.header(0, C.titles, C.widths)
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
-    c_file, c_sha, c_received, c_basis, c_unit, c_form, c_period, c_version, c_state, c_by = (
+    c_file, c_sha, c_received, c_basis, c_unit, c_form, c_period, c_version, c_state, c_by, c_note = (
         C[c] for c in ("file", "sha256", "received", "basis", "unit", "form", "period", "version", "state",
-                       "replaced_by"))  # looked up once, not per row
+                       "replaced_by", "note"))  # looked up once, not per row
     put = sh.put
     r = 0
     for page in _pages(ledger.iter_files(records=False, issues=False, until=as_of)):
@@ -1060,7 +1062,8 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
         for f in page:
             r += 1
             p = _period(f.period) if f.period else None
-            state = "退回" if not f.valid else "被替换" if f.id in superseded_by else "有效"
+            state = ("作废" if f.void is not None else "退回" if not f.valid else "被替换" if f.id in superseded_by
+                     else "有效")
             put(r, c_file, f.name)
             put(r, c_sha, f.sha256, "hash")
             put(r, c_received, f.received_at, "time")
@@ -1072,6 +1075,7 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
             put(r, c_state, state, "center")
             by = superseded_by.get(f.id)
             put(r, c_by, names.get(by) if by is not None else None)
+            put(r, c_note, f"作废原因：{f.void}" if f.void is not None else None)
     sh.table(0, r, len(C))
 
 

@@ -372,6 +372,7 @@ def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.dat
     """The master and the run's notes (into `result`), unless the master on disk is already the one this ledger,
     configuration and date make."""
     new_ids = {i.file_id for i in result.ingested if i.outcome == "new"}
+    result.notes += voided_again(ledger, result.ingested)
     inputs = _inputs_key(known["content"], ledger.arrivals(), as_of)
     made_from = ledger.master_made_from()
     unchanged = made_from is not None and made_from == f"{inputs} {target.resolve()} {_digest(target)}"
@@ -832,17 +833,29 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _inputs_key(config: str, arrivals: list[tuple[int, str, str]], as_of: dt.date) -> str:
+def _inputs_key(config: str, arrivals: list[tuple[int, str, str, str | None]], as_of: dt.date) -> str:
     """Everything the master is a function of: the ledger's files (`Ledger.arrivals`: a file's records never
-    change, its received time may), the configuration (`_content`), the date, the tool."""
+    change, its received time may, and staff may withdraw it), the configuration (`_content`), the date, the tool.
+    A file that is not void adds nothing for it, so a ledger without voids keeps the key it had before them."""
     from . import __version__
 
     h = hashlib.sha256()
     h.update(f"{__version__}|{config}|{as_of.isoformat()}|{len(arrivals)}".encode())
     iso = dt.datetime.fromisoformat  # received times move when an earlier copy turns up
-    h.update("".join(f"{file_id}|{iso(received_at).isoformat()}|{basis}\n" for file_id, received_at, basis in arrivals)
-             .encode())
+    h.update("".join(f"{file_id}|{iso(received_at).isoformat()}|{basis}{'' if void is None else '|void|' + void}\n"
+                     for file_id, received_at, basis, void in arrivals).encode())
     return h.hexdigest()
+
+
+def voided_again(ledger: Ledger, ingested: list[Ingested]) -> list[Issue]:
+    """Content staff withdrew (tuanjian ledger void) arriving again: still void, so counted nowhere — said, so that
+    a unit resending it (or a copy left in the inbox) is neither counted nor dropped without a word."""
+    again = {i.file_id: i for i in ingested if i.outcome == "duplicate" and i.file_id > 0}
+    if not again:
+        return []
+    reasons = ledger.void_reasons(again)
+    return [Issue.make("void-arrived-again", file=again[i].shown, reason=reason, sha=again[i].sha256[:12])
+            for i, reason in reasons.items()]
 
 
 KEEP_WHOLE = 256  # invalid files of one run whose results keep their records after their 退回件 is written: what

@@ -104,7 +104,8 @@ class Supersession:
     partial: dict[int, frozenset[int]] = field(default_factory=dict)  # file id -> indices of its records that
     #                                                                   count, when others were replaced
     files: int = 0
-    valid: int = 0
+    valid: int = 0  # valid and not void
+    void: int = 0  # withdrawn by staff (tuanjian ledger void)
     last: dt.datetime | None = None  # the latest received
 
     def records_of(self, files: Iterable[FileRow]) -> Iterator[tuple[FileRow, dict]]:
@@ -315,7 +316,7 @@ def close_names(files: Iterable[FileRow], new_ids: Collection[int],
     out = []
     for f in files:  # each group's in order received
         spec = forms.get(f.form_id or "")
-        if not f.valid or spec is None or spec.close_names is None:
+        if not f.counts or spec is None or spec.close_names is None:
             continue
         if groups.begins(f):
             seen = {}
@@ -344,7 +345,7 @@ def named_again(files: Iterable[FileRow], new_ids: Collection[int],
     out = []
     for f in files:  # each group's in order received
         spec = forms.get(f.form_id or "")
-        if not f.valid or not f.unit_id or not f.period or spec is None or len(spec.supersede_by) < 2:
+        if not f.counts or not f.unit_id or not f.period or spec is None or len(spec.supersede_by) < 2:
             continue
         if groups.begins(f):
             live, written = _Live(), {}
@@ -375,10 +376,11 @@ def supersession(files: Iterable[FileRow], forms: Forms) -> Supersession:
     group = _Group(s, "")
     for f in files:  # each group's in order received
         s.files += 1
-        s.valid += f.valid
+        s.valid += f.counts  # a void file is no submission: neither counted nor replacing any other
+        s.void += f.void is not None
         if s.last is None or f.received_at > s.last:
             s.last = f.received_at
-        if not f.valid or not f.unit_id or not f.period:
+        if not f.counts or not f.unit_id or not f.period:
             continue
         if groups.begins(f):
             group.end()
