@@ -443,7 +443,7 @@ def test_a_ledger_of_every_past_schema_is_migrated_with_its_data(tmp_path, versi
             [row] = ledger.files()
             assert (row.sha256, row.valid, row.unit_id, row.issues) == ("a1", False, "u1", [{"code": "required-value"}])
             assert row.received_at == dt.datetime(2026, 3, 5, 10)
-            assert ledger.unreturned() == [(1, "a1", ".xlsx", "甲.xlsx")]  # v2's returned: 0 for files before it
+            assert ledger.unreturned() == [(1, "a1", ".xlsx", "甲.xlsx", None)]  # v2's returned: 0 for files before it
             assert ledger.get("distributed:u1:visit_report") == ("1 2026-03" if version >= 2 else None)
             assert ledger.mail_taken("<m1@x>") == (version >= 3)
         ledger.take_mail("<m2@x>", "INBOX", NOW, None, None, 0, NOW)  # every current table is there to write

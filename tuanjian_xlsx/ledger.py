@@ -142,6 +142,11 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX voids_file ON voids (sha256, id)",
     ],
+    # v8: the name an invalid file's 退回件 was given (without suffix), kept from when it is named until it is
+    # written, so that a run killed meanwhile has the next one write it under that very name (never a second copy)
+    [
+        "ALTER TABLE files ADD COLUMN return_stem TEXT",
+    ],
 ]
 # Each migration is a list of statements (never a script split on ";", which a default value or a comment with a
 # semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
@@ -527,11 +532,17 @@ class Ledger:
             self.db.execute("INSERT OR IGNORE INTO mails (key, folder, arrived, sender, subject, files, taken_at) "
                             "VALUES (?,?,?,?,?,?,?)", (key, folder, _iso(arrived), sender, subject, files, _iso(now)))
 
-    def unreturned(self) -> list[tuple[int, str, str, str]]:
-        """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name)."""
+    def unreturned(self) -> list[tuple[int, str, str, str, str | None]]:
+        """Invalid files whose 退回件 has not been written yet: (id, sha256, ext, name, the name it was given or
+        None)."""
         with _faults(self):
-            return self.db.execute("SELECT id, sha256, ext, name FROM files WHERE valid = 0 AND returned = 0 "
-                                   "ORDER BY received_at, id").fetchall()
+            return self.db.execute("SELECT id, sha256, ext, name, return_stem FROM files WHERE valid = 0 AND "
+                                   "returned = 0 ORDER BY received_at, id").fetchall()
+
+    def name_returns(self, stems: list[tuple[int, str]]) -> None:
+        """The names (without suffix) given to files' 退回件, (file id, name), before they are written."""
+        with self.transaction():
+            self.db.executemany("UPDATE files SET return_stem = ? WHERE id = ?", [(s, i) for i, s in stems])
 
     def mark_returned(self, file_ids: list[int]) -> None:
         with self.transaction():

@@ -363,7 +363,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             if returns is not None:
                 returns.finish()
                 result.returns += returns.pieces
-                result.returns += _returns(ledger, returns.ws, {})
+                result.returns += _returns(ledger, returns.ws, returns.used)
     return result
 
 
@@ -885,7 +885,11 @@ class _Returns:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tuanjian-returns")
         self._waiting: list[Ingested] = []
         self._held = 0  # records in the results waiting
-        self._used: set[str] = set()  # the names given so far, as returns.name_key makes them (some not yet on disk)
+        # the names given so far, as returns.name_key makes them (some not yet on disk), and those an earlier run
+        # gave to 退回件 it left unwritten (written under them at the end: _returns)
+        from .returns import name_key
+
+        self.used: set[str] = {name_key(t[4]) for t in ledger.unreturned() if t[4]}
         self._writing: list[tuple[Future, list[Ingested]]] = []
         self.kept = 0  # results kept whole once their 退回件 is written
         self.free = False  # every core may make 退回件 now (nothing else is being done)
@@ -926,7 +930,8 @@ class _Returns:
         bad, self._waiting, self._held = self._waiting, [], 0
         out = self.ws.folder("returns")
         bad = [i for i in bad if i.result is not None]
-        jobs = [(i.result, next_stem(i.result, self.ws, out, self._used)) for i in bad if i.result is not None]
+        jobs = [(i.result, next_stem(i.result, self.ws, out, self.used)) for i in bad if i.result is not None]
+        self.ledger.name_returns([(i.file_id, stem) for i, (_, stem) in zip(bad, jobs)])  # before any is written
         self._writing.append((self._pool.submit(self._write, jobs, [i.file_id for i in bad], out), bad))
 
     def _write(self, jobs: list[tuple[FileResult, str]], file_ids: list[int], out: Path) -> list[ReturnPiece]:
@@ -955,29 +960,27 @@ class _Returns:
                     i.result = replace(i.result, records=[], header=None, partial=True)
 
 
-def _returns(ledger: Ledger, ws: Workspace, fresh: dict[int, FileResult | None]) -> list[ReturnPiece]:
-    """退回件 for every invalid file that has none yet — this run's, and any a killed run left without one."""
-    from .returns import write_returns
+def _returns(ledger: Ledger, ws: Workspace, used: set[str]) -> list[ReturnPiece]:
+    """退回件 for every invalid file another run left without one (killed, or still writing them): the archived
+    original read again (isolated), written under the name that run gave it — in place of a copy it may have
+    written, never a second one — or, if none was given, a new name (not one in `used`); each recorded as written."""
+    from .checking import validate_many
+    from .returns import next_stem, write_return
 
     todo = ledger.unreturned()
     if not todo:
         return []
-    known = [fresh.get(file_id) for file_id, *_ in todo]
-    results = [r for r in known if r is not None]
-    if len(results) < len(known):  # some validated by an earlier run that stopped before writing them
-        redo = {file_id for (file_id, *_), r in zip(todo, known) if r is None}
-        rows = {f.id: f for f in ledger.iter_files(records=False, ids=redo)}
-        again = [Submission(ledger.archive_path(sha, ext), name, member=name, received_at=rows[file_id].received_at)
-                 for (file_id, sha, ext, name), r in zip(todo, known)
-                 if r is None and ledger.archive_path(sha, ext).exists()]
-        from .checking import validate_many
-
-        redone = iter(validate_many(ws, again))  # the archived originals read again, isolated
-        results = [r if r is not None else _again(next(redone), name, rows[file_id])
-                   if ledger.archive_path(sha, ext).exists() else _stored(rows[file_id])
-                   for r, (file_id, sha, ext, name) in zip(known, todo)]
-    pieces = write_returns(results, ws, ws.folder("returns"))
-    ledger.mark_returned([file_id for file_id, *_ in todo])
+    rows = {f.id: f for f in ledger.iter_files(records=False, ids={t[0] for t in todo})}
+    kept = [ledger.archive_path(sha, ext).exists() for _, sha, ext, _, _ in todo]
+    redone = iter(validate_many(ws, [Submission(ledger.archive_path(sha, ext), name, member=name,
+                                                received_at=rows[file_id].received_at)
+                                     for (file_id, sha, ext, name, _), k in zip(todo, kept) if k]))
+    out, pieces = ws.folder("returns"), []
+    for (file_id, _, _, name, stem), k in zip(todo, kept):
+        result = _again(next(redone), name, rows[file_id]) if k else _stored(rows[file_id])
+        if not result.valid:
+            pieces.append(write_return(result, ws, out, stem or next_stem(result, ws, out, used)))
+        ledger.mark_returned([file_id])
     return pieces
 
 
