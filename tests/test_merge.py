@@ -140,6 +140,10 @@ def test_status_says_files_wait_in_the_inbox_and_sends_no_reminder_until_they_ar
     assert r.exit_code == 0 and "收件箱里有 1 份文件还没有汇总：舞阳补报.xlsx" in r.output and listed(r.output, "未报")
     r = CliRunner().invoke(cli, [*args, "--send"])
     assert r.exit_code != 0 and "收件箱里有 1 份文件还没有汇总" in r.output and "Traceback" not in r.output
+    big = root / "收件箱" / "大文件.xlsx"  # refused for its size, by path: taken, never waiting for ever
+    with open(big, "wb") as f:
+        f.truncate(50 * 1024 * 1024 + 1)
+    os.utime(big, (time.time() - 3600, time.time() - 3600))
     merge(root, as_of=AS_OF, now=NOW)
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0 and "还没有汇总" not in r.output and listed(r.output, "逾期")

@@ -1037,6 +1037,8 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
         entry = cache.get(text)
         if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
             continue
+        if refusal_key(str(Path(display_name(text)))) in ids:  # refused by path (too large, unreadable): merge
+            continue  # takes it as known from then on (see _remembered), so it waits for nothing
         if st.st_size > MAX_FILE_BYTES:  # never read whole here: no merge has taken it as it is now
             out.append(text)
             continue
