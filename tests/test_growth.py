@@ -198,3 +198,23 @@ def test_a_growth_without_its_base_is_named_as_a_growth(builtin, tmp_path):
     path = _tracker(builtin, "yuanhui", {GROWTH: (60, None)}, tmp_path / "t.xlsx")
     assert [(code, message) for code, _, message in _errors(validate_file(path, builtin))] == [
         ("ratio-incomplete", f"任务“{GROWTH}”是增长指标，“完成数”和“基数”须同时填写")]
+
+
+def test_a_growth_over_a_base_of_0_scores_nothing_in_the_assessment(tmp_path):
+    """A growth over a base of 0 cannot be worked out: the master leaves its 完成率 blank, and the 年度考核表 scores
+    it 0, 未达标 (it scored full marks, 达标, as a ratio over a base of 0 does); 60 over 50 still scores in full."""
+    from tuanjian_xlsx.assess import assess
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    ws = Workspace.load(root)
+    received = {}
+    for n, (uid, values) in enumerate({"yuanhui": {GROWTH: (60, 50)}, "yancheng": {GROWTH: (-5, 0)}}.items()):
+        path = _tracker(ws, uid, values, root / "收件箱" / f"{uid}.xlsx")
+        received[path] = dt.datetime(2026, 4, 3 + n, 10)
+    merge(root, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9), received=received)
+    result = assess(root, year=2026, as_of=dt.date(2026, 12, 31))
+    by_unit = {r[0]: r for r in openpyxl.load_workbook(result.path, data_only=True)["考核依据"].iter_rows(values_only=True)
+               if r and any(isinstance(v, str) and v.startswith(f"{GROWTH} ") for v in r)}
+    assert "达标" in by_unit["源汇区团委"] and 1 in by_unit["源汇区团委"]
+    assert "未达标" in by_unit["郾城区团委"] and "达标" not in by_unit["郾城区团委"] and 1 not in by_unit["郾城区团委"]

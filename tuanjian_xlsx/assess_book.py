@@ -121,7 +121,7 @@ def _task_met(x: Row) -> F.Expr:
 
 
 # how -> (计分, the 结果 when it follows from the numbers). A ratio task counts 完成率 ÷ 目标 (a base of 0 or a
-# target of 0 is met), a growth the same but a decline counts 0, a count 完成数 ÷ 目标值, each at most 1; 是否
+# target of 0 is met), a growth the same but a decline counts 0 and a base of 0 counts 0, a count 完成数 ÷ 目标值, each at most 1; 是否
 # counts 是. A task's how is its kind (fieldtypes.TASK_KINDS).
 SCORE_OF: dict[str, tuple[Callable[[Row], F.Expr], Callable[[Row], F.Expr] | None]] = {
     "status": (lambda x: F.IF(F.cmp(x.result, "=", "按时"), 1, F.IF(F.cmp(x.result, "=", "逾期"), x.late, 0)), None),
@@ -132,8 +132,10 @@ SCORE_OF: dict[str, tuple[Callable[[Row], F.Expr], Callable[[Row], F.Expr] | Non
     "ratio": (lambda x: F.IF(F.OR(F.cmp(x.value, "=", ""), F.cmp(x.base, "=", "")), 0,
                              F.IF(F.OR(F.cmp(x.base, "=", 0), F.cmp(x.standard, "=", 0)), 1,
                                   F.MIN(1, x.value / x.base / x.standard))), _task_met),
-    "growth": (lambda x: F.IF(F.OR(F.cmp(x.value, "=", ""), F.cmp(x.base, "=", "")), 0,
-                              F.IF(F.OR(F.cmp(x.base, "=", 0), F.cmp(x.standard, "=", 0)), 1,
+    # (a growth over a base of 0 cannot be worked out — the master leaves its 完成率 blank — so it scores nothing;
+    # against a target of 0, any growth that is no decline meets it)
+    "growth": (lambda x: F.IF(F.OR(F.cmp(x.value, "=", ""), F.cmp(x.base, "=", ""), F.cmp(x.base, "=", 0)), 0,
+                              F.IF(F.cmp(x.standard, "=", 0), F.IF(F.cmp(x.value, ">=", 0), 1, 0),
                                    F.MAX(0, F.MIN(1, x.value / x.base / x.standard)))), _task_met),
     "count": (lambda x: F.IF(F.cmp(x.value, "=", ""), 0, F.IF(F.cmp(x.standard, "=", 0), 1,
                                                                F.MIN(1, x.value / x.standard))), _task_met),
