@@ -449,3 +449,33 @@ def test_a_ledger_of_every_past_schema_is_migrated_with_its_data(tmp_path, versi
         ledger.take_mail("<m2@x>", "INBOX", NOW, None, None, 0, NOW)  # every current table is there to write
         ledger.put("k", "v")
         assert ledger.integrity_ok()
+
+
+def test_returns_marked_beside_a_long_read_where_the_ledger_cannot_be_in_wal_mode(tmp_path):
+    """The 退回件 thread records each as written on a connection of its own while the master's read transaction is
+    open: in WAL mode at once; in a ledger that is not (some network shares), that would wait behind the read and
+    stop the run as "locked", so the marks wait for the ledger's own thread instead."""
+    import sqlite3
+
+    from tuanjian_xlsx.ledger import Ledger, ReturnedMarks
+
+    with Ledger(tmp_path) as ledger:
+        when = dt.datetime(2026, 4, 1, 9)
+        ledger.add(sha256="a" * 64, name="a.xlsx", origin="a.xlsx", ext=".xlsx", size=1, received_at=when, now=when,
+                   result={"records": [], "issues": []}, valid=False, form_id=None, version=None, unit_id=None,
+                   unit=None, period=None)
+        marks = ReturnedMarks(ledger)
+        with ledger.reading():
+            ledger.files()
+            marks.mark([1])  # beside the open read: at once
+        assert marks.wal and marks.taken() == [] and ledger.unreturned() == []
+        marks.close()
+        ledger.db.execute("UPDATE files SET returned = 0")
+        ledger.db.execute("PRAGMA journal_mode=DELETE")
+        marks = ReturnedMarks(ledger)
+        with ledger.reading():
+            ledger.files()
+            marks.mark([1])  # would wait for the read to end
+        assert not marks.wal and marks.taken() == [1] and marks.taken() == []
+        marks.close()
+        assert sqlite3.connect(ledger.path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"

@@ -172,7 +172,8 @@ def written_returns(ws: Plan, jobs: list[tuple[FileResult, str]], out_dir: Path,
     once `free()` says they are not. One whose making kills its worker (twice) gets its message alone (its
     workbook is not made again here). A handful, or where workers cannot start as copies of this process, are
     written by the calling thread."""
-    from .returns import write_return
+    from . import cells, mailtext  # noqa: F401 — what writing one imports, imported here: the workers fork from
+    from .returns import write_return  # this thread while another renders (never a child waiting on a lock)
 
     pieces: list[ReturnPiece | None] = [None] * len(jobs)
     todo = itertools.takewhile(lambda _: not stopping(), jobs)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from array import array
 from contextlib import contextmanager
@@ -1002,17 +1003,27 @@ _RETURNED = "UPDATE files SET returned = 1 WHERE id = ?"
 class ReturnedMarks:
     """A connection of its own to a ledger, for the thread that writes a run's 退回件: each is recorded as written
     as soon as it is on disk (so that a run killed meanwhile never has the next one write it again), while the
-    ledger's own connection goes on reading (the ledger is in WAL mode: a reader never holds up this writer)."""
+    ledger's own connection goes on reading — in WAL mode a reader never holds up this writer. A ledger not in WAL
+    mode (a folder where sqlite cannot keep one: some network shares) would hold each mark up behind the master's
+    read: there the marks wait in `waiting` for the ledger's own thread (Ledger.mark_returned); the names kept in
+    the ledger (return_stem) still keep a killed run's 退回件 from being written twice."""
 
     def __init__(self, ledger: Ledger):
         self.path = ledger.path
+        self.waiting: list[int] = []
+        self.lock = threading.Lock()
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=False)
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.wal = str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
         except sqlite3.Error as exc:
             raise TuanjianError(_fault(exc, self.path, writing=True)) from None
 
     def mark(self, file_ids: list[int]) -> None:
+        if not self.wal:
+            with self.lock:
+                self.waiting += file_ids
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -1024,6 +1035,12 @@ class ReturnedMarks:
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise TuanjianError(_fault(exc, self.path, writing=True)) from None
+
+    def taken(self) -> list[int]:
+        """The marks waiting for the ledger's own thread (none in WAL mode), handed over once."""
+        with self.lock:
+            out, self.waiting = self.waiting, []
+        return out
 
     def close(self) -> None:
         self.db.close()

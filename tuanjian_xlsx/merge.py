@@ -906,6 +906,9 @@ class _Returns:
             if exc[0] is not None:  # those in the workers' hands are finished, on every core; no more begun
                 self.stopping = self.free = True
             self._pool.shutdown(wait=True, cancel_futures=True)
+            if exc[0] is not None:  # (a ledger not in WAL mode: what was written meanwhile, recorded now)
+                with contextlib.suppress(Exception):  # (never in place of what stopped the run)
+                    self.ledger.mark_returned(self._marks.taken())
             self._marks.close()
 
     def add(self, batch: list[Ingested]) -> None:
@@ -951,6 +954,9 @@ class _Returns:
         while self._writing and (wait or self._writing[0][0].done()):
             future, bad = self._writing.pop(0)
             self.pieces += future.result()  # a disk that failed them stops the run here, as any write would
+            waiting = self._marks.taken()  # (a ledger not in WAL mode: recorded here)
+            if waiting:
+                self.ledger.mark_returned(waiting)
             for i in bad:
                 if i.result is None:
                     continue
