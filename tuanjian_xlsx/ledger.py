@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Any
 from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -513,15 +514,7 @@ class Ledger:
 
     def void_reasons(self, ids: Collection[int]) -> dict[int, str]:
         """id -> why it is void, of those of these files that are void now."""
-        out: dict[int, str] = {}
-        wanted = list(ids)
-        for start in range(0, len(wanted), FILE_PAGE):
-            page = wanted[start:start + FILE_PAGE]
-            with _faults(self):
-                out.update((i, r) for i, r in self.db.execute(
-                    f"SELECT id, {void_of('files')} FROM files WHERE id IN ({','.join('?' * len(page))})", page)
-                    if r is not None)
-        return out
+        return {i: r for i, r in self._per_file(ids, void_of("files")).items() if r is not None}
 
     def mail_taken(self, key: str) -> bool:
         with _faults(self):
@@ -606,12 +599,16 @@ class Ledger:
 
     def names(self, ids: Collection[int]) -> dict[int, str]:
         """id -> name of these files (a few at a time: `来源` names the file that replaced each)."""
-        out: dict[int, str] = {}
+        return self._per_file(ids, "name")
+
+    def _per_file(self, ids: Collection[int], expr: str) -> dict[int, Any]:
+        """id -> the SQL expression `expr` over each of these files, read FILE_PAGE at a time."""
+        out: dict[int, Any] = {}
         wanted = list(ids)
         for start in range(0, len(wanted), FILE_PAGE):
             page = wanted[start:start + FILE_PAGE]
             with _faults(self):
-                out.update(self.db.execute(f"SELECT id, name FROM files WHERE id IN ({','.join('?' * len(page))})",
+                out.update(self.db.execute(f"SELECT id, {expr} FROM files WHERE id IN ({','.join('?' * len(page))})",
                                            page).fetchall())
         return out
 
