@@ -520,6 +520,50 @@ merge(Path({str(root)!r}))
         for ext in ("txt", "xlsx"))
 
 
+def test_a_second_merge_of_a_workspace_waits_for_the_first_and_makes_no_second_return(tmp_path, templates):
+    """A scheduled watch's merge and a manual one at once: the second waits for the first to finish (it held the
+    ledger while its master rendered and its 退回件 were written), then finds everything recorded — one 退回件 per
+    file, not a second copy under the next number. One that waits too long says who holds the workspace."""
+    from conftest import fill
+    from test_intake import VISIT
+
+    import tuanjian_xlsx.merge as merging
+    from tuanjian_xlsx.issues import TuanjianError
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for n in range(6):
+        fill(templates["visit_report"], root / "收件箱" / f"{n}.xlsx", {**VISIT, "走访团组织名称": f"第{n}中学团委", "团干部": "很多"})
+    script = f"""
+import time
+from pathlib import Path
+import tuanjian_xlsx.master as master
+from tuanjian_xlsx.merge import merge
+
+render = master.render_master
+def slow(*args, **kwargs):  # a master that takes a while: the other merge comes meanwhile
+    Path({str(tmp_path / "rendering")!r}).touch()
+    time.sleep(2)
+    return render(*args, **kwargs)
+
+master.render_master = slow
+merge(Path({str(root)!r}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    first = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "rendering").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(TuanjianError) as refused, merging._one_at_a_time(root, wait=0.5):
+        pass
+    assert refused.value.issues[0].code == "merge-running" and "tuanjian merge，进程" in refused.value.issues[0].message
+    second = merge(root)  # waits for the first
+    assert first.wait(timeout=60) == 0, first.stderr.read() if first.stderr else ""
+    assert second.returns == [] and second.received == 6 and second.duplicates == 6
+    assert len(list((root / "退回").glob("*.txt"))) == 6
+
+
 def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path, templates, monkeypatch):
     """A result whose records were let go is read again from the archive for its reply, keeping what was found when
     it arrived: the attached 退回件 says what the one in 退回/ says (the sender not on the roster included)."""

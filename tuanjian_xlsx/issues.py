@@ -149,6 +149,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "mail-template-subject": ("error", "第一行应以“主题：”开头，写邮件的主题（现为“{value}”）", "a mail template without its subject line"),
     "mail-template-subject-value": ("error", "主题里不能用占位符“{{{value}}}”：文件名、问题清单等对方文件里的内容只写在正文中；主题可用：{known}", "a subject placeholder that would carry a sender's text"),
     "reply-not-found": ("error", "没有编号为“{value}”的回复（编号见 tuanjian merge --reply 或 tuanjian watch 的输出）", "--resend names no reply"),
+    "merge-running": ("error", "这个工作区正在汇总（{holder}），等了 {minutes} 分钟仍未结束；请等它结束后再试", "a merge waiting too long for another"),
     "watch-running": ("error", "已有程序在为这个工作区收发邮件（{holder}）；同一时间只能运行一个，请等它结束或停止后再试", "a second watch (or reply, reminder run) on one workspace"),
     # --- 年底考核 (tuanjian assess) ---
     "assess-rules-default": ("warning", "没有“考核细则”工作表，按内置默认细则计分（分值见年度考核表的“评分说明”）；要修改，可从新建工作区的《名单与目标.xlsx》中把“考核细则”表复制过来", "an older roster workbook without the assessment rules"),

@@ -332,7 +332,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     # no ledger yet: load first, so that a folder that is no workspace is said to be one before anything is made
     ws: Workspace | None = None if (root / LEDGER_DIR / LEDGER_FILE).is_file() else _load(root)
     result = MergeResult(master=None, as_of=as_of)
-    with Ledger(root) as ledger:
+    with Ledger(root) as ledger, _one_at_a_time(root):  # (the ledger first: it says what is wrong with a folder)
         known = _known_config(ledger, root) if ws is None else None
         if known is None:
             known, ws = _note_config(ledger, ws or _load(root))
@@ -365,6 +365,51 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 result.returns += returns.pieces
                 result.returns += _returns(ledger, returns.ws, returns.used)
     return result
+
+
+MERGE_LOCK = "merge.lock"
+MERGE_WAIT = 900.0  # seconds a merge waits for another merge of the same workspace to finish
+
+
+@contextlib.contextmanager
+def _one_at_a_time(root: Path, wait: float = MERGE_WAIT) -> Iterator[None]:
+    """One merge of a workspace at a time (a scheduled watch's and a manual one, say: two at once would each make
+    退回件 for the same files): a second waits for the first to finish, then finds what it recorded; after `wait`
+    seconds it gives up, saying who holds the workspace. The lock is the operating system's, so a merge that dies
+    holds nothing; the file only says who took it."""
+    import socket
+
+    from .watch import _read, _try_lock, _unlock, _who
+
+    path = Path(root) / LEDGER_DIR / MERGE_LOCK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        from .xlsxio import os_reason
+
+        raise TuanjianError(Issue.make("cannot-write", file=MERGE_LOCK, detail=str(path), reason=os_reason(exc))) from None
+    try:
+        deadline = time.monotonic() + wait
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise TuanjianError(Issue.make("merge-running", file=f"{LEDGER_DIR}/{MERGE_LOCK}", holder=_who(_read(fd)),
+                                               minutes=max(1, round(wait / 60))))
+            time.sleep(0.2)
+        try:
+            held = json.dumps({"what": "tuanjian merge", "pid": os.getpid(), "host": socket.gethostname(),
+                               "started": dt.datetime.now().isoformat(timespec="seconds")}, ensure_ascii=False)
+            with contextlib.suppress(OSError):  # (what it says of us; the lock holds either way)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, held.encode("utf-8"))
+                os.ftruncate(fd, len(held.encode("utf-8")))
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                _unlock(fd)
+    finally:
+        os.close(fd)
 
 
 def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.date, ws: Workspace | None,
