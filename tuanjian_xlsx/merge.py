@@ -379,7 +379,7 @@ def _one_at_a_time(root: Path, wait: float = MERGE_WAIT) -> Iterator[None]:
     holds nothing; the file only says who took it."""
     import socket
 
-    from .watch import _read, _try_lock, _unlock, _who
+    from .locks import holder, try_lock, unlock, who
 
     path = Path(root) / LEDGER_DIR / MERGE_LOCK
     try:
@@ -391,9 +391,9 @@ def _one_at_a_time(root: Path, wait: float = MERGE_WAIT) -> Iterator[None]:
         raise TuanjianError(Issue.make("cannot-write", file=MERGE_LOCK, detail=str(path), reason=os_reason(exc))) from None
     try:
         deadline = time.monotonic() + wait
-        while not _try_lock(fd):
+        while not try_lock(fd):
             if time.monotonic() > deadline:
-                raise TuanjianError(Issue.make("merge-running", file=f"{LEDGER_DIR}/{MERGE_LOCK}", holder=_who(_read(fd)),
+                raise TuanjianError(Issue.make("merge-running", file=f"{LEDGER_DIR}/{MERGE_LOCK}", holder=who(holder(fd)),
                                                minutes=max(1, round(wait / 60))))
             time.sleep(0.2)
         try:
@@ -407,7 +407,7 @@ def _one_at_a_time(root: Path, wait: float = MERGE_WAIT) -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
-                _unlock(fd)
+                unlock(fd)
     finally:
         os.close(fd)
 

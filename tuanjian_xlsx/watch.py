@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .issues import Issue, TuanjianError
 from .ledger import LEDGER_DIR
+from .locks import holder, try_lock, unlock, who
 
 if TYPE_CHECKING:
     from .fetchmail import FetchResult
@@ -34,42 +34,10 @@ T = TypeVar("T")
 LOCK_FILE = "watch.lock"
 LOG_FILE = "自动收发日志.txt"
 FIRST_RETRY = dt.timedelta(minutes=1)
-_LOCK_AT = 1 << 20  # the byte locked on Windows: beyond the content, so that others can still read who holds it
 AWAY = {"mail-connect", "mail-disconnected", "mail-server-error"}  # a server away: retried sooner
 
 
 # --- one instance per workspace ------------------------------------------------------------------------------
-
-def _try_lock(fd: int) -> bool:
-    if sys.platform == "win32":
-        import msvcrt
-
-        os.lseek(fd, _LOCK_AT, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
-def _unlock(fd: int) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        os.lseek(fd, _LOCK_AT, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
 
 class WatchLock:
     """The workspace's one-instance lock. `take` raises TuanjianError (watch-running) when another instance lives;
@@ -90,19 +58,19 @@ class WatchLock:
             from .xlsxio import os_reason
 
             raise TuanjianError(Issue.make("cannot-write", file=LOCK_FILE, detail=str(path), reason=os_reason(exc))) from None
-        if not _try_lock(fd):
-            held = _read(fd)
+        if not try_lock(fd):
+            held = holder(fd)
             os.close(fd)
-            raise TuanjianError(Issue.make("watch-running", file=f"{LEDGER_DIR}/{LOCK_FILE}", holder=_who(held)))
-        held = _read(fd)
+            raise TuanjianError(Issue.make("watch-running", file=f"{LEDGER_DIR}/{LOCK_FILE}", holder=who(held)))
+        held = holder(fd)
         took_over = None
         if held:
             beat = _when(held.get("beat"))
             if held.get("host") != host and beat is not None and now - beat < stale_after:  # alive on another computer
-                _unlock(fd)
+                unlock(fd)
                 os.close(fd)
-                raise TuanjianError(Issue.make("watch-running", file=f"{LEDGER_DIR}/{LOCK_FILE}", holder=_who(held)))
-            took_over = _who(held)
+                raise TuanjianError(Issue.make("watch-running", file=f"{LEDGER_DIR}/{LOCK_FILE}", holder=who(held)))
+            took_over = who(held)
         mine = {"what": what, "pid": pid, "host": host, "started": now.isoformat(timespec="seconds"),
                 "beat": now.isoformat(timespec="seconds")}
         lock = cls(path, fd, mine, took_over)
@@ -126,20 +94,11 @@ class WatchLock:
     def release(self) -> None:
         try:
             os.ftruncate(self.fd, 0)
-            _unlock(self.fd)
+            unlock(self.fd)
         except OSError:
             pass
         finally:
             os.close(self.fd)
-
-
-def _read(fd: int) -> dict:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = json.loads(os.read(fd, 4096).decode("utf-8") or "{}")
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _when(text) -> dt.datetime | None:
@@ -147,13 +106,6 @@ def _when(text) -> dt.datetime | None:
         return dt.datetime.fromisoformat(str(text))
     except ValueError:
         return None
-
-
-def _who(held: dict) -> str:
-    if not held:
-        return "另一个进程"
-    started = str(held.get("started", "?")).replace("T", " ")
-    return f"{held.get('what', 'tuanjian')}，进程 {held.get('pid', '?')}，电脑 {held.get('host', '?')}，{started} 开始"
 
 
 # --- one cycle -------------------------------------------------------------------------------------------------
