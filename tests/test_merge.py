@@ -178,6 +178,35 @@ def test_resubmission_supersedes_and_sources_say_so(demo):
     assert [r[cadres] for r in mine] == [resent["records"][0]["cadre_count"]]
 
 
+def test_a_file_replaced_in_part_says_so_in_the_sources(tmp_path, templates):
+    """附件1 is replaced visit by visit: a file of two visits, one of them sent again later, still counts for the
+    other — 来源 says 部分被替换 and names the later file (it said 有效 and named nothing)."""
+    from conftest import beside_label, fill
+    from test_intake import VISIT
+
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    two = fill(templates["visit_report"], tmp_path / "两次.xlsx", {**VISIT, "走访团组织名称": "一中团委"})
+    wb = openpyxl.load_workbook(two)
+    other = wb.copy_worksheet(wb.worksheets[0])
+    other[beside_label(other, "走访团组织名称")] = "二中团委"
+    wb.save(root / "收件箱" / "两次.xlsx")
+    fill(templates["visit_report"], root / "收件箱" / "更正.xlsx", {**VISIT, "走访团组织名称": "一中团委", "团干部": 5})
+    received = {root / "收件箱" / "两次.xlsx": dt.datetime(2026, 3, 5, 9), root / "收件箱" / "更正.xlsx": dt.datetime(2026, 3, 6, 9)}
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9), received=received)
+    assert result.valid == 2
+    book = openpyxl.load_workbook(result.master, data_only=True)
+    sources = {r[0]: r for r in book["来源"].iter_rows(min_row=2, values_only=True)}
+    head = [c.value for c in book["来源"][1]]
+    state, by = head.index("状态"), head.index("被替换为")
+    assert (sources["两次.xlsx"][state], sources["两次.xlsx"][by]) == ("部分被替换", "更正.xlsx")
+    assert (sources["更正.xlsx"][state], sources["更正.xlsx"][by]) == ("有效", None)
+    visits = [r for r in book["走基层统计"].iter_rows(min_row=2, values_only=True) if r[0] == "源汇区团委" and r[5]]
+    assert [(r[3], r[5], r[6]) for r in visits] == [("2026年3月", 2, 5 + VISIT["团干部"])]
+
+
 def test_statuses_from_the_roster_and_deadlines(demo):
     by = {(i.unit, i.form_id, i.period.code): i.status for i in demo.merge.items}
     assert by[("舞阳县团委", "visit_report", "2026-05")] == "missing"

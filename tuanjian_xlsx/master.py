@@ -1047,8 +1047,9 @@ def _pages(files: Iterable[FileRow]) -> Iterator[list[FileRow]]:
         yield page
 
 
-def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, superseded_by: dict[int, int]) -> None:
-    """A row per file; a replaced one names the file that replaced it (looked up a page of rows at a time)."""
+def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, sup: Supersession) -> None:
+    """A row per file; a replaced one names the file that replaced it, one replaced in part (some of its records,
+    附件1's visits, still count) the latest file that replaced any (names looked up a page of rows at a time)."""
     C = SOURCE_COLUMNS
     sh.header(0, C.titles, C.widths)
     forms = {s.form_id: s.display_name for s in ws.registry.latest()}
@@ -1057,13 +1058,14 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
                        "replaced_by", "note"))  # looked up once, not per row
     put = sh.put
     r = 0
+    superseded_by, partly_by = sup.superseded_by, sup.partly_by
     for page in _pages(ledger.iter_files(records=False, issues=False, until=as_of)):
-        names = ledger.names({by for f in page if (by := superseded_by.get(f.id)) is not None})
+        names = ledger.names({by for f in page if (by := superseded_by.get(f.id, partly_by.get(f.id))) is not None})
         for f in page:
             r += 1
             p = _period(f.period) if f.period else None
             state = ("作废" if f.void is not None else "退回" if not f.valid else "被替换" if f.id in superseded_by
-                     else "有效")
+                     else "部分被替换" if f.id in partly_by else "有效")
             put(r, c_file, f.name)
             put(r, c_sha, f.sha256, "hash")
             put(r, c_received, f.received_at, "time")
@@ -1073,7 +1075,7 @@ def _sources(sh: Sheet, ws: Workspace, ledger: Ledger, as_of: dt.date, supersede
             put(r, c_period, p.label if p else f.period, "center")
             put(r, c_version, f.version, "int")
             put(r, c_state, state, "center")
-            by = superseded_by.get(f.id)
+            by = superseded_by.get(f.id, partly_by.get(f.id))
             put(r, c_by, names.get(by) if by is not None else None)
             put(r, c_note, f"作废原因：{f.void}" if f.void is not None else None)
     sh.table(0, r, len(C))
@@ -1227,6 +1229,6 @@ def _fill(wb, sheets: dict[str, Sheet], ws: Workspace, ledger: Ledger, as_of: dt
     ratio_rows = [row for spec in specs for row in _form_sheets(sheets, ws, spec, ledger, sup, items, as_of)]
     _overview(sheets[OVERVIEW], wb, ws, blocks, sheets[STATUS], items, sup, as_of, ratio_rows)
     _issues(sheets[ISSUES], ledger.iter_files(records=False, until=as_of, with_issues=True))
-    _sources(sheets[SOURCES], ws, ledger, as_of, sup.superseded_by)
+    _sources(sheets[SOURCES], ws, ledger, as_of, sup)
     for sheet in sheets.values():
         sheet.write_formulas()

@@ -99,6 +99,8 @@ class Supersession:
     themselves), each submission's first valid arrival, and how many files it went through (for 总览)."""
 
     superseded_by: dict[int, int] = field(default_factory=dict)
+    partly_by: dict[int, int] = field(default_factory=dict)  # file id -> the latest file that replaced some (not
+    #                                                          all) of its records
     first_valid: dict[tuple[str, str, str], dt.datetime] = field(default_factory=dict)  # (unit id, form, period)
     live: dict[str, set[int]] = field(default_factory=dict)  # form -> files holding records that count
     partial: dict[int, frozenset[int]] = field(default_factory=dict)  # file id -> indices of its records that
@@ -431,6 +433,7 @@ class _Group:
                 s.superseded_by[file_id] = max(by)
             else:
                 s.partial[file_id] = frozenset(kept[file_id])
+                s.partly_by[file_id] = max(by)
         live = [*kept, *([self.latest] if self.latest is not None else [])]
         if live:
             s.live.setdefault(self.form_id, set()).update(live)
