@@ -342,6 +342,7 @@ class TaskKind:
 
 
 NOT_ABOVE_EXPECTED = "，且不小于完成数"
+GROWTH_TARGET_MAX = 10.0  # 1000 %: a growth target above it is surely a percentage typed as a number (20 for 20 %)
 _OVER_BASE = {"rate": lambda c, op: F.rate(c["done"], c["base"]),  # 完成数 ÷ 基数 against the target
               "met": lambda c, op: F.met(c["rate"], c["target"], op)}
 _PAIR_BASIS = "完成数：{numerator_label}；基数：{denominator_label}"
@@ -353,7 +354,7 @@ TASK_KINDS: dict[str, TaskKind] = {k.id: k for k in (
                    "系统按读出的数比较"),)),
     # growth over a base (活跃度提升率): 完成数 is the change since the base, more than the base or below 0
     TaskKind("growth", "增长", {"done": "signed_number"}, ("done", "base"), ("done", "base"), False, _OVER_BASE,
-             True, None, _PAIR_BASIS),
+             True, GROWTH_TARGET_MAX, _PAIR_BASIS),
     TaskKind("count", "数量", {"done": "integer", "base": None}, ("done",), formulas={
         "rate": lambda c, op: F.rate(c["done"], c["target"]),
         "met": lambda c, op: F.met(c["done"], c["target"], op)}, basis="完成数：{indicator}"),

@@ -47,7 +47,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
     "task-without-target": ("error", "任务“{task}”是{kind}指标，但没有目标值（{detail}）", "a quantified task with no target"),
-    "ratio-target-range": ("error", "任务“{task}”是比率指标，目标值应为 0%～100%，现为 {value}", "a ratio target outside 0..1"),
+    "ratio-target-range": ("error", "任务“{task}”是{task_kind}指标，目标值应为 0%～{most}（写小数，如 0.4 即 40%），现为 {value}", "a ratio or growth target outside its range"),
     "ratio-needs-labels": ("error", "任务“{task}”是{task_kind}指标，须填写“完成数口径”和“基数口径”", "a ratio or growth task without its two labels"),
     "task-no-unit-types": ("error", "任务“{task}”没有填写报送单位类型", "a task nobody reports"),
     "workspace-exists": ("error", "工作区里已有此文件，为免覆盖，未做任何改动", "init would overwrite a file"),
@@ -275,7 +275,7 @@ _SAMPLES = {"field": "团干部", "value": "-2", "file": "源汇区团委_2026�
             "form": "附件1 团干部走基层情况报告单", "period": "2026-03", "version": 1, "current": 2, "latest": 2,
             "task": "1-3-2", "unit_type": "县区团委", "known": "visit_report、observation_report", "name": "问题清单",
             "column": "单位名称", "ext": ".xls", "size": 80, "reason": "没有写入权限", "count": 3, "limit": 500,
-            "until": "2026-12-31", "due": "2026-04-10", "days": 40, "kind": "月份", "task_kind": "比率", "example": "2026-03",
+            "until": "2026-12-31", "due": "2026-04-10", "days": 40, "kind": "月份", "task_kind": "比率", "most": "100%", "example": "2026-03",
             "first": 5, "expected": "2026-03", "raw": "5人", "choices": "座谈交流、实地走访"}
 
 

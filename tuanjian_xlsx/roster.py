@@ -310,7 +310,8 @@ def _check_task(t: Task, types: list[str], at: Callable[[str], dict]) -> Iterato
     if kind.target_max is not None:
         for key, v in [("target", t.target)] + [(f"type_targets.{k}", v) for k, v in t.type_targets.items()]:
             if v is not None and not 0 <= v <= kind.target_max:
-                yield Issue.make("ratio-target-range", task=t.code, value=f"{v:g}", **at(key))
+                yield Issue.make("ratio-target-range", task=t.code, task_kind=kind.zh, most=f"{kind.target_max:.0%}",
+                                 value=f"{v:g}", **at(key))
     for key, v in [("target", t.target)] + [(f"type_targets.{k}", v) for k, v in t.type_targets.items()]:
         if v is not None and v < 0:
             yield Issue.make("negative", value=f"{v:g}", **at(key))
