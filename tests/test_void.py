@@ -198,3 +198,24 @@ def test_a_file_a_voided_one_had_replaced_counts_again(tmp_path):
     (row,) = [r for r in book["走基层明细"].iter_rows(min_row=2, values_only=True) if r[0] == UNIT]
     assert row[12] == 3  # 团干部 of the first file, counting again
     assert sorted(r["状态"] for r in _sources(ws)) == ["作废", "有效"]
+
+
+def test_a_voided_file_gets_no_reply(tmp_path, templates):
+    """A file voided before its reply went out is answered by nobody: its receipt would say 校验通过 (or its 退回
+    ask for a mend) for a file that counts nowhere. Restored, it is owed its reply again."""
+    from conftest import fill
+    from test_intake import VISIT, with_address
+
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.replies import answer
+
+    root = with_address(tmp_path / "ws")
+    fill(templates["visit_report"], root / "收件箱" / "三月.xlsx", VISIT)
+    merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 9, 9))
+    now = dt.datetime(2026, 4, 9, 10)
+    assert len(answer(Workspace.load(root), now=now, dry_run=True).would) == 1
+    r = CliRunner().invoke(cli, ["ledger", "void", "三月.xlsx", "--reason", "报送期填错", "-w", str(root)])
+    assert r.exit_code == 0, r.output
+    assert answer(Workspace.load(root), now=now, dry_run=True).would == []
+    r = CliRunner().invoke(cli, ["ledger", "void", "三月.xlsx", "--undo", "--reason", "填对了", "-w", str(root)])
+    assert r.exit_code == 0 and len(answer(Workspace.load(root), now=now, dry_run=True).would) == 1

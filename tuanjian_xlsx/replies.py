@@ -232,6 +232,9 @@ def answer(ws: Workspace, *, now: dt.datetime, dry_run: bool = False, resend: li
         again = _owe_again(ledger, resend or [], now, dry_run)
         _interrupted(ledger, now, report)
         owed = ledger.replies(["due"]) + [r for r in again.values() if r.state != "due" and dry_run]
+        # a file staff withdrew (tuanjian ledger void) is answered by nobody: its reply stays owed, should it be
+        # restored (a void file's receipt would say 校验通过, or return it to be mended, for a file that counts nowhere)
+        owed = [r for r in owed if r.file.void is None]
         forced = set(again) | {r.file.sha256 for r in owed if r.forced}  # asked for by staff, now or in a run before
         cutoff = now - dt.timedelta(days=w.reply_within_days)
         fresh = []
