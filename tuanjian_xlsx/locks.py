@@ -7,8 +7,23 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
+
+from .issues import Issue, TuanjianError
 
 _LOCK_AT = 1 << 20  # the byte locked on Windows: beyond the content, so that others can still read who holds it
+
+
+def open_lock(path: Path) -> int:
+    """The lock file, made if need be, open to lock and to say who took it; TuanjianError (cannot-write) when the
+    folder cannot hold it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        from .xlsxio import os_reason
+
+        raise TuanjianError(Issue.make("cannot-write", file=path.name, detail=str(path), reason=os_reason(exc))) from None
 
 
 def try_lock(fd: int) -> bool:

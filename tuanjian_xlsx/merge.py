@@ -379,16 +379,9 @@ def _one_at_a_time(root: Path, wait: float = MERGE_WAIT) -> Iterator[None]:
     holds nothing; the file only says who took it."""
     import socket
 
-    from .locks import holder, try_lock, unlock, who
+    from .locks import holder, open_lock, try_lock, unlock, who
 
-    path = Path(root) / LEDGER_DIR / MERGE_LOCK
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        from .xlsxio import os_reason
-
-        raise TuanjianError(Issue.make("cannot-write", file=MERGE_LOCK, detail=str(path), reason=os_reason(exc))) from None
+    fd = open_lock(Path(root) / LEDGER_DIR / MERGE_LOCK)
     try:
         deadline = time.monotonic() + wait
         while not try_lock(fd):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .issues import Issue, TuanjianError
 from .ledger import LEDGER_DIR
-from .locks import holder, try_lock, unlock, who
+from .locks import holder, open_lock, try_lock, unlock, who
 
 if TYPE_CHECKING:
     from .fetchmail import FetchResult
@@ -51,13 +51,7 @@ class WatchLock:
     def take(cls, root: Path, *, now: dt.datetime, pid: int, host: str, stale_after: dt.timedelta,
              what: str = "tuanjian watch") -> WatchLock:
         path = Path(root) / LEDGER_DIR / LOCK_FILE
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
-        except OSError as exc:
-            from .xlsxio import os_reason
-
-            raise TuanjianError(Issue.make("cannot-write", file=LOCK_FILE, detail=str(path), reason=os_reason(exc))) from None
+        fd = open_lock(path)
         if not try_lock(fd):
             held = holder(fd)
             os.close(fd)
