@@ -114,6 +114,27 @@ class LibreOffice:
         assert not missing, f"LibreOffice did not convert {missing}: {proc.stdout} {proc.stderr}"
         return outs
 
+    def disagreements(self, path: Path, outdir: Path, rows=None) -> tuple[int, list[tuple]]:
+        """Every formula's cached value against what LibreOffice recalculates for it: (formulas compared, those that
+        differ as (sheet, cell, formula, ours, theirs)). Blank and "" agree, numbers to pytest.approx. `rows(sheet
+        title, row cells)` picks the rows compared (default: all)."""
+        ours, formulas = openpyxl.load_workbook(path, data_only=True), openpyxl.load_workbook(path)
+        theirs = openpyxl.load_workbook(self.convert(path, outdir), data_only=True)
+        checked, bad = 0, []
+        for sheet in formulas.worksheets:
+            for row in sheet.iter_rows():
+                if rows is not None and not rows(sheet.title, row):
+                    continue
+                for c in row:
+                    if isinstance(c.value, str) and c.value.startswith("="):
+                        a, b = ours[sheet.title][c.coordinate].value, theirs[sheet.title][c.coordinate].value
+                        same = (a in (None, "") and b in (None, "")) or (
+                            isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == pytest.approx(b)) or a == b
+                        if not same:
+                            bad.append((sheet.title, c.coordinate, c.value, a, b))
+                        checked += 1
+        return checked, bad
+
     def convert(self, src: Path, outdir: Path, to: str = "xlsx") -> Path:
         outdir.mkdir(parents=True, exist_ok=True)
         target = {"xlsx": 'xlsx:Calc MS Excel 2007 XML', "pdf": "pdf", "ods": "ods"}[to]
