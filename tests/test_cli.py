@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -21,6 +22,11 @@ def test_init_then_build_makes_three_templates(tmp_path):
     r = run(["init", str(ws)])
     assert r.exit_code == 0, r.output
     assert f"已新建工作区：{ws}" in r.output
+    # a committee starting mid-year is told from when units count as owing reports, and how to count from now
+    today = dt.date.today()
+    start = dt.date.today() - dt.timedelta(days=62)
+    assert f"应报从{start.year}年1月起统计" in r.output
+    assert f'start = "{today.year}-{today.month:02d}"' in r.output
     r = run(["templates", "build", "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0] == "已生成 3 个模板："

@@ -313,3 +313,16 @@ def test_short_dates_take_the_year_that_fits(period, typed, expected):
 
     value, _ = as_date(typed, {"field": "填表时间"}, parse_period(period))
     assert value == expected
+
+
+def test_a_form_filled_late_after_a_reminder_is_late_not_wrong(templates, tmp_path, builtin):
+    """A unit that catches up months later (after a 催报) fills the form the day it sends it: its 填表时间 may run to
+    the day the file arrived, not only to a month after the due date; a date after its arrival stays wrong."""
+    late = {**VISIT, "报送期": "2026-01", "填表时间": dt.datetime(2026, 4, 20)}
+    path = fill(templates["visit_report"], tmp_path / "late.xlsx", late)
+    assert validate_file(path, builtin, received=dt.date(2026, 4, 20)).valid
+    r = validate_file(path, builtin, received=dt.date(2026, 4, 19))  # filled after it arrived: no
+    assert triples(r) == [("late.xlsx", "D5", "date-outside-period")]
+    assert "2026-01-01～2026-04-19" in r.issues[0].message
+    r = validate_file(path, builtin)  # arrival unknown: a month after the due date, as before
+    assert triples(r) == [("late.xlsx", "D5", "date-outside-period")]

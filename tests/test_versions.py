@@ -101,7 +101,7 @@ def test_an_old_version_past_its_date_is_refused_with_the_template_to_use(tmp_pa
     v1 = _v1_copy(ws, tmp_path)
     r = CliRunner().invoke(cli, ["validate", str(v1), "-w", str(tmp_path)])
     assert r.exit_code == 1
-    assert ("    错误  “附件1 团干部走基层情况报告单”第 1 版自 2020-01-01 起不再接收，请改用第 2 版模板"
+    assert ("    错误  “附件1 团干部走基层情况报告单”第 1 版只接收到 2020-01-01，此后收到的不再接收，请改用第 2 版模板"
             "《附件1_团干部走基层情况报告单_v2.xlsx》（2026-02-20 起下发）") in r.output.splitlines()
 
 

@@ -58,24 +58,33 @@ class Initialised(Result):
     roster: Path
     folders: list[str]
     shown: str  # the folder as the user typed it, for the next-step hint
+    counted_from: str  # the first period counted as owed, as shown (the default start)
+    this_month: str  # the current month's code, for the hint on counting only from now
 
     def lines(self) -> list[str]:
         return [f"已新建工作区：{self.root}", f"  设置：{self.settings}", f"  名单与目标：{self.roster}",
                 f"  文件夹：{'、'.join(f'{f}/' for f in self.folders)}",
+                f"  应报从{self.counted_from}起统计（此前的报送期不列为未报、不催报）；如只从本月起统计，"
+                f"在 tuanjian.toml 的 [reporting] 中写 start = \"{self.this_month}\"",
                 f"下一步：tuanjian templates build --workspace {self.shown}"]
 
     def to_dict(self) -> dict:
         return {"root": str(self.root), "settings": str(self.settings), "roster": str(self.roster),
-                "folders": self.folders}
+                "folders": self.folders, "counted_from": self.counted_from, "this_month": self.this_month}
 
 
 def init(directory: Path) -> Initialised:
     from .settings import FOLDER_KEYS
     from .workspace import init_workspace
 
+    from .periods import Period
+    from .status import reporting_start
+
     ws = init_workspace(directory)
+    today = _now().date()
     return Initialised(ws.root, ws.root / "tuanjian.toml", ws.root / ws.settings.roster.file,
-                       [getattr(ws.settings.folders, k) for k in FOLDER_KEYS], str(directory))
+                       [getattr(ws.settings.folders, k) for k in FOLDER_KEYS], str(directory),
+                       reporting_start(ws, today).label, Period(today.year, "month", today.month).code)
 
 
 @dataclass

@@ -90,7 +90,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "locked-changed": ("error", "“{field}”被改动：应为“{expected}”，现为“{value}”", "a locked cell typed over"),
     "not-in-visit-week": ("warning", "“{field}”{value} 不在走基层周（每月第一周，1—7日）", "a visit outside the first week"),
     "old-version": ("warning", "使用的是“{form}”第 {version} 版模板（当前为第 {current} 版），仍可接收；下次请用新模板", "an older accepted version"),
-    "version-expired": ("error", "“{form}”第 {version} 版自 {until} 起不再接收，请改用第 {current} 版模板《{template}》{since}", "a version past its date"),
+    "version-expired": ("error", "“{form}”第 {version} 版只接收到 {until}，此后收到的不再接收，请改用第 {current} 版模板《{template}》{since}", "a version past its date"),
     "mail-not-configured": ("error", "未设置{what}：请在 tuanjian.toml 的 [mail] 中填写 {key}", "no mail server or sender set"),
     "mail-no-password": ("error", "未找到{what}密码：请设置环境变量 {env}（密码不写进配置文件）", "the password variable is empty"),
     "mail-connect": ("error", "无法连接{what}服务器 {where}（{reason}），未{verb}任何邮件", "the mail server cannot be reached"),

@@ -305,10 +305,11 @@ def _agree(result: FileResult, unit: Unit | None, period: Period | None, form: S
 # --- one-record forms ------------------------------------------------------------------------------------
 
 
-def _date_window(period: Period, due: dt.date | None) -> tuple[dt.date, dt.date]:
-    """A date on the form may fall from the period's first day to a month after it was due."""
+def _date_window(period: Period, due: dt.date | None, received: dt.date | None) -> tuple[dt.date, dt.date]:
+    """A date on the form may fall from the period's first day to a month after it was due — or, for a form sent
+    later than that (a unit catching up after a 催报), to the day it arrived: a form filled late is late, not wrong."""
     end = max(period.last_day, due or period.last_day) + dt.timedelta(days=31)
-    return period.first_day, end
+    return period.first_day, max(end, received) if received is not None else end
 
 
 def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tuple[dict, dict, dict]:
@@ -340,7 +341,7 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
             result.issues.append(Issue.make("required-value", **at))
         if f.type == "date" and value is not None and head.period is not None:
             start, end = ((head.period.first_day, head.period.last_day) if f.window == "period"
-                          else _date_window(head.period, head.due))
+                          else _date_window(head.period, head.due, result.received))
             if f.first_week and start <= value <= end and not in_visit_week(value):
                 result.issues.append(Issue.make("not-in-visit-week", value=f"{value.month}月{value.day}日", **at))
             if not start <= value <= end:
