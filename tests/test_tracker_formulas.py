@@ -82,6 +82,8 @@ def generated(builtin, templates, tmp_path_factory) -> dict[str, Path]:
         "1-2": {"done": 3, "base": 4},
         "1-6": {"done": 9, "base": 4},
         "2-4": {"done": " 5人", "base": "5"},
+        "1-3-1": {"done": 0, "base": 0},            # nothing to cover: met (as the assessment scores it)
+        "1-3-3": {"done": 0, "base": "无"},         # a base typed as text is no base of 0
     })
     files["退回_台账_下发"] = _return(at_target, builtin, tmp / "r1")
     # 机关部室: 是否 and a count
@@ -158,6 +160,8 @@ def test_values_at_target_and_typed_text_cache_what_the_programs_say(generated, 
     assert v("1-1-1", "done") == "12"  # kept as typed (marked: above its base) …
     assert (v("1-1-1", "rate"), v("1-1-1", "met")) == (pytest.approx(1.2), "达标")  # … and counted as 12
     assert (v("1-2", "rate"), v("1-2", "met")) == (0.75, "未达标")
+    assert (v("1-3-1", "rate"), v("1-3-1", "met")) == (None, "达标")  # 0 of 0: no division, nothing left to cover
+    assert v("1-3-3", "met") in (None, "")
     assert v("2-3", "done") == "3.5" and v("2-3", "rate") == pytest.approx(3.5 / 3)
 
 

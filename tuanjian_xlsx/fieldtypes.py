@@ -346,9 +346,14 @@ GROWTH_TARGET_MAX = 10.0  # 1000 %: a growth target above it is surely a percent
 _OVER_BASE = {"rate": lambda c, op: F.rate(c["done"], c["base"]),  # 完成数 ÷ 基数 against the target
               "met": lambda c, op: F.met(c["rate"], c["target"], op)}
 _PAIR_BASIS = "完成数：{numerator_label}；基数：{denominator_label}"
+# a ratio of nothing to cover (0 of a base of 0: no such firms in the unit) is met, as the assessment scores it;
+# its 完成率 stays blank (no division). A growth over a base of 0 cannot be worked out: blank, as _OVER_BASE says.
+_RATIO = {"rate": _OVER_BASE["rate"],
+          "met": lambda c, op: F.IF(F.AND(F.ISNUMBER(c["done"]), F.ISNUMBER(c["base"]), F.cmp(c["base"], "=", 0),
+                                          F.cmp(c["done"], "=", 0)), "达标", F.met(c["rate"], c["target"], op))}
 
 TASK_KINDS: dict[str, TaskKind] = {k.id: k for k in (
-    TaskKind("ratio", "比率", {}, ("done", "base"), ("done", "base"), True, _OVER_BASE, True, 1.0, _PAIR_BASIS, (
+    TaskKind("ratio", "比率", {}, ("done", "base"), ("done", "base"), True, _RATIO, True, 1.0, _PAIR_BASIS, (
         Difference("retype", "error", (("12", 10.0),),
                    "完成数大于基数：表内只在两格都是数时比较，写成文字的数先提示改为纯数字（改后即比较）；"
                    "系统按读出的数比较"),)),
