@@ -636,3 +636,27 @@ def test_a_reply_never_tried_and_now_too_late_is_not_said_to_have_failed(templat
     report = answer(Workspace.load(root), now=dt.datetime(2026, 4, 30, 9), dry_run=True)
     (line,) = [line for line in report.lines() if line.startswith("  不再回复")]
     assert "一直没有发过" in line and "未能发出" not in line
+
+
+def test_a_changed_unit_type_or_deadline_that_moves_past_due_dates_is_said(demo, tmp_path):
+    """Staff who change a unit's type (or a deadline) in 名单与目标.xlsx meaning "from now on" are told that periods
+    already due were judged again by the new date — which 按时 became 逾期 — not left to find a changed master."""
+    root = _copy(demo, tmp_path)
+    before = {(i.unit, i.form_id, i.period.code): i for i in demo.merge.items}
+    wb = openpyxl.load_workbook(root / "名单与目标.xlsx")
+    sheet = wb["单位名单"]
+    row = next(c.row for c in sheet["B"] if c.value == "西城区团工委")
+    assert sheet.cell(row, 3).value == "功能区团工委"
+    sheet.cell(row, 3).value = "机关部室"  # due earlier in the month than a 功能区团工委's
+    wb.save(root / "名单与目标.xlsx")
+    moved = merge(root, as_of=AS_OF, now=NOW)
+    (note,) = [n for n in moved.notes if n.code == "due-changed"]
+    after = {(i.unit, i.form_id, i.period.code): i for i in moved.items}
+    flipped = [k for k, i in after.items() if k[0] == "西城区团工委" and k in before
+               and (before[k].status, i.status) == ("on_time", "late")]
+    assert flipped, "the demo has on-time forms of 西城区团工委 that the earlier deadline makes late"
+    unit, form, period = flipped[0]
+    assert f"西城区团工委 {before[flipped[0]].period.label}" in note.message and "（按时 → 逾期）" in note.message
+    assert f"截止日 {before[flipped[0]].due.isoformat()} → {after[flipped[0]].due.isoformat()}" in note.message
+    again = merge(root, as_of=AS_OF, now=NOW)  # said once: nothing moved since
+    assert not [n for n in again.notes if n.code == "due-changed"]

@@ -421,9 +421,11 @@ def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.dat
     from .master import render_master
 
     ws = ws or _load(root)
+    before = _last_items(ledger)
     with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
         data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
         result.items = items
+        result.notes += due_changes(ws, before, items, as_of)
         result.superseded = sum(1 for by in sup.superseded_by.values() if by in new_ids)
         result.notes += arrival_notes(ws, ledger, new_ids, items) if new_ids else []
     if unchanged:
@@ -794,6 +796,42 @@ def _stored_items(ledger: Ledger, inputs: str) -> list[StatusItem] | None:
                               dt.date.fromisoformat(d["due"]), d["status"],
                               dt.datetime.fromisoformat(d["received"]) if d["received"] else None))
     return out
+
+
+def _last_items(ledger: Ledger) -> list[StatusItem] | None:
+    """The statuses worked out with the master last made, whatever it was made from (None: none kept)."""
+    text = ledger.get("master-items")
+    return _stored_items(ledger, text.split("\n", 1)[0]) if text else None
+
+
+DUE_CHANGES_NAMED = 10
+
+
+def due_changes(ws: Workspace, before: list[StatusItem] | None, items: list[StatusItem],
+                as_of: dt.date) -> list[Issue]:
+    """The periods already due whose due date moved since the master was last made (a unit's type, a deadline or
+    a rule changed in 名单与目标.xlsx or tuanjian.toml): their 按时/逾期 are judged again by the new date, silently
+    unless said — staff who meant "from now on" must hear that the past moved too. The first few are named."""
+    if not before:
+        return []
+    old = {(i.unit_id, i.form_id, i.period.code): i for i in before}
+    names = {s.form_id: s.display_name for s in ws.registry.latest()}
+    shown = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
+    moved = []
+    for i in items:
+        was = old.get((i.unit_id, i.form_id, i.period.code))
+        if was is None or was.due == i.due or min(was.due, i.due) >= as_of:
+            continue
+        change = f"{i.unit} {i.period.label} {names.get(i.form_id, i.form_id)} 截止日 {was.due.isoformat()} → " \
+                 f"{i.due.isoformat()}"
+        if was.status != i.status and {was.status, i.status} <= {"on_time", "late"}:
+            change += f"（{shown[was.status]} → {shown[i.status]}）"
+        moved.append(change)
+    if not moved:
+        return []
+    more = len(moved) - DUE_CHANGES_NAMED
+    return [Issue.make("due-changed", count=len(moved),
+                       changes="；".join(moved[:DUE_CHANGES_NAMED]) + (f"；另有 {more} 项" if more > 0 else ""))]
 
 
 def _store_items(ledger: Ledger, inputs: str, items: list[StatusItem]) -> None:
