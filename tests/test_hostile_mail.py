@@ -306,3 +306,35 @@ def test_a_dropped_connection_keeps_what_was_taken(tmp_path, reports, fake_imap,
     box.drop = set()
     result = fetch_mail(root, now=NOW)
     assert [m.key for m in result.taken] == ["<ok-2@county.example>"] and result.already == 1
+
+
+def _nested(depth: int, lines: int) -> bytes:
+    """A small mail the parser chokes on: multiparts nested `depth` deep, then `lines` empty lines (each line is
+    tested against every open boundary)."""
+    head = b"From: a@b.cn\r\nTo: c@d.cn\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+    out = [head]
+    for k in range(depth):
+        out.append(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (k, k))
+    out.append(b"Content-Type: text/plain\r\n\r\n" + b"\r\n" * lines)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("depth, lines, said", [(900, 1_000_000, "900 个多段结构"), (150, 400_000, "行数过多")])
+def test_a_small_mail_crafted_to_stall_the_parser_is_refused_unparsed_and_the_batch_goes_on(tmp_path, reports,
+                                                                                             depth, lines, said):
+    """A 1 MB saved mail of nested multiparts and empty lines took the parser minutes in merge's main process (no
+    worker time limit there), the good files beside it waiting, and an interrupted run recording nothing. It is
+    refused by counting, before any parsing; the report beside it is taken."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    box = tmp_path / "mails"
+    box.mkdir()
+    (box / "01好.eml").write_bytes(bytes(mail({"好.xlsx": reports[0]})))
+    (box / "02深.eml").write_bytes(_nested(depth, lines))
+    merge(root, [box], as_of=dt.date(2026, 4, 20), now=NOW)
+    by_name = {r["name"]: r for r in ledger_rows(root).values()}
+    assert by_name["好.xlsx"]["valid"]
+    (issue,) = by_name["02深.eml"]["issues"]
+    assert issue["code"] == "mail-unreadable" and "嵌套过深" in issue["message"] and said in issue["message"]
+    parsed = read_mail(_nested(depth, lines), Path("x.eml"), "x.eml")  # (as a mail fetched from the mailbox)
+    assert parsed.refusal is not None and parsed.refusal.code == "mail-unreadable"

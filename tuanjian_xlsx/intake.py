@@ -320,6 +320,9 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     head, problem, too_many = MailHead(), None, 0
     subs: list[Submission] = []
     try:
+        problem = mail_shape(data)
+        if problem is not None:
+            raise _Unreadable(problem)
         msg = email.message_from_bytes(data, policy=mail_policy())
         head = read_head(msg)
         problem = head.problem
@@ -345,6 +348,28 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
                                         refusal=refusal, member=shown.name, basis=basis)], refusal)
+
+
+MAIL_LINE_WORK = 50_000_000  # lines × multiparts: Python's parser tests each line against every open boundary
+
+
+def mail_shape(data: bytes) -> str | None:
+    """Why a mail must not be handed to the parser at all (in Chinese), found by counting bytes: too large (a mail
+    fetched from the mailbox has no file size to look at first), more multiparts than any mail has parts, more
+    boundary lines than parts, or multiparts × lines beyond what parses in a few seconds — one small crafted mail
+    (900 nested multiparts, a million empty lines) would otherwise hold up the whole merge for minutes, in the
+    main process, where no worker's time limit applies. Every multipart says "multipart" in its header, so the
+    count bounds the nesting; every part starts on a line that begins with "--"."""
+    if len(data) > MAX_MAIL_BYTES:
+        return f"邮件过大（{len(data) // 1048576} MB）"
+    multiparts = data.lower().count(b"multipart")
+    if multiparts > MAX_MAIL_PARTS:
+        return f"邮件分段过多或嵌套过深（{multiparts} 个多段结构）"
+    if data.count(b"\n--") > 50 * MAX_MAIL_PARTS:
+        return f"邮件分段超过 {MAX_MAIL_PARTS} 个"
+    if multiparts * data.count(b"\n") > MAIL_LINE_WORK:
+        return "邮件分段嵌套过深、行数过多，无法安全读取"
+    return None
 
 
 def mail_policy():
