@@ -318,3 +318,49 @@ def test_a_zip_with_nothing_to_read_says_so_and_a_macs_finder_files_are_no_files
     assert [(s.name, s.refusal) for s in expand([tmp_path / "苹果.zip", inbox])] == [("表.xlsx", None)] * 2
 
 
+
+
+def test_a_named_pipe_is_refused_by_name_or_in_the_inbox_and_never_waited_on(tmp_path, filled):
+    """A FIFO named like a report held `validate` and `merge` for ever (reading waits for a writer), and one in the
+    inbox was passed over in silence; each is refused with its reason, and the report beside it is taken."""
+    import os
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    os.mkfifo(root / "收件箱" / "管道.xlsx")
+    (root / "收件箱" / "好.xlsx").write_bytes(filled)
+    result = merge(root, as_of=dt.date(2026, 4, 20))
+    shown = {i.path.name: i for i in result.ingested}
+    assert shown["好.xlsx"].valid
+    (issue,) = shown["管道.xlsx"].result.issues
+    assert issue.code == "path-refused" and "不是普通文件" in issue.message
+    pipe = tmp_path / "given.xlsx"
+    os.mkfifo(pipe)
+    (sub,) = expand([pipe])
+    assert sub.refusal is not None and "不是普通文件" in sub.refusal.message
+
+
+def test_a_huge_file_is_refused_by_its_size_without_being_read(tmp_path, filled):
+    """A 6 GB file in the inbox was read whole into memory before its size was looked at (6.3 GB at the peak; under
+    a memory limit the MemoryError was reported as a damaged zip). Its size is looked at first: a sparse file of
+    6 GB, refused with its size, in a process that could not hold it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    with open(root / "收件箱" / "大.xlsx", "wb") as f:
+        f.truncate(6 * 1024 ** 3)
+    (root / "收件箱" / "好.xlsx").write_bytes(filled)
+    code = ("import resource, sys, datetime as dt; "
+            "resource.setrlimit(resource.RLIMIT_AS, (3 * 1024 ** 3, 3 * 1024 ** 3)); "
+            "from tuanjian_xlsx.merge import merge; "
+            f"r = merge({str(root)!r}, as_of=dt.date(2026, 4, 20)); "
+            "print({i.path.name: (i.valid, [x.code for x in i.result.issues] if i.result else None) for i in r.ingested})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 — our own printout of a dict
+    assert got["好.xlsx"][0] is True
+    assert got["大.xlsx"] == (False, ["file-too-large"])

@@ -66,6 +66,8 @@ def _walk(paths: Iterable[Path], suffixes: set[str], check_access: bool, text: b
         try:
             if p.is_dir():
                 yield from _folder(p, p.resolve(), suffixes, 0, check_access, text)
+            elif p.exists() and not p.is_file():  # given by name: a named pipe would hold the run for ever
+                yield _refuse(p, NOT_A_FILE)
             elif not p.name.startswith("~$"):
                 yield p
         except OSError as exc:
@@ -107,8 +109,13 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
                 yield from _folder(path, top, suffixes, depth + 1, check_access, text)
             elif _wanted(entry.name, suffixes) and entry.is_file():
                 yield (unreadable(path) if check_access else None) or path
+            elif _wanted(entry.name, suffixes):  # a named pipe, a socket, a device: said, never opened
+                yield _refuse(path, NOT_A_FILE)
         except OSError as exc:
             yield _refuse(path, read_reason(exc))
+
+
+NOT_A_FILE = "不是普通文件（可能是管道或设备），不予读取"
 
 
 def _plain(entry: os.DirEntry) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from collections.abc import Callable, Iterator
 
 from .filenames import display_name, undecoded
-from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
+from .inbox import CONTAINERS, NOT_A_FILE, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
 from .issues import Issue
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
@@ -51,14 +51,47 @@ class Submission:
             return self.data
         if self.loader is not None:
             return self.loader()
-        return self.path.read_bytes()
+        return disk_bytes(self.path)
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int):
+        self.size = size
+
+
+class _NotAFile(Exception):
+    pass
+
+
+def disk_bytes(path: Path) -> bytes:
+    """A file's bytes, looked at before they are read: a regular file (a named pipe would hold the run for ever, a
+    device give bytes without end), no larger than read.MAX_FILE_BYTES (a 6 GB file would be held in memory whole
+    only to be refused) — and never more than that read, should it grow meanwhile."""
+    import os
+    import stat
+
+    from .read import MAX_FILE_BYTES
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:  # (a pipe opened without waiting for a writer, only to be told apart)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotAFile()
+        if st.st_size > MAX_FILE_BYTES:
+            raise _TooLarge(st.st_size)
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 def load(sub: Submission) -> tuple[bytes | None, Issue | None]:
-    """A submission's bytes, or why they cannot be had (in Chinese): unreadable on disk, a zip member damaged
-    (zlib, LZMA, bzip2 errors), with a password, or packed in a way no common tool writes."""
+    """A submission's bytes, or why they cannot be had (in Chinese): unreadable on disk, no regular file, too
+    large, a zip member damaged (zlib, LZMA, bzip2 errors), with a password, or packed in a way no common tool
+    writes."""
     try:
         return sub.read(), None
+    except _TooLarge as exc:
+        return None, Issue.make("file-too-large", file=sub.name, size=exc.size // 1048576)
+    except _NotAFile:
+        reason = NOT_A_FILE
     except OSError as exc:
         reason = read_reason(exc) if exc.errno is not None else "压缩包中的文件已损坏，无法解压"
     except NotImplementedError:
@@ -98,7 +131,7 @@ def expand_one(path: Path | Refused) -> Iterator[Submission]:
         yield from _eml(shown, data, str(shown))
     else:
         yield Submission(shown, str(shown), source=path,
-                         loader=None if shown == path else functools.partial(path.read_bytes))
+                         loader=None if shown == path else functools.partial(disk_bytes, path))
 
 
 def containers(paths: list[Path]) -> Iterator[Path]:
