@@ -344,6 +344,7 @@ def test_a_huge_file_is_refused_by_its_size_without_being_read(tmp_path, filled)
     """A 6 GB file in the inbox was read whole into memory before its size was looked at (6.3 GB at the peak; under
     a memory limit the MemoryError was reported as a damaged zip). Its size is looked at first: a sparse file of
     6 GB, refused with its size, in a process that could not hold it."""
+    import json
     import subprocess
     import sys
     from pathlib import Path
@@ -353,14 +354,15 @@ def test_a_huge_file_is_refused_by_its_size_without_being_read(tmp_path, filled)
     with open(root / "收件箱" / "大.xlsx", "wb") as f:
         f.truncate(6 * 1024 ** 3)
     (root / "收件箱" / "好.xlsx").write_bytes(filled)
-    code = ("import resource, sys, datetime as dt; "
+    code = ("import resource, json, datetime as dt; "
             "resource.setrlimit(resource.RLIMIT_AS, (3 * 1024 ** 3, 3 * 1024 ** 3)); "
             "from tuanjian_xlsx.merge import merge; "
             f"r = merge({str(root)!r}, as_of=dt.date(2026, 4, 20)); "
-            "print({i.path.name: (i.valid, [x.code for x in i.result.issues] if i.result else None) for i in r.ingested})")
+            "print(json.dumps({i.path.name: [i.valid, [x.code for x in i.result.issues] if i.result else []] "
+            "for i in r.ingested}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-2000:]
-    got = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 — our own printout of a dict
+    got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["好.xlsx"][0] is True
-    assert got["大.xlsx"] == (False, ["file-too-large"])
+    assert got["大.xlsx"] == [False, ["file-too-large"]]

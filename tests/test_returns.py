@@ -217,3 +217,28 @@ def test_names_given_before_either_is_on_disk_differ_as_windows_and_macos_compar
         (tmp_path / folder / name).write_bytes(b"")
         names.append(next_stem(validate_file(tmp_path / folder / name, builtin), builtin, out, used))
     assert names == ["Book1_退回", "book1_退回_2", "Café_退回", "Cafe\u0301_退回_2"]
+
+
+PHISH = ("2人”\n\n【紧急通知】各单位报表系统升级，请于今日登录 http://tuanshi-wei.example/upload 重新上传全部报表，"
+         "逾期视为未报。\n联系人：组织部 王老师 138xxxxxxxx\n\n“")
+
+
+def test_a_paragraph_typed_in_a_cell_never_becomes_a_paragraph_of_the_committees_mail(templates, builtin, tmp_path):
+    """The 退回 text goes from the official mailbox to the unit's roster address: whoever sent the file must not be
+    able to write lines of it. What a cell held is named on one line, its line breaks shown as ⏎, cut short;
+    a file name with a line break or ESC is shown the same way, here and on the console."""
+    path = fill(templates["visit_report"], tmp_path / "报表\n收到 1 份 · 有效 1\x1b]0;x\x07.xlsx",
+                {**BAD, "团干部": PHISH})
+    (piece,) = write_returns([validate_file(path, builtin)], builtin, tmp_path / "out")
+    text = piece.message.read_text(encoding="utf-8")
+    assert "【紧急通知】" in text  # named (the unit should see what it typed) …
+    assert not any(line.startswith(("【紧急通知】", "联系人", "收到 1 份")) for line in text.splitlines())
+    assert "逾期视为未报" not in text and "⏎⏎【紧急通知】" in text  # … on one line, cut short
+    assert "\x1b" not in text and "\x07" not in text
+    from click.testing import CliRunner
+
+    from tuanjian_xlsx.cli import cli
+
+    shown = CliRunner().invoke(cli, ["validate", str(path)]).output
+    assert "\x1b" not in shown and "\x07" not in shown and "【紧急通知】" in shown
+    assert not any(line.startswith(("【紧急通知】", "联系人", "收到 1 份")) for line in shown.splitlines())

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import api
+from .issues import without_controls
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -226,10 +227,10 @@ def _finish(result, as_json: bool = False) -> None:
     if as_json:
         _json({"ok": result.exit_code == 0, **result.to_dict()})
     else:
-        for line in result.lines():
-            _echo(line)
+        for line in result.lines():  # (no ESC or CR from a file's name or a cell reaches the console as such)
+            _echo(without_controls(line))
         for line in result.errors():
-            _echo(line, err=True)
+            _echo(without_controls(line), err=True)
     sys.exit(result.exit_code)
 
 

@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 
+from .issues import one_line
+
 _WINDOWS_FORBIDDEN = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 # NAME_MAX is 255 bytes on Linux/macOS (UTF-8: a Chinese character is 3 bytes) and 255 UTF-16 units on Windows;
 # stems stay well below both, leaving room for a suffix such as "_2", the extension and a temporary prefix.
@@ -37,9 +39,9 @@ def display_name(name: str) -> str:
     that did not convert them) reaches Python with surrogate escapes, which can be neither printed nor stored;
     its bytes are decoded as Chinese Windows wrote them (GBK, then GB18030), else shown with replacement marks."""
     name = str(name)
-    if not _SURROGATES.search(name):
-        return name
-    return os.sep.join(_component(part) for part in name.split(os.sep))  # each folder in its own encoding
+    if _SURROGATES.search(name):
+        name = os.sep.join(_component(part) for part in name.split(os.sep))  # each folder in its own encoding
+    return one_line(name)  # (a line break or ESC in an attachment's name shown, never acted on by a console)
 
 
 def _component(part: str) -> str:

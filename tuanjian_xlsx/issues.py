@@ -5,6 +5,7 @@ Every message is rendered from one catalogue, keyed by a stable English code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 from collections.abc import Iterable
@@ -194,13 +195,14 @@ class Issue:
         **params: object,
     ) -> Issue:
         default_severity, template, _ = CATALOGUE[code]
-        values = {"field": field or "", **{k: _show(v) for k, v in params.items()}}
+        values = {"field": field or "", **{k: _show(v, SENDER_TEXT_SHOWN if k in SENDER_KEYS else None)
+                                           for k, v in params.items()}}
         return cls(
             code=code,
             severity=severity or default_severity,
             message=template.format(**values),
-            file=file,
-            sheet=sheet,
+            file=one_line(file) if file is not None else None,
+            sheet=one_line(sheet) if sheet is not None else None,
             cell=cell,
             field=field,
             line=line,
@@ -225,10 +227,37 @@ class Issue:
         return asdict(self)
 
 
-def _show(value: object) -> str:
+def _show(value: object, limit: int | None = None) -> str:
     if isinstance(value, (list, tuple, set)):
-        return "、".join(str(v) for v in value)
-    return str(value)
+        return "、".join(one_line(str(v), limit) for v in value)
+    return one_line(str(value), limit)
+
+
+# what a sender typed or named (a cell's value, a sheet's or an organisation's name) is shown at most this long in
+# a message: the message names it, it does not carry it — a paragraph typed in a cell must not become a paragraph of
+# the committee's own mail (a 退回 goes to the unit's roster address, from the official mailbox)
+SENDER_KEYS = frozenset({"value", "raw", "text", "org", "new", "old", "name", "first", "sender", "task", "column"})
+SENDER_TEXT_SHOWN = 60
+_BREAKS = re.compile("\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# the other control characters (ESC starts a terminal's commands, BEL rings, CR rewrites a line) and the marks that
+# reverse the order text is shown in
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def without_controls(text: str) -> str:
+    """Text with every control character but the line breaks and tabs shown as �: what a console may print."""
+    return _CONTROLS.sub("\ufffd", text)
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Text from outside (a cell, a file or attachment name) as messages, mails and the console show it: on one line,
+    each line break shown as ⏎, a tab as a space, any other control character as �; cut to `limit` characters
+    with … when given. Text without them is returned as it is."""
+    if not text.isprintable():
+        text = without_controls(_BREAKS.sub("⏎", text.replace("\t", " ")))
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pydantic import BaseModel, create_model
 from .plan import Plan
 from .roster import Roster, Task, Unit
 from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
+from .filenames import display_name
 from .issues import Issue
 from .normalise import Place, as_text, fold, is_blank
 from .periods import Period, in_visit_week
@@ -90,7 +91,7 @@ def validate_file(path: Path, workspace: Plan, *, data: bytes | None = None, dis
     without it, a version's last accepted day is not applied. `sha256`, when the caller has already hashed `data`,
     spares hashing it again."""
     path = path if isinstance(path, Path) else Path(path)
-    result = FileResult(path=path, file=display or path.name, received=received)
+    result = FileResult(path=path, file=display_name(display or path.name), received=received)
     try:
         _validate(result, workspace, data, sha256)
     except MemoryError:  # under the worker's memory cap (see isolation.py)
