@@ -366,3 +366,61 @@ def test_a_huge_file_is_refused_by_its_size_without_being_read(tmp_path, filled)
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["好.xlsx"][0] is True
     assert got["大.xlsx"] == [False, ["file-too-large"]]
+
+
+def test_what_is_no_spreadsheet_is_said_and_a_report_that_lost_its_extension_is_read(tmp_path, filled):
+    """A Word copy of the form, a scan, a photo, a RAR in the inbox were passed over in silence (the unit stayed
+    未报 and got a 催报); each is refused with what it is. A report whose extension a mail or OA system dropped is
+    read by its content. What Windows, a Mac or a browser leave beside files is passed over, as before; and the
+    next run, finding nothing new, loads nothing for the refused files."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    box = root / "收件箱"
+    (box / "源汇区团委11月走基层").write_bytes(filled)
+    for name in ("走基层报告单.docx", "扫描件.pdf", "照片.JPG", "报表.rar"):
+        (box / name).write_bytes(b"not a spreadsheet")
+    for name in ("Thumbs.db", ".DS_Store", "下载中.xlsx.crdownload", "desktop.ini"):
+        (box / name).write_bytes(b"x")
+    result = merge(root, as_of=dt.date(2026, 4, 20))
+    shown = {i.path.name: i for i in result.ingested}
+    assert set(shown) == {"源汇区团委11月走基层", "走基层报告单.docx", "扫描件.pdf", "照片.JPG", "报表.rar"}
+    assert shown["源汇区团委11月走基层"].valid
+    said = {n: i.result.issues[0].message for n, i in shown.items() if not i.valid}
+    assert "是 Word 文档，不是 Excel 报表" in said["走基层报告单.docx"]
+    assert "是 PDF 文件" in said["扫描件.pdf"] and "是图片" in said["照片.JPG"]
+    assert "只能打开 zip" in said["报表.rar"]
+    again = merge(root, as_of=dt.date(2026, 4, 20), parse_counter=(parsed := []))
+    assert parsed == [] and again.new == 0 and again.duplicates == 5
+
+
+def _mail_with(parts: list[tuple[bytes, str, str | None]]) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "yuanhui@example.cn", "tsw@example.cn", "报表"
+    msg["Date"] = format_datetime(dt.datetime(2026, 4, 8, 10, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+    msg.set_content("见附件")
+    for body, ctype, name in parts:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(body, maintype=maintype, subtype=subtype, filename=name)
+        if name is None:
+            del msg.get_payload()[-1]["Content-Disposition"]
+            msg.get_payload()[-1]["Content-Disposition"] = "attachment"
+    return bytes(msg)
+
+
+def test_a_mailed_report_without_a_name_is_read_and_a_mail_without_one_names_what_it_brought(tmp_path, filled):
+    """An attachment whose name a mailer dropped (its type still a spreadsheet's, or just bytes) was refused with
+    "邮件中没有报表附件", which was false; it is read. A mail that brought only a Word file says so by name."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    box = root / "收件箱"
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    (box / "1无名.eml").write_bytes(_mail_with([(filled, xlsx, None)]))
+    (box / "2字节.eml").write_bytes(_mail_with([(filled, "application/octet-stream", "源汇区团委11月走基层")]))
+    (box / "3只有Word.eml").write_bytes(_mail_with([(b"doc", "application/msword", "走基层报告单.doc"),
+                                                   (b"\xff\xd8\xff", "image/jpeg", "照片.jpg")]))
+    result = merge(root, as_of=dt.date(2026, 4, 20))
+    shown = {i.path.name: i for i in result.ingested}
+    assert shown["附件1.xlsx"].valid  # (an attachment is shown by its own name)
+    assert shown["源汇区团委11月走基层.xlsx"].valid
+    (issue,) = shown["3只有Word.eml"].result.issues
+    assert issue.code == "mail-no-report" and "邮件里的附件是 走基层报告单.doc、照片.jpg" in issue.message

@@ -5,6 +5,7 @@ folder, a link that loops or leads nowhere, a file or folder the user may not re
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
@@ -39,7 +40,34 @@ def _inside(path: Path, top: Path) -> bool:
 
 
 def _wanted(name: str, suffixes: set[str]) -> bool:
-    return os.path.splitext(name)[1].lower() in suffixes and not name.startswith(("~$", "._"))
+    return _sorted_out(name, suffixes) is True
+
+
+_REAL_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
+_NOT_MINE = {"thumbs.db", "desktop.ini"}  # what Windows leaves in a folder
+_UNFINISHED = {".tmp", ".crdownload", ".part", ".partial", ".download", ".filepart"}  # a download under way
+_OTHER_KINDS = (({".doc", ".docx", ".wps", ".rtf", ".odt", ".docm"}, "是 Word 文档"),
+                ({".pdf", ".ofd"}, "是 PDF 文件"),
+                ({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic", ".webp", ".tif", ".tiff"}, "是图片"),
+                ({".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".cab"}, "是 zip 以外的压缩包，本工具只能打开 zip"),
+                ({".ppt", ".pptx", ".dps"}, "是演示文稿"))
+
+
+def _sorted_out(name: str, suffixes: set[str]) -> bool | str:
+    """What a file found in a folder is: True to read (a spreadsheet or container by its suffix, or a name without a
+    real suffix — a report whose extension a mail or OA system dropped: its content decides), False to pass over
+    in silence (what Windows, a Mac, Excel and a browser leave beside files, and any other kind of file: a note
+    staff keep there), or why it is refused — a Word copy of the form, a scan, a photo, a RAR, what a unit may send
+    in place of the form: said, never silence, so the unit is not taken for one that sent nothing."""
+    if name.startswith(("~$", "._", ".")) or name.lower() in _NOT_MINE:
+        return False
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in _UNFINISHED:
+        return False
+    if suffix in suffixes or not _REAL_SUFFIX.fullmatch(suffix):
+        return True
+    kind = next((said for kinds, said in _OTHER_KINDS if suffix in kinds), None)
+    return False if kind is None else f"{kind}，不是 Excel 报表；请用下发的 Excel 表填写后发送"
 
 
 def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS, *,
@@ -88,8 +116,11 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
     join = "" if base == "." else base if base.endswith(os.sep) else base + os.sep  # (what str(folder / name) gives)
     for entry in entries:
         if text and _plain(entry):  # the common case, quickly: a plain file, its path's text without a Path
-            if _wanted(entry.name, suffixes):
+            sorted_out = _sorted_out(entry.name, suffixes)
+            if sorted_out is True:
                 yield (unreadable(_child(folder, entry.name)) if check_access else None) or join + entry.name
+            elif sorted_out:
+                yield _refuse(_child(folder, entry.name), sorted_out)
             continue
         path = _child(folder, entry.name)  # (an inbox holds thousands of files: each step here counts)
         try:
@@ -107,10 +138,12 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
                     continue  # a link to a folder inside the folder: that folder is walked anyway
             if entry.is_dir(follow_symlinks=False):
                 yield from _folder(path, top, suffixes, depth + 1, check_access, text)
-            elif _wanted(entry.name, suffixes) and entry.is_file():
+            elif (sorted_out := _sorted_out(entry.name, suffixes)) is True and entry.is_file():
                 yield (unreadable(path) if check_access else None) or path
-            elif _wanted(entry.name, suffixes):  # a named pipe, a socket, a device: said, never opened
+            elif sorted_out is True:  # a named pipe, a socket, a device: said, never opened
                 yield _refuse(path, NOT_A_FILE)
+            elif sorted_out and entry.is_file():
+                yield _refuse(path, sorted_out)
         except OSError as exc:
             yield _refuse(path, read_reason(exc))
 

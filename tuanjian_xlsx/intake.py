@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 from .filenames import display_name, undecoded
 from .inbox import CONTAINERS, NOT_A_FILE, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
-from .issues import Issue
+from .issues import Issue, one_line
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
 MAX_ZIP_TOTAL = 200 * 1024 * 1024
@@ -277,8 +277,7 @@ def _zipped_mail(shown: Path, read_member: Callable[[], bytes], where: str, rece
         return
     assert data is not None  # load gives the bytes whenever it gives no problem
     mail = read_mail(data, shown, where, within=depth)
-    subs = mail.submissions or [Submission(shown, where, received_at=mail.head.date, sender=mail.head.sender,
-                                           refusal=Issue.make("mail-no-report", file=shown.name), member=shown.name)]
+    subs = mail.submissions or [no_report(shown, mail, origin=where)]
     if mailed:
         subs = [replace(s, received_at=received, sender=sender, basis=None, notes=()) for s in subs]
     yield from subs
@@ -339,6 +338,14 @@ class ParsedMail:
     head: MailHead
     submissions: list[Submission]  # the reports attached; a refused mail has its one refusal here
     refusal: Issue | None = None  # set when the mail as a whole is refused
+    others: tuple[str, ...] = ()  # the names of what else was attached (a Word copy of the form, a scan…)
+
+
+def no_report(shown: Path, mail: ParsedMail, **kw) -> Submission:
+    """The one refusal of a mail that brought no report, naming what it did bring."""
+    attached = f"；邮件里的附件是 {'、'.join(mail.others[:5])}{' 等' if len(mail.others) > 5 else ''}" if mail.others else ""
+    return Submission(shown, kw.pop("origin"), received_at=mail.head.date, sender=mail.head.sender,
+                      refusal=Issue.make("mail-no-report", file=shown.name, attached=attached), member=shown.name)
 
 
 def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime | None = None,
@@ -352,6 +359,7 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
 
     head, problem, too_many = MailHead(), None, 0
     subs: list[Submission] = []
+    others: list[str] = []
     try:
         problem = mail_shape(data)
         if problem is not None:
@@ -360,7 +368,8 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         head = read_head(msg)
         problem = head.problem
         if problem is None:
-            for sub in attachments(msg, container, origin, _when(received, head), head.sender, within=within):
+            for sub in attachments(msg, container, origin, _when(received, head), head.sender, within=within,
+                                   others=others):
                 subs.append(sub)
                 if len(subs) > MAX_MEMBERS:
                     raise _TooManyFiles(len(subs))
@@ -375,7 +384,7 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     if problem is None:
         notes = _clock_notes(head, received)
         return ParsedMail(head, [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
-                                 if s.received_at is not None else s for s in subs])
+                                 if s.received_at is not None else s for s in subs], others=tuple(others))
     shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
     refusal = Issue.make("mail-too-many", file=shown.name, count=too_many, limit=MAX_MEMBERS) if too_many else \
         Issue.make("mail-unreadable", file=shown.name, detail=problem)
@@ -625,13 +634,13 @@ def _eml(path: Path, data: bytes, origin: str) -> Iterator[Submission]:
     # as for a mail without a Date. A mail with no report attached is refused, so it is not silently nothing.
     mail = read_mail(data, path, origin)
     if not mail.submissions:
-        yield Submission(path, origin, received_at=mail.head.date, sender=mail.head.sender,
-                         refusal=Issue.make("mail-no-report", file=path.name), member=path.name)
+        yield no_report(path, mail, origin=origin)
     yield from mail.submissions
 
 
 def attachments(msg, container: Path, origin: str, received, sender, depth: int = 0,
-                budget: list[int] | None = None, within: int | None = None) -> Iterator[Submission]:
+                budget: list[int] | None = None, within: int | None = None,
+                others: list[str] | None = None) -> Iterator[Submission]:
     """Every spreadsheet (or zip) in a mail, names decoded from RFC 2047 / RFC 2231; forwarded mails
     (message/rfc822 parts, attached .eml files) opened in turn, MAX_MAIL_DEPTH deep. A forward keeps the
     outer mail's sender and time: that is who sent it to us, and when it arrived. The zips of a mail saved in a
@@ -639,7 +648,7 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
     budget = budget if budget is not None else [MAX_MAIL_PARTS]
     # a delivery report carries back a mail we sent (a template, say): never a submission
     bounce = msg.get_content_type() == "multipart/report"
-    forwards = 0
+    forwards = unnamed = 0
     for part in _leaves(msg, budget):
         name = _part_name(part).replace("\\", "/").split("/")[-1].strip()  # a name, never a path
         suffix = PurePosixPath(name).suffix.lower()
@@ -655,7 +664,7 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
                 yield Submission(shown, where, received_at=received, sender=sender, member=name,
                                  refusal=Issue.make("mail-unreadable", file=name, detail=detail))
                 continue
-            yield from attachments(inner, shown, where, received, sender, depth + 1, budget, within)
+            yield from attachments(inner, shown, where, received, sender, depth + 1, budget, within, others)
             continue
         if part.get_content_type() == "application/ms-tnef" or name.lower() == "winmail.dat":
             # Outlook's own packing of the attachments (rich text mail): the reports are in it, not readable here
@@ -663,9 +672,18 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
             yield Submission(Path(f"{container}#{name}"), f"{origin}#{name}", received_at=received, sender=sender,
                              member=name, refusal=Issue.make("mail-winmail", file=name))
             continue
+        body = None
         if suffix not in SPREADSHEET_SUFFIXES | {".zip"}:
-            continue
-        body = part.get_payload(decode=True) or b""
+            body = part.get_payload(decode=True) or b""
+            guessed = _suffix_by_content(part, suffix, body)
+            if guessed is None:  # (a mail's own text and pictures have no name: not listed)
+                if name and others is not None:
+                    others.append(one_line(name, 40))
+                continue
+            unnamed += not name
+            name, suffix = (name or f"附件{unnamed}") + guessed, guessed  # (a report whose name a mailer dropped)
+        if body is None:
+            body = part.get_payload(decode=True) or b""
         shown = Path(f"{container}#{name}")
         where = f"{origin}#{name}"
         if suffix == ".zip" and within is not None and within + 1 >= MAX_DEPTH:
@@ -675,6 +693,28 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
             yield from _zip(shown, body, where, received, sender, within + 1 if within is not None else 0, mailed=True)
         else:
             yield Submission(shown, where, data=body, received_at=received, sender=sender, member=name)
+
+
+_SPREADSHEET_TYPES = {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+                      "application/vnd.ms-excel": ".xls", "application/vnd.ms-excel.sheet.macroenabled.12": ".xlsm",
+                      "application/vnd.oasis.opendocument.spreadsheet": ".ods", "application/zip": ".zip",
+                      "application/x-zip-compressed": ".zip"}
+
+
+def _suffix_by_content(part, suffix: str, body: bytes) -> str | None:
+    """The suffix an attachment without a real one (its name dropped by a mailer or an OA system, or cut short) is
+    read under: by its declared type, else — sent as just bytes — by what its bytes are; None for a named file of
+    another kind (a .docx, a .jpg) and for anything that is no spreadsheet or zip."""
+    if re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{0,5}", suffix):
+        return None
+    declared = _SPREADSHEET_TYPES.get(part.get_content_type())
+    if declared is not None:
+        return declared
+    if part.get_content_type() != "application/octet-stream":
+        return None
+    if body.startswith(b"PK\x03\x04"):
+        return ".xlsx" if b"xl/workbook.xml" in body else ".zip"
+    return ".xls" if body.startswith(b"\xd0\xcf\x11\xe0") else None
 
 
 def _part_name(part) -> str:

@@ -141,7 +141,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "mail-unreadable": ("error", "邮件无法解析（{detail}），已跳过；请让对方重新发送", "a mail whose headers or structure cannot be read"),
     "mail-too-many": ("error", "邮件附件中的文件过多（至少 {count} 个，最多接收 {limit} 个），整封邮件不予读取；请只发送报表文件", "a mail bringing too many files"),
     "mail-winmail": ("error", "附件被 Outlook 打包成了 winmail.dat，取不出其中的报表；请对方把邮件格式改为 HTML 或纯文本后重新发送", "an Outlook TNEF attachment"),
-    "mail-no-report": ("error", "邮件中没有报表附件（.xlsx 等表格或压缩包），请让对方把报表作为附件重新发送", "a saved mail with no spreadsheet attached"),
+    "mail-no-report": ("error", "邮件中没有报表附件（.xlsx 等表格或压缩包）{attached}，请让对方把报表作为附件重新发送", "a saved mail with no spreadsheet attached"),
     "mail-bad-date": ("warning", "邮件的{what}“{value}”不是有效日期，收到时间按{fallback}登记", "a mail date that cannot be read or is out of range"),
     "mail-not-fetched": ("warning", "服务器未交出这封邮件（{reason}），下次收信时再试", "the server refused to hand over one mail"),
     "mail-server-error": ("error", "收信服务器拒绝了请求（{reason}），未收取任何邮件", "the IMAP server refused a session command"),

@@ -605,8 +605,12 @@ class _Gathering:
             yield from subs
 
     def _entry(self, text: str | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
-        if isinstance(text, Refused):
-            return list(expand_one(text))
+        if isinstance(text, Refused):  # (one refused by an earlier run, a Word file say, is known: nothing to load)
+            (said,) = expand_one(text)
+            key = refusal_key(said.origin)
+            if key in ids:
+                return [Seen(str(said.path), said.origin, said.name, key, ids[key])]
+            return [said]
         try:
             st, seen_at = os.stat(text), time.time()
         except FileNotFoundError:  # gone since its folder was listed (moved away meanwhile): not this run's
