@@ -171,3 +171,40 @@ def test_ods_is_read_by_name_with_its_hidden_passport(filled, registry, libreoff
     result = validate_file(ods, builtin)
     assert result.valid and result.form_id == "visit_report" and result.records[0].values["youth_count"] == 15
     assert [i.code for i in result.issues] == []  # its named ranges are read from content.xml
+
+
+def test_a_value_typed_the_same_as_a_label_is_not_taken_for_that_label(templates, tmp_path, builtin):
+    """单位职务 typed as “团干部” stands before the label 团干部 itself: a form read by its labels (retyped in a new
+    workbook, or a sheet copied for a second visit, which keeps no names) took the value for the label and read
+    the count from beside it — a correct form refused, naming a cell the unit never used."""
+    import openpyxl
+
+    from conftest import fill
+    from tuanjian_xlsx.validate import validate_file
+
+    wb = openpyxl.Workbook()
+    sheet = wb.active
+    sheet.title = "走基层"
+    rows = [("报送单位：", "召陵区团委"), ("报送期：", "2026年3月"), ("填表时间：", dt.datetime(2026, 3, 3)),
+            ("姓  名", "张三"), ("单位职务", "团干部"), ("走访团组织名称", "某某中学团委"), ("走访形式", "实地走访"),
+            ("团干部", 3), ("团员青年", 12), ("基层团组织工作开展情况", "正常"), ("基层团组织工作亮点", "亮点")]
+    for i, (label, value) in enumerate(rows, start=3):
+        sheet.cell(row=i, column=2, value=label)
+        sheet.cell(row=i, column=3, value=value)
+    wb.save(tmp_path / "自制表.xlsx")
+    r = validate_file(tmp_path / "自制表.xlsx", builtin)
+    assert r.valid, [i.message for i in r.issues]
+    assert (r.records[0].values["position"], r.records[0].values["cadre_count"]) == ("团干部", 3)
+
+    visit = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时间": dt.datetime(2026, 3, 5), "姓名": "张三",
+             "团干部": 2, "单位职务": "团干部", "走访团组织名称": "一中团委", "走访形式": "座谈交流", "团员青年": 15,
+             "基层团组织工作开展情况": "好", "基层团组织工作亮点": "多"}  # (the count typed before the value that
+    #                                                                      reads as its label, as a person would find it)
+    path = fill(templates["visit_report"], tmp_path / "两次.xlsx", visit)
+    wb = openpyxl.load_workbook(path)
+    second = wb.copy_worksheet(wb.worksheets[0])
+    second.title = "第二次"
+    wb.save(path)
+    r = validate_file(path, builtin)
+    assert r.valid, [i.message for i in r.issues if i.severity == "error"]
+    assert [rec.values["cadre_count"] for rec in r.records] == [2, 2]

@@ -462,10 +462,20 @@ def _split_label(v) -> tuple[str, str]:
     return norm_label(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 
-def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
+class _Labels(dict):
+    """Label text -> where it first stands; `more`: where else, for a text standing in several cells (a value
+    typed the same as a label: 单位职务 “团干部”, before the label 团干部 itself)."""
+
+    def __init__(self, first: dict[str, tuple[int, int]], more: dict[str, list[tuple[int, int]]]):
+        super().__init__(first)
+        self.more = more
+
+
+def _find_labels(rows: list[list]) -> _Labels:
     """Where each label text stands; a cell typed "label：value" also stands for its label, after every exact one."""
     found: dict[str, tuple[int, int]] = {}
     typed: dict[str, tuple[int, int]] = {}
+    more: dict[str, list[tuple[int, int]]] = {}
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
             if isinstance(v, str) and v:
@@ -473,10 +483,28 @@ def _find_labels(rows: list[list]) -> dict[str, tuple[int, int]]:
                 # cannot fill the caches)
                 whole, label, value = _label_parts(v) if len(v) <= 64 else \
                     (norm_label.__wrapped__(v),) + _split_label.__wrapped__(v)
-                found.setdefault(whole, (r, c))
+                if found.setdefault(whole, (r, c)) != (r, c):
+                    more.setdefault(whole, []).append((r, c))
                 if value:
                     typed.setdefault(label, (r, c))
-    return typed | found
+    return _Labels(typed | found, more)
+
+
+def _likeliest(p: _Place, spots: list[tuple[int, int]], shift: tuple[int, int]) -> tuple[int, int]:
+    """Of the cells a label's text stands in, the one where the form's layout puts the label, the form being
+    shifted by `shift` (rows and columns inserted above and before it) as its unambiguous labels are."""
+    r0, c0 = p.label_at[0] + shift[0], p.label_at[1] + shift[1]
+    return min(spots, key=lambda rc: abs(rc[0] - r0) + abs(rc[1] - c0))
+
+
+def _shift(places: tuple[_Place, ...], labels: _Labels) -> tuple[int, int]:
+    """How far the form stands from where its spec puts it: the median shift of the labels found once."""
+    found = [(labels[p.label][0] - p.label_at[0], labels[p.label][1] - p.label_at[1])
+             for p in places if p.label in labels and p.label not in labels.more]
+    if not found:
+        return 0, 0
+    rows, cols = sorted(d for d, _ in found), sorted(d for _, d in found)
+    return rows[len(rows) // 2], cols[len(cols) // 2]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -530,7 +558,7 @@ def _place(f) -> _Place:
 
 
 def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
-                 labels: dict) -> tuple[dict, list[str], list[Issue]]:
+                 labels: _Labels) -> tuple[dict, list[str], list[Issue]]:
     """Each field by its defined name where the label beside it still reads right, else by its label; an empty
     input whose label cell holds "label：value" is read from after the colon, with a warning saying so."""
     values: dict[str, FieldValue] = {}
@@ -551,6 +579,12 @@ def _read_fields(pkg: Package, spec, sheet: str, rows: list[list],
             pos = labels.get(p.label)
             if pos is None:
                 continue
+            if p.label in labels.more:  # the text stands in several cells: not one that is another field's input
+                # (a value typed the same as a label), and of the rest the one the layout puts it in
+                inputs = {_input_beside(pkg, sheet, rows, q, *labels[q.label]) for q in _places(spec)
+                          if q is not p and q.label in labels and q.label not in labels.more}
+                spots = [rc for rc in [pos, *labels.more[p.label]] if rc not in inputs] or [pos]
+                pos = _likeliest(p, spots, _shift(_places(spec), labels))
             at = pos, _input_beside(pkg, sheet, rows, p, *pos)
             if at != (p.label_at[:2], p.input_at):  # (a copied sheet keeps no names, its fields stand where they did)
                 moved.append(f.label)
