@@ -113,7 +113,8 @@ TABLE = [
     ("period", "2026-Q1", "ok", "ok"),
     ("period", "2026年第1季度", "ok", "ok"),
     ("period", 2026.03, "wrong", "error"),
-    ("period", D(2026, 3, 1), "wrong", "error"),
+    ("period", D(2026, 3, 1), "wrong", "warned"),  # "2026年3月" that Excel turned into a date: that month
+    ("period", D(2026, 3, 15), "wrong", "error"),
     ("period", "\u3000", "empty", "blank"),
 ]
 DECLARED = [(t, v) for t, ftype in FIELD_TYPES.items() for d in ftype.differences for v in d.examples]

@@ -326,3 +326,14 @@ def test_a_form_filled_late_after_a_reminder_is_late_not_wrong(templates, tmp_pa
     assert "2026-01-01～2026-04-19" in r.issues[0].message
     r = validate_file(path, builtin)  # arrival unknown: a month after the due date, as before
     assert triples(r) == [("late.xlsx", "D5", "date-outside-period")]
+
+
+def test_a_period_that_excel_turned_into_a_date_is_read_as_its_month(visit):
+    """“2026年3月” typed into a General cell becomes the date 2026-03-01 in Excel and WPS; it was refused, the
+    message asking for what the unit had typed. It is read as that month, with a warning saying why; another day of
+    the month is no period."""
+    r = visit({"报送期": dt.datetime(2026, 3, 1)})
+    assert r.valid and r.period == "2026-03"
+    assert triples(r) == [(F, "B5", "normalised-period")]
+    assert "Excel、WPS 会把“2026年3月”这样的写法变成日期" in r.issues[0].message
+    assert triples(visit({"报送期": dt.datetime(2026, 3, 15)})) == [(F, "B5", "not-a-period")]

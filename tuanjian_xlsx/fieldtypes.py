@@ -292,6 +292,9 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
             _SPACES_ONLY,
             Difference("ok", "error", ("2026-13", "三月"),
                        "报送期的写法很多（2026-03、2026年3月、2026-Q1、2026年第1季度…），只由系统辨认；表内只查它不是数字或日期"),
+            Difference("wrong", "warned", (dt.datetime(2026, 3, 1),),
+                       "某月 1 日的日期（Excel、WPS 把填进常规格的“2026年3月”变成了日期）：系统按该月读取并提醒；"
+                       "表内自查请改成文字"),
         )),
 )}
 

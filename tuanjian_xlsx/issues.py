@@ -67,6 +67,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "template-modified": ("warning", "表格结构与模板不同（行列被移动或名称丢失），已按标签文字读取：{fields}", "fields found by label, not by name"),
     "value-in-label": ("warning", "“{field}”填在了标签格里，输入格 {input} 为空，已按冒号后的“{value}”读取", "a value typed after the label's colon, its input cell empty"),
     "normalised-number": ("warning", "“{field}”按 {value} 读取（原为“{raw}”）", "a number read from text"),
+    "normalised-period": ("warning", "“{field}”按报送期 {value} 读取（该格是日期 {raw}：Excel、WPS 会把“2026年3月”这样的写法变成日期）；请把该格设为文本后再填，以免被误读", "a month read from a date cell"),
     "normalised-date": ("warning", "“{field}”按 {value} 读取（原为“{raw}”）", "a date read from text or a serial"),
     "normalised-choice": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a choice matched after folding"),
     "not-a-period": ("error", "“{field}”应为报送期（如 2026-03、2026年3月、2026-Q1），现为“{value}”", "a period that cannot be read"),

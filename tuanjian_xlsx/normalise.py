@@ -209,6 +209,10 @@ def as_choice(raw, at: Place, choices: list[str]) -> tuple[str | None, list[Issu
 def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
     if is_blank(raw):
         return None, []
+    if isinstance(raw, dt.date) and raw.day == 1 and (not isinstance(raw, dt.datetime) or raw.time() == dt.time()):
+        # "2026年3月" typed in a General cell: Excel and WPS turn it into the date 2026-03-01
+        period = Period(raw.year, "month", raw.month)
+        return period, [Issue.make("normalised-period", value=period.label, raw=f"{raw:%Y-%m-%d}", **at)]
     if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
     period = parse_period_kept(str(raw)) if len(str(raw)) <= 32 else parse_period(str(raw))  # (long ones not kept)
