@@ -108,6 +108,7 @@ TABLE = [
     ("yes_no", " 是 ", "retype", "warned"),
     ("yes_no", "可能", "wrong", "error"),
     ("yes_no", "是的", "wrong", "error"),
+    ("date", "2026-03-05 15:30", "wrong", "warned"),  # a date-time typed as text: the date, with a warning
     ("period", "2026-03", "ok", "ok"),
     ("period", "2026年3月", "ok", "ok"),
     ("period", "2026-Q1", "ok", "ok"),

@@ -252,8 +252,9 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
         shown_as_typed=_misshown_date,
         differences=(
             _SPACES_ONLY,
-            Difference("wrong", "warned", ("２０２６年３月５日", "3月5日"),
-                       "全角数字的日期、不写年份的日期（系统按报送期补年份）：表内自查请写成带年份的日期"),
+            Difference("wrong", "warned", ("２０２６年３月５日", "3月5日", "2026-03-05 15:30"),
+                       "全角数字的日期、不写年份的日期（系统按报送期补年份）、写成文字又带时间的日期（系统只取日期）："
+                       "表内自查请写成带年份的日期"),
             Difference("wrong", "ok", (dt.datetime(1999, 12, 31), dt.datetime(2100, 1, 1)),
                        "表内只收 2000—2099 年的日期；系统收任何日期，再按报送期核对是否在填报时段内"),
             Difference("wrong", "warned", ("1999-12-31",),

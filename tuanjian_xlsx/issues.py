@@ -68,7 +68,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value-in-label": ("warning", "“{field}”填在了标签格里，输入格 {input} 为空，已按冒号后的“{value}”读取", "a value typed after the label's colon, its input cell empty"),
     "normalised-number": ("warning", "“{field}”按 {value} 读取（原为“{raw}”）", "a number read from text"),
     "normalised-period": ("warning", "“{field}”按报送期 {value} 读取（该格是日期 {raw}：Excel、WPS 会把“2026年3月”这样的写法变成日期）；请把该格设为文本后再填，以免被误读", "a month read from a date cell"),
-    "normalised-date": ("warning", "“{field}”按 {value} 读取（原为“{raw}”）", "a date read from text or a serial"),
+    "normalised-date": ("warning", "“{field}”按日期 {value} 读取（原为“{raw}”，不是日期格式；请改填成日期，如 {value}）", "a date read from text or a serial"),
     "normalised-choice": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a choice matched after folding"),
     "not-a-period": ("error", "“{field}”应为报送期（如 2026-03、2026年3月、2026-Q1），现为“{value}”", "a period that cannot be read"),
     "wrong-period-kind": ("error", "“{field}”应为{kind}（如 {example}），现为“{value}”", "a month given for a quarterly form, or the like"),

@@ -28,7 +28,8 @@ class Place(TypedDict, total=False):
 # Measure words a number may carry ("5人", "3 次"): read as the number, with a warning
 UNIT_WORDS = ("人次", "人", "次", "个", "名", "位", "篇", "家", "所", "场", "项")
 _NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{'|'.join(UNIT_WORDS)})?$")
-_FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
+_FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?$")  # a time after
+#                                                                                      it (a date-time typed as text) is dropped
 _SHORT_DATE = re.compile(r"^(\d{1,2})[月/.-](\d{1,2})日?$")
 _EPOCH = dt.date(1899, 12, 30)
 MAX_SERIAL = 2958465  # 9999-12-31
@@ -211,8 +212,8 @@ def as_period(raw, at: Place) -> tuple[Period | None, list[Issue]]:
         return None, []
     if isinstance(raw, dt.date) and raw.day == 1 and (not isinstance(raw, dt.datetime) or raw.time() == dt.time()):
         # "2026年3月" typed in a General cell: Excel and WPS turn it into the date 2026-03-01
-        period = Period(raw.year, "month", raw.month)
-        return period, [Issue.make("normalised-period", value=period.label, raw=f"{raw:%Y-%m-%d}", **at)]
+        month = Period(raw.year, "month", raw.month)
+        return month, [Issue.make("normalised-period", value=month.label, raw=f"{raw:%Y-%m-%d}", **at)]
     if isinstance(raw, (int, float, dt.date)) and not isinstance(raw, bool):
         return None, [Issue.make("not-a-period", value=_show(raw), **at)]
     period = parse_period_kept(str(raw)) if len(str(raw)) <= 32 else parse_period(str(raw))  # (long ones not kept)
