@@ -424,3 +424,22 @@ def test_a_mailed_report_without_a_name_is_read_and_a_mail_without_one_names_wha
     assert shown["源汇区团委11月走基层.xlsx"].valid
     (issue,) = shown["3只有Word.eml"].result.issues
     assert issue.code == "mail-no-report" and "邮件里的附件是 走基层报告单.doc、照片.jpg" in issue.message
+
+
+def test_an_attachment_named_in_raw_gbk_bytes_keeps_its_chinese_name(tmp_path, filled):
+    """Older Foxmail, Outlook and OA systems put the attachment's name in the header as raw GBK bytes; it reached
+    来源 and 明细 as replacement marks (staff could not tell which file it was). It is decoded as they mean it."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    import base64
+
+    raw = (b"From: a@example.cn\r\nTo: b@example.cn\r\nSubject: report\r\nDate: Wed, 8 Apr 2026 10:00:00 +0800\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n--BB\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n--BB\r\n"
+           b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\""
+           + "召陵区团委11月.xlsx".encode("gbk") + b"\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(filled) + b"\r\n--BB--\r\n")
+    (root / "收件箱" / "来信.eml").write_bytes(raw)
+    result = merge(root, as_of=dt.date(2026, 4, 20))
+    (item,) = result.ingested
+    assert item.path.name == "召陵区团委11月.xlsx" and item.valid

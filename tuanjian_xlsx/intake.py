@@ -718,19 +718,36 @@ def _suffix_by_content(part, suffix: str, body: bytes) -> str | None:
 
 
 def _part_name(part) -> str:
-    """An attachment's file name; when the strict parser trips on its header (a NUL in an RFC 2231 value, say),
-    the lenient compat32 reading of the same header text, so one odd part does not cost the mail."""
+    """An attachment's file name. Raw 8-bit bytes in the header (older Foxmail, Outlook and OA systems send GBK so)
+    the strict parser turns into replacement marks: read from the header as sent and decoded as Chinese mailers
+    mean them. When the strict parser trips on the header (a NUL in an RFC 2231 value, say), the lenient compat32
+    reading of the same header text, so one odd part does not cost the mail."""
     import email.message
 
+    name: str | None
     try:
-        return part.get_filename() or ""
+        name = part.get_filename() or ""
+        if "\ufffd" not in name:
+            return name
     except Exception:  # noqa: BLE001
-        lenient = email.message.Message()
-        for header in ("Content-Disposition", "Content-Type"):
-            raw = _raw_header(part, header)
-            if raw is not None:
-                lenient[header] = raw
-        return _text(lenient.get_filename() or "")
+        name = None
+    for header, key in (("Content-Disposition", "filename"), ("Content-Type", "name")):
+        raw = _raw_header(part, header)
+        m = _RAW_PARAMS[key].search(raw) if raw is not None and _UNDECODED.search(raw) else None
+        if m is not None:
+            return _text(m.group(1) if m.group(1) is not None else m.group(2)).strip()
+    if name is not None:
+        return name
+    lenient = email.message.Message()
+    for header in ("Content-Disposition", "Content-Type"):
+        raw = _raw_header(part, header)
+        if raw is not None:
+            lenient[header] = raw
+    return _text(lenient.get_filename() or "")
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_RAW_PARAMS = {key: re.compile(r'(?i)(?:^|;)\s*' + key + r'\s*=\s*(?:"([^"]*)"|([^;\s]+))') for key in ("filename", "name")}
 
 
 def _leaves(msg, budget: list[int], level: int = 0):
