@@ -167,3 +167,22 @@ def test_master_writes_no_formula_text_of_its_own():
     assert texts == []
     functions = re.compile(r"\b(IF|AND|OR|N|SUM|COUNT|COUNTA|COUNTIFS?|SUMIFS|SUMPRODUCT|VLOOKUP|IFERROR)\(")
     assert [(line, s) for line, s in _strings(tree) if functions.search(s)] == []
+
+
+@pytest.mark.parametrize("unit_id, unreported", [("zuzhi", {"比率", "增长", "数量"}), ("yuanhui", {"是否", "数量"})])
+def test_a_task_no_unit_has_reported_is_not_judged_city_wide(tmp_path, unit_id, unreported):
+    """目标汇总 said 未达标 city-wide for tasks nobody had reported yet (and a ratio of Σ0 to Σ0 would read as met):
+    with no unit's figures, nothing is known, and the cell says nothing."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    ws = Workspace.load(root)
+    unit = next(u for u in ws.roster.units if u.id == unit_id)
+    path = _tracker(ws, unit, VALUES[unit_id], root / "收件箱" / f"{unit_id}.xlsx")
+    result = merge(root, as_of=AS_OF, now=dt.datetime(2026, 4, 20, 9), received={path: dt.datetime(2026, 4, 3, 10)})
+    assert result.valid == 1
+    city = _rows(openpyxl.load_workbook(result.master, data_only=True)["目标汇总"], (0,))
+    nobody = [row for row in city.values() if row["报送单位数"] == 0 and row["指标类型"] != "定性"]
+    assert {row["指标类型"] for row in nobody} == unreported
+    assert all(row["全市是否达标"] in (None, "") for row in nobody), nobody
+    assert all(row["全市是否达标"] in ("达标", "未达标") for row in city.values()
+               if row["报送单位数"] and row["指标类型"] != "定性")

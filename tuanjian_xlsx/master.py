@@ -852,11 +852,12 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int)
         return
     city.formula(r, C["met_units"], F.COUNTIF(met_rng, "达标"), "int")
     if kind.pair and task.target is not None:
-        city.formula(r, C["met"], kind.formulas["met"]({**cells, "target": F.lit(task.target)}, task.comparison),
-                     "center")
+        met = kind.formulas["met"]({**cells, "target": F.lit(task.target)}, task.comparison)
     else:  # per-type targets, counts and yes/no: the city is 达标 when every unit is
         every = F.cmp(F.ref(r, C["met_units"], absolute=True), "=", last - first + 1)
-        city.formula(r, C["met"], F.IF(every, "达标", "未达标"), "center")
+        met = F.IF(every, "达标", "未达标")
+    # no unit has reported it yet: nothing is known (not 未达标, nor a 0 of 0 that is 达标)
+    city.formula(r, C["met"], F.IF(F.cmp(F.ref(r, C["units"], absolute=True), "=", 0), "", met), "center")
 
 
 # --- 总览 ---------------------------------------------------------------------------------------------------
