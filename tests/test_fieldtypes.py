@@ -66,7 +66,15 @@ TABLE = [
     ("number", -1.0, "wrong", "error"),
     ("number", "-1", "wrong", "error"),
     ("number", "三个", "wrong", "warned"),
-    ("number", "12345678901234567", "wrong", "warned"),  # more digits than a number keeps: declared
+    ("number", "12345678901234567", "wrong", "error"),  # beyond any amount (and more digits than a number keeps)
+    ("integer", 1000000.0, "ok", "ok"),
+    ("integer", 1000001.0, "wrong", "error"),  # a count beyond any visit's: a slip of zeros, a phone number
+    ("integer", "13812345678", "wrong", "error"),
+    ("integer", 1e20, "wrong", "error"),
+    ("number", 100000000.0, "ok", "ok"),
+    ("number", 100000001.0, "wrong", "error"),
+    ("signed_number", -100000001.0, "wrong", "error"),
+    ("signed_number", "-100000001", "wrong", "error"),
     ("signed_number", 1.5, "ok", "ok"),
     ("signed_number", -5.0, "ok", "ok"),
     ("signed_number", -0.5, "ok", "ok"),

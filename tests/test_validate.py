@@ -71,6 +71,8 @@ def test_normalised_with_a_warning(visit, label, typed, cell, code, value):
     ("团员青年", "五六人", "C10", "not-a-number"),
     ("团干部", -2, "C9", "negative"),
     ("团干部", 2.5, "C9", "not-an-integer"),
+    ("团员青年", 13812345678, "C10", "number-too-large"),  # a phone number pasted into a count
+    ("团干部", 1e20, "C9", "number-too-large"),
     ("走访形式", "步行", "B8", "not-in-choices"),
     ("填表时间", "2026年13月45日", "D5", "bad-date"),
     ("填表时间", dt.datetime(2025, 12, 1), "D5", "date-outside-period"),

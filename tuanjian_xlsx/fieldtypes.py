@@ -69,16 +69,17 @@ def _number_part(x: F.Expr) -> F.Expr:
     return F.LEFT(s, F.LEN(s) - F.ISNUMBER(F.FIND(F.RIGHT(s), _UNIT_CHARS)))
 
 
-def _plain_number_text(x: F.Expr, whole: bool, signed: bool = False) -> F.Expr:
+def _plain_number_text(x: F.Expr, whole: bool, limit: float, signed: bool = False) -> F.Expr:
     """TRUE for text that is a plain non-negative number once spaces and a measure word go ("12", "5人", "1.5"):
     the number written back as text must give the same text, so "1e3", "40%", "1,000", "3/5", "-5" are not (each
     program reads those differently; "-5" is, for a signed number). Fifteen digits at most (longer numbers are
-    rounded)."""
+    rounded), and no further from 0 than `limit`."""
     c = _number_part(x)
     n = F.lit(0) + c if signed else F.ABS(c)
     if whole:
         n = F.INT(n)
-    return F.IFERROR(F.AND(F.cmp(F.LEN(c), "<", 16), F.cmp(n & "", "=", c)), False)
+    return F.IFERROR(F.AND(F.cmp(F.LEN(c), "<", 16), F.cmp(n & "", "=", c), F.cmp(F.ABS(F.lit(0) + c), "<=", limit)),
+                     False)
 
 
 def _date_text(x: F.Expr, lo: float, hi: float) -> F.Expr:
@@ -96,18 +97,26 @@ def _date_text(x: F.Expr, lo: float, hi: float) -> F.Expr:
 Classify = Callable[[F.Expr, "F.Range | None"], F.Expr]
 
 
+# the largest number a count (people at a visit, a task's count) or an amount (a task's 完成数 and 基数) may be: a
+# phone number pasted, a slip of extra zeros, 1e20 would otherwise pass and swell the city's totals
+INTEGER_MAX = 1_000_000
+AMOUNT_MAX = 100_000_000
+
+
 def _integer(x, _choices) -> F.Expr:
-    return F.IF(F.ISNUMBER(x), F.IF(F.OR(F.cmp(x, "<", 0), F.cmp(x, "<>", F.INT(x))), WRONG, RIGHT),
-                F.IF(_plain_number_text(x, whole=True), RETYPE, WRONG))
+    return F.IF(F.ISNUMBER(x), F.IF(F.OR(F.cmp(x, "<", 0), F.cmp(x, "<>", F.INT(x)), F.cmp(x, ">", INTEGER_MAX)),
+                                    WRONG, RIGHT),
+                F.IF(_plain_number_text(x, whole=True, limit=INTEGER_MAX), RETYPE, WRONG))
 
 
 def _number(x, _choices) -> F.Expr:
-    return F.IF(F.ISNUMBER(x), F.IF(F.cmp(x, "<", 0), WRONG, RIGHT),
-                F.IF(_plain_number_text(x, whole=False), RETYPE, WRONG))
+    return F.IF(F.ISNUMBER(x), F.IF(F.OR(F.cmp(x, "<", 0), F.cmp(x, ">", AMOUNT_MAX)), WRONG, RIGHT),
+                F.IF(_plain_number_text(x, whole=False, limit=AMOUNT_MAX), RETYPE, WRONG))
 
 
 def _signed_number(x, _choices) -> F.Expr:
-    return F.IF(F.ISNUMBER(x), RIGHT, F.IF(_plain_number_text(x, whole=False, signed=True), RETYPE, WRONG))
+    return F.IF(F.ISNUMBER(x), F.IF(F.cmp(F.ABS(x), ">", AMOUNT_MAX), WRONG, RIGHT),
+                F.IF(_plain_number_text(x, whole=False, limit=AMOUNT_MAX, signed=True), RETYPE, WRONG))
 
 
 _DMIN, _DMAX = excel_serial(DATE_MIN), excel_serial(DATE_MAX)
@@ -193,8 +202,8 @@ _SPACES_ONLY = Difference(
 
 _NUMBER_DIFFERENCES = (
     _SPACES_ONLY,
-    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "12345678901234567", "十五", "二十三人", "两", "五人", "三个"),
-               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、超过 15 位的数字、中文数字）："
+    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "十五", "二十三人", "两", "五人", "三个"),
+               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、中文数字）："
                "表内自查只认纯数字（可带一个量词），请改为纯数字"),
     Difference("ok", "error", (dt.datetime(2026, 3, 5),),
                "数字格填成了日期：表内公式看不出单元格格式（日期就是一个数），系统拒收"),
@@ -223,24 +232,24 @@ FIELD_TYPES: dict[str, FieldType] = {t.id: t for t in (
         differences=(_SPACES_ONLY,)),
     FieldType(
         "integer", "非负整数", "不小于 0 的整数，如 5", int, "input_int", "head_input",
-        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=True),
+        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=True, limit=INTEGER_MAX),
         classify=_integer,
-        validation={"validate": "integer", "criteria": ">=", "value": 0},
-        error="“{label}”请填写不小于 0 的整数。",
+        validation={"validate": "integer", "criteria": "between", "minimum": 0, "maximum": INTEGER_MAX},
+        error="“{label}”请填写不小于 0 的整数（不超过 100 万）。",
         lenient=_LENIENT_NUMBER, shown_as_typed=_misshown_integer, differences=_NUMBER_DIFFERENCES),
     FieldType(
         "number", "非负数", "不小于 0 的数，如 12", float, "input_num", "head_input",
-        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=False),
+        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=False, limit=AMOUNT_MAX),
         classify=_number,
-        validation={"validate": "decimal", "criteria": ">=", "value": 0},
-        error="“{label}”请填写不小于 0 的数。",
+        validation={"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": AMOUNT_MAX},
+        error="“{label}”请填写不小于 0 的数（不超过 1 亿）。",
         lenient=_LENIENT_NUMBER, differences=_NUMBER_DIFFERENCES),
     FieldType(
         "signed_number", "数（可为负）", "数，可为负数，如 12 或 -3", float, "input_num", "head_input",
-        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=False, signed=True),
+        normalise=lambda raw, at, choices, period: as_number(raw, at, whole=False, limit=AMOUNT_MAX, signed=True),
         classify=_signed_number,
-        validation={"validate": "decimal", "criteria": "between", "minimum": -1e307, "maximum": 1e307},
-        error="“{label}”请填写数（可为负数）。",
+        validation={"validate": "decimal", "criteria": "between", "minimum": -AMOUNT_MAX, "maximum": AMOUNT_MAX},
+        error="“{label}”请填写数（可为负数，绝对值不超过 1 亿）。",
         lenient=_LENIENT_NUMBER, differences=_NUMBER_DIFFERENCES),
     FieldType(
         "date", "日期", "日期，如 2026-03-05", dt.date, "input_date", "head_date",

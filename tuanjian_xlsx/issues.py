@@ -37,6 +37,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-a-number": ("error", "“{field}”应填数字，现为“{value}”", "a number was expected"),
     "vague-number": ("error", "“{field}”的“{value}”不是确切的数，请填写具体数字（如 32）", "an amount like 三十余人 or 十几"),
     "not-an-integer": ("error", "“{field}”应填整数，现为“{value}”", "an integer was expected"),
+    "number-too-large": ("error", "“{field}”的数 {value} 大得不合常理（超过 {limit}），请核对是否多打了数字或粘贴了电话号码等", "a number beyond what a count or amount can be"),
     "negative": ("error", "“{field}”不能为负数，现为 {value}", "a negative number"),
     "not-in-choices": ("error", "“{field}”的值“{value}”不在可选项中（可选：{choices}）", "a value outside the list"),
     "bad-cell": ("error", "“{field}”的值“{value}”无效：{detail}", "a cell value of the wrong kind"),

@@ -103,9 +103,11 @@ def _strip_unit(text: str) -> str:
     return text
 
 
-def as_number(raw, at: Place, whole: bool, signed: bool = False) -> tuple[float | int | None, list[Issue]]:
+def as_number(raw, at: Place, whole: bool, signed: bool = False,
+              limit: float | None = None) -> tuple[float | int | None, list[Issue]]:
     """5, 5.0, '5', '５人', '3 次', '十五人', '两' -> the number (text with a warning); vague amounts (三十余人, 十几,
-    若干) are refused, asking for an exact number; negatives (unless `signed`) and fractions are errors."""
+    若干) are refused, asking for an exact number; negatives (unless `signed`), fractions and numbers further from
+    0 than `limit` (a phone number pasted, extra zeros) are errors."""
     if is_blank(raw):
         return None, []
     warn: list[Issue] = []
@@ -127,11 +129,18 @@ def as_number(raw, at: Place, whole: bool, signed: bool = False) -> tuple[float 
         warn.append(Issue.make("normalised-number", value=_show(value), raw=raw, **at))
     if value < 0 and not signed:
         return None, [Issue.make("negative", value=_show(value), **at)]
+    if limit is not None and abs(value) > limit:
+        return None, [Issue.make("number-too-large", value=_show(raw), limit=_big(limit), **at)]
     if whole:
         if not value.is_integer():
             return None, [Issue.make("not-an-integer", value=_show(raw), **at)]
         return int(value), warn
     return (int(value) if value.is_integer() else value), warn
+
+
+def _big(n: float) -> str:
+    """1000000 -> 100 万, 100000000 -> 1 亿."""
+    return f"{n / 1e8:g} 亿" if n >= 1e8 else f"{n / 1e4:g} 万"
 
 
 def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list[Issue]]:
