@@ -443,3 +443,26 @@ def test_an_attachment_named_in_raw_gbk_bytes_keeps_its_chinese_name(tmp_path, f
     result = merge(root, as_of=dt.date(2026, 4, 20))
     (item,) = result.ingested
     assert item.path.name == "召陵区团委11月.xlsx" and item.valid
+
+
+def test_a_zip_of_countless_folder_entries_is_refused_before_its_directory_is_read(tmp_path, filled):
+    """Folder entries were not counted against a zip's limit, and zipfile read the whole directory — a million
+    empty folders cost seconds and half a gigabyte, again for every member — in merge's main process. A zip whose
+    end record says it holds more entries than any report zip is refused whole by that count; a zip with a few
+    folders is read as before."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("报表.xlsx", filled)
+        for i in range(2500):
+            z.writestr(zipfile.ZipInfo(f"空/{i}/"), b"")
+    (tmp_path / "满是文件夹.zip").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo("子/"), b"")
+        z.writestr("子/报表.xlsx", filled)
+    (tmp_path / "一个文件夹.zip").write_bytes(buf.getvalue())
+    ((refused,),) = [list(expand([tmp_path / "满是文件夹.zip"]))]
+    assert refused.refusal is not None and refused.refusal.code == "zip-too-many"
+    assert "至少 2501 个" in refused.refusal.message
+    (sub,) = expand([tmp_path / "一个文件夹.zip"])
+    assert sub.refusal is None and sub.read() == filled

@@ -155,6 +155,11 @@ class _DiskZip:
     def open(self) -> zipfile.ZipFile:
         return zipfile.ZipFile(self.path)
 
+    def read_at(self, offset: int, size: int) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(max(offset, 0) if offset >= 0 else max(f.seek(0, 2) + offset, 0))
+            return f.read(size)
+
 
 class _MemoryZip:
     def __init__(self, data: bytes):
@@ -162,6 +167,28 @@ class _MemoryZip:
 
     def open(self) -> zipfile.ZipFile:
         return zipfile.ZipFile(io.BytesIO(self.data))
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        start = offset if offset >= 0 else max(len(self.data) + offset, 0)
+        return self.data[start:start + size]
+
+
+MAX_ENTRIES = 4 * MAX_MEMBERS  # entries of a zip's directory, its folders' included
+
+
+def entry_count(source) -> int | None:
+    """How many entries a zip's directory says it holds, read from its end record (and ZIP64's) before zipfile
+    parses the directory: a zip of a million empty folder entries costs zipfile seconds and half a gigabyte to open,
+    and each member read opens it again. None when the end record cannot be found (zipfile then says why)."""
+    tail = source.read_at(-(22 + 0xFFFF + 20), 22 + 0xFFFF + 20)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    total = int.from_bytes(tail[at + 10:at + 12], "little")
+    if total != 0xFFFF or at < 20 or tail[at - 20:at - 16] != b"PK\x06\x07":
+        return total
+    record = source.read_at(int.from_bytes(tail[at - 12:at - 4], "little"), 56)  # the ZIP64 end record
+    return int.from_bytes(record[32:40], "little") if record[:4] == b"PK\x06\x06" else None
 
 
 def _member_bytes(source, filename: str) -> bytes:
@@ -215,6 +242,11 @@ def _zip_members(container: Path, data, origin: str, received, sender, depth: in
     source = data if hasattr(data, "open") else _MemoryZip(data)
     at = dict(received_at=received, sender=sender)
     try:
+        entries = entry_count(source)
+        if entries is not None and entries > MAX_ENTRIES:  # refused before zipfile reads a directory that large
+            yield Submission(container, origin, **at, refusal=Issue.make(
+                "zip-too-many", file=container.name, count=entries, limit=MAX_MEMBERS))
+            return
         with source.open() as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
     except Exception as exc:  # noqa: BLE001 — a damaged zip, or a nested one that cannot be inflated
@@ -305,6 +337,12 @@ class _NestedZip:
         if last is None or last[0] is not self:
             _NestedZip._last = last = (self, self.load())
         return zipfile.ZipFile(io.BytesIO(last[1]))
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        last = _NestedZip._last
+        if last is None or last[0] is not self:
+            _NestedZip._last = last = (self, self.load())
+        return _MemoryZip(last[1]).read_at(offset, size)
 
 
 def _zip_reason(exc: BaseException) -> str:
