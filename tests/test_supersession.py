@@ -77,3 +77,25 @@ def test_a_visit_resent_with_another_date_counts_again_and_staff_are_told(ws, tm
                             "（走访日期 2026-03-13）不同，已按另一次走访计入；若是同一次走访更正了日期，请与该单位核对")
     same = _send(ws, tmp_path, 2, "同日重报.xlsx", 3, 团干部=4)  # the same date again: it replaces, nothing to tell
     assert _march(ws) == (2, 7) and not [n for n in same.notes if n.code == "visit-other-date"]
+
+
+def test_a_sheet_copied_and_left_unchanged_counts_once_as_the_same_visit_in_two_files_does(ws, tmp_path):
+    """A unit copies the form's sheet for the next visit and sends the copy unchanged: the master counted the visit
+    twice (the same two sheets sent as two files count once). Counted once, the file taken with a warning; a copy
+    changed into another visit to the same organisation still counts as another."""
+    path = fill(TEMPLATES / "v2.xlsx", tmp_path / "两页.xlsx", {**VISIT, **V2})
+    book = openpyxl.load_workbook(path)
+    book.copy_worksheet(book.worksheets[0])
+    book.save(path)
+    (ws / "收件箱" / "两页.xlsx").write_bytes(path.read_bytes())
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 1, 9, 0))
+    (item,) = result.ingested
+    assert item.valid and _march(ws) == (1, 3)
+    other = fill(TEMPLATES / "v2.xlsx", tmp_path / "两次.xlsx", {**VISIT, **V2})
+    book = openpyxl.load_workbook(other)
+    copy = book.copy_worksheet(book.worksheets[0])
+    book.save(other)
+    fill(other, other, {"团干部": 4, "走访日期": dt.datetime(2026, 3, 6)}, sheet=copy.title)
+    (ws / "收件箱" / "两次.xlsx").write_bytes(other.read_bytes())
+    merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    assert _march(ws) == (2, 7)  # the later file's two visits replace the earlier file's one

@@ -174,8 +174,8 @@ def test_several_visits_in_one_file(templates, tmp_path, builtin):
 
 
 def test_a_sheet_copied_for_the_next_visit_and_left_unchanged_is_pointed_out(templates, tmp_path, builtin):
-    """Two sheets holding the very same record count as two visits (the master's totals double): the copy is
-    pointed out, as a warning — the file is still taken, both records kept."""
+    """Two sheets holding the very same record: the copy is pointed out, as a warning — the file is still taken,
+    both records kept as read (the master counts the visit once: test_supersession)."""
     path = fill(templates["visit_report"], tmp_path / "a.xlsx", VISIT)
     wb = openpyxl.load_workbook(path)
     copy = wb.copy_worksheet(wb.worksheets[0])

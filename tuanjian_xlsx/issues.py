@@ -31,7 +31,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "sheet-missing": ("error", "缺少工作表“{name}”", "a required sheet is absent"),
     "column-missing": ("error", "工作表缺少“{column}”列（第 1 行应为表头）", "a required column header is absent"),
     "unknown-column": ("warning", "不认识的列“{column}”，已忽略", "an extra column header"),
-    "record-repeated": ("warning", "这张工作表与“{first}”内容完全相同，是否把同一次走访填了两遍？如是，请删去一张（否则按两次计）", "two sheets of one file holding the same record"),
+    "record-repeated": ("warning", "这张工作表与“{first}”内容完全相同，按同一次走访计一次；如确是两次走访，请改正这一张后重新报送", "two sheets of one file holding the same record"),
     "formula-error": ("error", "“{field}”里的公式算出了错误（{value}），请直接填写内容", "an input holding a formula whose result is an error"),
     "required-value": ("error", "“{field}”必须填写", "a required cell is empty"),
     "not-a-number": ("error", "“{field}”应填数字，现为“{value}”", "a number was expected"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -161,9 +162,16 @@ def record_key(spec: FormSpec | TableSpec, file: FileRow, record: dict) -> tuple
 
 
 def _keys(spec: FormSpec | TableSpec, f: FileRow) -> dict[tuple, list[int]]:
-    """A file's record keys, each with the indices of its records (two records with one key in one file are two)."""
+    """A file's record keys, each with the indices of its records (two records with one key in one file are two,
+    unless they are the same in every field: a sheet copied for the next visit and left as it was counts once, as
+    the same visit sent in two files does)."""
     mine: dict[tuple, list[int]] = {}
+    seen: set[str] = set()
     for n, rec in enumerate(f.records):
+        whole = json.dumps(rec["values"], sort_keys=True, ensure_ascii=False, default=str)
+        if whole in seen:
+            continue
+        seen.add(whole)
         mine.setdefault(record_key(spec, f, rec["values"]), []).append(n)
     return mine
 
@@ -412,9 +420,13 @@ class _Group:
         self.live = _Live()  # the records that count so far, by key
         self.replaced: dict[int, set[int]] = {}  # file id -> ids of files that replaced some of its records
         self.latest: int | None = None  # the file that counts, of a form replaced whole
+        self.repeated: set[int] = set()  # files holding one record twice (the second does not count)
 
     def records(self, f: FileRow, spec: FormSpec | TableSpec) -> None:
-        for by in self.live.replace(f.id, _keys(spec, f)).values():  # a later file replaces earlier files' records
+        mine = _keys(spec, f)
+        if sum(map(len, mine.values())) < len(f.records):  # a record repeated within the file: counted once
+            self.repeated.add(f.id)
+        for by in self.live.replace(f.id, mine).values():  # a later file replaces earlier files' records
             for file_id in by:
                 self.replaced.setdefault(file_id, set()).add(f.id)
 
@@ -434,6 +446,9 @@ class _Group:
             else:
                 s.partial[file_id] = frozenset(kept[file_id])
                 s.partly_by[file_id] = max(by)
+        for file_id in self.repeated:
+            if file_id in kept and file_id not in s.partial:
+                s.partial[file_id] = frozenset(kept[file_id])
         live = [*kept, *([self.latest] if self.latest is not None else [])]
         if live:
             s.live.setdefault(self.form_id, set()).update(live)
