@@ -242,3 +242,35 @@ def test_the_first_distribution_day_comes_from_the_ledger(tmp_path, builtin):
         assert (ledger.last_sent("wuyang", "visit_report"), ledger.last_sent("wuyang", "observation_report")) == (2, None)
     assert ws.distributed_on("visit_report", 2) == "2026-04-01"
     assert ws.distributed_on("visit_report", 1) is None
+
+
+@pytest.mark.parametrize("typed", ["2026-07", "2026年7月", "2026-Q3", "__date__"])
+def test_a_unit_added_mid_year_owes_reports_from_its_own_start(tmp_path, typed):
+    """A unit added to 单位名单 in July was 未报 for January to June (and its 催报 listed them all): the roster's
+    起报期 column says from when it owes reports, however it is typed (a month Excel turned into a date too)."""
+    import datetime as dt
+
+    from tuanjian_xlsx.status import expected
+
+    init_workspace(tmp_path)
+    path = tmp_path / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(path)
+    sheet = wb["单位名单"]
+    head = [c.value for c in sheet[1]]
+    assert "起报期" in head
+    row = sheet.max_row + 1
+    for key, value in (("单位编号", "xinqu"), ("单位名称", "新区团工委"), ("单位类型", "功能区团工委"),
+                       ("起报期", dt.datetime(2026, 7, 1) if typed == "__date__" else typed)):
+        sheet.cell(row, head.index(key) + 1, value)
+    wb.save(path)
+    owed = [(e.form_id, e.period.code) for e in expected(Workspace.load(tmp_path), dt.date(2026, 8, 15))
+            if e.unit_id == "xinqu"]
+    assert ("visit_report", "2026-07") in owed and ("target_tracker", "2026-Q3") in owed
+    assert not [p for _, p in owed if p < "2026-07" and "Q" not in p] and ("target_tracker", "2026-Q2") not in owed
+    others = [e.period.code for e in expected(Workspace.load(tmp_path), dt.date(2026, 8, 15)) if e.unit_id == "yuanhui"]
+    assert "2026-01" in others  # everyone else as before
+
+
+def test_a_start_that_is_no_period_is_named_at_its_cell(tmp_path):
+    root = _book_with(tmp_path, {("单位名单", "G2"): "七月份以后"})
+    assert _workspace_issues(root)[0][:4] == ("not-a-period", "单位名单", "G2", "起报期")

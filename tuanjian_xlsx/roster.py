@@ -112,6 +112,23 @@ class Unit(_Row):
     email: str | None = None
     contact: str | None = None
     phone: str | None = None
+    start: str | None = None  # the month it owes reports from (a unit added mid-year), as 2026-07; None: as all
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v):
+        """A period as staff write it (2026-07, 2026年7月, 2026-Q3), or a date Excel made of it: its first month."""
+        from .periods import Period, parse_period
+
+        v = _blank_to_none(v)
+        if v is None:
+            return None
+        if isinstance(v, dt.date):
+            return Period(v.year, "month", v.month).code
+        period = parse_period(str(v)) if isinstance(v, str) else None
+        if period is None:
+            raise PydanticCustomError("not-a-period", "不是报送期", {"value": v})
+        return Period(period.year, "month", period.months[0]).code
 
     @field_validator("id", mode="before")
     @classmethod

@@ -45,6 +45,8 @@ def unit_cols() -> list[Col]:
         Col("email", "电子邮箱", 26, required=False),
         Col("contact", "联系人", 10, required=False),
         Col("phone", "联系电话", 16, required=False),
+        Col("start", "起报期", 11, required=False,
+            note="年中新加入的单位从哪一期起应报，如 2026-07 或 2026年7月（此前各期不列为未报、不催报）；留空 = 与其他单位相同"),
     ]
 
 
@@ -113,7 +115,7 @@ def write_roster_book(roster: Roster, registry: SpecRegistry, rules: Rules | Non
     ws = _sheet(wb, SHEET_UNITS, unit_cols(), fmt)
     ws.set_column(0, 0, unit_cols()[0].width, fmt["text"])  # 单位编号 stays text as typed
     for r, u in enumerate(roster.units, start=1):
-        for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone]):
+        for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone, u.start]):
             ws.write_string(r, c, v or "", fmt["text" if c == 0 else "cell"])
     ws.data_validation(1, 2, MAX_ROWS, 2, _list_from(f"={SHEET_TYPES}!$A$2:$A${MAX_ROWS + 1}", "单位类型"))
 
@@ -266,7 +268,8 @@ def _whole(lo: int, hi: int, title: str) -> dict:
 
 _HELP = [
     "本文件由 tuanjian 维护的数据：单位名单、单位类型（报送周期与截止日）、目标任务。",
-    "· 单位名单：每个报送单位一行。单位编号用英文字母，定下后不要改；单位类型从下拉列表选。",
+    "· 单位名单：每个报送单位一行。单位编号用英文字母，定下后不要改；单位类型从下拉列表选。年中新加入的单位在“起报期”"
+    "写从哪一期起应报（如 2026-07），此前各期不列为未报、不催报。",
     "· 单位类型：每种类型一行，逐表设置报送周期（按月/按季/按年/不报送）、截止日（几号）、顺延月数"
     "（0 = 报送期最后一个月当月，1 = 次月）。例如县区团委附件1“按月、10、1”即次月10日前报送。",
     "· 目标任务：每项量化指标一行。比率、增长指标须填完成数口径和基数口径，全市完成率按 Σ完成数 ÷ Σ基数 计算；"
@@ -353,7 +356,7 @@ def _cell_issues(exc: ValidationError, sheet: _Sheet, row: int, values: dict) ->
         kind = err["type"]
         if value is None or kind in ("missing", "string_too_short"):
             issues.append(Issue.make("required-value", **place))
-        elif kind in ("bad-date", "bad-email", "bad-id"):
+        elif kind in ("bad-date", "bad-email", "bad-id", "not-a-period"):
             issues.append(Issue.make(kind, value=value, **place))
         elif kind == "not-in-choices":
             issues.append(Issue.make(kind, value=value, choices=err["ctx"]["choices"], **place))

@@ -59,6 +59,12 @@ def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
     return Period((as_of - dt.timedelta(days=62)).year, "month", 1)
 
 
+def _own_start(code: str | None, start: Period) -> Period:
+    """The first period a unit owes: the roster's 起报期 for it, when later than everyone's start."""
+    mine = parse_period(code) if code else None
+    return mine if mine is not None and period_order(mine) > period_order(start) else start
+
+
 @dataclass
 class Expected:
     unit_id: str
@@ -73,12 +79,13 @@ def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
     """Each (unit, form, period) the roster says is owed, from the reporting start up to the as-of date."""
     start = reporting_start(ws, as_of)
     out = []
+    own = {u.id: _own_start(u.start, start) for u in ws.roster.units}  # (a unit added mid-year: its own 起报期)
     for spec in ws.current_specs():
         for unit in ws.roster.units:
             rule = ws.roster.rule(unit.type, spec.form_id)
             if rule is None:
                 continue
-            for period in periods_between(_KIND[rule.cadence], start, as_of):
+            for period in periods_between(_KIND[rule.cadence], own[unit.id], as_of):
                 due = ws.roster.due(unit, spec.form_id, period)
                 assert due is not None  # the unit files this form (its rule is above): it has a due date
                 out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period, due))
