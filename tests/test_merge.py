@@ -660,3 +660,19 @@ def test_a_changed_unit_type_or_deadline_that_moves_past_due_dates_is_said(demo,
     assert f"截止日 {before[flipped[0]].due.isoformat()} → {after[flipped[0]].due.isoformat()}" in note.message
     again = merge(root, as_of=AS_OF, now=NOW)  # said once: nothing moved since
     assert not [n for n in again.notes if n.code == "due-changed"]
+
+
+def test_a_unit_taken_off_the_roster_keeps_its_detail_rows_marked_as_such(demo, tmp_path):
+    """A unit removed from 单位名单 kept its rows in 走基层明细 with 单位序号 and 单位类型 blank, no longer counted in
+    走基层统计 and nothing saying why: its rows say the unit is no longer on the roster."""
+    root = _copy(demo, tmp_path)
+    wb = openpyxl.load_workbook(root / "名单与目标.xlsx")
+    sheet = wb["单位名单"]
+    row = next(c.row for c in sheet["B"] if c.value == "西城区团工委")
+    sheet.delete_rows(row)
+    wb.save(root / "名单与目标.xlsx")
+    result = merge(root, as_of=AS_OF, now=NOW)
+    detail = openpyxl.load_workbook(result.master, data_only=True)["走基层明细"]
+    head = [c.value for c in detail[1]]
+    gone = [r for r in detail.iter_rows(min_row=2, values_only=True) if r[0] == "西城区团工委"]
+    assert gone and all(r[head.index("单位类型")] == "已不在名单中" for r in gone)

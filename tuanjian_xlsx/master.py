@@ -650,7 +650,7 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: Iterable[tuple[F
     for k, (f, rec) in enumerate(rows, start=1):
         assert f.period is not None  # status.supersession keeps only files with a unit and a period
         p = _period(f.period)
-        number, utype = units.get(f.unit_id, (None, ""))
+        number, utype = units.get(f.unit_id, (None, GONE))  # (a unit since taken off the roster: said, not blank)
         put(k, c_unit, f.unit)
         put(k, c_no, number, "int")
         put(k, c_type, utype, "center")
@@ -666,6 +666,9 @@ def _detail_sheet(sh: Sheet, ws: Workspace, form_id: str, rows: Iterable[tuple[F
     sh.table(0, last, len(cols), last_col=cols["version"] - 1)
     keys = {"unit_no": cols["unit_no"], "period_key": cols["period_key"]}
     return Detail(sh, 1, last, keys | {fid: cols["field:" + fid] for fid, _, _ in fields})
+
+
+GONE = "已不在名单中"  # the 单位类型 of a detail row whose unit the roster no longer holds (not counted in 统计)
 
 
 def _form_periods(spec, items: list[StatusItem]) -> list[Period]:
