@@ -125,6 +125,10 @@ def test_saved_email_attachments_with_its_date_and_sender(tmp_path, filled):
     con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
     issues = [r[0] for r in con.execute("SELECT result FROM files")]
     assert all("sender-mismatch" in text and "someone@else.example" in text for text in issues)
+    # said aloud by merge, not only in the master's 问题清单: the file may be another unit's copy sent in error
+    loud = [n for n in result.notes if n.code == "sender-mismatch"]
+    assert sorted(n.file for n in loud) == ["源汇区团委_2026年3月_走基层.xlsx", "第二次走访.xlsx"]
+    assert "已按表中所填计入“源汇区团委”" in loud[0].message
     assert all(o.endswith(("#源汇区团委_2026年3月_走基层.xlsx", "#第二次走访.xlsx"))
                for (o,) in con.execute("SELECT origin FROM files"))
 

@@ -62,7 +62,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "file-too-large": ("error", "文件过大（{size} MB），不是一张报表应有的大小", "a file over the size cap"),
     "duplicate-row": ("error", "任务“{task}”出现了不止一行（第一次在 {first}）", "a task row copied twice"),
     "zip-unsafe-path": ("error", "压缩包中的文件路径不安全（{detail}），不予读取", "a zip member outside its folder"),
-    "sender-mismatch": ("warning", "发件人 {sender} 不是名单中“{unit}”的邮箱（{expected}）", "a mail from another address"),
+    "sender-mismatch": ("warning", "发件人 {sender} 不是名单中“{unit}”的邮箱（{expected}），已按表中所填计入“{unit}”；如是别的单位错发了这张表，请核对", "a mail from another address"),
     "zip-bomb": ("error", "文件解压后异常巨大（{detail}），为安全起见不予读取", "a zip bomb"),
     "xml-attack": ("error", "文件内部含有不安全的 XML 结构（实体定义），为安全起见不予读取", "an XML entity attack"),
     "template-modified": ("warning", "表格结构与模板不同（行列被移动或名称丢失），已按标签文字读取：{fields}", "fields found by label, not by name"),

@@ -44,6 +44,7 @@ class Ingested:
     sha256: str = ""
     arrival: tuple[dt.datetime, str] | None = None  # a duplicate's own received time and its basis
     moved: bool = False  # a duplicate that arrived earlier than the copy recorded: the ledger now says so
+    said: list[Issue] | None = None  # what a new valid file's check found that staff must hear of at once (LOUD)
 
     @property
     def path(self) -> Path:
@@ -197,7 +198,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
             taken.discard(sha)  # (known by `ids` from now on: `taken` holds only what is in the workers' hands)
             # not new: another run recorded the same content first; like any duplicate it keeps its own arrival
             item = Ingested(_shown(sub.path, sub.name), "new" if new else "duplicate", file_id, r["valid"],
-                            result if new else None, sha, arrival=None if new else arrival)
+                            result if new else None, sha, arrival=None if new else arrival,
+                            said=_loud(r) if new and r["valid"] else None)
             if not new:
                 origins[k] = sub.origin
             put(k, item)
@@ -271,6 +273,16 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
 
 
 PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as there are cores
+# warnings about a valid file that merge says aloud, not only in the master's 问题清单: a file sent from another
+# unit's address is counted for the unit it names — the wrong unit's copy, perhaps
+LOUD = ("sender-mismatch",)
+
+
+def _loud(row: dict) -> list[Issue] | None:
+    """The LOUD warnings of a new valid file's ledger row (looked for in its JSON before it is parsed)."""
+    if not any(f'"{code}"' in row["result"] for code in LOUD):
+        return None
+    return [Issue(**i) for i in json.loads(row["result"])["issues"] if i["code"] in LOUD] or None
 
 
 def _shown(path: Path, name: str) -> str:
@@ -359,6 +371,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                                               total=lambda: gathering.total, answered=remembering.answered)
                 returns.start()
                 remembering.finish()
+                result.notes += [issue for item in result.ingested if item.said for issue in item.said]
             _render(ledger, root, known, target, as_of, ws, result)
             if returns is not None:
                 returns.finish()
