@@ -191,7 +191,8 @@ def test_a_formula_whose_result_is_an_error_is_said_to_be_and_comes_back_as_type
 
 def test_every_problem_names_a_sheet_of_the_return(templates, builtin, tmp_path):
     """A unit's own sheet name (第二次) is not the 退回件's (走基层报告单 (2)): a problem of the whole sheet (its
-    record repeated) names the sheet as the 退回件 has it, as a problem of a cell does (it named 第二次)."""
+    record repeated) names the sheet as the 退回件 has it, as a problem of a cell does (it named 第二次) — and, so
+    that a unit correcting its own file finds it too, the name it had there."""
     path = fill(templates["visit_report"], tmp_path / "a.xlsx", BAD)
     wb = openpyxl.load_workbook(path)
     wb.copy_worksheet(wb.worksheets[0]).title = "第二次"
@@ -201,7 +202,9 @@ def test_every_problem_names_a_sheet_of_the_return(templates, builtin, tmp_path)
     (piece,) = write_returns([result], builtin, tmp_path / "r")
     back = openpyxl.load_workbook(piece.workbook)
     named = {row[0].value for row in back["问题清单"].iter_rows(min_row=2)}
-    assert named == {"走基层报告单", "走基层报告单 (2)"} and named <= set(back.sheetnames)
+    assert named == {"走基层报告单", "走基层报告单 (2)（原“第二次”）"}
+    assert {n.split("（原")[0] for n in named} <= set(back.sheetnames)
+    assert "走基层报告单 (2)（原“第二次”）" in piece.message.read_text(encoding="utf-8")
 
 
 def test_names_given_before_either_is_on_disk_differ_as_windows_and_macos_compare_names(builtin, tmp_path):

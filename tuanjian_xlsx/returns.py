@@ -200,13 +200,17 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
         # a record's sheet as the 退回件 names it (a one-record form's sheets are named anew, in order)
         renamed = ({rec.sheet: new for rec, new in zip(result.records, new_sheets)} if isinstance(spec, FormSpec)
                    else {})
+        # … and as the unit knows it from its own file, when that differs ("第二次" copied for a second visit)
+        shown = {old: new if new == old else f"{new}（原“{old}”）" for old, new in renamed.items()}
+        originally = {new: shown[old] for old, new in renamed.items()}
         for issue in result.issues:
             k = where.get(id(issue))
-            sheet, cell = renamed.get(issue.sheet or "", issue.sheet), issue.cell
+            sheet, cell = shown.get(issue.sheet or "", issue.sheet), issue.cell
             raw: object = ""
             if k is not None:
                 rec_i, key = k
                 sheet = new_sheets[max(rec_i, 0) if isinstance(spec, FormSpec) else 0]
+                sheet = originally.get(sheet, sheet)
                 col = key.split(":")[-1]
                 if rec_i < 0:  # a tracker header field: _locate finds those only in a result with a header
                     assert result.header is not None
