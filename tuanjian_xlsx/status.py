@@ -175,10 +175,11 @@ def _keys(spec: FormSpec | TableSpec, f: FileRow) -> dict[tuple, list[int]]:
     mine: dict[tuple, list[int]] = {}
     seen: set[str] = set()
     for n, rec in enumerate(f.records):
-        whole = json.dumps(rec["values"], sort_keys=True, ensure_ascii=False, default=str)
-        if whole in seen:
-            continue
-        seen.add(whole)
+        if len(f.records) > 1:  # (most files hold one record: nothing to compare)
+            whole = json.dumps(rec["values"], sort_keys=True, ensure_ascii=False, default=str)
+            if whole in seen:
+                continue
+            seen.add(whole)
         mine.setdefault(record_key(spec, f, rec["values"]), []).append(n)
     return mine
 
