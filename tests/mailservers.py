@@ -23,6 +23,8 @@ import pytest
 
 from conftest import IN_CI
 
+from tuanjian_xlsx.clock import BEIJING
+
 USER, PASSWORD = "lhtswzxb@test.local", "s3cret-pass"
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
@@ -114,7 +116,8 @@ def deliver(port: int, raw: bytes, arrived: dt.datetime, folder: str = "INBOX") 
     box.login(USER, PASSWORD)
     if folder != "INBOX":
         box.create(folder)  # NO when it exists already: harmless
-    box.append(folder, None, imaplib.Time2Internaldate(arrived.timestamp()), raw)
+    box.append(folder, None, imaplib.Time2Internaldate(
+        (arrived if arrived.tzinfo else arrived.replace(tzinfo=BEIJING)).timestamp()), raw)  # (the committee's time)
     box.logout()
 
 
@@ -124,7 +127,7 @@ def mail(sender: str, attachments: dict[str, bytes], date: dt.datetime, subject:
     msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = USER
-    msg["Date"] = format_datetime(date.astimezone())
+    msg["Date"] = format_datetime(date.replace(tzinfo=BEIJING))
     msg["Message-ID"] = make_msgid(domain="county.example")
     for name, value in (headers or {}).items():
         msg[name] = value

@@ -19,6 +19,7 @@ import openpyxl
 import pytest
 
 from conftest import fill
+from tuanjian_xlsx.clock import BEIJING
 from tuanjian_xlsx.fetchmail import fetch_mail
 from tuanjian_xlsx.intake import read_mail
 from tuanjian_xlsx.issues import TuanjianError
@@ -31,7 +32,7 @@ VISIT = {"报送单位": "源汇区团委", "报送期": "2026-03", "填表时�
 XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 SENT = dt.datetime(2026, 4, 8, 9, 30)
 NOW = dt.datetime(2026, 4, 20, 9, 0)
-ARRIVED = imaplib.Time2Internaldate(dt.datetime(2026, 4, 9, 17, 0).timestamp()).strip('"')  # local time
+ARRIVED = imaplib.Time2Internaldate(dt.datetime(2026, 4, 9, 17, 0, tzinfo=BEIJING).timestamp()).strip('"')  # Beijing
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -55,7 +56,7 @@ def mail(attachments: dict[str, bytes], n: int = 0) -> EmailMessage:
     msg["Subject"] = "报送3月走基层报告单"
     msg["From"] = "源汇区团委 <yuanhui@county.example>"
     msg["To"] = "lhtswzxb@test.local"
-    msg["Date"] = format_datetime(SENT.astimezone())
+    msg["Date"] = format_datetime(SENT.replace(tzinfo=BEIJING))
     msg["Message-ID"] = f"<ok-{n}@county.example>"
     msg.set_content("请查收")
     for name, body in attachments.items():
@@ -73,7 +74,7 @@ def forwarded(inner: EmailMessage, depth: int = 1) -> bytes:
         outer = EmailMessage()
         outer["Subject"] = "转发：" + str(inner["Subject"])
         outer["From"] = "秘书 <mishu@county.example>"
-        outer["Date"] = format_datetime(SENT.astimezone())
+        outer["Date"] = format_datetime(SENT.replace(tzinfo=BEIJING))
         outer.set_content("转给您")
         outer.add_attachment(inner)  # message/rfc822
         inner = outer

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import fill
 from test_read import _zip
+from tuanjian_xlsx.clock import BEIJING
 from tuanjian_xlsx.intake import expand
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
@@ -79,7 +80,7 @@ def _eml(filled: bytes, sender: str, when: dt.datetime) -> bytes:
     msg["Subject"] = "源汇区团委3月走基层报告单"
     msg["From"] = f"源汇区团委 <{sender}>"
     msg["To"] = "lhtswzxb@163.com"
-    msg["Date"] = format_datetime(when.astimezone())
+    msg["Date"] = format_datetime(when.replace(tzinfo=BEIJING))
     msg.set_content("请查收。")
     msg.add_attachment(filled, maintype="application", subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        filename="源汇区团委_2026年3月_走基层.xlsx")  # base64, RFC 2231 name
@@ -217,7 +218,7 @@ def _mail(sender: str | None, when: dt.datetime, files: dict[str, bytes]) -> byt
         msg["From"] = sender
     msg["To"] = "lhtswzxb@163.com"
     msg["Subject"] = "报表"
-    msg["Date"] = format_datetime(when.astimezone())
+    msg["Date"] = format_datetime(when.replace(tzinfo=BEIJING))
     msg.set_content("见附件")
     for name, body in files.items():
         msg.add_attachment(body, maintype="application", subtype="octet-stream", filename=name)
@@ -279,7 +280,7 @@ def test_a_report_packed_by_outlook_into_winmail_dat_is_said_to_be(tmp_path):
     (it said 邮件中没有报表附件, though the unit had attached its form)."""
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@county.example", "lhtswzxb@163.com", "报表"
-    msg["Date"] = format_datetime(dt.datetime(2026, 4, 8, 10).astimezone())
+    msg["Date"] = format_datetime(dt.datetime(2026, 4, 8, 10).replace(tzinfo=BEIJING))
     msg.set_content("见附件")
     msg.add_attachment(b"\x78\x9f\x3e\x22" + bytes(60), maintype="application", subtype="ms-tnef", filename="winmail.dat")
     (tmp_path / "来信.eml").write_bytes(bytes(msg))

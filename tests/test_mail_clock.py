@@ -10,6 +10,7 @@ import email.policy
 import pytest
 
 from conftest import fill
+from tuanjian_xlsx import clock
 from tuanjian_xlsx.intake import read_head, received_date
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
@@ -33,7 +34,7 @@ MIME-Version: 1.0
 def _local(text: str) -> dt.datetime:
     from email.utils import parsedate_to_datetime
 
-    return parsedate_to_datetime(text).astimezone().replace(tzinfo=None)
+    return clock.local(parsedate_to_datetime(text))
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -127,3 +128,63 @@ def test_a_mail_stamped_minus_0000_half_an_hour_after_the_deadline_is_late(in_be
     assert mail_date("Fri, 10 Apr 2026 16:30:05 -0000") == dt.datetime(2026, 4, 11, 0, 30, 5)
     assert mail_date("Fri, 10 Apr 2026 16:30:05 +0800") == dt.datetime(2026, 4, 10, 16, 30, 5)
     assert mail_date("Fri, 10 Apr 2026 16:30:05") == dt.datetime(2026, 4, 10, 16, 30, 5)  # no zone: local time
+
+
+@pytest.fixture
+def on_another_zone(monkeypatch):
+    """The machine's zone set far from Beijing (a server on New York time, say) for one test, then set back."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+    clock.set_zone(clock.BEIJING)
+
+
+def test_arrivals_are_beijing_time_whatever_zone_the_computer_is_set_to(tmp_path, templates, on_another_zone):
+    """A Linux server is often on UTC (or elsewhere): a mail sent at 07:00 Beijing time on the day after the deadline
+    was taken as sent the evening before, on time, and every arrival shown hours off. The committee's clock is
+    Beijing time by default (tuanjian.toml [reporting] timezone), whatever the machine's zone; "本机" keeps the
+    machine's own."""
+    from tuanjian_xlsx import api
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    body = fill(templates["visit_report"], tmp_path / "f.xlsx", VISIT).read_bytes()
+    msg = email.message.EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "源汇区团委 <yuanhui@county.example>", "lhtswzxb@163.com", "走基层"
+    msg["Date"] = "Sat, 11 Apr 2026 07:00:00 +0800"  # due 2026-04-10: late, by an hour past midnight in Beijing
+    msg.add_attachment(body, maintype="application", subtype="octet-stream", filename="三月.xlsx")
+    (root / "收件箱" / "三月.eml").write_bytes(bytes(msg))
+    result = api.merge(root, as_of=dt.date(2026, 4, 20)).merge
+    item = next(i for i in result.items if i.unit == "源汇区团委" and i.period.code == "2026-03"
+                and i.form_id == "visit_report")
+    assert (item.status, item.received) == ("late", dt.datetime(2026, 4, 11, 7, 0))
+    assert clock.now() - dt.datetime.now(clock.BEIJING).replace(tzinfo=None) < dt.timedelta(seconds=5)
+
+    toml = root / "tuanjian.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('timezone = "+08:00"', 'timezone = "本机"'),
+                    encoding="utf-8")
+    other = tmp_path / "ws2"
+    import shutil
+
+    shutil.copytree(root, other, ignore=shutil.ignore_patterns(".tuanjian", "汇总", "退回"))
+    result = api.merge(other, as_of=dt.date(2026, 4, 20)).merge
+    item = next(i for i in result.items if i.unit == "源汇区团委" and i.period.code == "2026-03"
+                and i.form_id == "visit_report")
+    assert (item.status, item.received) == ("on_time", dt.datetime(2026, 4, 10, 19, 0))  # New York's evening
+
+
+def test_a_time_zone_setting_that_is_no_zone_is_named(tmp_path):
+    from tuanjian_xlsx.issues import ConfigError
+    from tuanjian_xlsx.plan import Workspace
+
+    init_workspace(tmp_path)
+    toml = tmp_path / "tuanjian.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('timezone = "+08:00"', 'timezone = "北京"'),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        Workspace.load(tmp_path)
+    assert any("timezone" in (i.field or "") and "+08:00" in i.message for i in exc.value.issues)

@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
+from tuanjian_xlsx.clock import BEIJING
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.demo import AS_OF
 from tuanjian_xlsx.merge import merge
@@ -601,7 +602,7 @@ def test_a_reply_for_a_result_past_keep_whole_attaches_the_same_return(tmp_path,
     root = with_address(tmp_path / "ws")
     msg = EmailMessage()
     msg["Subject"], msg["From"], msg["To"] = "走基层", "someone@else.example", "lhtswzxb@163.com"
-    msg["Date"] = format_datetime(dt.datetime(2026, 4, 19, 9).astimezone())
+    msg["Date"] = format_datetime(dt.datetime(2026, 4, 19, 9).replace(tzinfo=BEIJING))
     msg.set_content("请查收。")
     bad = fill(templates["visit_report"], tmp_path / "b.xlsx", {**VISIT, "团干部": -2}).read_bytes()
     msg.add_attachment(bad, maintype="application", subtype="octet-stream", filename="表.xlsx")

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import fill
+from tuanjian_xlsx.clock import BEIJING
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.merge import merge
 from tuanjian_xlsx.workspace import init_workspace
@@ -43,7 +44,7 @@ def eml(data: bytes, when: dt.datetime, name: str = "走基层.xlsx") -> bytes:
     msg["From"] = "源汇区团委 <yuanhui@county.example>"
     msg["To"] = "lhtswzxb@163.com"
     msg["Subject"] = "三月走基层"
-    msg["Date"] = format_datetime(when.astimezone())
+    msg["Date"] = format_datetime(when.replace(tzinfo=BEIJING))
     msg.set_content("请查收")
     msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
     return bytes(msg)

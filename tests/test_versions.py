@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import fill, triples
+from tuanjian_xlsx.clock import BEIJING
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.plan import Workspace
 from tuanjian_xlsx.distribute import distribute
@@ -132,7 +133,7 @@ def test_a_file_received_before_the_last_day_is_accepted_when_merged_after_it(tm
     v1 = _v1_copy(ws, tmp_path)
     msg = EmailMessage()
     msg["From"] = "郾城区团委 <yancheng@county.example>"
-    msg["Date"] = format_datetime(dt.datetime(2026, 3, 30, 10, 0).astimezone())
+    msg["Date"] = format_datetime(dt.datetime(2026, 3, 30, 10, 0).replace(tzinfo=BEIJING))
     msg.set_content("请查收")
     msg.add_attachment(v1.read_bytes(), maintype="application", subtype="octet-stream", filename="旧版.xlsx")
     (tmp_path / "收件箱" / "三月.eml").write_bytes(bytes(msg))

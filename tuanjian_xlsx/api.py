@@ -26,8 +26,13 @@ if TYPE_CHECKING:  # imported lazily at run time, to keep `tuanjian --help` quic
     from .watch import WatchResult
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now().replace(microsecond=0)
+def _now(root: Path | None = None, given: dt.datetime | None = None) -> dt.datetime:
+    """`given`, else the committee's time now; either way the workspace's time zone in use from here on (clock.py:
+    mail dates and arrivals are read in it)."""
+    from . import clock
+
+    clock.use(root)
+    return given or clock.now()
 
 
 @dataclass
@@ -175,7 +180,7 @@ def validate(paths: list[Path], root: Path | None = None, return_dir: Path | Non
     --return-dir (see workspace.ValidationOutcome)."""
     from .workspace import validate_submissions
 
-    return validate_submissions(paths, root, return_dir, today or _now().date())
+    return validate_submissions(paths, root, return_dir, today or _now(root).date())
 
 
 @dataclass
@@ -225,7 +230,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     from .merge import MASTER_NAME
     from .merge import merge as run
 
-    now = now or _now()
+    now = _now(root, now)
     excel_note = None
     if open_excel:
         from . import excel
@@ -299,7 +304,7 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     """Reports attached to mails not taken before (see fetchmail.FetchResult)."""
     from .fetchmail import fetch_mail as run
 
-    return run(root, since=since, folder=folder, dry_run=dry_run, now=now or _now())
+    return run(root, since=since, folder=folder, dry_run=dry_run, now=_now(root, now))
 
 
 @dataclass
@@ -356,7 +361,7 @@ def status(root: Path, *, period: str | None = None, as_of: dt.date | None = Non
     from .merge import status as run
     from .status import reminders
 
-    now = now or _now()
+    now = _now(root, now)
     waiting: list[str] = []
     day, items, ws = run(root, as_of=as_of or now.date(), period=period, waiting=waiting)
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
@@ -418,7 +423,7 @@ def watch(root: Path, *, every: dt.timedelta | None = None, once: bool = False, 
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
     try:
-        return Watched(run(root, every=every, once=once, clock=clock or _now, sleep=sleep or nap,
+        return Watched(run(root, every=every, once=once, clock=clock or (lambda: _now(root)), sleep=sleep or nap,
                            should_stop=should_stop or (lambda: bool(stopping)), say=say, pid=os.getpid(),
                            host=socket.gethostname()))
     finally:
@@ -451,7 +456,7 @@ def assess(root: Path, *, year: int | None = None, as_of: dt.date | None = None,
     (default today), keeping the manual 加减分 of the file it replaces."""
     from .assess import assess as run
 
-    day = as_of or _now().date()
+    day = as_of or _now(root).date()
     if year is None:
         year = day.year - 1 if day.month == 1 else day.year
     return Assessed(run(root, year=year, as_of=day, out=out))
@@ -504,7 +509,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
 
     wanted = [u.strip() for u in units.replace("，", ",").split(",") if u.strip()] if units else None
     return Distributed(run(root, period, forms=forms or None, units=wanted, out=out, make_zip=make_zip, send=send,
-                           now=now or _now()))
+                           now=_now(root, now)))
 
 
 @dataclass
@@ -543,7 +548,7 @@ def ledger_rebuild(root: Path, now: dt.datetime | None = None):
     workspace (the ledger says which replies are owed)."""
     from .ledger_tools import rebuild
 
-    now = now or _now()
+    now = _now(root, now)
     with _sending(root, now, "tuanjian ledger rebuild"):
         return rebuild(root, now=now)
 
@@ -558,7 +563,7 @@ def ledger_void(root: Path, which: str, *, reason: str | None, undo: bool = Fals
         who: str | None = getpass.getuser()
     except (OSError, KeyError, ImportError):  # no account name to be had (a container without one)
         who = None
-    return void(root, which, reason=reason, undo=undo, who=who, now=now or _now())
+    return void(root, which, reason=reason, undo=undo, who=who, now=_now(root, now))
 
 
 __all__ = ["assess", "build_templates", "demo", "diff_templates", "distribute", "fetch_mail", "init", "ledger_check",

@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .clock import now as clock_now
 from .plan import Workspace
 from .settings import Mail
 from .intake import Submission, local_time, message_id, read_head, read_mail
@@ -125,7 +126,7 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     ws = Workspace.load(root)
     mail = ws.settings.mail
     folder = folder or mail.imap_folder
-    now = now or dt.datetime.now().replace(microsecond=0)
+    now = now or clock_now()
     result = FetchResult(folder, dry_run=dry_run)
     box = _connect(mail)
     try:

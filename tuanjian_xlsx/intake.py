@@ -589,12 +589,15 @@ _UNKNOWN_ZONE = re.compile(r"-0000(?![0-9])")
 
 
 def local_time(value: dt.datetime) -> dt.datetime | None:
-    """A mail's time as local naive time, or None when its year is outside MAIL_YEARS or it cannot convert."""
+    """A mail's time as the committee's naive wall-clock time (clock.py), or None when its year is outside MAIL_YEARS
+    or it cannot convert."""
+    from . import clock
+
     if not MAIL_YEARS[0] <= value.year <= MAIL_YEARS[1]:  # checked first: the shift itself can overflow
         return None
     if value.tzinfo is not None:
         try:
-            value = value.astimezone().replace(tzinfo=None)
+            value = clock.local(value)
         except (OverflowError, ValueError, OSError):  # OSError: Windows' localtime before 1970
             return None
     return value if MAIL_YEARS[0] <= value.year <= MAIL_YEARS[1] else None

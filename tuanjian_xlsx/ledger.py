@@ -1048,9 +1048,12 @@ _SIGHTING_INSERT = "INSERT INTO sightings (file_id, name, origin, seen_at) VALUE
 
 
 def _iso(t: dt.datetime) -> str:
-    """Naive local time, so that times sort as text and compare in Python (a mail's date may carry a zone)."""
+    """The committee's naive wall-clock time (clock.py), so that times sort as text and compare in Python (a mail's
+    date may carry a zone)."""
     if t.tzinfo is not None:
-        t = t.astimezone().replace(tzinfo=None)
+        from .clock import local
+
+        t = local(t)
     return t.isoformat(timespec="seconds")
 
 

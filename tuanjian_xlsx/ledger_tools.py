@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .clock import from_timestamp
 from .intake import CONTAINERS, Submission, expand  # containers are kept as received; not rows themselves
 from .issues import Issue, TuanjianError
 from .ledger import (ARCHIVE_DIR, LEDGER_DIR, LEDGER_FILE, LEDGER_SHOWN, MIGRATIONS, REMINDER_COLUMNS, REPLY_COLUMNS,
@@ -380,7 +381,7 @@ def _member(sub: Submission, box: Original, old: Salvage) -> Submission:
     shown = f"{ARCHIVE_SHOWN}/{box.shown}"
     path = Path(shown + str(sub.path)[len(prefix):]) if str(sub.path).startswith(prefix) else sub.path
     origin = shown + sub.origin[len(prefix):] if sub.origin.startswith(prefix) else sub.origin
-    received = sub.received_at or dt.datetime.fromtimestamp(_mtime(box.path)).replace(microsecond=0)
+    received = sub.received_at or from_timestamp(_mtime(box.path))
     sub = dataclasses.replace(sub, path=path, origin=origin, received_at=received)
     was = old.files.get(hashlib.sha256(sub.data).hexdigest()) if sub.data is not None else None
     if was is not None:
@@ -395,7 +396,7 @@ def _plain(o: Original, old: Salvage) -> Submission:
     if was is not None:
         return Submission(o.path, was["origin"], member=was["name"],
                           received_at=dt.datetime.fromisoformat(was["received_at"]))
-    received = dt.datetime.fromtimestamp(_mtime(o.path)).replace(microsecond=0)
+    received = from_timestamp(_mtime(o.path))
     return Submission(o.path, f"{ARCHIVE_SHOWN}/{o.shown}", member=o.shown, received_at=received)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
 
+from .clock import now as clock_now
 from .issues import Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, Refused, unreadable, walk_texts
@@ -339,7 +340,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     configuration files as they were when the master was last made, rests on what the ledger stored then (see
     `_known_config`) and is done in a fraction of a second."""
     root = Path(root)
-    now = now or dt.datetime.now().replace(microsecond=0)
+    now = now or clock_now()
     as_of = as_of or now.date()
     # no ledger yet: load first, so that a folder that is no workspace is said to be one before anything is made
     ws: Workspace | None = None if (root / LEDGER_DIR / LEDGER_FILE).is_file() else _load(root)

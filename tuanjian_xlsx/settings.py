@@ -77,6 +77,17 @@ class Mail(_Section):
 
 class Reporting(_Section):
     start: str = ""  # first period counted as due, e.g. 2026-01; empty = January of the as-of year
+    timezone: str = "+08:00"  # the committee's clock (clock.py): arrivals and due dates in Beijing time; 本机 = the
+    #                            computer's own zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from .clock import parse_zone
+
+        if parse_zone(v) is False:
+            raise ValueError("应为时区，如 +08:00（北京时间），或“本机”（用这台电脑的时区）")
+        return v
 
     @field_validator("start")
     @classmethod
