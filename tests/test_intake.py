@@ -373,29 +373,38 @@ def test_a_huge_file_is_refused_by_its_size_without_being_read(tmp_path, filled)
     assert got["大.xlsx"] == [False, ["file-too-large"]]
 
 
-def test_what_is_no_spreadsheet_is_said_and_a_report_that_lost_its_extension_is_read(tmp_path, filled):
-    """A Word copy of the form, a scan, a photo, a RAR in the inbox were passed over in silence (the unit stayed
-    未报 and got a 催报); each is refused with what it is. A report whose extension a mail or OA system dropped is
-    read by its content. What Windows, a Mac or a browser leave beside files is passed over, as before; and the
-    next run, finding nothing new, loads nothing for the refused files."""
+def test_what_is_no_spreadsheet_is_said_once_and_a_report_that_lost_its_extension_is_read(tmp_path, filled):
+    """A Word copy of the form, a scan, a photo, a RAR, an Outlook .msg in the inbox were passed over in silence
+    (a unit that sent only that stayed 未报 and got a 催报): merge names them once, in a note — never counted as
+    received nor returned (photos come beside reports). A report whose extension a mail or OA system dropped is
+    read by its content (a zip too); a note without one brings nothing. What Windows, a Mac or a browser leave
+    beside files is passed over; a report whose name starts with a dot is read."""
     root = tmp_path / "ws"
     init_workspace(root)
     box = root / "收件箱"
     (box / "源汇区团委11月走基层").write_bytes(filled)
-    for name in ("走基层报告单.docx", "扫描件.pdf", "照片.JPG", "报表.rar"):
+    (box / ".郾城区团委走基层.xlsx").write_bytes(filled)
+    (box / "打包的表").write_bytes(gbk_zip({"召陵区团委.xlsx": filled}))
+    (box / "说明").write_bytes("这是工作人员的说明".encode())
+    for name in ("走基层报告单.docx", "扫描件.pdf", "照片.JPG", "报表.rar", "来信.msg"):
         (box / name).write_bytes(b"not a spreadsheet")
     for name in ("Thumbs.db", ".DS_Store", "下载中.xlsx.crdownload", "desktop.ini"):
         (box / name).write_bytes(b"x")
     result = merge(root, as_of=dt.date(2026, 4, 20))
     shown = {i.path.name: i for i in result.ingested}
-    assert set(shown) == {"源汇区团委11月走基层", "走基层报告单.docx", "扫描件.pdf", "照片.JPG", "报表.rar"}
-    assert shown["源汇区团委11月走基层"].valid
-    said = {n: i.result.issues[0].message for n, i in shown.items() if not i.valid}
-    assert "是 Word 文档，不是 Excel 报表" in said["走基层报告单.docx"]
-    assert "是 PDF 文件" in said["扫描件.pdf"] and "是图片" in said["照片.JPG"]
-    assert "只能打开 zip" in said["报表.rar"]
+    assert set(shown) == {"源汇区团委11月走基层", ".郾城区团委走基层.xlsx", "召陵区团委.xlsx"}  # (a member: its own name)
+    assert all(i.valid for i in shown.values())
+    (note,) = [n for n in result.notes if n.code == "not-a-report-file"]
+    for said in ("走基层报告单.docx（Word 文档）", "扫描件.pdf（PDF）", "照片.JPG（图片）", "报表.rar（zip 以外的压缩包",
+                 "来信.msg（Outlook 邮件"):
+        assert said in note.message
+    assert "5 个" in note.message and "Thumbs" not in note.message
     again = merge(root, as_of=dt.date(2026, 4, 20), parse_counter=(parsed := []))
-    assert parsed == [] and again.new == 0 and again.duplicates == 5
+    assert parsed == [] and again.new == 0 and not [n for n in again.notes if n.code == "not-a-report-file"]
+    (box / "第二张照片.png").write_bytes(b"x")
+    third = merge(root, as_of=dt.date(2026, 4, 20))
+    (note,) = [n for n in third.notes if n.code == "not-a-report-file"]
+    assert "1 个" in note.message and "第二张照片.png" in note.message and "扫描件" not in note.message
 
 
 def _mail_with(parts: list[tuple[bytes, str, str | None]]) -> bytes:

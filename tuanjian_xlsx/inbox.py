@@ -26,6 +26,16 @@ class Refused:
     issue: Issue
 
 
+@dataclass(frozen=True)
+class Other:
+    """A file in a folder that is neither a spreadsheet nor a container — a Word copy of the form, a scan, a photo, a
+    RAR, an Outlook .msg: not read; merge says once that it lies there (a unit that sent only that is not taken
+    for one that sent nothing), without counting it received or returning it (photos come beside reports)."""
+
+    path: Path
+    kind: str
+
+
 def _refuse(path: Path, reason: str) -> Refused:
     return Refused(path, Issue.make("path-refused", file=display_name(path.name), detail=display_name(str(path)),
                                     reason=reason))
@@ -43,35 +53,39 @@ def _wanted(name: str, suffixes: set[str]) -> bool:
     return _sorted_out(name, suffixes) is True
 
 
-_REAL_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}")
+_REAL_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,8}")
 _NOT_MINE = {"thumbs.db", "desktop.ini"}  # what Windows leaves in a folder
 _UNFINISHED = {".tmp", ".crdownload", ".part", ".partial", ".download", ".filepart"}  # a download under way
-_OTHER_KINDS = (({".doc", ".docx", ".wps", ".rtf", ".odt", ".docm"}, "是 Word 文档"),
-                ({".pdf", ".ofd"}, "是 PDF 文件"),
-                ({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic", ".webp", ".tif", ".tiff"}, "是图片"),
-                ({".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".cab"}, "是 zip 以外的压缩包，本工具只能打开 zip"),
-                ({".ppt", ".pptx", ".dps"}, "是演示文稿"))
+_OTHER_KINDS = (({".doc", ".docx", ".wps", ".rtf", ".odt", ".docm"}, "Word 文档"),
+                ({".pdf", ".ofd"}, "PDF"),
+                ({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".heic", ".webp", ".tif", ".tiff"}, "图片"),
+                ({".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".cab"}, "zip 以外的压缩包，请解压后发送或改用 zip"),
+                ({".ppt", ".pptx", ".dps"}, "演示文稿"),
+                ({".msg"}, "Outlook 邮件，请在 Outlook 中另存为 .eml"))
 
 
 def _sorted_out(name: str, suffixes: set[str]) -> bool | str:
     """What a file found in a folder is: True to read (a spreadsheet or container by its suffix, or a name without a
-    real suffix — a report whose extension a mail or OA system dropped: its content decides), False to pass over
-    in silence (what Windows, a Mac, Excel and a browser leave beside files, and any other kind of file: a note
-    staff keep there), or why it is refused — a Word copy of the form, a scan, a photo, a RAR, what a unit may send
-    in place of the form: said, never silence, so the unit is not taken for one that sent nothing."""
-    if name.startswith(("~$", "._", ".")) or name.lower() in _NOT_MINE:
+    real suffix — a report whose extension a mail or OA system dropped: its content decides, see intake), False to
+    pass over in silence (what Windows, a Mac, Excel and a browser leave beside files, and any other kind of file:
+    a note staff keep there), or the kind of file a unit may send in place of the form (a Word copy, a scan, a
+    photo, a RAR): an `Other`, said once by merge."""
+    if name.startswith(("~$", "._")) or name.lower() in _NOT_MINE:
         return False
     suffix = os.path.splitext(name)[1].lower()
     if suffix in _UNFINISHED:
         return False
-    if suffix in suffixes or not _REAL_SUFFIX.fullmatch(suffix):
+    if suffix in suffixes:
         return True
-    kind = next((said for kinds, said in _OTHER_KINDS if suffix in kinds), None)
-    return False if kind is None else f"{kind}，不是 Excel 报表；请用下发的 Excel 表填写后发送"
+    if name.startswith("."):  # (a hidden file that is no spreadsheet: .DS_Store, a program's own)
+        return False
+    if not _REAL_SUFFIX.fullmatch(suffix):
+        return True
+    return next((said for kinds, said in _OTHER_KINDS if suffix in kinds), False)
 
 
 def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONTAINERS, *,
-         check_access: bool = True) -> Iterator[Path | Refused]:
+         check_access: bool = True) -> Iterator[Path | Refused | Other]:
     """Files given by name are taken as they are; folders are searched (sub-folders too, names in sorted order).
     Inside a folder a symbolic link is followed only when it stays inside that folder. Excel's lock files ~$…
     and what a Mac leaves beside a file it copied (._name) are skipped silently. A file found in a folder that
@@ -81,14 +95,14 @@ def walk(paths: Iterable[Path], suffixes: set[str] = SPREADSHEET_SUFFIXES | CONT
         yield Path(found) if isinstance(found, str) else found
 
 
-def walk_texts(paths: Iterable[Path], *, check_access: bool = True) -> Iterator[str | Refused]:
+def walk_texts(paths: Iterable[Path], *, check_access: bool = True) -> Iterator[str | Refused | Other]:
     """As `walk`, each file as the text of its path (what str() of walk's Path gives): for merge's walk of an
     inbox of thousands of files, which keeps them all, no Path object is made for a file in a folder."""
     for found in _walk(paths, SPREADSHEET_SUFFIXES | CONTAINERS, check_access, True):
         yield str(found) if isinstance(found, Path) else found
 
 
-def _walk(paths: Iterable[Path], suffixes: set[str], check_access: bool, text: bool) -> Iterator[Path | str | Refused]:
+def _walk(paths: Iterable[Path], suffixes: set[str], check_access: bool, text: bool) -> Iterator[Path | str | Refused | Other]:
     for p in paths:
         p = Path(p)
         try:
@@ -103,7 +117,7 @@ def _walk(paths: Iterable[Path], suffixes: set[str], check_access: bool, text: b
 
 
 def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_access: bool,
-            text: bool) -> Iterator[Path | str | Refused]:
+            text: bool) -> Iterator[Path | str | Refused | Other]:
     if depth > MAX_FOLDER_DEPTH:
         yield _refuse(folder, f"文件夹层数超过 {MAX_FOLDER_DEPTH} 层")
         return
@@ -120,7 +134,7 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
             if sorted_out is True:
                 yield (unreadable(_child(folder, entry.name)) if check_access else None) or join + entry.name
             elif sorted_out:
-                yield _refuse(_child(folder, entry.name), sorted_out)
+                yield Other(_child(folder, entry.name), sorted_out)
             continue
         path = _child(folder, entry.name)  # (an inbox holds thousands of files: each step here counts)
         try:
@@ -143,7 +157,7 @@ def _folder(folder: Path, top: Path, suffixes: set[str], depth: int, check_acces
             elif sorted_out is True:  # a named pipe, a socket, a device: said, never opened
                 yield _refuse(path, NOT_A_FILE)
             elif sorted_out and entry.is_file():
-                yield _refuse(path, sorted_out)
+                yield Other(path, sorted_out)
         except OSError as exc:
             yield _refuse(path, read_reason(exc))
 

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from collections.abc import Callable, Iterator
 
 from .filenames import display_name, undecoded
-from .inbox import CONTAINERS, NOT_A_FILE, SPREADSHEET_SUFFIXES, Refused, read_reason, walk
+from .inbox import CONTAINERS, NOT_A_FILE, SPREADSHEET_SUFFIXES, Other, Refused, read_reason, walk
 from .issues import Issue, one_line
 
 MAX_MEMBER_BYTES = 50 * 1024 * 1024
@@ -105,16 +105,24 @@ def expand(paths: list[Path]) -> Iterator[Submission]:
     """Every submission under the given files and folders, containers opened (nothing extracted to disk); what
     cannot be read is a refused submission, never silence."""
     for path in walk(paths):
-        yield from expand_one(path)
+        if not isinstance(path, Other):  # (a Word copy, a photo beside a report: merge says so, once)
+            yield from expand_one(path)
 
 
 def expand_one(path: Path | Refused) -> Iterator[Submission]:
-    """The submissions of one file `walk` found (a container's several), or the refusal it found."""
+    """The submissions of one file `walk` found (a container's several), or the refusal it found. A file whose
+    name has no spreadsheet's or container's suffix (one a mail or OA system dropped) is read as what its bytes
+    are; one that is none of them (a note) brings nothing."""
     if isinstance(path, Refused):
         shown = Path(display_name(str(path.path)))
         yield Submission(shown, str(shown), refusal=path.issue, source=path.path)
         return
     suffix = path.suffix.lower()
+    if suffix not in SPREADSHEET_SUFFIXES | CONTAINERS:
+        sniffed = _sniffed(path)
+        if sniffed is None:
+            return
+        suffix = sniffed
     shown = Path(display_name(str(path)))
     if suffix == ".zip":
         yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
@@ -134,10 +142,35 @@ def expand_one(path: Path | Refused) -> Iterator[Submission]:
                          loader=None if shown == path else functools.partial(disk_bytes, path))
 
 
+_MAIL_START = re.compile(rb"(?i)(?:received|return-path|from|date|subject|message-id|mime-version|delivered-to|x-[\w-]+):")
+_MAIL_FROM = re.compile(rb"(?im)^from:")
+
+
+def _sniffed(path: Path) -> str | None:
+    """What a file without a spreadsheet's or container's suffix is, by its bytes: a workbook (".xlsx", or ".xls"
+    for an old one, which is then said), a zip, a saved mail; None for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return ".xlsx"  # (read as a workbook: the reading says why it cannot be)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            return ".xlsx" if b"xl/workbook.xml" in disk_bytes(path) else ".zip"
+        except Exception:  # noqa: BLE001 — too large, unreadable: read as a workbook, which says why
+            return ".xlsx"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return ".xls"
+    if _MAIL_START.match(head) and _MAIL_FROM.search(head):
+        return ".eml"
+    return None
+
+
 def containers(paths: list[Path]) -> Iterator[Path]:
     """The zips and mails under the given paths (kept in the archive as received)."""
     for path in walk(paths):
-        if not isinstance(path, Refused) and path.suffix.lower() in CONTAINERS:
+        if not isinstance(path, (Refused, Other)) and (path.suffix.lower() in CONTAINERS
+                                                       or _sniffed(path) in CONTAINERS):
             yield path
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from .clock import now as clock_now
 from .issues import Issue, TuanjianError
 from .filenames import display_name
-from .inbox import CONTAINERS, Refused, unreadable, walk_texts
+from .inbox import CONTAINERS, Other, Refused, unreadable, walk_texts
 from .intake import Submission, expand_one, load
 from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
@@ -279,6 +279,25 @@ PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as the
 LOUD = ("sender-mismatch",)
 
 
+OTHERS_KEY = "others-noted"
+
+
+def others_noted(ledger: Ledger, others: list[Other]) -> list[Issue]:
+    """One note naming the files no earlier run has named that lie in the inbox and are no spreadsheet (a unit that
+    sent only a Word copy or a scan must be asked again; a photo beside a report needs nothing): said once each,
+    never received, counted or returned."""
+    if not others:
+        return []
+    before = set(json.loads(ledger.get(OTHERS_KEY) or "[]"))
+    new = [o for o in others if str(o.path) not in before]
+    if new:
+        ledger.put(OTHERS_KEY, json.dumps(sorted(before | {str(o.path) for o in others}), ensure_ascii=False))
+    if not new:
+        return []
+    names = [f"{display_name(o.path.name)}（{o.kind}）" for o in new[:10]] + (["……"] if len(new) > 10 else [])
+    return [Issue.make("not-a-report-file", count=len(new), names=names)]
+
+
 def _loud(row: dict) -> list[Issue] | None:
     """The LOUD warnings of a new valid file's ledger row (looked for in its JSON before it is parsed)."""
     if not any(f'"{code}"' in row["result"] for code in LOUD):
@@ -373,6 +392,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 returns.start()
                 remembering.finish()
                 result.notes += [issue for item in result.ingested if item.said for issue in item.said]
+            result.notes += others_noted(ledger, gathering.others)
             _render(ledger, root, known, target, as_of, ws, result)
             if returns is not None:
                 returns.finish()
@@ -602,6 +622,7 @@ class _Gathering:
         self.named = set(sources)
         self.counted = sum(1 for _ in walk_texts(sources, check_access=False)) if counted else 0
         self.drawn = self.walked = 0  # submissions handed out, files walked, so far
+        self.others: list[Other] = []  # files that are no spreadsheet nor container (inbox.Other)
 
     @property
     def total(self) -> int:
@@ -618,7 +639,11 @@ class _Gathering:
             self.drawn += len(subs)
             yield from subs
 
-    def _entry(self, text: str | Refused, cache: dict, ids: dict[str, int], kept: set[str]) -> list[Submission | Seen]:
+    def _entry(self, text: str | Refused | Other, cache: dict, ids: dict[str, int],
+               kept: set[str]) -> list[Submission | Seen]:
+        if isinstance(text, Other):  # a Word copy, a photo: not read, said once (others_noted)
+            self.others.append(text)
+            return []
         if isinstance(text, Refused):  # (one refused by an earlier run, a Word file say, is known: nothing to load)
             (said,) = expand_one(text)
             key = refusal_key(said.origin)
@@ -1132,7 +1157,7 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     ids, kept = ledger.file_ids(), _archived(ledger)
     out = []
     for text in walk_texts([Path(inbox)], check_access=False):
-        if isinstance(text, Refused) or (st := _stat(text)) is None:
+        if isinstance(text, (Refused, Other)) or (st := _stat(text)) is None:
             continue
         entry = cache.get(text)
         if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
