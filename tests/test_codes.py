@@ -416,6 +416,11 @@ class _Imap(socketserver.StreamRequestHandler):
                 self.wfile.write(b"* CAPABILITY IMAP4rev1\r\n" + t + b" OK done\r\n")
             elif command == "LOGIN":
                 self.wfile.write(t + b" OK logged in\r\n")
+            elif command == "ID":  # RFC 2971
+                self.wfile.write(b'* ID ("name" "Coremail Imap")\r\n' + t + b" OK ID completed\r\n")
+            elif command in ("SELECT", "EXAMINE") and self.server.netease and not any(
+                    s.upper().startswith("ID ") for s in self.server.seen):  # as imap.163.com answers
+                self.wfile.write(t + b" NO SELECT Unsafe Login. Please contact kefu@188.com for help\r\n")
             elif command in ("SELECT", "EXAMINE") and args == '"INBOX"':
                 self.wfile.write(b"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" + t + b" OK [READ-ONLY] done\r\n")
             elif command in ("SELECT", "EXAMINE"):
@@ -434,6 +439,7 @@ def imap(workspace, monkeypatch):
     """A fake IMAP server on loopback, and the workspace set to fetch from it."""
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Imap)
     server.daemon_threads, server.seen, server.search = True, [], b"OK [UNAVAILABLE] nothing"
+    server.netease = False
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     toml = workspace / "tuanjian.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace('imap_host = ""', 'imap_host = "127.0.0.1"')
@@ -453,7 +459,8 @@ def test_fetching_from_a_folder_the_mailbox_does_not_have(workspace, imap):
         fetch_mail(workspace, folder="团建报表", now=NOW)
     [issue] = caught.value.issues
     assert (issue.code, issue.file, issue.field) == ("mail-folder", None, "--folder")
-    assert issue.message == "邮箱里没有文件夹“团建报表”"
+    assert issue.message == ("打不开邮箱里的文件夹“团建报表”（服务器回答：[NONEXISTENT] Unknown Mailbox）；"
+                             "请检查文件夹名称，或在邮箱网页的设置里开启 IMAP")
     assert 'EXAMINE "&VuJe+mKliGg-"' in imap.seen  # asked for in IMAP's modified UTF-7 (RFC 3501 5.1.3)
     assert not (workspace / ".tuanjian").exists()  # nothing recorded
 
@@ -475,3 +482,13 @@ def test_a_server_error_quotes_the_server_without_python_reprs(workspace, imap):
     with pytest.raises(TuanjianError) as caught:
         fetch_mail(workspace, now=NOW)
     assert caught.value.issues[0].message == "收信服务器拒绝了请求（[SERVERBUG] search backend unavailable），未收取任何邮件"
+
+
+def test_a_163_mailbox_that_wants_the_client_named_is_fetched(workspace, imap):
+    """imap.163.com (the plan's own 报送邮箱) answers SELECT with "Unsafe Login" unless the client first says who
+    it is (RFC 2971 ID): fetching never worked, and the message spoke of a missing folder. The client names
+    itself; the folder opens."""
+    imap.netease = True
+    result = fetch_mail(workspace, now=NOW)
+    assert result.folder == "INBOX"
+    assert any(s.upper().startswith("ID ") for s in imap.seen)

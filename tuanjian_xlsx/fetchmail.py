@@ -115,7 +115,18 @@ def _connect(mail: Mail) -> imaplib.IMAP4:
         box.login(mail.imap_user, password)
     except imaplib.IMAP4.error:
         raise TuanjianError(Issue.make("mail-login", field="mail.imap_user", where=where, user=mail.imap_user)) from None
+    _identify(box)
     return box
+
+
+def _identify(box: imaplib.IMAP4) -> None:
+    """Say who we are (RFC 2971 ID): 163, 126 and yeah.net mailboxes refuse SELECT ("Unsafe Login") from a client
+    that has not. A server that does not know the command answers BAD, and nothing else changes."""
+    imaplib.Commands.setdefault("ID", ("AUTH", "SELECTED"))
+    try:
+        box._simple_command("ID", '("name" "tuanjian" "vendor" "tuanjian-xlsx" "version" "1")')
+    except (imaplib.IMAP4.error, OSError):
+        pass
 
 
 def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None = None, dry_run: bool = False,
@@ -145,8 +156,10 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
 def _fetch(box, ws: Workspace, mail: Mail, folder: str, since, dry_run: bool, now: dt.datetime,
            result: FetchResult) -> FetchResult:
     typ, data = box.select(_quote(folder), readonly=True)
-    if typ != "OK":
-        raise TuanjianError(Issue.make("mail-folder", field="--folder", name=folder))
+    if typ != "OK":  # (the server's own words: "no such folder" is not the only reason it gives)
+        said = b" ".join(x for x in data if isinstance(x, bytes)).decode("utf-8", "replace") if data else ""
+        raise TuanjianError(Issue.make("mail-folder", field="--folder", name=folder,
+                                       said=f"（服务器回答：{said[:200]}）" if said.strip() else ""))
     # imaplib files the [UIDVALIDITY n] response code under its name, value alone
     found = _UIDVALIDITY.search(b" ".join(x for x in box.response("UIDVALIDITY")[1] if isinstance(x, bytes)))
     validity = found.group().decode() if found else None

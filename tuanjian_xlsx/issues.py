@@ -99,7 +99,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "mail-connect": ("error", "无法连接{what}服务器 {where}（{reason}），未{verb}任何邮件", "the mail server cannot be reached"),
     "mail-disconnected": ("error", "收信中途与服务器断开（{reason}）；已收取的邮件已登记，再运行一次即可继续", "the IMAP connection dropped"),
     "mail-login": ("error", "收信服务器 {where} 拒绝登录：请核对用户名 {user} 和密码", "the IMAP login was refused"),
-    "mail-folder": ("error", "邮箱里没有文件夹“{name}”", "no such IMAP folder"),
+    "mail-folder": ("error", "打不开邮箱里的文件夹“{name}”{said}；请检查文件夹名称，或在邮箱网页的设置里开启 IMAP", "no such IMAP folder"),
     "backup-failed": ("warning", "未能保留上一份文件的备份（{name}）", "the previous master or assessment could not be kept"),
     "ledger-damaged": ("error", "登记簿无法使用（{reason}）；运行 tuanjian ledger check 检查，或 tuanjian ledger rebuild 从原件存档重建", "the ledger cannot be opened or read"),
     "ledger-newer": ("error", "登记簿是较新版本的 tuanjian 写的（结构第 {version} 版，本程序只认识到第 {known} 版）；请更新 tuanjian，或运行 tuanjian ledger check 检查、tuanjian ledger rebuild 从原件存档重建", "a ledger schema newer than the code"),
