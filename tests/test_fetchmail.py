@@ -107,3 +107,22 @@ def test_malformed_mails_on_a_real_server_are_refused_once_and_never_block(tmp_p
     assert sorted(con.execute("SELECT name, valid FROM files")) == [("好.xlsx", 1), ("邮件1.eml", 0), ("邮件3.eml", 0)]
     keys = sorted(k for (k,) in con.execute("SELECT key FROM mails"))
     assert len(keys) == 3 and re.fullmatch(r"INBOX/\d+/2", keys[-1])  # no usable Message-ID: folder/UIDVALIDITY/UID
+
+
+def test_a_mail_bringing_only_a_word_copy_is_refused_and_said_as_a_saved_one_is(tmp_path, imap_server, monkeypatch):
+    """A mail from the mailbox whose only attachment is a Word copy of the form (or a scan, a RAR) was dropped with
+    "（无报表附件）" in the log: nothing in the ledger, no 退回, the unit 未报 and chased. It is refused, naming what
+    it brought, as the same mail saved into 收件箱 is; a mail of text alone (a "收到，谢谢") is still nothing."""
+    import sqlite3
+
+    monkeypatch.setenv("TUANJIAN_IMAP_PASSWORD", PASSWORD)
+    root = _workspace(tmp_path / "ws", imap_server)
+    _deliver(imap_server, _mail("源汇区团委 <yuanhui@county.example>", {"走基层报告单3月.docx": b"PK\x03\x04 word"},
+                                dt.datetime(2026, 4, 8, 9)), dt.datetime(2026, 4, 8, 9, 5))
+    _deliver(imap_server, _mail("源汇区团委 <yuanhui@county.example>", {}, dt.datetime(2026, 4, 8, 10)),
+             dt.datetime(2026, 4, 8, 10, 5))
+    r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
+    assert r.exit_code == 0, r.output
+    rows = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite").execute("SELECT name, valid, result FROM files").fetchall()
+    assert len(rows) == 1 and rows[0][1] == 0
+    assert "mail-no-report" in rows[0][2] and "走基层报告单3月.docx" in rows[0][2]

@@ -16,7 +16,7 @@ from pathlib import Path
 from .clock import now as clock_now
 from .plan import Workspace
 from .settings import Mail
-from .intake import Submission, local_time, message_id, read_head, read_mail
+from .intake import Submission, local_time, message_id, no_report, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .mail import reason
@@ -208,6 +208,9 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
     parsed = read_mail(raw, Path(f"邮件{uid.decode()}"), origin, received=arrived, basis=basis)
     subs, sender, subject = parsed.submissions, parsed.head.sender, parsed.head.subject
+    if not subs and parsed.others and not parsed.head.automatic:  # only a Word copy, a scan, a RAR: refused
+        subs = [no_report(Path(f"邮件{uid.decode()}.eml"), parsed, origin=origin)]  # and said, as a saved mail is
+    #                                                                              (a mail of text alone is none)
     result.taken.append(Mailed(key, arrived, sender, subject, subs, parsed.refusal))
     if note is not None:
         result.notes.append(note)
