@@ -339,3 +339,22 @@ def test_a_small_mail_crafted_to_stall_the_parser_is_refused_unparsed_and_the_ba
     assert issue["code"] == "mail-unreadable" and "嵌套过深" in issue["message"] and said in issue["message"]
     parsed = read_mail(_nested(depth, lines), Path("x.eml"), "x.eml")  # (as a mail fetched from the mailbox)
     assert parsed.refusal is not None and parsed.refusal.code == "mail-unreadable"
+
+
+def test_a_bounce_that_is_no_delivery_report_carries_back_nothing_to_take_and_gets_no_reply(reports):
+    """A bounce of a 退回 sent as multipart/mixed with the original attached (系统退信, from postmaster, null
+    sender) was taken as the unit's new submission — our own 退回件 — and answered, in copy to postmaster. The null
+    sender or a mailer daemon's address makes it a machine's mail: nothing in it is taken, nothing answers it."""
+    original = mail({"源汇区团委_退回.xlsx": reports[0]})
+    for headers in ({"Return-Path": "<>", "From": "系统管理员 <system@county.example>"},
+                    {"From": "Mail Delivery Subsystem <MAILER-DAEMON@mx.county.example>"},
+                    {"From": "postmaster@county.example"}):
+        outer = EmailMessage()
+        for k, v in headers.items():
+            outer[k] = v
+        outer["To"], outer["Subject"] = "lhtswzxb@163.com", "系统退信"
+        outer["Date"] = format_datetime(SENT.replace(tzinfo=BEIJING))
+        outer.set_content("很抱歉，您的邮件无法投递。")
+        outer.add_attachment(original)  # message/rfc822
+        parsed = read_mail(bytes(outer), Path("退信.eml"), "退信.eml")
+        assert parsed.submissions == [] and parsed.head.automatic == "来信是退信或回执通知", headers

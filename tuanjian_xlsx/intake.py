@@ -590,7 +590,21 @@ def _automatic(msg) -> str | None:
         report = msg.get_content_type() == "multipart/report"
     except Exception:  # noqa: BLE001 — a Content-Type the parser trips on: not a report
         report = False
-    return "来信是退信或回执通知" if report else None
+    return "来信是退信或回执通知" if report or bounce(msg) else None
+
+
+_DAEMONS = re.compile(r"(?i)^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@")
+
+
+def bounce(msg) -> bool:
+    """A bounce written otherwise than as a delivery report (RFC 3464): the null sender every bounce must carry
+    (Return-Path: <>, RFC 5321 4.5.5), or a mailer daemon or postmaster in From. What it carries back is a mail
+    we sent (a 退回件, a blank form), never a submission."""
+    if (_raw_header(msg, "Return-Path") or "").replace(" ", "") == "<>":
+        return True
+    raw = _raw_header(msg, "From") or ""
+    m = re.search(r"<([^<>]*)>", raw)
+    return bool(_DAEMONS.match((m.group(1) if m else raw).strip()))
 
 
 def message_id(msg) -> str | None:
@@ -721,13 +735,13 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
     zip (`within`: that zip's nesting depth) lie a level deeper."""
     budget = budget if budget is not None else [MAX_MAIL_PARTS]
     # a delivery report carries back a mail we sent (a template, say): never a submission
-    bounce = msg.get_content_type() == "multipart/report"
+    bounced = msg.get_content_type() == "multipart/report" or (depth == 0 and bounce(msg))
     forwards = unnamed = 0
     for part in _leaves(msg, budget):
         name = _part_name(part).replace("\\", "/").split("/")[-1].strip()  # a name, never a path
         suffix = PurePosixPath(name).suffix.lower()
         if part.get_content_type() == "message/rfc822" or suffix == ".eml":
-            if bounce:
+            if bounced:
                 continue
             forwards += 1
             name = name or f"转发邮件{forwards}.eml"
