@@ -480,3 +480,22 @@ def test_a_zip_of_countless_folder_entries_is_refused_before_its_directory_is_re
     assert "至少 2501 个" in refused.refusal.message
     (sub,) = expand([tmp_path / "一个文件夹.zip"])
     assert sub.refusal is None and sub.read() == filled
+
+
+def test_a_zip_whose_end_record_understates_its_directory_is_refused_by_the_directorys_size(tmp_path, filled):
+    """zipfile reads a zip's directory by its size, not by the count its end record states: a crafted zip stating
+    11 entries over a directory of tens of thousands passed the count, and its directory was parsed again for
+    every member. The directory's size bounds it; and a zip's members are read from one opening of it."""
+    import struct
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("报表.xlsx", filled)
+        for i in range(25_000):
+            z.writestr(zipfile.ZipInfo(f"d{i}/"), b"")
+    data = bytearray(buf.getvalue())
+    at = data.rfind(b"PK\x05\x06")
+    data[at + 8:at + 12] = struct.pack("<HH", 11, 11)  # entries on this disk, entries in all: a lie
+    (tmp_path / "说少了.zip").write_bytes(bytes(data))
+    (refused,) = expand([tmp_path / "说少了.zip"])
+    assert refused.refusal is not None and refused.refusal.code == "zip-too-many"

@@ -97,6 +97,9 @@ def validate_many(ws: Plan, subs: list[Submission], today: dt.date | None = None
         else:
             assert data is not None  # load gives the bytes whenever it gives no problem
             todo.append((k, job(sub, data, sub.received_at.date() if sub.received_at else today)))
+    from .intake import release
+
+    release()  # (every submission's bytes are read: the last zip need not stay open)
     with _workers(ws, len(todo), validated) as pool:
         for i, answer in pool.run([j for _, j in todo]):
             k = todo[i][0]

@@ -207,6 +207,7 @@ class _MemoryZip:
 
 
 MAX_ENTRIES = 4 * MAX_MEMBERS  # entries of a zip's directory, its folders' included
+MAX_DIRECTORY_BYTES = MAX_ENTRIES * 512  # the directory itself, whatever count its end record states
 
 
 def entry_count(source) -> int | None:
@@ -218,15 +219,31 @@ def entry_count(source) -> int | None:
     if at < 0 or len(tail) < at + 22:
         return None
     total = int.from_bytes(tail[at + 10:at + 12], "little")
+    if int.from_bytes(tail[at + 12:at + 16], "little") > MAX_DIRECTORY_BYTES:  # zipfile reads the directory by
+        return max(total, MAX_ENTRIES + 1)  # its size, not by the count stated beside it: a count can lie
     if total != 0xFFFF or at < 20 or tail[at - 20:at - 16] != b"PK\x06\x07":
         return total
     record = source.read_at(int.from_bytes(tail[at - 12:at - 4], "little"), 56)  # the ZIP64 end record
     return int.from_bytes(record[32:40], "little") if record[:4] == b"PK\x06\x06" else None
 
 
+_OPEN: list = []  # [(source, its ZipFile)]: the zip whose members are being read, kept open between them
+
+
 def _member_bytes(source, filename: str) -> bytes:
-    with source.open() as z:
-        return z.read(filename)
+    """A member's bytes. The zip is opened (its directory parsed) once for all its members, read one after another,
+    not once per member; only the last one opened is kept."""
+    if not _OPEN or _OPEN[0][0] is not source:
+        opened = source.open()  # (a zip inside a zip is opened by reading its outer one, through here)
+        release()
+        _OPEN.append((source, opened))
+    return _OPEN[0][1].read(filename)
+
+
+def release() -> None:
+    """The zip kept open for its members, closed (when a run has read them all)."""
+    while _OPEN:
+        _OPEN.pop()[1].close()
 
 
 def zip_name(info: zipfile.ZipInfo) -> str:

@@ -19,7 +19,7 @@ from .clock import now as clock_now
 from .issues import Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, Other, Refused, unreadable, walk_texts
-from .intake import Submission, expand_one, load
+from .intake import Submission, expand_one, load, release
 from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
 
@@ -258,11 +258,14 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     if ws is not None:
         from .checking import ext_of, ingest_jobs, row
         from .validate import FileResult
-    for (sub, sha, _, _, k, arrival), (r, result) in (ingest_jobs(ws, to_check(), str(ledger.archive_dir), expected)
-                                                      if ws is not None else to_check()):
-        pending.append((k, sub, sha, r, result, arrival))
-        if len(pending) >= BATCH:
-            record()
+    try:
+        for (sub, sha, _, _, k, arrival), (r, result) in (ingest_jobs(ws, to_check(), str(ledger.archive_dir),
+                                                                      expected) if ws is not None else to_check()):
+            pending.append((k, sub, sha, r, result, arrival))
+            if len(pending) >= BATCH:
+                record()
+    finally:
+        release()  # (the last zip read, kept open for its members)
     record()
     out.sort(key=lambda ki: ki[0])
     for k, item in out:  # a second copy within this run: count it once, as a sighting of the first
