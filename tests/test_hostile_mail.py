@@ -358,3 +358,48 @@ def test_a_bounce_that_is_no_delivery_report_carries_back_nothing_to_take_and_ge
         outer.add_attachment(original)  # message/rfc822
         parsed = read_mail(bytes(outer), Path("退信.eml"), "退信.eml")
         assert parsed.submissions == [] and parsed.head.automatic == "来信是退信或回执通知", headers
+
+
+def test_a_long_legitimate_forward_of_many_mails_is_read(reports):
+    """The check before parsing refused a legitimate mail — a forward of sixty mails beside a long text — by
+    multiplying every multipart by every line; the parser tests a line only against the boundaries open around it
+    (here one or two). The work is counted as the parser does it, and the report in the mail is read."""
+    from tuanjian_xlsx.intake import _boundary_work, mail_shape
+
+    outer = mail({"好.xlsx": reports[0]})
+    outer.add_attachment("note\n" * 1_000_000, subtype="plain", filename="说明.txt", cte="7bit")
+    for n in range(60):
+        inner = EmailMessage()
+        inner["From"], inner["To"], inner["Subject"] = f"u{n}@county.example", "lhtswzxb@163.com", f"转发{n}"
+        inner.set_content("见附件")
+        inner.add_alternative("<p>见附件</p>", subtype="html")
+        outer.add_attachment(inner)
+    raw = bytes(outer)
+    assert raw.lower().count(b"multipart") * raw.count(b"\n") > 50_000_000  # what the old bound refused
+    assert _boundary_work(raw) < 2_000_000 and mail_shape(raw) is None
+    parsed = read_mail(raw, Path("转发.eml"), "转发.eml")
+    assert parsed.refusal is None and [s.name for s in parsed.submissions] == ["好.xlsx"]
+
+
+def test_heavy_mails_share_a_budget_per_run(tmp_path, monkeypatch):
+    """Each crafted mail just inside the per-mail bound still costs seconds to parse, in the main process: a zip of
+    five hundred would hold merge for half an hour. Mails heavier than the usual share one budget per run; past it
+    the rest are refused alone, saying why (the run shown here with a small budget)."""
+    import tuanjian_xlsx.intake as intake
+
+    monkeypatch.setattr(intake, "MAIL_RUN_WORK", 3_000_000)
+    crafted = _nested(20, 100_000)
+    assert 1_000_000 < intake._boundary_work(crafted) < 3_000_000
+    root = tmp_path / "ws"
+    init_workspace(root)
+    buf = io.BytesIO()
+    import zipfile
+
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in range(5):
+            z.writestr(f"{n}.eml", crafted + b"\r\n%d" % n)
+    (root / "收件箱" / "一包邮件.zip").write_bytes(buf.getvalue())
+    merge(root, as_of=dt.date(2026, 4, 20), now=NOW)
+    said = [i["message"] for r in ledger_rows(root).values() for i in r["issues"]]
+    budget = [m for m in said if "本次汇总已读过太多结构复杂的邮件" in m]
+    assert len(said) == 5 and len(budget) == 4

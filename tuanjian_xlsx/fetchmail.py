@@ -16,7 +16,7 @@ from pathlib import Path
 from .clock import now as clock_now
 from .plan import Workspace
 from .settings import Mail
-from .intake import Submission, local_time, message_id, no_report, read_head, read_mail
+from .intake import Submission, local_time, mail_budget_reset, message_id, no_report, read_head, read_mail
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .mail import reason
@@ -138,6 +138,7 @@ def fetch_mail(root: Path, *, since: dt.date | None = None, folder: str | None =
     mail = ws.settings.mail
     folder = folder or mail.imap_folder
     now = now or clock_now()
+    mail_budget_reset()
     result = FetchResult(folder, dry_run=dry_run)
     box = _connect(mail)
     try:

@@ -480,16 +480,26 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
                                         refusal=refusal, member=shown.name, basis=basis)], refusal)
 
 
-MAIL_LINE_WORK = 50_000_000  # lines × multiparts: Python's parser tests each line against every open boundary
+MAIL_LINE_WORK = 50_000_000  # one mail: Σ over its lines of the boundaries open around them (≈ 4 s of parsing)
+MAIL_LIGHT_WORK = 1_000_000  # a mail this light (nearly every mail: a forward of 30 mails is ~2,000,000) is free;
+MAIL_RUN_WORK = 200_000_000  # heavier ones share this much per run, so that a zip of 500 just-allowed ones costs
+#                              seconds, not half an hour
+_spent = [0]  # the heavy mails' work so far in this run
+
+
+def mail_budget_reset() -> None:
+    """A new run (merge, fetch): the heavy mails' budget full again."""
+    _spent[0] = 0
 
 
 def mail_shape(data: bytes) -> str | None:
-    """Why a mail must not be handed to the parser at all (in Chinese), found by counting bytes: too large (a mail
+    """Why a mail must not be handed to the parser at all (in Chinese), found without parsing it: too large (a mail
     fetched from the mailbox has no file size to look at first), more multiparts than any mail has parts, more
-    boundary lines than parts, or multiparts × lines beyond what parses in a few seconds — one small crafted mail
-    (900 nested multiparts, a million empty lines) would otherwise hold up the whole merge for minutes, in the
-    main process, where no worker's time limit applies. Every multipart says "multipart" in its header, so the
-    count bounds the nesting; every part starts on a line that begins with "--"."""
+    boundary lines than parts, or more work than parses in a few seconds — Python's parser tests every line against
+    every boundary open around it, so one small crafted mail (900 nested multiparts, a million empty lines) would
+    hold up the whole merge for minutes, in the main process, where no worker's time limit applies. The work is
+    counted by following the boundaries as the parser would (`_boundary_work`); heavy mails share a budget per run
+    (a zip of many just-allowed mails)."""
     if len(data) > MAX_MAIL_BYTES:
         return f"邮件过大（{len(data) // 1048576} MB）"
     multiparts = data.lower().count(b"multipart")
@@ -497,9 +507,52 @@ def mail_shape(data: bytes) -> str | None:
         return f"邮件分段过多或嵌套过深（{multiparts} 个多段结构）"
     if data.count(b"\n--") > 50 * MAX_MAIL_PARTS:
         return f"邮件分段超过 {MAX_MAIL_PARTS} 个"
-    if multiparts * data.count(b"\n") > MAIL_LINE_WORK:
+    if multiparts * data.count(b"\n") <= MAIL_LIGHT_WORK:  # (an upper bound: most mails stop here, unscanned)
+        return None
+    work = _boundary_work(data)
+    if work > MAIL_LINE_WORK:
         return "邮件分段嵌套过深、行数过多，无法安全读取"
+    if work > MAIL_LIGHT_WORK:
+        if _spent[0] + work > MAIL_RUN_WORK:
+            return "本次汇总已读过太多结构复杂的邮件，这封未读取；请把附件另存后放进收件箱，或让对方重新发送"
+        _spent[0] += work
     return None
+
+
+_MULTIPART = re.compile(rb'(?is)content-type:\s*multipart/[^;]*;.*?boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;]+))')
+_RFC822 = re.compile(rb"(?i)content-type:\s*message/(?:rfc822|global)")
+
+
+def _boundary_work(data: bytes) -> int:
+    """Σ over the body lines of the boundaries open around each: the parser's work, found by following the MIME
+    structure line by line (headers, multipart boundaries, forwarded mails) without building anything."""
+    stack: list[bytes] = []
+    work, in_head, head = 0, True, bytearray()
+    for line in data.split(b"\n"):
+        line = line.rstrip(b"\r")
+        if in_head:
+            if line.strip():
+                if len(head) < 65536:
+                    head += line + b"\n"
+                continue
+            m = _MULTIPART.search(head)
+            if m:
+                stack.append(b"--" + (m.group(1) if m.group(1) is not None else m.group(2)))
+            in_head = bool(not m and _RFC822.search(head))  # a forwarded mail: its own head follows
+            head = bytearray()
+            continue
+        work += len(stack)
+        if stack and line.startswith(b"--"):
+            for k in range(len(stack) - 1, -1, -1):
+                b = stack[k]
+                if line.startswith(b) and (len(line) == len(b) or line[len(b):].strip() in (b"", b"--")):
+                    del stack[k + 1:]
+                    if line[len(b):].strip() == b"--":  # its end: the multipart is closed
+                        stack.pop()
+                    else:  # a new part of it: its head follows
+                        in_head = True
+                    break
+    return work
 
 
 def mail_policy():

@@ -19,7 +19,7 @@ from .clock import now as clock_now
 from .issues import Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, Other, Refused, unreadable, walk_texts
-from .intake import Submission, expand_one, load, release
+from .intake import Submission, expand_one, load, mail_budget_reset, release
 from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
 
@@ -364,6 +364,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
     root = Path(root)
     now = now or clock_now()
     as_of = as_of or now.date()
+    mail_budget_reset()
     # no ledger yet: load first, so that a folder that is no workspace is said to be one before anything is made
     ws: Workspace | None = None if (root / LEDGER_DIR / LEDGER_FILE).is_file() else _load(root)
     result = MergeResult(master=None, as_of=as_of)
