@@ -126,3 +126,22 @@ def test_a_mail_bringing_only_a_word_copy_is_refused_and_said_as_a_saved_one_is(
     rows = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite").execute("SELECT name, valid, result FROM files").fetchall()
     assert len(rows) == 1 and rows[0][1] == 0
     assert "mail-no-report" in rows[0][2] and "走基层报告单3月.docx" in rows[0][2]
+
+
+def test_two_different_mails_with_one_message_id_are_both_taken(tmp_path, imap_server, templates, monkeypatch):
+    """An OA gateway gave two units' mails the same Message-ID: the second was taken for the first (already
+    taken) and never read — its report lost, the unit chased with a 催报. Mails are keyed by the ID and their
+    size; the same mail met again (a second run) is still taken once."""
+    import re
+
+    monkeypatch.setenv("TUANJIAN_IMAP_PASSWORD", PASSWORD)
+    root = _workspace(tmp_path / "ws", imap_server)
+    for n, unit in enumerate(("源汇区团委", "郾城区团委")):
+        body = fill(templates["visit_report"], tmp_path / f"{n}.xlsx", dict(VISIT, 报送单位=unit)).read_bytes()
+        raw = _mail(f"u{n}@county.example", {f"{unit}3月.xlsx": body}, dt.datetime(2026, 4, 8, 9 + n))
+        raw = re.sub(rb"(?mi)^Message-ID:.*$", b"Message-ID: <same@oa.county.example>", raw, count=1)
+        _deliver(imap_server, raw, dt.datetime(2026, 4, 8, 9 + n, 5))
+    r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
+    assert r.output.splitlines()[0] == "收取 2 封邮件 · 报表附件 2 份 · 已收过 0 封（INBOX）", r.output
+    r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
+    assert r.output.splitlines()[0] == "收取 0 封邮件 · 报表附件 0 份 · 已收过 2 封（INBOX）", r.output

@@ -183,7 +183,7 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     """One mail: keyed, fetched, read, ingested and marked taken, or reported as not handed over."""
     from .merge import ingest_many
 
-    typ, head = _uid_fetch(box, uid, "(INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    typ, head = _uid_fetch(box, uid, "(INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
     if typ != "OK":
         result.failed.append((f"UID {uid.decode()}", _not_fetched(head)))
         return
@@ -191,8 +191,13 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
         return
     meta = b" ".join(p if isinstance(p, bytes) else p[0] for p in head if p)  # INTERNALDATE may come last
     header = next((p[1] for p in head if isinstance(p, tuple) and len(p) > 1), b"")
-    key = message_id(email.message_from_bytes(header or b"", policy=email.policy.default)) or uid_key
-    if ledger.mail_taken(key):
+    mid = message_id(email.message_from_bytes(header or b"", policy=email.policy.default))
+    # keyed by its Message-ID, size and arrival in the mailbox: an OA gateway or a scan-to-mail device that gives every
+    # mail the same Message-ID must not make a second, different mail pass for one taken (the same mail met again,
+    # in this folder or a copy in another, keeps all three; a ledger of before keyed by the ID alone is still read)
+    extra = [m.group(1).decode("ascii", "replace") for m in (_SIZE.search(meta), _INTERNALDATE.search(meta)) if m]
+    key = "#".join([mid, *extra]) if mid else uid_key
+    if ledger.mail_taken(key) or (mid is not None and key != mid and ledger.mail_taken(mid)):
         result.already += 1
         return
     try:
@@ -224,6 +229,9 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     finally:
         ledger.expect_mail(None)
     ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+
+
+_SIZE = re.compile(rb"RFC822\.SIZE (\d{1,12})")
 
 
 def _uid_fetch(box, uid: bytes, what: str):
