@@ -196,8 +196,9 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     # mail the same Message-ID must not make a second, different mail pass for one taken (the same mail met again,
     # in this folder or a copy in another, keeps all three; a ledger of before keyed by the ID alone is still read)
     extra = [m.group(1).decode("ascii", "replace") for m in (_SIZE.search(meta), _INTERNALDATE.search(meta)) if m]
-    key = "#".join([mid, *extra]) if mid else uid_key
-    if ledger.mail_taken(key) or (mid is not None and key != mid and ledger.mail_taken(mid)):
+    key = mid or uid_key  # (how the mail is named to staff and in its files' origin)
+    taken_as = "#".join([mid, *extra]) if mid else uid_key
+    if ledger.mail_taken(taken_as) or (taken_as != key and ledger.mail_taken(key)):
         result.already += 1
         return
     try:
@@ -228,7 +229,7 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
         result.ingested += ingest_many(ledger, ws, subs, now=now)
     finally:
         ledger.expect_mail(None)
-    ledger.take_mail(key, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
+    ledger.take_mail(taken_as, folder, arrived, sender, subject, len(subs), now)  # only once it is all in
 
 
 _SIZE = re.compile(rb"RFC822\.SIZE (\d{1,12})")
