@@ -26,7 +26,7 @@ def test_init_then_build_makes_three_templates(tmp_path):
     today = dt.date.today()
     start = dt.date.today() - dt.timedelta(days=62)
     assert f"应报从{start.year}年1月起统计" in r.output
-    assert f'start = "{today.year}-{today.month:02d}"' in r.output
+    assert f'start = "" 改为 start = "{today.year}-{today.month:02d}"' in r.output
     r = run(["templates", "build", "--workspace", str(ws)])
     assert r.exit_code == 0, r.output
     assert r.output.splitlines()[0] == "已生成 3 个模板："

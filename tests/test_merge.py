@@ -659,6 +659,7 @@ def test_a_changed_unit_type_or_deadline_that_moves_past_due_dates_is_said(demo,
     unit, form, period = flipped[0]
     assert f"西城区团工委 {before[flipped[0]].period.label}" in note.message and "（按时 → 逾期）" in note.message
     assert f"截止日 {before[flipped[0]].due.isoformat()} → {after[flipped[0]].due.isoformat()}" in note.message
+    assert f"其中 {len(flipped)} 项由按时变为逾期" in note.message
     again = merge(root, as_of=AS_OF, now=NOW)  # said once: nothing moved since
     assert not [n for n in again.notes if n.code == "due-changed"]
 

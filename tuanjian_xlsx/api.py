@@ -70,7 +70,7 @@ class Initialised(Result):
         return [f"已新建工作区：{self.root}", f"  设置：{self.settings}", f"  名单与目标：{self.roster}",
                 f"  文件夹：{'、'.join(f'{f}/' for f in self.folders)}",
                 f"  应报从{self.counted_from}起统计（此前的报送期不列为未报、不催报）；如只从本月起统计，"
-                f"在 tuanjian.toml 的 [reporting] 中写 start = \"{self.this_month}\"",
+                f"把 tuanjian.toml 的 [reporting] 中的 start = \"\" 改为 start = \"{self.this_month}\"",
                 f"下一步：tuanjian templates build --workspace {self.shown}"]
 
     def to_dict(self) -> dict:

@@ -864,7 +864,7 @@ def due_changes(ws: Workspace, before: list[StatusItem] | None, items: list[Stat
     old = {(i.unit_id, i.form_id, i.period.code): i for i in before}
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
     shown = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
-    moved = []
+    moved, flipped = [], 0
     for i in items:
         was = old.get((i.unit_id, i.form_id, i.period.code))
         if was is None or was.due == i.due or min(was.due, i.due) >= as_of:
@@ -873,11 +873,14 @@ def due_changes(ws: Workspace, before: list[StatusItem] | None, items: list[Stat
                  f"{i.due.isoformat()}"
         if was.status != i.status and {was.status, i.status} <= {"on_time", "late"}:
             change += f"（{shown[was.status]} → {shown[i.status]}）"
+            flipped += was.status == "on_time"
+            moved.insert(flipped - 1 if was.status == "on_time" else len(moved), change)  # (those first)
+            continue
         moved.append(change)
     if not moved:
         return []
     more = len(moved) - DUE_CHANGES_NAMED
-    return [Issue.make("due-changed", count=len(moved),
+    return [Issue.make("due-changed", count=len(moved), flipped=f"，其中 {flipped} 项由按时变为逾期" if flipped else "",
                        changes="；".join(moved[:DUE_CHANGES_NAMED]) + (f"；另有 {more} 项" if more > 0 else ""))]
 
 
