@@ -188,3 +188,14 @@ def test_a_time_zone_setting_that_is_no_zone_is_named(tmp_path):
     with pytest.raises(ConfigError) as exc:
         Workspace.load(tmp_path)
     assert any("timezone" in (i.field or "") and "+08:00" in i.message for i in exc.value.issues)
+
+
+@pytest.mark.parametrize("text", ["Fri, 10 Apr 2026 16:30:00 CST", "Fri Apr 10 16:30:00 CST 2026"])
+def test_cst_in_a_mail_date_is_china_standard_time(text):
+    """Java (and so many OA systems and Chinese mail servers) writes Beijing time as "CST"; Python reads CST as US
+    Central Time, 14 hours behind — a mail sent at 16:30 on the due date was taken as sent at 06:30 the next day,
+    late by a day, with no clock warning (the shift is under a day)."""
+    from tuanjian_xlsx.intake import mail_date
+
+    assert mail_date(text) == dt.datetime(2026, 4, 10, 16, 30)
+    assert mail_date("Fri, 10 Apr 2026 16:30:00 -0600") == dt.datetime(2026, 4, 11, 6, 30)  # a numeric zone stands

@@ -693,6 +693,8 @@ def mail_date(text: str) -> dt.datetime | None:
     TypeError, OverflowError or IndexError on odd input, and a year like 9999 overflows the time-zone shift)."""
     from email.utils import parsedate_to_datetime
 
+    if "CST" in text and not _NUMERIC_ZONE.search(text):  # China Standard Time, as Java and Chinese servers write it
+        text = _CST.sub("+0800", text)  # (Python takes CST for US Central Time, 14 hours behind)
     try:
         parsed = parsedate_to_datetime(text)
     except Exception:  # noqa: BLE001
@@ -703,6 +705,8 @@ def mail_date(text: str) -> dt.datetime | None:
 
 
 _UNKNOWN_ZONE = re.compile(r"-0000(?![0-9])")
+_NUMERIC_ZONE = re.compile(r"[+-]\d{4}(?![0-9])")
+_CST = re.compile(r"\bCST\b")
 
 
 def local_time(value: dt.datetime) -> dt.datetime | None:
