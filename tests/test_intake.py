@@ -499,3 +499,30 @@ def test_a_zip_whose_end_record_understates_its_directory_is_refused_by_the_dire
     (tmp_path / "说少了.zip").write_bytes(bytes(data))
     (refused,) = expand([tmp_path / "说少了.zip"])
     assert refused.refusal is not None and refused.refusal.code == "zip-too-many"
+
+
+@pytest.mark.parametrize("how", ["word", "split-word", "rfc2231"])
+def test_a_name_labelled_gb2312_holding_gbk_keeps_its_characters(tmp_path, filled, how):
+    """Outlook labels GBK text gb2312: a name with a character GB2312 lacks (李喆) came out with replacement marks,
+    as did a character split between two encoded words or two RFC 2231 pieces (both allowed). Decoded as GB18030,
+    the bytes joined first."""
+    import base64
+    from urllib.parse import quote_from_bytes
+
+    raw = "李喆3月走基层.xlsx".encode("gbk")
+    if how == "word":
+        disposition = f'attachment; filename="=?gb2312?B?{base64.b64encode(raw).decode()}?="'
+    elif how == "split-word":
+        disposition = (f'attachment; filename="=?gb2312?B?{base64.b64encode(raw[:3]).decode()}?= '
+                       f'=?gb2312?B?{base64.b64encode(raw[3:]).decode()}?="')
+    else:
+        disposition = f"attachment; filename*0*=gb2312''{quote_from_bytes(raw[:3])}; filename*1*={quote_from_bytes(raw[3:])}"
+    mail_bytes = (b"From: a@example.cn\r\nTo: b@example.cn\r\nSubject: r\r\nDate: Wed, 8 Apr 2026 10:00:00 +0800\r\n"
+                  b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n--BB\r\n"
+                  b"Content-Type: application/octet-stream\r\nContent-Disposition: " + disposition.encode() +
+                  b"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(filled) + b"\r\n--BB--\r\n")
+    root = tmp_path / "ws"
+    init_workspace(root)
+    (root / "收件箱" / "来信.eml").write_bytes(mail_bytes)
+    (item,) = merge(root, as_of=dt.date(2026, 4, 20)).ingested
+    assert item.path.name == "李喆3月走基层.xlsx" and item.valid

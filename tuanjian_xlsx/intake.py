@@ -898,6 +898,9 @@ def _part_name(part) -> str:
         m = _RAW_PARAMS[key].search(raw) if raw is not None and _UNDECODED.search(raw) else None
         if m is not None:
             return _text(m.group(1) if m.group(1) is not None else m.group(2)).strip()
+        decoded = _chinese_name(raw, key) if raw is not None else None
+        if decoded:
+            return decoded
     if name is not None:
         return name
     lenient = email.message.Message()
@@ -909,6 +912,39 @@ def _part_name(part) -> str:
 
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
+_GB = {"gb2312", "gbk", "x-gbk", "cp936", "gb18030", "euc-cn", "x-euc-cn"}  # all read as GB18030, their superset
+_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def _chinese_name(raw: str, key: str) -> str | None:
+    """A file name the email package could not decode whole, decoded as Chinese mailers mean it: RFC 2047 words
+    or RFC 2231 pieces labelled gb2312 (Outlook's label for GBK text: 李喆 has a character GB2312 lacks), their
+    bytes joined before decoding (a character may be split between two words or pieces); None if none apply."""
+    import base64
+    import binascii
+    import quopri
+    from urllib.parse import unquote_to_bytes
+
+    pieces = sorted((int(n or 0), v) for n, v in re.findall(rf'(?i)(?:^|;)\s*{key}\*(?:(\d+)\*?)?\s*=\s*"?([^";]*)', raw))
+    if pieces:
+        first = pieces[0][1]
+        charset, _, first = first.partition("'") if "'" in first else ("", "", first)
+        first = first.partition("'")[2] if "'" in first else first
+        if charset.lower() not in _GB:
+            return None
+        data = b"".join(unquote_to_bytes(v) for v in [first, *(v for _, v in pieces[1:])])
+        return data.decode("gb18030", "replace").strip() or None
+    m = _RAW_PARAMS[key].search(raw)
+    value = (m.group(1) if m.group(1) is not None else m.group(2)) if m else ""
+    words = _WORD.findall(value)
+    if not words or any(c.lower() not in _GB for c, _, _ in words):
+        return None
+    try:
+        data = b"".join(base64.b64decode(t + "=" * (-len(t) % 4)) if enc in "bB" else
+                        quopri.decodestring(t.replace("_", " ").encode("ascii")) for _, enc, t in words)
+    except (binascii.Error, ValueError):
+        return None
+    return data.decode("gb18030", "replace").strip() or None
 _RAW_PARAMS = {key: re.compile(r'(?i)(?:^|;)\s*' + key + r'\s*=\s*(?:"([^"]*)"|([^;\s]+))') for key in ("filename", "name")}
 
 

@@ -864,7 +864,8 @@ def due_changes(ws: Workspace, before: list[StatusItem] | None, items: list[Stat
     old = {(i.unit_id, i.form_id, i.period.code): i for i in before}
     names = {s.form_id: s.display_name for s in ws.registry.latest()}
     shown = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
-    moved, flipped = [], 0
+    moved: list[str] = []
+    flipped = 0
     for i in items:
         was = old.get((i.unit_id, i.form_id, i.period.code))
         if was is None or was.due == i.due or min(was.due, i.due) >= as_of:
