@@ -678,3 +678,17 @@ def test_a_unit_taken_off_the_roster_keeps_its_detail_rows_marked_as_such(demo, 
     head = [c.value for c in detail[1]]
     gone = [r for r in detail.iter_rows(min_row=2, values_only=True) if r[0] == "西城区团工委"]
     assert gone and all(r[head.index("单位类型")] == "已不在名单中" for r in gone)
+
+
+def test_a_word_copy_in_the_inbox_holds_the_reminders_until_a_merge_has_named_it(demo, tmp_path):
+    """A unit that answered with a Word copy is not chased by `status --send` before a merge has told staff of
+    the file (the note names it once); after that, the reminder goes as for any unit that has not reported."""
+    root = _copy(demo, tmp_path)
+    (root / "收件箱" / "舞阳县团委走基层5月.docx").write_bytes(b"PK\x03\x04 word")
+    args = ["status", "-w", str(root), "--as-of", AS_OF.isoformat(), "--period", "2026-05"]
+    r = CliRunner().invoke(cli, args)
+    assert "收件箱里有 1 份文件还没有汇总：舞阳县团委走基层5月.docx" in r.output
+    merged = merge(root, as_of=AS_OF, now=NOW)
+    assert any(n.code == "not-a-report-file" and "舞阳县团委走基层5月.docx" in n.message for n in merged.notes)
+    r = CliRunner().invoke(cli, args)
+    assert "还没有汇总" not in r.output

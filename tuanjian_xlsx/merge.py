@@ -1156,16 +1156,22 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     """The inbox's files (their paths) that no merge has taken as they are now: new, or changed since. A file the
     stat cache holds as it is now was taken (read, or refused for what it holds); any other is hashed, and taken if
     the ledger or the archive holds its content (one merged moments after it was saved is not in the cache). A file
-    that cannot be read is left out: merge refuses it, with the reason."""
+    that cannot be read is left out: merge refuses it, with the reason. A file that is no spreadsheet (a Word copy
+    a unit sent in place of its report) is unmerged until a merge has named it."""
     from .read import MAX_FILE_BYTES
 
     if not Path(inbox).is_dir():
         return []
     cache = ledger.seen_paths()
     ids, kept = ledger.file_ids(), _archived(ledger)
+    noted = set(json.loads(ledger.get(OTHERS_KEY) or "[]"))
     out = []
     for text in walk_texts([Path(inbox)], check_access=False):
-        if isinstance(text, (Refused, Other)) or (st := _stat(text)) is None:
+        if isinstance(text, Other):  # a Word copy, a photo: "merged" once a merge has named it (others_noted)
+            if str(text.path) not in noted:
+                out.append(str(text.path))
+            continue
+        if isinstance(text, Refused) or (st := _stat(text)) is None:
             continue
         entry = cache.get(text)
         if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
