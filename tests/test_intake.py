@@ -526,3 +526,17 @@ def test_a_name_labelled_gb2312_holding_gbk_keeps_its_characters(tmp_path, fille
     (root / "收件箱" / "来信.eml").write_bytes(mail_bytes)
     (item,) = merge(root, as_of=dt.date(2026, 4, 20)).ingested
     assert item.path.name == "李喆3月走基层.xlsx" and item.valid
+
+
+def test_a_rar_beside_a_report_in_a_mail_is_said_on_that_report(tmp_path, filled):
+    """A mail bringing a report and a RAR (of sub-units' reports, perhaps): the RAR was passed over in silence. Its
+    report is taken, and says the RAR was not read."""
+    raw = _mail_with([(filled, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "源汇区.xlsx"),
+                      (b"Rar!\x1a\x07\x00", "application/x-rar-compressed", "下属单位报表.rar")])
+    from pathlib import Path
+
+    from tuanjian_xlsx.intake import read_mail
+
+    (sub,) = read_mail(raw, Path("来信.eml"), "来信.eml").submissions
+    (note,) = [n for n in sub.notes if n.code == "mail-archive-skipped"]
+    assert "下属单位报表.rar" in note.message and "未读取" in note.message

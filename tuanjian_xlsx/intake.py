@@ -471,8 +471,13 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         basis = "server" if head.server_date is not None else "mail-date" if head.date is not None else None
     if problem is None:
         notes = _clock_notes(head, received)
-        return ParsedMail(head, [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
-                                 if s.received_at is not None else s for s in subs], others=tuple(others))
+        subs = [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
+                if s.received_at is not None else s for s in subs]
+        packed = [n for n in others if PurePosixPath(n).suffix.lower() in _OTHER_ARCHIVES]
+        if subs and packed:  # a RAR beside the reports may hold other units' reports: said on the first report
+            subs[0] = replace(subs[0], notes=subs[0].notes + (Issue.make(
+                "mail-archive-skipped", file=subs[0].name, names=packed[:5]),))
+        return ParsedMail(head, subs, others=tuple(others))
     shown = container if container.suffix.lower() == ".eml" else container.with_name(container.name + ".eml")
     refusal = Issue.make("mail-too-many", file=shown.name, count=too_many, limit=MAX_MEMBERS) if too_many else \
         Issue.make("mail-unreadable", file=shown.name, detail=problem)
@@ -912,6 +917,7 @@ def _part_name(part) -> str:
 
 
 _UNDECODED = re.compile("[\udc80-\udcff]")
+_OTHER_ARCHIVES = {".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".cab"}
 _GB = {"gb2312", "gbk", "x-gbk", "cp936", "gb18030", "euc-cn", "x-euc-cn"}  # all read as GB18030, their superset
 _WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 
