@@ -377,7 +377,7 @@ def test_what_is_no_spreadsheet_is_said_once_and_a_report_that_lost_its_extensio
     """A Word copy of the form, a scan, a photo, a RAR, an Outlook .msg in the inbox were passed over in silence
     (a unit that sent only that stayed 未报 and got a 催报): merge names them once, in a note — never counted as
     received nor returned (photos come beside reports). A report whose extension a mail or OA system dropped is
-    read by its content (a zip too); a note without one brings nothing. What Windows, a Mac or a browser leave
+    read by its content (a zip too); a note without one is named too. What Windows, a Mac or a browser leave
     beside files is passed over; a report whose name starts with a dot is read."""
     root = tmp_path / "ws"
     init_workspace(root)
@@ -398,7 +398,7 @@ def test_what_is_no_spreadsheet_is_said_once_and_a_report_that_lost_its_extensio
     for said in ("走基层报告单.docx（Word 文档）", "扫描件.pdf（PDF）", "照片.JPG（图片）", "报表.rar（zip 以外的压缩包",
                  "来信.msg（Outlook 邮件"):
         assert said in note.message
-    assert "5 个" in note.message and "Thumbs" not in note.message
+    assert "6 个" in note.message and "说明（没有扩展名" in note.message and "Thumbs" not in note.message
     again = merge(root, as_of=dt.date(2026, 4, 20), parse_counter=(parsed := []))
     assert parsed == [] and again.new == 0 and not [n for n in again.notes if n.code == "not-a-report-file"]
     (box / "第二张照片.png").write_bytes(b"x")
@@ -501,7 +501,7 @@ def test_a_zip_whose_end_record_understates_its_directory_is_refused_by_the_dire
     assert refused.refusal is not None and refused.refusal.code == "zip-too-many"
 
 
-@pytest.mark.parametrize("how", ["word", "split-word", "rfc2231"])
+@pytest.mark.parametrize("how", ["word", "split-word", "rfc2231", "word-and-text"])
 def test_a_name_labelled_gb2312_holding_gbk_keeps_its_characters(tmp_path, filled, how):
     """Outlook labels GBK text gb2312: a name with a character GB2312 lacks (李喆) came out with replacement marks,
     as did a character split between two encoded words or two RFC 2231 pieces (both allowed). Decoded as GB18030,
@@ -515,8 +515,12 @@ def test_a_name_labelled_gb2312_holding_gbk_keeps_its_characters(tmp_path, fille
     elif how == "split-word":
         disposition = (f'attachment; filename="=?gb2312?B?{base64.b64encode(raw[:3]).decode()}?= '
                        f'=?gb2312?B?{base64.b64encode(raw[3:]).decode()}?="')
-    else:
+    elif how == "rfc2231":
         disposition = f"attachment; filename*0*=gb2312''{quote_from_bytes(raw[:3])}; filename*1*={quote_from_bytes(raw[3:])}"
+    else:  # only the Chinese part encoded, the rest as it is
+        head = "李喆".encode("gbk")
+        disposition = f'attachment; filename="=?gb2312?B?{base64.b64encode(head).decode()}?= 2026-03.xlsx"'
+        raw = "李喆 2026-03.xlsx".encode("gbk")
     mail_bytes = (b"From: a@example.cn\r\nTo: b@example.cn\r\nSubject: r\r\nDate: Wed, 8 Apr 2026 10:00:00 +0800\r\n"
                   b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n--BB\r\n"
                   b"Content-Type: application/octet-stream\r\nContent-Disposition: " + disposition.encode() +
@@ -525,7 +529,7 @@ def test_a_name_labelled_gb2312_holding_gbk_keeps_its_characters(tmp_path, fille
     init_workspace(root)
     (root / "收件箱" / "来信.eml").write_bytes(mail_bytes)
     (item,) = merge(root, as_of=dt.date(2026, 4, 20)).ingested
-    assert item.path.name == "李喆3月走基层.xlsx" and item.valid
+    assert item.path.name == raw.decode("gbk") and item.valid
 
 
 def test_a_rar_beside_a_report_in_a_mail_is_said_on_that_report(tmp_path, filled):
@@ -540,3 +544,46 @@ def test_a_rar_beside_a_report_in_a_mail_is_said_on_that_report(tmp_path, filled
     (sub,) = read_mail(raw, Path("来信.eml"), "来信.eml").submissions
     (note,) = [n for n in sub.notes if n.code == "mail-archive-skipped"]
     assert "下属单位报表.rar" in note.message and "未读取" in note.message
+
+
+def test_files_without_their_extension_are_read_or_named_and_never_hold_the_reminders(tmp_path, filled):
+    """A note saved as 新建文本文档 (no extension) was passed over in silence and then held `status --send` for
+    ever; a mail saved without .eml whose first header is Content-Type (Apple Mail) was lost; a Word file without
+    its extension was refused as a zip with no report (a 退回 to the unit). Now: the mail is read, the report
+    with .txt typed after its name is read, the Word file and the note are named once, and a run from another
+    spelling of the workspace's path does not take them for new."""
+    import base64
+    import os
+    from pathlib import Path
+
+    from tuanjian_xlsx.merge import unmerged
+    from tuanjian_xlsx.ledger import Ledger
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    box = root / "收件箱"
+    (box / "新建文本文档").write_bytes("记得周五前汇总".encode("gbk"))
+    mail_bytes = (b"Content-Type: multipart/mixed; boundary=\"BB\"\r\nFrom: a@example.cn\r\nTo: b@example.cn\r\n"
+                  b"Subject: r\r\nDate: Wed, 8 Apr 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n\r\n--BB\r\n"
+                  b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"a.xlsx\"\r\n"
+                  b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(filled) + b"\r\n--BB--\r\n")
+    (box / "临颍县团委来信").write_bytes(mail_bytes)
+    word = io.BytesIO()
+    with zipfile.ZipFile(word, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<w:document/>")
+    (box / "走基层报告单").write_bytes(word.getvalue())
+    (box / "源汇区团委.xlsx.txt").write_bytes(filled)
+    result = merge(root, as_of=dt.date(2026, 4, 20))
+    shown = {i.path.name: i.valid for i in result.ingested}
+    assert shown == {"a.xlsx": True, "源汇区团委.xlsx.txt": True}
+    (note,) = [n for n in result.notes if n.code == "not-a-report-file"]
+    assert "新建文本文档（没有扩展名" in note.message and "走基层报告单（Word 文档）" in note.message
+    with Ledger(root) as ledger:
+        assert unmerged(ledger, box) == []
+        here = os.getcwd()
+        try:
+            os.chdir(root)
+            assert unmerged(ledger, Path("收件箱")) == []  # (the workspace named another way)
+        finally:
+            os.chdir(here)

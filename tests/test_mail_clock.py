@@ -190,7 +190,8 @@ def test_a_time_zone_setting_that_is_no_zone_is_named(tmp_path):
     assert any("timezone" in (i.field or "") and "+08:00" in i.message for i in exc.value.issues)
 
 
-@pytest.mark.parametrize("text", ["Fri, 10 Apr 2026 16:30:00 CST", "Fri Apr 10 16:30:00 CST 2026"])
+@pytest.mark.parametrize("text", ["Fri, 10 Apr 2026 16:30:00 CST", "Fri Apr 10 16:30:00 CST 2026",
+                                  "Fri, 10 Apr 2026 16:30:00 cst"])
 def test_cst_in_a_mail_date_is_china_standard_time(text):
     """Java (and so many OA systems and Chinese mail servers) writes Beijing time as "CST"; Python reads CST as US
     Central Time, 14 hours behind — a mail sent at 16:30 on the due date was taken as sent at 06:30 the next day,
@@ -199,3 +200,11 @@ def test_cst_in_a_mail_date_is_china_standard_time(text):
 
     assert mail_date(text) == dt.datetime(2026, 4, 10, 16, 30)
     assert mail_date("Fri, 10 Apr 2026 16:30:00 -0600") == dt.datetime(2026, 4, 11, 6, 30)  # a numeric zone stands
+
+
+@pytest.mark.parametrize("written, offset", [("北京时间", 8), ("Asia/Shanghai", 8), ("UTC", 0), ("+09:00", 9)])
+def test_a_time_zone_is_taken_as_staff_write_it(written, offset):
+    """The settings' own comment calls it 北京时间, and the old README told servers Asia/Shanghai: both are taken."""
+    zone = clock.parse_zone(written)
+    assert zone is not False and zone is not None
+    assert zone.utcoffset(None) == dt.timedelta(hours=offset)

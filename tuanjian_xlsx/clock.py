@@ -28,6 +28,10 @@ def parse_zone(text: str) -> dt.tzinfo | None | Literal[False]:
     text = str(text).strip()
     if text in (MACHINE, "local", "本地"):
         return None
+    if text in ("北京时间", "Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC", "CST", "Beijing"):
+        return BEIJING
+    if text.upper() in ("UTC", "GMT", "Z"):
+        return dt.timezone.utc
     m = _OFFSET.fullmatch(text)
     if not m:
         return False

@@ -79,8 +79,8 @@ def _sorted_out(name: str, suffixes: set[str]) -> bool | str:
         return True
     if name.startswith("."):  # (a hidden file that is no spreadsheet: .DS_Store, a program's own)
         return False
-    if not _REAL_SUFFIX.fullmatch(suffix):
-        return True
+    if not _REAL_SUFFIX.fullmatch(suffix) or os.path.splitext(name[:-len(suffix)])[1].lower() in suffixes:
+        return True  # (报表.xlsx.txt: an extension Windows hid, then typed again — its content decides)
     return next((said for kinds, said in _OTHER_KINDS if suffix in kinds), False)
 
 

@@ -119,10 +119,10 @@ def expand_one(path: Path | Refused) -> Iterator[Submission]:
         return
     suffix = path.suffix.lower()
     if suffix not in SPREADSHEET_SUFFIXES | CONTAINERS:
-        sniffed = _sniffed(path)
-        if sniffed is None:
+        found = sniffed(path)
+        if found is None:
             return
-        suffix = sniffed
+        suffix = found
     shown = Path(display_name(str(path)))
     if suffix == ".zip":
         yield from _zip(shown, _DiskZip(path), str(shown), None, None, 0)
@@ -142,35 +142,59 @@ def expand_one(path: Path | Refused) -> Iterator[Submission]:
                          loader=None if shown == path else functools.partial(disk_bytes, path))
 
 
-_MAIL_START = re.compile(rb"(?i)(?:received|return-path|from|date|subject|message-id|mime-version|delivered-to|x-[\w-]+):")
+_MAIL_START = re.compile(rb"(?i)[A-Za-z][\w-]{0,40}:[ \t]")  # a header line first (Apple Mail: Content-Type)
 _MAIL_FROM = re.compile(rb"(?im)^from:")
 
 
-def _sniffed(path: Path) -> str | None:
+def sniffed(path: Path) -> str | None:
     """What a file without a spreadsheet's or container's suffix is, by its bytes: a workbook (".xlsx", or ".xls"
-    for an old one, which is then said), a zip, a saved mail; None for anything else."""
+    for an old one, which is then said), a zip, a saved mail; None for anything else (see `other_kind`)."""
+    return _what(path)[0]
+
+
+def other_kind(path: Path) -> str | None:
+    """What a file without a spreadsheet's or container's suffix is when it is none of them — a Word or PowerPoint
+    file whose extension was dropped, a note saved without one — as merge names it (inbox.Other); None when it is
+    to be read."""
+    if path.suffix.lower() in SPREADSHEET_SUFFIXES | CONTAINERS:
+        return None
+    return _what(path)[1]
+
+
+def _what(path: Path) -> tuple[str | None, str | None]:
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
-        return ".xlsx"  # (read as a workbook: the reading says why it cannot be)
+        return ".xlsx", None  # (read as a workbook: the reading says why it cannot be)
     if head.startswith(b"PK\x03\x04"):
         try:
-            return ".xlsx" if b"xl/workbook.xml" in disk_bytes(path) else ".zip"
+            data = disk_bytes(path)
         except Exception:  # noqa: BLE001 — too large, unreadable: read as a workbook, which says why
-            return ".xlsx"
+            return ".xlsx", None
+        if b"xl/workbook.xml" in data:
+            return ".xlsx", None
+        if b"word/document.xml" in data:
+            return None, "Word 文档"
+        if b"ppt/presentation.xml" in data:
+            return None, "演示文稿"
+        return ".zip", None
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        return ".xls"
+        try:
+            data = disk_bytes(path)
+        except Exception:  # noqa: BLE001
+            return ".xls", None
+        return (None, "Word 文档") if "WordDocument".encode("utf-16-le") in data else (".xls", None)
     if _MAIL_START.match(head) and _MAIL_FROM.search(head):
-        return ".eml"
-    return None
+        return ".eml", None
+    return None, "没有扩展名、也不是表格的文件"
 
 
 def containers(paths: list[Path]) -> Iterator[Path]:
     """The zips and mails under the given paths (kept in the archive as received)."""
     for path in walk(paths):
         if not isinstance(path, (Refused, Other)) and (path.suffix.lower() in CONTAINERS
-                                                       or _sniffed(path) in CONTAINERS):
+                                                       or sniffed(path) in CONTAINERS):
             yield path
 
 
@@ -698,7 +722,7 @@ def mail_date(text: str) -> dt.datetime | None:
     TypeError, OverflowError or IndexError on odd input, and a year like 9999 overflows the time-zone shift)."""
     from email.utils import parsedate_to_datetime
 
-    if "CST" in text and not _NUMERIC_ZONE.search(text):  # China Standard Time, as Java and Chinese servers write it
+    if "cst" in text.lower() and not _NUMERIC_ZONE.search(text):  # China Standard Time, as Java and Chinese servers write it
         text = _CST.sub("+0800", text)  # (Python takes CST for US Central Time, 14 hours behind)
     try:
         parsed = parsedate_to_datetime(text)
@@ -711,7 +735,7 @@ def mail_date(text: str) -> dt.datetime | None:
 
 _UNKNOWN_ZONE = re.compile(r"-0000(?![0-9])")
 _NUMERIC_ZONE = re.compile(r"[+-]\d{4}(?![0-9])")
-_CST = re.compile(r"\bCST\b")
+_CST = re.compile(r"(?i)\bCST\b")
 
 
 def local_time(value: dt.datetime) -> dt.datetime | None:
@@ -942,15 +966,24 @@ def _chinese_name(raw: str, key: str) -> str | None:
         return data.decode("gb18030", "replace").strip() or None
     m = _RAW_PARAMS[key].search(raw)
     value = (m.group(1) if m.group(1) is not None else m.group(2)) if m else ""
-    words = _WORD.findall(value)
-    if not words or any(c.lower() not in _GB for c, _, _ in words):
+    words = list(_WORD.finditer(value))
+    if not words or any(w.group(1).lower() not in _GB for w in words):
         return None
-    try:
-        data = b"".join(base64.b64decode(t + "=" * (-len(t) % 4)) if enc in "bB" else
-                        quopri.decodestring(t.replace("_", " ").encode("ascii")) for _, enc, t in words)
-    except (binascii.Error, ValueError):
-        return None
-    return data.decode("gb18030", "replace").strip() or None
+    out, data, end = [], b"", 0  # the text between words kept; words next to each other joined (RFC 2047 6.2)
+    for w in words:
+        gap = value[end:w.start()]
+        if gap.strip() or not data:
+            out.append(data.decode("gb18030", "replace") + gap)
+            data = b""
+        try:
+            t = w.group(3)
+            data += base64.b64decode(t + "=" * (-len(t) % 4)) if w.group(2) in "bB" else \
+                quopri.decodestring(t.replace("_", " ").encode("ascii"))
+        except (binascii.Error, ValueError):
+            return None
+        end = w.end()
+    out.append(data.decode("gb18030", "replace") + value[end:])
+    return "".join(out).strip() or None
 _RAW_PARAMS = {key: re.compile(r'(?i)(?:^|;)\s*' + key + r'\s*=\s*(?:"([^"]*)"|([^;\s]+))') for key in ("filename", "name")}
 
 

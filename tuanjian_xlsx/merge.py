@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from .clock import now as clock_now
 from .issues import Issue, TuanjianError
 from .filenames import display_name
-from .inbox import CONTAINERS, Other, Refused, unreadable, walk_texts
-from .intake import Submission, expand_one, load, mail_budget_reset, release
+from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Other, Refused, unreadable, walk_texts
+from .intake import Submission, expand_one, load, mail_budget_reset, other_kind, release, sniffed
 from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
 
@@ -279,7 +279,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
 PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as there are cores
 # warnings about a valid file that merge says aloud, not only in the master's 问题清单: a file sent from another
 # unit's address is counted for the unit it names — the wrong unit's copy, perhaps
-LOUD = ("sender-mismatch",)
+LOUD = ("sender-mismatch", "mail-archive-skipped")
 
 
 OTHERS_KEY = "others-noted"
@@ -292,13 +292,18 @@ def others_noted(ledger: Ledger, others: list[Other]) -> list[Issue]:
     if not others:
         return []
     before = set(json.loads(ledger.get(OTHERS_KEY) or "[]"))
-    new = [o for o in others if str(o.path) not in before]
+    new = [o for o in others if _noted_as(o.path) not in before]
     if new:
-        ledger.put(OTHERS_KEY, json.dumps(sorted(before | {str(o.path) for o in others}), ensure_ascii=False))
+        ledger.put(OTHERS_KEY, json.dumps(sorted(before | {_noted_as(o.path) for o in others}), ensure_ascii=False))
     if not new:
         return []
     names = [f"{display_name(o.path.name)}（{o.kind}）" for o in new[:10]] + (["……"] if len(new) > 10 else [])
     return [Issue.make("not-a-report-file", count=len(new), names=names)]
+
+
+def _noted_as(path: Path) -> str:
+    """How a noted file is remembered: by its absolute path (a watch names the workspace one way, staff another)."""
+    return os.path.abspath(path)
 
 
 def _loud(row: dict) -> list[Issue] | None:
@@ -664,14 +669,18 @@ class _Gathering:
         if seen is not None:
             return seen
         path = Path(text)
+        if path.suffix.lower() not in SPREADSHEET_SUFFIXES | CONTAINERS and (kind := other_kind(path)) is not None:
+            self.others.append(Other(path, kind))  # (a Word file or a note whose extension is gone: by its bytes)
+            return []
         refused = unreadable(path) if path not in self.named else None  # (walk takes a file named as it is)
         if refused is not None:
             return list(expand_one(refused))
         box_sha = None
-        container = path.suffix.lower() in CONTAINERS
+        kind = path.suffix.lower() if path.suffix.lower() in SPREADSHEET_SUFFIXES | CONTAINERS else sniffed(path)
+        container = kind in CONTAINERS  # (a mail or zip whose extension is gone too: by its bytes)
         if st is not None and container:  # the zip or mail as received is an original too
             try:
-                box_sha = archive_file(self.ledger.archive_dir, path, path.suffix.lower(), mode=st.st_mode)
+                box_sha = archive_file(self.ledger.archive_dir, path, kind or ".bin", mode=st.st_mode)
             except OSError:  # unreadable: its contents are refused with the reason, one by one
                 st = None
         subs: list[Submission | Seen] = list(expand_one(path))
@@ -1168,10 +1177,14 @@ def unmerged(ledger: Ledger, inbox: Path) -> list[str]:
     out = []
     for text in walk_texts([Path(inbox)], check_access=False):
         if isinstance(text, Other):  # a Word copy, a photo: "merged" once a merge has named it (others_noted)
-            if str(text.path) not in noted:
+            if _noted_as(text.path) not in noted:
                 out.append(str(text.path))
             continue
         if isinstance(text, Refused) or (st := _stat(text)) is None:
+            continue
+        if Path(text).suffix.lower() not in SPREADSHEET_SUFFIXES | CONTAINERS and other_kind(Path(text)) is not None:
+            if _noted_as(Path(text)) not in noted:  # (a note or a Word file without an extension: as an Other)
+                out.append(text)
             continue
         entry = cache.get(text)
         if entry is not None and tuple(entry[:3]) == (st.st_size, st.st_mtime_ns, st.st_ino):
