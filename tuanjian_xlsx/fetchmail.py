@@ -215,6 +215,9 @@ def _one(box, ledger: Ledger, ws: Workspace, mail: Mail, folder: str, uid_key: s
     origin = f"imap://{mail.imap_user}@{mail.imap_host}/{folder}#{key}"
     parsed = read_mail(raw, Path(f"邮件{uid.decode()}"), origin, received=arrived, basis=basis)
     subs, sender, subject = parsed.submissions, parsed.head.sender, parsed.head.subject
+    if any(s.deferred for s in subs):  # this run's budget for heavy mails spent: fetched again next run
+        result.failed.append((key, "结构复杂的邮件本次已读过太多，这封下次再取"))
+        return
     if not subs and parsed.others and not parsed.head.automatic:  # only a Word copy, a scan, a RAR: refused
         subs = [no_report(Path(f"邮件{uid.decode()}.eml"), parsed, origin=origin)]  # and said, as a saved mail is
     #                                                                              (a mail of text alone is none)

@@ -40,6 +40,7 @@ class Submission:
     loader: Callable[[], bytes] | None = None  # how to get the bytes when they are not on disk nor in `data`
     basis: str | None = None  # what received_at rests on (ledger.RECEIVED_BASES); None: first registration
     notes: tuple = ()  # warnings about how it arrived (a sender's clock that is off), added to its check
+    deferred: bool = False  # a mail left for the next run (this run's budget for heavy mails spent): not recorded
     source: Path | None = None  # the file on disk holding it (the path itself for a plain file)
 
     @property
@@ -469,16 +470,19 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     counts in that zip's too, see _zip; `within`: that zip's nesting depth)."""
     import email  # (the email package is loaded when there is a mail: a merge of spreadsheets starts quicker)
 
-    head, problem, too_many = MailHead(), None, 0
+    head, problem, too_many, deferred = MailHead(), None, 0, False
     subs: list[Submission] = []
     others: list[str] = []
     try:
         problem = mail_shape(data)
         if problem is not None:
             raise _Unreadable(problem)
-        msg = email.message_from_bytes(data, policy=mail_policy())
-        head = read_head(msg)
-        problem = head.problem
+        if not _within_budget(data):
+            deferred, problem = True, "本次汇总已读过太多结构复杂的邮件，这封留到下次汇总再读"
+        if problem is None:
+            msg = email.message_from_bytes(data, policy=mail_policy())
+            head = read_head(msg)
+            problem = head.problem
         if problem is None:
             for sub in attachments(msg, container, origin, _when(received, head), head.sender, within=within,
                                    others=others):
@@ -506,7 +510,7 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
     refusal = Issue.make("mail-too-many", file=shown.name, count=too_many, limit=MAX_MEMBERS) if too_many else \
         Issue.make("mail-unreadable", file=shown.name, detail=problem)
     return ParsedMail(head, [Submission(shown, origin, received_at=_when(received, head), sender=head.sender,
-                                        refusal=refusal, member=shown.name, basis=basis)], refusal)
+                                        refusal=refusal, member=shown.name, basis=basis, deferred=deferred)], refusal)
 
 
 MAIL_LINE_WORK = 50_000_000  # one mail: Σ over its lines of the boundaries open around them (≈ 4 s of parsing)
@@ -538,14 +542,24 @@ def mail_shape(data: bytes) -> str | None:
         return f"邮件分段超过 {MAX_MAIL_PARTS} 个"
     if multiparts * data.count(b"\n") <= MAIL_LIGHT_WORK:  # (an upper bound: most mails stop here, unscanned)
         return None
-    work = _boundary_work(data)
-    if work > MAIL_LINE_WORK:
+    if _boundary_work(data) > MAIL_LINE_WORK:
         return "邮件分段嵌套过深、行数过多，无法安全读取"
-    if work > MAIL_LIGHT_WORK:
-        if _spent[0] + work > MAIL_RUN_WORK:
-            return "本次汇总已读过太多结构复杂的邮件，这封未读取；请把附件另存后放进收件箱，或让对方重新发送"
-        _spent[0] += work
     return None
+
+
+def _within_budget(data: bytes) -> bool:
+    """Whether a mail that passed `mail_shape` may be parsed in this run: a light one always; a heavy one while the
+    run's budget lasts (its work then spent). One past it is left for the next run, not refused."""
+    multiparts = data.lower().count(b"multipart")
+    if multiparts * data.count(b"\n") <= MAIL_LIGHT_WORK:
+        return True
+    work = _boundary_work(data)
+    if work <= MAIL_LIGHT_WORK:
+        return True
+    if _spent[0] + work > MAIL_RUN_WORK:
+        return False
+    _spent[0] += work
+    return True
 
 
 _MULTIPART = re.compile(rb'(?is)content-type:\s*multipart/[^;]*;.*?boundary\s*=\s*(?:"([^"\r\n]*)"|([^\s;]+))')

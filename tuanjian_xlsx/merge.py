@@ -402,6 +402,8 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 remembering.finish()
                 result.notes += [issue for item in result.ingested if item.said for issue in item.said]
             result.notes += others_noted(ledger, gathering.others)
+            if gathering.deferred:
+                result.notes.append(Issue.make("mail-deferred", count=gathering.deferred))
             _render(ledger, root, known, target, as_of, ws, result)
             if returns is not None:
                 returns.finish()
@@ -632,6 +634,7 @@ class _Gathering:
         self.counted = sum(1 for _ in walk_texts(sources, check_access=False)) if counted else 0
         self.drawn = self.walked = 0  # submissions handed out, files walked, so far
         self.others: list[Other] = []  # files that are no spreadsheet nor container (inbox.Other)
+        self.deferred = 0  # mails left for the next run
 
     @property
     def total(self) -> int:
@@ -684,6 +687,10 @@ class _Gathering:
             except OSError:  # unreadable: its contents are refused with the reason, one by one
                 st = None
         subs: list[Submission | Seen] = list(expand_one(path))
+        left = [s for s in subs if isinstance(s, Submission) and s.deferred]
+        if left:  # mails left for the next run (this run's budget for heavy mails spent): nothing of them recorded,
+            self.deferred += len(left)  # and the file not remembered as read, so the next run opens it again
+            return [s for s in subs if not (isinstance(s, Submission) and s.deferred)]
         if st is not None:
             members = tuple((str(s.path), s.origin, s.name, _refused_for_content(s)) for s in subs
                             if isinstance(s, Submission)) if container else None
