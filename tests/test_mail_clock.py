@@ -107,16 +107,22 @@ def test_without_received_headers_the_date_is_used(tmp_path, templates):
     assert item.status == "on_time" and item.received == _local("Wed, 8 Apr 2026 09:00:00 +0800")
 
 
-@pytest.fixture
-def in_beijing(monkeypatch):
-    """The machine's zone set to Beijing time for one test (whatever this machine's is), then set back."""
+def _machine_zone(monkeypatch, name: str):
+    """The machine's zone set to `name` for one test (whatever this machine's is), then set back, with the
+    committee's clock as it was."""
     import time
 
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    monkeypatch.setenv("TZ", name)
     time.tzset()
     yield
     monkeypatch.undo()
     time.tzset()
+    clock.set_zone(clock.BEIJING)
+
+
+@pytest.fixture
+def in_beijing(monkeypatch):
+    yield from _machine_zone(monkeypatch, "Asia/Shanghai")
 
 
 def test_a_mail_stamped_minus_0000_half_an_hour_after_the_deadline_is_late(in_beijing):
@@ -132,15 +138,8 @@ def test_a_mail_stamped_minus_0000_half_an_hour_after_the_deadline_is_late(in_be
 
 @pytest.fixture
 def on_another_zone(monkeypatch):
-    """The machine's zone set far from Beijing (a server on New York time, say) for one test, then set back."""
-    import time
-
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-    clock.set_zone(clock.BEIJING)
+    """A server far from Beijing (on New York time, say)."""
+    yield from _machine_zone(monkeypatch, "America/New_York")
 
 
 def test_arrivals_are_beijing_time_whatever_zone_the_computer_is_set_to(tmp_path, templates, on_another_zone):
