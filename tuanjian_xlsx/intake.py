@@ -540,20 +540,32 @@ def mail_shape(data: bytes) -> str | None:
         return f"邮件分段过多或嵌套过深（{multiparts} 个多段结构）"
     if data.count(b"\n--") > 50 * MAX_MAIL_PARTS:
         return f"邮件分段超过 {MAX_MAIL_PARTS} 个"
-    if multiparts * data.count(b"\n") <= MAIL_LIGHT_WORK:  # (an upper bound: most mails stop here, unscanned)
-        return None
-    if _boundary_work(data) > MAIL_LINE_WORK:
+    if _work(data, multiparts) > MAIL_LINE_WORK:
+        _last_work.clear()
         return "邮件分段嵌套过深、行数过多，无法安全读取"
     return None
+
+
+def _work(data: bytes, multiparts: int | None = None) -> int:
+    """`_boundary_work`, or for the usual mail a bound on it that needs no scan (0 when below MAIL_LIGHT_WORK);
+    the last mail's kept, as `mail_shape` and `_within_budget` ask it of the same mail in turn."""
+    if _last_work and _last_work[0] is data:
+        return _last_work[1]
+    multiparts = data.lower().count(b"multipart") if multiparts is None else multiparts
+    bound = multiparts * data.count(b"\n")
+    work = 0 if bound <= MAIL_LIGHT_WORK else _boundary_work(data)
+    _last_work[:] = [data, work]
+    return work
+
+
+_last_work: list = []
 
 
 def _within_budget(data: bytes) -> bool:
     """Whether a mail that passed `mail_shape` may be parsed in this run: a light one always; a heavy one while the
     run's budget lasts (its work then spent). One past it is left for the next run, not refused."""
-    multiparts = data.lower().count(b"multipart")
-    if multiparts * data.count(b"\n") <= MAIL_LIGHT_WORK:
-        return True
-    work = _boundary_work(data)
+    work = _work(data)
+    _last_work.clear()  # (the mail's bytes not held past its reading)
     if work <= MAIL_LIGHT_WORK:
         return True
     if _spent[0] + work > MAIL_RUN_WORK:
