@@ -406,3 +406,24 @@ def test_heavy_mails_share_a_budget_per_run(tmp_path, monkeypatch):
     assert "有 4 封结构复杂的邮件本次没有读取" in note.message and not list((root / "退回").glob("*.txt"))[1:]
     again = merge(root, as_of=dt.date(2026, 4, 20), now=NOW)  # the zip is opened again (not remembered as read)
     assert [n.code for n in again.notes].count("mail-deferred") == 1 and len(ledger_rows(root)) == 1
+
+
+def test_a_report_forwarded_long_after_its_own_mail_was_sent_says_so(tmp_path, reports):
+    """Staff forward a unit's mail months later: the report counts from the forward's arrival (the rule), and the
+    unit's receipt said 逾期 232 天 with nothing telling staff that the unit had sent it on time. The report says
+    when its own mail was sent and how to correct the received time; merge says it aloud."""
+    inner = mail({"源汇区三月.xlsx": reports[0]})  # sent on SENT, 2026-04-08 09:30
+    outer = EmailMessage()
+    outer["Subject"], outer["From"] = "转发：报表", "秘书 <mishu@county.example>"
+    outer["Date"] = format_datetime(dt.datetime(2026, 11, 25, 10, 0, tzinfo=BEIJING))
+    outer.set_content("转给您")
+    outer.add_attachment(inner)
+    root = tmp_path / "ws"
+    init_workspace(root)
+    (root / "收件箱" / "转发.eml").write_bytes(bytes(outer))
+    result = merge(root, as_of=dt.date(2026, 11, 26), now=NOW)
+    (note,) = [n for n in result.notes if n.code == "forward-earlier"]
+    assert "原邮件 2026-04-08 09:30 就已发出" in note.message and "--received-at 2026-04-08" in note.message
+    same_day = forwarded(mail({"好.xlsx": reports[1]}))  # forwarded the day it was sent: nothing to say
+    assert not [n for s in read_mail(same_day, Path("f.eml"), "f.eml").submissions for n in s.notes
+                if n.code == "forward-earlier"]

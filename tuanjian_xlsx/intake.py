@@ -499,7 +499,7 @@ def read_mail(data: bytes, container: Path, origin: str, received: dt.datetime |
         basis = "server" if head.server_date is not None else "mail-date" if head.date is not None else None
     if problem is None:
         notes = _clock_notes(head, received)
-        subs = [replace(s, basis=basis, notes=tuple(replace_file(n, s.name) for n in notes))
+        subs = [replace(s, basis=basis, notes=s.notes + tuple(replace_file(n, s.name) for n in notes))
                 if s.received_at is not None else s for s in subs]
         packed = [n for n in others if PurePosixPath(n).suffix.lower() in _OTHER_ARCHIVES]
         if subs and packed:  # a RAR beside the reports may hold other units' reports: said on the first report
@@ -881,7 +881,11 @@ def attachments(msg, container: Path, origin: str, received, sender, depth: int 
                 yield Submission(shown, where, received_at=received, sender=sender, member=name,
                                  refusal=Issue.make("mail-unreadable", file=name, detail=detail))
                 continue
-            yield from attachments(inner, shown, where, received, sender, depth + 1, budget, within, others)
+            sent = _sent_before(inner, received)
+            for sub in attachments(inner, shown, where, received, sender, depth + 1, budget, within, others):
+                yield replace(sub, notes=sub.notes + (Issue.make(  # staff forwarding a unit's mail late
+                    "forward-earlier", file=sub.name, sent=f"{sent:%Y-%m-%d %H:%M}", day=f"{sent:%Y-%m-%d}"),)) \
+                    if sent is not None and sub.refusal is None else sub
             continue
         if part.get_content_type() == "application/ms-tnef" or name.lower() == "winmail.dat":
             # Outlook's own packing of the attachments (rich text mail): the reports are in it, not readable here
@@ -1026,6 +1030,18 @@ def _leaves(msg, budget: list[int], level: int = 0):
     if budget[0] < 0:
         raise _Unreadable(f"邮件分段超过 {MAX_MAIL_PARTS} 个")
     yield msg
+
+
+def _sent_before(inner, received: dt.datetime | None) -> dt.datetime | None:
+    """When a forwarded mail was itself sent, if that was more than a day before the forward arrived (its files
+    count from the forward's arrival, which may make a unit that reported on time late)."""
+    if received is None:
+        return None
+    try:
+        sent = read_head(inner).date
+    except Exception:  # noqa: BLE001 — a forwarded mail's head the parser trips on: nothing to say
+        return None
+    return sent if sent is not None and received - sent > dt.timedelta(days=1) else None
 
 
 def _inner_mail(part):

@@ -136,6 +136,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-a-report-file": ("warning", "收件箱里有 {count} 个不是表格的文件，未读取：{names}。如某单位只发来了这些而没有 Excel 报表，请让其用下发的表填写后重新发送", "files in the inbox that are no spreadsheet"),
     "mail-archive-skipped": ("warning", "同一封邮件里还有 {names}，是 zip 以外的压缩包，未读取；如里面有别的单位的报表，请解压后放进收件箱或改用 zip", "a RAR beside the reports of a mail"),
     "mail-deferred": ("warning", "有 {count} 封结构复杂的邮件本次没有读取（本次汇总读过的这类邮件已经太多），下次汇总时再读", "heavy mails left for the next run"),
+    "forward-earlier": ("warning", "这份报表是转发来的：原邮件 {sent} 就已发出，收到时间按转发到达的时间计；如原邮件当时已按时报送，可用 tuanjian merge --received-at {day} 文件 更正", "a report forwarded long after its own mail was sent"),
     "period-long-past-more": ("warning", "另有 {count} 份文件也是截止 {days} 天以后才收到的报送期：{names}。请在汇总表“来源”中逐份核对不是发错了期", "more forms for periods long past, counted in one note"),
     "inbox-not-merged": ("warning", "收件箱里有 {count} 份文件还没有汇总：{names}。以上报送情况不含这些文件，请先运行 tuanjian merge 再看（催报也须在汇总之后发）", "files in the inbox no merge has taken yet"),
     "visit-name-close": ("warning", "{unit}{period}的走访“{new}”与已收到的“{old}”只差几个字，已按另一次走访计入；若是同一次走访的更正，请用相同的名称重报", "a visit named almost like one already received"),

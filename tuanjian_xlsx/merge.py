@@ -279,7 +279,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
 PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as there are cores
 # warnings about a valid file that merge says aloud, not only in the master's 问题清单: a file sent from another
 # unit's address is counted for the unit it names — the wrong unit's copy, perhaps
-LOUD = ("sender-mismatch", "mail-archive-skipped")
+LOUD = ("sender-mismatch", "mail-archive-skipped", "forward-earlier")
 
 
 OTHERS_KEY = "others-noted"
