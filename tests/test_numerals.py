@@ -17,6 +17,9 @@ AT = {"field": "团员青年"}
 @pytest.mark.parametrize("text, value", [
     ("十", 10), ("十五", 15), ("二十三", 23), ("一百零二", 102), ("两", 2), ("两百", 200), ("一百一十", 110),
     ("三千零五", 3005), ("一万二千", 12000), ("零", 0), ("〇", 0),
+    # a last digit right after 百/千/万 is the next place down, as people say it (it was read as units: 102, 3005)
+    ("一百二", 120), ("三千五", 3500), ("两百五", 250), ("一千二", 1200), ("一万二", 12000), ("两万五", 25000),
+    ("一万零二", 10002), ("一千零二十", 1020), ("一万二千三", 12300),
 ])
 def test_plain_chinese_numerals(text, value):
     assert chinese_number(text) == value
@@ -33,6 +36,15 @@ def test_numerals_with_measure_words_and_full_width_digits(raw, value):
     else:
         assert got == value and [i.code for i in issues] == ["normalised-number"]
         assert f"按 {value} 读取" in issues[0].message and raw in issues[0].message
+
+
+@pytest.mark.parametrize("raw, value", [("1,200", 1200), ("１，２００", 1200), ("12,000人", 12000),
+                                        ("15 20", None), ("1 5", None), ("1,5", None), ("1,2345", None)])
+def test_thousands_apart_are_one_number_and_two_numbers_are_refused(raw, value):
+    """1,200 is twelve hundred; “15 20” (two counts typed in one cell) was read as 1520, and 1,5 is no count."""
+    got, issues = as_number(raw, AT, whole=True)
+    assert got == value
+    assert [i.code for i in issues] == (["normalised-number"] if value else ["not-a-number"])
 
 
 @pytest.mark.parametrize("raw", ["三十余人", "十几", "若干", "二十多人", "约30人", "三五个"])

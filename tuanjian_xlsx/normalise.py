@@ -28,6 +28,8 @@ class Place(TypedDict, total=False):
 # Measure words a number may carry ("5人", "3 次"): read as the number, with a warning
 UNIT_WORDS = ("人次", "人", "次", "个", "名", "位", "篇", "家", "所", "场", "项")
 _NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{'|'.join(UNIT_WORDS)})?$")
+_GROUPED = re.compile(rf"^[+-]?\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?:{'|'.join(UNIT_WORDS)})?$")
+_SPACED_DIGITS = re.compile(r"\d\s+\d")
 _FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?$")  # a time after
 #                                                                                      it (a date-time typed as text) is dropped
 _SHORT_DATE = re.compile(r"^(\d{1,2})[月/.-](\d{1,2})日?$")
@@ -75,25 +77,31 @@ _VAGUE = re.compile(r"余|多|几|若干|左右|上下|约|近|来|以上|以下
 
 
 def chinese_number(text: str) -> int | None:
-    """十五 -> 15, 二十三 -> 23, 一百零二 -> 102, 两 -> 2, 两千零五 -> 2005, 一万二千 -> 12000; None if it is not a plain
-    Chinese numeral."""
+    """十五 -> 15, 二十三 -> 23, 一百零二 -> 102, 两 -> 2, 两千零五 -> 2005, 一万二千 -> 12000; a last digit right after
+    百, 千 or 万 stands for the next place down, as everyone says it: 一百二 -> 120, 三千五 -> 3500, 一万二 -> 12000
+    (一百零二 is 102). None if it is not a plain Chinese numeral."""
     if not text or not _CN_NUMERAL.match(text):
         return None
     total = section = digit = 0
     seen_digit = False
+    place = 1  # what the character before a digit makes of it: the place below 百/千/万 right before it, else 1
     for ch in text:
         if ch in _CN_DIGITS:
             if seen_digit and _CN_DIGITS[ch] != 0 and digit != 0:
                 return None  # 三五: two digits in a row is a range, not a number
             digit, seen_digit = _CN_DIGITS[ch], True
+            if digit == 0:
+                place = 1  # 一百零二: the 零 says the next digit is units
         elif ch in _CN_POWERS:
             section += (digit if seen_digit else 1) * _CN_POWERS[ch]
             digit, seen_digit = 0, False
+            place = _CN_POWERS[ch] // 10
         else:  # 万
             total += (section + digit) * 10000
             section = digit = 0
             seen_digit = False
-    return total + section + digit
+            place = 1000
+    return total + section + digit * (place if seen_digit and digit else 1)
 
 
 def _strip_unit(text: str) -> str:
@@ -117,6 +125,10 @@ def as_number(raw, at: Place, whole: bool, signed: bool = False,
         value = float(raw)
     else:
         text = fold(str(raw))
+        if _GROUPED.match(text):  # 1,200 (１，２００): the thousands written apart
+            text = text.replace(",", "")
+        elif _SPACED_DIGITS.search(unicodedata.normalize("NFKC", str(raw))):  # 15 20: two numbers, not 1520
+            return None, [Issue.make("not-a-number", value=_show(raw), **at)]
         m = _NUMBER.match(text)
         spoken = None if m else chinese_number(_strip_unit(text))
         if m is not None:
