@@ -317,6 +317,28 @@ def test_short_dates_take_the_year_that_fits(period, typed, expected):
     assert value == expected
 
 
+@pytest.mark.parametrize("typed", ["2026-4-3 上午", "2026/4/3 10:30", "2026年4月3日 星期五", "2026年4月3号", "26年4月3日",
+                                   "20260403", 20260403, "4月3日（周五）下午3点半", "2026 年 4 月 3 日",
+                                   "2026-04-03 09:30:00", "2026年4月3日16:30"])
+def test_dates_that_can_mean_only_one_day_are_read(typed):
+    """A date as units type it, with a weekday, a time of day, 号, a two-digit year or no separators at all: they
+    were refused as 不是有效日期 (spaces were folded away, so 4/3 10:30 ran together as the 31st)."""
+    from tuanjian_xlsx.normalise import as_date
+    from tuanjian_xlsx.periods import parse_period
+
+    value, issues = as_date(typed, {"field": "填表时间"}, parse_period("2026-04"))
+    assert value == dt.date(2026, 4, 3) and [i.code for i in issues] == ["normalised-date"]
+
+
+@pytest.mark.parametrize("typed", ["2026/4/310:30", "2026-4-31", "2026-4-3 10", "2026年4月3日 十点多", "20261403", 99999999])
+def test_dates_that_cannot_be_told_stay_refused(typed):
+    from tuanjian_xlsx.normalise import as_date
+    from tuanjian_xlsx.periods import parse_period
+
+    value, issues = as_date(typed, {"field": "填表时间"}, parse_period("2026-04"))
+    assert value is None and [i.code for i in issues] == ["bad-date"]
+
+
 def test_a_form_filled_late_after_a_reminder_is_late_not_wrong(templates, tmp_path, builtin):
     """A unit that catches up months later (after a 催报) fills the form the day it sends it: its 填表时间 may run to
     the day the file arrived, not only to a month after the due date; a date after its arrival stays wrong."""

@@ -30,9 +30,14 @@ UNIT_WORDS = ("人次", "人", "次", "个", "名", "位", "篇", "家", "所", 
 _NUMBER = re.compile(rf"^([+-]?\d+(?:\.\d+)?)(?:{'|'.join(UNIT_WORDS)})?$")
 _GROUPED = re.compile(rf"^[+-]?\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?(?:{'|'.join(UNIT_WORDS)})?$")
 _SPACED_DIGITS = re.compile(r"\d\s+\d")
-_FULL_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:\s*\d{1,2}[:：]\d{2}(?:[:：]\d{2})?)?$")  # a time after
-#                                                                                      it (a date-time typed as text) is dropped
-_SHORT_DATE = re.compile(r"^(\d{1,2})[月/.-](\d{1,2})日?$")
+# What may follow a typed date and is dropped: a weekday, a time of day, in any order (2026-4-3 上午,
+# 2026/4/3 10:30, 2026年4月3日 星期五, 4月3日（周五）下午3点半)
+_DATE_TAIL = (r"(?:[\s,，]*(?:[(（]?(?:星期|周|礼拜)[一二三四五六日天1-7][)）]?|上午|下午|中午|晚上|早上|早晨|凌晨|傍晚"
+              r"|\d{1,2}\s*[:：]\s*\d{2}(?:\s*[:：]\s*\d{2})?|\d{1,2}\s*[点时](?:\s*(?:\d{1,2}\s*分?|半))?))*\s*$")
+# 2026-4-3, 2026年4月3日, 2026.4.3, 26年4月3日 (two digits of a year only before 年), 2026年4月3号; with spaces between
+_FULL_DATE = re.compile(r"^(\d{4}|\d{2}(?=\s*年))\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?" + _DATE_TAIL)
+_SHORT_DATE = re.compile(r"^(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?" + _DATE_TAIL)
+_COMPACT_DATE = re.compile(r"^((?:19|20)\d{2})(\d{2})(\d{2})" + _DATE_TAIL)  # 20260403
 _EPOCH = dt.date(1899, 12, 30)
 MAX_SERIAL = 2958465  # 9999-12-31
 
@@ -168,12 +173,18 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
         if 1 <= raw <= MAX_SERIAL:
             day = _EPOCH + dt.timedelta(days=int(raw))
             return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
+        m = _COMPACT_DATE.match(_show(raw))  # 20260403 typed in a General cell: a number
+        day = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+        if day is not None:
+            return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
-    text = _arabic_date(fold(str(raw)))
+    # spaces kept (one each): they part a date from its time, which folding them away ran together (4/3 10:30)
+    text = _arabic_date(_SPACES.sub(" ", unicodedata.normalize("NFKC", str(raw))).strip())
     value: dt.date | None = None
-    m = _FULL_DATE.match(text)
+    m = _FULL_DATE.match(text) or _COMPACT_DATE.match(text)
     if m:
-        value = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        year = int(m.group(1))
+        value = _safe_date(year + 2000 if year < 100 else year, int(m.group(2)), int(m.group(3)))
     else:
         m = _SHORT_DATE.match(text)
         if m and period is not None:
