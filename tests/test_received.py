@@ -122,6 +122,26 @@ def test_a_stated_arrival_date(ws, filled):
     assert r.exit_code == 2 and "应为日期或日期时间" in r.output
 
 
+def test_a_time_stated_for_the_whole_inbox_is_only_for_what_is_new_and_brings_none(ws, filled, templates, tmp_path):
+    """`merge --received-at` with no file named (staff saving one late attachment into the inbox) re-dated every file
+    the inbox still held, a mail's own date included: a unit that had reported on time turned 逾期. Without names it
+    is for the files new to this run that bring no time of their own; a file named still takes it."""
+    inbox = ws / "收件箱"
+    (inbox / "源汇区三月.eml").write_bytes(eml(filled, dt.datetime(2026, 4, 3, 9)))
+    assert status_of(merge(ws, as_of=AS_OF)).status == "on_time"
+    other = fill(templates["visit_report"], tmp_path / "郾城.xlsx", {**VISIT, "报送单位": "郾城区团委"})
+    (inbox / "郾城区三月.xlsx").write_bytes(other.read_bytes())
+    late = dt.datetime(2026, 4, 20, 8)
+    r = merge(ws, as_of=AS_OF, received_at=late)
+    assert status_of(r).status == "on_time" and status_of(r, "郾城区团委").status == "late"
+    assert [(n, t, b) for n, t, b in ledger_rows(ws)] == [("走基层.xlsx", "2026-04-03T09:00:00", "mail-date"),
+                                                          ("郾城区三月.xlsx", "2026-04-20T08:00:00", "stated")]
+    r = merge(ws, [inbox / "郾城区三月.xlsx"], as_of=AS_OF, received_at=dt.datetime(2026, 4, 9))  # named: taken
+    assert status_of(r, "郾城区团委").status == "on_time" and r.corrected == 1
+    r = merge(ws, [inbox / "郾城区三月.xlsx"], as_of=AS_OF, received_at=dt.datetime(2026, 4, 16))  # sent again later:
+    assert status_of(r, "郾城区团委").status == "on_time" and r.corrected == 0  # the earliest arrival still counts
+
+
 def test_forms_for_a_period_long_past_are_named(ws, templates, tmp_path):
     jan = fill(templates["visit_report"], tmp_path / "一月.xlsx", dict(VISIT, 报送期="2026-01",
                                                                        填表时间=dt.datetime(2026, 1, 5)))

@@ -380,6 +380,7 @@ def validate(paths: tuple[Path, ...], workspace: Path | None, return_dir: Path |
 @click.option("--fetch", is_flag=True, help="先从邮箱收取新邮件的报表附件（设置见 tuanjian.toml 的 [mail]）")
 @click.option("--received-at", "received_at", callback=_moment, metavar="日期",
               help="本次给出的文件实际收到的日期（如附件晚些才保存到收件箱），如 2026-04-09 或 \"2026-04-09 15:30\"；"
+                   "不写文件时只用于本次新收到、又不是邮件带来的文件；只会把收到时间往前改，不会往后改；"
                    "汇总表“来源”中注明“人工指定”")
 @click.option("--open", "open_excel", is_flag=True, help="汇总后在 Excel 中打开汇总表（Windows/macOS，需要 Excel 联动组件）")
 @click.option("--reply", is_flag=True, help="给新收到的文件回邮件：有效的发回执，有错的发退回（附退回件）；一封来信只回一封，"

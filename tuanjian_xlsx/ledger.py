@@ -406,11 +406,13 @@ class Ledger:
 
     def _earliest(self, file_id: int, received_at: dt.datetime, basis: str) -> bool:
         """The same content arrived again: its received time becomes the earliest arrival known, whatever the order
-        of reading; a time stated by staff replaces whatever was known. True when the ledger changed."""
+        of reading; a time stated by staff replaces what was known when it is no later (a copy sent again, named
+        with the day it came, must not make the unit late: the earliest arrival counts whoever says it). True when
+        the ledger changed."""
         if basis == "stated":
             cur = self.db.execute("UPDATE files SET received_at = ?, received_basis = ? WHERE id = ? AND "
-                                  "(received_at != ? OR received_basis != ?)",
-                                  (_iso(received_at), basis, file_id, _iso(received_at), basis))
+                                  "(received_at > ? OR received_at = ? AND received_basis != ?)",
+                                  (_iso(received_at), basis, file_id, _iso(received_at), _iso(received_at), basis))
         else:
             cur = self.db.execute("UPDATE files SET received_at = ?, received_basis = ? WHERE id = ? AND "
                                   "received_basis != 'stated' AND received_at > ?",

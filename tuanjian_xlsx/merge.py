@@ -144,7 +144,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
                 received_basis: str = "stated", received_all: dt.datetime | None = None,
                 batch_done: Callable[[list[Ingested]], None] | None = None,
                 total: Callable[[], int] | None = None,
-                answered: Callable[[int, Ingested], None] | None = None) -> list[Ingested]:
+                answered: Callable[[int, Ingested], None] | None = None, stated_new_only: bool = False) -> list[Ingested]:
     """Submissions into the ledger: each read and hashed once; content already known is a duplicate and is not
     parsed (its original archived again if the archive lost it); new content is validated and archived in
     crash-isolated worker processes — each file read only as a worker has room for it, so reading overlaps with
@@ -154,7 +154,9 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     as arriving again only when a received time is stated for it: `received` (per path) or `received_all`.
     `items` may be a generator, drawn on as the workers have room; `total` then says how many there are so far
     (for `progress`). The answers are in the order of `items`; `answered(k, answer)` hears of each as it comes
-    (k: its place in `items`; a copy of content another file of this run brought has file id -1 until the end)."""
+    (k: its place in `items`; a copy of content another file of this run brought has file id -1 until the end).
+    `stated_new_only`: a received time stated for the whole inbox (no file named) is for what arrives new and
+    brings no time of its own (a mail's date): files already recorded, and mailed ones, keep the time they have."""
     expected: int | Callable[[], int]  # how many jobs there may be (so far: a generator's grows), for the workers
     if isinstance(items, list):
         listed = items
@@ -180,9 +182,9 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     def stated(path: Path) -> dt.datetime | None:
         return received[path] if received and path in received else received_all
 
-    def when(sub: Submission) -> tuple[dt.datetime, str]:
+    def when(sub: Submission, known: bool = False) -> tuple[dt.datetime, str]:
         """The submission's received time and what it rests on (ledger.RECEIVED_BASES)."""
-        said = stated(sub.path)
+        said = None if stated_new_only and (known or sub.received_at is not None) else stated(sub.path)
         if said is not None:
             return said, received_basis
         if sub.received_at is not None:
@@ -216,7 +218,7 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
         nonlocal loaded
         for k, sub in enumerate(items):
             if isinstance(sub, Seen):
-                said = stated(sub.path) if received else received_all
+                said = None if stated_new_only else stated(sub.path) if received else received_all
                 put(k, Ingested(sub.shown, "duplicate", sub.file_id, sha256=sub.sha256,
                                 arrival=(said, received_basis) if said else None))
                 if said:
@@ -252,7 +254,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
             else:
                 if data is not None:
                     ledger.rearchive(sha, data)
-                put(k, Ingested(_shown(sub.path, sub.name), "duplicate", known or -1, sha256=sha, arrival=when(sub)))
+                put(k, Ingested(_shown(sub.path, sub.name), "duplicate", known or -1, sha256=sha,
+                                arrival=when(sub, known=known is not None)))
                 origins[k] = sub.origin
 
     if ws is not None:
@@ -397,6 +400,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                 result.ingested = ingest_many(ledger, ws, todo, now=now, received=received, received_all=received_at,
                                               parse_counter=parse_counter, progress=progress,
                                               received_basis=received_basis, batch_done=returns.add,
+                                              stated_new_only=received_at is not None and not paths,
                                               total=lambda: gathering.total, answered=remembering.answered)
                 returns.start()
                 remembering.finish()
