@@ -174,9 +174,9 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
             day = _EPOCH + dt.timedelta(days=int(raw))
             return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
         m = _COMPACT_DATE.match(_show(raw))  # 20260403 typed in a General cell: a number
-        day = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-        if day is not None:
-            return day, [Issue.make("normalised-date", value=day.isoformat(), raw=_show(raw), **at)]
+        compact = _safe_date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+        if compact is not None:
+            return compact, [Issue.make("normalised-date", value=compact.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     # spaces kept (one each): they part a date from its time, which folding them away ran together (4/3 10:30)
     text = _arabic_date(_SPACES.sub(" ", unicodedata.normalize("NFKC", str(raw))).strip())
