@@ -161,6 +161,8 @@ EDGES = [
     [16.67, 16.67, None, None],  # equal ranks
     ["0.3", 0.1 + 0.2, None, None],  # a - b and a + (-b) of operands equal to 15 digits: exactly 0 in both programs
     [0.1 + 0.2, "0.3", -0.3, 0.3],
+    [1e8, 1e-305, 0.2, None],    # a quotient beyond any double: #NUM! in both programs (it was cached as inf)
+    [1.5e19, 9.9e-15, 1.23456789e-13, None],  # joined as text: 1.5E+019, 9.9E-015, 20 decimals at most
 ]
 
 

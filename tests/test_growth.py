@@ -178,7 +178,7 @@ def test_a_returned_growth_row_asks_for_a_signed_done_and_never_a_base_above_it(
              for r in sheet.iter_rows(min_row=2, values_only=True)}
     assert {(f, w) for f, w in wants if f.startswith(GROWTH)} == {
         (f"{GROWTH} 完成数/完成值", "数，可为负数，如 12 或 -3"), (f"{GROWTH} 基数", "不小于 0 的数，如 12")}
-    assert (f"{RATIO} 基数", "不小于 0 的数，如 12，且不小于完成数") in wants
+    assert (f"{RATIO} 基数", "不小于 0 的整数，如 5，且不小于完成数") in wants  # a share counts whole things
 
 
 def test_a_growth_without_its_base_is_named_as_a_growth(builtin, tmp_path):

@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from conftest import fill
+from conftest import fill, set_passport
 from tuanjian_xlsx.cli import cli
 from tuanjian_xlsx.guard import ods_extent, xlsx_extent
 from tuanjian_xlsx.isolation import Crashed, Workers
@@ -619,3 +619,27 @@ def test_packages_that_two_readers_would_read_differently_are_refused(good_files
         pkg = open_package(tmp_path / name)
         assert [i.code for i in pkg.issues] == [code], name
         assert all("Error" not in i.message for i in pkg.issues)
+
+
+def test_a_passport_version_beyond_any_integer_is_refused_alone(ws, good_files, tmp_path):
+    """tj.version = 99999999999999999999999 was taken as the file's version and could not be stored: every merge
+    (and every --fetch, the mail never taken) stopped with 内部错误, the good file beside it unrecorded."""
+    src = tmp_path / "src.xlsx"
+    src.write_bytes(good_files[0])
+    set_passport(src, ws / "收件箱" / "巨版本.xlsx", version="99999999999999999999999")
+    (ws / "收件箱" / "好.xlsx").write_bytes(good_files[1])
+    result = merge(ws, as_of=AS_OF, now=NOW)
+    assert merge(ws, as_of=AS_OF, now=NOW).new == 0  # nothing stuck for the next run
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    assert sorted(con.execute("SELECT name, valid FROM files").fetchall()) == [("好.xlsx", 1), ("巨版本.xlsx", 0)]
+    assert result.received == 2
+
+
+def test_nan_in_a_tracker_number_is_refused(builtin):
+    """A NaN stored in a number cell passed the checks of a decimal field (NaN fails every comparison) and then
+    stopped every master and assessment after it."""
+    from tuanjian_xlsx.normalise import as_number
+
+    for raw in (float("nan"), float("inf"), float("-inf")):
+        got, issues = as_number(raw, {"field": "2-1 基数"}, whole=False)
+        assert got is None and [i.code for i in issues] == ["not-a-number"]

@@ -25,9 +25,9 @@ from tuanjian_xlsx.workspace import init_workspace
 AS_OF = dt.date(2026, 4, 20)
 # per unit id: task code -> (完成数/完成值, 基数); tasks not named here are filled as 1 of 1
 VALUES = {
-    "yuanhui": {"2-1": (12.6, 63), "1-3-2": (0.6, 1.5), "2-3": (3, None)},  # 县区团委: 2-3's target is 3
-    "yancheng": {"2-1": (12.6, 63), "1-3-2": (0.6, 1.5), "2-3": (2, None)},  # 2 of 3: 未达标
-    "jingkai": {"2-1": (12.6, 63), "1-3-2": (0.6, 1.5), "2-3": (1, None)},  # 功能区团工委: 2-3's target is 1
+    "yuanhui": {"2-1": (12.6, 63), "1-3-2": (2, 5), "2-3": (3, None)},  # 县区团委: 2-3's target is 3
+    "yancheng": {"2-1": (12.6, 63), "1-3-2": (2, 5), "2-3": (2, None)},  # 2 of 3: 未达标
+    "jingkai": {"2-1": (12.6, 63), "1-3-2": (2, 5), "2-3": (1, None)},  # 功能区团工委: 2-3's target is 1
     "zuzhi": {"3-1": ("是", None), "5": ("否", None), "3-2": (1, None)},  # 机关部室
 }
 

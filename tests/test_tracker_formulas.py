@@ -74,7 +74,7 @@ def generated(builtin, templates, tmp_path_factory) -> dict[str, Path]:
     # a distributed tracker: ratios exactly at target, numbers typed as text, 完成数 above 基数, a count as text
     at_target = _fill_rows(files["下发_台账"], sent / "at_target.xlsx", builtin, {"填表时间": dt.datetime(2026, 4, 2)}, {
         "2-1": {"done": 12.6, "base": 63},          # exactly 20 %
-        "1-3-2": {"done": 0.6, "base": 1.5},        # exactly 40 %
+        "1-3-2": {"done": 2, "base": 5},            # exactly 40 %
         "1-1-1": {"done": "12", "base": 10},        # text above the base: flagged, kept as typed
         "1-1-2": {"done": "12", "base": "10"},
         "1-1-3": {"done": "3", "base": "4"},        # read with warnings, written back as numbers
@@ -232,3 +232,15 @@ def test_dropdowns_and_marks_reach_the_lists_through_workbook_names(key, generat
             for c in row:
                 if isinstance(c.value, str) and c.value.startswith("=") and ws.title != "_lists":
                     assert "_lists!" not in c.value, (ws.title, c.coordinate)
+
+
+def test_a_share_is_of_whole_things(builtin, tmp_path):
+    """A 比率 task counts things (firms with a league branch, of all firms): 45% typed into 完成数 (0.45 in the
+    cell) or 12.5 firms passed and bent the city's Σ完成数 ÷ Σ基数; a growth task may still hold a fraction."""
+    copy = _copy(builtin, tmp_path, "c", "源汇区团委", "2026-Q1")
+    filled = _fill_rows(copy, tmp_path / "f.xlsx", builtin, {"填表时间": dt.datetime(2026, 4, 2)},
+                        {"1-3-2": {"done": 0.45, "base": 1}, "1-3-1": {"done": 12.5, "base": 30},
+                         "2-1": {"done": 12.6, "base": 63}})
+    r = validate_file(filled, builtin)
+    wrong = {(i.field, i.code) for i in r.issues if i.severity == "error" and i.field and i.field[:5] in ("1-3-2", "1-3-1", "2-1 ")}
+    assert wrong == {("1-3-2 完成数/完成值", "not-an-integer"), ("1-3-1 完成数/完成值", "not-an-integer")}

@@ -202,9 +202,11 @@ _SPACES_ONLY = Difference(
 
 _NUMBER_DIFFERENCES = (
     _SPACES_ONLY,
-    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "十五", "二十三人", "两", "五人", "三个"),
-               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、中文数字）："
+    Difference("wrong", "warned", ("１２", "+5", "12.0", "012", "5人次", "十五", "二十三人", "两", "五人", "三个", "1,000"),
+               "系统还能读出的其他写法（全角数字、正号、多余的零、两字量词、中文数字、千分位逗号）："
                "表内自查只认纯数字（可带一个量词），请改为纯数字"),
+    Difference("retype", "error", ("1 2",),
+               "数字之间隔着空格（“15 20”可能是两个数）：表内公式去掉空格后提示改为纯数字；系统拒收，不猜是哪个数"),
     Difference("ok", "error", (dt.datetime(2026, 3, 5),),
                "数字格填成了日期：表内公式看不出单元格格式（日期就是一个数），系统拒收"),
 )
@@ -366,7 +368,8 @@ _RATIO = {"rate": _OVER_BASE["rate"],
                                           F.cmp(c["done"], "=", 0)), "达标", F.met(c["rate"], c["target"], op))}
 
 TASK_KINDS: dict[str, TaskKind] = {k.id: k for k in (
-    TaskKind("ratio", "比率", {}, ("done", "base"), ("done", "base"), True, _RATIO, True, 1.0, _PAIR_BASIS, (
+    # a share of things counted (firms with a league branch of all firms): both whole numbers
+    TaskKind("ratio", "比率", {"done": "integer", "base": "integer"}, ("done", "base"), ("done", "base"), True, _RATIO, True, 1.0, _PAIR_BASIS, (
         Difference("retype", "error", (("12", 10.0),),
                    "完成数大于基数：表内只在两格都是数时比较，写成文字的数先提示改为纯数字（改后即比较）；"
                    "系统按读出的数比较"),)),

@@ -42,7 +42,7 @@ class Error:
         return self.code
 
 
-DIV0, VALUE, NA = Error("#DIV/0!"), Error("#VALUE!"), Error("#N/A")
+DIV0, VALUE, NA, NUM = Error("#DIV/0!"), Error("#VALUE!"), Error("#N/A"), Error("#NUM!")
 _EPOCH = dt.datetime(1899, 12, 30)
 
 
@@ -141,8 +141,13 @@ def to_text(v) -> str | Error:
         if v.is_integer() and abs(v) < 1e15:
             return str(int(v))
         text = f"{v:.15g}"
-        if "e" in text:  # written out in full, as LibreOffice joins it (1E+15 -> 1000000000000000)
-            text = format(Decimal(text), "f")
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            if not -15 < int(exponent) < 16:  # 1E+016, 9.9E-015: as LibreOffice's General joins them
+                return f"{mantissa}E{exponent[0]}{abs(int(exponent)):03d}"
+            # written out in full (1E+15 -> 1000000000000000), to 20 decimals at most
+            d = Decimal(text)
+            text = format(d.quantize(Decimal(1).scaleb(-20), ROUND_HALF_UP) if int(exponent) < 0 else d, "f")
             text = text.rstrip("0").rstrip(".") if "." in text else text
         return text
     return str(v)
@@ -404,12 +409,16 @@ class Op(Expr):
         if isinstance(y, Error):
             return y
         if self.op == "+":
-            return 0.0 if ((x < 0 < y) or (y < 0 < x)) and approx_equal(x, -y) else x + y
-        if self.op == "-":
-            return 0.0 if ((x < 0 and y < 0) or (x > 0 and y > 0)) and approx_equal(x, y) else x - y
-        if self.op == "*":
-            return x * y
-        return DIV0 if y == 0 else x / y
+            out = 0.0 if ((x < 0 < y) or (y < 0 < x)) and approx_equal(x, -y) else x + y
+        elif self.op == "-":
+            out = 0.0 if ((x < 0 and y < 0) or (x > 0 and y > 0)) and approx_equal(x, y) else x - y
+        elif self.op == "*":
+            out = x * y
+        elif y == 0:
+            return DIV0
+        else:
+            out = x / y
+        return out if math.isfinite(out) else NUM  # beyond what a double holds (1E8 / 1E-305): #NUM!, as both show
 
 
 _COMPARE: dict[str, Callable[[int], bool]] = {

@@ -759,7 +759,7 @@ def _file_row(r, *, records: bool = True, issues: bool = True) -> FileRow:
     Its fields are filled directly: a frozen dataclass's __init__ sets each through object.__setattr__, three times
     the cost of the rest, and the master reads every file several times over."""
     parse = records or (issues and not r[12].endswith(_NO_ISSUES))
-    result = json.loads(r[12]) if parse else {}
+    result = json.loads(r[12], parse_constant=_no_number) if parse else {}
     row = object.__new__(FileRow)
     row.__dict__.update(zip(_FILE_FIELDS, (
         r[0], r[1], r[2], r[3], r[4], dt.datetime.fromisoformat(r[5]), bool(r[6]), r[7], r[8], r[9], r[10], r[11],
@@ -889,6 +889,11 @@ class ArchiveError(TuanjianError):
 
     def __reduce__(self):
         return (type(self), (self.issues,))
+
+
+def _no_number(name: str) -> None:
+    """NaN or ±Infinity in a stored result (an older release let a NaN cell through): no value, as a blank cell."""
+    return None
 
 
 def archive(directory: Path, sha256: str, ext: str, data: bytes | Iterable[bytes], mode: int | None = None) -> Path:

@@ -7,6 +7,7 @@ Which reader a field uses is its type's entry in `fieldtypes`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import unicodedata
 from typing import TypedDict
@@ -128,6 +129,8 @@ def as_number(raw, at: Place, whole: bool, signed: bool = False,
         return None, [Issue.make("not-a-number", value=_show(raw), **at)]
     if isinstance(raw, (int, float)):
         value = float(raw)
+        if not math.isfinite(value):  # NaN or ∞ written into the file: no count (NaN passes every comparison below)
+            return None, [Issue.make("not-a-number", value=_show(raw), **at)]
     else:
         text = fold(str(raw))
         if _GROUPED.match(text):  # 1,200 (１，２００): the thousands written apart

@@ -194,10 +194,13 @@ def _sniff(pkg: Package, ws: Plan):
     return None
 
 
+MAX_VERSION = 9999  # a form's version number: a larger one in a passport is no version (and no SQLite integer)
+
+
 def _int(v) -> int | None:
     try:
         f = float(v)
-        return int(f) if f.is_integer() else None
+        return int(f) if f.is_integer() and abs(f) <= MAX_VERSION else None
     except (TypeError, ValueError):
         return None
 
