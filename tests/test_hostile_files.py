@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import zipfile
@@ -643,3 +644,15 @@ def test_nan_in_a_tracker_number_is_refused(builtin):
     for raw in (float("nan"), float("inf"), float("-inf")):
         got, issues = as_number(raw, {"field": "2-1 基数"}, whole=False)
         assert got is None and [i.code for i in issues] == ["not-a-number"]
+
+
+@pytest.mark.parametrize("ref", [b"$B$99999999", b"$XFE$6"])
+def test_a_defined_name_off_the_sheet_is_no_name(ws, good_files, ref):
+    """A field's defined name pointing past the sheet's edge ended the reading with 读取时出现意外错误 (转交技术人员);
+    such a name points nowhere: the field is found by its label, as in a copy that lost its names."""
+    data = rewrite(good_files[0], lambda n, b: re.sub(rb"(<definedName name=\"tj_name\"[^>]*>[^<]*!)\$[A-Z]+\$[0-9]+",
+                                                        rb"\g<1>" + ref, b) if n == "xl/workbook.xml" else b)
+    assert ref in data or ref in zipfile.ZipFile(io.BytesIO(data)).read("xl/workbook.xml")
+    (ws / "收件箱" / "名字越界.xlsx").write_bytes(data)
+    (item,) = merge(ws, as_of=AS_OF, now=NOW).ingested
+    assert item.valid, [i.message for i in item.result.issues]

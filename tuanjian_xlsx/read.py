@@ -241,7 +241,16 @@ def parse_name_ref(text: str) -> tuple[str, str] | None:
     if not m:
         return None
     sheet = m.group(1).replace("''", "'") if m.group(1) is not None else m.group(2)
-    return sheet, f"{m.group(3)}{m.group(4)}"
+    return (sheet, f"{m.group(3)}{m.group(4)}") if _on_a_sheet(m.group(3), m.group(4)) else None
+
+
+def _on_a_sheet(letters: str, digits: str) -> bool:
+    """Whether a name's cell lies on a sheet ($B$99999999, $XFE$6 do not: such a name points nowhere)."""
+    try:
+        parse_cell(f"{letters}{digits}")
+    except ValueError:
+        return False
+    return True
 
 
 def parse_xml(data: bytes):
@@ -396,7 +405,7 @@ def _read_ods_names(xml: bytes, pkg: Package) -> None:
             continue
         ref = _ODS_REF.match(attrs.get("cell-range-address", ""))
         name = attrs.get("name")
-        if not ref or not name:
+        if not ref or not name or not _on_a_sheet(ref.group(3), ref.group(4)):
             continue
         target = (ref.group(1).replace("''", "'") if ref.group(1) is not None else ref.group(2),
                   f"{ref.group(3).upper()}{ref.group(4)}")
