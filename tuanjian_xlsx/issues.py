@@ -58,6 +58,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "legacy-xls": ("error", "这是旧版 .xls 文件，请在 Excel/WPS 中“另存为”Excel 工作簿（.xlsx）后再发", "an .xls file"),
     "encrypted": ("error", "工作簿设置了打开密码，无法读取，请取消密码后再发", "a password-protected workbook"),
     "unsupported-format": ("error", "无法读取 {ext} 文件，请在 WPS/Excel 中“另存为”Excel 工作簿（.xlsx）后再发", "a format calamine cannot read"),
+    "too-many-sheets": ("error", "文件里有 {count} 个工作表，超过 {most} 个，不予读取；请只放本期的报表（每次走访一个工作表）后再发", "more sheets than any report holds"),
     "sheet-too-large": ("error", "工作表用到的区域过大（{detail}），不予读取；请删除多余内容后另存再发", "a sheet too large to read"),
     "file-too-large": ("error", "文件过大（{size} MB），不是一张报表应有的大小", "a file over the size cap"),
     "duplicate-row": ("error", "任务“{task}”出现了不止一行（第一次在 {first}）", "a task row copied twice"),
