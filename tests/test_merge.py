@@ -692,3 +692,16 @@ def test_a_word_copy_in_the_inbox_holds_the_reminders_until_a_merge_has_named_it
     assert any(n.code == "not-a-report-file" and "舞阳县团委走基层5月.docx" in n.message for n in merged.notes)
     r = CliRunner().invoke(cli, args)
     assert "还没有汇总" not in r.output
+
+
+def test_the_overview_on_a_deadline_day_shows_the_period_still_owed(tmp_path):
+    """On 28 February (the 部室' deadline for February, still 未到期 all that day) 总览's line jumped to February —
+    应报 1 where one unit had sent early — and January's 14 missing units left the page."""
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    for day, period, owed in ((dt.date(2026, 2, 28), "2026年1月", 16), (dt.date(2026, 3, 1), "2026年2月", 6)):
+        wb = openpyxl.load_workbook(merge(root, as_of=day).master, data_only=True)
+        kpi = next(r for r in wb["总览"].iter_rows(values_only=True) if str(r[0] or "").startswith("附件1"))
+        assert kpi[1:3] == (period, owed) and kpi[6] == owed  # 报送期, 应报 … 未报

@@ -867,8 +867,9 @@ def _city_row(city: Sheet, r: int, task: Task, sh: Sheet, first: int, last: int)
 
 
 def _current(block: FormBlock, items: list[StatusItem], as_of: dt.date) -> Period:
-    """The period a KPI line shows: the latest one already due, else the first."""
-    due = [i.period for i in items if i.form_id == block.form_id and i.due <= as_of]
+    """The period a KPI line shows: the latest one whose deadline has passed for some unit (on the deadline day
+    itself a period is still 未到期, as `status` says), else the first."""
+    due = [i.period for i in items if i.form_id == block.form_id and i.due < as_of]
     return max(due, key=period_order) if due else block.periods[0]
 
 
