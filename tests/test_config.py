@@ -274,3 +274,24 @@ def test_a_unit_added_mid_year_owes_reports_from_its_own_start(tmp_path, typed):
 def test_a_start_that_is_no_period_is_named_at_its_cell(tmp_path):
     root = _book_with(tmp_path, {("单位名单", "G2"): "七月份以后"})
     assert _workspace_issues(root)[0][:4] == ("not-a-period", "单位名单", "G2", "起报期")
+
+
+def test_months_before_a_units_start_are_not_judged_in_the_visit_statistics(tmp_path):
+    """走基层统计 said 未达标 for a unit's months before its 起报期, which 报送情况 and the assessment skip."""
+    import datetime as dt
+
+    from tuanjian_xlsx.merge import merge
+
+    init_workspace(tmp_path)
+    path = tmp_path / "名单与目标.xlsx"
+    wb = openpyxl.load_workbook(path)
+    sheet = wb["单位名单"]
+    head = [c.value for c in sheet[1]]
+    row = sheet.max_row + 1
+    for key, value in (("单位编号", "xinqu"), ("单位名称", "新区团委"), ("单位类型", "县区团委"), ("起报期", "2026-03")):
+        sheet.cell(row, head.index(key) + 1, value)
+    wb.save(path)
+    master = openpyxl.load_workbook(merge(tmp_path, as_of=dt.date(2026, 4, 30)).master, data_only=True)
+    rows = [r for r in master["走基层统计"].iter_rows(values_only=True) if r[0] == "新区团委"]
+    assert [(r[3], r[-1]) for r in rows] == [("2026年1月", "—"), ("2026年2月", "—"), ("2026年3月", "未达标"),
+                                             ("2026年4月", "未到期")]

@@ -705,9 +705,9 @@ def _stats_by_period(sh: Sheet, ws: Workspace, spec, stats: Statistics, detail: 
                 sh.formula(r, cols["sum:" + s.field], F.SUMIFS(detail.rng(s.field), *crit),
                            "int" if spec.field(s.field).type == "integer" else "num")
             if stats.minimum:
-                sh.put(r, cols["minimum"], owed, "int")
+                d = due.get((u.id, p.code))  # None: a period the unit does not owe (before its 起报期): not judged
+                sh.put(r, cols["minimum"], owed if d is not None else None, "int")
                 n, i = F.ref(r, cols["count"], absolute=True), F.ref(r, cols["minimum"], absolute=True)
-                d = due.get((u.id, p.code))
                 short = "未到期" if d is not None and as_of <= d else "未达标"
                 sh.formula(r, cols["met"], F.IF(F.cmp(i, "=", ""), "—", F.IF(F.cmp(n, ">=", i), "达标", short)),
                            "center")
