@@ -295,3 +295,16 @@ def test_months_before_a_units_start_are_not_judged_in_the_visit_statistics(tmp_
     rows = [r for r in master["走基层统计"].iter_rows(values_only=True) if r[0] == "新区团委"]
     assert [(r[3], r[-1]) for r in rows] == [("2026年1月", "—"), ("2026年2月", "—"), ("2026年3月", "未达标"),
                                              ("2026年4月", "未到期")]
+
+
+@pytest.mark.parametrize("as_of, first", [("2027-02-28", "2026-01"), ("2027-03-01", "2027-01"), ("2027-03-03", "2027-01"),
+                                          ("2027-01-01", "2026-01"), ("2026-12-31", "2026-01")])
+def test_the_default_start_is_january_of_the_year_two_months_back(tmp_path, as_of, first):
+    """tuanjian.toml says: January of the year two months back. It was 62 days back: on 1–3 March the whole
+    previous year was still counted."""
+    import datetime as dt
+
+    from tuanjian_xlsx.status import reporting_start
+
+    init_workspace(tmp_path)
+    assert reporting_start(Workspace.load(tmp_path), dt.date.fromisoformat(as_of)).code == first

@@ -56,7 +56,7 @@ def reporting_start(ws: Workspace, as_of: dt.date) -> Period:
             raise TuanjianError(Issue.make("as-of-too-far", field="--as-of", as_of=as_of.isoformat(), start=start,
                                            years=MAX_YEARS))
         return first
-    return Period((as_of - dt.timedelta(days=62)).year, "month", 1)
+    return Period(as_of.year - 1 if as_of.month <= 2 else as_of.year, "month", 1)  # (March 1st: this year)
 
 
 def _own_start(code: str | None, start: Period) -> Period:
