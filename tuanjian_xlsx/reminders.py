@@ -125,7 +125,6 @@ def remind(ws: Workspace, items: list[StatusItem], *, day: dt.date, now: dt.date
         if stuck and not dry_run:
             ledger.set_reminders([row[:5] for row in stuck], "uncertain", now)
         units = {u.id: u.name for u in ws.roster.units}
-        addresses = {u.id: u.email for u in ws.roster.units}
         report.uncertain = [f"{KIND_ZH.get(k, k)} → {to}：{units.get(u, u)}《{names.get(f, f)}》{p}"
                             f"（{at:%Y-%m-%d %H:%M} 发送时程序中断）" for u, f, p, k, _, to, at in stuck]
         todo = []
@@ -133,13 +132,13 @@ def remind(ws: Workspace, items: list[StatusItem], *, day: dt.date, now: dt.date
             if not _owed(i, kind, day, before_days):
                 continue
             last = ledger.reminded(i.unit_id, i.form_id, i.period.code, kind)
-            if last is not None and (today - last[0]).days < repeat_days and not (last[1] == "no-address" and
-                                                                                   addresses.get(i.unit_id)):
+            # a unit without an address was never sent anything: listed under 没有邮箱 every time, never 已发过
+            if last is not None and (today - last[0]).days < repeat_days and last[1] != "no-address":
                 report.already += 1
             else:
                 todo.append(i)
         reminders = _per_unit(ws, todo, kind, report, names)
-        if report.no_address and not dry_run:  # listed once, not at every run of the day (the address may come)
+        if report.no_address and not dry_run:  # (what the ledger knows of them: no mail went)
             ledger.set_reminders([(r.unit.id, i.form_id, i.period.code, kind, today) for r in report.no_address
                                   for i in r.items], "no-address", now)
         if not reminders:
