@@ -308,3 +308,19 @@ def test_the_default_start_is_january_of_the_year_two_months_back(tmp_path, as_o
 
     init_workspace(tmp_path)
     assert reporting_start(Workspace.load(tmp_path), dt.date.fromisoformat(as_of)).code == first
+
+
+def test_a_unit_may_give_several_addresses(tmp_path):
+    """yh@163.com；yhtw@qq.com in one 电子邮箱 cell (as units give them) stopped merge, status and distribute for
+    every unit; it is two addresses: mail from either is the unit's own, and mail to it goes to both."""
+    from tuanjian_xlsx.checking import validated
+
+    root = _book_with(tmp_path, {("单位名单", "D2"): "yh@163.com；YHTW@qq.com"})
+    ws = Workspace.load(root)
+    unit = ws.roster.unit_by_name("源汇区团委")
+    assert unit.email == "yh@163.com, YHTW@qq.com" and unit.emails == {"yh@163.com", "yhtw@qq.com"}
+    job = (str(tmp_path / "x.xlsx"), b"", "x.xlsx", "yhtw@qq.com", [], None)
+    assert not [i for i in validated(ws, job).issues if i.code == "sender-mismatch"]
+    root2 = _book_with(tmp_path / "b", {("单位名单", "D2"): "yh@163.com；不是邮箱"})
+    (issue,) = _workspace_issues(root2)
+    assert issue[:4] == ("bad-email", "单位名单", "D2", "电子邮箱") and "用分号隔开" in issue[4]

@@ -71,7 +71,7 @@ def validated(ws: Plan, job: tuple, sha256: str | None = None) -> FileResult:
     result.issues += list(notes)
     if sender and result.unit_id:
         unit = next((u for u in ws.roster.units if u.id == result.unit_id), None)
-        if unit is not None and unit.email and unit.email.lower() != sender.lower():
+        if unit is not None and unit.email and sender.lower() not in unit.emails:
             result.issues.append(Issue.make("sender-mismatch", file=name, sender=sender, unit=unit.name,
                                             expected=unit.email))
     return result

@@ -42,7 +42,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-in-choices": ("error", "“{field}”的值“{value}”不在可选项中（可选：{choices}）", "a value outside the list"),
     "bad-cell": ("error", "“{field}”的值“{value}”无效：{detail}", "a cell value of the wrong kind"),
     "bad-date": ("error", "“{field}”不是有效日期：“{value}”", "a date that cannot be read"),
-    "bad-email": ("error", "“{field}”不是有效的电子邮箱：“{value}”", "an e-mail address that cannot be right"),
+    "bad-email": ("error", "“{field}”不是有效的电子邮箱：“{value}”（几个邮箱之间用分号隔开）", "an e-mail address that cannot be right"),
     "bad-id": ("error", "“{field}”只能用英文字母、数字、下划线和连字符：“{value}”", "an identifier with other characters"),
     "duplicate-unit": ("error", "单位“{value}”重复（第 {first} 行已有）", "a unit listed twice"),
     "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),

@@ -306,7 +306,7 @@ def _groups(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], again: set[str]
     an address, files naming no unit on the roster and files of mail that gets no automatic reply, recorded and
     listed instead (see the module's docstring for who gets a reply)."""
     units = {u.id: u for u in ws.roster.units}
-    by_address = {u.email.strip().lower(): u for u in ws.roster.units if u.email and u.email.strip()}
+    by_address = {a: u for u in ws.roster.units for a in u.emails}
     own = (ws.settings.mail.sender or ws.settings.mail.smtp_user or "").strip().lower()
     saved: dict[str, tuple[str, MailHead] | None] = {}
     groups: dict[tuple, Reply] = {}
@@ -319,7 +319,7 @@ def _groups(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], again: set[str]
         unit = units.get(f.unit_id or "") or (by_address.get(sender.lower()) if sender else None)
         roster = ((unit.email or "").strip() or None) if unit else None
         to, cc = sender or roster, None
-        if roster and sender and sender.lower() != roster.lower():  # its own mailbox sees what is said in its name
+        if roster and sender and unit and sender.lower() not in unit.emails:  # its own mailbox sees what is said in its name
             to, cc = roster, sender
         why = (row.automatic or (eml[1].automatic if eml else None) or (OWN_ADDRESS if sender and sender.lower() == own
                else None) or (None if unit else UNKNOWN_UNIT))

@@ -31,7 +31,8 @@ Comparison = Literal[">=", "="]
 CADENCE_ZH = {"monthly": "按月", "quarterly": "按季", "yearly": "按年", "none": "不报送"}
 COMPARISON_ZH = {">=": "≥", "=": "="}
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s,;，；、<>]+@[^@\s,;，；、<>]+\.[^@\s,;，；、<>]+$")
+_EMAIL_APART = re.compile(r"[\s,;，；、]+")  # what stands between two addresses in one cell
 
 
 def _from_label(value, table: dict[str, str], error: str):
@@ -150,9 +151,18 @@ class Unit(_Row):
     @field_validator("email")
     @classmethod
     def _email(cls, v):
-        if v is not None and not _EMAIL.match(v):
+        """One address, or several as units give them (yh@163.com；yhtw@qq.com), kept as one To line."""
+        if v is None:
+            return None
+        addresses = [a for a in _EMAIL_APART.split(v.strip()) if a]
+        if not addresses or not all(_EMAIL.match(a) for a in addresses):
             raise PydanticCustomError("bad-email", "邮箱格式不对", {"value": v})
-        return v
+        return ", ".join(addresses)
+
+    @property
+    def emails(self) -> set[str]:
+        """Its addresses, lower-cased (mail from any of them is the unit's own)."""
+        return {a.lower() for a in _EMAIL_APART.split(self.email or "") if a}
 
 
 class Task(_Row):
