@@ -142,6 +142,19 @@ def test_a_time_stated_for_the_whole_inbox_is_only_for_what_is_new_and_brings_no
     assert status_of(r, "郾城区团委").status == "on_time" and r.corrected == 0  # the earliest arrival still counts
 
 
+def test_a_mail_dated_in_the_future_counts_from_when_it_was_found(ws, filled):
+    """A saved mail whose Date says 2035 was recorded as arriving in 2035: the valid report counted as 未报 and the
+    unit got 催报. No arrival can be later than the run that finds it: it counts from then, and says why."""
+    (ws / "收件箱" / "源汇区三月.eml").write_bytes(eml(filled, dt.datetime(2035, 1, 1)))
+    r = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 5, 9))
+    assert status_of(r).status == "on_time"
+    assert ledger_rows(ws) == [("走基层.xlsx", "2026-04-05T09:00:00", "first-seen")]
+    con = sqlite3.connect(ws / ".tuanjian" / "ledger.sqlite")
+    stored = con.execute("SELECT result FROM files").fetchone()[0]
+    con.close()
+    assert "mail-date-future" in stored and "2035-01-01 00:00" in stored
+
+
 def test_forms_for_a_period_long_past_are_named(ws, templates, tmp_path):
     jan = fill(templates["visit_report"], tmp_path / "一月.xlsx", dict(VISIT, 报送期="2026-01",
                                                                        填表时间=dt.datetime(2026, 1, 5)))

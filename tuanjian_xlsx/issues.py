@@ -142,6 +142,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "inbox-not-merged": ("warning", "收件箱里有 {count} 份文件还没有汇总：{names}。以上报送情况不含这些文件，请先运行 tuanjian merge 再看（催报也须在汇总之后发）", "files in the inbox no merge has taken yet"),
     "visit-name-close": ("warning", "{unit}{period}的走访“{new}”与已收到的“{old}”只差几个字，已按另一次走访计入；若是同一次走访的更正，请用相同的名称重报", "a visit named almost like one already received"),
     "visit-other-date": ("warning", "{unit}{period}的走访“{org}”走访日期为 {new}，与已收到的同一团组织的走访（走访日期 {old}）不同，已按另一次走访计入；若是同一次走访更正了日期，请与该单位核对", "a visit of an organisation already received, on another date"),
+    "mail-date-future": ("warning", "邮件上写的时间（{date}）晚于登记时间，发件电脑时间可能不准；已按首次登记时间计。如实际收到得更早，可用 tuanjian merge --received-at 日期 文件 更正", "a saved mail dated after it was found"),
     "mail-clock": ("warning", "邮件上写的发信时间（{date}）与收信服务器记录的到达时间（{server}）相差一天以上，发件电脑时间可能不准；已按服务器时间计", "a sender's clock far from the server's"),
     "as-of-too-far": ("error", "统计日 {as_of} 距报送起始期 {start} 超过 {years} 年，请检查 --as-of 或 tuanjian.toml 中 [reporting] 的 start", "an as-of date decades after the reporting start"),
     "no-units": ("error", "单位名单为空", "an empty roster"),

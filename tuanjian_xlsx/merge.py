@@ -232,6 +232,9 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
                 ids.update(ledger.file_ids())
                 loaded = True
             sub, data = _read(sub)
+            if sub.received_at is not None and sub.received_at > now + FUTURE_SLACK:  # a date no arrival can have
+                sub = replace(sub, received_at=None, basis=None, notes=(*sub.notes, Issue.make(
+                    "mail-date-future", file=sub.name, date=f"{sub.received_at:%Y-%m-%d %H:%M}")))
             if sub.refusal is not None:  # nothing to read: recorded under a key made from where it was
                 sha = refusal_key(sub.origin)
             else:
@@ -279,6 +282,9 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
     return [item for _, item in out]
 
 
+# a mail dated later than now (a sender's clock years ahead, or a Date set on purpose) cannot have arrived then:
+# it counts from when it was found (a unit's clock minutes fast is let be)
+FUTURE_SLACK = dt.timedelta(hours=1)
 PARALLEL_HINT = 1 << 20  # a generator of unknown length: as many workers as there are cores
 # warnings about a valid file that merge says aloud, not only in the master's 问题清单: a file sent from another
 # unit's address is counted for the unit it names — the wrong unit's copy, perhaps
