@@ -81,6 +81,16 @@ def _issues(path, registry):
     ("accepted_versions = [1]\n\n[forms.observation_report]", "accepted_versions = [1, 7]\n\n[forms.observation_report]",
      "[1, 7]", "unknown-version", "forms.visit_report.accepted_versions", "报表“visit_report”没有第 7 版模板"),
     ('name = "共青团漯河市委"', 'name = "共青团漯河市委', 'name = "共青团漯河市委', "toml-syntax", None, None),
+    # the current version left out of the accepted ones: every copy just sent out came back refused
+    ("current_version = 1\naccepted_versions = [1]\n\n[forms.observation_report]",
+     "current_version = 2\naccepted_versions = [1]\n\n[forms.observation_report]", "accepted_versions = [1]",
+     "current-not-accepted", "forms.visit_report.accepted_versions",
+     "当前版本第 2 版不在 accepted_versions 里：各单位收到的第 2 版交回来都会被拒收；请写成 accepted_versions = [1, 2]"),
+    ("accepted_versions = [1]\n\n[forms.observation_report]",
+     "accepted_versions = [1]\naccepted_until = { 1 = 2026-12-31 }\n\n[forms.observation_report]", "accepted_until",
+     "accepted-until-unused", "forms.visit_report.accepted_until",
+     "accepted_until 写了第 1 版的截止日，但它是当前版本或不在 accepted_versions 里，这个日期不会起作用；"
+     "请删去这一项，或把第 1 版写进 accepted_versions"),
 ])
 def test_bad_settings_name_key_and_line(tmp_path, registry, old, new, needle, code, field, message):
     path = _settings_with(tmp_path, old, new)

@@ -24,6 +24,8 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "missing-key": ("error", "缺少必填的设置项“{key}”", "a required key is missing"),
     "bad-value": ("error", "设置项“{key}”的值无效：{detail}", "a value of the wrong kind"),
     "unknown-form": ("error", "未知的报表“{value}”，可用的有：{known}", "a form id no spec defines"),
+    "current-not-accepted": ("error", "当前版本第 {version} 版不在 accepted_versions 里：各单位收到的第 {version} 版交回来都会被拒收；请写成 accepted_versions = [{suggest}]", "the current version left out of the accepted ones"),
+    "accepted-until-unused": ("error", "accepted_until 写了第 {version} 版的截止日，但它是当前版本或不在 accepted_versions 里，这个日期不会起作用；请删去这一项，或把第 {version} 版写进 accepted_versions", "a closing day for a version that is current or not accepted"),
     "unknown-version": ("error", "报表“{form}”没有第 {version} 版模板", "a version no spec file defines"),
     "file-missing": ("error", "找不到文件：{detail}", "a file the configuration needs is absent"),
     "file-locked": ("error", "无法写入 {detail}（{reason}）；若文件正在 Excel/WPS 中打开，请关闭后重试", "the target file is locked"),

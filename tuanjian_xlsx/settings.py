@@ -177,6 +177,15 @@ def _check_forms(settings: Settings, registry: SpecRegistry, file: str, lines) -
                 if v not in versions:
                     yield Issue.make("unknown-version", file=file, line=find_line(loc + (key,), lines),
                                      field=f"forms.{form_id}.{key}", form=form_id, version=v)
+        if use.current_version not in use.accepted_versions:  # the copies just sent out would all come back refused
+            want = sorted({*use.accepted_versions, use.current_version})
+            yield Issue.make("current-not-accepted", file=file, line=find_line(loc + ("accepted_versions",), lines),
+                             field=f"forms.{form_id}.accepted_versions", version=use.current_version,
+                             suggest=", ".join(map(str, want)))
+        for v in use.accepted_until:
+            if v == use.current_version or v not in use.accepted_versions:
+                yield Issue.make("accepted-until-unused", file=file, line=find_line(loc + ("accepted_until",), lines),
+                                 field=f"forms.{form_id}.accepted_until", version=v)
 
 
 def default_settings(registry: SpecRegistry) -> Settings:
