@@ -81,6 +81,10 @@ def _issues(path, registry):
     ("accepted_versions = [1]\n\n[forms.observation_report]", "accepted_versions = [1, 7]\n\n[forms.observation_report]",
      "[1, 7]", "unknown-version", "forms.visit_report.accepted_versions", "报表“visit_report”没有第 7 版模板"),
     ('name = "共青团漯河市委"', 'name = "共青团漯河市委', 'name = "共青团漯河市委', "toml-syntax", None, None),
+    ("accepted_versions = [1]\n\n[forms.observation_report]",
+     "accepted_versions = [1]\naccepted_until = { 1 = 2026-12-31T18:00:00 }\n\n[forms.observation_report]",
+     "accepted_until", "bad-value", "forms.visit_report.accepted_until.1",
+     "设置项“forms.visit_report.accepted_until.1”的值无效：应为日期，不带时间，如 2026-01-31"),  # (said its code)
     # the current version left out of the accepted ones: every copy just sent out came back refused
     ("current_version = 1\naccepted_versions = [1]\n\n[forms.observation_report]",
      "current_version = 2\naccepted_versions = [1]\n\n[forms.observation_report]", "accepted_versions = [1]",

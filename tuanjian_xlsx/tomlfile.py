@@ -140,6 +140,19 @@ _DETAIL = {
     "date_parsing": "应为日期，如 2026-01-31",
     "date_type": "应为日期，如 2026-01-31",
     "date_from_datetime_parsing": "应为日期，如 2026-01-31",
+    "date_from_datetime_inexact": "应为日期，不带时间，如 2026-01-31",
+    "date_past": "应为过去的日期",
+    "date_future": "应为将来的日期",
+    "datetime_parsing": "应为日期时间，如 2026-01-31T18:00:00",
+    "datetime_type": "应为日期时间，如 2026-01-31T18:00:00",
+    "finite_number": "应为有限的数",
+    "less_than": "太大",
+    "missing": "必须填写",
+    "too_long": "项数太多",
+    "set_type": "应为列表，如 [1, 2]",
+    "tuple_type": "应为列表，如 [1, 2]",
+    "int_from_string": "应为整数",
+    "float_from_string": "应为数字",
     "list_type": "应为列表，如 [1, 2]",
     "dict_type": "应为一节设置",
     "model_type": "应为一节设置",
@@ -165,7 +178,9 @@ def pydantic_detail(err: Mapping[str, Any]) -> str:
         return f"应不大于 {ctx.get('le')}"
     if kind == "greater_than":
         return f"应大于 {ctx.get('gt')}"
-    return _DETAIL.get(kind, f"取值不符合要求（{kind}）")
+    if kind == "less_than":
+        return f"应小于 {ctx.get('lt')}"
+    return _DETAIL.get(kind, "取值不符合要求")
 
 
 def pydantic_issues(exc, *, file: str, lines: dict[Loc, int], strip: tuple[str, ...] = ("form", "table")) -> list[Issue]:
