@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from tuanjian_xlsx.cli import cli, main
@@ -165,3 +166,13 @@ def test_progress_bar_on_a_terminal_ends_at_every_file(tmp_path, templates):
     proc.wait(timeout=120)
     text = shown.decode("utf-8", "replace")
     assert "登记与校验" in text and "3/3" in text, text
+
+
+@pytest.mark.parametrize("group", [[], ["ledger"], ["templates"]])
+def test_every_command_in_a_list_says_what_it_does(group):
+    """click cuts a command's line between words; Chinese has none, so assess, validate, watch and ledger void
+    were listed as “...” alone."""
+    r = CliRunner().invoke(cli, [*group, "--help"])
+    listed = r.output.split("命令：", 1)[1].strip().splitlines()
+    assert listed and all(len(line.split(None, 1)) == 2 and not line.split(None, 1)[1].startswith("...")
+                          for line in listed), listed

@@ -40,15 +40,28 @@ def _help_option(self, ctx):
     return option
 
 
+def _short_help(self, limit: int = 45) -> str:
+    """A command's line in its group's list: its help up to the first 。 or ；, cut at `limit` characters. (click cuts
+    between words; Chinese has no spaces between them, so a long first sentence showed as “...” alone.)"""
+    if self.short_help:
+        return self.short_help
+    text = " ".join((self.help or "").split())
+    for mark in ("。", "；"):
+        text = text.split(mark, 1)[0]
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 class Command(click.Command):
     context_class = ChineseContext
     get_help_option = _help_option
+    get_short_help_str = _short_help
 
 
 class Group(click.Group):
     context_class = ChineseContext
     command_class = Command
     get_help_option = _help_option
+    get_short_help_str = _short_help
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
