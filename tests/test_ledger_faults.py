@@ -479,3 +479,42 @@ def test_returns_marked_beside_a_long_read_where_the_ledger_cannot_be_in_wal_mod
         assert not marks.wal and marks.taken() == [1] and marks.taken() == []
         marks.close()
         assert sqlite3.connect(ledger.path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_container_is_archived_as_the_bytes_its_name_says(tmp_path):
+    """A zip or saved mail was hashed in one reading and copied in a second: one still being written into the inbox
+    was kept under the hash of other bytes. One reading now does both (a pipe can be read only once: it shows it)."""
+    import hashlib
+    import threading
+
+    from tuanjian_xlsx.ledger import archive_file
+
+    data = os.urandom(3 << 20)
+    pipe = tmp_path / "邮件.eml"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(data))
+    writer.start()
+    done = threading.Event()
+
+    def unblock() -> None:  # a second reading would wait for a writer for ever: give it an empty one
+        while not done.wait(2):
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK) if _has_reader(pipe) else None
+            if fd is not None:
+                os.close(fd)
+
+    threading.Thread(target=unblock, daemon=True).start()
+    store = tmp_path / "archive"
+    store.mkdir()
+    sha = archive_file(store, pipe, ".eml")
+    done.set()
+    writer.join()
+    assert sha == hashlib.sha256(data).hexdigest() and (store / f"{sha}.eml").read_bytes() == data
+    assert [p.name for p in store.iterdir()] == [f"{sha}.eml"]  # no temporary file left
+
+
+def _has_reader(pipe: Path) -> bool:
+    try:
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: nobody has it open for reading
+        return False
+    return True

@@ -940,16 +940,43 @@ def _write_new(path: Path, data: bytes | Iterable[bytes], perms: int) -> None:
 
 
 def archive_file(directory: Path, src: Path, ext: str, mode: int | None = None) -> str:
-    """A file kept as received (a zip, a saved mail) without holding it in memory: hashed, then copied, in chunks.
-    Returns its sha256."""
-    def chunks():
-        with open(src, "rb") as f:
-            yield from iter(lambda: f.read(1 << 20), b"")
-
+    """A file kept as received (a zip, a saved mail) without holding it in memory: copied in chunks and hashed as
+    they are copied — one reading, so the copy is always the bytes its name says (a zip still being written into
+    the inbox read twice gave two contents). Returns its sha256."""
     h = hashlib.sha256()
-    for chunk in chunks():
-        h.update(chunk)
-    archive(directory, h.hexdigest(), ext, chunks(), mode)
+    source = open(src, "rb")  # (a source that cannot be read raises OSError: the caller refuses it)
+    unread: list[OSError] = []
+
+    def chunks():
+        while True:
+            try:
+                chunk = source.read(1 << 20)
+            except OSError as exc:  # the source's fault, not the archive's
+                unread.append(exc)
+                raise
+            if not chunk:
+                return
+            h.update(chunk)
+            yield chunk
+
+    tmp = Path(directory) / f".incoming{ext}.{os.getpid()}.tmp"  # (named as temp_files finds what a kill leaves)
+    perms = 0o666 & (mode if mode is not None else 0o666)
+    with source:
+        try:
+            _write_new(tmp, chunks(), perms)
+            path = Path(directory) / f"{h.hexdigest()}{ext}"
+            if path.exists():  # kept already: an archived file is never written again
+                tmp.unlink()
+            else:
+                os.replace(tmp, path)
+        except BaseException as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if isinstance(exc, OSError) and not unread:  # writing the copy failed (a full disk): the workspace's
+                raise ArchiveError(_os_issue(exc, Path(directory))) from None
+            raise
     return h.hexdigest()
 
 
