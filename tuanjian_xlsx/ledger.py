@@ -944,10 +944,9 @@ def archive_file(directory: Path, src: Path, ext: str, mode: int | None = None) 
     they are copied — one reading, so the copy is always the bytes its name says (a zip still being written into
     the inbox read twice gave two contents). Returns its sha256."""
     h = hashlib.sha256()
-    source = open(src, "rb")  # (a source that cannot be read raises OSError: the caller refuses it)
     unread: list[OSError] = []
 
-    def chunks():
+    def chunks(source):
         while True:
             try:
                 chunk = source.read(1 << 20)
@@ -961,9 +960,9 @@ def archive_file(directory: Path, src: Path, ext: str, mode: int | None = None) 
 
     tmp = Path(directory) / f".incoming{ext}.{os.getpid()}.tmp"  # (named as temp_files finds what a kill leaves)
     perms = 0o666 & (mode if mode is not None else 0o666)
-    with source:
+    with open(src, "rb") as source:  # (a source that cannot be opened raises OSError: the caller refuses it)
         try:
-            _write_new(tmp, chunks(), perms)
+            _write_new(tmp, chunks(source), perms)
             path = Path(directory) / f"{h.hexdigest()}{ext}"
             if path.exists():  # kept already: an archived file is never written again
                 tmp.unlink()
