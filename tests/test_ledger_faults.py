@@ -518,3 +518,29 @@ def _has_reader(pipe: Path) -> bool:
     except OSError:  # ENXIO: nobody has it open for reading
         return False
     return True
+
+
+def test_a_full_disk_while_the_master_is_made_is_said_with_its_folder(tmp_path):
+    """Writes refused past 60 KB (a full disk, as RLIMIT_FSIZE makes one): merge said only 文件过大, naming no file,
+    and the half-made package's zip printed a traceback from its __del__ at exit. Now one Chinese line names the
+    master's scratch folder; the next run, with room again, makes the master."""
+    import resource
+    import subprocess
+    import sys
+
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    cmd = [sys.executable, "-m", "tuanjian_xlsx", "merge", "-w", str(root), "--as-of"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    assert subprocess.run(cmd + ["2026-03-31"], capture_output=True, env=env, timeout=120).returncode == 0
+    cmd.append("2026-12-31")  # (the ledger made with room; the next master is larger)
+    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limited, env=env, timeout=120)
+    assert r.returncode == 1 and "汇总表的临时文件" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+    assert subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120).returncode == 0

@@ -27,12 +27,12 @@ from . import formulas as F
 from .plan import Workspace
 from .roster import Task
 from .fieldtypes import KINDS_ZH, NOT_ASKED, TASK_KINDS
-from .issues import ConfigError, Issue
+from .issues import ConfigError, Issue, TuanjianError
 from .ledger import FILE_PAGE, LEDGER_DIR, RECEIVED_BASES, FileRow, Ledger
 from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
 from .status import STATUS_ZH, StatusItem, Supersession, forms_in_use, period_order, statuses, supersession_in
-from .xlsxio import FONT_BODY, FONT_TITLE, Worksheet, close_workbook, new_workbook
+from .xlsxio import FONT_BODY, FONT_TITLE, Worksheet, close_workbook, new_workbook, os_reason
 
 from xlsxwriter.utility import _preserve_whitespace, _utf16_len, _utf16_truncate, xl_rowcol_to_cell_fast
 from xlsxwriter.worksheet import CellFormulaTuple
@@ -1212,6 +1212,9 @@ def _render(ws: Workspace, ledger: Ledger, as_of: dt.date, sup: Supersession, it
             for sheet in sheets.values():
                 sheet.end_rows()
             return close_workbook(wb, buf)
+        except OSError as exc:  # the scratch files of the streamed sheets (a full disk): said with their folder
+            raise TuanjianError(Issue.make("cannot-write", detail=f"汇总表的临时文件（{tmp}）",
+                                           reason=os_reason(exc))) from None
         finally:
             for sheet in sheets.values():  # XlsxWriter leaves a streamed sheet's file open
                 if sheet.stream:

@@ -167,6 +167,8 @@ class _Package(zipfile.ZipFile):
     def __init__(self, file, mode="r", compression=zipfile.ZIP_STORED, *args, **kwargs):
         super().__init__(file, mode, zipfile.ZIP_STORED if isinstance(file, StoredBuffer) else compression,
                          *args, **kwargs)
+        if isinstance(file, io.BytesIO):
+            file._tj_package = self  # (what close_workbook lets go of when writing the package fails)
 
 
 xlsxwriter.workbook.ZipFile = _Package  # the name XlsxWriter's _store_workbook makes its zip with
@@ -193,9 +195,14 @@ def close_workbook(wb: xlsxwriter.Workbook, buffer: io.BytesIO) -> bytes:
     which callers say in Chinese, not as XlsxWriter's own exception."""
     try:
         wb.close()
-    except xlsxwriter.exceptions.FileCreateError as exc:
-        cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc))
-        raise cause from None
+    except BaseException as exc:
+        package = getattr(buffer, "_tj_package", None)
+        if package is not None:  # half written: dropped, not finished later by its __del__ (a traceback on the
+            package.fp = None    # console when the disk is full)
+        if isinstance(exc, xlsxwriter.exceptions.FileCreateError):
+            cause = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else OSError(str(exc))
+            raise cause from None
+        raise
     return buffer.getvalue()
 
 
