@@ -62,3 +62,14 @@ def test_a_form_with_chinese_numerals_is_valid_with_a_warning(templates, tmp_pat
     result = validate_file(fill(templates["visit_report"], tmp_path / "f.xlsx", visit), builtin)
     assert result.valid and (result.records[0].values["cadre_count"], result.records[0].values["youth_count"]) == (2, 15)
     assert sorted(i.code for i in result.issues) == ["normalised-number", "normalised-number"]
+
+
+@pytest.mark.parametrize("typed, quarter", [("2026年1-3月", 1), ("2026年1月至3月", 1), ("2026.1-2026.3", 1),
+                                            ("2026年4～6月", 2), ("2026年7月-9月", 3), ("2026年10-12月份", 4),
+                                            ("2026年1-2月", None), ("2026年2-4月", None)])
+def test_a_quarter_written_as_its_months(typed, quarter):
+    """A unit writes the observation report's quarter as its months (2026年1-3月): refused, with a month for an
+    example that the quarterly form refuses too. Three months starting a quarter are that quarter."""
+    from tuanjian_xlsx.periods import Period, parse_period
+
+    assert parse_period(typed) == (Period(2026, "quarter", quarter) if quarter else None)

@@ -95,6 +95,10 @@ def _parse(text: str) -> Period | None:
     if m:
         q = m.group(2) or m.group(3)
         return Period(int(m.group(1)), "quarter", _CN_DIGITS.get(q) or int(q))
+    # a quarter's months: 2026年1-3月, 2026年1月至3月, 2026.1-2026.3
+    m = re.fullmatch(r"(\d{4})(?:-|/|\.|年)(\d{1,2})月?(?:-|~|～|至|到|—|－|–)+(?:\1(?:-|/|\.|年))?(\d{1,2})月?份?", s)
+    if m and int(m.group(3)) - int(m.group(2)) == 2 and int(m.group(2)) in (1, 4, 7, 10):
+        return Period(int(m.group(1)), "quarter", (int(m.group(2)) + 2) // 3)
     m = re.fullmatch(r"(\d{4})年?(?:度)?", s)
     if m:
         return Period(int(m.group(1)), "year", 1)
