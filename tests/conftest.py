@@ -137,7 +137,7 @@ class LibreOffice:
 
     def convert(self, src: Path, outdir: Path, to: str = "xlsx") -> Path:
         outdir.mkdir(parents=True, exist_ok=True)
-        target = {"xlsx": 'xlsx:Calc MS Excel 2007 XML', "pdf": "pdf", "ods": "ods"}[to]
+        target = {"xlsx": 'xlsx:Calc MS Excel 2007 XML', "pdf": "pdf", "ods": "ods", "xls": "xls:MS Excel 97"}[to]
         cmd = [self.binary, f"-env:UserInstallation={self.profile.as_uri()}", "--headless", "--norestore",
                "--convert-to", target, "--outdir", str(outdir), str(src)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
