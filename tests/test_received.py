@@ -175,6 +175,42 @@ def test_a_visit_named_almost_like_one_already_received(ws, templates, tmp_path)
     result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 3, 9, 0))
     close = [n for n in result.notes if n.code == "visit-name-close"]
     assert [(n.file, "“实验中学团委会”" in n.message and "“实验中学团委”" in n.message) for n in close] == [("2.xlsx", True)]
+    # said once on the console, and kept: the master's 问题清单 lists it on every later run
+    later = merge(ws, as_of=dt.date(2026, 5, 10), now=dt.datetime(2026, 5, 10, 9, 0))
+    assert not [n for n in later.notes if n.code == "visit-name-close"]
+    assert _problem_rows(later.master, "visit-name-close") == [("2.xlsx", "提醒")]
+
+
+def _problem_rows(master: Path, code: str) -> list[tuple]:
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(master, read_only=True)["问题清单"]
+    return [(r[0], r[5]) for r in sheet.iter_rows(min_row=2, values_only=True) if r[4] == code]
+
+
+def test_two_versions_of_one_visit_arriving_together_are_said(ws, templates, tmp_path):
+    """A draft and its correction in one mail or zip: the one listed later counted, with nothing said."""
+    draft = fill(templates["visit_report"], tmp_path / "d.xlsx", dict(VISIT, 团员青年=10))
+    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=12))
+    with zipfile.ZipFile(ws / "收件箱" / "源汇区.zip", "w") as z:
+        z.write(fixed, "走基层（修改后）.xlsx")
+        z.write(draft, "走基层.xlsx")
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    (note,) = [n for n in result.notes if n.code == "replaced-together"]
+    assert "同时收到" in note.message and "ledger void" in note.message
+    assert _problem_rows(result.master, "replaced-together") == [(note.file, "提醒")]
+
+
+def test_a_late_file_replacing_one_sent_on_time_is_said(ws, templates, tmp_path):
+    """Last month's form filled again for this month: it replaced the on-time visit of last month, silently."""
+    march = fill(templates["visit_report"], tmp_path / "m.xlsx", VISIT)
+    (ws / "收件箱" / "三月.xlsx").write_bytes(march.read_bytes())
+    merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    again = fill(templates["visit_report"], tmp_path / "a.xlsx", dict(VISIT, 团员青年=9, 填表时间=dt.datetime(2026, 5, 6)))
+    (ws / "收件箱" / "四月.xlsx").write_bytes(again.read_bytes())
+    result = merge(ws, as_of=dt.date(2026, 5, 10), now=dt.datetime(2026, 5, 6, 9, 0))
+    (note,) = [n for n in result.notes if n.code == "late-replaces-on-time"]
+    assert note.file == "四月.xlsx" and "三月.xlsx" in note.message and "2026-04-10" in note.message
 
 
 def test_validate_takes_mails_and_zips_and_works_without_a_workspace(filled, tmp_path):

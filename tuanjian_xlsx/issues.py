@@ -143,6 +143,8 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "forward-earlier": ("warning", "这份报表是转发来的：原邮件 {sent} 就已发出，收到时间按转发到达的时间计；如原邮件当时已按时报送，可用 tuanjian merge --received-at {day} 文件 更正", "a report forwarded long after its own mail was sent"),
     "period-long-past-more": ("warning", "另有 {count} 份文件也是截止 {days} 天以后才收到的报送期：{names}。请在汇总表“来源”中逐份核对不是发错了期", "more forms for periods long past, counted in one note"),
     "inbox-not-merged": ("warning", "收件箱里有 {count} 份文件还没有汇总：{names}。以上报送情况不含这些文件，请先运行 tuanjian merge 再看（催报也须在汇总之后发）", "files in the inbox no merge has taken yet"),
+    "replaced-together": ("warning", "{name} 与 {old} 同时收到（同一封邮件、同一个压缩包或同一次放进收件箱），都是{unit}{period}《{form}》的同一份报告，已按后列出的 {name} 计入；若应以 {old} 为准，请用 tuanjian ledger void 作废 {name}", "two versions of one report arriving together"),
+    "late-replaces-on-time": ("warning", "{name} 在截止日（{due}）之后收到，替换了{unit}{period}《{form}》按时报送的 {old}；若它其实是下一期的报告（用上期的表重填），请用本期下发的表重报，并用 tuanjian ledger void 作废 {name}", "a late file replacing one sent on time"),
     "visit-name-close": ("warning", "{unit}{period}的走访“{new}”与已收到的“{old}”只差几个字，已按另一次走访计入；若是同一次走访的更正，请用相同的名称重报", "a visit named almost like one already received"),
     "visit-other-date": ("warning", "{unit}{period}的走访“{org}”走访日期为 {new}，与已收到的同一团组织的走访（走访日期 {old}）不同，已按另一次走访计入；若是同一次走访更正了日期，请与该单位核对", "a visit of an organisation already received, on another date"),
     "mail-date-future": ("warning", "邮件上写的时间（{date}）晚于登记时间，发件电脑时间可能不准；已按首次登记时间计。如实际收到得更早，可用 tuanjian merge --received-at 日期 文件 更正", "a saved mail dated after it was found"),

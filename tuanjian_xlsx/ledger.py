@@ -419,6 +419,23 @@ class Ledger:
                                   (_iso(received_at), basis, file_id, _iso(received_at)))
         return cur.rowcount > 0
 
+    def add_notes(self, notes: dict[int, list[dict]]) -> None:
+        """Warnings learnt about recorded files after they were checked (what a later arrival says of them), kept
+        with each file's own issues — the master's 问题清单 lists them on every run; one already kept is not added
+        again."""
+        with self.transaction():
+            for file_id, issues in notes.items():
+                row = self.db.execute("SELECT result FROM files WHERE id = ?", (file_id,)).fetchone()
+                if row is None:
+                    continue
+                result = json.loads(row[0], parse_constant=_no_number)
+                have = {(i.get("code"), i.get("message")) for i in result.get("issues", [])}
+                fresh = [i for i in issues if (i.get("code"), i.get("message")) not in have]
+                if fresh:
+                    result["issues"] = result.get("issues", []) + fresh  # ("issues" stays the last member)
+                    self.db.execute("UPDATE files SET result = ? WHERE id = ?",
+                                    (json.dumps(result, ensure_ascii=False, default=_json_default), file_id))
+
     def get(self, key: str) -> str | None:
         with _faults(self):
             row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

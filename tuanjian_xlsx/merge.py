@@ -476,6 +476,8 @@ def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.dat
     from .master import render_master
 
     ws = ws or _load(root)
+    if new_ids and not unchanged:  # (kept with the files before the master is drawn from them)
+        result.notes += stored_notes(ws, ledger, new_ids)
     before = _last_items(ledger)
     with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
         data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
@@ -926,8 +928,6 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
     named almost like one already received, or exactly so with another 走访日期 (each counted as a second visit).
     The new files are read from the ledger a page at a time, and every file of the forms with `close_names` or a
     `supersede_by` of more than one field a group (form, unit, period) at a time."""
-    from .status import close_names, forms_in_use, group_key, named_again
-
     due: dict[tuple[str | None, ...], dt.date] = {(i.unit_id, i.form_id, i.period.code): i.due for i in items}
     names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
     late_plain, first_late = 0, list[str]()  # plain files registered after their due date; the first ten's names
@@ -962,21 +962,53 @@ def arrival_notes(ws: Workspace, ledger: Ledger, new_ids: set[int], items: list[
     if more:
         long_past.append(Issue.make("period-long-past-more", count=more, days=LONG_PAST_DAYS,
                                     names=more_names + (["……"] if more > 10 else [])))
+    return notes + long_past
+
+
+def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue]:
+    """What this run's new files say about the files already received, kept with each new file (the master's
+    问题清单 shows it on every later run, not this run's console alone): visits named almost like one received, or
+    the same one on another 走访日期 (each counted as a second visit); a report that replaced one that arrived with
+    it (the same mail, zip or run: the one listed later counts); one that replaced a report sent on time, itself
+    arriving after the deadline (last month's form filled again for this month?). Every form's files are read a
+    group (form, unit, period) at a time."""
+    from .status import close_names, forms_in_use, group_key, named_again, supersession
+
     forms = forms_in_use(ws)
-    read = [form_id for form_id, spec in forms.items() if spec.close_names is not None or len(spec.supersede_by) > 1]
-    close: list[tuple[FileRow, str, str]] = []
-    again: list[tuple[FileRow, str, str, list[str]]] = []
-    for _, group in itertools.groupby(ledger.iter_files(issues=False, forms=read, grouped=True), key=group_key):
+    names: dict[str | None, str] = {s.form_id: s.display_name for s in ws.registry.latest()}
+    units = {u.id: u for u in ws.roster.units}
+    found: list[tuple[FileRow, Issue]] = []
+    for _, group in itertools.groupby(ledger.iter_files(issues=False, forms=list(forms), grouped=True), key=group_key):
         files = list(group)  # one form's files of one unit and period
-        if not new_ids.isdisjoint(f.id for f in files):
-            close += close_names(files, new_ids, forms)
-            again += named_again(files, new_ids, forms)
-    order = lambda hit: (hit[0].received_at, hit[0].id)  # noqa: E731 (stable: a file's own stay in their order)
-    return notes + long_past + [
-        Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new_name, old=old_name)
-        for f, new_name, old_name in sorted(close, key=order)] + [
-        Issue.make("visit-other-date", file=f.name, unit=f.unit, period=f.period, org=org, new=new, old="、".join(old))
-        for f, org, new, old in sorted(again, key=order)]
+        if new_ids.isdisjoint(f.id for f in files):
+            continue
+        found += [(f, Issue.make("visit-name-close", file=f.name, unit=f.unit, period=f.period, new=new, old=old))
+                  for f, new, old in close_names(files, new_ids, forms)]
+        found += [(f, Issue.make("visit-other-date", file=f.name, unit=f.unit, period=f.period, org=org, new=new,
+                                 old="、".join(old))) for f, org, new, old in named_again(files, new_ids, forms)]
+        sup = supersession(files, forms)
+        by_id = {f.id: f for f in files}
+        for old_id, new_id in sorted({**sup.partly_by, **sup.superseded_by}.items()):
+            old, f = by_id[old_id], by_id[new_id]
+            if new_id not in new_ids:
+                continue
+            form = names.get(f.form_id, f.form_id)
+            if f.received_at == old.received_at:
+                found.append((f, Issue.make("replaced-together", file=f.name, name=f.name, old=old.name, unit=f.unit,
+                                            period=f.period, form=form)))
+                continue
+            period = parse_period(f.period) if f.period else None
+            due = ws.roster.due(units.get(f.unit_id or ""), f.form_id or "", period)
+            if due is not None and old.received_at.date() <= due < f.received_at.date():
+                found.append((f, Issue.make("late-replaces-on-time", file=f.name, name=f.name, old=old.name, unit=f.unit,
+                                            period=f.period, form=form, due=due.isoformat())))
+    found.sort(key=lambda hit: (hit[0].received_at, hit[0].id))  # stable: a file's own stay in their order
+    kept: dict[int, list[dict]] = {}
+    for f, issue in found:
+        kept.setdefault(f.id, []).append(issue.to_dict())
+    if kept:
+        ledger.add_notes(kept)
+    return [issue for _, issue in found]
 
 
 def _digest(path: Path) -> str | None:
