@@ -338,3 +338,14 @@ def test_a_unit_may_give_several_addresses(tmp_path):
     root2 = _book_with(tmp_path / "b", {("单位名单", "D2"): "yh@163.com；不是邮箱"})
     (issue,) = _workspace_issues(root2)
     assert issue[:4] == ("bad-email", "单位名单", "D2", "电子邮箱") and "用分号隔开" in issue[4]
+
+
+def test_a_cleared_cadence_cell_is_an_error_at_its_cell(tmp_path):
+    """Clearing 机关部室's 走基层报告单·报送周期 took all six 部室 off 附件1 (未报 16 → 10) without a word: a blank
+    among the other types' rules is an error at that cell; 不报送 is written out."""
+    root = _book_with(tmp_path, {("单位类型", "C5"): None})
+    (issue,) = _workspace_issues(root)
+    assert issue[:4] == ("rule-blank", "单位类型", "C5", "走基层报告单·报送周期") and "不报送" in issue[4]
+    root = _book_with(tmp_path / "b", {("单位类型", "C5"): "不报送"})
+    roster = Workspace.load(root).roster  # written out: loads, and the 部室 owe no 附件1
+    assert not [u for u in roster.units_filing("visit_report") if u.type == "机关部室"]

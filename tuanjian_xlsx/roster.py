@@ -292,12 +292,19 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
     if not roster.units:
         yield Issue.make("no-units", **locate("units", -1, "name"))
     seen_t: dict[str, int] = {}
+    ruled = {form_id for ut in roster.unit_types for form_id in ut.rules}  # forms some type has a rule for
     for i, ut in enumerate(roster.unit_types):
         if ut.name in seen_t:
             yield Issue.make("duplicate-unit", value=ut.name, first=seen_t[ut.name], **locate("unit_types", i, "name"))
         seen_t.setdefault(ut.name, _row_no(locate, "unit_types", i))
         for form_id, name in form_names.items():
-            if form_id not in ut.rules:
+            if form_id in ut.rules:
+                continue
+            if form_id in ruled:  # a blank among the other types' rules: a cell cleared by mistake takes a whole
+                # type off the form without a word (不报送 is written out)
+                yield Issue.make("rule-blank", unit_type=ut.name, form=name,
+                                 **locate("unit_types", i, f"rules.{form_id}.cadence"))
+            else:  # no type has one: a form added after this workbook was made
                 yield Issue.make("missing-rule", unit_type=ut.name, form=name, **locate("unit_types", i, "name"))
     seen_id: dict[str, int] = {}
     seen_name: dict[str, int] = {}

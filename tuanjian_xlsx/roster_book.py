@@ -438,10 +438,17 @@ def read_roster_book(path: Path, registry: SpecRegistry) -> Roster:
         row = kept_rows[section][index] if 0 <= index < len(kept_rows[section]) else 1
         return sheet.place(row, key if key in sheet.cols else "name" if "name" in sheet.cols else "code")
 
-    issues.extend(check_roster(roster, locate, form_names(registry)))
+    wrong_rows = {(i.sheet, _row_of(i.cell)) for i in issues if i.severity == "error"}
+    # (a rule whose cells are wrong is said once, as what is wrong, not again as blank)
+    issues.extend(i for i in check_roster(roster, locate, form_names(registry))
+                  if i.code != "rule-blank" or (i.sheet, _row_of(i.cell)) not in wrong_rows)
     if any(i.severity == "error" for i in issues):
         raise ConfigError(issues)
     return roster
+
+
+def _row_of(cell: str | None) -> str:
+    return "".join(ch for ch in cell or "" if ch.isdigit())
 
 
 def _rules(rules: dict) -> dict:
