@@ -81,3 +81,38 @@ def test_zip_per_unit_with_utf8_names_and_cli(tmp_path):
     assert r.exit_code == 2 and "应为报送期" in r.output  # a usage error
     r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path), "--period", "2026-03", "--units", "不存在"])
     assert r.exit_code == 1 and "不在单位名单中" in r.output
+
+
+def test_a_period_no_form_is_filed_for_says_why(tmp_path):
+    """distribute --period 2026-03 --form observation_report (观摩 happens in March) made 0 forms, said nothing and
+    exited 0."""
+    from click.testing import CliRunner
+
+    from tuanjian_xlsx.cli import cli
+    from tuanjian_xlsx.workspace import init_workspace
+
+    init_workspace(tmp_path / "ws")
+    r = CliRunner().invoke(cli, ["distribute", "-w", str(tmp_path / "ws"), "--period", "2026-03", "--form",
+                                 "observation_report"])
+    assert r.exit_code == 1 and "2026年3月没有要下发的表" in r.output and "按季报送" in r.output
+
+
+def test_a_unit_is_sent_nothing_before_its_own_start(tmp_path):
+    """A unit with 起报期 2026-03 was given (and with --send mailed) a 2026-02 form that status never counts."""
+    import openpyxl
+
+    from tuanjian_xlsx.distribute import distribute
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    book = openpyxl.load_workbook(root / "名单与目标.xlsx")
+    sheet = book["单位名单"]
+    head = [c.value for c in sheet[1]]
+    row = sheet.max_row + 1
+    for key, value in (("单位编号", "xinqu"), ("单位名称", "新区团委"), ("单位类型", "县区团委"), ("起报期", "2026-03")):
+        sheet.cell(row, head.index(key) + 1, value)
+    book.save(root / "名单与目标.xlsx")
+    assert "新区团委" not in {p.unit.name for p in distribute(root, "2026-02").packages}
+    assert "新区团委" in {p.unit.name for p in distribute(root, "2026-03").packages}
+    assert "新区团委" in {p.unit.name for p in distribute(root, "2026-Q1").packages}  # the quarter holding March

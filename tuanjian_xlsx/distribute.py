@@ -11,15 +11,14 @@ from pathlib import Path
 
 from .build import Prefill, build_template
 from .plan import Workspace
-from .roster import Unit
+from .roster import CADENCE_ZH, Unit
 from .issues import Issue, TuanjianError
 from .ledger import Ledger
 from .mail import Outgoing, SendReport, send_all
-from .periods import Period, parse_period
+from .periods import PERIOD_KIND, Period, parse_period
 from .filenames import safe_filename
 from .xlsxio import BUILD_DATE, atomic_write
 
-_KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 
 
 @dataclass
@@ -62,11 +61,15 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
     chosen = _units(ws, units)
     folder = Path(out) if out else ws.folder("outbox") / p.label
     packages: dict[str, UnitPackage] = {}
+    cadences: dict[str, set[str]] = {}  # what each chosen form is filed by, for when nothing is for this period
     with Ledger(ws.root) as ledger:
         for spec in specs:
             for unit in chosen:
                 rule = ws.roster.rule(unit.type, spec.form_id)
-                if rule is None or _KIND[rule.cadence] != p.kind:
+                if rule is None or rule.cadence not in PERIOD_KIND:
+                    continue
+                cadences.setdefault(spec.display_name, set()).add(rule.cadence)
+                if PERIOD_KIND[rule.cadence] != p.kind or not _owes(unit, p):
                     continue
                 due = ws.roster.due(unit, spec.form_id, p)
                 data = build_template(spec, ws.roster, prefill=Prefill(unit, p.code, p.label, due),
@@ -75,6 +78,10 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                 pkg = packages.setdefault(unit.id, UnitPackage(unit))
                 pkg.files.append(atomic_write(folder / safe_filename(unit.name) / name, data))
                 pkg.forms.append((spec, due, _changed(ledger, unit, spec, ws.registry)))
+        if not packages:  # (a month asked for a quarterly form, a year, units that start later)
+            raise TuanjianError(Issue.make("nothing-to-distribute", period=p.label, detail="；".join(
+                f"《{name}》{'、'.join(CADENCE_ZH[c] for c in sorted(cs))}报送" for name, cs in cadences.items())
+                or "所选单位都不报送所选的表"))
         for pkg in packages.values():
             text = _instructions(ws, pkg, p)
             pkg.instructions = atomic_write(folder / safe_filename(pkg.unit.name) / "填报说明.txt",
@@ -98,6 +105,14 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                 if now is not None and ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
                     ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", now.date().isoformat())
     return result
+
+
+def _owes(unit: Unit, p: Period) -> bool:
+    """Whether a unit owes this period: not one wholly before its 起报期 (a unit added mid-year), as status counts."""
+    from .status import periods_between
+
+    start = parse_period(unit.start) if unit.start else None
+    return start is None or p in periods_between(p.kind, start, p.last_day)
 
 
 def _subject(ws: Workspace, pkg: UnitPackage, p: Period) -> str:

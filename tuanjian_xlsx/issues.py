@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),
     "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
     "rule-blank": ("error", "单位类型“{unit_type}”的“{form}”报送周期是空的；不需报送的请填“不报送”", "a type's cadence left blank where others have one"),
+    "nothing-to-distribute": ("error", "{period}没有要下发的表：{detail}；请换一个报送期（如按季的用 2026-Q1）", "no form is filed for the period asked"),
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
     "task-without-target": ("error", "任务“{task}”是{kind}指标，但没有目标值（{detail}）", "a quantified task with no target"),
     "ratio-target-range": ("error", "任务“{task}”是{task_kind}指标，目标值应为 0%～{most}（写小数，如 0.4 即 40%），现为 {value}", "a ratio or growth target outside its range"),

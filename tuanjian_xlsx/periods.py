@@ -78,6 +78,9 @@ def in_visit_week(day: dt.date) -> bool:
     return day.day <= VISIT_WEEK_DAYS
 
 
+PERIOD_KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}  # a due rule's cadence: its periods' kind
+
+
 def parse_period(text: str) -> Period | None:
     """'2026-03', '2026年3月', '2026年3月份', '2026-Q1', '2026年第1季度', '2026年一季度', '2026' -> Period (spaces
     anywhere, full-width digits); else None, also for a year outside FIRST_YEAR..LAST_YEAR (a period whose due date

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from .issues import Issue, TuanjianError
 from .ledger import FileRow, Ledger
 from .normalise import fold
-from .periods import Period, parse_period
+from .periods import PERIOD_KIND, Period, parse_period
 
 if TYPE_CHECKING:  # (merge with nothing new reads stored statuses without loading the plan's models)
     from .plan import Workspace
@@ -28,7 +28,6 @@ def period_order(p: Period) -> tuple:
 
 
 STATUS_ZH = {"on_time": "按时", "late": "逾期", "missing": "未报", "not_due": "未到期"}
-_KIND = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
 MAX_YEARS = 20  # from the configured reporting start to the as-of date
 
 
@@ -85,7 +84,7 @@ def expected(ws: Workspace, as_of: dt.date) -> list[Expected]:
             rule = ws.roster.rule(unit.type, spec.form_id)
             if rule is None:
                 continue
-            for period in periods_between(_KIND[rule.cadence], own[unit.id], as_of):
+            for period in periods_between(PERIOD_KIND[rule.cadence], own[unit.id], as_of):
                 due = ws.roster.due(unit, spec.form_id, period)
                 assert due is not None  # the unit files this form (its rule is above): it has a due date
                 out.append(Expected(unit.id, unit.name, unit.type, spec.form_id, period, due))
