@@ -116,3 +116,34 @@ def test_a_unit_is_sent_nothing_before_its_own_start(tmp_path):
     assert "新区团委" not in {p.unit.name for p in distribute(root, "2026-02").packages}
     assert "新区团委" in {p.unit.name for p in distribute(root, "2026-03").packages}
     assert "新区团委" in {p.unit.name for p in distribute(root, "2026-Q1").packages}  # the quarter holding March
+
+
+def test_distributing_again_keeps_a_copy_changed_since_and_says_a_moved_deadline(tmp_path):
+    """Run again, distribute overwrote a copy staff had filled in place in 下发, and after the 部室' deadline moved
+    from the 28th to the 25th its 填报说明 still said 与上次下发的第 1 版相同."""
+    import openpyxl
+
+    from tuanjian_xlsx import api
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    first = api.distribute(root, "2026-03")
+    copy = next(f for p in first.result.packages if p.unit.name == "组织部" for f in p.files)
+    untouched = next(f for p in first.result.packages if p.unit.name == "宣传部" for f in p.files)
+    book = openpyxl.load_workbook(copy)
+    book.worksheets[0]["B6"] = "李四"
+    book.save(copy)
+    filled = copy.read_bytes()
+    types = openpyxl.load_workbook(root / "名单与目标.xlsx")
+    row = next(c.row for c in types["单位类型"]["A"] if c.value == "机关部室")
+    types["单位类型"].cell(row, 4, 25)
+    types.save(root / "名单与目标.xlsx")
+    again = api.distribute(root, "2026-03")
+    kept = copy.with_name(f"{copy.stem}（改动过的副本）.xlsx")
+    assert kept.read_bytes() == filled and copy.read_bytes() != filled
+    assert [(a.name, b.name) for a, b in again.result.kept] == [(copy.name, kept.name)]
+    assert any("未覆盖" in line for line in again.lines())
+    assert not untouched.with_name(f"{untouched.stem}（改动过的副本）.xlsx").exists()  # ours: simply written again
+    note = (copy.parent / "填报说明.txt").read_text(encoding="utf-8-sig")
+    assert "截止日期由 3月28日改为 3月25日" in note

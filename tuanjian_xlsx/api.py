@@ -482,6 +482,7 @@ class Distributed(Result):
                        "（可在《名单与目标.xlsx》的“单位名单”中补填）")
         if r.sent is not None:
             out.append(f"已发送 {len(r.sent.sent)} 个单位：{'、'.join(u.name for u in r.sent.sent) or '无'}")
+        out += [f"提醒：{was.name} 下发后被改动过，未覆盖，已改名保留为 {now.name}" for was, now in r.kept]
         return out
 
     def errors(self) -> list[str]:

@@ -38,6 +38,7 @@ class Distribution:
     folder: Path
     packages: list[UnitPackage]
     sent: SendReport | None = None  # with --send: who got their mail, who did not and why
+    kept: list[tuple[Path, Path]] = field(default_factory=list)  # copies changed since written, moved aside
 
     @property
     def without_address(self) -> list[Unit]:
@@ -62,6 +63,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
     folder = Path(out) if out else ws.folder("outbox") / p.label
     packages: dict[str, UnitPackage] = {}
     cadences: dict[str, set[str]] = {}  # what each chosen form is filed by, for when nothing is for this period
+    kept: list[tuple[Path, Path]] = []  # copies changed since they were written here, moved aside: (was, now)
     with Ledger(ws.root) as ledger:
         for spec in specs:
             for unit in chosen:
@@ -76,8 +78,8 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                                       password=ws.settings.protection.password)
                 name = safe_filename(f"{unit.name}_{p.label}_{spec.file_stem}_v{spec.version}") + ".xlsx"
                 pkg = packages.setdefault(unit.id, UnitPackage(unit))
-                pkg.files.append(atomic_write(folder / safe_filename(unit.name) / name, data))
-                pkg.forms.append((spec, due, _changed(ledger, unit, spec, ws.registry)))
+                pkg.files.append(_written(ledger, ws.root, folder / safe_filename(unit.name) / name, data, kept))
+                pkg.forms.append((spec, due, _changed(ledger, unit, spec, ws.registry, p, due)))
         if not packages:  # (a month asked for a quarterly form, a year, units that start later)
             raise TuanjianError(Issue.make("nothing-to-distribute", period=p.label, detail="；".join(
                 f"《{name}》{'、'.join(CADENCE_ZH[c] for c in sorted(cs))}报送" for name, cs in cadences.items())
@@ -88,7 +90,7 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
                                             text.encode("utf-8-sig"))
             if make_zip:
                 pkg.zip = atomic_write(folder / (safe_filename(f"{pkg.unit.name}_{p.label}") + ".zip"), _zip(pkg))
-    result = Distribution(p, folder, list(packages.values()))
+    result = Distribution(p, folder, list(packages.values()), kept=kept)
     if send:
         org = ws.settings.organisation
         outgoing = [Outgoing(pkg.unit, _subject(ws, pkg, p), _instructions_of(pkg).read_text(encoding="utf-8-sig"),
@@ -100,10 +102,8 @@ def distribute(root: Path, period: str, *, forms: list[str] | None = None, units
         for pkg in result.packages:
             if pkg.unit.id not in delivered:
                 continue
-            for spec, _, _ in pkg.forms:
-                ledger.put(f"distributed:{pkg.unit.id}:{spec.form_id}", f"{spec.version} {p.code}")
-                if now is not None and ledger.get(f"first-distributed:{spec.form_id}:{spec.version}") is None:
-                    ledger.put(f"first-distributed:{spec.form_id}:{spec.version}", now.date().isoformat())
+            for spec, due, _ in pkg.forms:
+                ledger.note_sent(pkg.unit.id, spec.form_id, spec.version, p.code, now.date() if now else None, due)
     return result
 
 
@@ -131,15 +131,49 @@ def _units(ws: Workspace, wanted: list[str] | None) -> list[Unit]:
     return [by[w] for w in wanted]
 
 
-def _changed(ledger: Ledger, unit: Unit, spec, registry) -> str:
-    """What changed since the version this unit last received (where a field moved is for the template to show)."""
+def _written(ledger: Ledger, root: Path, path: Path, data: bytes, kept: list[tuple[Path, Path]]) -> Path:
+    """A copy written over the last one distributed there — unless that one was changed since (filled in place by
+    staff, say): it is moved aside first, under a name of its own, never overwritten."""
+    import hashlib
+
+    try:
+        key = path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:  # (written outside the workspace: --out)
+        key = path.resolve().as_posix()
+    try:
+        there = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    except OSError:
+        there = None
+    sha = hashlib.sha256(data).hexdigest()
+    if there is not None and there not in (sha, ledger.copy_sha(key)):
+        n = 1
+        while (aside := path.with_name(f"{path.stem}（改动过的副本{'' if n == 1 else n}）{path.suffix}")).exists():
+            n += 1
+        try:
+            path.rename(aside)
+        except OSError as exc:  # (open in Excel, on Windows): said, and nothing overwritten
+            from .xlsxio import os_reason
+
+            raise TuanjianError(Issue.make("cannot-write", detail=str(path), reason=os_reason(exc))) from None
+        kept.append((path, aside))
+    atomic_write(path, data)
+    ledger.copy_written(key, sha)
+    return path
+
+
+def _changed(ledger: Ledger, unit: Unit, spec, registry, p: Period, due: dt.date | None) -> str:
+    """What changed since the version this unit last received (where a field moved is for the template to show),
+    and the deadline, when the same period is sent again with another."""
     from .versions import spec_changes
 
-    last = ledger.get(f"distributed:{unit.id}:{spec.form_id}")
+    last = ledger.last_distribution(unit.id, spec.form_id)
     if last is None:
         return "首次下发本表。"
-    version = int(last.split()[0])
+    version, period, was_due = last
     if version == spec.version:
+        if period == p.code and was_due is not None and due is not None and was_due != due:
+            return (f"与上次下发的第 {version} 版相同；截止日期由 {was_due.month}月{was_due.day}日"
+                    f"改为 {due.month}月{due.day}日。")
         return f"与上次下发的第 {version} 版相同。"
     changes = [c.text() for c in spec_changes(registry, spec.form_id, version, spec.version).changes
                if c.kind != "moved"]

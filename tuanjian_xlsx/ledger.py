@@ -448,17 +448,34 @@ class Ledger:
 
     # what the workspace remembers between runs: the meta keys are this class's own, callers use these names
 
-    def note_sent(self, unit_id: str, form_id: str, version: int, period: str, day: dt.date | None) -> None:
-        """A unit was sent `version` of a form for `period` (kept for "what changed" next time); `day` becomes the
-        version's first distribution day unless one is known."""
-        self.put(f"distributed:{unit_id}:{form_id}", f"{version} {period}")
+    def note_sent(self, unit_id: str, form_id: str, version: int, period: str, day: dt.date | None,
+                  due: dt.date | None = None) -> None:
+        """A unit was sent `version` of a form for `period`, due on `due` (kept for "what changed" next time);
+        `day` becomes the version's first distribution day unless one is known."""
+        self.put(f"distributed:{unit_id}:{form_id}", f"{version} {period}" + (f" {due.isoformat()}" if due else ""))
         if day is not None and self.first_distributed(form_id, version) is None:
             self.put(f"first-distributed:{form_id}:{version}", day.isoformat())
 
     def last_sent(self, unit_id: str, form_id: str) -> int | None:
         """The version of a form a unit was last sent, if it was ever sent one."""
+        last = self.last_distribution(unit_id, form_id)
+        return last[0] if last else None
+
+    def last_distribution(self, unit_id: str, form_id: str) -> tuple[int, str, dt.date | None] | None:
+        """(version, period, due date if kept) of what a unit was last sent of a form."""
         last = self.get(f"distributed:{unit_id}:{form_id}")
-        return int(last.split()[0]) if last else None
+        if not last:
+            return None
+        parts = last.split()
+        return int(parts[0]), parts[1] if len(parts) > 1 else "", dt.date.fromisoformat(parts[2]) if len(parts) > 2 else None
+
+    def copy_written(self, key: str, sha256: str) -> None:
+        """A distributed copy was written at `key` (its path in the workspace) with these bytes."""
+        self.put(f"distributed-copy:{key}", sha256)
+
+    def copy_sha(self, key: str) -> str | None:
+        """The hash of the bytes last written as the distributed copy at `key`."""
+        return self.get(f"distributed-copy:{key}")
 
     def first_distributed(self, form_id: str, version: int) -> str | None:
         """The day (ISO) a version of a form was first distributed, if this ledger knows."""
