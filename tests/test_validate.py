@@ -373,3 +373,23 @@ def test_a_period_that_excel_turned_into_a_date_is_read_as_its_month(visit):
     assert triples(r) == [(F, "B5", "normalised-period")]
     assert "Excel、WPS 会把“2026年3月”这样的写法变成日期" in r.issues[0].message
     assert triples(visit({"报送期": dt.datetime(2026, 3, 15)})) == [(F, "B5", "not-a-period")]
+
+
+@pytest.mark.parametrize("typed, unit", [("共青团源汇区委员会", "源汇区团委"), ("漯河市源汇区团委", "源汇区团委"), ("源汇区", "源汇区团委"),
+                                         ("示范区团工委", "城乡一体化示范区团工委"), ("经开区团工委", "经济技术开发区团工委"),
+                                         ("市青年创业服务中心", "市青年创业服务中心（市志愿者服务中心）")])
+def test_a_unit_written_by_another_of_its_names_is_read_as_it(templates, tmp_path, builtin, typed, unit):
+    """Official, short and city-prefixed names in a blank template's 报送单位 were all refused as 不在单位名单中."""
+    path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位=typed))
+    r = validate_file(path, builtin)
+    assert r.valid and r.unit == unit
+    (note,) = [i for i in r.issues if i.code == "normalised-unit"]
+    assert f"按“{unit}”读取（原为“{typed}”）" in note.message
+
+
+@pytest.mark.parametrize("typed, near", [("源汇区团委会", "源汇区团委"), ("区团委", None), ("张三", None)])
+def test_a_unit_that_cannot_be_told_is_refused_with_the_nearest_name(templates, tmp_path, builtin, typed, near):
+    path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位=typed))
+    r = validate_file(path, builtin)
+    (issue,) = [i for i in r.issues if i.code.startswith("unknown-unit")]
+    assert not r.valid and (f"是否为“{near}”" in issue.message if near else issue.code == "unknown-unit")

@@ -80,6 +80,8 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-a-period": ("error", "“{field}”应为报送期（如 2026-03、2026年3月、2026-Q1），现为“{value}”", "a period that cannot be read"),
     "wrong-period-kind": ("error", "“{field}”应为{kind}（如 {example}），现为“{value}”", "a month given for a quarterly form, or the like"),
     "date-outside-period": ("error", "“{field}”{value} 不在报送期 {period} 的填报时段（{start}～{end}）内", "a date outside the period"),
+    "unknown-unit-near": ("error", "“{field}”的“{value}”不在单位名单中，是否为“{near}”？（单位的其他叫法可登记在《名单与目标.xlsx》单位名单的“别名”列）", "a unit not on the roster, one near it"),
+    "normalised-unit": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a unit written by another of its names"),
     "unknown-unit": ("error", "“{field}”的“{value}”不在单位名单中", "a unit not on the roster"),
     "passport-mismatch": ("error", "“{field}”为“{value}”，与下发时的“{expected}”不一致", "cells disagree with the passport"),
     "record-mismatch": ("error", "“{field}”为“{value}”，与同一文件中其他表的“{expected}”不一致", "forms in one file disagree"),

@@ -31,6 +31,15 @@ Comparison = Literal[">=", "="]
 CADENCE_ZH = {"monthly": "按月", "quarterly": "按季", "yearly": "按年", "none": "不报送"}
 COMPARISON_ZH = {">=": "≥", "=": "="}
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
+_OFFICIAL = re.compile(r"共青团(.+?)(工作)?委员会")  # 共青团源汇区委员会 = 源汇区团委; …工作委员会 = …团工委
+_BRACKET = re.compile(r"[（(]|[）)]")
+
+
+def _folded(name: str) -> str:
+    """A name as compared: width-folded, spaces gone, letters in one case."""
+    from .normalise import fold
+
+    return fold(name).casefold()
 _EMAIL = re.compile(r"^[^@\s,;，；、<>]+@[^@\s,;，；、<>]+\.[^@\s,;，；、<>]+$")
 _EMAIL_APART = re.compile(r"[\s,;，；、]+")  # what stands between two addresses in one cell
 
@@ -114,6 +123,17 @@ class Unit(_Row):
     contact: str | None = None
     phone: str | None = None
     start: str | None = None  # the month it owes reports from (a unit added mid-year), as 2026-07; None: as all
+    aliases: str | None = None  # other names it goes by (its full name, a short one, an old one), 、 between them
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _aliases(cls, v):
+        v = _blank_to_none(v)
+        return "、".join(p for p in _LIST_SPLIT.split(str(v).strip()) if p) or None if v is not None else None
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [a for a in (self.aliases or "").split("、") if a]
 
     @field_validator("start", mode="before")
     @classmethod
@@ -265,6 +285,23 @@ class Roster(BaseModel):
 
     def unit_by_name(self, name: str) -> Unit | None:
         return next((u for u in self.units if u.name == name), None)
+
+    def unit_called(self, text: str) -> Unit | None:
+        """The one unit a name not on the roster stands for, as units write their own: a 别名 staff listed; the
+        official name (共青团源汇区委员会, 共青团…工作委员会 for a 团工委); the name with the city before it
+        (漯河市源汇区团委); the name without its bracketed part or that part alone (市青年创业服务中心); a part of
+        one name only (源汇区, 示范区团工委: three characters at least). None when no unit, or more than one, fits."""
+        text = _folded(text)
+        official = _OFFICIAL.fullmatch(text)
+        wanted = {text} | ({official[1] + ("团工委" if official[2] else "团委")} if official else set())
+        named: list[set[str]] = [{_folded(n) for n in (u.name, *u.alias_list)} for u in self.units]
+        for names in named:
+            names |= {n for name in list(names) for n in _BRACKET.sub("\n", name).split("\n") if len(n) >= 3}
+        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n), lambda w, n: len(w) >= 3 and w in n):
+            hits = {k for k, names in enumerate(named) for n in names for w in wanted if test(w, n)}
+            if hits:
+                return self.units[hits.pop()] if len(hits) == 1 else None
+        return None
 
     def units_filing(self, form_id: str) -> list[Unit]:
         return [u for u in self.units if self.rule(u.type, form_id)]

@@ -47,6 +47,8 @@ def unit_cols() -> list[Col]:
         Col("phone", "联系电话", 16, required=False),
         Col("start", "起报期", 11, required=False,
             note="年中新加入的单位从哪一期起应报，如 2026-07 或 2026年7月（此前各期不列为未报、不催报）；留空 = 与其他单位相同"),
+        Col("aliases", "别名", 24, required=False,
+            note="单位的其他叫法（简称、旧名），多个用、隔开；报表的“报送单位”写成这些名称也认作本单位"),
     ]
 
 
@@ -115,7 +117,7 @@ def write_roster_book(roster: Roster, registry: SpecRegistry, rules: Rules | Non
     ws = _sheet(wb, SHEET_UNITS, unit_cols(), fmt)
     ws.set_column(0, 0, unit_cols()[0].width, fmt["text"])  # 单位编号 stays text as typed
     for r, u in enumerate(roster.units, start=1):
-        for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone, u.start]):
+        for c, v in enumerate([u.id, u.name, u.type, u.email, u.contact, u.phone, u.start, u.aliases]):
             ws.write_string(r, c, v or "", fmt["text" if c == 0 else "cell"])
     ws.data_validation(1, 2, MAX_ROWS, 2, _list_from(f"={SHEET_TYPES}!$A$2:$A${MAX_ROWS + 1}", "单位类型"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,7 +258,14 @@ def _header(spec, form: SheetForm, passport: dict, ws: Plan, result: FileResult)
         name = passport_unit  # a distributed copy whose unit cell was cleared
     if issues and issues[0].code == "not-in-choices":  # say it in roster terms, not as a dropdown
         assert u_val is not None  # a blank unit cell is never "not-in-choices"
-        issues = [Issue.make("unknown-unit", value=str(u_val.value).strip(), **u_at)]
+        typed = str(u_val.value).strip()
+        called = roster.unit_called(typed)  # its official name, a short one, one staff listed as 别名…
+        if called is not None:
+            name, issues = called.name, [Issue.make("normalised-unit", value=called.name, raw=typed, **u_at)]
+        else:
+            near = _nearest(typed, [u.name for u in roster.units])
+            issues = [Issue.make("unknown-unit", value=typed, **u_at)] if near is None else [
+                Issue.make("unknown-unit-near", value=typed, near=near, **u_at)]
     result.issues += issues
     if name is None and not issues:
         result.issues.append(Issue.make("required-value", **u_at))
@@ -290,6 +298,14 @@ def _header(spec, form: SheetForm, passport: dict, ws: Plan, result: FileResult)
             else:
                 due = roster.due(unit, spec.form_id, period)
     return Header(unit, period, due)
+
+
+def _nearest(typed: str, names: list[str]) -> str | None:
+    """The one name most like what was typed (a slip: 源汇区团委会); None when none is near, or two are as near."""
+    scored = sorted(((difflib.SequenceMatcher(None, typed, n).ratio(), n) for n in names), reverse=True)
+    if not scored or scored[0][0] < 0.6 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    return scored[0][1]
 
 
 def _agree(result: FileResult, unit: Unit | None, period: Period | None, form: SheetForm, spec) -> None:
