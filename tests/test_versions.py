@@ -182,3 +182,20 @@ def test_upgrade_reads_each_file_apart_so_one_that_kills_its_reader_costs_only_i
     assert refused["target"] is None and [i["code"] for i in refused["issues"]] == ["reader-crashed"]
     assert "已单独拒收此文件" in refused["issues"][0]["message"] and refused["issues"][0]["file"] == big.name
     assert done["target"] and Path(done["target"]).exists() and done["issues"] == []
+
+
+def test_a_return_of_an_older_version_asks_for_what_the_current_one_added(tmp_path):
+    """A v1 file with one mistake, returned on the v2 template: its 问题清单 named the mistake only, the new
+    required 走访日期 and 联系电话 blank and unmarked — the unit mended what it was told and was refused again."""
+    from tuanjian_xlsx.returns import build_return
+
+    ws = _workspace(tmp_path)
+    path = _v1_copy(ws, tmp_path)
+    book = openpyxl.load_workbook(path)
+    book.worksheets[0]["C9"] = -2  # 团干部 in v1
+    book.save(path)
+    result = validate_file(path, ws)
+    assert not result.valid and result.version == 1
+    data, rows, message = build_return(result, ws)
+    assert {(r.cell, r.field) for r in rows if "新增的必填项" in r.message} == {("B7", "走访日期"), ("D7", "联系电话")}
+    assert "3 处需要修改" in message

@@ -220,6 +220,7 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
                 cell = cells.get(key) or _new_cell(spec, key) or cell
             rows.append(ProblemRow(sheet, cell, issue.field, _show(raw), issue.message,
                                    _expected(spec, k[1] if k else None, issue.code, ws), issue.severity))
+        rows += _added_since(result, spec, ws, filled, [originally.get(n, n) for n in new_sheets])
         # a unit or period in question is not locked in: the submitter must be able to correct it
         due = ws.roster.due(unit, spec.form_id, period)
         prefill = Prefill(unit, period.code, period.label, due) if fixed and period is not None else Prefill()
@@ -229,6 +230,28 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
     else:
         rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues]
     return data, rows, spec
+
+
+def _added_since(result: FileResult, spec, ws: Plan, filled: list[Filled], sheets: list[str]) -> list[ProblemRow]:
+    """A file of an older version comes back on the current template: the required fields that version added
+    are asked for too, marked in each record's sheet (else the unit corrects what it was told and is refused
+    again for what it was never told)."""
+    if not isinstance(spec, FormSpec) or result.version is None or result.version >= spec.version:
+        return []
+    try:
+        old = {f.id for f in ws.registry.get(spec.form_id, result.version).fields}
+    except KeyError:
+        return []
+    added = [f for f in spec.fields if f.id not in old and f.required and not f.header]
+    rows = []
+    for fill, sheet in zip(filled, sheets):
+        for f in added:
+            if fill.values.get(f.id) in (None, ""):
+                why = f"第 {spec.version} 版新增的必填项，请填写"
+                fill.marks[f.id] = why
+                rows.append(ProblemRow(sheet, f.input_cell, f.label, "", f"“{f.label}”是{why}",
+                                       _expected(spec, f.id, "required-value", ws), "error"))
+    return rows
 
 
 def _new_cell(spec, key: str) -> str | None:
