@@ -705,3 +705,15 @@ def test_the_overview_on_a_deadline_day_shows_the_period_still_owed(tmp_path):
         wb = openpyxl.load_workbook(merge(root, as_of=day).master, data_only=True)
         kpi = next(r for r in wb["总览"].iter_rows(values_only=True) if str(r[0] or "").startswith("附件1"))
         assert kpi[1:3] == (period, owed) and kpi[6] == owed  # 报送期, 应报 … 未报
+
+
+def test_the_masters_rates_show_two_decimal_places(tmp_path):
+    """A city rate of 39.99% showed as 40.0% next to 未达标."""
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    sheet = openpyxl.load_workbook(merge(root, as_of=dt.date(2026, 4, 30)).master)["目标汇总"]
+    head = [c.value for c in sheet[1]]
+    rates = [row[head.index("全市完成率")].number_format for row in sheet.iter_rows(min_row=2) if row[0].value]
+    assert rates and set(rates) == {"0.00%"}

@@ -244,3 +244,11 @@ def test_a_share_is_of_whole_things(builtin, tmp_path):
     r = validate_file(filled, builtin)
     wrong = {(i.field, i.code) for i in r.issues if i.severity == "error" and i.field and i.field[:5] in ("1-3-2", "1-3-1", "2-1 ")}
     assert wrong == {("1-3-2 完成数/完成值", "not-an-integer"), ("1-3-1 完成数/完成值", "not-an-integer")}
+
+
+
+def test_a_rate_just_under_its_target_does_not_show_as_the_target(generated):
+    """39.99% was shown as 40.0% beside 未达标 (one decimal place): rates show two."""
+    sheet = openpyxl.load_workbook(generated["下发_台账"])["目标任务台账"]
+    row = next(c.row for c in sheet["A"] if c.value == "1-3-2")
+    assert sheet.cell(row, 13).number_format == "0.00%"

@@ -68,7 +68,7 @@ def _styles(wb) -> dict:
         "hash": {**grid, "font_name": "Courier New", "font_size": 8, "text_wrap": True},
         "int": {**grid, "num_format": "0", "align": "center"},
         "num": {**grid, "num_format": "General", "align": "center"},
-        "pct": {**grid, "num_format": "0.0%", "align": "center"},
+        "pct": {**grid, "num_format": "0.00%", "align": "center"},
         "date": {**grid, "num_format": "yyyy-mm-dd", "align": "center"},
         "time": {**grid, "num_format": "yyyy-mm-dd hh:mm", "align": "center"},
         "kpi": {**grid, "num_format": "0", "align": "center", "font_size": 14, "bold": True},
@@ -1000,7 +1000,7 @@ def _chart_font(size: int, colour: str = "#404040") -> dict:
 
 
 def _chart_labels(colour: str = "#404040") -> dict:
-    return {"value": True, "num_format": "0.0%", "position": "outside_end", "font": _chart_font(9, colour)}
+    return {"value": True, "num_format": "0.00%", "position": "outside_end", "font": _chart_font(9, colour)}
 
 
 def _chart_look(chart, title: str) -> None:

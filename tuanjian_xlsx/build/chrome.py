@@ -143,7 +143,7 @@ def _style_props() -> dict[str, dict]:
         "cell_in": {**body, "font_size": 10, "locked": False, "align": "center", "num_format": "General", **_GRID},
         "cell_text": {**body, "font_size": 10, "locked": False, "valign": "top", **_GRID},
         "cell_off": {**body, "font_size": 10, "bg_color": "#F2F2F2", **_GRID},
-        "rate": {**body, "font_size": 10, "align": "center", "num_format": "0.0%", **_GRID},
+        "rate": {**body, "font_size": 10, "align": "center", "num_format": "0.00%", **_GRID},
         "met": {**body, "font_size": 10, "align": "center", **_GRID},
         "helper": {"font_name": FONT_BODY, "font_size": 9, "font_color": "#808080", "align": "center"},
         "empty_mark": {"bg_color": "#FDE9E7"},
