@@ -141,7 +141,7 @@ def test_status_says_files_wait_in_the_inbox_and_sends_no_reminder_until_they_ar
 
 
 def test_the_charts_label_rates_as_their_cells_show_them(demo):
-    """A chart's labels show a rate as its cell does (0.0%): 99.6% labelled "100%" beside a 100% target read as
+    """A chart's labels show a rate as its cell does (0.00%): 99.6% labelled "100%" beside a 100% target read as
     met, though the cell says 未达标."""
     import re
     import zipfile
@@ -149,7 +149,7 @@ def test_the_charts_label_rates_as_their_cells_show_them(demo):
     with zipfile.ZipFile(demo.merge.master) as z:
         charts = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart")]
     labels = [re.search(r'<c:numFmt formatCode="([^"]*)"', c[c.index("<c:dLbls>"):]) for c in charts if "<c:dLbls>" in c]
-    assert labels and all(m is not None and m.group(1) == "0.0%" for m in labels)
+    assert labels and all(m is not None and m.group(1) == "0.00%" for m in labels)
 
 
 def test_resubmission_supersedes_and_sources_say_so(demo):

@@ -364,6 +364,16 @@ def test_a_form_filled_late_after_a_reminder_is_late_not_wrong(templates, tmp_pa
     assert triples(r) == [("late.xlsx", "D5", "date-outside-period")]
 
 
+def test_a_date_after_the_form_arrived_is_said(templates, tmp_path, builtin):
+    """填表时间 3 May on a form received on 5 April (a 5 typed for a 4) passed without a word: it lay within a
+    month of the due date. It is said (a warning: the received time may be the one that is off)."""
+    april = {**VISIT, "报送期": "2026-04", "填表时间": dt.datetime(2026, 5, 3)}
+    path = fill(templates["visit_report"], tmp_path / "typo.xlsx", april)
+    r = validate_file(path, builtin, received=dt.date(2026, 4, 5))
+    assert r.valid and triples(r) == [("typo.xlsx", "D5", "date-after-received")]
+    assert triples(validate_file(path, builtin, received=dt.date(2026, 5, 3))) == []
+
+
 def test_a_period_that_excel_turned_into_a_date_is_read_as_its_month(visit):
     """“2026年3月” typed into a General cell becomes the date 2026-03-01 in Excel and WPS; it was refused, the
     message asking for what the unit had typed. It is read as that month, with a warning saying why; another day of

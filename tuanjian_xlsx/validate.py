@@ -368,6 +368,11 @@ def _check_fields(spec, form: SheetForm, head: Header, result: FileResult) -> tu
                 result.issues.append(Issue.make("date-outside-period", value=value.isoformat(),
                                                 period=head.period.label, start=start.isoformat(),
                                                 end=end.isoformat(), **at))
+            elif result.received is not None and value > result.received + dt.timedelta(days=1):
+                # a day no one can have written on a form already received (a typed 5 for 4?): said, not refused
+                # (a received time staff stated, or a sender's clock, may be the one that is off)
+                result.issues.append(Issue.make("date-after-received", value=value.isoformat(),
+                                                received=result.received.isoformat(), **at))
         values[f.id] = value
     return values, cells, raw
 
