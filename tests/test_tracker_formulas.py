@@ -252,3 +252,15 @@ def test_a_rate_just_under_its_target_does_not_show_as_the_target(generated):
     sheet = openpyxl.load_workbook(generated["下发_台账"])["目标任务台账"]
     row = next(c.row for c in sheet["A"] if c.value == "1-3-2")
     assert sheet.cell(row, 13).number_format == "0.00%"
+
+
+def test_not_applicable_typed_in_a_number_says_what_to_write(builtin, tmp_path):
+    """不适用, 无, — in a row that does not apply were refused as 应填数字, with no word of writing 0 (0 of 0 is met)."""
+    copy = _copy(builtin, tmp_path, "c", "源汇区团委", "2026-Q1")
+    filled = _fill_rows(copy, tmp_path / "f.xlsx", builtin, {"填表时间": dt.datetime(2026, 4, 2)},
+                        {"1-3-2": {"done": "不适用", "base": "—"}, "1-3-1": {"done": "abc", "base": 3}})
+    r = validate_file(filled, builtin)
+    got = {(i.field, i.code) for i in r.issues if i.field and i.field[:5] in ("1-3-2", "1-3-1")}
+    assert got == {("1-3-2 完成数/完成值", "not-applicable-number"), ("1-3-2 基数", "not-applicable-number"),
+                   ("1-3-1 完成数/完成值", "not-a-number")}
+    assert "都填 0" in next(i.message for i in r.issues if i.code == "not-applicable-number")

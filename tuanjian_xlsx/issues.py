@@ -79,6 +79,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "normalised-choice": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a choice matched after folding"),
     "not-a-period": ("error", "“{field}”应为报送期（如 2026-03、2026年3月、2026-Q1），现为“{value}”", "a period that cannot be read"),
     "wrong-period-kind": ("error", "“{field}”应为{kind}（如 {example}），现为“{value}”", "a month given for a quarterly form, or the like"),
+    "not-applicable-number": ("error", "“{field}”填了“{value}”，这里要填数字：本单位没有这项工作的填 0（比率类的完成数和基数都填 0，按达标计）", "“不适用” typed where a number belongs"),
     "date-after-received": ("warning", "“{field}”是 {value}，晚于收到这份报表的日期 {received}，请核对是否填错", "a date on a form after the day it arrived"),
     "date-outside-period": ("error", "“{field}”{value} 不在报送期 {period} 的填报时段（{start}～{end}）内", "a date outside the period"),
     "unknown-unit-near": ("error", "“{field}”的“{value}”不在单位名单中，是否为“{near}”？（单位的其他叫法可登记在《名单与目标.xlsx》单位名单的“别名”列）", "a unit not on the roster, one near it"),

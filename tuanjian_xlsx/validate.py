@@ -451,6 +451,9 @@ def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_t
             continue
         fv = row.get(col.id)
         values[col.id], read[col.id] = FIELD_TYPES[field_type].normaliser()(fv.value if fv else None, at(col.id))
+        if fv is not None and any(i.code == "not-a-number" for i in read[col.id]) \
+                and fold(str(fv.value)).strip("（）()") in _NOT_APPLICABLE:  # "不适用": what to write instead
+            read[col.id] = [Issue.make("not-applicable-number", value=str(fv.value).strip(), **at(col.id))]
         issues += read[col.id]
     missing = [c for c in kind.required if values.get(c) is None and not read.get(c)]
     if kind.pair:  # 完成数 and 基数 go together: nothing said of a missing one while the other is wrong
@@ -467,6 +470,9 @@ def _tracker_row(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_t
                                  **at(done)))
     result.issues += issues
     return Record("", record_model(spec)(**values).model_dump(), cells, raw)
+
+
+_NOT_APPLICABLE = {"不适用", "无", "没有", "无此项", "暂无", "不涉及", "—", "-", "--", "——", "/", "\\", "NA", "N/A", "n/a"}
 
 
 def _locked_changes(spec: TableSpec, task: Task, row: dict[str, FieldValue], unit_type, at,
