@@ -403,3 +403,17 @@ def test_a_unit_that_cannot_be_told_is_refused_with_the_nearest_name(templates, 
     r = validate_file(path, builtin)
     (issue,) = [i for i in r.issues if i.code.startswith("unknown-unit")]
     assert not r.valid and (f"是否为“{near}”" in issue.message if near else issue.code == "unknown-unit")
+
+
+def test_a_copy_given_another_period_says_which_form_to_use(builtin, tmp_path):
+    """Last month's copy with 报送期 changed to this month was refused with 与下发时的“2026-03”不一致, and nothing
+    of what to do."""
+    from tuanjian_xlsx.build import Prefill, build_template
+
+    spec = builtin.registry.get("visit_report")
+    copy = tmp_path / "三月.xlsx"
+    copy.write_bytes(build_template(spec, builtin.roster, prefill=Prefill(builtin.roster.unit_by_name("源汇区团委"),
+                                                                          "2026-03", "2026年3月")))
+    path = fill(copy, tmp_path / "四月.xlsx", {**VISIT, "报送期": "2026年4月", "填表时间": dt.datetime(2026, 4, 5)})
+    (issue,) = [i for i in validate_file(path, builtin).issues if i.code == "passport-mismatch"]
+    assert "请用为它下发的表" in issue.message and issue.cell == "B5"

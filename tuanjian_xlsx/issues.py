@@ -85,7 +85,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "unknown-unit-near": ("error", "“{field}”的“{value}”不在单位名单中，是否为“{near}”？（单位的其他叫法可登记在《名单与目标.xlsx》单位名单的“别名”列）", "a unit not on the roster, one near it"),
     "normalised-unit": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a unit written by another of its names"),
     "unknown-unit": ("error", "“{field}”的“{value}”不在单位名单中", "a unit not on the roster"),
-    "passport-mismatch": ("error", "“{field}”为“{value}”，与下发时的“{expected}”不一致", "cells disagree with the passport"),
+    "passport-mismatch": ("error", "“{field}”为“{value}”，与下发时的“{expected}”不一致：这份表是发给“{expected}”的；要报“{value}”，请用为它下发的表（或空白模板）填写，不要改用别的期、别的单位的表", "cells disagree with the passport"),
     "record-mismatch": ("error", "“{field}”为“{value}”，与同一文件中其他表的“{expected}”不一致", "forms in one file disagree"),
     "not-a-form": ("error", "文件中没有可识别的报表（应为{known}之一）", "no form found in the file"),
     "no-passport": ("warning", "文件没有模板标识（可能是自行制作的表格），已按标签文字识别为“{form}”", "a form found without a passport"),
