@@ -268,15 +268,13 @@ def test_libreoffice_resave_validates_the_same(visit, templates, tmp_path, built
 
 
 @pytest.mark.parametrize("name", ["旧.xls", "旧.et", "改了后缀的旧表.xlsx"])
-def test_an_old_format_workbook_is_read_whatever_it_is_called(visit, tmp_path, builtin, libreoffice, name):
-    """A unit's Excel 2003 or WPS saves .xls: it was refused (另存为 .xlsx), while the same bytes named .et were read.
-    It is read by its content under any name, with a warning asking for .xlsx next time."""
-    first = visit({})
-    old = libreoffice.convert(first.path, tmp_path / "lo", to="xls")
+def test_an_old_format_workbook_is_refused_whatever_it_is_called(visit, tmp_path, builtin, libreoffice, name):
+    """Excel 2003's .xls was refused while the same bytes named .et were read — past every check, where one stray
+    cell far away makes calamine take a gigabyte. Refused under any name, with how to resave it."""
+    old = libreoffice.convert(visit({}).path, tmp_path / "lo", to="xls")
     assert old.read_bytes().startswith(b"\xd0\xcf\x11\xe0")
     again = validate_file(old.rename(tmp_path / name), builtin)
-    assert again.valid and "legacy-xls-read" in [i.code for i in again.issues]
-    assert again.records[0].values == first.records[0].values
+    assert [i.code for i in again.issues] == ["legacy-xls"] and "另存为" in again.issues[0].message
 
 
 def test_hostile_and_odd_files_in_a_batch(tmp_path, builtin, templates):

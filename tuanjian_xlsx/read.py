@@ -151,7 +151,6 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
     if problem:
         pkg.issues.append(Issue.make(problem[0], file=pkg.file, **problem[1]))
         return pkg
-    old_format = pkg.data.startswith(OLE_MAGIC)
     try:
         if pkg.data.startswith(b"PK"):
             with zipfile.ZipFile(io.BytesIO(pkg.data)) as zf:
@@ -193,15 +192,11 @@ def open_package(path: Path, data: bytes | None = None) -> Package:
 
         pkg._book = CalamineWorkbook.from_filelike(io.BytesIO(pkg.data))
     except Exception:  # calamine's own error types
-        if old_format:
-            pkg.issues.append(Issue.make("legacy-xls", file=pkg.file))
-        elif path.suffix.lower() in (".et", ".ods"):
+        if path.suffix.lower() in (".et", ".ods"):
             pkg.issues.append(Issue.make("unsupported-format", file=pkg.file, ext=path.suffix.lower()))
         else:
             pkg.issues.append(Issue.make("file-unreadable", file=pkg.file, detail="文件已损坏，或不是 Excel 工作簿"))
         return pkg
-    if old_format:  # read, and asked for as .xlsx next time (it carries no passport, and no check read it first)
-        pkg.issues.append(Issue.make("legacy-xls-read", file=pkg.file))
     if not pkg.sheets:
         pkg.sheets = [(m.name, str(m.visible).endswith("Visible")) for m in pkg._book.sheets_metadata]
     seen: set[str] = set()
@@ -228,9 +223,9 @@ def _file_problem(path: Path, data: bytes) -> tuple[str, dict] | None:
         return "file-too-large", {"size": len(data) // 1048576}
     if data.startswith(OLE_MAGIC):
         # an encrypted .xlsx is an OLE file with an EncryptionInfo stream; any other OLE file is an old .xls (or an
-        # old WPS .et, the same format): calamine reads it, whatever it is called, in the checking worker (no guard
-        # reads its binary records first: a file that aborts or exhausts calamine costs that worker alone)
-        return ("encrypted", {}) if "EncryptionInfo".encode("utf-16-le") in data else None
+        # old WPS .et, the same format), refused whatever it is called: no check reads its binary records before
+        # calamine would, and one stray cell far away makes calamine take a gigabyte (no cap on Windows)
+        return ("encrypted", {}) if "EncryptionInfo".encode("utf-16-le") in data else ("legacy-xls", {})
     if not data.startswith(b"PK"):
         return "file-unreadable", {"detail": "不是 Excel 工作簿（xlsx）"}
     return None
