@@ -201,6 +201,28 @@ def test_two_versions_of_one_visit_arriving_together_are_said(ws, templates, tmp
     assert _problem_rows(result.master, "replaced-together") == [(note.file, "提醒")]
 
 
+def test_notes_about_earlier_files_are_for_staff_and_go_with_a_void(ws, templates, tmp_path):
+    """The kept notes name what staff should run: they reached the unit's 回执; and after staff voided the file as
+    the note advised, 问题清单 still said it counted."""
+    from tuanjian_xlsx.ledger import Ledger, ReplyRow
+    from tuanjian_xlsx.replies import _notes
+
+    draft = fill(templates["visit_report"], tmp_path / "d.xlsx", dict(VISIT, 团员青年=10))
+    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=12))
+    with zipfile.ZipFile(ws / "收件箱" / "源汇区.zip", "w") as z:
+        z.write(fixed, "走基层（修改后）.xlsx")
+        z.write(draft, "走基层.xlsx")
+    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    (note,) = [n for n in result.notes if n.code == "replaced-together"]
+    with Ledger(ws) as ledger:
+        later = next(f for f in ledger.files() if f.name == note.file)
+    assert any(i["code"] == "replaced-together" for i in later.issues)
+    assert _notes(ReplyRow(later, "due", "receipt", None, dt.datetime(2026, 4, 2), None)) == []
+    r = CliRunner().invoke(cli, ["ledger", "void", "-w", str(ws), later.sha256[:12], "--reason", "草稿"])
+    assert r.exit_code == 0, r.output
+    assert _problem_rows(merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 3, 9, 0)).master, "replaced-together") == []
+
+
 def test_a_late_file_replacing_one_sent_on_time_is_said(ws, templates, tmp_path):
     """Last month's form filled again for this month: it replaced the on-time visit of last month, silently."""
     march = fill(templates["visit_report"], tmp_path / "m.xlsx", VISIT)

@@ -81,7 +81,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "not-applicable-number": ("error", "“{field}”填了“{value}”，这里要填数字：本单位没有这项工作的填 0（比率类的完成数和基数都填 0，按达标计）", "“不适用” typed where a number belongs"),
     "date-after-received": ("warning", "“{field}”是 {value}，晚于收到这份报表的日期 {received}，请核对是否填错", "a date on a form after the day it arrived"),
     "date-outside-period": ("error", "“{field}”{value} 不在报送期 {period} 的填报时段（{start}～{end}）内", "a date outside the period"),
-    "unknown-unit-near": ("error", "“{field}”的“{value}”不在单位名单中，是否为“{near}”？（单位的其他叫法可登记在《名单与目标.xlsx》单位名单的“别名”列）", "a unit not on the roster, one near it"),
+    "unknown-unit-near": ("error", "“{field}”的“{value}”不在单位名单中，是否为“{near}”？", "a unit not on the roster, one near it"),
     "normalised-unit": ("warning", "“{field}”按“{value}”读取（原为“{raw}”）", "a unit written by another of its names"),
     "unknown-unit": ("error", "“{field}”的“{value}”不在单位名单中", "a unit not on the roster"),
     "passport-mismatch": ("error", "“{field}”为“{value}”，与下发时的“{expected}”不一致：这份表是发给“{expected}”的；要报“{value}”，请用为它下发的表（或空白模板）填写，不要改用别的期、别的单位的表", "cells disagree with the passport"),
@@ -265,6 +265,11 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f\u200e\u200f\u2
 def without_controls(text: str) -> str:
     """Text with every control character but the line breaks and tabs shown as �: what a console may print."""
     return _CONTROLS.sub("\ufffd", text)
+
+
+# what merge keeps with a file about the files received before it (merge.stored_notes): for staff — they name what
+# to run — never in the unit's 回执, and not of a file staff withdrew
+STAFF_NOTES = frozenset({"visit-name-close", "visit-other-date", "replaced-together", "late-replaces-on-time"})
 
 
 def one_line(text: str, limit: int | None = None) -> str:

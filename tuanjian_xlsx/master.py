@@ -27,7 +27,7 @@ from . import formulas as F
 from .plan import Workspace
 from .roster import Task
 from .fieldtypes import KINDS_ZH, NOT_ASKED, TASK_KINDS
-from .issues import ConfigError, Issue, TuanjianError
+from .issues import STAFF_NOTES, ConfigError, Issue, TuanjianError
 from .ledger import FILE_PAGE, LEDGER_DIR, RECEIVED_BASES, FileRow, Ledger
 from .periods import Period, parse_period_kept
 from .specs import FormSpec, SpecRegistry, Statistics, TableSpec
@@ -1028,6 +1028,8 @@ def _issues(sh: Sheet, files: Iterable[FileRow]) -> None:
     r = 1
     for f in files:
         for i in f.issues:
+            if f.void is not None and i.get("code") in STAFF_NOTES:  # what it did to others: undone with it
+                continue
             sh.put(r, C["file"], f.name)
             sh.put(r, C["sheet"], i.get("sheet"))
             sh.put(r, C["cell"], i.get("cell"), "center")

@@ -33,6 +33,7 @@ COMPARISON_ZH = {">=": "≥", "=": "="}
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
 _OFFICIAL = re.compile(r"共青团(.+?)(工作)?委员会")  # 共青团源汇区委员会 = 源汇区团委; …工作委员会 = …团工委
 _BRACKET = re.compile(r"[（(]|[）)]")
+_PLACE = re.compile(r"[^团委部局]*[市省]")  # 漯河市, 河南省漯河市: a place, no body of its own (not 源汇区委, 市委)
 
 
 def _folded(name: str) -> str:
@@ -288,16 +289,18 @@ class Roster(BaseModel):
 
     def unit_called(self, text: str) -> Unit | None:
         """The one unit a name not on the roster stands for, as units write their own: a 别名 staff listed; the
-        official name (共青团源汇区委员会, 共青团…工作委员会 for a 团工委); the name with the city before it
-        (漯河市源汇区团委); the name without its bracketed part or that part alone (市青年创业服务中心); a part of
-        one name only (源汇区, 示范区团工委: three characters at least). None when no unit, or more than one, fits."""
+        official name (共青团源汇区委员会, 共青团…工作委员会 for a 团工委); the name with a place before it
+        (漯河市源汇区团委: what stands before ends in 市 or 省, so 郾城区团委宣传部 is not the city's 宣传部); the
+        name without its bracketed part or that part alone (市青年创业服务中心); the start of one name only
+        (源汇区, 西城区: three characters at least). None when no unit, or more than one, fits."""
         text = _folded(text)
         official = _OFFICIAL.fullmatch(text)
         wanted = {text} | ({official[1] + ("团工委" if official[2] else "团委")} if official else set())
         named: list[set[str]] = [{_folded(n) for n in (u.name, *u.alias_list)} for u in self.units]
         for names in named:
             names |= {n for name in list(names) for n in _BRACKET.sub("\n", name).split("\n") if len(n) >= 3}
-        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n), lambda w, n: len(w) >= 3 and w in n):
+        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n) and _PLACE.fullmatch(w[:-len(n)]) is not None,
+                     lambda w, n: len(w) >= 3 and n.startswith(w)):
             hits = {k for k, names in enumerate(named) for n in names for w in wanted if test(w, n)}
             if hits:
                 return self.units[hits.pop()] if len(hits) == 1 else None
