@@ -147,3 +147,26 @@ def test_distributing_again_keeps_a_copy_changed_since_and_says_a_moved_deadline
     assert not untouched.with_name(f"{untouched.stem}（改动过的副本）.xlsx").exists()  # ours: simply written again
     note = (copy.parent / "填报说明.txt").read_text(encoding="utf-8-sig")
     assert "截止日期由 3月28日改为 3月25日" in note
+
+
+def test_copies_from_before_hashes_were_kept_are_written_over_as_before(tmp_path):
+    """After upgrading, distributing again moved aside every copy the older release wrote (no hash kept for them)
+    and called each one changed."""
+    import sqlite3
+
+    from tuanjian_xlsx import api
+    from tuanjian_xlsx.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    api.distribute(root, "2026-Q1")
+    con = sqlite3.connect(root / ".tuanjian" / "ledger.sqlite")
+    with con:
+        con.execute("DELETE FROM meta WHERE key LIKE 'distributed-copy:%'")  # as the older release left it
+    con.close()
+    import openpyxl
+
+    copy = next((root / "下发").rglob("*.xlsx"))
+    openpyxl.load_workbook(copy).save(copy)  # other bytes, as the older release's templates were
+    again = api.distribute(root, "2026-Q1")
+    assert again.result.kept == [] and not list((root / "下发").rglob("*改动过的副本*"))

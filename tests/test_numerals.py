@@ -38,10 +38,11 @@ def test_numerals_with_measure_words_and_full_width_digits(raw, value):
         assert f"按 {value} 读取" in issues[0].message and raw in issues[0].message
 
 
-@pytest.mark.parametrize("raw, value", [("1,200", 1200), ("１，２００", 1200), ("12,000人", 12000),
+@pytest.mark.parametrize("raw, value", [("1,200", 1200), ("35，120", None), ("１，２００", None), ("12,000人", 12000),
                                         ("15 20", None), ("1 5", None), ("1,5", None), ("1,2345", None)])
 def test_thousands_apart_are_one_number_and_two_numbers_are_refused(raw, value):
-    """1,200 is twelve hundred; “15 20” (two counts typed in one cell) was read as 1520, and 1,5 is no count."""
+    """1,200 is twelve hundred; “15 20” (two counts typed in one cell) was read as 1520, and 1,5 is no count; a
+    Chinese comma parts two counts (35，120 was read as 35120)."""
     got, issues = as_number(raw, AT, whole=True)
     assert got == value
     assert [i.code for i in issues] == (["normalised-number"] if value else ["not-a-number"])

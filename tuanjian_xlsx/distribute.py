@@ -145,7 +145,8 @@ def _written(ledger: Ledger, root: Path, path: Path, data: bytes, kept: list[tup
     except OSError:
         there = None
     sha = hashlib.sha256(data).hexdigest()
-    if there is not None and there not in (sha, ledger.copy_sha(key)):
+    known = ledger.copy_sha(key)  # (None: written by a release that kept no hash: taken as written, as then)
+    if there is not None and known is not None and there not in (sha, known):
         n = 1
         while (aside := path.with_name(f"{path.stem}（改动过的副本{'' if n == 1 else n}）{path.suffix}")).exists():
             n += 1

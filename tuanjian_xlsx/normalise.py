@@ -133,8 +133,8 @@ def as_number(raw, at: Place, whole: bool, signed: bool = False,
             return None, [Issue.make("not-a-number", value=_show(raw), **at)]
     else:
         text = fold(str(raw))
-        if _GROUPED.match(text):  # 1,200 (１，２００): the thousands written apart
-            text = text.replace(",", "")
+        if _GROUPED.match(text) and "，" not in str(raw):  # 1,200: the thousands written apart (a Chinese comma
+            text = text.replace(",", "")                     # parts two counts: 35，120 is no 35120)
         elif _SPACED_DIGITS.search(unicodedata.normalize("NFKC", str(raw))):  # 15 20: two numbers, not 1520
             return None, [Issue.make("not-a-number", value=_show(raw), **at)]
         m = _NUMBER.match(text)
