@@ -293,3 +293,21 @@ def test_a_backlog_of_long_past_forms_is_named_then_counted(ws, templates, tmp_p
     assert [n.file for n in result.notes if n.code == "period-long-past"] == ["一月0.xlsx"]
     (more,) = [n for n in result.notes if n.code == "period-long-past-more"]
     assert more.message.startswith("另有 2 份文件") and "一月1.xlsx、一月2.xlsx" in more.message
+
+
+def test_an_ordinary_correction_or_a_stated_day_raises_no_alarm(ws, templates, tmp_path):
+    """A correction after the deadline keeping its 填表时间 was told it might be next month's form; two files
+    entered in two runs with the same --received-at were told they had come together."""
+    march = fill(templates["visit_report"], tmp_path / "m.xlsx", VISIT)
+    (ws / "收件箱" / "三月.xlsx").write_bytes(march.read_bytes())
+    merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=16))
+    (ws / "收件箱" / "三月（更正）.xlsx").write_bytes(fixed.read_bytes())
+    result = merge(ws, as_of=dt.date(2026, 5, 10), now=dt.datetime(2026, 4, 20, 9, 0))
+    assert not [n for n in result.notes if n.code in ("late-replaces-on-time", "replaced-together")]
+    other = tmp_path / "other"
+    other.mkdir()
+    for n, youth in enumerate((17, 18)):
+        path = fill(templates["visit_report"], other / f"{n}.xlsx", dict(VISIT, 团员青年=youth))
+        result = merge(ws, [path], as_of=dt.date(2026, 5, 10), received_at=dt.datetime(2026, 4, 8))
+        assert not [n for n in result.notes if n.code == "replaced-together"]

@@ -993,13 +993,18 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
             if new_id not in new_ids:
                 continue
             form = names.get(f.form_id, f.form_id)
-            if f.received_at == old.received_at:
+            if [r["values"] for r in f.records] == [r["values"] for r in old.records]:
+                continue  # the same report again (saved in another format): nothing to choose between
+            if f.received_at == old.received_at and (_parcel(f) is not None and _parcel(f) == _parcel(old) or
+                                                     f.received_basis == old.received_basis == "first-seen"):
                 found.append((f, Issue.make("replaced-together", file=f.name, name=f.name, old=old.name, unit=f.unit,
                                             period=f.period, form=form)))
                 continue
             period = parse_period(f.period) if f.period else None
             due = ws.roster.due(units.get(f.unit_id or ""), f.form_id or "", period)
-            if due is not None and old.received_at.date() <= due < f.received_at.date():
+            # filled after the deadline too (not a correction of the on-time form, which keeps its 填表时间)
+            if due is not None and old.received_at.date() <= due < f.received_at.date() \
+                    and any(day > due for day in _filled_on(f, forms.get(f.form_id or ""))):
                 found.append((f, Issue.make("late-replaces-on-time", file=f.name, name=f.name, old=old.name, unit=f.unit,
                                             period=f.period, form=form, due=due.isoformat())))
     assert all(issue.code in STAFF_NOTES for _, issue in found)  # (kept from the units' 回执, undone by a void)
@@ -1010,6 +1015,26 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
     if kept:
         ledger.add_notes(kept)
     return [issue for _, issue in found]
+
+
+def _parcel(f: FileRow) -> str | None:
+    """The zip or mail a file came in (what its origin names before ! or #); None for a file on its own."""
+    cut = max(f.origin.find("!"), f.origin.find("#"))
+    return f.origin[:cut] if cut > 0 else None
+
+
+def _filled_on(f: FileRow, spec) -> list[dt.date]:
+    """The days its records say they were filled in (the spec's 填表时间: date fields of the filing window)."""
+    fields = [x.id for x in getattr(spec, "fields", ()) if x.type == "date" and getattr(x, "window", None) == "filing"]
+    out = []
+    for r in f.records:
+        for fid in fields:
+            value = r["values"].get(fid)
+            try:
+                out.append(dt.date.fromisoformat(str(value)[:10]))
+            except ValueError:
+                continue
+    return out
 
 
 def _digest(path: Path) -> str | None:
