@@ -140,6 +140,8 @@ def test_a_time_stated_for_the_whole_inbox_is_only_for_what_is_new_and_brings_no
     assert status_of(r, "郾城区团委").status == "on_time" and r.corrected == 1
     r = merge(ws, [inbox / "郾城区三月.xlsx"], as_of=AS_OF, received_at=dt.datetime(2026, 4, 16))  # sent again later:
     assert status_of(r, "郾城区团委").status == "on_time" and r.corrected == 0  # the earliest arrival still counts
+    (kept,) = [n for n in r.notes if n.code == "stated-later-kept"]  # … and staff are told their time was not taken
+    assert "2026-04-09 00:00" in kept.message and "2026-04-16 00:00" in kept.message
 
 
 def test_a_mail_dated_in_the_future_counts_from_when_it_was_found(ws, filled):
@@ -218,6 +220,9 @@ def test_notes_about_earlier_files_are_for_staff_and_go_with_a_void(ws, template
         later = next(f for f in ledger.files() if f.name == note.file)
     assert any(i["code"] == "replaced-together" for i in later.issues)
     assert _notes(ReplyRow(later, "due", "receipt", None, dt.datetime(2026, 4, 2), None)) == []
+    r = CliRunner().invoke(cli, ["ledger", "rebuild", "-w", str(ws)])  # worked out again, not lost
+    assert r.exit_code == 0, r.output
+    assert _problem_rows(merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 10, 0)).master, "replaced-together")
     r = CliRunner().invoke(cli, ["ledger", "void", "-w", str(ws), later.sha256[:12], "--reason", "草稿"])
     assert r.exit_code == 0, r.output
     assert _problem_rows(merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 3, 9, 0)).master, "replaced-together") == []

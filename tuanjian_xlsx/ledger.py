@@ -436,6 +436,11 @@ class Ledger:
                     self.db.execute("UPDATE files SET result = ? WHERE id = ?",
                                     (json.dumps(result, ensure_ascii=False, default=_json_default), file_id))
 
+    def received_of(self, file_id: int) -> tuple[dt.datetime, str] | None:
+        """A file's received time and what it rests on (RECEIVED_BASES)."""
+        row = self.db.execute("SELECT received_at, received_basis FROM files WHERE id = ?", (file_id,)).fetchone()
+        return (dt.datetime.fromisoformat(row[0]), row[1]) if row else None
+
     def get(self, key: str) -> str | None:
         with _faults(self):
             row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

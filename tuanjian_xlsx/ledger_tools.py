@@ -322,6 +322,9 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
                              dt.datetime.fromisoformat(taken_at))
         for key, value in old.meta.items():
             ledger.put(key, value)
+        from .merge import stored_notes  # what each file said of those before it, worked out again in their order
+
+        stored_notes(ws, ledger, {f.id for f in ledger.iter_files(records=False, issues=False)})
     report.mails_recovered = len(old.mails)
     report.replies_recovered = len(old.replies)
     report.voids_recovered = len(old.voids)

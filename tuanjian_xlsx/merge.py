@@ -20,7 +20,7 @@ from .issues import STAFF_NOTES, Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Other, Refused, unreadable, walk_texts
 from .intake import Submission, expand_one, load, mail_budget_reset, other_kind, release, sniffed
-from .ledger import LEDGER_DIR, LEDGER_FILE, FileRow, Ledger, archive_file, refusal_key
+from .ledger import LEDGER_DIR, LEDGER_FILE, RECEIVED_BASES, FileRow, Ledger, archive_file, refusal_key
 from .periods import Period, parse_period
 
 if TYPE_CHECKING:  # (reading and checking are imported when there is something to read: a merge that finds
@@ -279,6 +279,12 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
             item.file_id = ids[item.sha256]
         if item.outcome == "duplicate" and item.arrival is not None:  # the earliest arrival of the same content counts
             item.moved = ledger.seen_again(item.file_id, item.path.name, origins[k], now, *item.arrival)
+            if not item.moved and item.arrival[1] == received_basis == "stated":  # staff's time, not taken: said
+                known = ledger.received_of(item.file_id)
+                if known is not None and known[0] < item.arrival[0]:
+                    item.said = [Issue.make("stated-later-kept", file=item.path.name, known=f"{known[0]:%Y-%m-%d %H:%M}",
+                                            stated=f"{item.arrival[0]:%Y-%m-%d %H:%M}",
+                                            basis=RECEIVED_BASES.get(known[1], known[1]))]
     return [item for _, item in out]
 
 
