@@ -349,3 +349,9 @@ def test_a_cleared_cadence_cell_is_an_error_at_its_cell(tmp_path):
     root = _book_with(tmp_path / "b", {("单位类型", "C5"): "不报送"})
     roster = Workspace.load(root).roster  # written out: loads, and the 部室 owe no 附件1
     assert not [u for u in roster.units_filing("visit_report") if u.type == "机关部室"]
+
+
+def test_an_alias_that_is_another_units_name_is_refused(tmp_path):
+    root = _book_with(tmp_path, {("单位名单", "H3"): "西城区团工委"})
+    (issue,) = _workspace_issues(root)
+    assert issue[:4] == ("alias-taken", "单位名单", "H3", "别名") and "一个名称只能指一个单位" in issue[4]

@@ -20,6 +20,8 @@ AT = {"field": "团员青年"}
     # a last digit right after 百/千/万 is the next place down, as people say it (it was read as units: 102, 3005)
     ("一百二", 120), ("三千五", 3500), ("两百五", 250), ("一千二", 1200), ("一万二", 12000), ("两万五", 25000),
     ("一万零二", 10002), ("一千零二十", 1020), ("一万二千三", 12300),
+    ("万", 10000), ("万五", 15000), ("十万", 100000),  # 万 alone was 0, and 万五 5000
+    ("百八十", None), ("千二百", None),  # “a hundred or so”: no exact count (it was 180)
 ])
 def test_plain_chinese_numerals(text, value):
     assert chinese_number(text) == value

@@ -340,6 +340,18 @@ def test_dates_that_can_mean_only_one_day_are_read(typed):
     assert value == dt.date(2026, 4, 3) and [i.code for i in issues] == ["normalised-date"]
 
 
+def test_a_long_crafted_date_is_refused_at_once():
+    """“2026年3月5日 ” + “1点1” × 28 made the time-of-day pattern backtrack for minutes (the worker gave up at 120 s,
+    twice): a text longer than any date is no date, refused before any pattern looks at it."""
+    import time
+
+    from tuanjian_xlsx.normalise import as_date
+
+    start = time.perf_counter()
+    value, issues = as_date("2026年3月5日 " + "1点1" * 28 + "。", {"field": "填表时间"}, None)
+    assert value is None and [i.code for i in issues] == ["bad-date"] and time.perf_counter() - start < 0.5
+
+
 @pytest.mark.parametrize("typed", ["2026/4/310:30", "2026-4-31", "2026-4-3 10", "2026年4月3日 十点多", "20261403", 99999999])
 def test_dates_that_cannot_be_told_stay_refused(typed):
     from tuanjian_xlsx.normalise import as_date
@@ -384,6 +396,7 @@ def test_a_period_that_excel_turned_into_a_date_is_read_as_its_month(visit):
 
 
 @pytest.mark.parametrize("typed, unit", [("共青团源汇区委员会", "源汇区团委"), ("漯河市源汇区团委", "源汇区团委"), ("源汇区", "源汇区团委"),
+                                         ("漯河市教育局青工委", "市教育局青工委"),
                                          ("示范区团工委", "城乡一体化示范区团工委"), ("经开区团工委", "经济技术开发区团工委"),
                                          ("市青年创业服务中心", "市青年创业服务中心（市志愿者服务中心）")])
 def test_a_unit_written_by_another_of_its_names_is_read_as_it(templates, tmp_path, builtin, typed, unit):
@@ -418,3 +431,10 @@ def test_a_copy_given_another_period_says_which_form_to_use(builtin, tmp_path):
     path = fill(copy, tmp_path / "四月.xlsx", {**VISIT, "报送期": "2026年4月", "填表时间": dt.datetime(2026, 4, 5)})
     (issue,) = [i for i in validate_file(path, builtin).issues if i.code == "passport-mismatch"]
     assert "请用为它下发的表" in issue.message and issue.cell == "B5"
+
+
+def test_an_invisible_character_pasted_into_a_name_is_dropped(templates, tmp_path, builtin):
+    """源汇区团委 with a zero-width space pasted along was refused, suggesting 源汇区团委 — which looked the same."""
+    path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位="\ufeff源汇区团委\u200b"))
+    r = validate_file(path, builtin)
+    assert r.valid and r.unit == "源汇区团委"

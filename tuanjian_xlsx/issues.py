@@ -49,6 +49,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "duplicate-unit": ("error", "单位“{value}”重复（第 {first} 行已有）", "a unit listed twice"),
     "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),
     "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
+    "alias-taken": ("error", "“{unit}”的别名“{value}”是另一个单位的名称或别名；一个名称只能指一个单位", "an alias another unit already goes by"),
     "rule-blank": ("error", "单位类型“{unit_type}”的“{form}”报送周期是空的；不需报送的请填“不报送”", "a type's cadence left blank where others have one"),
     "nothing-to-distribute": ("error", "{period}没有要下发的表：{detail}；请换一个报送期（如按季的用 2026-Q1）", "no form is filed for the period asked"),
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),

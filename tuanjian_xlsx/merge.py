@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1024,9 +1025,13 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
 
 
 def _parcel(f: FileRow) -> str | None:
-    """The zip or mail a file came in (what its origin names before ! or #); None for a file on its own."""
-    cut = max(f.origin.find("!"), f.origin.find("#"))
-    return f.origin[:cut] if cut > 0 else None
+    """The zip or mail a file came in (its origin up to the container's name, before ! or #); None for a file on
+    its own (a ! or # in a folder's name is no container)."""
+    m = _PARCEL.match(f.origin)
+    return m.group(1) if m else None
+
+
+_PARCEL = re.compile(r"(.*?\.(?:zip|eml))[!#]", re.IGNORECASE)
 
 
 def _filled_on(f: FileRow, spec) -> list[dt.date]:

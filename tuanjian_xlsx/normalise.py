@@ -34,7 +34,9 @@ _SPACED_DIGITS = re.compile(r"\d\s+\d")
 # What may follow a typed date and is dropped: a weekday, a time of day, in any order (2026-4-3 上午,
 # 2026/4/3 10:30, 2026年4月3日 星期五, 4月3日（周五）下午3点半)
 _DATE_TAIL = (r"(?:[\s,，]*(?:[(（]?(?:星期|周|礼拜)[一二三四五六日天1-7][)）]?|上午|下午|中午|晚上|早上|早晨|凌晨|傍晚"
-              r"|\d{1,2}\s*[:：]\s*\d{2}(?:\s*[:：]\s*\d{2})?|\d{1,2}\s*[点时](?:\s*(?:\d{1,2}\s*分?|半))?))*\s*$")
+              r"|\d{1,2}\s*[:：]\s*\d{2}(?:\s*[:：]\s*\d{2})?|\d{1,2}\s*[点时](?:\s*(?:\d{1,2}\s*分?|半))?)){0,4}\s*$")
+DATE_CHARS = 40  # the longest date as typed (2026年12月31日（星期四）下午3点30分); longer text is no date and is not
+#                  matched at all (the tail's alternatives could otherwise backtrack without end: 1点1点1…)
 # 2026-4-3, 2026年4月3日, 2026.4.3, 26年4月3日 (two digits of a year only before 年), 2026年4月3号; with spaces between
 _FULL_DATE = re.compile(r"^(\d{4}|\d{2}(?=\s*年))\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?" + _DATE_TAIL)
 _SHORT_DATE = re.compile(r"^(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?" + _DATE_TAIL)
@@ -44,11 +46,13 @@ MAX_SERIAL = 2958465  # 9999-12-31
 
 
 def fold(text: str) -> str:
-    """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space."""
-    return _SPACES.sub("", unicodedata.normalize("NFKC", text))
+    """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space and invisible character (a
+    zero-width space or byte-order mark pasted along)."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
 
 
 _SPACES = re.compile(r"\s+")
+_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2060\ufeff]+")
 
 
 def is_blank(raw) -> bool:
@@ -88,6 +92,8 @@ def chinese_number(text: str) -> int | None:
     (一百零二 is 102). None if it is not a plain Chinese numeral."""
     if not text or not _CN_NUMERAL.match(text):
         return None
+    if (text[0] in "百千" and len(text) > 1) or (text[0] == "万" and len(text) > 2):
+        return None  # 百八十 ("a hundred or so"), 千把: no exact count (万五 is 15000, as 一万五)
     total = section = digit = 0
     seen_digit = False
     place = 1  # what the character before a digit makes of it: the place below 百/千/万 right before it, else 1
@@ -102,8 +108,8 @@ def chinese_number(text: str) -> int | None:
             section += (digit if seen_digit else 1) * _CN_POWERS[ch]
             digit, seen_digit = 0, False
             place = _CN_POWERS[ch] // 10
-        else:  # 万
-            total += (section + digit) * 10000
+        else:  # 万 (alone at the start: one 万, as 百 and 千 are one)
+            total += (section + digit or (0 if total or seen_digit else 1)) * 10000
             section = digit = 0
             seen_digit = False
             place = 1000
@@ -182,7 +188,10 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
             return compact, [Issue.make("normalised-date", value=compact.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     # spaces kept (one each): they part a date from its time, which folding them away ran together (4/3 10:30)
-    text = _arabic_date(_SPACES.sub(" ", unicodedata.normalize("NFKC", str(raw))).strip())
+    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(raw))).strip()
+    if len(text) > DATE_CHARS:
+        return None, [Issue.make("bad-date", value=_show(raw), **at)]
+    text = _arabic_date(text)
     value: dt.date | None = None
     m = _FULL_DATE.match(text) or _COMPACT_DATE.match(text)
     if m:

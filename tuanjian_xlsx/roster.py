@@ -36,6 +36,12 @@ _BRACKET = re.compile(r"[（(]|[）)]")
 _PLACE = re.compile(r"[^团委部局]*[市省]")  # 漯河市, 河南省漯河市: a place, no body of its own (not 源汇区委, 市委)
 
 
+def _after_place(before: str, name: str) -> bool:
+    """Whether what stands before a roster name is a place: 漯河市 + 源汇区团委, or 漯河 + 市教育局青工委."""
+    return bool(before) and (_PLACE.fullmatch(before) is not None
+                             or (name[:1] in ("市", "省") and _PLACE.fullmatch(before + name[0]) is not None))
+
+
 def _folded(name: str) -> str:
     """A name as compared: width-folded, spaces gone, letters in one case."""
     from .normalise import fold
@@ -299,7 +305,7 @@ class Roster(BaseModel):
         named: list[set[str]] = [{_folded(n) for n in (u.name, *u.alias_list)} for u in self.units]
         for names in named:
             names |= {n for name in list(names) for n in _BRACKET.sub("\n", name).split("\n") if len(n) >= 3}
-        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n) and _PLACE.fullmatch(w[:-len(n)]) is not None,
+        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n) and _after_place(w[:-len(n)], n),
                      lambda w, n: len(w) >= 3 and n.startswith(w)):
             hits = {k for k, names in enumerate(named) for n in names for w in wanted if test(w, n)}
             if hits:
@@ -348,6 +354,14 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
                 yield Issue.make("missing-rule", unit_type=ut.name, form=name, **locate("unit_types", i, "name"))
     seen_id: dict[str, int] = {}
     seen_name: dict[str, int] = {}
+    names = {_folded(u.name) for u in roster.units}
+    aliased: dict[str, str] = {}
+    for i, u in enumerate(roster.units):
+        for alias in u.alias_list:  # one name, one unit: an alias no other unit's name or alias may also be
+            key = _folded(alias)
+            if (key in names and key != _folded(u.name)) or aliased.get(key, u.name) != u.name:
+                yield Issue.make("alias-taken", value=alias, unit=u.name, **locate("units", i, "aliases"))
+            aliased[key] = u.name
     for i, u in enumerate(roster.units):
         for key, seen, fld in ((u.id, seen_id, "id"), (u.name, seen_name, "name")):
             if key in seen:

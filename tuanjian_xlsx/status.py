@@ -261,12 +261,16 @@ def _near(a: str, b: str) -> bool:
     a, b = _bare(a), _bare(b)
     if a == b:
         return True
-    if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 2:
+    if min(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 2 or max(len(a), len(b)) > NEAR_CHARS:
         return False
     if (_unnumbered(a) == _unnumbered(b)) if len(a) + len(b) <= 128 else \
             (_unnumbered.__wrapped__(a) == _unnumbered.__wrapped__(b)):  # (long texts not remembered)
         return False
     return _within_two(a, b)
+
+
+NEAR_CHARS = 64  # an organisation's name is a few dozen characters; longer texts (30,000 typed on purpose) are told
+#                 apart exactly only — comparing them a character at a time is quadratic, in the main process
 
 
 def _within_two(a: str, b: str) -> bool:
