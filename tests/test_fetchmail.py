@@ -145,3 +145,25 @@ def test_two_different_mails_with_one_message_id_are_both_taken(tmp_path, imap_s
     assert r.output.splitlines()[0] == "收取 2 封邮件 · 报表附件 2 份 · 已收过 0 封（INBOX）", r.output
     r = CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)])
     assert r.output.splitlines()[0] == "收取 0 封邮件 · 报表附件 0 份 · 已收过 2 封（INBOX）", r.output
+
+
+def test_merge_fetch_counts_notes_and_returns_what_the_mailbox_brought(tmp_path, imap_server, templates, monkeypatch):
+    """merge --fetch said 没有新文件 beside the 退回件 it wrote for a fetched file, and what files fetched from the
+    mailbox did to earlier ones (two versions of one report in one mail) was never noted: only the inbox's were."""
+    from tuanjian_xlsx import api
+
+    monkeypatch.setenv("TUANJIAN_IMAP_PASSWORD", PASSWORD)
+    root = _workspace(tmp_path / "ws", imap_server)
+    draft = fill(templates["visit_report"], tmp_path / "d.xlsx", dict(VISIT, 团员青年=10)).read_bytes()
+    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=12)).read_bytes()
+    bad = fill(templates["visit_report"], tmp_path / "b.xlsx", dict(VISIT, 报送单位="郾城区团委", 团干部=-1)).read_bytes()
+    _deliver(imap_server, _mail("源汇区团委 <yuanhui@county.example>", {"走基层（定稿）.xlsx": fixed, "走基层.xlsx": draft},
+                                dt.datetime(2026, 4, 8, 9)), dt.datetime(2026, 4, 8, 9, 5))
+    _deliver(imap_server, _mail("郾城 <yc@county.example>", {"郾城.xlsx": bad}, dt.datetime(2026, 4, 8, 10)),
+             dt.datetime(2026, 4, 8, 10, 5))
+    got = api.merge(root, fetch=True, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
+    m = got.merge
+    assert (m.received, m.valid, len(m.invalid)) == (3, 2, 1)
+    assert [n.code for n in m.notes].count("replaced-together") == 1
+    lines = got.lines()
+    assert not any("运行 tuanjian merge" in line for line in lines) and any("退回  郾城.xlsx" in line for line in lines)

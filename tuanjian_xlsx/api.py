@@ -192,7 +192,7 @@ class Merged(Result):
 
     def lines(self) -> list[str]:
         m = self.merge
-        out = list(self.fetched.lines()) if self.fetched is not None else []
+        out = list(self.fetched.lines(hint=False)) if self.fetched is not None else []  # (merged right after)
         out.append(m.summary())
         for item in m.invalid:
             assert item.result is not None  # a new invalid file keeps its FileResult (merge.Ingested)
@@ -248,9 +248,9 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         check_resend(root, resend)
     with _sending(root, now, "tuanjian merge --reply") if reply else contextlib.nullcontext():
         fetched = fetch_mail(root, now=now) if fetch else None
-        result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at)
-        replied = _answer(root, now, [*(fetched.ingested if fetched else []), *result.ingested], dry_run,
-                          resend) if reply else None
+        result = run(root, paths or None, out=out, as_of=as_of, now=now, progress=progress, received_at=received_at,
+                     fetched=fetched.ingested if fetched else None)  # (counted, returned and noted with the rest)
+        replied = _answer(root, now, result.ingested, dry_run, resend) if reply else None
     if open_excel and result.master:
         excel_note = _open_in_excel(result.master, excel_note)
     return Merged(result, fetched, excel_note, replied)

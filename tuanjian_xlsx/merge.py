@@ -372,12 +372,14 @@ def write_master(path: Path, data: bytes) -> tuple[Path, list[Issue]]:
 def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = None, as_of: dt.date | None = None,
           now: dt.datetime | None = None, progress: Callable[[int, int, Ingested], None] | None = None,
           received: dict[Path, dt.datetime] | None = None, parse_counter: list | None = None,
-          received_at: dt.datetime | None = None, received_basis: str = "stated") -> MergeResult:
+          received_at: dt.datetime | None = None, received_basis: str = "stated",
+          fetched: list[Ingested] | None = None) -> MergeResult:
     """Ingest every file under `paths` (default: the inbox), write 退回件 for new invalid files, render the master.
 
     `received_at`: the arrival staff state for every file of this run (saved late from a mail, say); it replaces
     what the ledger knew for them (shown as 人工指定). `received`: the same, per file, resting on
-    `received_basis` (see ledger.RECEIVED_BASES).
+    `received_basis` (see ledger.RECEIVED_BASES). `fetched`: what the mailbox brought just before, in the same
+    command (merge --fetch, watch): counted, returned and noted as this run's own.
 
     The workspace's configuration is loaded only when something needs it: a run that finds nothing new, with the
     configuration files as they were when the master was last made, rests on what the ledger stored then (see
@@ -401,7 +403,9 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
         remembering = _Remembering(ledger)
         gathering = _Gathering(ledger, sources, remembering.found, counted=progress is not None)
         todo, fresh = _first_fresh(iter(gathering))
-        if ws is None and (received or received_at is not None or fresh or ledger.unreturned()):
+        fetched = list(fetched or [])
+        if ws is None and (received or received_at is not None or fresh or ledger.unreturned()
+                           or any(i.outcome == "new" for i in fetched)):
             # something to read, check or return: the configuration as it is now
             known, ws = _note_config(ledger, _load(root))
         with contextlib.ExitStack() as stack:
@@ -417,6 +421,8 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
                                               total=lambda: gathering.total, answered=remembering.answered)
                 returns.start()
                 remembering.finish()
+            result.ingested = fetched + result.ingested
+            if ws is not None:
                 result.notes += [issue for item in result.ingested if item.said for issue in item.said]
             result.notes += others_noted(ledger, gathering.others)
             if gathering.deferred:
@@ -1028,7 +1034,9 @@ def _parcel(f: FileRow) -> str | None:
     """The zip or mail a file came in (its origin up to the container's name, before ! or #); None for a file on
     its own (a ! or # in a folder's name is no container)."""
     m = _PARCEL.match(f.origin)
-    return m.group(1) if m else None
+    if m:
+        return m.group(1)
+    return f.origin.rsplit("#", 1)[0] if f.origin.startswith("imap://") else None  # (a fetched mail's own key)
 
 
 _PARCEL = re.compile(r"(.*?\.(?:zip|eml))[!#]", re.IGNORECASE)

@@ -124,8 +124,7 @@ class Cycle:
         if self.fetched is not None:
             parts.append(f"收信 {len(self.fetched.taken)} 封")
         if self.merged is not None:
-            new = [i for i in [*(self.fetched.ingested if self.fetched else []), *self.merged.ingested]
-                   if i.outcome == "new"]
+            new = [i for i in self.merged.ingested if i.outcome == "new"]  # (the mailbox's among them)
             valid = sum(1 for i in new if i.valid)
             parts.append(f"新文件 {len(new)} 份（有效 {valid}，有错 {len(new) - valid}）" if new else "没有新文件")
         if self.replies is not None:
@@ -198,8 +197,9 @@ def cycle(root: Path, now: dt.datetime) -> Cycle:
         return c
     if ws.settings.mail.imap_host:
         c.fetched = _step(c, lambda: fetch_mail(root, now=now))
-    c.merged = _step(c, lambda: merge(root, now=now, as_of=now.date()))
-    ingested = [*(c.fetched.ingested if c.fetched else []), *(c.merged.ingested if c.merged else [])]
+    c.merged = _step(c, lambda: merge(root, now=now, as_of=now.date(),
+                                      fetched=c.fetched.ingested if c.fetched else None))
+    ingested = c.merged.ingested if c.merged else (c.fetched.ingested if c.fetched else [])
     fresh = {i.sha256: i.result for i in ingested if i.outcome == "new" and i.result is not None}
     c.sending = bool(ws.settings.mail.smtp_host)
     if not c.sending:  # replies stay owed (and run out after reply_within_days), reminders wait: said each cycle
