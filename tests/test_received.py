@@ -341,3 +341,17 @@ def test_long_names_are_not_compared_a_character_at_a_time(ws, templates, tmp_pa
         start = time.perf_counter()
         merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2 + n, 9, 0))
     assert time.perf_counter() - start < 5
+
+
+def test_a_rebuild_keeps_what_each_received_time_rests_on(ws, templates, tmp_path):
+    """ledger rebuild made every time 首次登记: two files given one --received-at in two runs then counted as
+    arriving together."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for n, youth in enumerate((17, 18)):
+        path = fill(templates["visit_report"], other / f"{n}.xlsx", dict(VISIT, 团员青年=youth))
+        merge(ws, [path], as_of=dt.date(2026, 5, 10), received_at=dt.datetime(2026, 4, 8))
+    r = CliRunner().invoke(cli, ["ledger", "rebuild", "-w", str(ws)])
+    assert r.exit_code == 0, r.output
+    assert {b for _, _, b in ledger_rows(ws)} == {"stated"}
+    assert _problem_rows(merge(ws, as_of=dt.date(2026, 5, 10)).master, "replaced-together") == []

@@ -341,7 +341,7 @@ def _register(ledger: Ledger, ws, sound: list[Original], old: Salvage, now: dt.d
     refusals = [row for row in old.files.values() if _refusal(row["sha256"], row["origin"])]
     if old.files_complete and refusals:  # refusals recorded without bytes, as they were
         rows = [dict({k: row[k] for k in _ROW_KEYS}, received_at=dt.datetime.fromisoformat(row["received_at"]),
-                     now=now) for row in refusals]
+                     received_basis=row.get("received_basis") or "first-seen", now=now) for row in refusals]
         invalid += [file_id for file_id, new in ledger.add_many(rows) if new]
         report.refusals_recovered = len(refusals)
     ingested = []
@@ -389,7 +389,8 @@ def _member(sub: Submission, box: Original, old: Salvage) -> Submission:
     was = old.files.get(hashlib.sha256(sub.data).hexdigest()) if sub.data is not None else None
     if was is not None:
         sub = dataclasses.replace(sub, origin=was["origin"], member=was["name"],
-                                  received_at=dt.datetime.fromisoformat(was["received_at"]))
+                                  received_at=dt.datetime.fromisoformat(was["received_at"]),
+                                  basis=was.get("received_basis") or sub.basis)
     return sub
 
 
@@ -398,7 +399,7 @@ def _plain(o: Original, old: Salvage) -> Submission:
     was = old.files.get(o.sha256)
     if was is not None:
         return Submission(o.path, was["origin"], member=was["name"],
-                          received_at=dt.datetime.fromisoformat(was["received_at"]))
+                          received_at=dt.datetime.fromisoformat(was["received_at"]), basis=was.get("received_basis"))
     received = from_timestamp(_mtime(o.path))
     return Submission(o.path, f"{ARCHIVE_SHOWN}/{o.shown}", member=o.shown, received_at=received)
 
@@ -429,9 +430,13 @@ def _salvage(path: Path) -> Salvage:
     except sqlite3.Error:
         return out
     try:
+        try:  # what each received time rests on, in a ledger new enough to say
+            based = any(r[1] == "received_basis" for r in db.execute("PRAGMA table_info(files)"))
+        except sqlite3.Error:
+            based = False
+        salvaged = _SALVAGED + (("received_basis",) if based else ())
         files, out.files_complete = _rows(
-            db, "SELECT sha256, name, origin, ext, size, received_at, valid, form_id, version, unit_id, unit, "
-                "period, result FROM files", lambda r: (r[0], dict(zip(("sha256",) + _SALVAGED, r))))
+            db, f"SELECT sha256, {', '.join(salvaged)} FROM files", lambda r: (r[0], dict(zip(("sha256",) + salvaged, r))))
         out.files = dict(files)
         out.mails, out.mails_complete = _rows(
             db, "SELECT key, folder, arrived, sender, subject, files, taken_at FROM mails", lambda r: r)
