@@ -167,3 +167,19 @@ def test_merge_fetch_counts_notes_and_returns_what_the_mailbox_brought(tmp_path,
     assert [n.code for n in m.notes].count("replaced-together") == 1
     lines = got.lines()
     assert not any("运行 tuanjian merge" in line for line in lines) and any("退回  郾城.xlsx" in line for line in lines)
+
+
+def test_fetch_mail_then_merge_notes_what_the_mail_brought(tmp_path, imap_server, templates, monkeypatch):
+    """fetch-mail records the files itself: the merge after it took them for old ones, and what they did to the
+    files before them (two versions of one report in one mail) was never noted."""
+    monkeypatch.setenv("TUANJIAN_IMAP_PASSWORD", PASSWORD)
+    root = _workspace(tmp_path / "ws", imap_server)
+    draft = fill(templates["visit_report"], tmp_path / "d.xlsx", dict(VISIT, 团员青年=10)).read_bytes()
+    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=12)).read_bytes()
+    _deliver(imap_server, _mail("源汇区团委 <yuanhui@county.example>", {"走基层（定稿）.xlsx": fixed, "走基层.xlsx": draft},
+                                dt.datetime(2026, 4, 8, 9)), dt.datetime(2026, 4, 8, 9, 5))
+    assert CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)]).exit_code == 0
+    result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
+    assert [n.code for n in result.notes].count("replaced-together") == 1
+    again = merge(root, as_of=dt.date(2026, 4, 21), now=dt.datetime(2026, 4, 21, 9))  # said once, kept
+    assert "replaced-together" not in [n.code for n in again.notes]

@@ -149,6 +149,12 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE files ADD COLUMN return_stem TEXT",
     ],
+    # v9: the last file whose notes about earlier files merge worked out (merge.stored_notes) — from the files to
+    # come in a ledger made before such notes were kept, from the first in a new one
+    [
+        "INSERT INTO meta (key, value) SELECT 'notes-through', CAST(coalesce(max(id), 0) AS TEXT) FROM files "
+        "WHERE true ON CONFLICT (key) DO NOTHING",
+    ],
 ]
 # Each migration is a list of statements (never a script split on ";", which a default value or a comment with a
 # semicolon would break), taking the schema from version N to N+1; PRAGMA user_version says where a ledger stands.
@@ -435,6 +441,23 @@ class Ledger:
                     result["issues"] = result.get("issues", []) + fresh  # ("issues" stays the last member)
                     self.db.execute("UPDATE files SET result = ? WHERE id = ?",
                                     (json.dumps(result, ensure_ascii=False, default=_json_default), file_id))
+
+    def notes_through(self) -> int | None:
+        """The last file whose notes about earlier files were worked out (merge.stored_notes); None: never."""
+        got = self.get("notes-through")
+        return int(got) if got else None
+
+    def note_notes_through(self, file_id: int) -> None:
+        self.put("notes-through", str(file_id))
+
+    def ids_after(self, file_id: int) -> set[int]:
+        """The files recorded after this one (by whatever command: merge, fetch-mail, watch)."""
+        with _faults(self):
+            return {r[0] for r in self.db.execute("SELECT id FROM files WHERE id > ?", (file_id,))}
+
+    def last_id(self) -> int:
+        with _faults(self):
+            return self.db.execute("SELECT coalesce(max(id), 0) FROM files").fetchone()[0]
 
     def received_of(self, file_id: int) -> tuple[dt.datetime, str] | None:
         """A file's received time and what it rests on (RECEIVED_BASES)."""

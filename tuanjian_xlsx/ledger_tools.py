@@ -324,7 +324,8 @@ def rebuild(root: Path, *, now: dt.datetime) -> RebuildReport:
             ledger.put(key, value)
         from .merge import stored_notes  # what each file said of those before it, worked out again in their order
 
-        stored_notes(ws, ledger, {f.id for f in ledger.iter_files(records=False, issues=False)})
+        stored_notes(ws, ledger, ledger.ids_after(0))
+        ledger.note_notes_through(ledger.last_id())
     report.mails_recovered = len(old.mails)
     report.replies_recovered = len(old.replies)
     report.voids_recovered = len(old.voids)

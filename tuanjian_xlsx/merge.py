@@ -489,8 +489,10 @@ def _render(ledger: Ledger, root: Path, known: dict, target: Path, as_of: dt.dat
     from .master import render_master
 
     ws = ws or _load(root)
-    if new_ids and not unchanged:  # (kept with the files before the master is drawn from them)
-        result.notes += stored_notes(ws, ledger, new_ids)
+    pending = ledger.ids_after(ledger.notes_through() or 0) if not unchanged else set()
+    if pending:  # every file recorded since (fetch-mail's too), kept with the files before the master is drawn
+        result.notes += stored_notes(ws, ledger, pending)
+        ledger.note_notes_through(max(pending))
     before = _last_items(ledger)
     with ledger.reading():  # the master and the notes from one state of the ledger, read in passes
         data, sup, items = render_master(ws, ledger, as_of, counts_only=unchanged)
