@@ -164,6 +164,8 @@ def test_one_mail_gets_one_reply_mail_from_machines_or_ourselves_none_and_an_add
     assert ("源汇区错.xlsx：源汇区团委《附件1 团干部走基层情况报告单》2026年3月，有 1 处需要修改，"
             "见附件《源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx》：") in body
     assert not any(name in body for name in junk) and "请打开附件中的退回件" in body
+    # a draft beside its corrected copy: sent back fixed it would replace the good one, and the unit is told so
+    assert "同一封邮件里的 源汇区三月.xlsx 已校验通过并计入；如这份只是它的草稿，不必修改重报" in body
     assert [p.get_filename() for p in reply.iter_attachments()] == ["源汇区团委_2026-03_附件1_团干部走基层情况报告单_退回.xlsx"]
     (other,) = inbox.to("yancheng@county.example")
     assert other["To"] == "yancheng@county.example" and other["Cc"] == many and len(inbox.to(many)) == 1

@@ -511,6 +511,11 @@ def _batch(ws: Workspace, ledger: Ledger, reply: Reply, results: dict[str, FileR
         lines += [f"   {p}" for p in problems[:MAX_LISTED]]
         if len(problems) > MAX_LISTED:
             lines.append(f"   ……另有 {len(problems) - MAX_LISTED} 处，见退回件")
+        twin = next((r.file for r in reply.rows if r.file.valid and f.form_id and f.unit_id
+                     and (r.file.unit_id, r.file.form_id, r.file.period) == (f.unit_id, f.form_id, f.period)), None)
+        if twin is not None:  # a draft beside its corrected copy: sent back fixed, it would replace the good one
+            lines.append(f"   同一封邮件里的 {twin.name} 已校验通过并计入；如这份只是它的草稿，不必修改重报"
+                         "（再报会替换已计入的内容）。")
     invalid = sum(1 for r in reply.rows if not r.file.valid)
     how = ""
     if reply.attachments:
