@@ -354,4 +354,6 @@ def test_a_cleared_cadence_cell_is_an_error_at_its_cell(tmp_path):
 def test_an_alias_that_is_another_units_name_is_refused(tmp_path):
     root = _book_with(tmp_path, {("单位名单", "H3"): "西城区团工委"})
     (issue,) = _workspace_issues(root)
-    assert issue[:4] == ("alias-taken", "单位名单", "H3", "别名") and "一个名称只能指一个单位" in issue[4]
+    assert issue[:4] == ("alias-taken", "单位名单", "H3", "别名") and "也是“西城区团工委”的名称或别名" in issue[4]
+    root = _book_with(tmp_path / "b", {("单位名单", "H3"): "市志愿者服务中心"})  # another's bracketed name
+    assert _workspace_issues(root)[0][0] == "alias-taken"

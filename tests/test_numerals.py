@@ -21,7 +21,8 @@ AT = {"field": "团员青年"}
     ("一百二", 120), ("三千五", 3500), ("两百五", 250), ("一千二", 1200), ("一万二", 12000), ("两万五", 25000),
     ("一万零二", 10002), ("一千零二十", 1020), ("一万二千三", 12300),
     ("万", 10000), ("万五", 15000), ("十万", 100000),  # 万 alone was 0, and 万五 5000
-    ("百八十", None), ("千二百", None),  # “a hundred or so”: no exact count (it was 180)
+    ("百八十", None), ("千二百", None), ("万万", None),  # “a hundred or so”: no exact count (it was 180)
+    ("百万", 1000000), ("千万", 10000000),
 ])
 def test_plain_chinese_numerals(text, value):
     assert chinese_number(text) == value
@@ -40,7 +41,7 @@ def test_numerals_with_measure_words_and_full_width_digits(raw, value):
         assert f"按 {value} 读取" in issues[0].message and raw in issues[0].message
 
 
-@pytest.mark.parametrize("raw, value", [("1,200", 1200), ("35，120", None), ("１，２００", None), ("12,000人", 12000),
+@pytest.mark.parametrize("raw, value", [("1,200", 1200), ("35，120", None), ("15\u200b 20", None), ("１，２００", None), ("12,000人", 12000),
                                         ("15 20", None), ("1 5", None), ("1,5", None), ("1,2345", None)])
 def test_thousands_apart_are_one_number_and_two_numbers_are_refused(raw, value):
     """1,200 is twelve hundred; “15 20” (two counts typed in one cell) was read as 1520, and 1,5 is no count; a

@@ -411,7 +411,9 @@ def test_a_unit_written_by_another_of_its_names_is_read_as_it(templates, tmp_pat
 @pytest.mark.parametrize("typed, near", [("源汇区团委会", "源汇区团委"), ("区团委", None), ("张三", None),
                                          # another body's name ending in a roster name is not that unit (it was
                                          # counted as the city's 宣传部, 郾城区团委 left 未报)
-                                         ("郾城区团委宣传部", None), ("源汇区委组织部", None), ("城区团委", None)])
+                                         ("郾城区团委宣传部", None), ("源汇区委组织部", None), ("城区团委", None),
+                                         # another city's bureau is not the committee's own city's
+                                         ("舞钢市教育局青工委", None), ("城市志愿者服务中心", None)])
 def test_a_unit_that_cannot_be_told_is_refused_with_the_nearest_name(templates, tmp_path, builtin, typed, near):
     path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位=typed))
     r = validate_file(path, builtin)
@@ -435,6 +437,21 @@ def test_a_copy_given_another_period_says_which_form_to_use(builtin, tmp_path):
 
 def test_an_invisible_character_pasted_into_a_name_is_dropped(templates, tmp_path, builtin):
     """源汇区团委 with a zero-width space pasted along was refused, suggesting 源汇区团委 — which looked the same."""
-    path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位="\ufeff源汇区团委\u200b"))
-    r = validate_file(path, builtin)
-    assert r.valid and r.unit == "源汇区团委"
+    for typed in ("\ufeff源汇区团委\u200b", "\u202a源汇区团委\u202c", "源汇区\xad团委"):
+        path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 报送单位=typed, 填表时间="2026年3月5日\u200b"))
+        r = validate_file(path, builtin)
+        assert r.valid and r.unit == "源汇区团委", typed
+
+
+def test_a_return_keeps_staffs_notes_to_staff(templates, tmp_path, builtin):
+    """The 退回件's 问题清单 (mailed to the sender, with the unit's roster address in Cc) said the sender was not on
+    the roster and showed the unit's addresses; notes on how a file came are staff's."""
+    from tuanjian_xlsx.issues import Issue
+    from tuanjian_xlsx.returns import build_return
+
+    path = fill(templates["visit_report"], tmp_path / "v.xlsx", dict(VISIT, 团干部=-2))
+    result = validate_file(path, builtin)
+    result.issues.append(Issue.make("sender-mismatch", file="v.xlsx", sender="teacher@else.example", unit="源汇区团委",
+                                    expected="yh@163.com"))  # (as checking.validated adds it for a unit's mail)
+    _, rows, message = build_return(result, builtin)
+    assert rows and not [r for r in rows if "teacher@else.example" in r.message] and "yh@163.com" not in message

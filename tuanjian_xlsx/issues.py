@@ -49,7 +49,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "duplicate-unit": ("error", "单位“{value}”重复（第 {first} 行已有）", "a unit listed twice"),
     "duplicate-task": ("error", "任务编号“{value}”重复（第 {first} 行已有）", "a task number listed twice"),
     "unknown-unit-type": ("error", "未知的单位类型“{value}”（单位类型表中有：{known}）", "a unit type not in the type list"),
-    "alias-taken": ("error", "“{unit}”的别名“{value}”是另一个单位的名称或别名；一个名称只能指一个单位", "an alias another unit already goes by"),
+    "alias-taken": ("error", "“{unit}”的别名“{value}”也是“{other}”的名称或别名；一个名称只能指一个单位", "an alias another unit already goes by"),
     "rule-blank": ("error", "单位类型“{unit_type}”的“{form}”报送周期是空的；不需报送的请填“不报送”", "a type's cadence left blank where others have one"),
     "nothing-to-distribute": ("error", "{period}没有要下发的表：{detail}；请换一个报送期（如按季的用 2026-Q1）", "no form is filed for the period asked"),
     "missing-rule": ("warning", "单位类型“{unit_type}”未设置“{form}”的报送规则，按不报送处理", "no due rule for a type and form"),
@@ -272,6 +272,9 @@ def without_controls(text: str) -> str:
 # what merge keeps with a file about the files received before it (merge.stored_notes): for staff — they name what
 # to run — never in the unit's 回执, and not of a file staff withdrew
 STAFF_NOTES = frozenset({"visit-name-close", "visit-other-date", "replaced-together", "late-replaces-on-time"})
+# … and with them what is said of how a file came (another unit's address, a sender's clock, a late forward): for
+# staff — what to check or run — never in what goes back to the unit (its 回执, its 退回 and 退回件)
+STAFF_ONLY = STAFF_NOTES | {"sender-mismatch", "mail-clock", "mail-date-future", "forward-earlier"}
 
 
 def one_line(text: str, limit: int | None = None) -> str:

@@ -280,7 +280,8 @@ def ingest_many(ledger: Ledger, ws: Workspace | None, items: Iterable, *, now: d
             item.file_id = ids[item.sha256]
         if item.outcome == "duplicate" and item.arrival is not None:  # the earliest arrival of the same content counts
             item.moved = ledger.seen_again(item.file_id, item.path.name, origins[k], now, *item.arrival)
-            if not item.moved and item.arrival[1] == received_basis == "stated":  # staff's time, not taken: said
+            if not item.moved and item.arrival[1] == received_basis == "stated" \
+                    and not ledger.void_reasons([item.file_id]):  # staff's time, not taken: said (a void one: moot)
                 known = ledger.received_of(item.file_id)
                 if known is not None and known[0] < item.arrival[0]:
                     item.said = [Issue.make("stated-later-kept", file=item.path.name, known=f"{known[0]:%Y-%m-%d %H:%M}",

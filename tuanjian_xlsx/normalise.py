@@ -46,13 +46,17 @@ MAX_SERIAL = 2958465  # 9999-12-31
 
 
 def fold(text: str) -> str:
-    """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space and invisible character (a
-    zero-width space or byte-order mark pasted along)."""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    """Width-fold (NFKC: full-width digits, letters, spaces) and drop every space and invisible character."""
+    return _SPACES.sub("", visible(unicodedata.normalize("NFKC", text)))
+
+
+def visible(text: str) -> str:
+    """The text without its invisible formatting characters (Unicode's Cf: a zero-width space, a byte-order mark,
+    a direction mark or a soft hyphen pasted along), which no one typed on purpose."""
+    return text if text.isascii() else "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 _SPACES = re.compile(r"\s+")
-_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2060\ufeff]+")
 
 
 def is_blank(raw) -> bool:
@@ -92,8 +96,8 @@ def chinese_number(text: str) -> int | None:
     (一百零二 is 102). None if it is not a plain Chinese numeral."""
     if not text or not _CN_NUMERAL.match(text):
         return None
-    if (text[0] in "百千" and len(text) > 1) or (text[0] == "万" and len(text) > 2):
-        return None  # 百八十 ("a hundred or so"), 千把: no exact count (万五 is 15000, as 一万五)
+    if (text[0] in "百千" and text[1:] not in ("", "万")) or (text[0] == "万" and len(text) > 2) or text.count("万") > 1:
+        return None  # 百八十 ("a hundred or so"), 万万: no exact count (万五 is 15000, as 一万五; 百万 is one)
     total = section = digit = 0
     seen_digit = False
     place = 1  # what the character before a digit makes of it: the place below 百/千/万 right before it, else 1
@@ -141,7 +145,7 @@ def as_number(raw, at: Place, whole: bool, signed: bool = False,
         text = fold(str(raw))
         if _GROUPED.match(text) and "，" not in str(raw):  # 1,200: the thousands written apart (a Chinese comma
             text = text.replace(",", "")                     # parts two counts: 35，120 is no 35120)
-        elif _SPACED_DIGITS.search(unicodedata.normalize("NFKC", str(raw))):  # 15 20: two numbers, not 1520
+        elif _SPACED_DIGITS.search(visible(unicodedata.normalize("NFKC", str(raw)))):  # 15 20: two numbers
             return None, [Issue.make("not-a-number", value=_show(raw), **at)]
         m = _NUMBER.match(text)
         spoken = None if m else chinese_number(_strip_unit(text))
@@ -188,7 +192,7 @@ def as_date(raw, at: Place, period: Period | None) -> tuple[dt.date | None, list
             return compact, [Issue.make("normalised-date", value=compact.isoformat(), raw=_show(raw), **at)]
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     # spaces kept (one each): they part a date from its time, which folding them away ran together (4/3 10:30)
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(raw))).strip()
+    text = _SPACES.sub(" ", visible(unicodedata.normalize("NFKC", str(raw)))).strip()
     if len(text) > DATE_CHARS:
         return None, [Issue.make("bad-date", value=_show(raw), **at)]
     text = _arabic_date(text)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .issues import STAFF_NOTES, Issue, TuanjianError
+from .issues import STAFF_ONLY, Issue, TuanjianError
 from .ledger import Ledger, ReplyRow
 from .plan import Workspace
 from .validate import FileResult
@@ -55,8 +55,7 @@ if TYPE_CHECKING:
     from .mailtext import Template
 
 KIND_ZH = {"receipt": "回执", "return": "退回"}
-# how a file came, what it did to those before it, what to run: for staff, not the unit's 回执
-STAFF_ONLY = STAFF_NOTES | {"sender-mismatch", "mail-clock", "mail-date-future"}
+
 SHORT = 8  # the characters of a file's sha256 that name its reply (--resend)
 MAX_ATTACHED = 30  # 退回件 attached to one reply: a unit sends a few forms; hundreds are no report
 MAX_LISTED = 10  # problems of one file listed in a reply answering several (its 退回件 has them all)

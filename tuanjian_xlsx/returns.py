@@ -13,7 +13,7 @@ from .build import Filled, Prefill, build_template, sheet_names
 from .plan import Plan
 from .fieldtypes import FIELD_TYPES, NOT_ABOVE_EXPECTED, TASK_KINDS
 from .filenames import safe_filename
-from .issues import Issue
+from .issues import STAFF_ONLY, Issue
 from .passport import PROBLEM_COLUMNS, PROBLEM_SHEET
 from .periods import parse_period
 from .specs import FormSpec, TableSpec
@@ -204,6 +204,8 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
         shown = {old: new if new == old else f"{new}（原“{old}”）" for old, new in renamed.items()}
         originally = {new: shown[old] for old, new in renamed.items()}
         for issue in result.issues:
+            if issue.code in STAFF_ONLY:  # (how it came, what staff may run: not the unit's to read)
+                continue
             k = where.get(id(issue))
             sheet, cell = shown.get(issue.sheet or "", issue.sheet), issue.cell
             raw: object = ""
@@ -228,7 +230,8 @@ def prepare_return(result: FileResult, ws: Plan) -> tuple[bytes | None, list[Pro
         data = build_template(spec, ws.roster, prefill=prefill, password=ws.settings.protection.password,
                               filled=filled, first_sheet=_problem_sheet(rows), compress=False)
     else:
-        rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues]
+        rows = [ProblemRow(i.sheet, i.cell, i.field, "", i.message, "", i.severity) for i in result.issues
+                if i.code not in STAFF_ONLY]
     return data, rows, spec
 
 

@@ -33,13 +33,31 @@ COMPARISON_ZH = {">=": "≥", "=": "="}
 _LIST_SPLIT = re.compile(r"[、,，;；/\s]+")
 _OFFICIAL = re.compile(r"共青团(.+?)(工作)?委员会")  # 共青团源汇区委员会 = 源汇区团委; …工作委员会 = …团工委
 _BRACKET = re.compile(r"[（(]|[）)]")
-_PLACE = re.compile(r"[^团委部局]*[市省]")  # 漯河市, 河南省漯河市: a place, no body of its own (not 源汇区委, 市委)
 
 
-def _after_place(before: str, name: str) -> bool:
-    """Whether what stands before a roster name is a place: 漯河市 + 源汇区团委, or 漯河 + 市教育局青工委."""
-    return bool(before) and (_PLACE.fullmatch(before) is not None
-                             or (name[:1] in ("市", "省") and _PLACE.fullmatch(before + name[0]) is not None))
+def _after_place(before: str, name: str, city: str | None) -> bool:
+    """Whether what stands before a roster name is the committee's own city (河南省 before it or not): 漯河市 +
+    源汇区团委, or 漯河 + 市教育局青工委."""
+    if not before or not city:
+        return False
+    whole = before + name[0] if name[:1] == "市" and not before.endswith("市") else before
+    return whole.endswith(city) and not _BODY.search(whole)
+
+
+_BODY = re.compile(r"[团委部局]")  # (a body's name, not a place: 源汇区委)
+
+
+def city_of(organisation: str) -> str | None:
+    """The city a committee is of, from its name: 共青团漯河市委 -> 漯河市."""
+    m = re.fullmatch(r"(?:共青团)?(.+?[市州县])(?:团)?委(?:员会)?", organisation.strip())
+    return m.group(1) if m else None
+
+
+def _called(name: str) -> set[str]:
+    """A name as compared, with its bracketed part and the rest each on their own (three characters at least):
+    市青年创业服务中心（市志愿者服务中心）."""
+    name = _folded(name)
+    return {name} | {n for n in _BRACKET.sub("\n", name).split("\n") if len(n) >= 3}
 
 
 def _folded(name: str) -> str:
@@ -293,19 +311,18 @@ class Roster(BaseModel):
     def unit_by_name(self, name: str) -> Unit | None:
         return next((u for u in self.units if u.name == name), None)
 
-    def unit_called(self, text: str) -> Unit | None:
+    def unit_called(self, text: str, place: str | None = None) -> Unit | None:
         """The one unit a name not on the roster stands for, as units write their own: a 别名 staff listed; the
-        official name (共青团源汇区委员会, 共青团…工作委员会 for a 团工委); the name with a place before it
-        (漯河市源汇区团委: what stands before ends in 市 or 省, so 郾城区团委宣传部 is not the city's 宣传部); the
+        official name (共青团源汇区委员会, 共青团…工作委员会 for a 团工委); the name with `place` (the committee's own
+        city, 漯河市) before it (漯河市源汇区团委, 漯河市教育局青工委 — not 舞钢市教育局青工委, nor 郾城区团委宣传部); the
         name without its bracketed part or that part alone (市青年创业服务中心); the start of one name only
         (源汇区, 西城区: three characters at least). None when no unit, or more than one, fits."""
         text = _folded(text)
         official = _OFFICIAL.fullmatch(text)
         wanted = {text} | ({official[1] + ("团工委" if official[2] else "团委")} if official else set())
-        named: list[set[str]] = [{_folded(n) for n in (u.name, *u.alias_list)} for u in self.units]
-        for names in named:
-            names |= {n for name in list(names) for n in _BRACKET.sub("\n", name).split("\n") if len(n) >= 3}
-        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n) and _after_place(w[:-len(n)], n),
+        named: list[set[str]] = [{c for n in (u.name, *u.alias_list) for c in _called(n)} for u in self.units]
+        city = _folded(place) if place else None
+        for test in (lambda w, n: w == n, lambda w, n: w.endswith(n) and _after_place(w[:-len(n)], n, city),
                      lambda w, n: len(w) >= 3 and n.startswith(w)):
             hits = {k for k, names in enumerate(named) for n in names for w in wanted if test(w, n)}
             if hits:
@@ -354,14 +371,16 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
                 yield Issue.make("missing-rule", unit_type=ut.name, form=name, **locate("unit_types", i, "name"))
     seen_id: dict[str, int] = {}
     seen_name: dict[str, int] = {}
-    names = {_folded(u.name) for u in roster.units}
-    aliased: dict[str, str] = {}
+    taken: dict[str, str] = {}  # every name a unit goes by (its name, its bracketed parts) -> the unit
+    for u in roster.units:
+        taken.update(dict.fromkeys(_called(u.name), u.name))
     for i, u in enumerate(roster.units):
         for alias in u.alias_list:  # one name, one unit: an alias no other unit's name or alias may also be
             key = _folded(alias)
-            if (key in names and key != _folded(u.name)) or aliased.get(key, u.name) != u.name:
-                yield Issue.make("alias-taken", value=alias, unit=u.name, **locate("units", i, "aliases"))
-            aliased[key] = u.name
+            other = taken.get(key, u.name)
+            if other != u.name:
+                yield Issue.make("alias-taken", value=alias, unit=u.name, other=other, **locate("units", i, "aliases"))
+            taken.setdefault(key, u.name)
     for i, u in enumerate(roster.units):
         for key, seen, fld in ((u.id, seen_id, "id"), (u.name, seen_name, "name")):
             if key in seen:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pydantic import BaseModel, create_model
 
 from .plan import Plan
-from .roster import Roster, Task, Unit
+from .roster import Roster, Task, Unit, city_of
 from .fieldtypes import FIELD_TYPES, NOT_ASKED, TASK_KINDS
 from .filenames import display_name
 from .issues import Issue
@@ -259,7 +259,7 @@ def _header(spec, form: SheetForm, passport: dict, ws: Plan, result: FileResult)
     if issues and issues[0].code == "not-in-choices":  # say it in roster terms, not as a dropdown
         assert u_val is not None  # a blank unit cell is never "not-in-choices"
         typed = str(u_val.value).strip()
-        called = roster.unit_called(typed)  # its official name, a short one, one staff listed as 别名…
+        called = roster.unit_called(typed, city_of(ws.settings.organisation.name))  # official, short, 别名…
         if called is not None:
             name, issues = called.name, [Issue.make("normalised-unit", value=called.name, raw=typed, **u_at)]
         else:
