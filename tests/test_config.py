@@ -357,3 +357,5 @@ def test_an_alias_that_is_another_units_name_is_refused(tmp_path):
     assert issue[:4] == ("alias-taken", "单位名单", "H3", "别名") and "也是“西城区团工委”的名称或别名" in issue[4]
     root = _book_with(tmp_path / "b", {("单位名单", "H3"): "市志愿者服务中心"})  # another's bracketed name
     assert _workspace_issues(root)[0][0] == "alias-taken"
+    root = _book_with(tmp_path / "c", {("单位名单", "H3"): "人才办（市志愿者服务中心）"})  # … inside its own brackets
+    assert _workspace_issues(root)[0][0] == "alias-taken"

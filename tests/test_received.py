@@ -355,3 +355,36 @@ def test_a_rebuild_keeps_what_each_received_time_rests_on(ws, templates, tmp_pat
     assert r.exit_code == 0, r.output
     assert {b for _, _, b in ledger_rows(ws)} == {"stated"}
     assert _problem_rows(merge(ws, as_of=dt.date(2026, 5, 10)).master, "replaced-together") == []
+
+
+def test_a_draft_is_only_the_same_visits(ws, templates, tmp_path):
+    """The reply told a unit that sent two different visits, one with a mistake, not to send the second again —
+    as if it were a draft of the first; sent fixed it would have counted beside it."""
+    from tuanjian_xlsx.ledger import Ledger
+    from tuanjian_xlsx.plan import Workspace
+    from tuanjian_xlsx.replies import _replaces
+
+    for name, values in (("一中.xlsx", VISIT), ("一中草稿.xlsx", dict(VISIT, 团干部=-2)),
+                         ("二中.xlsx", dict(VISIT, 走访团组织名称="二中团委", 团干部=-2))):
+        (ws / "收件箱" / name).write_bytes(fill(templates["visit_report"], tmp_path / name, values).read_bytes())
+    merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
+    with Ledger(ws) as ledger:
+        files = {f.name: f for f in ledger.files()}
+    plan = Workspace.load(ws)
+    assert _replaces(plan, files["一中.xlsx"], files["一中草稿.xlsx"])
+    assert not _replaces(plan, files["一中.xlsx"], files["二中.xlsx"])
+
+
+def test_a_fetched_mails_files_are_one_parcel_whatever_their_names():
+    """An attachment named 定稿#2.xlsx made its mail two parcels: the note on which copy counted was lost."""
+    from tuanjian_xlsx.ledger import FileRow
+    from tuanjian_xlsx.merge import _parcel
+
+    def row(origin: str) -> FileRow:
+        return FileRow(1, "0" * 64, "x.xlsx", origin, ".xlsx", dt.datetime(2026, 4, 2), True, None, None, None,
+                       None, None, [], [])
+
+    mail = "imap://u@127.0.0.1/INBOX#<a#b@county.example>"
+    assert _parcel(row(f"{mail}#草稿.xlsx")) == _parcel(row(f"{mail}#定稿#2.xlsx")) == mail
+    assert _parcel(row("/ws#2026/收件箱/a.xlsx")) is None
+    assert _parcel(row("/ws/收件箱/包.zip!a.xlsx")) == "/ws/收件箱/包.zip"

@@ -455,3 +455,18 @@ def test_a_return_keeps_staffs_notes_to_staff(templates, tmp_path, builtin):
                                     expected="yh@163.com"))  # (as checking.validated adds it for a unit's mail)
     _, rows, message = build_return(result, builtin)
     assert rows and not [r for r in rows if "teacher@else.example" in r.message] and "yh@163.com" not in message
+
+
+@pytest.mark.parametrize("organisation, city", [("共青团漯河市委", "漯河市"), ("漯河团市委", "漯河市"), ("共青团漯河市委组织部", "漯河市"),
+                                                ("共青团河南省漯河市委员会", "漯河市"), ("共青团团风县委", "团风县"),
+                                                ("团市委组织部", None), ("某某单位", None)])
+def test_the_committees_city_is_read_from_its_name(builtin, organisation, city):
+    """漯河团市委 or 共青团河南省漯河市委员会 as the committee's name left no city, and 漯河市源汇区团委 was refused."""
+    from tuanjian_xlsx.roster import city_of
+
+    assert city_of(organisation) == city
+    unit = builtin.roster.unit_called("漯河市源汇区团委", city)
+    # the committee's own city before a name, or without a city told, a place before a name not starting with 市
+    assert (unit.name if unit else None) == (None if city == "团风县" else "源汇区团委")
+    named = builtin.roster.unit_called("漯河市教育局青工委", city)
+    assert (named.name if named else None) == ("市教育局青工委" if city == "漯河市" else None)

@@ -1036,13 +1036,12 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
 def _parcel(f: FileRow) -> str | None:
     """The zip or mail a file came in (its origin up to the container's name, before ! or #); None for a file on
     its own (a ! or # in a folder's name is no container)."""
-    m = _PARCEL.match(f.origin)
-    if m:
-        return m.group(1)
-    return f.origin.rsplit("#", 1)[0] if f.origin.startswith("imap://") else None  # (a fetched mail's own key)
+    m = _PARCEL.match(f.origin) or _FETCHED.match(f.origin)
+    return m.group(1) if m else None
 
 
 _PARCEL = re.compile(r"(.*?\.(?:zip|eml))[!#]", re.IGNORECASE)
+_FETCHED = re.compile(r"(imap://[^#]*#(?:<[^>]*>|[^#]*))#")  # a fetched mail: the folder and the mail's key
 
 
 def _filled_on(f: FileRow, spec) -> list[dt.date]:

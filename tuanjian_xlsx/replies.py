@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .issues import STAFF_ONLY, Issue, TuanjianError
-from .ledger import Ledger, ReplyRow
+from .ledger import FileRow, Ledger, ReplyRow
 from .plan import Workspace
 from .validate import FileResult
 
@@ -511,7 +511,8 @@ def _batch(ws: Workspace, ledger: Ledger, reply: Reply, results: dict[str, FileR
         if len(problems) > MAX_LISTED:
             lines.append(f"   ……另有 {len(problems) - MAX_LISTED} 处，见退回件")
         twin = next((r.file for r in reply.rows if r.file.valid and f.form_id and f.unit_id
-                     and (r.file.unit_id, r.file.form_id, r.file.period) == (f.unit_id, f.form_id, f.period)), None)
+                     and (r.file.unit_id, r.file.form_id, r.file.period) == (f.unit_id, f.form_id, f.period)
+                     and _replaces(ws, r.file, f)), None)
         if twin is not None:  # a draft beside its corrected copy: sent back fixed, it would replace the good one
             lines.append(f"   同一封邮件里的 {twin.name} 已校验通过并计入；如这份只是它的草稿，不必修改重报"
                          "（再报会替换已计入的内容）。")
@@ -527,6 +528,22 @@ def _batch(ws: Workspace, ledger: Ledger, reply: Reply, results: dict[str, FileR
     return {**common_values(ws), "单位": units, "份数": str(len(reply.rows)), "通过数": str(len(reply.rows) - invalid),
             "退回数": str(invalid), "收到时间": f"{min(r.file.received_at for r in reply.rows):%Y-%m-%d %H:%M}",
             "逐份结果": "\n".join(lines), "修改办法": how}
+
+
+def _replaces(ws: Workspace, valid: FileRow, invalid: FileRow) -> bool:
+    """Whether the valid file holds what the invalid one would, sent again corrected (a draft beside its corrected
+    copy): the same report for a form counted whole per period; for one counted per record (附件1: per visit), the
+    same record keys — another visit sent fixed would count beside it, and must be."""
+    from .normalise import fold
+
+    keys = ws.spec(valid.form_id).supersede_by if valid.form_id else ()
+    if not keys:
+        return True
+
+    def of(f: FileRow) -> set[str]:
+        return {fold(str(r["values"].get(keys[0]) or "")) for r in f.records}
+
+    return bool(of(invalid)) and of(invalid) <= of(valid)
 
 
 def _results(ws: Workspace, ledger: Ledger, rows: list[ReplyRow], known: Mapping[str, FileResult | None]

@@ -36,21 +36,31 @@ _BRACKET = re.compile(r"[（(]|[）)]")
 
 
 def _after_place(before: str, name: str, city: str | None) -> bool:
-    """Whether what stands before a roster name is the committee's own city (河南省 before it or not): 漯河市 +
-    源汇区团委, or 漯河 + 市教育局青工委."""
-    if not before or not city:
+    """Whether what stands before a roster name is a place: the committee's own city, 河南省 before it or not
+    (漯河市 + 源汇区团委, 漯河 + 市教育局青工委); without a city told by the committee's name, any 市, 省, 县 or 州 for a
+    name that does not itself start with 市 (a name that does needs the committee's city: 舞钢市教育局青工委 is
+    another city's)."""
+    if not before:
         return False
-    whole = before + name[0] if name[:1] == "市" and not before.endswith("市") else before
-    return whole.endswith(city) and not _BODY.search(whole)
+    if name[:1] == "市" and not before.endswith("市"):
+        before = before + "市"
+    elif name[:1] == "市":
+        return False  # 漯河市 + 市教育局…: no one writes 市 twice
+    if city:
+        return before.endswith(city) and not _BODY.search(before[:-len(city)])
+    return name[:1] != "市" and _PLACE.fullmatch(before) is not None
 
 
 _BODY = re.compile(r"[团委部局]")  # (a body's name, not a place: 源汇区委)
+_PLACE = re.compile(r"[^团委部局]*[市省县州]")
 
 
 def city_of(organisation: str) -> str | None:
-    """The city a committee is of, from its name: 共青团漯河市委 -> 漯河市."""
-    m = re.fullmatch(r"(?:共青团)?(.+?[市州县])(?:团)?委(?:员会)?", organisation.strip())
-    return m.group(1) if m else None
+    """The city (or county) a committee is of, from its name: 共青团漯河市委, 漯河团市委, 共青团河南省漯河市委员会,
+    共青团漯河市委组织部 -> 漯河市; 共青团团风县委 -> 团风县; None when the name tells none."""
+    text = re.sub(r"^共青团|^.{1,4}?省", "", re.sub(r"^共青团", "", organisation.strip()))
+    m = re.match(r"(.{1,6}?)团?([市县州])委", text)
+    return m.group(1) + m.group(2) if m and m.group(1) != "团" else None  # (团市委: no city named)
 
 
 def _called(name: str) -> set[str]:
@@ -376,11 +386,12 @@ def check_roster(roster: Roster, locate: Locate, form_names: dict[str, str]) -> 
         taken.update(dict.fromkeys(_called(u.name), u.name))
     for i, u in enumerate(roster.units):
         for alias in u.alias_list:  # one name, one unit: an alias no other unit's name or alias may also be
-            key = _folded(alias)
-            other = taken.get(key, u.name)
-            if other != u.name:
+            others = [taken.get(key, u.name) for key in _called(alias)]  # (its bracketed parts too, as read)
+            other = next((o for o in others if o != u.name), None)
+            if other is not None:
                 yield Issue.make("alias-taken", value=alias, unit=u.name, other=other, **locate("units", i, "aliases"))
-            taken.setdefault(key, u.name)
+            for key in _called(alias):
+                taken.setdefault(key, u.name)
     for i, u in enumerate(roster.units):
         for key, seen, fld in ((u.id, seen_id, "id"), (u.name, seen_name, "name")):
             if key in seen:
