@@ -181,5 +181,7 @@ def test_fetch_mail_then_merge_notes_what_the_mail_brought(tmp_path, imap_server
     assert CliRunner().invoke(cli, ["fetch-mail", "-w", str(root)]).exit_code == 0
     result = merge(root, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 20, 9))
     assert [n.code for n in result.notes].count("replaced-together") == 1
+    (elsewhere,) = [n for n in result.notes if n.code == "recorded-elsewhere"]  # not only 没有新文件
+    assert "另有 2 份文件" in elsewhere.message and "有效 2 份" in elsewhere.message
     again = merge(root, as_of=dt.date(2026, 4, 21), now=dt.datetime(2026, 4, 21, 9))  # said once, kept
     assert "replaced-together" not in [n.code for n in again.notes]

@@ -153,6 +153,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "late-replaces-on-time": ("warning", "{name} 在截止日（{due}）之后收到，替换了{unit}{period}《{form}》按时报送的 {old}；若它其实是下一期的报告（用上期的表重填），请用本期下发的表重报，并用 tuanjian ledger void 作废 {name}", "a late file replacing one sent on time"),
     "visit-name-close": ("warning", "{unit}{period}的走访“{new}”与已收到的“{old}”只差几个字，已按另一次走访计入；若是同一次走访的更正，请用相同的名称重报", "a visit named almost like one already received"),
     "visit-other-date": ("warning", "{unit}{period}的走访“{org}”走访日期为 {new}，与已收到的同一团组织的走访（走访日期 {old}）不同，已按另一次走访计入；若是同一次走访更正了日期，请与该单位核对", "a visit of an organisation already received, on another date"),
+    "recorded-elsewhere": ("warning", "另有 {count} 份文件在上次汇总之后由收信（fetch-mail 或自动收发）登记，本次一并汇总：有效 {valid} 份，有错 {invalid} 份（有错的退回件见上）", "files another command recorded since the last merge"),
     "stated-later-kept": ("warning", "已登记的收到时间 {known}（{basis}）早于这次写明的 {stated}，仍按 {known} 计：同一份内容按最早的一次收到计", "a stated received time later than the one recorded, not taken"),
     "mail-date-future": ("warning", "邮件上写的时间（{date}）晚于登记时间，发件电脑时间可能不准；已按首次登记时间计。如实际收到得更早，可用 tuanjian merge --received-at 日期 文件 更正", "a saved mail dated after it was found"),
     "mail-clock": ("warning", "邮件上写的发信时间（{date}）与收信服务器记录的到达时间（{server}）相差一天以上，发件电脑时间可能不准；已按服务器时间计", "a sender's clock far from the server's"),

@@ -425,6 +425,7 @@ def merge(root: Path, paths: list[Path] | None = None, *, out: Path | None = Non
             result.ingested = fetched + result.ingested
             if ws is not None:
                 result.notes += [issue for item in result.ingested if item.said for issue in item.said]
+            result.notes += _recorded_elsewhere(ledger, result.ingested)
             result.notes += others_noted(ledger, gathering.others)
             if gathering.deferred:
                 result.notes.append(Issue.make("mail-deferred", count=gathering.deferred))
@@ -1031,6 +1032,16 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
     if kept:
         ledger.add_notes(kept)
     return [issue for _, issue in found]
+
+
+def _recorded_elsewhere(ledger: Ledger, ingested: list[Ingested]) -> list[Issue]:
+    """Files another command recorded since the last merge (fetch-mail, a watch whose fetch broke off), merged
+    now: said, so that 没有新文件 beside their 退回件 is not all staff read."""
+    since = ledger.ids_after(ledger.notes_through() or 0) - {i.file_id for i in ingested}
+    if not since:
+        return []
+    valid = sum(1 for f in ledger.iter_files(records=False, issues=False, ids=since) if f.valid)
+    return [Issue.make("recorded-elsewhere", count=len(since), valid=valid, invalid=len(since) - valid)]
 
 
 def _parcel(f: FileRow) -> str | None:
