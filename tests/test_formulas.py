@@ -188,3 +188,10 @@ def test_a_reference_to_the_formulas_own_row_keeps_only_its_column():
     assert F.ref(9, 9, absolute="col").formula() == "=$J10"
     assert F.rng(9, 3, 9, 8, sheet="考核得分", absolute="col").formula() == "='考核得分'!$D10:$I10"
     assert F.ref(9, 9, absolute=True).formula() == "=$J$10" and F.ref(9, 9).formula() == "=J10"
+
+
+def test_a_sum_spelt_as_plus_is_bracketed_as_an_operand():
+    """COUNTA(…)-plus(a, b, c) was written COUNTA(…)-a+b+c: every program reads that as (COUNTA-a)+b+c, so a fresh
+    tracker's “started?” test was true and every required cell opened red; the value cached was the other one."""
+    e = F.lit(10) - F.plus(F.lit(1), F.lit(2), F.lit(3))
+    assert e.formula("S") == "=10-(1+2+3)" and e.value(F.Grid(), "S") == 4.0

@@ -428,7 +428,10 @@ _COMPARE: dict[str, Callable[[int], bool]] = {
 
 
 def _paren(e: Expr, sheet) -> str:
-    return f"({e.text(sheet)})" if isinstance(e, Op) else e.text(sheet)
+    """An operand's text, bracketed when it is an operation — one spelt its own way (plus) included: a-b+c for
+    a-(b+c) reads otherwise in every program."""
+    return f"({e.text(sheet)})" if isinstance(e, Op) or (isinstance(e, _Rendered) and isinstance(e.inner, Op)) \
+        else e.text(sheet)
 
 
 def cmp(a, op: str, b) -> Op:
