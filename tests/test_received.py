@@ -388,3 +388,45 @@ def test_a_fetched_mails_files_are_one_parcel_whatever_their_names():
     assert _parcel(row(f"{mail}#草稿.xlsx")) == _parcel(row(f"{mail}#定稿#2.xlsx")) == mail
     assert _parcel(row("/ws#2026/收件箱/a.xlsx")) is None
     assert _parcel(row("/ws/收件箱/包.zip!a.xlsx")) == "/ws/收件箱/包.zip"
+
+
+def test_a_quarters_tracker_sent_again_for_the_next_is_said(ws, tmp_path):
+    """经开区 sent its Q1 tracker again in July with Q2's numbers: Q1's figures were replaced (and Q2 stayed 未报)
+    with one console line, never kept — the tracker's 填表时间 stands in its heading, not in its rows."""
+    import openpyxl
+
+    from tuanjian_xlsx.build import Prefill, build_template
+    from tuanjian_xlsx.plan import Workspace
+
+    plan = Workspace.load(ws)
+    spec = plan.registry.get("target_tracker")
+    unit = plan.roster.unit_by_name("经济技术开发区团工委")
+    blank = tmp_path / "q1.xlsx"
+    blank.write_bytes(build_template(spec, plan.roster, prefill=Prefill(unit, "2026-Q1", "2026年第1季度")))
+
+    def filled(name: str, done: int, day: dt.datetime) -> bytes:
+        book = openpyxl.load_workbook(blank)
+        sheet = book[spec.sheet_name]
+        for r in range(spec.header_row + 1, sheet.max_row + 1):
+            code = sheet.cell(r, 1).value
+            task = next((t for t in plan.roster.tasks if t.code == code), None)
+            if task is None:
+                continue
+            if task.kind == "qualitative":
+                sheet.cell(r, spec.col_index("progress") + 1, "已开展")
+                continue
+            sheet.cell(r, spec.col_index("done") + 1, "是" if task.kind == "yesno" else done)
+            if not sheet.cell(r, spec.col_index("base") + 1).protection.locked:
+                sheet.cell(r, spec.col_index("base") + 1, 6)
+        from conftest import beside_label
+
+        sheet[beside_label(sheet, "填表时间")] = day
+        book.save(tmp_path / name)
+        return (tmp_path / name).read_bytes()
+
+    (ws / "收件箱" / "一季度.xlsx").write_bytes(filled("a.xlsx", 3, dt.datetime(2026, 4, 8)))
+    first = merge(ws, as_of=dt.date(2026, 4, 20), now=dt.datetime(2026, 4, 9, 9))
+    assert first.valid == 1, [i.result.issues for i in first.invalid]
+    (ws / "收件箱" / "二季度.xlsx").write_bytes(filled("b.xlsx", 4, dt.datetime(2026, 7, 6)))
+    result = merge(ws, as_of=dt.date(2026, 7, 20), now=dt.datetime(2026, 7, 8, 9))
+    assert [n.file for n in result.notes if n.code == "late-replaces-on-time"] == ["二季度.xlsx"]

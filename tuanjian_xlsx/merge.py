@@ -1019,9 +1019,12 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
                 continue
             period = parse_period(f.period) if f.period else None
             due = ws.roster.due(units.get(f.unit_id or ""), f.form_id or "", period)
-            # filled after the deadline too (not a correction of the on-time form, which keeps its 填表时间)
+            # filled after the deadline too (not a correction of the on-time form, which keeps its 填表时间); for a
+            # form whose records hold no 填表时间 (the tracker's is in its heading): arriving long after the deadline
+            filled = _filled_on(f, forms.get(f.form_id or ""))
             if due is not None and old.received_at.date() <= due < f.received_at.date() \
-                    and any(day > due for day in _filled_on(f, forms.get(f.form_id or ""))):
+                    and (any(day > due for day in filled) if filled
+                         else (f.received_at.date() - due).days > LONG_PAST_DAYS):
                 found.append((f, Issue.make("late-replaces-on-time", file=f.name, name=f.name, old=old.name, unit=f.unit,
                                             period=f.period, form=form, due=due.isoformat())))
     assert all(issue.code in STAFF_NOTES for _, issue in found)  # (kept from the units' 回执, undone by a void)
