@@ -96,7 +96,7 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "form-disabled": ("error", "报表“{form}”未启用（见 tuanjian.toml 的 forms）", "a form the settings switch off"),
     "form-not-filed": ("error", "{unit}（{unit_type}）不报送“{form}”", "a form this unit's type does not file"),
     "unknown-task": ("error", "任务编号“{value}”不在目标任务中", "a tracker row of no known task"),
-    "task-not-for-unit": ("error", "任务“{task}”不是{unit_type}的填报任务", "a tracker row of another unit type"),
+    "task-not-for-unit": ("warning", "任务“{task}”不是{unit_type}的填报任务，这一行填的内容不计入（可清空）", "a tracker row of another unit type, filled: ignored"),
     "task-missing": ("error", "缺少任务“{task}”这一行", "a task row deleted from the tracker"),
     "ratio-incomplete": ("error", "任务“{task}”是{task_kind}指标，“完成数”和“基数”须同时填写", "a ratio or growth with one of its two numbers"),
     "done-above-base": ("error", "任务“{task}”的完成数 {done} 大于基数 {base}", "a numerator above its denominator"),
