@@ -190,22 +190,10 @@ def _problem_rows(master: Path, code: str) -> list[tuple]:
     return [(r[0], r[5]) for r in sheet.iter_rows(min_row=2, values_only=True) if r[4] == code]
 
 
-def test_two_versions_of_one_visit_arriving_together_are_said(ws, templates, tmp_path):
-    """A draft and its correction in one mail or zip: the one listed later counted, with nothing said."""
-    draft = fill(templates["visit_report"], tmp_path / "d.xlsx", dict(VISIT, 团员青年=10))
-    fixed = fill(templates["visit_report"], tmp_path / "f.xlsx", dict(VISIT, 团员青年=12))
-    with zipfile.ZipFile(ws / "收件箱" / "源汇区.zip", "w") as z:
-        z.write(fixed, "走基层（修改后）.xlsx")
-        z.write(draft, "走基层.xlsx")
-    result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
-    (note,) = [n for n in result.notes if n.code == "replaced-together"]
-    assert "同时收到" in note.message and "ledger void" in note.message
-    assert _problem_rows(result.master, "replaced-together") == [(note.file, "提醒")]
-
-
-def test_notes_about_earlier_files_are_for_staff_and_go_with_a_void(ws, templates, tmp_path):
-    """The kept notes name what staff should run: they reached the unit's 回执; and after staff voided the file as
-    the note advised, 问题清单 still said it counted."""
+def test_two_versions_arriving_together_are_said_to_staff_and_go_with_a_void(ws, templates, tmp_path):
+    """A draft and its correction in one mail or zip: the one listed later counted, with nothing said. Now it is
+    said and kept in 问题清单 — for staff (it names what to run: it reached the unit's 回执), and after staff void
+    the file as the note advises, no longer (问题清单 still said it counted)."""
     from tuanjian_xlsx.ledger import Ledger, ReplyRow
     from tuanjian_xlsx.replies import _notes
 
@@ -216,6 +204,8 @@ def test_notes_about_earlier_files_are_for_staff_and_go_with_a_void(ws, template
         z.write(draft, "走基层.xlsx")
     result = merge(ws, as_of=AS_OF, now=dt.datetime(2026, 4, 2, 9, 0))
     (note,) = [n for n in result.notes if n.code == "replaced-together"]
+    assert "同时收到" in note.message and "ledger void" in note.message
+    assert _problem_rows(result.master, "replaced-together") == [(note.file, "提醒")]
     with Ledger(ws) as ledger:
         later = next(f for f in ledger.files() if f.name == note.file)
     assert any(i["code"] == "replaced-together" for i in later.issues)
