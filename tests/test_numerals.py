@@ -23,6 +23,8 @@ AT = {"field": "团员青年"}
     ("万", 10000), ("万五", 15000), ("十万", 100000),  # 万 alone was 0, and 万五 5000
     ("百八十", None), ("千二百", None), ("万万", None),  # “a hundred or so”: no exact count (it was 180)
     ("百万", 1000000), ("千万", 10000000),
+    ("五十百", None), ("三千百", None),  # places that do not fall in turn: no number (read as 150 and 3100)
+    ("一百十", 110), ("五千五百五十五", 5555), ("一千一百", 1100),
 ])
 def test_plain_chinese_numerals(text, value):
     assert chinese_number(text) == value

@@ -101,6 +101,7 @@ def chinese_number(text: str) -> int | None:
     total = section = digit = 0
     seen_digit = False
     place = 1  # what the character before a digit makes of it: the place below 百/千/万 right before it, else 1
+    last = 10000  # the place last written in this section of the number (each must be lower than the one before)
     for ch in text:
         if ch in _CN_DIGITS:
             if seen_digit and _CN_DIGITS[ch] != 0 and digit != 0:
@@ -109,14 +110,17 @@ def chinese_number(text: str) -> int | None:
             if digit == 0:
                 place = 1  # 一百零二: the 零 says the next digit is units
         elif ch in _CN_POWERS:
-            section += (digit if seen_digit else 1) * _CN_POWERS[ch]
+            power = _CN_POWERS[ch]
+            if section and (power >= last or (not seen_digit and power != 10)):
+                return None  # 五十百, 三千百: places that do not fall in turn, or one without its digit: no number
+            section += (digit if seen_digit else 1) * power
             digit, seen_digit = 0, False
-            place = _CN_POWERS[ch] // 10
+            place, last = power // 10, power
         else:  # 万 (alone at the start: one 万, as 百 and 千 are one)
             total += (section + digit or (0 if total or seen_digit else 1)) * 10000
             section = digit = 0
             seen_digit = False
-            place = 1000
+            place, last = 1000, 10000
     return total + section + digit * (place if seen_digit and digit else 1)
 
 
