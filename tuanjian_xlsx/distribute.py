@@ -20,7 +20,6 @@ from .filenames import safe_filename
 from .xlsxio import BUILD_DATE, atomic_write
 
 
-
 @dataclass
 class UnitPackage:
     """What one unit gets for the period."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
 
 from .clock import now as clock_now
-from .issues import STAFF_NOTES, Issue, TuanjianError
+from .issues import Issue, TuanjianError
 from .filenames import display_name
 from .inbox import CONTAINERS, SPREADSHEET_SUFFIXES, Other, Refused, unreadable, walk_texts
 from .intake import Submission, expand_one, load, mail_budget_reset, other_kind, release, sniffed
@@ -1027,7 +1027,6 @@ def stored_notes(ws: Workspace, ledger: Ledger, new_ids: set[int]) -> list[Issue
                          else (f.received_at.date() - due).days > LONG_PAST_DAYS):
                 found.append((f, Issue.make("late-replaces-on-time", file=f.name, name=f.name, old=old.name, unit=f.unit,
                                             period=f.period, form=form, due=due.isoformat())))
-    assert all(issue.code in STAFF_NOTES for _, issue in found)  # (kept from the units' 回执, undone by a void)
     found.sort(key=lambda hit: (hit[0].received_at, hit[0].id))  # stable: a file's own stay in their order
     kept: dict[int, list[dict]] = {}
     for f, issue in found:

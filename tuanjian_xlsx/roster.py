@@ -58,7 +58,7 @@ _PLACE = re.compile(r"[^团委部局]*[市省县州]")
 def city_of(organisation: str) -> str | None:
     """The city (or county) a committee is of, from its name: 共青团漯河市委, 漯河团市委, 共青团河南省漯河市委员会,
     共青团漯河市委组织部 -> 漯河市; 共青团团风县委 -> 团风县; None when the name tells none."""
-    text = re.sub(r"^共青团|^.{1,4}?省", "", re.sub(r"^共青团", "", organisation.strip()))
+    text = re.sub(r"^(?:共青团)?(?:.{1,4}?省)?", "", organisation.strip())
     m = re.match(r"(.{1,6}?)团?([市县州])委", text)
     return m.group(1) + m.group(2) if m and m.group(1) != "团" else None  # (团市委: no city named)
 
@@ -75,6 +75,8 @@ def _folded(name: str) -> str:
     from .normalise import fold
 
     return fold(name).casefold()
+
+
 _EMAIL = re.compile(r"^[^@\s,;，；、<>]+@[^@\s,;，；、<>]+\.[^@\s,;，；、<>]+$")
 _EMAIL_APART = re.compile(r"[\s,;，；、]+")  # what stands between two addresses in one cell
 
